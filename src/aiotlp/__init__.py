@@ -1,0 +1,88 @@
+"""aiotlp: the asyncio-native OpenTelemetry (OTLP) export pipeline.
+
+```python
+async with aiotlp.OTLPExporter(endpoint="http://localhost:4318") as exporter:
+    result = await exporter.export_traces(spans)
+```
+"""
+
+__version__ = "0.1.0"
+
+from ._exceptions import (
+    AiotlpError,
+    AttemptTimeoutError,
+    ConfigurationError,
+    ConnectError,
+    DeadlineExceededError,
+    EncodeError,
+    ExportError,
+    ExporterShutdownError,
+    MissingExtraError,
+    PermanentError,
+    RejectedError,
+    RequestTooLargeError,
+    ResponseError,
+    RetriesExhaustedError,
+    RetryableError,
+    ServerBusyError,
+)
+from .config import ExporterConfig, Headers, SignalConfig
+from .export import ConcurrencyLimit, Exporter, ExportResult, OTLPExporter, Retry, RetryPolicy, Timeout
+from .model import (
+    AggregationTemporality,
+    Event,
+    InstrumentationScope,
+    Link,
+    LogRecord,
+    Metric,
+    Resource,
+    SeverityNumber,
+    Signal,
+    Span,
+    SpanKind,
+    Status,
+    StatusCode,
+)
+
+__all__ = [
+    "AggregationTemporality",
+    "AiotlpError",
+    "AttemptTimeoutError",
+    "ConcurrencyLimit",
+    "ConfigurationError",
+    "ConnectError",
+    "DeadlineExceededError",
+    "EncodeError",
+    "Event",
+    "ExportError",
+    "ExportResult",
+    "Exporter",
+    "ExporterConfig",
+    "ExporterShutdownError",
+    "Headers",
+    "InstrumentationScope",
+    "Link",
+    "LogRecord",
+    "Metric",
+    "MissingExtraError",
+    "OTLPExporter",
+    "PermanentError",
+    "RejectedError",
+    "RequestTooLargeError",
+    "Resource",
+    "ResponseError",
+    "Retry",
+    "RetriesExhaustedError",
+    "RetryPolicy",
+    "RetryableError",
+    "ServerBusyError",
+    "SeverityNumber",
+    "Signal",
+    "SignalConfig",
+    "Span",
+    "SpanKind",
+    "Status",
+    "StatusCode",
+    "Timeout",
+    "__version__",
+]

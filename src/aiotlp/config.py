@@ -1,0 +1,845 @@
+"""Configuration: frozen dataclasses, and the ONE place aiotlp reads environment variables.
+
+Every duration inside aiotlp is a ``float`` number of seconds; milliseconds exist only at the environment
+edge. Everything is validated once, when the dataclass is built; every error is a
+:class:`~aiotlp._exceptions.ConfigurationError` (also a ``ValueError``) whose message names the environment
+variable or the argument at fault. No message ever contains a header value or an endpoint URL (so never a URL
+password), and ``repr()`` redacts both.
+
+Precedence, highest first: an explicit keyword argument of ``from_env``; the per-signal variable
+(``OTEL_EXPORTER_OTLP_TRACES_TIMEOUT``, ``..._METRICS_...``, ``..._LOGS_...``); the generic variable; the
+default. An empty or all-whitespace variable counts as unset; surrounding whitespace is ignored. Only the
+variables actually used are read, so a bad variable that something else overrides is never reported.
+
+Exporter, :meth:`ExporterConfig.from_env` (every ``OTEL_EXPORTER_OTLP_X`` also has the per-signal variants):
+
+| variable                                | default                   | rule (note)                          |
+|-----------------------------------------|---------------------------|--------------------------------------|
+| OTEL_EXPORTER_OTLP_ENDPOINT             | ``http://localhost:4317`` | base URL (1)                         |
+|                                         | gRPC, else ``...:4318``   |                                      |
+| OTEL_EXPORTER_OTLP_<SIGNAL>_ENDPOINT    | the generic one           | HTTP: the URL to POST to, verbatim   |
+| OTEL_EXPORTER_OTLP_PROTOCOL             | ``http/protobuf``         | ``grpc``/``http/protobuf``/          |
+|                                         |                           | ``http/json``, any case              |
+| OTEL_EXPORTER_OTLP_HEADERS              | none                      | ``k=v,k2=v2`` (2)                    |
+| OTEL_EXPORTER_OTLP_TIMEOUT              | ``10000``                 | positive integer ms, per export (3)  |
+| OTEL_EXPORTER_OTLP_COMPRESSION          | ``none``                  | ``gzip`` or ``none``, any case       |
+| OTEL_EXPORTER_OTLP_CERTIFICATE          | system CAs                | readable PEM file of trusted CAs     |
+| OTEL_EXPORTER_OTLP_CLIENT_KEY           | none                      | readable PEM mTLS key (4)            |
+| OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE   | none                      | readable PEM mTLS certificate (4)    |
+| OTEL_EXPORTER_OTLP_INSECURE             | ``false``                 | only ``true``, any case, is true (5) |
+
+1. The scheme must be ``http`` or ``https``, the host non-empty, the port 1..65535 (80 for http and 443 for
+   https when the URL has none). HTTP appends ``v1/<signal>`` to a base URL's path: ``http://h:4318`` and
+   ``http://h:4318/`` give ``http://h:4318/v1/traces``, ``http://h/otlp`` gives ``http://h/otlp/v1/traces``.
+   The ``endpoint=`` argument is a base URL too. A per-signal URL with an empty path gets ``/``. gRPC
+   normalizes any endpoint to ``http://host:port`` or ``https://host:port`` (the path is ignored), accepts a
+   scheme-less ``host:port`` and refuses ``user:password@`` (send credentials as headers).
+2. Names and values are whitespace-stripped, then percent-decoded; names are lowercased and must be RFC 7230
+   tokens; a value must not contain CR, LF or NUL. Empty entries are skipped; a repeated name: the last wins.
+3. Integers in variables are ASCII digits only (no sign, ``_``, fraction or exponent), at most 18 of them.
+4. The client key and the client certificate must be set together.
+5. gRPC only, and only for a scheme-less endpoint (plaintext if true, else TLS): a scheme always wins.
+
+Batching, :meth:`BatchConfig.from_env` (``OTEL_BSP_*`` for spans, ``OTEL_BLRP_*`` for logs), and the metric
+reader, :meth:`MetricReaderConfig.from_env`:
+
+| variable                                           | default        | rule                          |
+|----------------------------------------------------|----------------|-------------------------------|
+| OTEL_BSP_SCHEDULE_DELAY / OTEL_BLRP_SCHEDULE_DELAY | 5000 / 1000    | positive integer ms           |
+| OTEL_BSP_EXPORT_TIMEOUT / OTEL_BLRP_EXPORT_TIMEOUT | 30000          | positive integer ms           |
+| OTEL_BSP_MAX_QUEUE_SIZE / OTEL_BLRP_MAX_QUEUE_SIZE | 2048           | positive integer              |
+| OTEL_BSP_MAX_EXPORT_BATCH_SIZE                     | 512            | positive integer, at most the |
+| / OTEL_BLRP_MAX_EXPORT_BATCH_SIZE                  |                | max queue size                |
+| OTEL_METRIC_EXPORT_INTERVAL                        | 60000          | positive integer ms           |
+| OTEL_METRIC_EXPORT_TIMEOUT                         | 30000          | positive integer ms           |
+| OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE  | ``cumulative`` | ``cumulative``, ``delta`` or  |
+|                                                    |                | ``lowmemory``, any case       |
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import os
+import re
+import stat
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Final, Literal, NoReturn, get_args
+from urllib.parse import unquote
+
+from aiotlp._exceptions import ConfigurationError
+from aiotlp.model._signal import Signal
+
+__all__ = [
+    "DEFAULT_MAX_REQUEST_BYTES",
+    "BatchConfig",
+    "Compression",
+    "ExporterConfig",
+    "Headers",
+    "MetricReaderConfig",
+    "OtlpProtocol",
+    "SignalConfig",
+    "TemporalityPreference",
+]
+
+OtlpProtocol = Literal["grpc", "http/protobuf", "http/json"]
+Compression = Literal["gzip", "none"]
+TemporalityPreference = Literal["cumulative", "delta", "lowmemory"]
+
+_PROTOCOLS: Final[tuple[str, ...]] = get_args(OtlpProtocol)
+_COMPRESSIONS: Final[tuple[str, ...]] = get_args(Compression)
+_TEMPORALITIES: Final[tuple[str, ...]] = get_args(TemporalityPreference)
+
+DEFAULT_MAX_REQUEST_BYTES: Final = 4 * 1024 * 1024
+_MIN_REQUEST_BYTES: Final = 1024
+_MAX_REQUEST_BYTES: Final = 64 * 1024 * 1024
+
+_DEFAULT_TIMEOUT_MS: Final = 10_000
+_DEFAULT_GRPC_ENDPOINT: Final = "http://localhost:4317"
+_DEFAULT_HTTP_ENDPOINT: Final = "http://localhost:4318"
+_DEFAULT_PROTOCOL: Final[OtlpProtocol] = "http/protobuf"
+
+# RFC 7230 token (tchar+).
+_TOKEN_RE: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_FORBIDDEN_VALUE_CHARS: Final = frozenset("\r\n\x00")
+# An integer as written in an environment variable: ASCII digits only (no sign, "_", "1.5", non-ASCII digits).
+_INT_RE: Final = re.compile(r"[0-9]{1,18}")
+# "scheme:" at the start of an endpoint. "host:4317" is not a scheme (a digit follows the colon).
+_SCHEME_RE: Final = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*):(?![0-9])")
+_HOST_RE: Final = re.compile(r"[A-Za-z0-9._\-]+")
+_PORT_RE: Final = re.compile(r"[0-9]{1,5}")
+_DEFAULT_PORTS: Final = {"http": 80, "https": 443}
+
+
+def _fail(message: str) -> NoReturn:
+    raise ConfigurationError(message)
+
+
+# --------------------------------------------------------------------------------------------------- Headers
+
+
+class Headers(Mapping[str, str]):
+    """An immutable mapping of header name to value, validated once.
+
+    Names are lowercased (gRPC metadata requires it) and must be RFC 7230 tokens; lookups are
+    case-insensitive. Values must not contain CR, LF or NUL. When a name repeats, the last value wins.
+    ``repr()`` and ``str()`` show every value as ``***``. Equal (and hashing equal) to any Headers with the
+    same content.
+
+    ``source`` names where the headers came from (an environment variable or an argument); error messages use
+    it and the header name, never the value.
+    """
+
+    __slots__ = ("_data",)
+
+    _data: Mapping[str, str]
+
+    def __init__(
+        self,
+        headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
+        /,
+        *,
+        source: str = "headers",
+    ) -> None:
+        data: dict[str, str] = {}
+        if isinstance(headers, (str, bytes)):
+            _fail(f"{source}: expected a mapping or (name, value) pairs; parse text with Headers.parse()")
+        if headers is not None:
+            items: Iterable[object] = headers.items() if isinstance(headers, Mapping) else headers
+            try:
+                iterator = iter(items)
+            except TypeError:
+                _fail(f"{source}: expected a mapping or (name, value) pairs, got {type(headers).__name__}")
+            for item in iterator:
+                if not (isinstance(item, tuple) and len(item) == 2):
+                    _fail(f"{source}: expected (name, value) pairs")
+                key, value = item
+                data[_check_header(key, value, source)] = value
+        object.__setattr__(self, "_data", data)
+
+    @classmethod
+    def parse(cls, text: str, source: str = "OTEL_EXPORTER_OTLP_HEADERS") -> Headers:
+        """Parse the OTLP ``k=v,k2=v2`` format: strip whitespace around names and values, then percent-decode.
+
+        Entries that are empty (``a=1,,b=2``, a trailing comma) are skipped. An entry without ``=`` or with an
+        empty name is an error naming ``source`` and the entry's position, never its text.
+        """
+        pairs: list[tuple[str, str]] = []
+        for index, entry in enumerate(text.split(","), start=1):
+            if not entry.strip():
+                continue
+            raw_key, sep, raw_value = entry.partition("=")
+            if not sep:
+                _fail(f"{source}: entry {index} has no '=' (expected name=value pairs separated by ',')")
+            key = unquote(raw_key.strip())
+            if not key:
+                _fail(f"{source}: entry {index} has an empty header name")
+            pairs.append((key, unquote(raw_value.strip())))
+        return cls(pairs, source=source)
+
+    def __getitem__(self, key: str) -> str:
+        if not isinstance(key, str):
+            raise KeyError(key)
+        return self._data[key.lower()]
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and key.lower() in self._data
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __hash__(self) -> int:
+        return hash(frozenset(self._data.items()))
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Headers):
+            return self._data == other._data
+        return super().__eq__(other)
+
+    def __repr__(self) -> str:
+        return f"Headers({ {key: '***' for key in self._data}!r})"
+
+    __str__ = __repr__
+
+    def __setattr__(self, name: str, value: object) -> NoReturn:
+        raise AttributeError(f"Headers is immutable: cannot set {name!r}")
+
+    def __delattr__(self, name: str) -> NoReturn:
+        raise AttributeError(f"Headers is immutable: cannot delete {name!r}")
+
+    def __reduce__(self) -> tuple[type[Headers], tuple[dict[str, str]]]:
+        return (Headers, (dict(self._data),))
+
+
+def _check_header(key: object, value: object, source: str) -> str:
+    if not isinstance(key, str):
+        _fail(f"{source}: header names must be str, got {type(key).__name__}")
+    if not _TOKEN_RE.fullmatch(key):
+        _fail(f"{source}: header name {key!r} is not a valid HTTP token (RFC 7230)")
+    if not isinstance(value, str):
+        _fail(f"{source}: header {key.lower()!r} must have a str value, got {type(value).__name__}")
+    if not _FORBIDDEN_VALUE_CHARS.isdisjoint(value):
+        _fail(f"{source}: the value of header {key.lower()!r} contains CR, LF or NUL")
+    return key.lower()
+
+
+def _as_headers(value: object, name: str) -> Headers:
+    if isinstance(value, Headers):
+        return value
+    if isinstance(value, Mapping):
+        return Headers(value, source=name)
+    _fail(f"{name}: must be a Mapping[str, str] or Headers, got {type(value).__name__}")
+
+
+# ------------------------------------------------------------------------------------------- value checkers
+
+
+def _check_seconds(value: object, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        _fail(f"{name}: must be a number of seconds, got {type(value).__name__}")
+    try:
+        seconds = float(value)
+    except OverflowError:
+        seconds = math.inf
+    if not (math.isfinite(seconds) and seconds > 0):
+        _fail(f"{name}: must be a positive, finite number of seconds")
+    return seconds
+
+
+def _check_positive_int(value: object, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        _fail(f"{name}: must be an int, got {type(value).__name__}")
+    if value <= 0:
+        _fail(f"{name}: must be a positive integer")
+    return value
+
+
+def _check_max_request_bytes(value: object, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        _fail(f"{name}: must be an int, got {type(value).__name__}")
+    if not _MIN_REQUEST_BYTES <= value <= _MAX_REQUEST_BYTES:
+        _fail(f"{name}: must be between {_MIN_REQUEST_BYTES} (1 KiB) and {_MAX_REQUEST_BYTES} (64 MiB) bytes")
+    return value
+
+
+def _check_choice(value: object, name: str, allowed: tuple[str, ...]) -> str:
+    if isinstance(value, str):
+        choice = value.strip().lower()
+        if choice in allowed:
+            return choice
+    _fail(f"{name}: must be one of {', '.join(repr(a) for a in allowed)}")
+
+
+def _check_protocol(value: object, name: str) -> OtlpProtocol:
+    choice = _check_choice(value, name, _PROTOCOLS)
+    return "grpc" if choice == "grpc" else "http/json" if choice == "http/json" else "http/protobuf"
+
+
+def _check_compression(value: object, name: str) -> Compression:
+    return "gzip" if _check_choice(value, name, _COMPRESSIONS) == "gzip" else "none"
+
+
+def _check_temporality(value: object, name: str) -> TemporalityPreference:
+    choice = _check_choice(value, name, _TEMPORALITIES)
+    return "delta" if choice == "delta" else "lowmemory" if choice == "lowmemory" else "cumulative"
+
+
+def _check_file(value: object, name: str) -> str:
+    if not isinstance(value, (str, os.PathLike)):
+        _fail(f"{name}: must be a file path, got {type(value).__name__}")
+    path = os.fspath(value)
+    if not isinstance(path, str):
+        _fail(f"{name}: must be a str file path, got {type(path).__name__}")
+    if not path:
+        _fail(f"{name}: the file path is empty")
+    # stat + access rather than open(): opening a FIFO would block.
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "invalid path"
+        _fail(f"{name}: cannot read file {path!r}: {reason}")
+    if not stat.S_ISREG(mode):
+        _fail(f"{name}: cannot read file {path!r}: not a regular file")
+    if not os.access(path, os.R_OK):
+        _fail(f"{name}: cannot read file {path!r}: permission denied")
+    return path
+
+
+def _check_optional_file(value: object, name: str) -> str | None:
+    return None if value is None else _check_file(value, name)
+
+
+def _parse_ms(text: str, name: str) -> float:
+    """Positive integer milliseconds from an environment variable, as float seconds."""
+    if not _INT_RE.fullmatch(text) or int(text) == 0:
+        _fail(f"{name}: must be a positive integer number of milliseconds")
+    return int(text) / 1000
+
+
+def _parse_count(text: str, name: str) -> int:
+    if not _INT_RE.fullmatch(text) or int(text) == 0:
+        _fail(f"{name}: must be a positive integer")
+    return int(text)
+
+
+# ----------------------------------------------------------------------------------------------- endpoints
+
+
+@dataclass(frozen=True, slots=True)
+class _Url:
+    scheme: str  # "http" or "https"
+    userinfo: str | None
+    host: str  # IPv6 without brackets
+    port: int | None
+    authority: str  # as written (userinfo included)
+    path: str
+    suffix: str  # "?query#fragment" as written
+
+    @property
+    def effective_port(self) -> int:
+        return _DEFAULT_PORTS[self.scheme] if self.port is None else self.port
+
+    @property
+    def host_for_url(self) -> str:
+        return f"[{self.host}]" if ":" in self.host else self.host
+
+
+def _parse_url(text: str, name: str, *, grpc: bool, insecure: bool) -> _Url:
+    """Split and validate an endpoint. Never puts any part of ``text`` other than the scheme in a message."""
+    if not text:
+        _fail(f"{name}: the endpoint is empty")
+    if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F or ch == "\\" for ch in text):
+        _fail(f"{name}: the endpoint contains whitespace, control characters or a backslash")
+    match = _SCHEME_RE.match(text)
+    if match is None:
+        if not grpc:
+            _fail(f"{name}: an OTLP/HTTP endpoint must start with http:// or https://")
+        scheme, rest = ("http" if insecure else "https"), "//" + text
+    else:
+        scheme, rest = match.group(1).lower(), text[match.end() :]
+        if scheme not in _DEFAULT_PORTS:
+            _fail(f"{name}: unsupported URL scheme {match.group(1)[:32]!r}: use http:// or https://")
+    if not rest.startswith("//"):
+        _fail(f"{name}: expected '//' after '{scheme}:' in the endpoint")
+    rest = rest[2:]
+    end = min((i for i in (rest.find(c) for c in "/?#") if i != -1), default=len(rest))
+    authority, tail = rest[:end], rest[end:]
+    cut = min((i for i in (tail.find(c) for c in "?#") if i != -1), default=len(tail))
+    path, suffix = tail[:cut], tail[cut:]
+
+    userinfo, at, hostport = authority.rpartition("@")
+    if hostport.startswith("["):
+        close = hostport.find("]")
+        if close == -1:
+            _fail(f"{name}: the endpoint has an unterminated IPv6 address")
+        host, after = hostport[1:close], hostport[close + 1 :]
+        if after and not after.startswith(":"):
+            _fail(f"{name}: unexpected characters after the IPv6 address in the endpoint")
+        port_text: str | None = after[1:] if after else None
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            _fail(f"{name}: the endpoint host is not a valid IPv6 address")
+    else:
+        host, colon, port_text_ = hostport.partition(":")
+        port_text = port_text_ if colon else None
+        if not host:
+            _fail(f"{name}: the endpoint has no host")
+        if not host.isascii():
+            try:
+                host = host.encode("idna").decode("ascii")
+            except UnicodeError:
+                _fail(f"{name}: the endpoint host is not a valid internationalized domain name")
+        if not _HOST_RE.fullmatch(host):
+            _fail(f"{name}: the endpoint host contains characters not allowed in a host name")
+    port: int | None = None
+    if port_text:  # "http://h:" (empty port) means the default port, as in RFC 3986
+        if not _PORT_RE.fullmatch(port_text) or not 1 <= int(port_text) <= 65535:
+            _fail(f"{name}: the endpoint port must be a number between 1 and 65535")
+        port = int(port_text)
+    return _Url(
+        scheme=scheme,
+        userinfo=userinfo if at else None,
+        host=host,
+        port=port,
+        authority=authority,
+        path=path,
+        suffix=suffix,
+    )
+
+
+def _normalize_endpoint(
+    text: str, name: str, *, protocol: OtlpProtocol, signal: Signal, base: bool, insecure: bool
+) -> tuple[str, _Url]:
+    """Validate ``text`` and return the endpoint a SignalConfig stores (see the module docstring)."""
+    grpc = protocol == "grpc"
+    url = _parse_url(text, name, grpc=grpc, insecure=insecure)
+    if grpc:
+        if url.userinfo is not None:
+            _fail(f"{name}: a gRPC endpoint cannot carry user credentials ('user:password@'); use headers")
+        return f"{url.scheme}://{url.host_for_url}:{url.effective_port}", url
+    path = url.path.rstrip("/") + signal.http_path if base else url.path or "/"
+    return f"{url.scheme}://{url.authority}{path}{url.suffix}", url
+
+
+def _redact_endpoint(endpoint: str) -> str:
+    """Replace any ``user:password@`` in a (validated) endpoint by ``***@``."""
+    scheme, sep, rest = endpoint.partition("://")
+    if not sep:
+        return endpoint
+    end = min((i for i in (rest.find(c) for c in "/?#") if i != -1), default=len(rest))
+    _, at, hostport = rest[:end].rpartition("@")
+    return f"{scheme}://***@{hostport}{rest[end:]}" if at else endpoint
+
+
+# ------------------------------------------------------------------------------------------- SignalConfig
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, repr=False)
+class SignalConfig:
+    """How to export one signal.
+
+    ``endpoint``: for HTTP the full URL to POST to (an empty path becomes ``/``); for gRPC it is normalized
+    to ``http://host:port`` or ``https://host:port`` (path dropped; a scheme-less ``host:port`` means TLS
+    here, use :meth:`ExporterConfig.from_env` with ``insecure=True`` for plaintext). ``insecure`` is derived
+    from the scheme (``http`` -> True), not passed. ``timeout`` is float seconds per export. Certificate files
+    must be readable; the client key and client certificate come together.
+    """
+
+    signal: Signal
+    protocol: OtlpProtocol
+    endpoint: str
+    headers: Headers = field(default_factory=Headers)
+    timeout: float = _DEFAULT_TIMEOUT_MS / 1000
+    compression: Compression = "none"
+    certificate_file: str | None = None
+    client_key_file: str | None = None
+    client_certificate_file: str | None = None
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+    insecure: bool = field(init=False)
+    _host: str = field(init=False, compare=False)
+    _port: int = field(init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        try:
+            signal = Signal(self.signal)
+        except ValueError:
+            _fail(f"signal: must be one of {', '.join(repr(s.value) for s in Signal)}")
+        set_(self, "signal", signal)
+        protocol = _check_protocol(self.protocol, "protocol")
+        set_(self, "protocol", protocol)
+        if not isinstance(self.endpoint, str):
+            _fail(f"endpoint: must be a str, got {type(self.endpoint).__name__}")
+        endpoint, url = _normalize_endpoint(
+            self.endpoint.strip(), "endpoint", protocol=protocol, signal=signal, base=False, insecure=False
+        )
+        set_(self, "endpoint", endpoint)
+        set_(self, "headers", _as_headers(self.headers, "headers"))
+        set_(self, "timeout", _check_seconds(self.timeout, "timeout"))
+        set_(self, "compression", _check_compression(self.compression, "compression"))
+        for attr in ("certificate_file", "client_key_file", "client_certificate_file"):
+            set_(self, attr, _check_optional_file(getattr(self, attr), attr))
+        if (self.client_key_file is None) != (self.client_certificate_file is None):
+            _fail("client_key_file and client_certificate_file must be given together (mTLS needs both)")
+        set_(self, "max_request_bytes", _check_max_request_bytes(self.max_request_bytes, "max_request_bytes"))
+        set_(self, "insecure", url.scheme == "http")
+        set_(self, "_host", url.host)
+        set_(self, "_port", url.effective_port)
+
+    @property
+    def host(self) -> str:
+        """The endpoint's host (an IPv6 address without brackets)."""
+        return self._host
+
+    @property
+    def port(self) -> int:
+        """The endpoint's port (80 or 443 when the URL has none)."""
+        return self._port
+
+    @property
+    def use_tls(self) -> bool:
+        return not self.insecure
+
+    @property
+    def endpoint_for_display(self) -> str:
+        """The endpoint with any ``user:password@`` replaced by ``***@``: safe for logs and messages."""
+        return _redact_endpoint(self.endpoint)
+
+    def __repr__(self) -> str:
+        return (
+            f"SignalConfig(signal={self.signal!r}, protocol={self.protocol!r}, "
+            f"endpoint={_redact_endpoint(self.endpoint)!r}, headers={self.headers!r}, "
+            f"timeout={self.timeout!r}, "
+            f"compression={self.compression!r}, certificate_file={self.certificate_file!r}, "
+            f"client_key_file={self.client_key_file!r}, "
+            f"client_certificate_file={self.client_certificate_file!r}, "
+            f"max_request_bytes={self.max_request_bytes!r}, insecure={self.insecure!r})"
+        )
+
+    __str__ = __repr__
+
+
+# ------------------------------------------------------------------------------------------ ExporterConfig
+
+
+class _Env:
+    """Read-only view of the environment: empty or all-whitespace values are unset; values are stripped."""
+
+    __slots__ = ("_environ",)
+
+    def __init__(self, environ: Mapping[str, str] | None) -> None:
+        self._environ: Mapping[str, str] = os.environ if environ is None else environ
+
+    def get(self, name: str) -> str | None:
+        value = self._environ.get(name)
+        if value is None:
+            return None
+        value = value.strip()
+        return value or None
+
+    def otlp(self, signal: Signal, key: str) -> tuple[str, str] | None:
+        """``(value, variable name)`` of the per-signal variable, else of the generic one, else None."""
+        for name in (f"OTEL_EXPORTER_OTLP_{signal.value.upper()}_{key}", f"OTEL_EXPORTER_OTLP_{key}"):
+            value = self.get(name)
+            if value is not None:
+                return value, name
+        return None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExporterConfig:
+    """The configuration of all three signals. Build it with :meth:`from_env`."""
+
+    traces: SignalConfig
+    metrics: SignalConfig
+    logs: SignalConfig
+
+    def __post_init__(self) -> None:
+        for signal in Signal:
+            config = getattr(self, signal.value)
+            if not isinstance(config, SignalConfig) or config.signal is not signal:
+                _fail(f"{signal.value}: must be a SignalConfig for signal {signal.value!r}")
+
+    def for_signal(self, signal: Signal | str) -> SignalConfig:
+        try:
+            sig = Signal(signal)
+        except ValueError:
+            _fail(f"signal: must be one of {', '.join(repr(s.value) for s in Signal)}")
+        config: SignalConfig = getattr(self, sig.value)
+        return config
+
+    @classmethod
+    def from_env(
+        cls,
+        environ: Mapping[str, str] | None = None,
+        *,
+        endpoint: str | None = None,
+        protocol: OtlpProtocol | None = None,
+        headers: Mapping[str, str] | Headers | None = None,
+        timeout: float | None = None,
+        compression: Compression | None = None,
+        certificate_file: str | os.PathLike[str] | None = None,
+        client_key_file: str | os.PathLike[str] | None = None,
+        client_certificate_file: str | os.PathLike[str] | None = None,
+        insecure: bool | None = None,
+        max_request_bytes: int | None = None,
+    ) -> ExporterConfig:
+        """Resolve every signal: explicit argument > per-signal variable > generic variable > default.
+
+        ``environ=None`` reads ``os.environ``. ``endpoint`` is a *base* endpoint, like
+        ``OTEL_EXPORTER_OTLP_ENDPOINT`` (HTTP appends ``v1/<signal>``); ``timeout`` is in seconds. Only the
+        values actually used are read and validated, so a bad variable that is overridden is never reported.
+        """
+        env = _Env(environ)
+        explicit_headers = None if headers is None else _as_headers(headers, "headers")
+        if insecure is not None and not isinstance(insecure, bool):
+            _fail(f"insecure: must be a bool, got {type(insecure).__name__}")
+        configs = {
+            signal: _resolve_signal(
+                env,
+                signal,
+                endpoint=endpoint,
+                protocol=protocol,
+                headers=explicit_headers,
+                timeout=timeout,
+                compression=compression,
+                certificate_file=certificate_file,
+                client_key_file=client_key_file,
+                client_certificate_file=client_certificate_file,
+                insecure=insecure,
+                max_request_bytes=max_request_bytes,
+            )
+            for signal in Signal
+        }
+        return cls(traces=configs[Signal.TRACES], metrics=configs[Signal.METRICS], logs=configs[Signal.LOGS])
+
+
+def _resolve_signal(
+    env: _Env,
+    signal: Signal,
+    *,
+    endpoint: str | None,
+    protocol: str | None,
+    headers: Headers | None,
+    timeout: float | None,
+    compression: str | None,
+    certificate_file: str | os.PathLike[str] | None,
+    client_key_file: str | os.PathLike[str] | None,
+    client_certificate_file: str | os.PathLike[str] | None,
+    insecure: bool | None,
+    max_request_bytes: int | None,
+) -> SignalConfig:
+    # protocol
+    if protocol is not None:
+        proto = _check_protocol(protocol, "protocol")
+    elif (found := env.otlp(signal, "PROTOCOL")) is not None:
+        proto = _check_protocol(*found)
+    else:
+        proto = _DEFAULT_PROTOCOL
+
+    # insecure (only matters for a scheme-less gRPC endpoint)
+    if insecure is None:
+        found = env.otlp(signal, "INSECURE")
+        insecure = found is not None and found[0].lower() == "true"
+
+    # endpoint
+    per_signal = f"OTEL_EXPORTER_OTLP_{signal.value.upper()}_ENDPOINT"
+    if endpoint is not None:
+        if not isinstance(endpoint, str):
+            _fail(f"endpoint: must be a str, got {type(endpoint).__name__}")
+        text, name, base = endpoint.strip(), "endpoint", True
+    elif (value := env.get(per_signal)) is not None:
+        text, name, base = value, per_signal, False
+    elif (value := env.get("OTEL_EXPORTER_OTLP_ENDPOINT")) is not None:
+        text, name, base = value, "OTEL_EXPORTER_OTLP_ENDPOINT", True
+    else:
+        text = _DEFAULT_GRPC_ENDPOINT if proto == "grpc" else _DEFAULT_HTTP_ENDPOINT
+        name, base = "the default endpoint", True
+    url, _ = _normalize_endpoint(text, name, protocol=proto, signal=signal, base=base, insecure=insecure)
+
+    # headers
+    if headers is None:
+        found = env.otlp(signal, "HEADERS")
+        headers = Headers() if found is None else Headers.parse(*found)
+
+    # timeout
+    if timeout is not None:
+        seconds = _check_seconds(timeout, "timeout")
+    elif (found := env.otlp(signal, "TIMEOUT")) is not None:
+        seconds = _parse_ms(*found)
+    else:
+        seconds = _DEFAULT_TIMEOUT_MS / 1000
+
+    # compression
+    if compression is not None:
+        comp = _check_compression(compression, "compression")
+    elif (found := env.otlp(signal, "COMPRESSION")) is not None:
+        comp = _check_compression(*found)
+    else:
+        comp = "none"
+
+    # TLS files
+    files: dict[str, tuple[str, str] | None] = {}
+    for key, explicit, arg in (
+        ("CERTIFICATE", certificate_file, "certificate_file"),
+        ("CLIENT_KEY", client_key_file, "client_key_file"),
+        ("CLIENT_CERTIFICATE", client_certificate_file, "client_certificate_file"),
+    ):
+        if explicit is not None:
+            files[key] = (_check_file(explicit, arg), arg)
+        elif (found := env.otlp(signal, key)) is not None:
+            files[key] = (_check_file(*found), found[1])
+        else:
+            files[key] = None
+    key_file, cert_file = files["CLIENT_KEY"], files["CLIENT_CERTIFICATE"]
+    if key_file is not None and cert_file is None:
+        _fail(
+            f"{key_file[1]} is set without a client certificate (client_certificate_file or "
+            f"OTEL_EXPORTER_OTLP_[{signal.value.upper()}_]CLIENT_CERTIFICATE): mTLS needs both"
+        )
+    if cert_file is not None and key_file is None:
+        _fail(
+            f"{cert_file[1]} is set without a client key (client_key_file or "
+            f"OTEL_EXPORTER_OTLP_[{signal.value.upper()}_]CLIENT_KEY): mTLS needs both"
+        )
+
+    if max_request_bytes is not None:
+        max_bytes = _check_max_request_bytes(max_request_bytes, "max_request_bytes")
+    else:
+        max_bytes = DEFAULT_MAX_REQUEST_BYTES
+
+    ca = files["CERTIFICATE"]
+    return SignalConfig(
+        signal=signal,
+        protocol=proto,
+        endpoint=url,
+        headers=headers,
+        timeout=seconds,
+        compression=comp,
+        certificate_file=None if ca is None else ca[0],
+        client_key_file=None if key_file is None else key_file[0],
+        client_certificate_file=None if cert_file is None else cert_file[0],
+        max_request_bytes=max_bytes,
+    )
+
+
+# -------------------------------------------------------------------------------- batching and metric reader
+
+
+def _ms_setting(env: _Env, explicit: float | None, arg: str, var: str, default_ms: int) -> tuple[float, str]:
+    if explicit is not None:
+        return _check_seconds(explicit, arg), arg
+    text = env.get(var)
+    return (default_ms / 1000 if text is None else _parse_ms(text, var)), var
+
+
+def _count_setting(env: _Env, explicit: int | None, arg: str, var: str, default: int) -> tuple[int, str]:
+    if explicit is not None:
+        return _check_positive_int(explicit, arg), arg
+    text = env.get(var)
+    return (default if text is None else _parse_count(text, var)), var
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BatchConfig:
+    """Batch processor settings (seconds). The defaults are the span ones; see :meth:`from_env`."""
+
+    schedule_delay: float = 5.0
+    export_timeout: float = 30.0
+    max_queue_size: int = 2048
+    max_export_batch_size: int = 512
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        set_(self, "schedule_delay", _check_seconds(self.schedule_delay, "schedule_delay"))
+        set_(self, "export_timeout", _check_seconds(self.export_timeout, "export_timeout"))
+        _check_positive_int(self.max_queue_size, "max_queue_size")
+        _check_positive_int(self.max_export_batch_size, "max_export_batch_size")
+        if self.max_export_batch_size > self.max_queue_size:
+            _fail("max_export_batch_size must not be larger than max_queue_size")
+
+    @classmethod
+    def from_env(
+        cls,
+        kind: Literal["span", "log"],
+        environ: Mapping[str, str] | None = None,
+        *,
+        schedule_delay: float | None = None,
+        export_timeout: float | None = None,
+        max_queue_size: int | None = None,
+        max_export_batch_size: int | None = None,
+    ) -> BatchConfig:
+        """Read ``OTEL_BSP_*`` for ``kind="span"`` (schedule delay 5000 ms), ``OTEL_BLRP_*`` for ``"log"``.
+
+        ``OTEL_BLRP_SCHEDULE_DELAY`` defaults to 1000 ms. Explicit arguments (seconds, counts) win.
+        """
+        if kind == "span":
+            prefix, default_delay_ms = "OTEL_BSP_", 5000
+        elif kind == "log":
+            prefix, default_delay_ms = "OTEL_BLRP_", 1000
+        else:
+            _fail("kind: must be 'span' or 'log'")
+        env = _Env(environ)
+        delay, _ = _ms_setting(
+            env, schedule_delay, "schedule_delay", prefix + "SCHEDULE_DELAY", default_delay_ms
+        )
+        timeout, _ = _ms_setting(env, export_timeout, "export_timeout", prefix + "EXPORT_TIMEOUT", 30_000)
+        queue, queue_name = _count_setting(
+            env, max_queue_size, "max_queue_size", prefix + "MAX_QUEUE_SIZE", 2048
+        )
+        batch, batch_name = _count_setting(
+            env, max_export_batch_size, "max_export_batch_size", prefix + "MAX_EXPORT_BATCH_SIZE", 512
+        )
+        if batch > queue:
+            _fail(f"{batch_name} ({batch}) must not be larger than {queue_name} ({queue})")
+        return cls(
+            schedule_delay=delay, export_timeout=timeout, max_queue_size=queue, max_export_batch_size=batch
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MetricReaderConfig:
+    """Periodic metric reader settings (seconds) and the OTLP exporter's temporality preference."""
+
+    export_interval: float = 60.0
+    export_timeout: float = 30.0
+    temporality_preference: TemporalityPreference = "cumulative"
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        set_(self, "export_interval", _check_seconds(self.export_interval, "export_interval"))
+        set_(self, "export_timeout", _check_seconds(self.export_timeout, "export_timeout"))
+        set_(
+            self,
+            "temporality_preference",
+            _check_temporality(self.temporality_preference, "temporality_preference"),
+        )
+
+    @classmethod
+    def from_env(
+        cls,
+        environ: Mapping[str, str] | None = None,
+        *,
+        export_interval: float | None = None,
+        export_timeout: float | None = None,
+        temporality_preference: TemporalityPreference | None = None,
+    ) -> MetricReaderConfig:
+        """``OTEL_METRIC_EXPORT_INTERVAL`` (60000 ms), ``OTEL_METRIC_EXPORT_TIMEOUT`` (30000 ms) and
+        ``OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`` (cumulative); explicit arguments win."""
+        env = _Env(environ)
+        interval, _ = _ms_setting(
+            env, export_interval, "export_interval", "OTEL_METRIC_EXPORT_INTERVAL", 60_000
+        )
+        timeout, _ = _ms_setting(env, export_timeout, "export_timeout", "OTEL_METRIC_EXPORT_TIMEOUT", 30_000)
+        if temporality_preference is not None:
+            temporality = _check_temporality(temporality_preference, "temporality_preference")
+        else:
+            var = "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE"
+            text = env.get(var)
+            temporality = "cumulative" if text is None else _check_temporality(text, var)
+        return cls(export_interval=interval, export_timeout=timeout, temporality_preference=temporality)

@@ -1,0 +1,80 @@
+"""Sans-IO OTLP codecs: model objects to request bytes, and collector responses to results.
+
+Requests (pure Python, no ``google.protobuf`` at run time):
+
+- :func:`encode_traces`, :func:`encode_metrics`, :func:`encode_logs`: ``Export*ServiceRequest`` as protobuf,
+  byte-for-byte what the official deterministic serializer writes for the same message;
+- :func:`encode_traces_json`, :func:`encode_metrics_json`, :func:`encode_logs_json`: the same request as OTLP/JSON
+  (hex ids, integer enums, 64-bit integers as strings), UTF-8;
+- :func:`encode` picks one of the six by signal and format; :func:`count_items` counts what a batch holds in the
+  unit the OTLP spec counts (spans, log records, metric data points).
+
+Encode once per batch: a retry re-sends the same bytes. An empty batch encodes to ``b""`` (protobuf) or
+``b"{}"`` (JSON); the exporters never send one. Strings are sent as valid UTF-8: a lone surrogate code point
+becomes U+FFFD.
+
+Responses: :func:`decode_export_response` / :func:`decode_export_response_json` read ``partial_success``;
+:func:`decode_rpc_status` reads a ``google.rpc.Status`` (with ``RetryInfo``); :func:`classify_http_response` and
+:func:`classify_grpc_status` turn a failed attempt into a retryable or permanent error; :func:`parse_retry_after`
+reads an HTTP ``Retry-After`` header.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from aiotlp.model import Signal
+
+from ._json import encode_logs_json, encode_metrics_json, encode_traces_json
+from ._protobuf import encode_logs, encode_metrics, encode_traces
+from ._response import (
+    PartialSuccess,
+    RpcStatus,
+    classify_grpc_status,
+    classify_http_response,
+    decode_export_response,
+    decode_export_response_json,
+    decode_rpc_status,
+    parse_retry_after,
+)
+
+__all__ = [
+    "PartialSuccess",
+    "RpcStatus",
+    "classify_grpc_status",
+    "classify_http_response",
+    "count_items",
+    "decode_export_response",
+    "decode_export_response_json",
+    "decode_rpc_status",
+    "encode",
+    "encode_logs",
+    "encode_logs_json",
+    "encode_metrics",
+    "encode_metrics_json",
+    "encode_traces",
+    "encode_traces_json",
+    "parse_retry_after",
+]
+
+_ENCODERS: dict[tuple[Signal, bool], Callable[[Sequence[Any]], bytes]] = {
+    (Signal.TRACES, False): encode_traces,
+    (Signal.METRICS, False): encode_metrics,
+    (Signal.LOGS, False): encode_logs,
+    (Signal.TRACES, True): encode_traces_json,
+    (Signal.METRICS, True): encode_metrics_json,
+    (Signal.LOGS, True): encode_logs_json,
+}
+
+
+def encode(signal: Signal, items: Sequence[Any], *, json: bool) -> bytes:
+    """Encode a batch of ``signal`` items (Spans, Metrics or LogRecords) as protobuf, or as OTLP/JSON."""
+    return _ENCODERS[signal, json](items)
+
+
+def count_items(signal: Signal, items: Sequence[Any]) -> int:
+    """How many items a batch holds, as OTLP counts them: spans, log records, or metric *data points*."""
+    if signal is Signal.METRICS:
+        return sum(len(metric.data.data_points) for metric in items)
+    return len(items)

@@ -1,0 +1,794 @@
+"""Model objects -> OTLP protobuf request bytes, in pure Python (sans-IO). This is the hot path.
+
+:func:`encode_traces`, :func:`encode_metrics` and :func:`encode_logs` return the serialized
+``Export{Trace,Metrics,Logs}ServiceRequest``. The bytes are exactly what the official serializer produces with
+``SerializeToString(deterministic=True)`` for the same message: fields in field-number order, proto3 rules to the
+letter, minimal varints.
+
+What goes on the wire
+- Items are grouped by ``resource`` object identity, then by ``scope`` object identity, in first-seen order. Two
+  equal but distinct Resource objects make two ``ResourceSpans``: share one object per process (the SDK does).
+- Implicit-presence scalars at their default (0, "", b"", False, +0.0) are left out. A ``-0.0`` double is written,
+  as the official serializer does (it compares the bits, not the value). ``oneof`` members (every ``AnyValue``
+  kind, ``as_int``/``as_double``, the metric data kind) and ``optional`` fields (histogram ``sum``/``min``/``max``)
+  are written whenever they are set, even at their default value.
+- ``resource``, ``scope``, span ``status`` and exponential histogram ``positive``/``negative`` messages are
+  always written, even when empty, as the official exporter does.
+- A ``None`` attribute value is an empty ``AnyValue`` message; a ``None`` log body is no body at all.
+- Strings are UTF-8; a lone surrogate code point becomes U+FFFD (see :func:`aiotlp.encoding._wire.utf8`).
+- An empty batch encodes to ``b""`` (the empty request message). The exporters never send one.
+
+How it is fast (CPython 3.11, measured): one ``bytearray`` per request, appended to with ``+=``; a nested
+message's length is a one-byte placeholder patched afterwards (and spliced into a longer varint when the payload
+is 128 bytes or more: that moves only the payload just written); tags are ``bytes`` literals (constants of the
+code object, the fastest load there is), each commented with its field number and name; the lengths of all
+one- and two-byte varints come from a table; pairs of fixed64 fields are written by one ``struct`` call;
+attribute keys, names, and short string attributes (key and value together) are encoded once and kept in
+bounded caches; everything the loops use is bound to a local first.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable, Mapping, Sequence
+from typing import Final, TypeVar
+
+from aiotlp._exceptions import EncodeError
+from aiotlp.model._common import AnyValue, InstrumentationScope, Resource
+from aiotlp.model._logs import LogRecord
+from aiotlp.model._metrics import (
+    Buckets,
+    Exemplar,
+    ExponentialHistogram,
+    ExponentialHistogramDataPoint,
+    Gauge,
+    Histogram,
+    HistogramDataPoint,
+    Metric,
+    NumberDataPoint,
+    Sum,
+    Summary,
+    SummaryDataPoint,
+)
+from aiotlp.model._trace import Span
+
+from ._wire import VARINT, VARINT_TABLE_SIZE, utf8, varint, zigzag32
+
+__all__ = ["encode_logs", "encode_metrics", "encode_traces", "group_by_resource_and_scope"]
+
+_T = TypeVar("_T", Span, LogRecord, Metric)
+
+_V: Final = VARINT
+_VN: Final = VARINT_TABLE_SIZE
+
+_pack_q: Final = struct.Struct("<Q").pack  # fixed64
+_pack_sq: Final = struct.Struct("<q").pack  # sfixed64
+_pack_d: Final = struct.Struct("<d").pack  # double
+_pack_i: Final = struct.Struct("<I").pack  # fixed32
+_pack_two_fixed64: Final = struct.Struct("<BQBQ").pack  # tag, fixed64, tag, fixed64 (one-byte tags)
+_pack_tagged_fixed32_2: Final = struct.Struct("<BBI").pack  # two-byte tag, fixed32
+_pack_kv_double: Final = struct.Struct("<BBBd").pack  # KeyValue.value tag, len 9, AnyValue.double_value tag, double
+_NEG_ZERO: Final = _pack_d(-0.0)
+
+# ---------------------------------------------------------------------------------------------------------------
+# Caches. Keys, names and short string attributes repeat from item to item and from batch to batch; encoding them
+# once saves most of the work for typical telemetry. Each cache is a plain dict, bounded by clearing it when it is
+# full (cheap, and a workload of unique values only pays the occasional refill). Long strings are never cached,
+# so the memory held stays small. Under concurrent use from threads the worst case is a lost insert.
+
+_CACHE_MAX: Final = 4096
+_CACHE_MAX_KEY_CHARS: Final = 256
+_CACHE_MAX_VALUE_CHARS: Final = 64
+
+_LP: dict[str, bytes] = {}
+"""str -> varint(len) + UTF-8: a length-prefixed string, for names and attribute keys."""
+_KEY: dict[str, bytes] = {}
+"""attribute key -> the ``KeyValue.key`` field (tag 1 + length-prefixed key)."""
+_KV: dict[tuple[str, str], bytes] = {}
+"""(key, short str value) -> varint(len) + the whole ``KeyValue`` message for that string attribute."""
+
+
+def _lp_str(text: str) -> bytes:
+    """``text`` length-prefixed, cached when short."""
+    data = utf8(text)
+    size = len(data)
+    out = (_V[size] if size < _VN else varint(size)) + data
+    if len(text) <= _CACHE_MAX_KEY_CHARS:
+        if len(_LP) >= _CACHE_MAX:
+            _LP.clear()
+        _LP[text] = out
+    return out
+
+
+def _lp_bytes(data: bytes) -> bytes:
+    size = len(data)
+    return (_V[size] if size < _VN else varint(size)) + data
+
+
+def _key_field(key: str) -> bytes:
+    """The ``KeyValue.key`` field for ``key`` (``0x0a`` + length-prefixed UTF-8), cached when short.
+
+    An empty key is a default-valued field, so it is left out (``b""``; never cached: it is falsy).
+    """
+    if not key:
+        return b""
+    out = b"\x0a" + _lp_str(key)  # KeyValue 1 key
+    if len(key) <= _CACHE_MAX_KEY_CHARS:
+        if len(_KEY) >= _CACHE_MAX:
+            _KEY.clear()
+        _KEY[key] = out
+    return out
+
+
+def _kv_str(key: str, value: str) -> bytes:
+    """varint(len) + a ``KeyValue`` holding a string value; cached when the value is short."""
+    kf = _KEY.get(key) or _key_field(key)
+    data = utf8(value)
+    n = len(data)
+    av = (b"\x0a" + _V[n] if n < _VN else b"\x0a" + varint(n)) + data  # AnyValue 1 string_value
+    m = len(av)
+    body = kf + (b"\x12" + _V[m] if m < _VN else b"\x12" + varint(m)) + av  # KeyValue 2 value
+    m = len(body)
+    out = (_V[m] if m < _VN else varint(m)) + body
+    if len(value) <= _CACHE_MAX_VALUE_CHARS and len(key) <= _CACHE_MAX_KEY_CHARS:
+        if len(_KV) >= _CACHE_MAX:
+            _KV.clear()
+        _KV[(key, value)] = out
+    return out
+
+
+def _patch(buf: bytearray, start: int) -> None:
+    """Fill in the one-byte length placeholder at ``start - 1`` for the payload ``buf[start:]``."""
+    n = len(buf) - start
+    if n < 0x80:
+        buf[start - 1] = n
+    else:
+        buf[start - 1 : start] = _V[n] if n < _VN else varint(n)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# AnyValue and attributes
+
+
+def _write_attributes(buf: bytearray, field_tag: bytes, attributes: Mapping[str, AnyValue]) -> None:
+    """Append one ``field_tag`` + ``KeyValue`` per attribute (a ``repeated KeyValue`` field)."""
+    kv_get = _KV.get
+    key_get = _KEY.get
+    V = _V
+    for key, value in attributes.items():
+        t = type(value)
+        if t is str:
+            buf += field_tag
+            buf += kv_get((key, value)) or _kv_str(key, value)  # type: ignore[arg-type]
+            continue
+        kf = key_get(key) or _key_field(key)
+        if t is int:
+            vb = V[value] if 0 <= value < _VN else varint(value)  # type: ignore[operator,index,arg-type]
+            n = len(kf) + len(vb) + 3
+            buf += field_tag
+            buf += V[n] if n < _VN else varint(n)
+            buf += kf
+            buf += b"\x12"  # KeyValue 2 value
+            buf += V[len(vb) + 1]
+            buf += b"\x18"  # AnyValue 3 int_value
+            buf += vb
+        elif t is bool:
+            n = len(kf) + 4
+            buf += field_tag
+            buf += V[n] if n < _VN else varint(n)
+            buf += kf
+            # KeyValue 2 value, len 2, AnyValue 2 bool_value
+            buf += b"\x12\x02\x10\x01" if value else b"\x12\x02\x10\x00"
+        elif t is float:
+            n = len(kf) + 11
+            buf += field_tag
+            buf += V[n] if n < _VN else varint(n)
+            buf += kf
+            # KeyValue 2 value, len 9, AnyValue 4 double_value
+            buf += _pack_kv_double(0x12, 9, 0x21, value)
+        else:
+            buf += field_tag
+            buf.append(0)
+            start = len(buf)
+            buf += kf
+            _write_any(buf, b"\x12", value)  # KeyValue 2 value
+            _patch(buf, start)
+
+
+def _write_any(buf: bytearray, field_tag: bytes, value: AnyValue) -> None:
+    """Append ``field_tag`` + an ``AnyValue`` message holding ``value``."""
+    t = type(value)
+    if t is str:
+        data = utf8(value)  # type: ignore[arg-type]
+        n = len(data)
+        buf += field_tag
+        buf += _V[n + 2] if n < 126 else varint(len(varint(n)) + n + 1)
+        buf += b"\x0a"  # AnyValue 1 string_value
+        buf += _V[n] if n < _VN else varint(n)
+        buf += data
+    elif t is int:
+        vb = varint(value)  # type: ignore[arg-type]
+        buf += field_tag
+        buf += _V[len(vb) + 1]
+        buf += b"\x18"  # AnyValue 3 int_value
+        buf += vb
+    elif t is bool:
+        buf += field_tag
+        buf += b"\x02\x10\x01" if value else b"\x02\x10\x00"  # AnyValue 2 bool_value
+    elif t is float:
+        buf += field_tag
+        buf += b"\x09\x21"  # len 9, AnyValue 4 double_value
+        buf += _pack_d(value)
+    elif value is None:
+        buf += field_tag
+        buf += b"\x00"  # the empty AnyValue
+    elif t is tuple:
+        buf += field_tag
+        buf.append(0)
+        outer = len(buf)
+        buf += b"\x2a\x00"  # AnyValue 5 array_value
+        inner = len(buf)
+        for item in value:  # type: ignore[union-attr]
+            _write_any(buf, b"\x0a", item)  # ArrayValue 1 values
+        _patch(buf, inner)
+        _patch(buf, outer)
+    elif t is dict:
+        buf += field_tag
+        buf.append(0)
+        outer = len(buf)
+        buf += b"\x32\x00"  # AnyValue 6 kvlist_value
+        inner = len(buf)
+        _write_attributes(buf, b"\x0a", value)  # type: ignore[arg-type]  # KeyValueList 1 values
+        _patch(buf, inner)
+        _patch(buf, outer)
+    elif t is bytes:
+        buf += field_tag
+        lp = _lp_bytes(value)  # type: ignore[arg-type]
+        n = len(lp) + 1
+        buf += _V[n] if n < _VN else varint(n)
+        buf += b"\x3a"  # AnyValue 7 bytes_value
+        buf += lp
+    else:
+        _write_any(buf, field_tag, _normalize(value))
+
+
+def _normalize(value: object) -> AnyValue:
+    """A subclass of an AnyValue type (``IntEnum``, a ``str`` subclass, ...) as its plain base type."""
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, str):
+        return str.__str__(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value)
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, Sequence):
+        return tuple(value)
+    raise EncodeError(f"cannot encode a {type(value).__name__} as an attribute value")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Resource, scope, grouping
+
+
+def _write_resource(buf: bytearray, resource: Resource) -> None:
+    """``Resource{Spans,Logs,Metrics}.resource`` (field 1), always present."""
+    buf += b"\x0a\x00"  # Resource* 1 resource
+    start = len(buf)
+    if resource.attributes:
+        _write_attributes(buf, b"\x0a", resource.attributes)  # Resource 1 attributes
+    if resource.dropped_attributes_count:
+        buf += b"\x10"  # Resource 2 dropped_attributes_count
+        buf += varint(resource.dropped_attributes_count)
+    _patch(buf, start)
+
+
+def _write_scope(buf: bytearray, scope: InstrumentationScope) -> None:
+    """``Scope{Spans,Logs,Metrics}.scope`` (field 1), always present."""
+    buf += b"\x0a\x00"  # Scope* 1 scope
+    start = len(buf)
+    if scope.name:
+        buf += b"\x0a"  # InstrumentationScope 1 name
+        buf += _lp_str(scope.name)
+    if scope.version:
+        buf += b"\x12"  # InstrumentationScope 2 version
+        buf += _lp_str(scope.version)
+    if scope.attributes:
+        _write_attributes(buf, b"\x1a", scope.attributes)  # InstrumentationScope 3 attributes
+    if scope.dropped_attributes_count:
+        buf += b"\x20"  # InstrumentationScope 4 dropped_attributes_count
+        buf += varint(scope.dropped_attributes_count)
+    _patch(buf, start)
+
+
+def _write_schema_url(buf: bytearray, schema_url: str) -> None:
+    if schema_url:
+        buf += b"\x1a"  # Resource*/Scope* 3 schema_url
+        buf += _lp_str(schema_url)
+
+
+def group_by_resource_and_scope(
+    items: Sequence[_T],
+) -> list[tuple[Resource, list[tuple[InstrumentationScope, list[_T]]]]]:
+    """Group ``items`` by ``.resource`` identity, then ``.scope`` identity, keeping first-seen order.
+
+    Identity (``id()``), not equality: model objects are not hashable, and comparing attribute dicts would cost
+    more than it saves. The objects stay referenced by ``items`` while the result is used, so ids are stable.
+    """
+    resources: dict[int, tuple[Resource, dict[int, tuple[InstrumentationScope, list[_T]]]]] = {}
+    last_resource: object = None
+    last_scope: object = None
+    last_list: list[_T] = []
+    for item in items:
+        resource = item.resource
+        scope = item.scope
+        if resource is last_resource and scope is last_scope:
+            last_list.append(item)
+            continue
+        group = resources.get(id(resource))
+        if group is None:
+            group = resources[id(resource)] = (resource, {})
+        scopes = group[1]
+        entry = scopes.get(id(scope))
+        if entry is None:
+            entry = scopes[id(scope)] = (scope, [])
+        last_resource, last_scope, last_list = resource, scope, entry[1]
+        last_list.append(item)
+    return [(resource, list(scopes.values())) for resource, scopes in resources.values()]
+
+
+def _write_request(items: Sequence[_T], write_items: Callable[[bytearray, list[_T]], None]) -> bytes:
+    """The ``Export*ServiceRequest`` around the items; ``write_items(buf, items)`` writes each item (field 2)."""
+    buf = bytearray()
+    for resource, scopes in group_by_resource_and_scope(items):
+        buf += b"\x0a\x00"  # Export*ServiceRequest 1 resource_{spans,metrics,logs}
+        resource_start = len(buf)
+        _write_resource(buf, resource)
+        for scope, scope_items in scopes:
+            buf += b"\x12\x00"  # Resource* 2 scope_{spans,metrics,logs}
+            scope_start = len(buf)
+            _write_scope(buf, scope)
+            write_items(buf, scope_items)
+            _write_schema_url(buf, scope.schema_url)
+            _patch(buf, scope_start)
+        _write_schema_url(buf, resource.schema_url)
+        _patch(buf, resource_start)
+    return bytes(buf)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Traces
+
+# Span.kind (6), indexed by the enum value; nothing for UNSPECIFIED.
+_SPAN_KIND: Final = (b"",) + tuple(b"\x30" + bytes((k,)) for k in range(1, 6))
+# Span.status (15) for an empty message, indexed by Status.code (UNSET, OK, ERROR); Status 3 code.
+_SPAN_STATUS: Final = (b"\x7a\x00", b"\x7a\x02\x18\x01", b"\x7a\x02\x18\x02")
+
+
+def _write_spans(buf: bytearray, spans: Sequence[Span]) -> None:
+    V = _V
+    lp_get = _LP.get
+    pack_q = _pack_q
+    pack_qq = _pack_two_fixed64
+    write_attributes = _write_attributes
+    span_kind = _SPAN_KIND
+    span_status = _SPAN_STATUS
+    for span in spans:
+        buf += b"\x12\x00"  # ScopeSpans 2 spans
+        start = len(buf)
+        buf += b"\x0a\x10"  # Span 1 trace_id, len 16
+        buf += span.trace_id
+        buf += b"\x12\x08"  # Span 2 span_id, len 8
+        buf += span.span_id
+        text = span.trace_state
+        if text:
+            buf += b"\x1a"  # Span 3 trace_state
+            buf += lp_get(text) or _lp_str(text)
+        if span.parent_span_id:
+            buf += b"\x22\x08"  # Span 4 parent_span_id, len 8
+            buf += span.parent_span_id
+        text = span.name
+        if text:
+            buf += b"\x2a"  # Span 5 name
+            buf += lp_get(text) or _lp_str(text)
+        buf += span_kind[span.kind]  # Span 6 kind
+        t0 = span.start_time_unix_nano
+        t1 = span.end_time_unix_nano
+        if t0 and t1:
+            buf += pack_qq(0x39, t0, 0x41, t1)  # Span 7 start_time_unix_nano, 8 end_time_unix_nano
+        else:
+            if t0:
+                buf += b"\x39"  # Span 7 start_time_unix_nano
+                buf += pack_q(t0)
+            if t1:
+                buf += b"\x41"  # Span 8 end_time_unix_nano
+                buf += pack_q(t1)
+        if span.attributes:
+            write_attributes(buf, b"\x4a", span.attributes)  # Span 9 attributes
+        if span.dropped_attributes_count:
+            buf += b"\x50"  # Span 10 dropped_attributes_count
+            buf += varint(span.dropped_attributes_count)
+        for event in span.events:
+            buf += b"\x5a\x00"  # Span 11 events
+            event_start = len(buf)
+            if event.time_unix_nano:
+                buf += b"\x09"  # Event 1 time_unix_nano
+                buf += pack_q(event.time_unix_nano)
+            text = event.name
+            if text:
+                buf += b"\x12"  # Event 2 name
+                buf += lp_get(text) or _lp_str(text)
+            if event.attributes:
+                write_attributes(buf, b"\x1a", event.attributes)  # Event 3 attributes
+            if event.dropped_attributes_count:
+                buf += b"\x20"  # Event 4 dropped_attributes_count
+                buf += varint(event.dropped_attributes_count)
+            n = len(buf) - event_start
+            if n < 0x80:
+                buf[event_start - 1] = n
+            else:
+                buf[event_start - 1 : event_start] = V[n] if n < _VN else varint(n)
+        if span.dropped_events_count:
+            buf += b"\x60"  # Span 12 dropped_events_count
+            buf += varint(span.dropped_events_count)
+        for link in span.links:
+            buf += b"\x6a\x00"  # Span 13 links
+            link_start = len(buf)
+            buf += b"\x0a\x10"  # Link 1 trace_id, len 16
+            buf += link.trace_id
+            buf += b"\x12\x08"  # Link 2 span_id, len 8
+            buf += link.span_id
+            text = link.trace_state
+            if text:
+                buf += b"\x1a"  # Link 3 trace_state
+                buf += lp_get(text) or _lp_str(text)
+            if link.attributes:
+                write_attributes(buf, b"\x22", link.attributes)  # Link 4 attributes
+            if link.dropped_attributes_count:
+                buf += b"\x28"  # Link 5 dropped_attributes_count
+                buf += varint(link.dropped_attributes_count)
+            if link.flags:
+                buf += b"\x35"  # Link 6 flags (fixed32)
+                buf += _pack_i(link.flags)
+            n = len(buf) - link_start
+            if n < 0x80:
+                buf[link_start - 1] = n
+            else:
+                buf[link_start - 1 : link_start] = V[n] if n < _VN else varint(n)
+        if span.dropped_links_count:
+            buf += b"\x70"  # Span 14 dropped_links_count
+            buf += varint(span.dropped_links_count)
+        status = span.status
+        if status.message:
+            buf += b"\x7a\x00"  # Span 15 status
+            status_start = len(buf)
+            buf += b"\x12"  # Status 2 message
+            buf += _lp_str(status.message)
+            if status.code:
+                buf += b"\x18"  # Status 3 code
+                buf += V[status.code]
+            _patch(buf, status_start)
+        else:
+            buf += span_status[status.code]  # Span 15 status
+        if span.flags:
+            buf += _pack_tagged_fixed32_2(0x85, 0x01, span.flags)  # Span 16 flags (fixed32)
+        n = len(buf) - start
+        if n < 0x80:
+            buf[start - 1] = n
+        else:
+            buf[start - 1 : start] = V[n] if n < _VN else varint(n)
+
+
+def encode_traces(spans: Sequence[Span]) -> bytes:
+    """Serialize ``spans`` as an ``ExportTraceServiceRequest``. An empty sequence gives ``b""``."""
+    return _write_request(spans, _write_spans)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Logs
+
+
+def _write_log_records(buf: bytearray, records: Sequence[LogRecord]) -> None:
+    V = _V
+    lp_get = _LP.get
+    pack_q = _pack_q
+    write_attributes = _write_attributes
+    for record in records:
+        buf += b"\x12\x00"  # ScopeLogs 2 log_records
+        start = len(buf)
+        if record.time_unix_nano:
+            buf += b"\x09"  # LogRecord 1 time_unix_nano
+            buf += pack_q(record.time_unix_nano)
+        if record.severity_number:
+            buf += b"\x10"  # LogRecord 2 severity_number
+            buf += V[record.severity_number]
+        text = record.severity_text
+        if text:
+            buf += b"\x1a"  # LogRecord 3 severity_text
+            buf += lp_get(text) or _lp_str(text)
+        if record.body is not None:
+            _write_any(buf, b"\x2a", record.body)  # LogRecord 5 body
+        if record.attributes:
+            write_attributes(buf, b"\x32", record.attributes)  # LogRecord 6 attributes
+        if record.dropped_attributes_count:
+            buf += b"\x38"  # LogRecord 7 dropped_attributes_count
+            buf += varint(record.dropped_attributes_count)
+        if record.flags:
+            buf += b"\x45"  # LogRecord 8 flags (fixed32)
+            buf += _pack_i(record.flags)
+        if record.trace_id:
+            buf += b"\x4a\x10"  # LogRecord 9 trace_id, len 16
+            buf += record.trace_id
+        if record.span_id:
+            buf += b"\x52\x08"  # LogRecord 10 span_id, len 8
+            buf += record.span_id
+        if record.observed_time_unix_nano:
+            buf += b"\x59"  # LogRecord 11 observed_time_unix_nano
+            buf += pack_q(record.observed_time_unix_nano)
+        text = record.event_name
+        if text:
+            buf += b"\x62"  # LogRecord 12 event_name
+            buf += lp_get(text) or _lp_str(text)
+        n = len(buf) - start
+        if n < 0x80:
+            buf[start - 1] = n
+        else:
+            buf[start - 1 : start] = V[n] if n < _VN else varint(n)
+
+
+def encode_logs(records: Sequence[LogRecord]) -> bytes:
+    """Serialize ``records`` as an ``ExportLogsServiceRequest``. An empty sequence gives ``b""``."""
+    return _write_request(records, _write_log_records)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Metrics
+
+
+def _write_double(buf: bytearray, field_tag: bytes, value: float) -> None:
+    """An implicit-presence ``double``: left out at +0.0 only (``-0.0`` is written, as protobuf does)."""
+    if value or _pack_d(value) == _NEG_ZERO:
+        buf += field_tag
+        buf += _pack_d(value)
+
+
+def _write_times(buf: bytearray, start_time: int, time: int) -> None:
+    """``start_time_unix_nano`` (2) and ``time_unix_nano`` (3), both fixed64, in every data point."""
+    if start_time and time:
+        buf += _pack_two_fixed64(0x11, start_time, 0x19, time)
+    else:
+        if start_time:
+            buf += b"\x11"
+            buf += _pack_q(start_time)
+        if time:
+            buf += b"\x19"
+            buf += _pack_q(time)
+
+
+def _write_exemplars(buf: bytearray, field_tag: bytes, exemplars: Sequence[Exemplar]) -> None:
+    for exemplar in exemplars:
+        buf += field_tag
+        buf.append(0)
+        start = len(buf)
+        if exemplar.time_unix_nano:
+            buf += b"\x11"  # Exemplar 2 time_unix_nano
+            buf += _pack_q(exemplar.time_unix_nano)
+        value = exemplar.value
+        is_int = isinstance(value, int)
+        if not is_int:
+            buf += b"\x19"  # Exemplar 3 as_double
+            buf += _pack_d(value)
+        if exemplar.span_id:
+            buf += b"\x22\x08"  # Exemplar 4 span_id, len 8
+            buf += exemplar.span_id
+        if exemplar.trace_id:
+            buf += b"\x2a\x10"  # Exemplar 5 trace_id, len 16
+            buf += exemplar.trace_id
+        if is_int:
+            buf += b"\x31"  # Exemplar 6 as_int (sfixed64)
+            buf += _pack_sq(value)
+        if exemplar.filtered_attributes:
+            _write_attributes(buf, b"\x3a", exemplar.filtered_attributes)  # Exemplar 7 filtered_attributes
+        _patch(buf, start)
+
+
+def _write_number_points(buf: bytearray, points: Sequence[NumberDataPoint]) -> None:
+    for point in points:
+        buf += b"\x0a\x00"  # Gauge/Sum 1 data_points
+        start = len(buf)
+        _write_times(buf, point.start_time_unix_nano, point.time_unix_nano)  # NumberDataPoint 2, 3
+        value = point.value
+        is_int = isinstance(value, int)
+        if not is_int:
+            buf += b"\x21"  # NumberDataPoint 4 as_double
+            buf += _pack_d(value)
+        if point.exemplars:
+            _write_exemplars(buf, b"\x2a", point.exemplars)  # NumberDataPoint 5 exemplars
+        if is_int:
+            buf += b"\x31"  # NumberDataPoint 6 as_int (sfixed64)
+            buf += _pack_sq(value)
+        if point.attributes:
+            _write_attributes(buf, b"\x3a", point.attributes)  # NumberDataPoint 7 attributes
+        if point.flags:
+            buf += b"\x40"  # NumberDataPoint 8 flags
+            buf += varint(point.flags)
+        _patch(buf, start)
+
+
+def _write_histogram_points(buf: bytearray, points: Sequence[HistogramDataPoint]) -> None:
+    for point in points:
+        buf += b"\x0a\x00"  # Histogram 1 data_points
+        start = len(buf)
+        _write_times(buf, point.start_time_unix_nano, point.time_unix_nano)  # HistogramDataPoint 2, 3
+        if point.count:
+            buf += b"\x21"  # HistogramDataPoint 4 count (fixed64)
+            buf += _pack_q(point.count)
+        if point.sum is not None:
+            buf += b"\x29"  # HistogramDataPoint 5 sum (optional double)
+            buf += _pack_d(point.sum)
+        counts = point.bucket_counts
+        if counts:
+            buf += b"\x32"  # HistogramDataPoint 6 bucket_counts (packed fixed64)
+            buf += varint(8 * len(counts))
+            buf += struct.pack(f"<{len(counts)}Q", *counts)
+        bounds = point.explicit_bounds
+        if bounds:
+            buf += b"\x3a"  # HistogramDataPoint 7 explicit_bounds (packed double)
+            buf += varint(8 * len(bounds))
+            buf += struct.pack(f"<{len(bounds)}d", *bounds)
+        if point.exemplars:
+            _write_exemplars(buf, b"\x42", point.exemplars)  # HistogramDataPoint 8 exemplars
+        if point.attributes:
+            _write_attributes(buf, b"\x4a", point.attributes)  # HistogramDataPoint 9 attributes
+        if point.flags:
+            buf += b"\x50"  # HistogramDataPoint 10 flags
+            buf += varint(point.flags)
+        if point.min is not None:
+            buf += b"\x59"  # HistogramDataPoint 11 min (optional double)
+            buf += _pack_d(point.min)
+        if point.max is not None:
+            buf += b"\x61"  # HistogramDataPoint 12 max (optional double)
+            buf += _pack_d(point.max)
+        _patch(buf, start)
+
+
+def _write_buckets(buf: bytearray, field_tag: bytes, buckets: Buckets) -> None:
+    buf += field_tag
+    buf.append(0)
+    start = len(buf)
+    if buckets.offset:
+        buf += b"\x08"  # Buckets 1 offset (sint32)
+        buf += varint(zigzag32(buckets.offset))
+    if buckets.bucket_counts:
+        V = _V
+        data = b"".join([V[c] if c < _VN else varint(c) for c in buckets.bucket_counts])
+        buf += b"\x12"  # Buckets 2 bucket_counts (packed uint64)
+        buf += varint(len(data))
+        buf += data
+    _patch(buf, start)
+
+
+def _write_exponential_points(buf: bytearray, points: Sequence[ExponentialHistogramDataPoint]) -> None:
+    for point in points:
+        buf += b"\x0a\x00"  # ExponentialHistogram 1 data_points
+        start = len(buf)
+        if point.attributes:
+            _write_attributes(buf, b"\x0a", point.attributes)  # ExponentialHistogramDataPoint 1 attributes
+        _write_times(buf, point.start_time_unix_nano, point.time_unix_nano)  # 2, 3
+        if point.count:
+            buf += b"\x21"  # 4 count (fixed64)
+            buf += _pack_q(point.count)
+        if point.sum is not None:
+            buf += b"\x29"  # 5 sum (optional double)
+            buf += _pack_d(point.sum)
+        if point.scale:
+            buf += b"\x30"  # 6 scale (sint32)
+            buf += varint(zigzag32(point.scale))
+        if point.zero_count:
+            buf += b"\x39"  # 7 zero_count (fixed64)
+            buf += _pack_q(point.zero_count)
+        _write_buckets(buf, b"\x42", point.positive)  # 8 positive
+        _write_buckets(buf, b"\x4a", point.negative)  # 9 negative
+        if point.flags:
+            buf += b"\x50"  # 10 flags
+            buf += varint(point.flags)
+        if point.exemplars:
+            _write_exemplars(buf, b"\x5a", point.exemplars)  # 11 exemplars
+        if point.min is not None:
+            buf += b"\x61"  # 12 min (optional double)
+            buf += _pack_d(point.min)
+        if point.max is not None:
+            buf += b"\x69"  # 13 max (optional double)
+            buf += _pack_d(point.max)
+        _write_double(buf, b"\x71", point.zero_threshold)  # 14 zero_threshold
+        _patch(buf, start)
+
+
+def _write_summary_points(buf: bytearray, points: Sequence[SummaryDataPoint]) -> None:
+    for point in points:
+        buf += b"\x0a\x00"  # Summary 1 data_points
+        start = len(buf)
+        _write_times(buf, point.start_time_unix_nano, point.time_unix_nano)  # SummaryDataPoint 2, 3
+        if point.count:
+            buf += b"\x21"  # SummaryDataPoint 4 count (fixed64)
+            buf += _pack_q(point.count)
+        _write_double(buf, b"\x29", point.sum)  # SummaryDataPoint 5 sum
+        for quantile in point.quantile_values:
+            buf += b"\x32\x00"  # SummaryDataPoint 6 quantile_values
+            quantile_start = len(buf)
+            _write_double(buf, b"\x09", quantile.quantile)  # ValueAtQuantile 1 quantile
+            _write_double(buf, b"\x11", quantile.value)  # ValueAtQuantile 2 value
+            _patch(buf, quantile_start)
+        if point.attributes:
+            _write_attributes(buf, b"\x3a", point.attributes)  # SummaryDataPoint 7 attributes
+        if point.flags:
+            buf += b"\x40"  # SummaryDataPoint 8 flags
+            buf += varint(point.flags)
+        _patch(buf, start)
+
+
+def _write_metrics(buf: bytearray, metrics: Sequence[Metric]) -> None:
+    lp_get = _LP.get
+    for metric in metrics:
+        buf += b"\x12\x00"  # ScopeMetrics 2 metrics
+        start = len(buf)
+        text = metric.name
+        if text:
+            buf += b"\x0a"  # Metric 1 name
+            buf += lp_get(text) or _lp_str(text)
+        text = metric.description
+        if text:
+            buf += b"\x12"  # Metric 2 description
+            buf += lp_get(text) or _lp_str(text)
+        text = metric.unit
+        if text:
+            buf += b"\x1a"  # Metric 3 unit
+            buf += lp_get(text) or _lp_str(text)
+        data = metric.data
+        # The data kind is a oneof member: written even when it has no points.
+        if isinstance(data, Sum):
+            buf += b"\x3a\x00"  # Metric 7 sum
+            data_start = len(buf)
+            _write_number_points(buf, data.data_points)  # Sum 1 data_points
+            if data.aggregation_temporality:
+                buf += b"\x10"  # Sum 2 aggregation_temporality
+                buf += _V[data.aggregation_temporality]
+            if data.is_monotonic:
+                buf += b"\x18\x01"  # Sum 3 is_monotonic
+        elif isinstance(data, Gauge):
+            buf += b"\x2a\x00"  # Metric 5 gauge
+            data_start = len(buf)
+            _write_number_points(buf, data.data_points)  # Gauge 1 data_points
+        elif isinstance(data, Histogram):
+            buf += b"\x4a\x00"  # Metric 9 histogram
+            data_start = len(buf)
+            _write_histogram_points(buf, data.data_points)  # Histogram 1 data_points
+            if data.aggregation_temporality:
+                buf += b"\x10"  # Histogram 2 aggregation_temporality
+                buf += _V[data.aggregation_temporality]
+        elif isinstance(data, ExponentialHistogram):
+            buf += b"\x52\x00"  # Metric 10 exponential_histogram
+            data_start = len(buf)
+            _write_exponential_points(buf, data.data_points)  # ExponentialHistogram 1 data_points
+            if data.aggregation_temporality:
+                buf += b"\x10"  # ExponentialHistogram 2 aggregation_temporality
+                buf += _V[data.aggregation_temporality]
+        elif isinstance(data, Summary):
+            buf += b"\x5a\x00"  # Metric 11 summary
+            data_start = len(buf)
+            _write_summary_points(buf, data.data_points)  # Summary 1 data_points
+        else:
+            raise EncodeError(f"Metric.data: cannot encode a {type(data).__name__}")
+        _patch(buf, data_start)
+        if metric.metadata:
+            _write_attributes(buf, b"\x62", metric.metadata)  # Metric 12 metadata
+        _patch(buf, start)
+
+
+def encode_metrics(metrics: Sequence[Metric]) -> bytes:
+    """Serialize ``metrics`` as an ``ExportMetricsServiceRequest``. An empty sequence gives ``b""``."""
+    return _write_request(metrics, _write_metrics)

@@ -1,0 +1,237 @@
+"""The OTLP exporter: encode a batch once, split it under the byte cap, send it through the sender stack."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+from .._exceptions import ExportError, ExporterShutdownError, RequestTooLargeError
+from ..config import ExporterConfig, Headers, SignalConfig
+from ..encoding import count_items, encode
+from ..model import LogRecord, Metric, Signal, Span
+from ..transport import MAX_RESPONSE_BYTES, Transport, make_transport
+from ._ratelimit import RateLimitedLogger
+from ._retry import RetryPolicy
+from ._stack import SenderStack, build_stack
+from ._types import ExportRequest, ExportResult
+
+__all__ = ["OTLPExporter"]
+
+logger = logging.getLogger("aiotlp.export")
+
+TransportFactory = Callable[[SignalConfig], Transport]
+
+
+class OTLPExporter:
+    """Exports traces, metrics and logs to an OTLP collector over gRPC, HTTP/protobuf or HTTP/JSON.
+
+    Configuration comes from ``config``, or else from the keyword arguments and the ``OTEL_EXPORTER_OTLP_*``
+    environment variables (see :mod:`aiotlp.config`). Each ``export_*`` call encodes the batch once, splits it
+    into requests of at most ``max_request_bytes`` (a single item larger than that is dropped and counted),
+    sends them through ``ConcurrencyLimit -> Retry -> Timeout -> transport`` within ``timeout`` seconds, and
+    returns an :class:`ExportResult`. It never raises for a failed export.
+
+    Use it as an async context manager, or call :meth:`shutdown` when done.
+    """
+
+    def __init__(
+        self,
+        config: ExporterConfig | None = None,
+        *,
+        endpoint: str | None = None,
+        protocol: str | None = None,
+        headers: Mapping[str, str] | Headers | None = None,
+        timeout: float | None = None,
+        compression: str | None = None,
+        insecure: bool | None = None,
+        certificate_file: str | None = None,
+        client_key_file: str | None = None,
+        client_certificate_file: str | None = None,
+        max_request_bytes: int | None = None,
+        retry: RetryPolicy | None = None,
+        max_concurrent: int = 4,
+        attempt_timeout: float | None = None,
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
+        transport_factory: TransportFactory | None = None,
+    ) -> None:
+        overrides: dict[str, Any] = {
+            "endpoint": endpoint,
+            "protocol": protocol,
+            "headers": headers,
+            "timeout": timeout,
+            "compression": compression,
+            "insecure": insecure,
+            "certificate_file": certificate_file,
+            "client_key_file": client_key_file,
+            "client_certificate_file": client_certificate_file,
+            "max_request_bytes": max_request_bytes,
+        }
+        if config is None:
+            config = ExporterConfig.from_env(**overrides)
+        elif any(value is not None for value in overrides.values()):
+            given = ", ".join(name for name, value in overrides.items() if value is not None)
+            raise TypeError(f"pass either config= or the settings ({given}), not both")
+        self.config = config
+        if transport_factory is None:
+
+            def transport_factory(cfg: SignalConfig) -> Transport:
+                return make_transport(cfg, max_response_bytes=max_response_bytes)
+
+        self._stacks: dict[Signal, SenderStack] = {}
+        for signal in Signal:
+            self._stacks[signal] = build_stack(
+                transport_factory(config.for_signal(signal)),
+                retry=retry,
+                max_concurrent=max_concurrent,
+                attempt_timeout=attempt_timeout,
+            )
+        self._closed = False
+        self._active = 0
+        self._idle: asyncio.Event | None = None
+        self._partial_log = RateLimitedLogger(logger, logging.WARNING, interval=60.0)
+        self._failure_log = RateLimitedLogger(logger, logging.WARNING, interval=10.0)
+
+    def __repr__(self) -> str:
+        endpoints = ", ".join(f"{s.value}={self.config.for_signal(s).endpoint_for_display}" for s in Signal)
+        return f"<OTLPExporter {endpoints}>"
+
+    async def __aenter__(self) -> OTLPExporter:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.shutdown()
+
+    @property
+    def retries(self) -> int:
+        """Retries made so far, over all signals."""
+        return sum(stack.retry.retries for stack in self._stacks.values())
+
+    @property
+    def in_flight(self) -> int:
+        """Requests being sent (or waiting to retry) right now, over all signals."""
+        return sum(stack.limit.in_flight for stack in self._stacks.values())
+
+    async def export_traces(self, spans: Sequence[Span]) -> ExportResult:
+        return await self._export(Signal.TRACES, spans)
+
+    async def export_metrics(self, metrics: Sequence[Metric]) -> ExportResult:
+        return await self._export(Signal.METRICS, metrics)
+
+    async def export_logs(self, records: Sequence[LogRecord]) -> ExportResult:
+        return await self._export(Signal.LOGS, records)
+
+    async def _export(self, signal: Signal, items: Sequence[Any]) -> ExportResult:
+        total = count_items(signal, items)
+        if self._closed:
+            error = ExporterShutdownError("the exporter is shut down")
+            return ExportResult(items=total, failed=total, error=error)
+        if total == 0:
+            return ExportResult()
+        config = self.config.for_signal(signal)
+        stack = self._stacks[signal]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + config.timeout
+        self._active += 1
+        try:
+            result = ExportResult()
+            for part in _split(signal, items, config.max_request_bytes, json=config.protocol == "http/json"):
+                if isinstance(part, RequestTooLargeError):
+                    dropped = part.items
+                    self._failure_log.log("%s", part.message)
+                    result = result + ExportResult(items=dropped, dropped=dropped, error=part)
+                    continue
+                result = result + await self._send(stack, part, deadline)
+            return result
+        finally:
+            self._active -= 1
+            if self._active == 0 and self._idle is not None:
+                self._idle.set()
+
+    async def _send(self, stack: SenderStack, request: ExportRequest, deadline: float) -> ExportResult:
+        body, compressed = stack.transport.prepare(request.body)
+        if compressed:
+            request = dataclasses.replace(request, body=body, compressed=True)
+        try:
+            partial = await stack.top.send(request, deadline)
+        except ExportError as exc:
+            self._failure_log.log(
+                "failed to export %d %s to %s: %s",
+                request.items,
+                request.signal.value,
+                self.config.for_signal(request.signal).endpoint_for_display,
+                exc,
+            )
+            return ExportResult(items=request.items, failed=request.items, requests=1, error=exc)
+        rejected = min(max(partial.rejected, 0), request.items)
+        if rejected or partial.error_message:
+            self._partial_log.log(
+                "collector accepted part of the %s: %d of %d rejected: %s",
+                request.signal.value,
+                rejected,
+                request.items,
+                partial.error_message or "(no message)",
+            )
+        return ExportResult(
+            items=request.items,
+            accepted=request.items - rejected,
+            rejected=rejected,
+            requests=1,
+            error_message=partial.error_message,
+        )
+
+    async def shutdown(self, timeout: float | None = None) -> None:
+        """Stop: interrupt retry backoffs, let in-flight requests end (within ``timeout`` seconds), close.
+
+        Exports after shutdown return a failed result at once. A second call returns at once.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        for stack in self._stacks.values():
+            stack.retry.interrupt()
+        if self._active:
+            self._idle = asyncio.Event()
+            try:
+                await asyncio.wait_for(self._idle.wait(), timeout)
+            except asyncio.TimeoutError:
+                logger.warning("shutdown: %d export(s) still in flight after %.3gs; closing", self._active, timeout)
+        await asyncio.gather(*(stack.top.shutdown() for stack in self._stacks.values()))
+
+
+def _split(
+    signal: Signal, items: Sequence[Any], cap: int, *, json: bool
+) -> Iterator[ExportRequest | RequestTooLargeError]:
+    """Encode ``items``; halve any batch whose encoding exceeds ``cap`` until every part fits.
+
+    A metric whose points alone exceed the cap is split by data points. A single span, log record or data
+    point over the cap cannot be sent: it is yielded as a :class:`RequestTooLargeError`, to be counted.
+    """
+    body = encode(signal, items, json=json)
+    count = count_items(signal, items)
+    if len(body) <= cap:
+        if count:
+            yield ExportRequest(signal=signal, body=body, items=count, size=len(body))
+        return
+    if len(items) == 1 and signal is Signal.METRICS and count > 1:
+        items = _split_metric(items[0])
+    if len(items) == 1:
+        kind = {"traces": "span", "metrics": "metric data point", "logs": "log record"}[signal.value]
+        yield RequestTooLargeError(
+            f"dropped one {kind}: it encodes to {len(body)} bytes, over the {cap}-byte request cap", items=count
+        )
+        return
+    half = len(items) // 2
+    yield from _split(signal, items[:half], cap, json=json)
+    yield from _split(signal, items[half:], cap, json=json)
+
+
+def _split_metric(metric: Metric) -> list[Metric]:
+    points = metric.data.data_points
+    half = len(points) // 2
+    return [
+        dataclasses.replace(metric, data=dataclasses.replace(metric.data, data_points=points[:half])),  # type: ignore[arg-type]
+        dataclasses.replace(metric, data=dataclasses.replace(metric.data, data_points=points[half:])),  # type: ignore[arg-type]
+    ]

@@ -1,0 +1,42 @@
+"""Concurrency limit: at most ``max_concurrent`` requests inside the wrapped sender at once."""
+
+from __future__ import annotations
+
+import asyncio
+
+from .._compat import timeout_at
+from .._exceptions import ConfigurationError, DeadlineExceededError
+from ..encoding import PartialSuccess
+from ._types import ExportRequest, Sender
+
+__all__ = ["ConcurrencyLimit"]
+
+
+class ConcurrencyLimit:
+    """Wraps a :class:`Sender` with a semaphore. Waiting for a slot counts against the request's deadline."""
+
+    def __init__(self, inner: Sender, max_concurrent: int = 4) -> None:
+        if isinstance(max_concurrent, bool) or not isinstance(max_concurrent, int) or max_concurrent < 1:
+            raise ConfigurationError(f"max_concurrent must be a positive int, got {max_concurrent!r}")
+        self.inner = inner
+        self.max_concurrent = max_concurrent
+        self._semaphore = asyncio.Semaphore(max_concurrent)
+        self.in_flight = 0
+
+    async def send(self, request: ExportRequest, deadline: float) -> PartialSuccess:
+        try:
+            async with timeout_at(deadline):
+                await self._semaphore.acquire()
+        except asyncio.TimeoutError:
+            raise DeadlineExceededError(
+                f"export deadline reached while waiting for one of {self.max_concurrent} export slots"
+            ) from None
+        self.in_flight += 1
+        try:
+            return await self.inner.send(request, deadline)
+        finally:
+            self.in_flight -= 1
+            self._semaphore.release()
+
+    async def shutdown(self) -> None:
+        await self.inner.shutdown()

@@ -1,0 +1,61 @@
+"""The sender stack, assembled in one place. From the outside in::
+
+    ConcurrencyLimit      at most N requests in flight; waiting for a slot counts against the deadline
+      -> Retry            retryable errors are retried with backoff until the export deadline
+        -> Timeout        each attempt is cancelled at min(attempt timeout, export deadline)
+          -> TransportSender   hands the same encoded bytes to the transport on every attempt
+
+The limit sits outside the retry, so a request waiting to retry keeps its slot: a struggling collector sees
+at most N requests from this exporter, retries included (like the Collector's queue consumers).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from ..encoding import PartialSuccess
+from ..transport import Transport
+from ._limit import ConcurrencyLimit
+from ._retry import Retry, RetryPolicy
+from ._timeout import Timeout
+from ._types import ExportRequest, Sender
+
+__all__ = ["SenderStack", "TransportSender", "build_stack"]
+
+
+class TransportSender:
+    """The leaf of the stack: one attempt through the transport."""
+
+    def __init__(self, transport: Transport) -> None:
+        self.transport = transport
+
+    async def send(self, request: ExportRequest, deadline: float) -> PartialSuccess:
+        timeout = deadline - asyncio.get_running_loop().time()
+        return await self.transport.send(request.body, compressed=request.compressed, timeout=timeout)
+
+    async def shutdown(self) -> None:
+        await self.transport.close()
+
+
+@dataclass(frozen=True, slots=True)
+class SenderStack:
+    """The assembled stack, with handles on the layers the exporter reports on."""
+
+    top: Sender
+    limit: ConcurrencyLimit
+    retry: Retry
+    transport: Transport
+
+
+def build_stack(
+    transport: Transport,
+    *,
+    retry: RetryPolicy | None = None,
+    max_concurrent: int = 4,
+    attempt_timeout: float | None = None,
+) -> SenderStack:
+    """Assemble ``ConcurrencyLimit -> Retry -> Timeout -> TransportSender`` around ``transport``."""
+    retry_layer = Retry(Timeout(TransportSender(transport), attempt_timeout), retry)
+    limit = ConcurrencyLimit(retry_layer, max_concurrent)
+    return SenderStack(top=limit, limit=limit, retry=retry_layer, transport=transport)

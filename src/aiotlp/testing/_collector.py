@@ -1,0 +1,834 @@
+"""FakeCollector: a real OTLP receiver (gRPC and HTTP) on 127.0.0.1, scripted, recording every request.
+
+```python
+async with FakeCollector() as collector:
+    collector.script(Reply(http_status=503, retry_after="1"), Reply())   # then the default: 200 / OK
+    ... export to collector.http_endpoint or collector.grpc_endpoint ...
+    await collector.wait_for(2)
+    assert collector.spans()[0].name == "work"
+```
+
+gRPC: a ``grpc.aio`` server with a generic handler for the three ``Export`` methods over raw bytes, so
+``ReceivedRequest.body`` is exactly what arrived (after gzip decompression, which the collector does itself:
+the server runs with ``grpc.per_message_decompression`` off and accepts identity and gzip only).
+HTTP: an ``aiohttp`` server for ``POST /v1/traces|metrics|logs`` with ``application/x-protobuf`` or
+``application/json`` bodies, optionally ``Content-Encoding: gzip``; it answers in the request's content type.
+Requests it cannot accept get 404 (path), 405 (method), 413 (size), 415 (content type or encoding) or 400
+(body), with a ``google.rpc.Status`` body; they land in :attr:`FakeCollector.bad_requests` and consume no
+scripted reply.
+
+Replies: each accepted request takes the next scripted :class:`Reply` for its signal, else the next one
+scripted for any signal, else :attr:`FakeCollector.default`. A request is recorded (and waiters woken) before
+its reply's ``delay``.
+
+gRPC quirks worth knowing: gRPC sends a message uncompressed when gzip would not shrink it, so a tiny request
+from a gzip channel is recorded with ``compression=None``; a call to a method other than the three Export
+methods gets UNIMPLEMENTED from grpc itself and is not recorded.
+
+Restart: :meth:`FakeCollector.stop` then :meth:`FakeCollector.start` binds the SAME ports again (for reconnect
+tests); only the first start picks free ports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import functools
+import json
+import os
+import ssl
+import struct
+import tempfile
+import zlib
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+import grpc
+from aiohttp import web
+from google.protobuf import json_format  # type: ignore[import-untyped]
+from google.protobuf.any_pb2 import Any as AnyProto  # type: ignore[import-untyped]
+from google.protobuf.message import DecodeError  # type: ignore[import-untyped]
+from google.rpc import error_details_pb2, status_pb2  # type: ignore[import-untyped]
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
+from opentelemetry.proto.metrics.v1.metrics_pb2 import Metric
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
+from aiotlp._exceptions import ConfigurationError
+from aiotlp.model._signal import Signal
+from aiotlp.testing._otlp_json import (
+    ExportRequest,
+    message_to_otlp_json,
+    otlp_json_to_message,
+    request_class,
+    response_class,
+)
+
+__all__ = ["BadRequest", "FakeCollector", "ReceivedRequest", "Reply"]
+
+PROTOBUF: Final = "application/x-protobuf"
+JSON: Final = "application/json"
+GRPC: Final = "application/grpc"
+
+_HOST = "127.0.0.1"
+_DEFAULT_MAX_REQUEST_SIZE = 64 * 1024 * 1024 + 1024 * 1024  # the 64 MiB OTLP cap, and room for the envelope
+_CHUNK = 64 * 1024
+_REJECTED_FIELD = {
+    Signal.TRACES: "rejected_spans",
+    Signal.METRICS: "rejected_data_points",
+    Signal.LOGS: "rejected_log_records",
+}
+_BY_PATH = {signal.http_path: signal for signal in Signal}
+_GRPC_SERVICES = {signal: signal.grpc_method.strip("/").rsplit("/", 1)[0] for signal in Signal}
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """One scripted answer. Each transport reads its own fields.
+
+    - ``http_status`` (HTTP) and ``grpc_code`` (gRPC): the status. When ``grpc_code`` is ``None`` gRPC derives
+      it from ``http_status``: 2xx -> OK, 429 -> RESOURCE_EXHAUSTED, 502/503/504 -> UNAVAILABLE,
+      400 -> INVALID_ARGUMENT, any other -> INTERNAL. ``grpc_code`` never changes the HTTP status.
+    - ``message``: the error text (``google.rpc.Status.message`` in an HTTP error body, the gRPC details).
+    - ``retry_after``: the HTTP ``Retry-After`` header value, verbatim (any status).
+    - ``retry_delay``: seconds of a ``google.rpc.RetryInfo``: in the ``grpc-status-details-bin`` trailer of a
+      gRPC error, and in the ``google.rpc.Status`` body of an HTTP error status.
+    - ``delay``: seconds to wait before answering (the request is recorded at once, before the wait).
+    - ``rejected`` and ``error_message``: the ``partial_success`` of a successful response.
+    - ``body``: the raw response body instead of the generated one (both transports).
+    - ``body_size``: a well-formed response of exactly this many bytes, with ``http_status``: protobuf, one
+      large unknown field of zeros; JSON, an object with one large unknown string member. Streamed in 64 KiB
+      chunks over HTTP, never whole in memory; gRPC needs it in one piece.
+    - ``gzip_bomb``: HTTP: the same well-formed body of this many bytes, sent as ``Content-Encoding: gzip``
+      (about 1 KiB per MiB, built from one cached deflate block, once per size); gRPC: a response of this
+      many bytes sent with gRPC gzip compression.
+    - ``drop_connection``: HTTP: close the connection without a response; gRPC: abort with UNAVAILABLE.
+    """
+
+    http_status: int = 200
+    grpc_code: grpc.StatusCode | None = None
+    message: str = ""
+    retry_after: str | None = None
+    retry_delay: float | None = None
+    delay: float = 0.0
+    rejected: int = 0
+    error_message: str = ""
+    body: bytes | None = None
+    body_size: int | None = None
+    gzip_bomb: int | None = None
+    drop_connection: bool = False
+
+    def __post_init__(self) -> None:
+        if not 100 <= self.http_status <= 599:
+            raise ConfigurationError(f"http_status must be in 100..599, got {self.http_status}")
+        if self.grpc_code is not None and not isinstance(self.grpc_code, grpc.StatusCode):
+            raise ConfigurationError(f"grpc_code must be a grpc.StatusCode, got {self.grpc_code!r}")
+        for name in ("retry_delay", "delay"):
+            value = getattr(self, name)
+            if value is not None and not value >= 0:
+                raise ConfigurationError(f"{name} must be >= 0, got {value}")
+        for name in ("body_size", "gzip_bomb"):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise ConfigurationError(f"{name} must be >= 0, got {value}")
+        if self.retry_after is not None and any(ch in self.retry_after for ch in "\r\n\0"):
+            raise ConfigurationError("retry_after must not contain CR, LF or NUL")
+        if sum(x is not None for x in (self.body, self.body_size, self.gzip_bomb)) > 1:
+            raise ConfigurationError("body, body_size and gzip_bomb are exclusive: give at most one")
+
+    @property
+    def effective_grpc_code(self) -> grpc.StatusCode:
+        """``grpc_code``, or the code derived from ``http_status`` (see the class docstring)."""
+        if self.grpc_code is not None:
+            return self.grpc_code
+        status = self.http_status
+        if 200 <= status <= 299:
+            return grpc.StatusCode.OK
+        if status == 429:
+            return grpc.StatusCode.RESOURCE_EXHAUSTED
+        if status in (502, 503, 504):
+            return grpc.StatusCode.UNAVAILABLE
+        if status == 400:
+            return grpc.StatusCode.INVALID_ARGUMENT
+        return grpc.StatusCode.INTERNAL
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedRequest:
+    """One accepted export request.
+
+    ``headers``: lowercased names; for gRPC the invocation metadata, with ``-bin`` values base64-encoded (as
+    on the wire); repeated names joined with ``", "``. ``body``: the exact bytes received, after
+    decompression.
+    """
+
+    signal: Signal
+    transport: Literal["grpc", "http"]
+    content_type: Literal["application/x-protobuf", "application/json", "application/grpc"]
+    compression: Literal["gzip"] | None
+    headers: dict[str, str]
+    body: bytes
+    message: ExportRequest
+
+
+@dataclass(frozen=True, slots=True)
+class BadRequest:
+    """A request the collector refused before any scripted reply: ``status`` is the HTTP status or gRPC code
+    name it answered with, ``reason`` the error text, ``body`` the bytes as received (still compressed)."""
+
+    transport: Literal["grpc", "http"]
+    path: str
+    status: int | str
+    reason: str
+    headers: dict[str, str]
+    body: bytes
+
+
+class _Refused(Exception):
+    """Internal: a request the collector refuses (HTTP status, gRPC code, reason)."""
+
+    def __init__(self, http_status: int, grpc_code: grpc.StatusCode, reason: str) -> None:
+        super().__init__(reason)
+        self.http_status = http_status
+        self.grpc_code = grpc_code
+        self.reason = reason
+
+
+# -- response bodies -----------------------------------------------------------------------------------------
+
+
+def _varint(value: int, width: int = 0) -> bytes:
+    """``value`` as a varint, padded to ``width`` bytes with redundant continuation bytes if needed."""
+    out = bytearray()
+    while value > 0x7F or len(out) + 1 < width:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+@dataclass(frozen=True, slots=True)
+class _Filler:
+    """A well-formed response of exactly ``size`` bytes, mostly one repeated byte: ``head``, ``count`` times
+    ``fill``, ``tail``. Protobuf: one unknown length-delimited field (number 15) of zeros; JSON: an object
+    with one unknown string member of ``"0"`` characters."""
+
+    head: bytes
+    fill: int
+    count: int
+    tail: bytes
+
+    @classmethod
+    def of(cls, size: int, media_type: str) -> _Filler:
+        if media_type == JSON:
+            head, tail = b'{"filler":"', b'"}'
+            if size < len(head) + len(tail):
+                return cls(b"", 0x20, size, b"")  # blank: an empty JSON response
+            return cls(head, 0x30, size - len(head) - len(tail), tail)
+        if size < 2:
+            return cls(b"", 0, size, b"")  # b"" is a valid message; one byte cannot be
+        for width in range(1, 11):
+            length = size - 1 - width
+            # where no minimal varint fits exactly (130 bytes, ...), pad it: every decoder accepts that
+            if length >= 0 and len(_varint(length)) <= width:
+                return cls(b"\x7a" + _varint(length, width), 0, length, b"")
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def chunks(self) -> Iterator[bytes]:
+        """The body in chunks of at most 64 KiB, never all of it in memory."""
+        if self.head:
+            yield self.head
+        block = bytes([self.fill]) * min(_CHUNK, self.count)
+        remaining = self.count
+        while remaining > 0:
+            step = min(_CHUNK, remaining)
+            yield block if step == len(block) else block[:step]
+            remaining -= step
+        if self.tail:
+            yield self.tail
+
+    def gzip(self) -> bytes:
+        """The body as one gzip member, built from a cached deflate block of 1 MiB: ~1 KiB per MiB."""
+        return _gzip_filler(self)
+
+
+_BOMB_UNIT = 1 << 20
+
+
+def _deflate_flushed(data: bytes) -> bytes:
+    """Raw deflate ending in a full flush: byte-aligned and self-contained, so blocks can be concatenated."""
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    return compressor.compress(data) + compressor.flush(zlib.Z_FULL_FLUSH)
+
+
+@functools.cache
+def _deflated_run(fill: int, count: int) -> bytes:
+    return _deflate_flushed(bytes([fill]) * count)
+
+
+@functools.cache
+def _gzip_filler(filler: _Filler) -> bytes:
+    full, rest = divmod(filler.count, _BOMB_UNIT)
+    unit = bytes([filler.fill]) * _BOMB_UNIT
+    crc = zlib.crc32(filler.head)
+    for _ in range(full):
+        crc = zlib.crc32(unit, crc)
+    crc = zlib.crc32(unit[:rest], crc)
+    crc = zlib.crc32(filler.tail, crc)
+    size = len(filler.head) + filler.count + len(filler.tail)
+    return b"".join(
+        (
+            b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff",  # gzip header: deflate, no name, no mtime
+            _deflate_flushed(filler.head),
+            _deflated_run(filler.fill, _BOMB_UNIT) * full,
+            _deflated_run(filler.fill, rest) if rest else b"",
+            _deflate_flushed(filler.tail),
+            b"\x03\x00",  # the final, empty, block
+            struct.pack("<II", crc, size & 0xFFFFFFFF),
+        )
+    )
+
+
+def _gunzip(data: bytes, limit: int) -> bytes:
+    """Inflate a gzip body (all members), refusing more than ``limit`` bytes of output."""
+    out = bytearray()
+    while data:
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            out += inflater.decompress(data, limit + 1 - len(out))
+        except zlib.error as exc:
+            raise _Refused(400, grpc.StatusCode.INVALID_ARGUMENT, f"invalid gzip body: {exc}") from None
+        if len(out) > limit or inflater.unconsumed_tail:
+            raise _Refused(
+                413, grpc.StatusCode.RESOURCE_EXHAUSTED, f"gzip body inflates to more than {limit} bytes"
+            )
+        if not inflater.eof:
+            raise _Refused(400, grpc.StatusCode.INVALID_ARGUMENT, "invalid gzip body: truncated")
+        data = inflater.unused_data
+    return bytes(out)
+
+
+def _rpc_status(code: grpc.StatusCode, message: str, retry_delay: float | None) -> Any:
+    status = status_pb2.Status(code=code.value[0], message=message)
+    if retry_delay is not None:
+        info = error_details_pb2.RetryInfo()
+        info.retry_delay.FromNanoseconds(round(retry_delay * 1e9))
+        packed = AnyProto()
+        packed.Pack(info)
+        status.details.append(packed)
+    return status
+
+
+def _serialize(message: Any, media_type: str) -> bytes:
+    if media_type == JSON:
+        return json.dumps(message_to_otlp_json(message)).encode()
+    data: bytes = message.SerializeToString()
+    return data
+
+
+def _status_body(status: Any, media_type: str) -> bytes:
+    if media_type == JSON:
+        return json.dumps(json_format.MessageToDict(status)).encode()
+    data: bytes = status.SerializeToString()
+    return data
+
+
+def _join_headers(pairs: Iterator[tuple[str, str]]) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for key, value in pairs:
+        key = key.lower()
+        headers[key] = f"{headers[key]}, {value}" if key in headers else value
+    return headers
+
+
+def _grpc_headers(metadata: Any) -> dict[str, str]:
+    def pairs() -> Iterator[tuple[str, str]]:
+        for key, value in metadata or ():
+            if isinstance(value, bytes):
+                yield key, base64.b64encode(value).decode("ascii").rstrip("=")
+            else:
+                yield key, value
+
+    return _join_headers(pairs())
+
+
+def _server_ssl_context(cert: bytes, key: bytes, client_ca: bytes | None) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    # ssl loads a certificate chain from files only: write them to a private directory for the load
+    with tempfile.TemporaryDirectory(prefix="aiotlp-fake-collector-") as tmp:
+        cert_path = os.path.join(tmp, "cert.pem")
+        key_path = os.path.join(tmp, "key.pem")
+        for path, data in ((cert_path, cert), (key_path, key)):
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as file:
+                file.write(data)
+        context.load_cert_chain(cert_path, key_path)
+    if client_ca is not None:
+        context.load_verify_locations(cadata=client_ca.decode("ascii"))
+        context.verify_mode = ssl.CERT_REQUIRED
+    return context
+
+
+# -- the collector -------------------------------------------------------------------------------------------
+
+
+class FakeCollector:
+    """A real OTLP collector for tests: gRPC and HTTP servers on ``127.0.0.1``, scripted replies, recording.
+
+    ``ssl_cert`` / ``ssl_key`` (PEM) serve TLS on both ports (the endpoints become ``https://``);
+    ``client_ca`` (PEM) also requires client certificates signed by it (mTLS). ``max_request_size`` caps a
+    request body after decompression (413 / RESOURCE_EXHAUSTED beyond it).
+    """
+
+    def __init__(
+        self,
+        *,
+        ssl_cert: bytes | None = None,
+        ssl_key: bytes | None = None,
+        client_ca: bytes | None = None,
+        max_request_size: int = _DEFAULT_MAX_REQUEST_SIZE,
+        default: Reply | None = None,
+    ) -> None:
+        if (ssl_cert is None) != (ssl_key is None):
+            raise ConfigurationError("ssl_cert and ssl_key must be given together")
+        if client_ca is not None and ssl_cert is None:
+            raise ConfigurationError("client_ca (mTLS) needs ssl_cert and ssl_key")
+        if max_request_size <= 0:
+            raise ConfigurationError(f"max_request_size must be > 0, got {max_request_size}")
+        self._ssl_cert = ssl_cert
+        self._ssl_key = ssl_key
+        self._client_ca = client_ca
+        self._ssl_context = (
+            None if ssl_cert is None or ssl_key is None else _server_ssl_context(ssl_cert, ssl_key, client_ca)
+        )
+        self._max_request_size = max_request_size
+        self.default: Reply = default if default is not None else Reply()
+        """The reply when nothing is scripted."""
+        self.received: list[ReceivedRequest] = []
+        """Every accepted request, in arrival order."""
+        self.bad_requests: list[BadRequest] = []
+        """Every refused request (404, 405, 413, 415, 400 / INVALID_ARGUMENT), in arrival order."""
+        self._scripts: dict[Signal | None, deque[Reply]] = {key: deque() for key in (None, *Signal)}
+        self._changed = asyncio.Condition()
+        self._grpc_server: Any = None
+        self._runner: web.AppRunner | None = None
+        self._http_tasks: set[asyncio.Task[Any]] = set()
+        self._grpc_port = 0
+        self._http_port = 0
+
+    # -- lifecycle
+
+    async def __aenter__(self) -> FakeCollector:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    @property
+    def running(self) -> bool:
+        return self._runner is not None
+
+    async def start(self) -> None:
+        """Bind and serve. The first start picks free ports; a start after :meth:`stop` reuses them."""
+        if self.running:
+            raise RuntimeError("FakeCollector is already running")
+        try:
+            await self._start_grpc()
+            await self._start_http()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def stop(self) -> None:
+        """Stop both servers at once (no grace: in-flight requests are cut). Idempotent."""
+        grpc_server, self._grpc_server = self._grpc_server, None
+        runner, self._runner = self._runner, None
+        tasks, self._http_tasks = self._http_tasks, set()
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks)
+        if grpc_server is not None:
+            await grpc_server.stop(0)
+        if runner is not None:
+            await runner.cleanup()
+
+    async def _start_grpc(self) -> None:
+        server = grpc.aio.server(
+            options=[
+                ("grpc.so_reuseport", 0),
+                ("grpc.max_receive_message_length", self._max_request_size),
+                # hand the handler the bytes as sent so it can tell (and record) gzip; it inflates them
+                ("grpc.per_message_decompression", 0),
+                ("grpc.compression_enabled_algorithms_bitset", 0b101),  # identity and gzip, not deflate
+            ]
+        )
+        server.add_generic_rpc_handlers(
+            [
+                grpc.method_handlers_generic_handler(
+                    _GRPC_SERVICES[signal],
+                    {
+                        "Export": grpc.unary_unary_rpc_method_handler(
+                            functools.partial(self._grpc_export, signal)
+                        )
+                    },
+                )
+                for signal in Signal
+            ]
+        )
+        address = f"{_HOST}:{self._grpc_port}"
+        if self._ssl_cert is not None and self._ssl_key is not None:
+            credentials = grpc.ssl_server_credentials(
+                [(self._ssl_key, self._ssl_cert)],
+                root_certificates=self._client_ca,
+                require_client_auth=self._client_ca is not None,
+            )
+            port = server.add_secure_port(address, credentials)
+        else:
+            port = server.add_insecure_port(address)
+        if not port:
+            raise OSError(f"FakeCollector: cannot bind gRPC on {address}")
+        self._grpc_server = server
+        self._grpc_port = port
+        await server.start()
+
+    async def _start_http(self) -> None:
+        app = web.Application(client_max_size=self._max_request_size)
+        app.router.add_route("*", "/{path:.*}", self._http_handle)
+        runner = web.AppRunner(app, access_log=None, auto_decompress=False, shutdown_timeout=1.0)
+        await runner.setup()
+        self._runner = runner
+        site = web.TCPSite(
+            runner,
+            _HOST,
+            self._http_port,
+            ssl_context=self._ssl_context,
+            reuse_address=True,
+            reuse_port=False,
+        )
+        await site.start()
+        self._http_port = site.port
+
+    # -- addresses
+
+    def _port(self, port: int) -> int:
+        if not port:
+            raise RuntimeError("FakeCollector has not been started")
+        return port
+
+    @property
+    def grpc_port(self) -> int:
+        return self._port(self._grpc_port)
+
+    @property
+    def http_port(self) -> int:
+        return self._port(self._http_port)
+
+    @property
+    def _scheme(self) -> str:
+        return "https" if self._ssl_context is not None else "http"
+
+    @property
+    def grpc_endpoint(self) -> str:
+        """``http://127.0.0.1:PORT`` (``https://`` with TLS)."""
+        return f"{self._scheme}://{_HOST}:{self.grpc_port}"
+
+    @property
+    def http_endpoint(self) -> str:
+        """``http://127.0.0.1:PORT`` (``https://`` with TLS); the signal paths are ``/v1/<signal>``."""
+        return f"{self._scheme}://{_HOST}:{self.http_port}"
+
+    # -- scripting
+
+    def script(self, *replies: Reply, signal: Signal | None = None) -> None:
+        """Queue replies, consumed one per accepted request of ``signal`` (``None``: any signal)."""
+        for reply in replies:
+            if not isinstance(reply, Reply):
+                raise ConfigurationError(f"script() takes Reply objects, got {type(reply).__name__}")
+        self._scripts[signal].extend(replies)
+
+    def pending(self, signal: Signal | None = None) -> int:
+        """How many scripted replies are still queued for ``signal`` (``None``: for any signal)."""
+        return len(self._scripts[signal])
+
+    def _next_reply(self, signal: Signal) -> Reply:
+        for queue in (self._scripts[signal], self._scripts[None]):
+            if queue:
+                return queue.popleft()
+        return self.default
+
+    # -- recording
+
+    def requests(self, signal: Signal | None = None) -> list[ReceivedRequest]:
+        """The accepted requests of ``signal`` (all when ``None``), in arrival order."""
+        return [r for r in self.received if signal is None or r.signal is signal]
+
+    def spans(self) -> list[Span]:
+        """Every span received, flattened across requests, resources and scopes."""
+        return [
+            span
+            for request in self.received
+            if isinstance(request.message, ExportTraceServiceRequest)
+            for resource_spans in request.message.resource_spans
+            for scope_spans in resource_spans.scope_spans
+            for span in scope_spans.spans
+        ]
+
+    def log_records(self) -> list[LogRecord]:
+        """Every log record received, flattened."""
+        return [
+            record
+            for request in self.received
+            if isinstance(request.message, ExportLogsServiceRequest)
+            for resource_logs in request.message.resource_logs
+            for scope_logs in resource_logs.scope_logs
+            for record in scope_logs.log_records
+        ]
+
+    def metrics(self) -> list[Metric]:
+        """Every metric received, flattened (each with its data points)."""
+        return [
+            metric
+            for request in self.received
+            if isinstance(request.message, ExportMetricsServiceRequest)
+            for resource_metrics in request.message.resource_metrics
+            for scope_metrics in resource_metrics.scope_metrics
+            for metric in scope_metrics.metrics
+        ]
+
+    def clear(self) -> None:
+        """Forget the recorded requests (``received`` and ``bad_requests``); scripts stay."""
+        self.received.clear()
+        self.bad_requests.clear()
+
+    async def wait_for(
+        self, predicate_or_count: int | Callable[[FakeCollector], bool], timeout: float = 5.0
+    ) -> list[ReceivedRequest]:
+        """Wait until ``predicate(collector)`` holds, or until ``count`` requests were accepted.
+
+        Woken by each request (accepted or refused), never by polling. Returns a copy of :attr:`received`;
+        raises :class:`TimeoutError` after ``timeout`` seconds.
+        """
+        if isinstance(predicate_or_count, int):
+            count = predicate_or_count
+
+            def predicate() -> bool:
+                return len(self.received) >= count
+
+            description = f"{count} requests (got {{}})"
+        else:
+            check = predicate_or_count
+
+            def predicate() -> bool:
+                return check(self)
+
+            description = "the predicate (after {} requests)"
+        async with self._changed:
+            try:
+                await asyncio.wait_for(self._changed.wait_for(predicate), timeout)
+            except asyncio.TimeoutError:
+                raise TimeoutError(
+                    f"FakeCollector: waited {timeout}s for " + description.format(len(self.received))
+                ) from None
+        return list(self.received)
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def _record(self, request: ReceivedRequest) -> None:
+        self.received.append(request)
+        await self._notify()
+
+    async def _record_bad(self, bad: BadRequest) -> None:
+        self.bad_requests.append(bad)
+        await self._notify()
+
+    # -- gRPC
+
+    async def _grpc_export(self, signal: Signal, request: bytes, context: Any) -> bytes:
+        headers = _grpc_headers(context.invocation_metadata())
+        body = request
+        compression: Literal["gzip"] | None = None
+        try:
+            if body[:2] == b"\x1f\x8b":  # gzip magic; no protobuf message starts with 0x1f (wire type 7)
+                compression = "gzip"
+                body = _gunzip(body, self._max_request_size)
+            message = _decode_protobuf(signal, body)
+        except _Refused as refused:
+            bad = BadRequest(
+                "grpc", signal.grpc_method, refused.grpc_code.name, refused.reason, headers, request
+            )
+            await self._record_bad(bad)
+            await context.abort(refused.grpc_code, refused.reason)
+            raise  # not reached: abort() raises
+        await self._record(ReceivedRequest(signal, "grpc", GRPC, compression, headers, body, message))
+        reply = self._next_reply(signal)
+        if reply.delay:
+            await asyncio.sleep(reply.delay)
+        if reply.drop_connection:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, reply.message or "connection dropped (scripted)")
+        code = reply.effective_grpc_code
+        if code is not grpc.StatusCode.OK:
+            trailers: tuple[tuple[str, bytes], ...] = ()
+            if reply.retry_delay is not None:
+                details = _rpc_status(code, reply.message, reply.retry_delay).SerializeToString()
+                trailers = (("grpc-status-details-bin", details),)
+            await context.abort(code, reply.message, trailing_metadata=trailers)
+        if reply.body is not None:
+            return reply.body
+        if reply.body_size is not None:
+            return b"".join(_Filler.of(reply.body_size, PROTOBUF).chunks())
+        if reply.gzip_bomb is not None:
+            context.set_compression(grpc.Compression.Gzip)
+            return b"".join(_Filler.of(reply.gzip_bomb, PROTOBUF).chunks())
+        return _serialize(_export_response(signal, reply), PROTOBUF)
+
+    # -- HTTP
+
+    async def _http_handle(self, request: web.Request) -> web.StreamResponse:
+        task = asyncio.current_task()
+        assert task is not None
+        self._http_tasks.add(task)
+        try:
+            return await self._http_export(request)
+        finally:
+            self._http_tasks.discard(task)
+
+    async def _http_export(self, request: web.Request) -> web.StreamResponse:
+        headers = _join_headers(iter(request.headers.items()))
+        media_type = request.content_type
+        answer_type = media_type if media_type in (PROTOBUF, JSON) else JSON
+        raw = b""
+        try:
+            signal = _BY_PATH.get(request.path)
+            if signal is None:
+                raise _Refused(404, grpc.StatusCode.UNIMPLEMENTED, f"unknown path {request.path!r}")
+            if request.method != "POST":
+                raise _Refused(405, grpc.StatusCode.UNIMPLEMENTED, f"method {request.method} is not allowed")
+            if media_type not in (PROTOBUF, JSON):
+                raise _Refused(
+                    415, grpc.StatusCode.INVALID_ARGUMENT, f"unsupported content type {media_type!r}"
+                )
+            try:
+                raw = await request.read()
+            except web.HTTPRequestEntityTooLarge:
+                raise _Refused(
+                    413,
+                    grpc.StatusCode.RESOURCE_EXHAUSTED,
+                    f"body larger than {self._max_request_size} bytes",
+                ) from None
+            encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
+            compression: Literal["gzip"] | None = None
+            if encoding == "gzip":
+                compression = "gzip"
+                body = _gunzip(raw, self._max_request_size)
+            elif encoding in ("identity", ""):
+                body = raw
+            else:
+                raise _Refused(
+                    415, grpc.StatusCode.INVALID_ARGUMENT, f"unsupported Content-Encoding {encoding!r}"
+                )
+            message = _decode_json(signal, body) if media_type == JSON else _decode_protobuf(signal, body)
+        except _Refused as refused:
+            await self._record_bad(
+                BadRequest("http", request.path, refused.http_status, refused.reason, headers, raw)
+            )
+            response_headers = {"Allow": "POST"} if refused.http_status == 405 else None
+            return web.Response(
+                status=refused.http_status,
+                headers=response_headers,
+                body=_status_body(_rpc_status(refused.grpc_code, refused.reason, None), answer_type),
+                content_type=answer_type,
+            )
+        content_type: Literal["application/x-protobuf", "application/json"] = (
+            JSON if media_type == JSON else PROTOBUF
+        )
+        await self._record(ReceivedRequest(signal, "http", content_type, compression, headers, body, message))
+        reply = self._next_reply(signal)
+        if reply.delay:
+            await asyncio.sleep(reply.delay)
+        if reply.drop_connection:
+            if request.transport is not None:
+                request.transport.close()
+            return web.Response()  # never written: aiohttp ignores the closed connection
+        return await self._http_reply(request, signal, reply, answer_type)
+
+    async def _http_reply(
+        self, request: web.Request, signal: Signal, reply: Reply, media_type: str
+    ) -> web.StreamResponse:
+        headers = {} if reply.retry_after is None else {"Retry-After": reply.retry_after}
+        status = reply.http_status
+        if reply.gzip_bomb is not None:
+            headers["Content-Encoding"] = "gzip"
+            # the CRC of a GiB takes ~0.5 s: computed off the loop, once per size
+            payload = await asyncio.to_thread(_Filler.of(reply.gzip_bomb, media_type).gzip)
+            return await _stream(request, status, headers, media_type, len(payload), _slices(payload))
+        if reply.body_size is not None:
+            filler = _Filler.of(reply.body_size, media_type)
+            return await _stream(request, status, headers, media_type, reply.body_size, filler.chunks())
+        if reply.body is not None:
+            body = reply.body
+        elif 200 <= status <= 299:
+            body = _serialize(_export_response(signal, reply), media_type)
+        else:
+            body = _status_body(
+                _rpc_status(reply.effective_grpc_code, reply.message, reply.retry_delay), media_type
+            )
+        return web.Response(status=status, headers=headers, body=body, content_type=media_type)
+
+
+def _export_response(signal: Signal, reply: Reply) -> Any:
+    response = response_class(signal)()
+    if reply.rejected or reply.error_message:
+        setattr(response.partial_success, _REJECTED_FIELD[signal], reply.rejected)
+        response.partial_success.error_message = reply.error_message
+    return response
+
+
+def _decode_protobuf(signal: Signal, body: bytes) -> ExportRequest:
+    try:
+        message: ExportRequest = request_class(signal).FromString(body)
+    except DecodeError as exc:
+        raise _Refused(
+            400, grpc.StatusCode.INVALID_ARGUMENT, f"cannot decode {signal.value} request: {exc}"
+        ) from None
+    return message
+
+
+def _decode_json(signal: Signal, body: bytes) -> ExportRequest:
+    try:
+        return otlp_json_to_message(signal, body)
+    except ValueError as exc:
+        raise _Refused(400, grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
+
+
+def _slices(data: bytes) -> Iterator[bytes]:
+    view = memoryview(data)
+    for start in range(0, len(data), _CHUNK):
+        yield bytes(view[start : start + _CHUNK])
+
+
+async def _stream(
+    request: web.Request,
+    status: int,
+    headers: dict[str, str],
+    media_type: str,
+    length: int,
+    chunks: Iterator[bytes],
+) -> web.StreamResponse:
+    """Write a body chunk by chunk; a client that hangs up early just ends it."""
+    response = web.StreamResponse(status=status, headers=headers)
+    response.content_type = media_type
+    response.content_length = length
+    with contextlib.suppress(ConnectionError):
+        await response.prepare(request)
+        for chunk in chunks:
+            await response.write(chunk)
+    return response

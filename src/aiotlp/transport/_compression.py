@@ -1,0 +1,54 @@
+"""gzip in both directions, with the inflated size bounded (a gzip bomb never inflates in memory)."""
+
+from __future__ import annotations
+
+import zlib
+
+from .._exceptions import ResponseError
+
+__all__ = ["BoundedInflater", "gzip_compress"]
+
+#: The most we read of any response, after decompression (OTLP guidance).
+MAX_RESPONSE_BYTES = 4 * 1024 * 1024
+
+
+def gzip_compress(data: bytes, level: int = 6) -> bytes:
+    """gzip ``data`` once; retries re-send the result."""
+    compressor = zlib.compressobj(level, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    return compressor.compress(data) + compressor.flush()
+
+
+class BoundedInflater:
+    """Collects a response body, inflating gzip as it arrives, and refuses to hold more than ``limit`` bytes."""
+
+    def __init__(self, *, gzip: bool, limit: int = MAX_RESPONSE_BYTES) -> None:
+        self._inflater = zlib.decompressobj(16 + zlib.MAX_WBITS) if gzip else None
+        self._limit = limit
+        self._parts: list[bytes] = []
+        self._size = 0
+
+    def feed(self, chunk: bytes) -> None:
+        if self._inflater is None:
+            self._append(chunk)
+            return
+        try:
+            # max_length caps what one call may inflate; the rest stays in unconsumed_tail.
+            data = self._inflater.decompress(chunk, self._limit - self._size + 1)
+            self._append(data)
+            while self._inflater.unconsumed_tail:
+                data = self._inflater.decompress(self._inflater.unconsumed_tail, self._limit - self._size + 1)
+                self._append(data)
+        except zlib.error as exc:
+            raise ResponseError(f"the response body is not valid gzip: {exc}") from None
+
+    def _append(self, data: bytes) -> None:
+        self._size += len(data)
+        if self._size > self._limit:
+            raise ResponseError(f"the response body is larger than {self._limit} bytes (after decompression)")
+        if data:
+            self._parts.append(data)
+
+    def finish(self) -> bytes:
+        if self._inflater is not None:
+            self._append(self._inflater.flush(self._limit - self._size + 1))
+        return b"".join(self._parts)

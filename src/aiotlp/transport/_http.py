@@ -1,0 +1,148 @@
+"""OTLP/HTTP over aiohttp: POST protobuf or JSON, keep-alive, gzip, TLS and mTLS, bounded responses."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+from typing import TYPE_CHECKING
+
+import aiohttp
+
+from .._exceptions import AttemptTimeoutError, ConnectError, ExportError, PermanentError, ResponseError
+from ..encoding import (
+    PartialSuccess,
+    classify_http_response,
+    decode_export_response,
+    decode_export_response_json,
+)
+from ._base import user_agent
+from ._compression import MAX_RESPONSE_BYTES, BoundedInflater, gzip_compress
+
+if TYPE_CHECKING:
+    from ..config import SignalConfig
+
+__all__ = ["HttpTransport"]
+
+_READ_CHUNK = 64 * 1024
+
+
+def make_ssl_context(config: SignalConfig) -> ssl.SSLContext | None:
+    """The TLS context for an ``https`` endpoint: the CA file (or the system roots), and a client certificate."""
+    if config.insecure:
+        return None
+    context = ssl.create_default_context(cafile=config.certificate_file)
+    if config.client_certificate_file is not None:
+        context.load_cert_chain(config.client_certificate_file, config.client_key_file)
+    return context
+
+
+class HttpTransport:
+    """Sends one signal's requests to ``config.endpoint`` (the full URL, ``.../v1/traces``).
+
+    The aiohttp session (and its keep-alive connection pool) is made on first use, inside the running loop.
+    Redirects are never followed. The response is read at most ``max_response_bytes`` after decompression.
+    """
+
+    def __init__(self, config: SignalConfig, *, max_response_bytes: int = MAX_RESPONSE_BYTES) -> None:
+        self.config = config
+        self.url = config.endpoint
+        self.json = config.protocol == "http/json"
+        self.content_type = "application/json" if self.json else "application/x-protobuf"
+        self.max_response_bytes = max_response_bytes
+        self._gzip = config.compression == "gzip"
+        self._ssl = make_ssl_context(config)
+        headers = {"user-agent": user_agent(), **config.headers, "content-type": self.content_type}
+        self._headers = headers
+        self._gzip_headers = {**headers, "content-encoding": "gzip"}
+        self._session: aiohttp.ClientSession | None = None
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"HttpTransport({self.config.endpoint_for_display!r}, {self.content_type})"
+
+    def prepare(self, body: bytes) -> tuple[bytes, bool]:
+        if self._gzip:
+            return gzip_compress(body), True
+        return body, False
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(ssl=self._ssl if self._ssl is not None else False, limit=0)
+            self._session = aiohttp.ClientSession(
+                connector=connector, auto_decompress=False, skip_auto_headers=("User-Agent",)
+            )
+        return self._session
+
+    async def send(self, body: bytes, *, compressed: bool, timeout: float) -> PartialSuccess:
+        if self._closed:
+            raise PermanentError("the HTTP transport is closed")
+        session = self._get_session()
+        headers = self._gzip_headers if compressed else self._headers
+        try:
+            async with session.post(
+                self.url,
+                data=body,
+                headers=headers,
+                allow_redirects=False,
+                timeout=aiohttp.ClientTimeout(total=timeout),
+            ) as response:
+                payload = await self._read(response)
+                if 200 <= response.status < 300:
+                    return self._decode(payload, response.headers.get("content-type", ""))
+                raise classify_http_response(
+                    response.status,
+                    retry_after=response.headers.get("retry-after"),
+                    body=payload,
+                    content_type=response.headers.get("content-type", ""),
+                    now=time.time(),
+                )
+        except ExportError:
+            raise
+        except asyncio.TimeoutError:
+            raise AttemptTimeoutError(f"no response from {self._where()} within {timeout:.3g}s") from None
+        except aiohttp.ClientConnectorCertificateError as exc:
+            raise PermanentError(f"TLS certificate verification failed for {self._where()}: {exc.certificate_error}") from None
+        except aiohttp.ClientSSLError as exc:
+            raise PermanentError(f"TLS error talking to {self._where()}: {_reason(exc)}") from None
+        except aiohttp.ClientConnectorError as exc:
+            raise ConnectError(f"cannot connect to {self._where()}: {_reason(exc)}") from None
+        except (aiohttp.ClientError, OSError) as exc:
+            raise ConnectError(f"connection to {self._where()} failed: {_reason(exc)}") from None
+
+    async def _read(self, response: aiohttp.ClientResponse) -> bytes:
+        length = response.content_length
+        if length is not None and length > self.max_response_bytes and "gzip" not in response.headers.get(
+            "content-encoding", ""
+        ):
+            raise ResponseError(
+                f"the response from {self._where()} announces {length} bytes, more than {self.max_response_bytes}"
+            )
+        inflater = BoundedInflater(
+            gzip="gzip" in response.headers.get("content-encoding", "").lower(), limit=self.max_response_bytes
+        )
+        async for chunk in response.content.iter_chunked(_READ_CHUNK):
+            inflater.feed(chunk)
+        return inflater.finish()
+
+    def _decode(self, payload: bytes, content_type: str) -> PartialSuccess:
+        if "json" in content_type or (self.json and "protobuf" not in content_type):
+            return decode_export_response_json(payload)
+        return decode_export_response(payload)
+
+    def _where(self) -> str:
+        return self.config.endpoint_for_display
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+def _reason(exc: BaseException) -> str:
+    """The error text without anything the request carried (aiohttp messages name only host and port)."""
+    os_error = getattr(exc, "os_error", None)
+    if isinstance(os_error, OSError) and os_error.strerror:
+        return os_error.strerror
+    return str(exc) or type(exc).__name__
