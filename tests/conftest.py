@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import warnings
-from collections.abc import Generator
+from collections.abc import AsyncIterator, Generator
 from typing import Any
 
 import pytest
@@ -18,3 +19,50 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Generator[None, Any, Any]
             warnings.simplefilter("ignore", DeprecationWarning)
             asyncio.set_event_loop(None)
     return (yield)
+
+
+class _SlowCallbacks(logging.Handler):
+    """Collects asyncio debug mode's "Executing <callback> took N seconds" reports."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.reports: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if _IN_TEST_CALL and message.startswith("Executing ") and " took " in message:
+            self.reports.append(message)
+
+
+# Only the test body counts: fixtures that start servers (grpc binds synchronously) may block their loop.
+_IN_TEST_CALL = False
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, Any, Any]:
+    global _IN_TEST_CALL
+    _IN_TEST_CALL = True
+    try:
+        return (yield)
+    finally:
+        _IN_TEST_CALL = False
+
+
+SLOW_CALLBACK_SECONDS = 0.25
+
+
+@pytest.fixture(autouse=True)
+async def _event_loop_debug(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+    """Every async test runs its loop in debug mode: a callback that blocks the loop fails the test."""
+    loop = asyncio.get_running_loop()
+    loop.set_debug(True)
+    loop.slow_callback_duration = SLOW_CALLBACK_SECONDS
+    handler = _SlowCallbacks()
+    logger = logging.getLogger("asyncio")
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+    if handler.reports and request.node.get_closest_marker("allow_slow_callbacks") is None:
+        pytest.fail("the event loop was blocked:\n" + "\n".join(handler.reports[:5]), pytrace=False)

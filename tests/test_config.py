@@ -810,11 +810,34 @@ def test_certificate_fifo_is_rejected_without_blocking(tmp_path: Path) -> None:
         ExporterConfig.from_env({"OTEL_EXPORTER_OTLP_CERTIFICATE": str(fifo)})
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root can read any file")
 def test_unreadable_certificate(pem_files: dict[str, str]) -> None:
     os.chmod(pem_files["ca"], 0)
-    with raises_config_error("OTEL_EXPORTER_OTLP_CERTIFICATE", "permission denied"):
-        ExporterConfig.from_env({"OTEL_EXPORTER_OTLP_CERTIFICATE": pem_files["ca"]})
+    if os.geteuid() != 0:
+        with raises_config_error("OTEL_EXPORTER_OTLP_CERTIFICATE", "permission denied"):
+            ExporterConfig.from_env({"OTEL_EXPORTER_OTLP_CERTIFICATE": pem_files["ca"]})
+        return
+    # root reads any file: check as an unprivileged user (nobody) in a forked child instead
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child
+        os.close(read_end)
+        message = "no error"
+        try:
+            os.setgid(65534)
+            os.setuid(65534)
+            ExporterConfig.from_env({"OTEL_EXPORTER_OTLP_CERTIFICATE": pem_files["ca"]})
+        except ValueError as exc:
+            message = f"{type(exc).__name__}: {exc}"
+        finally:
+            os.write(write_end, message.encode())
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end) as pipe:
+        message = pipe.read()
+    os.waitpid(pid, 0)
+    assert message.startswith("ConfigurationError"), message
+    assert "OTEL_EXPORTER_OTLP_CERTIFICATE" in message
+    assert "permission denied" in message.lower()
 
 
 def test_certificate_path_with_nul() -> None:
@@ -1191,3 +1214,17 @@ def test_secrets_never_in_errors_or_repr(key: str, value: str, password: str, pr
     else:
         texts += [repr(config), str(config)]
     assert all(CANARY not in text for text in texts), texts
+
+
+def test_grpc_header_values_must_be_printable_ascii() -> None:
+    canary = "sécret-canary"
+    with pytest.raises(ConfigurationError, match="OTEL_EXPORTER_OTLP_TRACES_HEADERS") as info:
+        ExporterConfig.from_env(
+            {"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc", "OTEL_EXPORTER_OTLP_TRACES_HEADERS": f"x-k={canary}"}
+        )
+    assert canary not in str(info.value)
+    with pytest.raises(ConfigurationError, match="'x-k'"):
+        ExporterConfig.from_env({}, protocol="grpc", headers={"x-k": "\u00e9"})
+    # HTTP allows it (latin-1 header values), and gRPC allows binary values under -bin names
+    ExporterConfig.from_env({}, protocol="http/protobuf", headers={"x-k": "\u00e9"})
+    ExporterConfig.from_env({}, protocol="grpc", headers={"x-k-bin": "\u00e9"})

@@ -227,6 +227,13 @@ def _check_header(key: object, value: object, source: str) -> str:
     return key.lower()
 
 
+def _check_grpc_metadata(headers: Headers, source: str) -> None:
+    """gRPC metadata values are printable ASCII (binary values only under names ending in ``-bin``)."""
+    for key, value in headers.items():
+        if not key.endswith("-bin") and not all(" " <= ch <= "~" for ch in value):
+            _fail(f"{source}: the value of header {key!r} is not printable ASCII, which gRPC metadata requires")
+
+
 def _as_headers(value: object, name: str) -> Headers:
     if isinstance(value, Headers):
         return value
@@ -480,6 +487,8 @@ class SignalConfig:
         )
         set_(self, "endpoint", endpoint)
         set_(self, "headers", _as_headers(self.headers, "headers"))
+        if protocol == "grpc":
+            _check_grpc_metadata(self.headers, "headers")
         set_(self, "timeout", _check_seconds(self.timeout, "timeout"))
         set_(self, "compression", _check_compression(self.compression, "compression"))
         for attr in ("certificate_file", "client_key_file", "client_certificate_file"):
@@ -663,9 +672,13 @@ def _resolve_signal(
     url, _ = _normalize_endpoint(text, name, protocol=proto, signal=signal, base=base, insecure=insecure)
 
     # headers
+    headers_source = "headers"
     if headers is None:
         found = env.otlp(signal, "HEADERS")
         headers = Headers() if found is None else Headers.parse(*found)
+        headers_source = "OTEL_EXPORTER_OTLP_HEADERS" if found is None else found[1]
+    if proto == "grpc":
+        _check_grpc_metadata(headers, headers_source)
 
     # timeout
     if timeout is not None:

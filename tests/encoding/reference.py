@@ -1,11 +1,11 @@
 """Reference requests: the same model objects turned into official generated messages, the obvious way.
 
 This is the oracle of the conformance tests. It is written independently of aiotlp's encoders (plain
-isinstance dispatch, plain list grouping with ``is``), and follows the documented presence decisions: resource,
-scope, span status and exponential histogram buckets are always set; the metric data kind, ``as_int`` /
-``as_double`` and every AnyValue kind are oneof members (set even at their default); histogram
-``sum``/``min``/``max`` are ``optional`` (set unless ``None``); a ``None`` attribute value is an empty AnyValue;
-a ``None`` log body is no body.
+isinstance dispatch, plain list grouping with ``is``), and follows the documented presence decisions:
+resource, scope, span status and exponential histogram buckets are always set; the metric data kind,
+``as_int`` / ``as_double`` and every AnyValue kind are oneof members (set even at their default); histogram
+``sum``/``min``/``max`` are ``optional`` (set unless ``None``); a ``None`` attribute value is an empty
+AnyValue; a ``None`` log body is no body.
 """
 
 from __future__ import annotations
@@ -71,8 +71,9 @@ def _group(items: Sequence[Any]) -> list[tuple[Any, list[tuple[Any, list[Any]]]]
     """Group by resource identity, then scope identity, in first-seen order (linear scans with ``is``)."""
     groups: list[tuple[Any, list[tuple[Any, list[Any]]]]] = []
     for item in items:
-        for resource, scope_groups in groups:
+        for resource, found in groups:
             if resource is item.resource:
+                scope_groups = found
                 break
         else:
             scope_groups = []
@@ -86,7 +87,8 @@ def _group(items: Sequence[Any]) -> list[tuple[Any, list[tuple[Any, list[Any]]]]
     return groups
 
 
-# --- traces ---------------------------------------------------------------------------------------------------
+# --- traces
+# ---------------------------------------------------------------------------------------------------
 
 
 def _span(span: model.Span) -> trace_pb2.Span:
@@ -146,7 +148,8 @@ def traces_request(spans: Sequence[model.Span]) -> ExportTraceServiceRequest:
     )
 
 
-# --- logs -----------------------------------------------------------------------------------------------------
+# --- logs
+# -----------------------------------------------------------------------------------------------------
 
 
 def _log_record(record: model.LogRecord) -> logs_pb2.LogRecord:
@@ -188,7 +191,8 @@ def logs_request(records: Sequence[model.LogRecord]) -> ExportLogsServiceRequest
     )
 
 
-# --- metrics --------------------------------------------------------------------------------------------------
+# --- metrics
+# --------------------------------------------------------------------------------------------------
 
 
 def _value_kwargs(value: int | float) -> dict[str, Any]:
@@ -313,7 +317,9 @@ def metrics_request(metrics: Sequence[model.Metric]) -> ExportMetricsServiceRequ
                 resource=_resource(resource),
                 scope_metrics=[
                     metrics_pb2.ScopeMetrics(
-                        scope=_scope(scope), metrics=[_metric(m) for m in members], schema_url=scope.schema_url
+                        scope=_scope(scope),
+                        metrics=[_metric(m) for m in members],
+                        schema_url=scope.schema_url,
                     )
                     for scope, members in scope_groups
                 ],

@@ -2,8 +2,8 @@
 
 aiotlp's JSON is decoded by the strict test receiver (:func:`aiotlp.testing._otlp_json.otlp_json_to_message`:
 hex ids, integer enums, camelCase keys, then ``json_format.ParseDict``) and compared with the same reference
-message as the protobuf conformance test, including presence (``==``) and the deterministic serialization. Then
-the JSON text itself is checked for the OTLP/JSON conventions the decoder would also accept otherwise.
+message as the protobuf conformance test, including presence (``==``) and the deterministic serialization.
+Then the JSON text itself is checked for the OTLP/JSON conventions the decoder would also accept otherwise.
 """
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
+from tests.encoding.reference import reference_request
+from tests.strategies import log_batches, metric_batches, span_batches
 
 from aiotlp.encoding import encode_logs_json, encode_metrics_json, encode_traces_json
 from aiotlp.model import LogRecord, Metric, Signal, Span
 from aiotlp.testing._otlp_json import otlp_json_to_message
-from tests.encoding.reference import reference_request
-from tests.strategies import log_batches, metric_batches, span_batches
 
 CONFORMANCE = settings(
     max_examples=300,
@@ -57,11 +57,14 @@ def walk(node: Any, key: str | None = None) -> Iterator[tuple[str | None, Any]]:
 def check_conventions(document: Any) -> None:
     for key, value in walk(document):
         if key in ID_KEYS and isinstance(value, str):
-            assert len(value) == ID_KEYS[key] and HEX.fullmatch(value), (key, value)
+            assert len(value) == ID_KEYS[key], (key, value)
+            assert HEX.fullmatch(value), (key, value)
         elif key in INT64_KEYS and not isinstance(value, (dict, list)):
-            assert isinstance(value, str) and re.fullmatch(r"-?\d+", value), (key, value)
+            assert isinstance(value, str), (key, value)
+            assert re.fullmatch(r"-?\d+", value), (key, value)
         elif key == "bucketCounts" and not isinstance(value, list):
-            assert isinstance(value, str) and value.isdigit(), (key, value)
+            assert isinstance(value, str), (key, value)
+            assert value.isdigit(), (key, value)
         elif key in ENUM_KEYS and not isinstance(value, dict):
             assert type(value) is int, (key, value)
         elif key in ("arrayValue", "kvlistValue"):

@@ -1,9 +1,10 @@
 """aiotlp's protobuf encoders against the official generated classes, on random model data.
 
-For every batch: parse aiotlp's bytes with the official ``FromString`` and compare with a reference message built
-from the same model objects (``==`` on upb messages compares field presence too, so a oneof or ``optional``
-member written or left out wrongly fails), and compare the bytes with the official deterministic serialization
-(fields in field-number order, minimal varints, -0.0 kept): aiotlp must be byte-for-byte identical.
+For every batch: parse aiotlp's bytes with the official ``FromString`` and compare with a reference message
+built from the same model objects (``==`` on upb messages compares field presence too, so a oneof or
+``optional`` member written or left out wrongly fails), and compare the bytes with the official deterministic
+serialization (fields in field-number order, minimal varints, -0.0 kept): aiotlp must be byte-for-byte
+identical.
 """
 
 from __future__ import annotations
@@ -16,11 +17,11 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.metrics.v1 import metrics_pb2
+from tests.encoding.reference import logs_request, metrics_request, traces_request
+from tests.strategies import log_batches, metric_batches, span_batches
 
 from aiotlp.encoding import encode_logs, encode_metrics, encode_traces
 from aiotlp.model import LogRecord, Metric, Span
-from tests.encoding.reference import logs_request, metrics_request, traces_request
-from tests.strategies import log_batches, metric_batches, span_batches
 
 CONFORMANCE = settings(
     max_examples=300,

@@ -11,10 +11,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from opentelemetry.proto.metrics.v1 import metrics_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
+from tests.strategies import INT64_MAX, INT64_MIN, UINT32_MAX, UINT64_MAX, doubles
 
 from aiotlp.encoding import _wire as w
 from aiotlp.encoding._reader import read_varint
-from tests.strategies import INT64_MAX, INT64_MIN, UINT32_MAX, UINT64_MAX, doubles
 
 Buckets = metrics_pb2.ExponentialHistogramDataPoint.Buckets
 int32s = st.integers(-(2**31), 2**31 - 1)
@@ -67,7 +67,9 @@ def test_fixed64(value: int) -> None:
 @given(st.integers(0, UINT32_MAX))
 def test_fixed32(value: int) -> None:
     # Span.Link.flags is field 6, fixed32
-    assert (b"\x35" + w.fixed32(value) if value else b"") == trace_pb2.Span.Link(flags=value).SerializeToString()
+    assert (b"\x35" + w.fixed32(value) if value else b"") == trace_pb2.Span.Link(
+        flags=value
+    ).SerializeToString()
 
 
 @given(st.integers(INT64_MIN, INT64_MAX))

@@ -237,12 +237,13 @@ async def run_demo(*, requests: int, concurrency: int, protocol: str | None) -> 
             result = result + await exporter.export_metrics(build_metrics(service.out, start_ns))
         elapsed = time.perf_counter() - started
         ui.summary(result, elapsed)
+        complete = True
         if receiver is not None:
-            ui.received(receiver)
+            complete = ui.received(receiver, result)
     finally:
         if receiver is not None:
             await receiver.stop()
-    return 0 if result.failed == 0 and result.dropped == 0 else 1
+    return 0 if complete and result.failed == 0 and result.dropped == 0 else 1
 
 
 class _PlainUI:
@@ -264,15 +265,24 @@ class _PlainUI:
         if result.error is not None:
             print(f"last error: {result.error}", flush=True)
 
-    def received(self, receiver: Any) -> None:
+    def received(self, receiver: Any, result: ExportResult) -> bool:
+        """Print what the embedded receiver got; return whether it is exactly what was accepted."""
         spans = receiver.spans()
+        points = sum(len(getattr(m, m.WhichOneof("data")).data_points) for m in receiver.metrics())
+        unique = len({(s.trace_id, s.span_id) for s in spans})
+        arrived = unique + len(receiver.log_records()) + points
         print(
             f"receiver got {len(spans)} spans, {len(receiver.log_records())} log records, "
-            f"{len(receiver.metrics())} metrics in {len(receiver.received)} requests",
+            f"{points} metric points in {len(receiver.received)} requests",
             flush=True,
         )
         for line in trace_tree(spans):
             print(line, flush=True)
+        if arrived != result.accepted or unique != len(spans):
+            print(f"MISMATCH: {result.accepted} accepted, {arrived} distinct items arrived", flush=True)
+            return False
+        print(f"all {arrived} accepted items arrived, none twice", flush=True)
+        return True
 
 
 def trace_tree(spans: Sequence[Any]) -> list[str]:

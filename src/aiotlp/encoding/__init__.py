@@ -4,19 +4,19 @@ Requests (pure Python, no ``google.protobuf`` at run time):
 
 - :func:`encode_traces`, :func:`encode_metrics`, :func:`encode_logs`: ``Export*ServiceRequest`` as protobuf,
   byte-for-byte what the official deterministic serializer writes for the same message;
-- :func:`encode_traces_json`, :func:`encode_metrics_json`, :func:`encode_logs_json`: the same request as OTLP/JSON
-  (hex ids, integer enums, 64-bit integers as strings), UTF-8;
-- :func:`encode` picks one of the six by signal and format; :func:`count_items` counts what a batch holds in the
-  unit the OTLP spec counts (spans, log records, metric data points).
+- :func:`encode_traces_json`, :func:`encode_metrics_json`, :func:`encode_logs_json`: the same request as
+  OTLP/JSON (hex ids, integer enums, 64-bit integers as strings), UTF-8;
+- :func:`encode` picks one of the six by signal and format; :func:`count_items` counts what a batch holds in
+  the unit the OTLP spec counts (spans, log records, metric data points).
 
 Encode once per batch: a retry re-sends the same bytes. An empty batch encodes to ``b""`` (protobuf) or
 ``b"{}"`` (JSON); the exporters never send one. Strings are sent as valid UTF-8: a lone surrogate code point
 becomes U+FFFD.
 
 Responses: :func:`decode_export_response` / :func:`decode_export_response_json` read ``partial_success``;
-:func:`decode_rpc_status` reads a ``google.rpc.Status`` (with ``RetryInfo``); :func:`classify_http_response` and
-:func:`classify_grpc_status` turn a failed attempt into a retryable or permanent error; :func:`parse_retry_after`
-reads an HTTP ``Retry-After`` header.
+:func:`decode_rpc_status` reads a ``google.rpc.Status`` (with ``RetryInfo``); :func:`classify_http_response`
+and :func:`classify_grpc_status` turn a failed attempt into a retryable or permanent error;
+:func:`parse_retry_after` reads an HTTP ``Retry-After`` header.
 """
 
 from __future__ import annotations
@@ -76,5 +76,5 @@ def encode(signal: Signal, items: Sequence[Any], *, json: bool) -> bytes:
 def count_items(signal: Signal, items: Sequence[Any]) -> int:
     """How many items a batch holds, as OTLP counts them: spans, log records, or metric *data points*."""
     if signal is Signal.METRICS:
-        return sum(len(metric.data.data_points) for metric in items)
+        return sum(metric.data_point_count for metric in items)
     return len(items)

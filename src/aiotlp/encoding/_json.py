@@ -10,14 +10,14 @@ OTLP/JSON is the proto3 JSON mapping of the same ``Export*ServiceRequest`` messa
 - ``bytesValue`` is standard base64 with padding;
 - doubles are JSON numbers, except NaN and the infinities, which are the strings ``"NaN"``, ``"Infinity"`` and
   ``"-Infinity"``;
-- ``arrayValue`` and ``kvlistValue`` always carry ``"values"``, even when empty: proto3 JSON allows it, and some
-  collectors (rotel) reject the object without it.
+- ``arrayValue`` and ``kvlistValue`` always carry ``"values"``, even when empty: proto3 JSON allows it, and
+  some collectors (rotel) reject the object without it.
 
 Which fields are written follows the protobuf encoder exactly (defaults left out, oneof and optional members
-written when set, ``-0.0`` kept), so both encodings of a batch decode to the same message. A ``KeyValue`` always
-carries its ``key``, even when empty. Strings: a lone surrogate code point becomes U+FFFD and a well-formed
-surrogate pair is joined, as in the protobuf encoder (see :func:`aiotlp.encoding._wire.utf8`). An empty batch
-encodes to ``b"{}"``, the JSON form of the empty request.
+written when set, ``-0.0`` kept), so both encodings of a batch decode to the same message. A ``KeyValue``
+always carries its ``key``, even when empty. Strings: a lone surrogate code point becomes U+FFFD and a
+well-formed surrogate pair is joined, as in the protobuf encoder (see :func:`aiotlp.encoding._wire.utf8`). An
+empty batch encodes to ``b"{}"``, the JSON form of the empty request.
 
 The request is built as plain dicts and lists and serialized by one ``json.dumps`` call (the C encoder).
 """
@@ -85,7 +85,7 @@ def _set_double(out: JsonObject, key: str, value: float) -> None:
         out[key] = _float(value)
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # AnyValue and attributes
 
 
@@ -145,7 +145,7 @@ def _attributes(attributes: Mapping[str, AnyValue]) -> list[JsonObject]:
     return out
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # Resource, scope, request
 
 
@@ -184,7 +184,10 @@ def _request(
     for resource, scopes in group_by_resource_and_scope(items):
         scope_list: list[JsonObject] = []
         for scope, scope_items in scopes:
-            scope_out: JsonObject = {"scope": _scope(scope), items_key: [convert(item) for item in scope_items]}
+            scope_out: JsonObject = {
+                "scope": _scope(scope),
+                items_key: [convert(item) for item in scope_items],
+            }
             if scope.schema_url:
                 scope_out["schemaUrl"] = scope.schema_url
             scope_list.append(scope_out)
@@ -195,7 +198,7 @@ def _request(
     return _finish({resource_key: resources})
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # Traces
 
 
@@ -264,7 +267,7 @@ def encode_traces_json(spans: Sequence[Span]) -> bytes:
     return _request(spans, "resourceSpans", "scopeSpans", "spans", _span)
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # Logs
 
 
@@ -300,7 +303,7 @@ def encode_logs_json(records: Sequence[LogRecord]) -> bytes:
     return _request(records, "resourceLogs", "scopeLogs", "logRecords", _log_record)
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # Metrics
 
 
@@ -456,5 +459,5 @@ def _metric(metric: Metric) -> JsonObject:
 
 
 def encode_metrics_json(metrics: Sequence[Metric]) -> bytes:
-    """Serialize ``metrics`` as an OTLP/JSON ``ExportMetricsServiceRequest`` (UTF-8). Empty gives ``b"{}"``."""
+    """Serialize ``metrics`` as an OTLP/JSON ``ExportMetricsServiceRequest`` (UTF-8); empty: ``b"{}"``."""
     return _request(metrics, "resourceMetrics", "scopeMetrics", "metrics", _metric)

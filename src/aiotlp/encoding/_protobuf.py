@@ -2,16 +2,17 @@
 
 :func:`encode_traces`, :func:`encode_metrics` and :func:`encode_logs` return the serialized
 ``Export{Trace,Metrics,Logs}ServiceRequest``. The bytes are exactly what the official serializer produces with
-``SerializeToString(deterministic=True)`` for the same message: fields in field-number order, proto3 rules to the
-letter, minimal varints.
+``SerializeToString(deterministic=True)`` for the same message: fields in field-number order, proto3 rules to
+the letter, minimal varints.
 
 What goes on the wire
-- Items are grouped by ``resource`` object identity, then by ``scope`` object identity, in first-seen order. Two
-  equal but distinct Resource objects make two ``ResourceSpans``: share one object per process (the SDK does).
-- Implicit-presence scalars at their default (0, "", b"", False, +0.0) are left out. A ``-0.0`` double is written,
-  as the official serializer does (it compares the bits, not the value). ``oneof`` members (every ``AnyValue``
-  kind, ``as_int``/``as_double``, the metric data kind) and ``optional`` fields (histogram ``sum``/``min``/``max``)
-  are written whenever they are set, even at their default value.
+- Items are grouped by ``resource`` object identity, then by ``scope`` object identity, in first-seen order.
+  Two equal but distinct Resource objects make two ``ResourceSpans``: share one object per process (the SDK
+  does).
+- Implicit-presence scalars at their default (0, "", b"", False, +0.0) are left out. A ``-0.0`` double is
+  written, as the official serializer does (it compares the bits, not the value). ``oneof`` members (every
+  ``AnyValue`` kind, ``as_int``/``as_double``, the metric data kind) and ``optional`` fields (histogram
+  ``sum``/``min``/``max``) are written whenever they are set, even at their default value.
 - ``resource``, ``scope``, span ``status`` and exponential histogram ``positive``/``negative`` messages are
   always written, even when empty, as the official exporter does.
 - A ``None`` attribute value is an empty ``AnyValue`` message; a ``None`` log body is no body at all.
@@ -19,12 +20,12 @@ What goes on the wire
 - An empty batch encodes to ``b""`` (the empty request message). The exporters never send one.
 
 How it is fast (CPython 3.11, measured): one ``bytearray`` per request, appended to with ``+=``; a nested
-message's length is a one-byte placeholder patched afterwards (and spliced into a longer varint when the payload
-is 128 bytes or more: that moves only the payload just written); tags are ``bytes`` literals (constants of the
-code object, the fastest load there is), each commented with its field number and name; the lengths of all
-one- and two-byte varints come from a table; pairs of fixed64 fields are written by one ``struct`` call;
-attribute keys, names, and short string attributes (key and value together) are encoded once and kept in
-bounded caches; everything the loops use is bound to a local first.
+message's length is a one-byte placeholder patched afterwards (and spliced into a longer varint when the
+payload is 128 bytes or more: that moves only the payload just written); tags are ``bytes`` literals
+(constants of the code object, the fastest load there is), each commented with its field number and name; the
+lengths of all one- and two-byte varints come from a table; pairs of fixed64 fields are written by one
+``struct`` call; attribute keys, names, and whole string and int attributes (key and value together) are
+encoded once and kept in bounded caches; everything the loops use is bound to a local first.
 """
 
 from __future__ import annotations
@@ -67,14 +68,19 @@ _pack_d: Final = struct.Struct("<d").pack  # double
 _pack_i: Final = struct.Struct("<I").pack  # fixed32
 _pack_two_fixed64: Final = struct.Struct("<BQBQ").pack  # tag, fixed64, tag, fixed64 (one-byte tags)
 _pack_tagged_fixed32_2: Final = struct.Struct("<BBI").pack  # two-byte tag, fixed32
-_pack_kv_double: Final = struct.Struct("<BBBd").pack  # KeyValue.value tag, len 9, AnyValue.double_value tag, double
+# KeyValue.value tag, len 9, AnyValue.double_value tag, double
+_pack_kv_double: Final = struct.Struct("<BBBd").pack
+# Span ids with their tags: the model guarantees 16-byte trace ids and 8-byte span ids.
+_pack_ids: Final = struct.Struct("<2s16s2s8s").pack
+_pack_ids_parent: Final = struct.Struct("<2s16s2s8s2s8s").pack
 _NEG_ZERO: Final = _pack_d(-0.0)
 
-# ---------------------------------------------------------------------------------------------------------------
-# Caches. Keys, names and short string attributes repeat from item to item and from batch to batch; encoding them
-# once saves most of the work for typical telemetry. Each cache is a plain dict, bounded by clearing it when it is
-# full (cheap, and a workload of unique values only pays the occasional refill). Long strings are never cached,
-# so the memory held stays small. Under concurrent use from threads the worst case is a lost insert.
+# ------------------------------------------------------------------------------------------------------------
+# Caches. Keys, names and short string and int attributes repeat from item to item and from batch to batch;
+# encoding them once saves most of the work for typical telemetry. Each cache is a plain dict, bounded by
+# clearing it when it is full (cheap, and a workload of unique values only pays the occasional refill). Long
+# strings are never cached, so the memory held stays small. Under concurrent use from threads the worst case
+# is a lost insert.
 
 _CACHE_MAX: Final = 4096
 _CACHE_MAX_KEY_CHARS: Final = 256
@@ -84,8 +90,11 @@ _LP: dict[str, bytes] = {}
 """str -> varint(len) + UTF-8: a length-prefixed string, for names and attribute keys."""
 _KEY: dict[str, bytes] = {}
 """attribute key -> the ``KeyValue.key`` field (tag 1 + length-prefixed key)."""
-_KV: dict[tuple[str, str], bytes] = {}
+_KV_STR: dict[tuple[str, str], bytes] = {}
 """(key, short str value) -> varint(len) + the whole ``KeyValue`` message for that string attribute."""
+_KV_INT: dict[tuple[str, int], bytes] = {}
+"""(key, int value) -> varint(len) + the whole ``KeyValue`` message for that int attribute. Separate from
+``_KV_STR``, and bools never go in: ``(k, True) == (k, 1)``."""
 
 
 def _lp_str(text: str) -> bytes:
@@ -122,19 +131,36 @@ def _key_field(key: str) -> bytes:
 
 def _kv_str(key: str, value: str) -> bytes:
     """varint(len) + a ``KeyValue`` holding a string value; cached when the value is short."""
-    kf = _KEY.get(key) or _key_field(key)
     data = utf8(value)
     n = len(data)
     av = (b"\x0a" + _V[n] if n < _VN else b"\x0a" + varint(n)) + data  # AnyValue 1 string_value
-    m = len(av)
-    body = kf + (b"\x12" + _V[m] if m < _VN else b"\x12" + varint(m)) + av  # KeyValue 2 value
-    m = len(body)
-    out = (_V[m] if m < _VN else varint(m)) + body
+    out = _kv(key, av)
     if len(value) <= _CACHE_MAX_VALUE_CHARS and len(key) <= _CACHE_MAX_KEY_CHARS:
-        if len(_KV) >= _CACHE_MAX:
-            _KV.clear()
-        _KV[(key, value)] = out
+        if len(_KV_STR) >= _CACHE_MAX:
+            _KV_STR.clear()
+        _KV_STR[(key, value)] = out
     return out
+
+
+def _kv_int(key: str, value: int) -> bytes:
+    """varint(len) + a ``KeyValue`` holding an int value; cached."""
+    av = b"\x18" + (_V[value] if 0 <= value < _VN else varint(value))  # AnyValue 3 int_value
+    out = _kv(key, av)
+    if len(key) <= _CACHE_MAX_KEY_CHARS:
+        if len(_KV_INT) >= _CACHE_MAX:
+            _KV_INT.clear()
+        _KV_INT[(key, value)] = out
+    return out
+
+
+def _kv(key: str, any_value: bytes) -> bytes:
+    """varint(len) + a ``KeyValue`` of ``key`` and the encoded ``AnyValue`` body."""
+    m = len(any_value)
+    body = (
+        (_KEY.get(key) or _key_field(key)) + (b"\x12" + _V[m] if m < _VN else b"\x12" + varint(m)) + any_value
+    )
+    m = len(body)
+    return (_V[m] if m < _VN else varint(m)) + body
 
 
 def _patch(buf: bytearray, start: int) -> None:
@@ -146,52 +172,47 @@ def _patch(buf: bytearray, start: int) -> None:
         buf[start - 1 : start] = _V[n] if n < _VN else varint(n)
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # AnyValue and attributes
 
 
 def _write_attributes(buf: bytearray, field_tag: bytes, attributes: Mapping[str, AnyValue]) -> None:
     """Append one ``field_tag`` + ``KeyValue`` per attribute (a ``repeated KeyValue`` field)."""
-    kv_get = _KV.get
+    kv_str_get = _KV_STR.get
+    kv_int_get = _KV_INT.get
     key_get = _KEY.get
-    V = _V
-    for key, value in attributes.items():
-        t = type(value)
+    # ``item`` is the (key, value) tuple from items(): used as the cache key as is, no tuple is built (and on
+    # a cache hit CPython's items iterator reuses it for the next pair).
+    for item in attributes.items():
+        t = type(item[1])
         if t is str:
             buf += field_tag
-            buf += kv_get((key, value)) or _kv_str(key, value)  # type: ignore[arg-type]
-            continue
-        kf = key_get(key) or _key_field(key)
-        if t is int:
-            vb = V[value] if 0 <= value < _VN else varint(value)  # type: ignore[operator,index,arg-type]
-            n = len(kf) + len(vb) + 3
+            buf += kv_str_get(item) or _kv_str(*item)  # type: ignore[arg-type]
+        elif t is int:
             buf += field_tag
-            buf += V[n] if n < _VN else varint(n)
-            buf += kf
-            buf += b"\x12"  # KeyValue 2 value
-            buf += V[len(vb) + 1]
-            buf += b"\x18"  # AnyValue 3 int_value
-            buf += vb
+            buf += kv_int_get(item) or _kv_int(*item)  # type: ignore[arg-type]
         elif t is bool:
+            kf = key_get(item[0]) or _key_field(item[0])
             n = len(kf) + 4
             buf += field_tag
-            buf += V[n] if n < _VN else varint(n)
+            buf += _V[n] if n < _VN else varint(n)
             buf += kf
             # KeyValue 2 value, len 2, AnyValue 2 bool_value
-            buf += b"\x12\x02\x10\x01" if value else b"\x12\x02\x10\x00"
+            buf += b"\x12\x02\x10\x01" if item[1] else b"\x12\x02\x10\x00"
         elif t is float:
+            kf = key_get(item[0]) or _key_field(item[0])
             n = len(kf) + 11
             buf += field_tag
-            buf += V[n] if n < _VN else varint(n)
+            buf += _V[n] if n < _VN else varint(n)
             buf += kf
             # KeyValue 2 value, len 9, AnyValue 4 double_value
-            buf += _pack_kv_double(0x12, 9, 0x21, value)
+            buf += _pack_kv_double(0x12, 9, 0x21, item[1])
         else:
             buf += field_tag
             buf.append(0)
             start = len(buf)
-            buf += kf
-            _write_any(buf, b"\x12", value)  # KeyValue 2 value
+            buf += key_get(item[0]) or _key_field(item[0])
+            _write_any(buf, b"\x12", item[1])  # KeyValue 2 value
             _patch(buf, start)
 
 
@@ -271,7 +292,7 @@ def _normalize(value: object) -> AnyValue:
     raise EncodeError(f"cannot encode a {type(value).__name__} as an attribute value")
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # Resource, scope, grouping
 
 
@@ -316,8 +337,9 @@ def group_by_resource_and_scope(
 ) -> list[tuple[Resource, list[tuple[InstrumentationScope, list[_T]]]]]:
     """Group ``items`` by ``.resource`` identity, then ``.scope`` identity, keeping first-seen order.
 
-    Identity (``id()``), not equality: model objects are not hashable, and comparing attribute dicts would cost
-    more than it saves. The objects stay referenced by ``items`` while the result is used, so ids are stable.
+    Identity (``id()``), not equality: model objects are not hashable, and comparing attribute dicts would
+    cost more than it saves. The objects stay referenced by ``items`` while the result is used, so ids are
+    stable.
     """
     resources: dict[int, tuple[Resource, dict[int, tuple[InstrumentationScope, list[_T]]]]] = {}
     last_resource: object = None
@@ -342,7 +364,7 @@ def group_by_resource_and_scope(
 
 
 def _write_request(items: Sequence[_T], write_items: Callable[[bytearray, list[_T]], None]) -> bytes:
-    """The ``Export*ServiceRequest`` around the items; ``write_items(buf, items)`` writes each item (field 2)."""
+    """The ``Export*ServiceRequest`` around the items; ``write_items(buf, items)`` writes the items."""
     buf = bytearray()
     for resource, scopes in group_by_resource_and_scope(items):
         buf += b"\x0a\x00"  # Export*ServiceRequest 1 resource_{spans,metrics,logs}
@@ -360,11 +382,11 @@ def _write_request(items: Sequence[_T], write_items: Callable[[bytearray, list[_
     return bytes(buf)
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # Traces
 
 # Span.kind (6), indexed by the enum value; nothing for UNSPECIFIED.
-_SPAN_KIND: Final = (b"",) + tuple(b"\x30" + bytes((k,)) for k in range(1, 6))
+_SPAN_KIND: Final = (b"", *(b"\x30" + bytes((k,)) for k in range(1, 6)))
 # Span.status (15) for an empty message, indexed by Status.code (UNSET, OK, ERROR); Status 3 code.
 _SPAN_STATUS: Final = (b"\x7a\x00", b"\x7a\x02\x18\x01", b"\x7a\x02\x18\x02")
 
@@ -377,20 +399,26 @@ def _write_spans(buf: bytearray, spans: Sequence[Span]) -> None:
     write_attributes = _write_attributes
     span_kind = _SPAN_KIND
     span_status = _SPAN_STATUS
+    pack_ids = _pack_ids
+    pack_ids_parent = _pack_ids_parent
     for span in spans:
         buf += b"\x12\x00"  # ScopeSpans 2 spans
         start = len(buf)
-        buf += b"\x0a\x10"  # Span 1 trace_id, len 16
-        buf += span.trace_id
-        buf += b"\x12\x08"  # Span 2 span_id, len 8
-        buf += span.span_id
+        # Span 1 trace_id (len 16), 2 span_id (len 8), 3 trace_state, 4 parent_span_id (len 8)
         text = span.trace_state
         if text:
-            buf += b"\x1a"  # Span 3 trace_state
+            buf += pack_ids(b"\x0a\x10", span.trace_id, b"\x12\x08", span.span_id)
+            buf += b"\x1a"
             buf += lp_get(text) or _lp_str(text)
-        if span.parent_span_id:
-            buf += b"\x22\x08"  # Span 4 parent_span_id, len 8
-            buf += span.parent_span_id
+            if span.parent_span_id:
+                buf += b"\x22\x08"
+                buf += span.parent_span_id
+        elif span.parent_span_id:
+            buf += pack_ids_parent(
+                b"\x0a\x10", span.trace_id, b"\x12\x08", span.span_id, b"\x22\x08", span.parent_span_id
+            )
+        else:
+            buf += pack_ids(b"\x0a\x10", span.trace_id, b"\x12\x08", span.span_id)
         text = span.name
         if text:
             buf += b"\x2a"  # Span 5 name
@@ -488,7 +516,7 @@ def encode_traces(spans: Sequence[Span]) -> bytes:
     return _write_request(spans, _write_spans)
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # Logs
 
 
@@ -545,7 +573,7 @@ def encode_logs(records: Sequence[LogRecord]) -> bytes:
     return _write_request(records, _write_log_records)
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # Metrics
 
 

@@ -8,8 +8,8 @@ the colder paths call.
 Wire format reminders (https://protobuf.dev/programming-guides/encoding/):
 
 - a tag is the varint ``field_number << 3 | wire_type``;
-- varints are little-endian base 128; a negative ``int64``/``int32`` is sent as its 64-bit two's complement (10
-  bytes); ``sint32``/``sint64`` are zigzag-encoded first;
+- varints are little-endian base 128; a negative ``int64``/``int32`` is sent as its 64-bit two's complement
+  (10 bytes); ``sint32``/``sint64`` are zigzag-encoded first;
 - ``fixed64``/``sfixed64``/``double`` are 8 little-endian bytes, ``fixed32`` 4;
 - a length-delimited value (string, bytes, message, packed repeated scalars) is ``varint(len) + payload``.
 
@@ -78,7 +78,7 @@ VARINT: Final[tuple[bytes, ...]] = tuple(_varint_slow(i) for i in range(VARINT_T
 
 
 def varint(value: int) -> bytes:
-    """A base-128 varint: ``uint32``/``uint64``/``bool``/enum as is, negative ``int32``/``int64`` as 10 bytes."""
+    """A base-128 varint: unsigned and enum values as is; negative int32/int64 as 10 bytes."""
     if 0 <= value < VARINT_TABLE_SIZE:
         return VARINT[value]
     return _varint_slow(value)
@@ -120,7 +120,7 @@ double: Final = struct.Struct("<d").pack
 
 
 def utf8(text: str) -> bytes:
-    """``text`` as UTF-8; surrogate pairs are joined, lone surrogates become U+FFFD (see the module docstring)."""
+    """``text`` as UTF-8; surrogate pairs are joined, lone surrogates become U+FFFD (see the module doc)."""
     try:
         return text.encode()
     except UnicodeEncodeError:
@@ -152,8 +152,8 @@ def packed_varints(values: Iterable[int]) -> bytes:
 def begin_message(buf: bytearray, field_tag: bytes) -> int:
     """Append ``field_tag`` and a one-byte length placeholder; return the position the payload starts at.
 
-    Write the payload into ``buf`` next, then call :func:`end_message` with the returned position. This is how a
-    nested message is written into one buffer without building it separately first.
+    Write the payload into ``buf`` next, then call :func:`end_message` with the returned position. This is how
+    a nested message is written into one buffer without building it separately first.
     """
     buf += field_tag
     buf.append(0)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Union
+from typing import Any, Union
 
 __all__ = [
     "MAX_NESTING_DEPTH",
@@ -64,7 +64,7 @@ def validate_value(value: object, where: str, depth: int = 0) -> AnyValue:
     )
 
 
-def _validate_mapping(value: Mapping[object, object], where: str, depth: int) -> dict[str, AnyValue]:
+def _validate_mapping(value: Mapping[Any, object], where: str, depth: int) -> dict[str, AnyValue]:
     out: dict[str, AnyValue] = {}
     for key, item in value.items():
         if not isinstance(key, str):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from ._common import (
     EMPTY_RESOURCE,
@@ -126,7 +127,7 @@ class Span:
         _instance(self.scope, InstrumentationScope, "Span.scope")
 
 
-def _enum(cls: type[enum.IntEnum], value: object, where: str) -> enum.IntEnum:
+def _enum(cls: type[enum.IntEnum], value: Any, where: str) -> enum.IntEnum:
     try:
         return cls(value)
     except ValueError:

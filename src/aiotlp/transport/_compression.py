@@ -10,6 +10,7 @@ __all__ = ["BoundedInflater", "gzip_compress"]
 
 #: The most we read of any response, after decompression (OTLP guidance).
 MAX_RESPONSE_BYTES = 4 * 1024 * 1024
+_STEP = 64 * 1024
 
 
 def gzip_compress(data: bytes, level: int = 6) -> bytes:
@@ -32,12 +33,12 @@ class BoundedInflater:
             self._append(chunk)
             return
         try:
-            # max_length caps what one call may inflate; the rest stays in unconsumed_tail.
-            data = self._inflater.decompress(chunk, self._limit - self._size + 1)
-            self._append(data)
-            while self._inflater.unconsumed_tail:
-                data = self._inflater.decompress(self._inflater.unconsumed_tail, self._limit - self._size + 1)
-                self._append(data)
+            # Inflate in small steps (max_length) so no single allocation is large; what one step could not
+            # take waits in unconsumed_tail. _append stops as soon as the total passes the limit.
+            data = chunk
+            while data:
+                self._append(self._inflater.decompress(data, _STEP))
+                data = self._inflater.unconsumed_tail
         except zlib.error as exc:
             raise ResponseError(f"the response body is not valid gzip: {exc}") from None
 
@@ -50,5 +51,5 @@ class BoundedInflater:
 
     def finish(self) -> bytes:
         if self._inflater is not None:
-            self._append(self._inflater.flush(self._limit - self._size + 1))
+            self._append(self._inflater.flush(_STEP))
         return b"".join(self._parts)

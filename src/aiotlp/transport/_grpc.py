@@ -114,6 +114,9 @@ class GrpcTransport:
             raise
         except grpc.aio.UsageError as exc:
             raise PermanentError(f"gRPC channel to {self._where()} unusable: {exc}") from None
+        except Exception as exc:
+            # grpc's internal errors (e.g. ExecuteBatchError) can quote the call: name only their type.
+            raise PermanentError(f"the gRPC client failed sending to {self._where()}: {type(exc).__name__}") from None
         return decode_export_response(response)
 
     def _classify(self, exc: Any, timeout: float) -> ExportError:

@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import ssl
 import time
 from typing import TYPE_CHECKING
 
 import aiohttp
+import yarl
 
-from .._exceptions import AttemptTimeoutError, ConnectError, ExportError, PermanentError, ResponseError
+from .._exceptions import (
+    AttemptTimeoutError,
+    ConfigurationError,
+    ConnectError,
+    ExportError,
+    PermanentError,
+    ResponseError,
+)
 from ..encoding import (
     PartialSuccess,
     classify_http_response,
@@ -46,13 +55,20 @@ class HttpTransport:
 
     def __init__(self, config: SignalConfig, *, max_response_bytes: int = MAX_RESPONSE_BYTES) -> None:
         self.config = config
-        self.url = config.endpoint
+        self.url, basic_auth = _split_credentials(config.endpoint)
         self.json = config.protocol == "http/json"
         self.content_type = "application/json" if self.json else "application/x-protobuf"
         self.max_response_bytes = max_response_bytes
         self._gzip = config.compression == "gzip"
         self._ssl = make_ssl_context(config)
         headers = {"user-agent": user_agent(), **config.headers, "content-type": self.content_type}
+        if basic_auth is not None:
+            if "authorization" in config.headers:
+                raise ConfigurationError(
+                    "the endpoint carries user:password credentials and an authorization header is also set: "
+                    "give only one"
+                )
+            headers["authorization"] = basic_auth
         self._headers = headers
         self._gzip_headers = {**headers, "content-encoding": "gzip"}
         self._session: aiohttp.ClientSession | None = None
@@ -109,6 +125,10 @@ class HttpTransport:
             raise ConnectError(f"cannot connect to {self._where()}: {_reason(exc)}") from None
         except (aiohttp.ClientError, OSError) as exc:
             raise ConnectError(f"connection to {self._where()} failed: {_reason(exc)}") from None
+        except (ValueError, TypeError, RuntimeError) as exc:
+            # Anything else from aiohttp is a bug or a misuse: keep it permanent, and name only its type (its
+            # text may quote the request).
+            raise PermanentError(f"the HTTP client failed sending to {self._where()}: {type(exc).__name__}") from None
 
     async def _read(self, response: aiohttp.ClientResponse) -> bytes:
         length = response.content_length
@@ -138,6 +158,15 @@ class HttpTransport:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+def _split_credentials(endpoint: str) -> tuple[str, str | None]:
+    """Move ``user:password@`` out of the URL into a Basic ``Authorization`` value (sent as a header)."""
+    url = yarl.URL(endpoint)
+    if url.user is None and url.password is None:
+        return endpoint, None
+    token = base64.b64encode(f"{url.user or ''}:{url.password or ''}".encode()).decode("ascii")
+    return str(url.with_user(None)), f"Basic {token}"
 
 
 def _reason(exc: BaseException) -> str:
