@@ -6,8 +6,6 @@ async with aiotlp.OTLPExporter(endpoint="http://localhost:4318") as exporter:
 ```
 """
 
-__version__ = "0.1.0"
-
 from ._exceptions import (
     AiotlpError,
     AttemptTimeoutError,
@@ -26,6 +24,7 @@ from ._exceptions import (
     RetryableError,
     ServerBusyError,
 )
+from ._version import __version__
 from .config import ExporterConfig, Headers, SignalConfig
 from .export import ConcurrencyLimit, Exporter, ExportResult, OTLPExporter, Retry, RetryPolicy, Timeout
 from .model import (
@@ -71,8 +70,8 @@ __all__ = [
     "RequestTooLargeError",
     "Resource",
     "ResponseError",
-    "Retry",
     "RetriesExhaustedError",
+    "Retry",
     "RetryPolicy",
     "RetryableError",
     "ServerBusyError",

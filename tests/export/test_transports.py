@@ -271,3 +271,13 @@ async def test_redirects_are_not_followed(collector: FakeCollector) -> None:
         result = await exporter.export_traces(samples.spans(1))
     assert isinstance(result.error, RejectedError) and result.error.status == 307
     assert len(collector.received) == 1
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+async def test_connections_are_kept_alive(collector: FakeCollector, protocol: str) -> None:
+    async with exporter_for(collector, protocol) as exporter:
+        for _ in range(5):
+            assert (await exporter.export_traces(samples.spans(1))).ok
+    peers = {request.peer for request in collector.received}
+    assert len(collector.received) == 5
+    assert len(peers) == 1 and peers != {""}, peers

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..config import ExporterConfig
+from ..config import ExporterConfig, OtlpProtocol
 from ..export import ExportResult, OTLPExporter
 from ..model import (
     AggregationTemporality,
@@ -190,7 +190,7 @@ async def _export_batches(exporter: OTLPExporter, out: Telemetry, final: bool = 
     return result
 
 
-async def run_demo(*, requests: int, concurrency: int, protocol: str | None) -> int:
+async def run_demo(*, requests: int, concurrency: int, protocol: OtlpProtocol | None) -> int:
     from .._exceptions import ConfigurationError
 
     if requests < 1 or concurrency < 1:
@@ -206,7 +206,8 @@ async def run_demo(*, requests: int, concurrency: int, protocol: str | None) -> 
 
         receiver = FakeCollector()
         await receiver.start()
-        chosen = protocol or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL") or "http/protobuf"
+        # the receiver serves both: pick the port of the protocol the environment (or --protocol) chose
+        chosen = ExporterConfig.from_env(protocol=protocol).traces.protocol
         endpoint = receiver.grpc_endpoint if chosen == "grpc" else receiver.http_endpoint
         config = ExporterConfig.from_env(endpoint=endpoint, protocol=chosen)
     ui = _ui()

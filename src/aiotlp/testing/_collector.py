@@ -164,7 +164,7 @@ class ReceivedRequest:
 
     ``headers``: lowercased names; for gRPC the invocation metadata, with ``-bin`` values base64-encoded (as
     on the wire); repeated names joined with ``", "``. ``body``: the exact bytes received, after
-    decompression.
+    decompression. ``peer``: the client's address and port (``"127.0.0.1:54321"``): one connection, one peer.
     """
 
     signal: Signal
@@ -174,6 +174,7 @@ class ReceivedRequest:
     headers: dict[str, str]
     body: bytes
     message: ExportRequest
+    peer: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -668,7 +669,8 @@ class FakeCollector:
             await self._record_bad(bad)
             await context.abort(refused.grpc_code, refused.reason)
             raise  # not reached: abort() raises
-        await self._record(ReceivedRequest(signal, "grpc", GRPC, compression, headers, body, message))
+        peer = str(context.peer()).removeprefix("ipv4:")
+        await self._record(ReceivedRequest(signal, "grpc", GRPC, compression, headers, body, message, peer))
         reply = self._next_reply(signal)
         if reply.delay:
             await asyncio.sleep(reply.delay)
@@ -750,7 +752,11 @@ class FakeCollector:
         content_type: Literal["application/x-protobuf", "application/json"] = (
             JSON if media_type == JSON else PROTOBUF
         )
-        await self._record(ReceivedRequest(signal, "http", content_type, compression, headers, body, message))
+        address = request.transport.get_extra_info("peername") if request.transport is not None else None
+        peer = f"{address[0]}:{address[1]}" if address else ""
+        await self._record(
+            ReceivedRequest(signal, "http", content_type, compression, headers, body, message, peer)
+        )
         reply = self._next_reply(signal)
         if reply.delay:
             await asyncio.sleep(reply.delay)

@@ -25,7 +25,7 @@ def find_rotel() -> str:
     try:
         import rotel
     except ImportError:
-        rotel = None  # type: ignore[assignment]
+        rotel = None
     if rotel is not None:
         candidate = Path(rotel.__file__).parent / "rotel-agent"
         if candidate.is_file() and os.access(candidate, os.X_OK):

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from .._version import __version__
 from ..encoding import PartialSuccess
 
 __all__ = ["Transport", "user_agent"]
 
 
 def user_agent() -> str:
-    from .. import __version__
-
     return f"OTel-OTLP-Exporter-Python/{__version__} aiotlp/{__version__}"
 
 
