@@ -145,9 +145,7 @@ def main() -> None:
         return encode_traces(aiotlp_input)
 
     same = ExportTraceServiceRequest.FromString(official()) == ExportTraceServiceRequest.FromString(ours())
-    print(
-        f"{args.spans} spans, 8 attributes + 1 event each; {args.runs} runs; decoded messages equal: {same}"
-    )
+    print(f"{args.spans} spans, 8 attributes + 1 event each; {args.runs} runs; decoded messages equal: {same}")
     print(f"{'encoder':<28}{'median spans/s':>16}{'min':>12}{'max':>12}{'bytes':>10}")
     rates = {}
     for label, fn in (("official (protobuf upb)", official), ("aiotlp (pure Python)", ours)):

@@ -63,7 +63,9 @@ FINITE_VALUE = {
 }
 
 RESOURCE = Resource({"service.name": "e2e", **EVERY_VALUE}, dropped_attributes_count=2, schema_url="https://s/1")
-FINITE_RESOURCE = Resource({"service.name": "e2e", **FINITE_VALUE}, dropped_attributes_count=2, schema_url="https://s/1")
+FINITE_RESOURCE = Resource(
+    {"service.name": "e2e", **FINITE_VALUE}, dropped_attributes_count=2, schema_url="https://s/1"
+)
 RESOURCE2 = Resource({"service.name": "other"})
 SCOPE = InstrumentationScope("lib.one", "1.2.3", {"scope.attr": [True, False]}, 1, "https://s/scope")
 SCOPE2 = InstrumentationScope("lib.two")
@@ -141,7 +143,12 @@ def metrics(*, finite: bool = False) -> list[Metric]:
     return [
         Metric(
             "gauge",
-            Gauge([NumberDataPoint(1.5, T0, T0 - 1, {"a": 1}, [exemplar]), NumberDataPoint(-(2**63), T0, flags=1)]),
+            Gauge(
+                [
+                    NumberDataPoint(1.5, T0, T0 - 1, {"a": 1}, [exemplar]),
+                    NumberDataPoint(-(2**63), T0, flags=1),
+                ]
+            ),
             "a gauge",
             "1",
             metadata={"meta": "data"},
@@ -150,7 +157,11 @@ def metrics(*, finite: bool = False) -> list[Metric]:
         ),
         Metric(
             "sum",
-            Sum([NumberDataPoint(10, T0, T0 - 5, exemplars=[int_exemplar])], AggregationTemporality.DELTA, True),
+            Sum(
+                [NumberDataPoint(10, T0, T0 - 5, exemplars=[int_exemplar])],
+                AggregationTemporality.DELTA,
+                True,
+            ),
             unit="By",
             resource=resource,
             scope=SCOPE,

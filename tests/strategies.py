@@ -99,9 +99,7 @@ def int64s() -> st.SearchStrategy[int]:
 
 
 def uint32s() -> st.SearchStrategy[int]:
-    return st.one_of(
-        st.just(0), st.sampled_from([1, 127, 128, 2**31, UINT32_MAX]), st.integers(0, UINT32_MAX)
-    )
+    return st.one_of(st.just(0), st.sampled_from([1, 127, 128, 2**31, UINT32_MAX]), st.integers(0, UINT32_MAX))
 
 
 def uint64s() -> st.SearchStrategy[int]:
@@ -276,9 +274,7 @@ def _point_fields() -> dict[str, st.SearchStrategy[Any]]:
 
 
 def _number_points() -> st.SearchStrategy[NumberDataPoint]:
-    return st.builds(
-        NumberDataPoint, value=_numbers(), exemplars=st.lists(_exemplars(), max_size=2), **_point_fields()
-    )
+    return st.builds(NumberDataPoint, value=_numbers(), exemplars=st.lists(_exemplars(), max_size=2), **_point_fields())
 
 
 def _optional_doubles() -> st.SearchStrategy[float | None]:
@@ -288,9 +284,7 @@ def _optional_doubles() -> st.SearchStrategy[float | None]:
 @st.composite
 def _histogram_points(draw: st.DrawFn) -> HistogramDataPoint:
     bounds = draw(st.lists(doubles(), max_size=5))
-    counts = draw(
-        st.one_of(st.just([]), st.lists(uint64s(), min_size=len(bounds) + 1, max_size=len(bounds) + 1))
-    )
+    counts = draw(st.one_of(st.just([]), st.lists(uint64s(), min_size=len(bounds) + 1, max_size=len(bounds) + 1)))
     return draw(
         st.builds(
             HistogramDataPoint,
@@ -318,9 +312,7 @@ def _exponential_points() -> st.SearchStrategy[ExponentialHistogramDataPoint]:
     return st.builds(
         ExponentialHistogramDataPoint,
         count=uint64s(),
-        scale=st.one_of(
-            st.sampled_from([0, -1, 20, -10, -(2**31), 2**31 - 1]), st.integers(-(2**31), 2**31 - 1)
-        ),
+        scale=st.one_of(st.sampled_from([0, -1, 20, -10, -(2**31), 2**31 - 1]), st.integers(-(2**31), 2**31 - 1)),
         zero_count=uint64s(),
         positive=_buckets(),
         negative=_buckets(),
@@ -387,9 +379,7 @@ def metrics(
 
 
 def _batches(
-    item: Callable[
-        [st.SearchStrategy[Resource], st.SearchStrategy[InstrumentationScope]], st.SearchStrategy[T]
-    ],
+    item: Callable[[st.SearchStrategy[Resource], st.SearchStrategy[InstrumentationScope]], st.SearchStrategy[T]],
     max_size: int,
 ) -> st.SearchStrategy[list[T]]:
     @st.composite
@@ -397,9 +387,7 @@ def _batches(
         shared_resources = draw(st.lists(resources(), min_size=1, max_size=3))
         shared_scopes = draw(st.lists(scopes(), min_size=1, max_size=3))
         return draw(
-            st.lists(
-                item(st.sampled_from(shared_resources), st.sampled_from(shared_scopes)), max_size=max_size
-            )
+            st.lists(item(st.sampled_from(shared_resources), st.sampled_from(shared_scopes)), max_size=max_size)
         )
 
     return batch()

@@ -225,9 +225,7 @@ def test_per_signal_insecure_wins(signal: Signal) -> None:
 
 
 def test_explicit_arguments_win(pem_files: dict[str, str]) -> None:
-    environ = {
-        "OTEL_EXPORTER_OTLP_" + k: "garbage" for k in ("PROTOCOL", "HEADERS", "TIMEOUT", "COMPRESSION")
-    }
+    environ = {"OTEL_EXPORTER_OTLP_" + k: "garbage" for k in ("PROTOCOL", "HEADERS", "TIMEOUT", "COMPRESSION")}
     environ |= {"OTEL_EXPORTER_OTLP_" + k: "/does/not/exist" for k in ("CERTIFICATE", "CLIENT_KEY")}
     environ |= {env_for(s, "ENDPOINT"): "ftp://nope" for s in SIGNALS}
     environ |= {env_for(s, "TIMEOUT"): "-5" for s in SIGNALS}
@@ -509,9 +507,7 @@ def test_port_bounds_accepted(port: int) -> None:
 @pytest.mark.parametrize("protocol", ["grpc", "http/protobuf", "http/json"])
 def test_errors_never_contain_url_password(endpoint: str, protocol: str) -> None:
     with raises_config_error("OTEL_EXPORTER_OTLP_ENDPOINT"):
-        ExporterConfig.from_env(
-            {"OTEL_EXPORTER_OTLP_PROTOCOL": protocol, "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint}
-        )
+        ExporterConfig.from_env({"OTEL_EXPORTER_OTLP_PROTOCOL": protocol, "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint})
 
 
 def test_repr_redacts_url_userinfo() -> None:
@@ -737,9 +733,7 @@ def test_timeout_milliseconds(text: str, seconds: float) -> None:
     "text", ["0", "-1", "1.5", "abc", "1e3", "+5", "1_000", "\uff15", "10s", "0x10", "9" * 19, "00"]
 )
 def test_timeout_invalid(text: str) -> None:
-    with raises_config_error(
-        "OTEL_EXPORTER_OTLP_TIMEOUT", "must be a positive integer number of milliseconds"
-    ):
+    with raises_config_error("OTEL_EXPORTER_OTLP_TIMEOUT", "must be a positive integer number of milliseconds"):
         ExporterConfig.from_env({"OTEL_EXPORTER_OTLP_TIMEOUT": text})
     with raises_config_error("OTEL_EXPORTER_OTLP_LOGS_TIMEOUT"):
         ExporterConfig.from_env({"OTEL_EXPORTER_OTLP_LOGS_TIMEOUT": text})
@@ -994,9 +988,7 @@ def test_exporter_config_checks_signals() -> None:
 
 def test_batch_config_defaults() -> None:
     span = BatchConfig.from_env("span", {})
-    assert span == BatchConfig(
-        schedule_delay=5.0, export_timeout=30.0, max_queue_size=2048, max_export_batch_size=512
-    )
+    assert span == BatchConfig(schedule_delay=5.0, export_timeout=30.0, max_queue_size=2048, max_export_batch_size=512)
     assert span == BatchConfig()
     log = BatchConfig.from_env("log", {})
     assert (log.schedule_delay, log.export_timeout, log.max_queue_size, log.max_export_batch_size) == (
@@ -1020,9 +1012,7 @@ def test_batch_config_from_env(kind: str, prefix: str) -> None:
         other + "MAX_QUEUE_SIZE": "-1",
     }
     config = BatchConfig.from_env(kind, environ)  # type: ignore[arg-type]
-    assert config == BatchConfig(
-        schedule_delay=0.25, export_timeout=1.5, max_queue_size=100, max_export_batch_size=100
-    )
+    assert config == BatchConfig(schedule_delay=0.25, export_timeout=1.5, max_queue_size=100, max_export_batch_size=100)
 
 
 def test_batch_config_explicit_wins() -> None:
@@ -1030,9 +1020,7 @@ def test_batch_config_explicit_wins() -> None:
     config = BatchConfig.from_env(
         "span", environ, schedule_delay=0.5, export_timeout=2, max_queue_size=10, max_export_batch_size=5
     )
-    assert config == BatchConfig(
-        schedule_delay=0.5, export_timeout=2.0, max_queue_size=10, max_export_batch_size=5
-    )
+    assert config == BatchConfig(schedule_delay=0.5, export_timeout=2.0, max_queue_size=10, max_export_batch_size=5)
 
 
 @pytest.mark.parametrize("key", ["SCHEDULE_DELAY", "EXPORT_TIMEOUT"])
@@ -1053,9 +1041,7 @@ def test_batch_config_invalid_sizes(key: str, text: str) -> None:
 
 def test_batch_size_larger_than_queue() -> None:
     with raises_config_error("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "OTEL_BSP_MAX_QUEUE_SIZE"):
-        BatchConfig.from_env(
-            "span", {"OTEL_BSP_MAX_QUEUE_SIZE": "10", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "11"}
-        )
+        BatchConfig.from_env("span", {"OTEL_BSP_MAX_QUEUE_SIZE": "10", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "11"})
     with raises_config_error("OTEL_BLRP_MAX_EXPORT_BATCH_SIZE", "OTEL_BLRP_MAX_QUEUE_SIZE"):
         BatchConfig.from_env("log", {"OTEL_BLRP_MAX_QUEUE_SIZE": "100"})  # default batch 512 > 100
     with raises_config_error("max_export_batch_size", "OTEL_BSP_MAX_QUEUE_SIZE"):
@@ -1092,9 +1078,7 @@ def test_batch_config_bad_kind() -> None:
 
 def test_metric_reader_defaults() -> None:
     config = MetricReaderConfig.from_env({})
-    assert config == MetricReaderConfig(
-        export_interval=60.0, export_timeout=30.0, temporality_preference="cumulative"
-    )
+    assert config == MetricReaderConfig(export_interval=60.0, export_timeout=30.0, temporality_preference="cumulative")
     assert config == MetricReaderConfig()
 
 
@@ -1142,9 +1126,7 @@ def test_metric_reader_explicit_wins() -> None:
         export_timeout=1.5,
         temporality_preference="lowmemory",
     )
-    assert config == MetricReaderConfig(
-        export_interval=5.0, export_timeout=1.5, temporality_preference="lowmemory"
-    )
+    assert config == MetricReaderConfig(export_interval=5.0, export_timeout=1.5, temporality_preference="lowmemory")
 
 
 # --------------------------------------------------------------------------------------------- property

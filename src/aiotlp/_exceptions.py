@@ -89,9 +89,7 @@ class RetryableError(ExportError):
 
     retryable = True
 
-    def __init__(
-        self, message: str, *, status: int | str | None = None, retry_after: float | None = None
-    ) -> None:
+    def __init__(self, message: str, *, status: int | str | None = None, retry_after: float | None = None) -> None:
         super().__init__(message, status=status)
         self.retry_after = retry_after
 

@@ -798,21 +798,15 @@ class BatchConfig:
         else:
             _fail("kind: must be 'span' or 'log'")
         env = _Env(environ)
-        delay, _ = _ms_setting(
-            env, schedule_delay, "schedule_delay", prefix + "SCHEDULE_DELAY", default_delay_ms
-        )
+        delay, _ = _ms_setting(env, schedule_delay, "schedule_delay", prefix + "SCHEDULE_DELAY", default_delay_ms)
         timeout, _ = _ms_setting(env, export_timeout, "export_timeout", prefix + "EXPORT_TIMEOUT", 30_000)
-        queue, queue_name = _count_setting(
-            env, max_queue_size, "max_queue_size", prefix + "MAX_QUEUE_SIZE", 2048
-        )
+        queue, queue_name = _count_setting(env, max_queue_size, "max_queue_size", prefix + "MAX_QUEUE_SIZE", 2048)
         batch, batch_name = _count_setting(
             env, max_export_batch_size, "max_export_batch_size", prefix + "MAX_EXPORT_BATCH_SIZE", 512
         )
         if batch > queue:
             _fail(f"{batch_name} ({batch}) must not be larger than {queue_name} ({queue})")
-        return cls(
-            schedule_delay=delay, export_timeout=timeout, max_queue_size=queue, max_export_batch_size=batch
-        )
+        return cls(schedule_delay=delay, export_timeout=timeout, max_queue_size=queue, max_export_batch_size=batch)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -845,9 +839,7 @@ class MetricReaderConfig:
         """``OTEL_METRIC_EXPORT_INTERVAL`` (60000 ms), ``OTEL_METRIC_EXPORT_TIMEOUT`` (30000 ms) and
         ``OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`` (cumulative); explicit arguments win."""
         env = _Env(environ)
-        interval, _ = _ms_setting(
-            env, export_interval, "export_interval", "OTEL_METRIC_EXPORT_INTERVAL", 60_000
-        )
+        interval, _ = _ms_setting(env, export_interval, "export_interval", "OTEL_METRIC_EXPORT_INTERVAL", 60_000)
         timeout, _ = _ms_setting(env, export_timeout, "export_timeout", "OTEL_METRIC_EXPORT_TIMEOUT", 30_000)
         if temporality_preference is not None:
             temporality = _check_temporality(temporality_preference, "temporality_preference")

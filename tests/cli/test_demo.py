@@ -14,8 +14,13 @@ from aiotlp.testing import FakeCollector
 async def run(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
     environ = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "aiotlp", *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env={**environ, **(env or {})},
+        sys.executable,
+        "-m",
+        "aiotlp",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**environ, **(env or {})},
     )
     out, err = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode is not None
@@ -43,7 +48,7 @@ async def test_demo_exports_to_the_configured_endpoint() -> None:
 
 
 async def test_demo_errors_are_one_line_with_a_non_zero_exit() -> None:
-    code, out, err = await run("demo", env={"OTEL_EXPORTER_OTLP_ENDPOINT": "ftp://nowhere"})
+    code, _out, err = await run("demo", env={"OTEL_EXPORTER_OTLP_ENDPOINT": "ftp://nowhere"})
     assert code == 1
     assert err.startswith("aiotlp: error:") and "OTEL_EXPORTER_OTLP_ENDPOINT" in err
     assert "Traceback" not in err

@@ -116,7 +116,10 @@ def test_inject_and_extract_round_trip(span: int) -> None:
 
 
 def test_tracestate_round_trips() -> None:
-    headers = {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", "tracestate": "a=1,b=2"}
+    headers = {
+        "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        "tracestate": "a=1,b=2",
+    }
     restored = ctx.extract(headers)
     with tracer.start_as_current_span("child", context=restored):
         carrier = ctx.inject({})

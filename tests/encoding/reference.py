@@ -262,17 +262,14 @@ def _summary_point(p: model.SummaryDataPoint) -> metrics_pb2.SummaryDataPoint:
         count=p.count,
         sum=p.sum,
         quantile_values=[
-            metrics_pb2.SummaryDataPoint.ValueAtQuantile(quantile=q.quantile, value=q.value)
-            for q in p.quantile_values
+            metrics_pb2.SummaryDataPoint.ValueAtQuantile(quantile=q.quantile, value=q.value) for q in p.quantile_values
         ],
         **_common(p),
     )
 
 
 def _metric(m: model.Metric) -> metrics_pb2.Metric:
-    out = metrics_pb2.Metric(
-        name=m.name, description=m.description, unit=m.unit, metadata=key_values(m.metadata)
-    )
+    out = metrics_pb2.Metric(name=m.name, description=m.description, unit=m.unit, metadata=key_values(m.metadata))
     data = m.data
     if isinstance(data, model.Gauge):
         out.gauge.SetInParent()

@@ -95,13 +95,7 @@ def span_attributes(attributes: dict[str, Any], fmt: str) -> Any:
 
 def number_point(value: int | float, fmt: str) -> Any:
     metric = Metric("m", Gauge([NumberDataPoint(value)]))
-    return (
-        roundtrip(Signal.METRICS, [metric], fmt)
-        .resource_metrics[0]
-        .scope_metrics[0]
-        .metrics[0]
-        .gauge.data_points[0]
-    )
+    return roundtrip(Signal.METRICS, [metric], fmt).resource_metrics[0].scope_metrics[0].metrics[0].gauge.data_points[0]
 
 
 # --- AnyValue -----------------------------------------------------------------------------------------------
@@ -182,9 +176,7 @@ def test_empty_key_and_value(fmt: str) -> None:
 
 
 def test_json_any_value_text() -> None:
-    span = make_span(
-        attributes={"i": INT64_MIN, "b": b"\x00\xff", "a": [], "m": {}, "n": None, "d": -INF, "s": "é😀"}
-    )
+    span = make_span(attributes={"i": INT64_MIN, "b": b"\x00\xff", "a": [], "m": {}, "n": None, "d": -INF, "s": "é😀"})
     text = encode_traces_json([span]).decode()
     assert '{"key":"i","value":{"intValue":"-9223372036854775808"}}' in text
     assert '{"key":"b","value":{"bytesValue":"AP8="}}' in text
@@ -295,12 +287,8 @@ def test_negative_zero_is_written_like_the_official_serializer() -> None:
         metric = Metric("s", Summary([SummaryDataPoint(0, sum=value)]))
         expected = reference_request(Signal.METRICS, [metric]).SerializeToString(deterministic=True)
         assert encode_metrics([metric]) == expected
-    assert b"\x29" + b"\x00" * 7 + b"\x80" in encode_metrics(
-        [Metric("s", Summary([SummaryDataPoint(0, sum=-0.0)]))]
-    )
-    assert (
-        '"sum":-0.0' in encode_metrics_json([Metric("s", Summary([SummaryDataPoint(0, sum=-0.0)]))]).decode()
-    )
+    assert b"\x29" + b"\x00" * 7 + b"\x80" in encode_metrics([Metric("s", Summary([SummaryDataPoint(0, sum=-0.0)]))])
+    assert '"sum":-0.0' in encode_metrics_json([Metric("s", Summary([SummaryDataPoint(0, sum=-0.0)]))]).decode()
     assert '"sum"' not in encode_metrics_json([Metric("s", Summary([SummaryDataPoint(0, sum=0.0)]))]).decode()
 
 
@@ -363,11 +351,7 @@ def test_metric_kinds_and_exemplars(fmt: str) -> None:
         Metric(
             "e",
             ExponentialHistogram(
-                [
-                    ExponentialHistogramDataPoint(
-                        3, scale=-3, positive=Buckets(-5, [1, 2]), negative=Buckets(7)
-                    )
-                ]
+                [ExponentialHistogramDataPoint(3, scale=-3, positive=Buckets(-5, [1, 2]), negative=Buckets(7))]
             ),
         ),
     ]
@@ -542,9 +526,7 @@ def test_caches_stay_bounded_and_correct() -> None:
         make_span(name=f"n{i}", attributes={f"k{i}": f"v{i}", "shared": f"v{i}", "i": i, f"j{i}": -i})
         for i in range(10_000)
     ]
-    assert encode_traces(spans) == reference_request(Signal.TRACES, spans).SerializeToString(
-        deterministic=True
-    )
+    assert encode_traces(spans) == reference_request(Signal.TRACES, spans).SerializeToString(deterministic=True)
     for cache in (_protobuf._LP, _protobuf._KEY, _protobuf._KV_STR, _protobuf._KV_INT):
         assert 0 < len(cache) <= _protobuf._CACHE_MAX
     # a second pass hits warm caches and gives the same bytes
@@ -555,11 +537,7 @@ def test_long_values_are_not_cached() -> None:
     value = "v" * (_protobuf._CACHE_MAX_VALUE_CHARS + 1)
     key = "k" * (_protobuf._CACHE_MAX_KEY_CHARS + 1)
     encode_traces(
-        [
-            make_span(
-                name=key, attributes={key: value, "short": value}, events=[Event("e", attributes={key: 1})]
-            )
-        ]
+        [make_span(name=key, attributes={key: value, "short": value}, events=[Event("e", attributes={key: 1})])]
     )
     assert key not in _protobuf._LP
     assert key not in _protobuf._KEY

@@ -176,9 +176,7 @@ def test_empty_body_is_full_success() -> None:
 
 @pytest.mark.parametrize(("cls", "field", "_json_name"), RESPONSES)
 @given(rejected=INT64, message=st.text())
-def test_decode_export_response_official(
-    cls: type, field: str, _json_name: str, rejected: int, message: str
-) -> None:
+def test_decode_export_response_official(cls: type, field: str, _json_name: str, rejected: int, message: str) -> None:
     response = cls()
     setattr(response.partial_success, field, rejected)
     response.partial_success.error_message = message
@@ -246,9 +244,7 @@ def test_decode_export_response_agrees_with_official(data: bytes) -> None:
         ours = decode_export_response(data)
     except ResponseError:
         return  # stricter than upb on groups in unknown fields; never on what a collector sends
-    assert ours == PartialSuccess(
-        official.partial_success.rejected_spans, official.partial_success.error_message
-    )
+    assert ours == PartialSuccess(official.partial_success.rejected_spans, official.partial_success.error_message)
 
 
 # -- JSON export responses -----------------------------------------------------------------------------------
@@ -611,9 +607,7 @@ def _protobuf_like() -> st.SearchStrategy[bytes]:
     )
     return st.recursive(
         leaf,
-        lambda inner: st.builds(
-            lambda n, parts: _len_field(n, b"".join(parts)), st.integers(1, 3), st.lists(inner)
-        ),
+        lambda inner: st.builds(lambda n, parts: _len_field(n, b"".join(parts)), st.integers(1, 3), st.lists(inner)),
         max_leaves=12,
     )
 
@@ -636,9 +630,7 @@ def test_decoders_on_protobuf_like_bytes(data: bytes) -> None:
 def test_classifiers_never_raise(
     status: int, retry_after: str | None, body: bytes, content_type: str, code: int, message: str
 ) -> None:
-    http_error = classify_http_response(
-        status, retry_after=retry_after, body=body, content_type=content_type, now=NOW
-    )
+    http_error = classify_http_response(status, retry_after=retry_after, body=body, content_type=content_type, now=NOW)
     assert isinstance(http_error, ServerBusyError | RejectedError)
     grpc_error = classify_grpc_status(code, message=message, details=body)
     assert isinstance(grpc_error, ServerBusyError | RejectedError)

@@ -67,9 +67,7 @@ def test_fixed64(value: int) -> None:
 @given(st.integers(0, UINT32_MAX))
 def test_fixed32(value: int) -> None:
     # Span.Link.flags is field 6, fixed32
-    assert (b"\x35" + w.fixed32(value) if value else b"") == trace_pb2.Span.Link(
-        flags=value
-    ).SerializeToString()
+    assert (b"\x35" + w.fixed32(value) if value else b"") == trace_pb2.Span.Link(flags=value).SerializeToString()
 
 
 @given(st.integers(INT64_MIN, INT64_MAX))

@@ -11,8 +11,9 @@ import json
 import resource
 import sys
 
-from aiotlp import OTLPExporter, RetryPolicy
 from tests import samples
+
+from aiotlp import OTLPExporter, RetryPolicy
 
 
 def _status_kib(field: str) -> int | None:
@@ -41,14 +42,25 @@ def peak_kib() -> int:
 
 
 async def main(endpoint: str, protocol: str, rounds: int) -> None:
-    async with OTLPExporter(endpoint=endpoint, protocol=protocol, retry=RetryPolicy(max_attempts=3), timeout=30) as exporter:
+    async with OTLPExporter(
+        endpoint=endpoint, protocol=protocol, retry=RetryPolicy(max_attempts=3), timeout=30
+    ) as exporter:
         warm = await exporter.export_traces(samples.spans(2))
         baseline = reset_peak()
         errors = []
         for _ in range(rounds):
             result = await exporter.export_traces(samples.spans(2))
             errors.append(type(result.error).__name__ if result.error else None)
-        print(json.dumps({"warm_ok": warm.ok, "baseline_kib": baseline, "growth_kib": peak_kib() - baseline, "errors": errors}))
+        print(
+            json.dumps(
+                {
+                    "warm_ok": warm.ok,
+                    "baseline_kib": baseline,
+                    "growth_kib": peak_kib() - baseline,
+                    "errors": errors,
+                }
+            )
+        )
 
 
 if __name__ == "__main__":

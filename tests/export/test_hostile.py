@@ -23,8 +23,15 @@ LIMIT_KIB = 16 * 1024
 async def probe(collector: FakeCollector, protocol: str, rounds: int = 3) -> dict[str, object]:
     endpoint = collector.grpc_endpoint if protocol == "grpc" else collector.http_endpoint
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tests.export.rss_probe", endpoint, protocol, str(rounds),
-        cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "tests.export.rss_probe",
+        endpoint,
+        protocol,
+        str(rounds),
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     out, err = await asyncio.wait_for(process.communicate(), 120)

@@ -6,10 +6,10 @@ import base64
 import logging
 
 import pytest
+from tests import samples
 
 from aiotlp import ConfigurationError, ExporterConfig, OTLPExporter, RetryPolicy
 from aiotlp.testing import FakeCollector, Reply, free_port
-from tests import samples
 
 CANARY = "s3cr3t-canary-7f3a"
 RETRY = RetryPolicy(initial_backoff=0.001, max_backoff=0.002, max_attempts=2)

@@ -44,7 +44,11 @@ def make_spans(n: int, name_size: int = 8) -> list[Span]:
 
 
 def make_exporter(
-    transport: ScriptedTransport, *, timeout: float = 10.0, max_request_bytes: int | None = None, **kwargs: object
+    transport: ScriptedTransport,
+    *,
+    timeout: float = 10.0,
+    max_request_bytes: int | None = None,
+    **kwargs: object,
 ) -> OTLPExporter:
     config = ExporterConfig.from_env({}, timeout=timeout, max_request_bytes=max_request_bytes)
     return OTLPExporter(config, transport_factory=lambda _cfg: transport, **kwargs)  # type: ignore[arg-type]
@@ -197,9 +201,7 @@ async def test_timeout_never_outlives_the_export_deadline() -> None:
 
 async def test_hung_collector_every_attempt_ends_at_its_timeout_and_the_deadline_holds() -> None:
     transport = ScriptedTransport(default=Outcome(delay=3600))
-    exporter = make_exporter(
-        transport, timeout=10, attempt_timeout=2, retry=RetryPolicy(initial_backoff=0.5, jitter=0)
-    )
+    exporter = make_exporter(transport, timeout=10, attempt_timeout=2, retry=RetryPolicy(initial_backoff=0.5, jitter=0))
     start = now()
     result = await exporter.export_traces(make_spans(3))
     elapsed = now() - start

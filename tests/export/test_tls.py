@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import trustme
+from tests import samples
 
 from aiotlp import OTLPExporter, PermanentError, RetryableError, RetryPolicy
 from aiotlp.testing import FakeCollector
-from tests import samples
 
 PROTOCOLS = ("grpc", "http/protobuf", "http/json")
 NO_RETRY = RetryPolicy(max_attempts=1)
@@ -21,7 +19,7 @@ def ca() -> trustme.CA:
 
 
 @pytest.fixture(scope="module")
-def pki(ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]]:
+def pki(ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     directory = tmp_path_factory.mktemp("pki")
     server = ca.issue_cert("127.0.0.1", "localhost")
     client = ca.issue_cert("client.example")
@@ -36,7 +34,7 @@ def pki(ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> Iterator[di
     other_ca.cert_pem.write_to_path(str(paths["other_ca"]))
     client.cert_chain_pems[0].write_to_path(str(paths["client_cert"]))
     client.private_key_pem.write_to_path(str(paths["client_key"]))
-    yield {
+    return {
         "server_cert": b"".join(p.bytes() for p in server.cert_chain_pems),
         "server_key": server.private_key_pem.bytes(),
         "ca_pem": ca.cert_pem.bytes(),
@@ -54,7 +52,10 @@ async def test_tls_with_the_right_ca(pki: dict[str, object], protocol: str) -> N
         endpoint = _endpoint(collector, protocol)
         assert endpoint.startswith("https://")
         async with OTLPExporter(
-            endpoint=endpoint, protocol=protocol, certificate_file=pki["ca"], retry=NO_RETRY  # type: ignore[arg-type]
+            endpoint=endpoint,
+            protocol=protocol,
+            certificate_file=pki["ca"],
+            retry=NO_RETRY,  # type: ignore[arg-type]
         ) as exporter:
             result = await exporter.export_traces(samples.spans(2))
         assert result.ok, result.error
@@ -80,7 +81,9 @@ async def test_tls_with_a_wrong_ca_fails_closed(pki: dict[str, object], protocol
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 async def test_mtls(pki: dict[str, object], protocol: str) -> None:
     async with FakeCollector(
-        ssl_cert=pki["server_cert"], ssl_key=pki["server_key"], client_ca=pki["ca_pem"]  # type: ignore[arg-type]
+        ssl_cert=pki["server_cert"],
+        ssl_key=pki["server_key"],
+        client_ca=pki["ca_pem"],  # type: ignore[arg-type]
     ) as collector:
         endpoint = _endpoint(collector, protocol)
         async with OTLPExporter(
@@ -94,7 +97,11 @@ async def test_mtls(pki: dict[str, object], protocol: str) -> None:
             assert (await exporter.export_logs(samples.logs())).ok
         # without a client certificate the server refuses the handshake: nothing arrives
         async with OTLPExporter(
-            endpoint=endpoint, protocol=protocol, certificate_file=pki["ca"], retry=NO_RETRY, timeout=3  # type: ignore[arg-type]
+            endpoint=endpoint,
+            protocol=protocol,
+            certificate_file=pki["ca"],
+            retry=NO_RETRY,
+            timeout=3,  # type: ignore[arg-type]
         ) as exporter:
             result = await exporter.export_logs(samples.logs())
         assert result.failed == len(samples.logs())

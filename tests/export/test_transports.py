@@ -15,6 +15,7 @@ import pytest
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from tests import samples
 
 from aiotlp import (
     ConnectError,
@@ -29,7 +30,6 @@ from aiotlp import (
 )
 from aiotlp.encoding import encode_logs, encode_metrics, encode_traces
 from aiotlp.testing import FakeCollector, Reply
-from tests import samples
 
 PROTOCOLS = ("grpc", "http/protobuf", "http/json")
 FAST_RETRY = RetryPolicy(initial_backoff=0.005, max_backoff=0.02, jitter=0.1, max_attempts=3)
@@ -86,7 +86,9 @@ async def test_all_signals_arrive_complete_and_unchanged(
         elif protocol == "http/protobuf":
             assert request.content_type == "application/x-protobuf"
             assert request.body == {
-                Signal.TRACES: encode_traces, Signal.METRICS: encode_metrics, Signal.LOGS: encode_logs
+                Signal.TRACES: encode_traces,
+                Signal.METRICS: encode_metrics,
+                Signal.LOGS: encode_logs,
             }[request.signal]({Signal.TRACES: spans, Signal.METRICS: metrics, Signal.LOGS: logs}[request.signal])  # type: ignore[operator]
     assert sorted(r.signal.value for r in collector.received) == ["logs", "metrics", "traces"]
 

@@ -14,11 +14,11 @@ from google.protobuf.message import Message
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from tests import samples
 
 from aiotlp import OTLPExporter, RetryPolicy, Signal
 from aiotlp.encoding import encode_logs, encode_metrics, encode_traces
 from aiotlp.testing import FakeCollector, Rotel
-from tests import samples
 
 pytestmark = pytest.mark.integration
 
@@ -61,7 +61,11 @@ async def test_every_signal_arrives_unchanged_through_rotel(
     rotel: Rotel, sink: FakeCollector, protocol: str, compression: str
 ) -> None:
     if protocol == "http/json":  # rotel's JSON decoder: see samples.FINITE_VALUE and samples.rotel_json_metrics
-        spans, metrics, logs = samples.spans(finite=True), samples.rotel_json_metrics(), samples.logs(finite=True)
+        spans, metrics, logs = (
+            samples.spans(finite=True),
+            samples.rotel_json_metrics(),
+            samples.logs(finite=True),
+        )
     else:
         spans, metrics, logs = samples.spans(), samples.metrics(), samples.logs()
     endpoint = rotel.grpc_endpoint if protocol == "grpc" else rotel.http_endpoint

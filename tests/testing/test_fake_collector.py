@@ -126,9 +126,7 @@ REQUESTS: dict[Signal, Any] = {
 }
 
 
-def grpc_export(
-    channel: grpc.aio.Channel, signal: Signal, body: bytes, **kwargs: Any
-) -> grpc.aio.UnaryUnaryCall:
+def grpc_export(channel: grpc.aio.Channel, signal: Signal, body: bytes, **kwargs: Any) -> grpc.aio.UnaryUnaryCall:
     """Start one raw unary Export call (bytes in, bytes out); await it for the response bytes."""
     return channel.unary_unary(signal.grpc_method)(body, **kwargs)
 
@@ -157,6 +155,7 @@ async def test_endpoints_bind_loopback(collector: FakeCollector) -> None:
     assert collector.running
 
 
+@pytest.mark.allow_slow_callbacks  # the official exporter's thread holds the GIL: that is why aiotlp exists
 async def test_official_grpc_exporter(collector: FakeCollector) -> None:
     from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.trace import TracerProvider
@@ -219,9 +218,7 @@ async def test_official_http_exporter(collector: FakeCollector) -> None:
 
 
 @pytest.mark.parametrize("signal", list(Signal))
-async def test_grpc_records_exact_bytes(
-    collector: FakeCollector, channel: grpc.aio.Channel, signal: Signal
-) -> None:
+async def test_grpc_records_exact_bytes(collector: FakeCollector, channel: grpc.aio.Channel, signal: Signal) -> None:
     request = REQUESTS[signal]()
     body = request.SerializeToString()
     response = await grpc_export(
@@ -237,9 +234,7 @@ async def test_grpc_records_exact_bytes(
     assert collector.requests(next(s for s in Signal if s is not signal)) == []
 
 
-async def test_grpc_gzip_request_is_inflated_and_recorded(
-    collector: FakeCollector, channel: grpc.aio.Channel
-) -> None:
+async def test_grpc_gzip_request_is_inflated_and_recorded(collector: FakeCollector, channel: grpc.aio.Channel) -> None:
     request = trace_request("z" * 5000)  # compressible, so gRPC really sends it gzipped
     body = request.SerializeToString()
     await grpc_export(channel, Signal.TRACES, body, compression=grpc.Compression.Gzip)
@@ -284,9 +279,7 @@ async def test_http_protobuf_records(
 
 
 @pytest.mark.parametrize("signal", list(Signal))
-async def test_http_json_records(
-    collector: FakeCollector, session: aiohttp.ClientSession, signal: Signal
-) -> None:
+async def test_http_json_records(collector: FakeCollector, session: aiohttp.ClientSession, signal: Signal) -> None:
     request = REQUESTS[signal]()
     body = json.dumps(message_to_otlp_json(request)).encode()
     status, headers, response = await http_post(session, collector, signal, body, JSON)
@@ -379,9 +372,7 @@ async def test_http_refusals(
     headers = {"Content-Type": content_type}
     if encoding:
         headers["Content-Encoding"] = encoding
-    async with session.request(
-        method, collector.http_endpoint + path, data=body, headers=headers
-    ) as response:
+    async with session.request(method, collector.http_endpoint + path, data=body, headers=headers) as response:
         assert response.status == status
         answer = await response.read()
         answer_type = response.content_type
@@ -571,9 +562,7 @@ async def test_partial_success(
         Signal.METRICS: metrics_service_pb2.ExportMetricsServiceResponse,
         Signal.LOGS: logs_service_pb2.ExportLogsServiceResponse,
     }[signal]
-    assert (
-        json_format.ParseDict(json.loads(body), response_class()).partial_success.error_message == "3 dropped"
-    )
+    assert json_format.ParseDict(json.loads(body), response_class()).partial_success.error_message == "3 dropped"
 
 
 async def test_raw_body_override(
@@ -671,9 +660,7 @@ async def test_http_gzip_bomb(collector: FakeCollector, session: aiohttp.ClientS
     size = 1024 * 1024 * 1024
     collector.script(Reply(gzip_bomb=size))
     url = collector.http_endpoint + "/v1/traces"
-    async with session.post(
-        url, data=b"", headers={"Content-Type": PROTOBUF}, auto_decompress=False
-    ) as response:
+    async with session.post(url, data=b"", headers={"Content-Type": PROTOBUF}, auto_decompress=False) as response:
         assert response.status == 200
         assert response.headers["Content-Encoding"] == "gzip"
         assert response.content_length is not None
@@ -894,9 +881,7 @@ def test_json_round_trip(signal: Signal) -> None:
 
 def test_json_accepts_upper_case_hex_and_empty_ids() -> None:
     data = {
-        "resourceSpans": [
-            {"scopeSpans": [{"spans": [{"traceId": TRACE_ID.hex().upper(), "spanId": "", "name": "x"}]}]}
-        ]
+        "resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": TRACE_ID.hex().upper(), "spanId": "", "name": "x"}]}]}]
     }
     message = otlp_json_to_message(Signal.TRACES, data)
     span = message.resource_spans[0].scope_spans[0].spans[0]
@@ -932,9 +917,7 @@ def test_json_strictness(data: Any, match: str) -> None:
 
 def test_json_exemplar_and_log_ids_are_checked() -> None:
     logs = {"resourceLogs": [{"scopeLogs": [{"logRecords": [{"spanId": "00" * 16}]}]}]}
-    with pytest.raises(
-        ValueError, match=r"^OTLP/JSON resourceLogs\[0\]\.scopeLogs\[0\]\.logRecords\[0\]\.spanId must"
-    ):
+    with pytest.raises(ValueError, match=r"^OTLP/JSON resourceLogs\[0\]\.scopeLogs\[0\]\.logRecords\[0\]\.spanId must"):
         otlp_json_to_message(Signal.LOGS, logs)
     metric = {"name": "g", "gauge": {"dataPoints": [{"exemplars": [{"traceId": "0" * 31}]}]}}
     metrics = {"resourceMetrics": [{"scopeMetrics": [{"metrics": [metric]}]}]}

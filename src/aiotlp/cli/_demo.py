@@ -30,9 +30,7 @@ from ..model import (
     Sum,
 )
 
-RESOURCE = Resource(
-    {"service.name": "aiotlp-demo", "service.version": "1.0.0", "deployment.environment.name": "demo"}
-)
+RESOURCE = Resource({"service.name": "aiotlp-demo", "service.version": "1.0.0", "deployment.environment.name": "demo"})
 SCOPE = InstrumentationScope("aiotlp.demo", "1.0.0")
 BOUNDS = (5.0, 10.0, 25.0, 50.0, 100.0, 250.0)
 ROUTES = ("/orders/{id}", "/users/{id}", "/health", "/search")
@@ -83,7 +81,10 @@ class Service:
             await self._child(trace_id, span_id, "cache.get", SpanKind.CLIENT, **{"db.system.name": "redis"})
             await asyncio.gather(
                 self._child(
-                    trace_id, span_id, "SELECT orders", SpanKind.CLIENT,
+                    trace_id,
+                    span_id,
+                    "SELECT orders",
+                    SpanKind.CLIENT,
                     **{"db.system.name": "postgresql", "db.query.text": "SELECT * FROM orders WHERE id = $1"},
                 ),
                 self._child(trace_id, span_id, "render", SpanKind.INTERNAL, template="order.html"),
@@ -212,8 +213,10 @@ async def run_demo(*, requests: int, concurrency: int, protocol: OtlpProtocol | 
         config = ExporterConfig.from_env(endpoint=endpoint, protocol=chosen)
     ui = _ui()
     target = config.traces.endpoint_for_display
-    ui.line(f"aiotlp demo: {requests} requests, {concurrency} at a time, {config.traces.protocol} -> {target}"
-            + (" (embedded receiver)" if receiver is not None else ""))
+    ui.line(
+        f"aiotlp demo: {requests} requests, {concurrency} at a time, {config.traces.protocol} -> {target}"
+        + (" (embedded receiver)" if receiver is not None else "")
+    )
     service = Service(random.Random(42))
     start_ns = time.time_ns()
     started = time.perf_counter()
@@ -227,10 +230,8 @@ async def run_demo(*, requests: int, concurrency: int, protocol: OtlpProtocol | 
                     await service.handle(n)
 
             tasks = [asyncio.create_task(one(n)) for n in range(requests)]
-            done = 0
-            for task in asyncio.as_completed(tasks):
+            for done, task in enumerate(asyncio.as_completed(tasks), start=1):
                 await task
-                done += 1
                 if len(service.out.spans) >= 512:
                     result = result + await _export_batches(exporter, service.out)
                 ui.progress(done, requests)

@@ -156,9 +156,7 @@ def _kv_int(key: str, value: int) -> bytes:
 def _kv(key: str, any_value: bytes) -> bytes:
     """varint(len) + a ``KeyValue`` of ``key`` and the encoded ``AnyValue`` body."""
     m = len(any_value)
-    body = (
-        (_KEY.get(key) or _key_field(key)) + (b"\x12" + _V[m] if m < _VN else b"\x12" + varint(m)) + any_value
-    )
+    body = (_KEY.get(key) or _key_field(key)) + (b"\x12" + _V[m] if m < _VN else b"\x12" + varint(m)) + any_value
     m = len(body)
     return (_V[m] if m < _VN else varint(m)) + body
 

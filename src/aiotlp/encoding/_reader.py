@@ -85,9 +85,7 @@ def iter_fields(buf: Buffer) -> Iterator[tuple[int, int, int | Buffer]]:
         elif wire_type == WIRE_LEN:
             length, pos = read_varint(buf, pos)
             if length > end - pos:
-                raise ResponseError(
-                    f"malformed protobuf: field {field_number} length {length} runs past the end"
-                )
+                raise ResponseError(f"malformed protobuf: field {field_number} length {length} runs past the end")
             value = buf[pos : pos + length]
             pos += length
         elif wire_type == WIRE_FIXED64:

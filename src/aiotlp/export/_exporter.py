@@ -220,7 +220,8 @@ def _split(
     if len(items) == 1:
         kind = {"traces": "span", "metrics": "metric data point", "logs": "log record"}[signal.value]
         yield RequestTooLargeError(
-            f"dropped one {kind}: it encodes to {len(body)} bytes, over the {cap}-byte request cap", items=count
+            f"dropped one {kind}: it encodes to {len(body)} bytes, over the {cap}-byte request cap",
+            items=count,
         )
         return
     half = len(items) // 2

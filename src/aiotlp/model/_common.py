@@ -29,9 +29,7 @@ INT64_MAX = 2**63 - 1
 UINT64_MAX = 2**64 - 1
 UINT32_MAX = 2**32 - 1
 
-AnyValue = Union[
-    str, bool, int, float, bytes, Sequence["AnyValue"], Mapping[str, "AnyValue"], None
-]
+AnyValue = Union[str, bool, int, float, bytes, Sequence["AnyValue"], Mapping[str, "AnyValue"], None]
 """An OTLP ``AnyValue``: a scalar, bytes, a (possibly mixed) list, a nested mapping, or ``None`` (empty)."""
 
 Attributes = Mapping[str, AnyValue]
@@ -157,9 +155,7 @@ class InstrumentationScope:
     def __post_init__(self) -> None:
         check_str(self.name, "InstrumentationScope.name")
         check_str(self.version, "InstrumentationScope.version")
-        object.__setattr__(
-            self, "attributes", validate_attributes(self.attributes, "InstrumentationScope.attributes")
-        )
+        object.__setattr__(self, "attributes", validate_attributes(self.attributes, "InstrumentationScope.attributes"))
         check_uint(self.dropped_attributes_count, "InstrumentationScope.dropped_attributes_count")
         check_str(self.schema_url, "InstrumentationScope.schema_url")
 

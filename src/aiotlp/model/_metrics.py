@@ -78,7 +78,9 @@ class Exemplar:
         _number(self.value, "Exemplar.value")
         check_time(self.time_unix_nano, "Exemplar.time_unix_nano")
         object.__setattr__(
-            self, "filtered_attributes", validate_attributes(self.filtered_attributes, "Exemplar.filtered_attributes")
+            self,
+            "filtered_attributes",
+            validate_attributes(self.filtered_attributes, "Exemplar.filtered_attributes"),
         )
         object.__setattr__(self, "trace_id", check_id(self.trace_id, 16, "Exemplar.trace_id", optional=True))
         object.__setattr__(self, "span_id", check_id(self.span_id, 8, "Exemplar.span_id", optional=True))
@@ -125,11 +127,11 @@ class HistogramDataPoint:
     def __post_init__(self) -> None:
         name = "HistogramDataPoint"
         _count(self.count, f"{name}.count")
+        object.__setattr__(self, "bucket_counts", tuple(_count(c, f"{name}.bucket_counts") for c in self.bucket_counts))
         object.__setattr__(
-            self, "bucket_counts", tuple(_count(c, f"{name}.bucket_counts") for c in self.bucket_counts)
-        )
-        object.__setattr__(
-            self, "explicit_bounds", tuple(check_float(b, f"{name}.explicit_bounds") for b in self.explicit_bounds)
+            self,
+            "explicit_bounds",
+            tuple(check_float(b, f"{name}.explicit_bounds") for b in self.explicit_bounds),
         )
         if self.bucket_counts and len(self.bucket_counts) != len(self.explicit_bounds) + 1:
             raise ValueError(
@@ -152,9 +154,7 @@ class Buckets:
             raise TypeError(f"Buckets.offset: expected an int, got {type(self.offset).__name__}")
         if not -(2**31) <= self.offset < 2**31:
             raise ValueError(f"Buckets.offset: {self.offset} is outside the int32 range")
-        object.__setattr__(
-            self, "bucket_counts", tuple(_count(c, "Buckets.bucket_counts") for c in self.bucket_counts)
-        )
+        object.__setattr__(self, "bucket_counts", tuple(_count(c, "Buckets.bucket_counts") for c in self.bucket_counts))
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,9 +254,7 @@ class Histogram:
     aggregation_temporality: AggregationTemporality = AggregationTemporality.CUMULATIVE
 
     def __post_init__(self) -> None:
-        object.__setattr__(
-            self, "data_points", _items(self.data_points, HistogramDataPoint, "Histogram.data_points")
-        )
+        object.__setattr__(self, "data_points", _items(self.data_points, HistogramDataPoint, "Histogram.data_points"))
         object.__setattr__(
             self,
             "aggregation_temporality",

@@ -305,9 +305,7 @@ def _gunzip(data: bytes, limit: int) -> bytes:
         except zlib.error as exc:
             raise _Refused(400, grpc.StatusCode.INVALID_ARGUMENT, f"invalid gzip body: {exc}") from None
         if len(out) > limit or inflater.unconsumed_tail:
-            raise _Refused(
-                413, grpc.StatusCode.RESOURCE_EXHAUSTED, f"gzip body inflates to more than {limit} bytes"
-            )
+            raise _Refused(413, grpc.StatusCode.RESOURCE_EXHAUSTED, f"gzip body inflates to more than {limit} bytes")
         if not inflater.eof:
             raise _Refused(400, grpc.StatusCode.INVALID_ARGUMENT, "invalid gzip body: truncated")
         data = inflater.unused_data
@@ -474,11 +472,7 @@ class FakeCollector:
             [
                 grpc.method_handlers_generic_handler(
                     _GRPC_SERVICES[signal],
-                    {
-                        "Export": grpc.unary_unary_rpc_method_handler(
-                            functools.partial(self._grpc_export, signal)
-                        )
-                    },
+                    {"Export": grpc.unary_unary_rpc_method_handler(functools.partial(self._grpc_export, signal))},
                 )
                 for signal in Signal
             ]
@@ -663,9 +657,7 @@ class FakeCollector:
                 body = _gunzip(body, self._max_request_size)
             message = _decode_protobuf(signal, body)
         except _Refused as refused:
-            bad = BadRequest(
-                "grpc", signal.grpc_method, refused.grpc_code.name, refused.reason, headers, request
-            )
+            bad = BadRequest("grpc", signal.grpc_method, refused.grpc_code.name, refused.reason, headers, request)
             await self._record_bad(bad)
             await context.abort(refused.grpc_code, refused.reason)
             raise  # not reached: abort() raises
@@ -715,9 +707,7 @@ class FakeCollector:
             if request.method != "POST":
                 raise _Refused(405, grpc.StatusCode.UNIMPLEMENTED, f"method {request.method} is not allowed")
             if media_type not in (PROTOBUF, JSON):
-                raise _Refused(
-                    415, grpc.StatusCode.INVALID_ARGUMENT, f"unsupported content type {media_type!r}"
-                )
+                raise _Refused(415, grpc.StatusCode.INVALID_ARGUMENT, f"unsupported content type {media_type!r}")
             try:
                 raw = await request.read()
             except web.HTTPRequestEntityTooLarge:
@@ -734,14 +724,10 @@ class FakeCollector:
             elif encoding in ("identity", ""):
                 body = raw
             else:
-                raise _Refused(
-                    415, grpc.StatusCode.INVALID_ARGUMENT, f"unsupported Content-Encoding {encoding!r}"
-                )
+                raise _Refused(415, grpc.StatusCode.INVALID_ARGUMENT, f"unsupported Content-Encoding {encoding!r}")
             message = _decode_json(signal, body) if media_type == JSON else _decode_protobuf(signal, body)
         except _Refused as refused:
-            await self._record_bad(
-                BadRequest("http", request.path, refused.http_status, refused.reason, headers, raw)
-            )
+            await self._record_bad(BadRequest("http", request.path, refused.http_status, refused.reason, headers, raw))
             response_headers = {"Allow": "POST"} if refused.http_status == 405 else None
             return web.Response(
                 status=refused.http_status,
@@ -749,14 +735,10 @@ class FakeCollector:
                 body=_status_body(_rpc_status(refused.grpc_code, refused.reason, None), answer_type),
                 content_type=answer_type,
             )
-        content_type: Literal["application/x-protobuf", "application/json"] = (
-            JSON if media_type == JSON else PROTOBUF
-        )
+        content_type: Literal["application/x-protobuf", "application/json"] = JSON if media_type == JSON else PROTOBUF
         address = request.transport.get_extra_info("peername") if request.transport is not None else None
         peer = f"{address[0]}:{address[1]}" if address else ""
-        await self._record(
-            ReceivedRequest(signal, "http", content_type, compression, headers, body, message, peer)
-        )
+        await self._record(ReceivedRequest(signal, "http", content_type, compression, headers, body, message, peer))
         reply = self._next_reply(signal)
         if reply.delay:
             await asyncio.sleep(reply.delay)
@@ -784,9 +766,7 @@ class FakeCollector:
         elif 200 <= status <= 299:
             body = _serialize(_export_response(signal, reply), media_type)
         else:
-            body = _status_body(
-                _rpc_status(reply.effective_grpc_code, reply.message, reply.retry_delay), media_type
-            )
+            body = _status_body(_rpc_status(reply.effective_grpc_code, reply.message, reply.retry_delay), media_type)
         return web.Response(status=status, headers=headers, body=body, content_type=media_type)
 
 
@@ -802,9 +782,7 @@ def _decode_protobuf(signal: Signal, body: bytes) -> ExportRequest:
     try:
         message: ExportRequest = request_class(signal).FromString(body)
     except DecodeError as exc:
-        raise _Refused(
-            400, grpc.StatusCode.INVALID_ARGUMENT, f"cannot decode {signal.value} request: {exc}"
-        ) from None
+        raise _Refused(400, grpc.StatusCode.INVALID_ARGUMENT, f"cannot decode {signal.value} request: {exc}") from None
     return message
 
 

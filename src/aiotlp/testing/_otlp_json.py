@@ -45,9 +45,7 @@ __all__ = [
 ]
 
 ExportRequest: TypeAlias = ExportTraceServiceRequest | ExportMetricsServiceRequest | ExportLogsServiceRequest
-ExportResponse: TypeAlias = (
-    ExportTraceServiceResponse | ExportMetricsServiceResponse | ExportLogsServiceResponse
-)
+ExportResponse: TypeAlias = ExportTraceServiceResponse | ExportMetricsServiceResponse | ExportLogsServiceResponse
 
 _REQUESTS: dict[Signal, type[ExportRequest]] = {
     Signal.TRACES: ExportTraceServiceRequest,

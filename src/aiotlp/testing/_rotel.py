@@ -129,9 +129,7 @@ class Rotel:
                 except OSError:
                     if loop.time() > deadline:
                         await self.stop()
-                        raise RuntimeError(
-                            f"rotel did not listen on port {port}:\n{self.log_text()}"
-                        ) from None
+                        raise RuntimeError(f"rotel did not listen on port {port}:\n{self.log_text()}") from None
                     await asyncio.sleep(0.02)
                     continue
                 writer.close()

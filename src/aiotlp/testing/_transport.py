@@ -43,9 +43,7 @@ class ScriptedTransport:
 
     content_type = "application/x-protobuf"
 
-    def __init__(
-        self, script: Iterable[Outcome] = (), *, default: Outcome | None = None, gzip: bool = False
-    ) -> None:
+    def __init__(self, script: Iterable[Outcome] = (), *, default: Outcome | None = None, gzip: bool = False) -> None:
         self.script: deque[Outcome] = deque(script)
         self.default = default if default is not None else Outcome()
         self.gzip = gzip

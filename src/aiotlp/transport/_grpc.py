@@ -151,4 +151,6 @@ class GrpcTransport:
 
 def _is_connect_failure(details: str) -> bool:
     text = details.lower()
-    return any(word in text for word in ("connection refused", "failed to connect", "connection reset", "socket closed"))
+    return any(
+        word in text for word in ("connection refused", "failed to connect", "connection reset", "socket closed")
+    )

@@ -118,7 +118,9 @@ class HttpTransport:
         except asyncio.TimeoutError:
             raise AttemptTimeoutError(f"no response from {self._where()} within {timeout:.3g}s") from None
         except aiohttp.ClientConnectorCertificateError as exc:
-            raise PermanentError(f"TLS certificate verification failed for {self._where()}: {exc.certificate_error}") from None
+            raise PermanentError(
+                f"TLS certificate verification failed for {self._where()}: {exc.certificate_error}"
+            ) from None
         except aiohttp.ClientSSLError as exc:
             raise PermanentError(f"TLS error talking to {self._where()}: {_reason(exc)}") from None
         except aiohttp.ClientConnectorError as exc:
@@ -132,8 +134,10 @@ class HttpTransport:
 
     async def _read(self, response: aiohttp.ClientResponse) -> bytes:
         length = response.content_length
-        if length is not None and length > self.max_response_bytes and "gzip" not in response.headers.get(
-            "content-encoding", ""
+        if (
+            length is not None
+            and length > self.max_response_bytes
+            and "gzip" not in response.headers.get("content-encoding", "")
         ):
             raise ResponseError(
                 f"the response from {self._where()} announces {length} bytes, more than {self.max_response_bytes}"
