@@ -119,11 +119,11 @@ def doubles(*, allow_nan: bool = False) -> st.SearchStrategy[float]:
 
 
 def trace_ids() -> st.SearchStrategy[bytes]:
-    return st.binary(min_size=16, max_size=16)
+    return st.binary(min_size=16, max_size=16).filter(any)  # all-zero ids are invalid
 
 
 def span_ids() -> st.SearchStrategy[bytes]:
-    return st.binary(min_size=8, max_size=8)
+    return st.binary(min_size=8, max_size=8).filter(any)
 
 
 def _optional(strategy: st.SearchStrategy[bytes]) -> st.SearchStrategy[bytes]:

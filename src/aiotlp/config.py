@@ -597,14 +597,21 @@ class ExporterConfig:
         client_certificate_file: str | os.PathLike[str] | None = None,
         insecure: bool | None = None,
         max_request_bytes: int | None = None,
+        signal_endpoints: Mapping[Signal, str] | None = None,
     ) -> ExporterConfig:
         """Resolve every signal: explicit argument > per-signal variable > generic variable > default.
 
         ``environ=None`` reads ``os.environ``. ``endpoint`` is a *base* endpoint, like
         ``OTEL_EXPORTER_OTLP_ENDPOINT`` (HTTP appends ``v1/<signal>``); ``timeout`` is in seconds. Only the
         values actually used are read and validated, so a bad variable that is overridden is never reported.
+
+        ``signal_endpoints`` maps a signal (a :class:`Signal` or its value) to an explicit *per-signal*
+        endpoint, used like ``OTEL_EXPORTER_OTLP_<SIGNAL>_ENDPOINT`` (HTTP: the URL to POST to, verbatim) and
+        winning over ``endpoint`` and every variable for that signal. This is how the official OTLP/HTTP
+        exporters treat their ``endpoint=`` argument.
         """
         env = _Env(environ)
+        explicit_endpoints = _check_signal_endpoints(signal_endpoints)
         explicit_headers = None if headers is None else _as_headers(headers, "headers")
         if insecure is not None and not isinstance(insecure, bool):
             _fail(f"insecure: must be a bool, got {type(insecure).__name__}")
@@ -613,6 +620,7 @@ class ExporterConfig:
                 env,
                 signal,
                 endpoint=endpoint,
+                signal_endpoint=explicit_endpoints.get(signal),
                 protocol=protocol,
                 headers=explicit_headers,
                 timeout=timeout,
@@ -628,11 +636,30 @@ class ExporterConfig:
         return cls(traces=configs[Signal.TRACES], metrics=configs[Signal.METRICS], logs=configs[Signal.LOGS])
 
 
+def _check_signal_endpoints(value: object) -> dict[Signal, str]:
+    """Validate the ``signal_endpoints`` argument of :meth:`ExporterConfig.from_env`."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        _fail(f"signal_endpoints: must be a Mapping of signal to endpoint, got {type(value).__name__}")
+    checked: dict[Signal, str] = {}
+    for key, endpoint in value.items():
+        try:
+            signal = Signal(key)
+        except ValueError:
+            _fail(f"signal_endpoints: keys must be signals ({', '.join(repr(s.value) for s in Signal)})")
+        if not isinstance(endpoint, str):
+            _fail(f"signal_endpoints[{signal.value!r}]: must be a str, got {type(endpoint).__name__}")
+        checked[signal] = endpoint
+    return checked
+
+
 def _resolve_signal(
     env: _Env,
     signal: Signal,
     *,
     endpoint: str | None,
+    signal_endpoint: str | None = None,
     protocol: str | None,
     headers: Headers | None,
     timeout: float | None,
@@ -658,7 +685,9 @@ def _resolve_signal(
 
     # endpoint
     per_signal = f"OTEL_EXPORTER_OTLP_{signal.value.upper()}_ENDPOINT"
-    if endpoint is not None:
+    if signal_endpoint is not None:
+        text, name, base = signal_endpoint.strip(), f"signal_endpoints[{signal.value!r}]", False
+    elif endpoint is not None:
         if not isinstance(endpoint, str):
             _fail(f"endpoint: must be a str, got {type(endpoint).__name__}")
         text, name, base = endpoint.strip(), "endpoint", True

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from .._exceptions import ExportError, ExporterShutdownError, RequestTooLargeError
 from ..config import ExporterConfig, Headers, SignalConfig
@@ -23,6 +24,7 @@ __all__ = ["OTLPExporter"]
 logger = logging.getLogger("aiotlp.export")
 
 TransportFactory = Callable[[SignalConfig], Transport]
+_T = TypeVar("_T")
 
 
 class OTLPExporter:
@@ -123,8 +125,47 @@ class OTLPExporter:
     async def export_logs(self, records: Sequence[LogRecord]) -> ExportResult:
         return await self._export(Signal.LOGS, records)
 
+    async def export_encoded(
+        self,
+        signal: Signal,
+        items: Sequence[_T],
+        encode: Callable[[Sequence[_T]], bytes],
+        *,
+        body: bytes | None = None,
+        count: Callable[[Sequence[_T]], int] = len,
+        split_item: Callable[[_T], Sequence[_T]] | None = None,
+        timeout: float | None = None,
+    ) -> ExportResult:
+        """Export items of any type, encoded by the caller: the hook the OpenTelemetry SDK adapters use.
+
+        ``encode(items)`` returns the request bytes for ``signal`` in this exporter's wire format: OTLP/JSON
+        when ``self.config.for_signal(signal).protocol == "http/json"``, protobuf otherwise. ``body`` is
+        ``encode(items)`` when the caller already has it (it is not encoded again). ``count(items)`` counts
+        the items as OTLP does (spans, log records, metric data points). From there it is the path of
+        :meth:`export_traces`: a batch over ``max_request_bytes`` is halved and the halves encoded again, a
+        single item still over the cap is split by ``split_item`` when given (a metric into two halves of
+        its data points) or else dropped and counted, and the parts go through the sender stack. ``timeout``
+        (seconds) shortens this call's deadline below the configured one. Never raises for a failed export.
+        """
+        json = self.config.for_signal(signal).protocol == "http/json"
+        del json  # the caller's encoder decides the format; see the docstring
+        return await self._export_with(_Codec(signal, encode, count, split_item), items, body, timeout)
+
     async def _export(self, signal: Signal, items: Sequence[Any]) -> ExportResult:
-        total = count_items(signal, items)
+        json = self.config.for_signal(signal).protocol == "http/json"
+        codec = _Codec(
+            signal,
+            functools.partial(encode, signal, json=json),
+            functools.partial(count_items, signal),
+            _split_metric if signal is Signal.METRICS else None,
+        )
+        return await self._export_with(codec, items, None, None)
+
+    async def _export_with(
+        self, codec: _Codec, items: Sequence[Any], body: bytes | None, timeout: float | None
+    ) -> ExportResult:
+        signal = codec.signal
+        total = codec.count(items)
         if self._closed:
             error = ExporterShutdownError("the exporter is shut down")
             return ExportResult(items=total, failed=total, error=error)
@@ -133,11 +174,11 @@ class OTLPExporter:
         config = self.config.for_signal(signal)
         stack = self._stacks[signal]
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + config.timeout
+        deadline = loop.time() + (config.timeout if timeout is None else min(config.timeout, timeout))
         self._active += 1
         try:
             result = ExportResult()
-            for part in _split(signal, items, config.max_request_bytes, json=config.protocol == "http/json"):
+            for part in _split(codec, items, config.max_request_bytes, body):
                 if isinstance(part, RequestTooLargeError):
                     dropped = part.items
                     self._failure_log.log("%s", part.message)
@@ -201,22 +242,34 @@ class OTLPExporter:
         await asyncio.gather(*(stack.top.shutdown() for stack in self._stacks.values()))
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Codec:
+    """How to encode, count and split one batch's items (aiotlp model objects, or the SDK adapters' own)."""
+
+    signal: Signal
+    encode: Callable[[Sequence[Any]], bytes]
+    count: Callable[[Sequence[Any]], int]
+    split_item: Callable[[Any], Sequence[Any]] | None
+
+
 def _split(
-    signal: Signal, items: Sequence[Any], cap: int, *, json: bool
+    codec: _Codec, items: Sequence[Any], cap: int, body: bytes | None = None
 ) -> Iterator[ExportRequest | RequestTooLargeError]:
-    """Encode ``items``; halve any batch whose encoding exceeds ``cap`` until every part fits.
+    """Encode ``items`` (unless ``body`` is their encoding); halve any batch over ``cap`` until every part fits.
 
     A metric whose points alone exceed the cap is split by data points. A single span, log record or data
     point over the cap cannot be sent: it is yielded as a :class:`RequestTooLargeError`, to be counted.
     """
-    body = encode(signal, items, json=json)
-    count = count_items(signal, items)
+    signal = codec.signal
+    if body is None:
+        body = codec.encode(items)
+    count = codec.count(items)
     if len(body) <= cap:
         if count:
             yield ExportRequest(signal=signal, body=body, items=count, size=len(body))
         return
-    if len(items) == 1 and signal is Signal.METRICS and count > 1:
-        items = _split_metric(items[0])
+    if len(items) == 1 and codec.split_item is not None and count > 1:
+        items = codec.split_item(items[0])
     if len(items) == 1:
         kind = {"traces": "span", "metrics": "metric data point", "logs": "log record"}[signal.value]
         yield RequestTooLargeError(
@@ -225,8 +278,8 @@ def _split(
         )
         return
     half = len(items) // 2
-    yield from _split(signal, items[:half], cap, json=json)
-    yield from _split(signal, items[half:], cap, json=json)
+    yield from _split(codec, items[:half], cap)
+    yield from _split(codec, items[half:], cap)
 
 
 def _split_metric(metric: Metric) -> list[Metric]:

@@ -109,7 +109,7 @@ def check_float(value: float, where: str, *, finite: bool = False) -> float:
 
 
 def check_id(value: bytes | int | None, size: int, where: str, *, optional: bool = False) -> bytes:
-    """A trace id (16 bytes) or span id (8 bytes), given as bytes or as an int. Empty means absent."""
+    """A trace id (16 bytes) or span id (8 bytes), as bytes or an int. Empty or all zeros means absent (optional)."""
     if value is None or value == b"":
         if optional:
             return b""
@@ -124,6 +124,10 @@ def check_id(value: bytes | int | None, size: int, where: str, *, optional: bool
         value = bytes(value)
         if len(value) != size:
             raise ValueError(f"{where}: must be {size} bytes, got {len(value)}")
+        if not any(value):  # all zeros is the W3C "invalid" id
+            if optional:
+                return b""
+            raise ValueError(f"{where}: must not be all zeros")
         return value
     raise TypeError(f"{where}: expected bytes or int, got {type(value).__name__}")
 
