@@ -48,7 +48,7 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, Any, Any]:
         _IN_TEST_CALL = False
 
 
-SLOW_CALLBACK_SECONDS = 0.25
+SLOW_CALLBACK_SECONDS = 0.5
 
 
 @pytest.fixture(autouse=True)

@@ -147,8 +147,6 @@ class OTLPExporter:
         its data points) or else dropped and counted, and the parts go through the sender stack. ``timeout``
         (seconds) shortens this call's deadline below the configured one. Never raises for a failed export.
         """
-        json = self.config.for_signal(signal).protocol == "http/json"
-        del json  # the caller's encoder decides the format; see the docstring
         return await self._export_with(_Codec(signal, encode, count, split_item), items, body, timeout)
 
     async def _export(self, signal: Signal, items: Sequence[Any]) -> ExportResult:

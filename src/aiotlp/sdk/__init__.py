@@ -1,0 +1,53 @@
+"""OpenTelemetry SDK integration: drop-in exporters backed by aiotlp, and direct SDK -> OTLP encoders.
+
+```python
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+import aiotlp.sdk
+
+provider = TracerProvider()
+provider.add_span_processor(BatchSpanProcessor(aiotlp.sdk.SpanExporter(endpoint="http://collector:4318/v1/traces")))
+```
+
+Or with the SDK's auto-configuration: ``OTEL_TRACES_EXPORTER=aiotlp``, ``OTEL_LOGS_EXPORTER=aiotlp``,
+``OTEL_METRICS_EXPORTER=aiotlp`` (entry points of the ``opentelemetry_*_exporter`` groups).
+
+- :class:`SpanExporter`, :class:`LogExporter`, :class:`MetricExporter`: the SDK's exporter interfaces, taking
+  the official OTLP exporters' arguments plus ``protocol`` (``grpc``, ``http/protobuf``, ``http/json``); they
+  export through aiotlp's async exporter on a background event-loop thread (see :mod:`aiotlp.sdk._bridge`);
+- :func:`encode_spans`, :func:`encode_log_records`, :func:`encode_metrics_data` and their ``_json`` twins: SDK
+  objects straight to OTLP request bytes, as the official encoder maps them (see :mod:`aiotlp.sdk._encode`).
+
+This is the only package of aiotlp that imports ``opentelemetry.sdk``: ``pip install 'aiotlp[sdk]'``.
+"""
+
+from __future__ import annotations
+
+from aiotlp._exceptions import MissingExtraError
+
+try:
+    import opentelemetry.sdk  # noqa: F401
+except ImportError as exc:  # pragma: no cover - depends on the installed extras
+    raise MissingExtraError("sdk", exc.name or "opentelemetry-sdk") from exc
+
+from ._encode import (
+    encode_log_records,
+    encode_log_records_json,
+    encode_metrics_data,
+    encode_metrics_data_json,
+    encode_spans,
+    encode_spans_json,
+)
+from ._exporters import LogExporter, MetricExporter, SpanExporter
+
+__all__ = [
+    "LogExporter",
+    "MetricExporter",
+    "SpanExporter",
+    "encode_log_records",
+    "encode_log_records_json",
+    "encode_metrics_data",
+    "encode_metrics_data_json",
+    "encode_spans",
+    "encode_spans_json",
+]

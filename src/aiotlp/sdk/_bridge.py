@@ -1,0 +1,231 @@
+"""The sync -> async bridge: one daemon thread per process running an asyncio event loop, owned by aiotlp.
+
+The OpenTelemetry SDK calls exporters synchronously, from its processors' threads (or the application's). The
+SDK adapters run aiotlp's async exporter on this loop with :func:`asyncio.run_coroutine_threadsafe` and wait
+for the result. The bridge is:
+
+- **lazy**: the thread starts on the first :meth:`Bridge.loop` call, so importing ``aiotlp.sdk`` costs nothing;
+- **shared**: one per process (:func:`get_bridge`); every adapter's exporter lives on it;
+- **fork-safe**: in a child process (``os.fork``), :func:`get_bridge` returns a new, not yet started bridge.
+  The parent's loop and thread do not exist in the child: they are never touched again (nor closed: their
+  file descriptors and connections belong to the parent), and nothing queued there is ever sent from the child;
+- **stopped at interpreter exit** (``atexit``, registered when this module is imported): exports still in flight
+  get up to :data:`EXIT_TIMEOUT` seconds, then every exporter made on the loop is shut down (connections
+  closed) and the thread ends. An export that comes later (another ``atexit`` handler flushing a provider)
+  starts a new bridge, and exporters notice the new loop and rebuild their connections on it.
+
+The loop's default executor (used by aiohttp to resolve host names) runs each call in its own daemon thread:
+``concurrent.futures.ThreadPoolExecutor`` refuses work once the interpreter starts shutting down, which would
+make the final flush at exit fail to resolve ``localhost``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import concurrent.futures
+import logging
+import os
+import threading
+import time
+import weakref
+from collections.abc import Callable, Coroutine
+from typing import Any, Final, Protocol, TypeVar
+
+__all__ = ["EXIT_TIMEOUT", "Bridge", "abandon", "get_bridge", "on_running_loop"]
+
+logger = logging.getLogger("aiotlp.sdk")
+
+EXIT_TIMEOUT: Final = 5.0
+"""Seconds the ``atexit`` handler gives in-flight exports, then connection shutdown, before it returns."""
+
+_T = TypeVar("_T")
+
+
+class _Closeable(Protocol):
+    async def shutdown(self, timeout: float | None = None) -> None: ...
+
+
+class _ThreadPerCallExecutor(concurrent.futures.ThreadPoolExecutor):
+    """Runs each call in a new daemon thread: unlike ThreadPoolExecutor, it keeps working during interpreter
+    exit. The bridge loop's only executor work is host-name resolution (aiohttp caches the answers)."""
+
+    def submit(self, fn: Callable[..., _T], /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[_T]:
+        future: concurrent.futures.Future[_T] = concurrent.futures.Future()
+
+        def run() -> None:
+            if not future.set_running_or_notify_cancel():
+                return
+            try:
+                result = fn(*args, **kwargs)
+            except BaseException as exc:
+                future.set_exception(exc)
+            else:
+                future.set_result(result)
+
+        threading.Thread(target=run, name="aiotlp-bridge-executor", daemon=True).start()
+        return future
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        return None
+
+
+def on_running_loop() -> bool:
+    """True when the calling thread is running an asyncio event loop (the bridge's or any other)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+class Bridge:
+    """A daemon thread running an asyncio loop, started lazily. Use :func:`get_bridge`, not the constructor."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        # The exporters to shut down when a loop stops, per loop; only touched on that loop's thread.
+        self._tracked: dict[asyncio.AbstractEventLoop, weakref.WeakSet[Any]] = {}
+
+    def __repr__(self) -> str:
+        state = "running" if self._loop is not None else "idle"
+        return f"<aiotlp Bridge {state}>"
+
+    @property
+    def running_loop(self) -> asyncio.AbstractEventLoop | None:
+        """The loop, if the thread is running (without starting it)."""
+        return self._loop
+
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The bridge loop, starting the thread on first use."""
+        loop = self._loop
+        if loop is not None:
+            return loop
+        with self._lock:
+            if self._loop is None:
+                self._start()
+            assert self._loop is not None
+            return self._loop
+
+    def _start(self) -> None:
+        loop = asyncio.new_event_loop()
+        loop.set_default_executor(_ThreadPerCallExecutor(max_workers=1))
+        started = threading.Event()
+        thread = threading.Thread(target=_run_loop, args=(loop, started), name="aiotlp-bridge", daemon=True)
+        thread.start()
+        started.wait()
+        self._thread = thread
+        self._loop = loop
+
+    def submit(self, coro: Coroutine[Any, Any, _T]) -> concurrent.futures.Future[_T]:
+        """Schedule ``coro`` on the bridge loop (starting it if needed); thread-safe, never blocks."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop())
+
+    def track(self, exporter: _Closeable) -> None:
+        """Shut ``exporter`` down when its loop stops. Call it on the bridge loop, for objects bound to it."""
+        self._tracked.setdefault(asyncio.get_running_loop(), weakref.WeakSet()).add(exporter)
+
+    def _untrack(self, loop: asyncio.AbstractEventLoop) -> list[Any]:
+        return list(self._tracked.pop(loop, ()))
+
+    def in_thread(self) -> bool:
+        """True when called on the bridge loop's own thread."""
+        return self._thread is not None and threading.current_thread() is self._thread
+
+    def stop(self, timeout: float) -> None:
+        """Let in-flight work finish and shut the tracked exporters down (within ``timeout`` seconds), then
+        stop the loop and join the thread. A later :meth:`loop` call starts a new one."""
+        with self._lock:
+            loop, thread = self._loop, self._thread
+            self._loop = self._thread = None
+        if loop is None or thread is None:
+            return
+        deadline = time.monotonic() + timeout
+        if threading.current_thread() is thread:  # cannot wait for ourselves: finish in the background
+            loop.create_task(_close_then_stop(self, timeout, loop))
+            return
+        # Work queued on the loop before this call runs first (FIFO), so the exporters it creates are tracked
+        # and its exports counted in flight by the time _close_all looks.
+        future = asyncio.run_coroutine_threadsafe(_close_all(self, timeout), loop)
+        try:
+            future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            logger.warning("aiotlp bridge: exporters did not shut down within %.3gs; stopping anyway", timeout)
+        except Exception:  # pragma: no cover - _close_all swallows exporter errors
+            logger.exception("aiotlp bridge: error while shutting exporters down")
+        try:
+            loop.call_soon_threadsafe(loop.stop)
+        except RuntimeError:  # pragma: no cover - the loop is already closed
+            return
+        thread.join(max(0.0, deadline - time.monotonic()) + 1.0)
+
+
+async def _close_all(bridge: Bridge, timeout: float) -> None:
+    tracked = bridge._untrack(asyncio.get_running_loop())
+    results = await asyncio.gather(*(exporter.shutdown(timeout) for exporter in tracked), return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
+            logger.warning("aiotlp bridge: an exporter failed to shut down: %r", result)
+
+
+async def _close_then_stop(bridge: Bridge, timeout: float, loop: asyncio.AbstractEventLoop) -> None:
+    try:
+        await asyncio.wait_for(_close_all(bridge, timeout), timeout)
+    except asyncio.TimeoutError:
+        logger.warning("aiotlp bridge: exporters did not shut down within %.3gs; stopping anyway", timeout)
+    finally:
+        loop.stop()
+
+
+def _run_loop(loop: asyncio.AbstractEventLoop, started: threading.Event) -> None:
+    asyncio.set_event_loop(loop)
+    loop.call_soon(started.set)
+    try:
+        loop.run_forever()
+    finally:
+        try:
+            tasks = asyncio.all_tasks(loop)
+            for task in tasks:
+                task.cancel()
+            if tasks:
+                loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()
+
+
+# ------------------------------------------------------------------------------------------------------------
+# The process-wide bridge, fork and exit
+
+_bridge = Bridge()
+_abandoned: list[object] = []
+"""Objects inherited from the parent across a fork: kept referenced, never used, never finalized."""
+
+
+def get_bridge() -> Bridge:
+    """The bridge of this process (a fresh one in a child after ``os.fork``)."""
+    return _bridge
+
+
+def abandon(obj: object) -> None:
+    """Keep ``obj`` (bound to the parent's loop, in a forked child) alive and untouched for good."""
+    _abandoned.append(obj)
+
+
+def _after_fork_in_child() -> None:
+    global _bridge
+    _abandoned.append(_bridge)
+    _bridge = Bridge()
+
+
+def _at_exit() -> None:
+    _bridge.stop(EXIT_TIMEOUT)
+
+
+if hasattr(os, "register_at_fork"):  # pragma: no branch - POSIX
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+atexit.register(_at_exit)

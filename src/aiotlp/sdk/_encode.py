@@ -1,0 +1,1145 @@
+"""OpenTelemetry SDK objects -> OTLP request bytes, directly: no copy into aiotlp's model, no google.protobuf.
+
+- :func:`encode_spans` / :func:`encode_spans_json`: ``ReadableSpan`` batches (what ``SpanExporter.export`` gets);
+- :func:`encode_log_records` / :func:`encode_log_records_json`: ``ReadableLogRecord`` batches (what the 1.45
+  ``LogRecordExporter.export`` gets);
+- :func:`encode_metrics_data` / :func:`encode_metrics_data_json`: a ``MetricsData``; the exporter works on its
+  flat form, :func:`metric_items` (one ``(resource, scope, metric)`` per metric), with
+  :func:`encode_metric_items` / :func:`encode_metric_items_json`, so that an oversized batch can be halved.
+
+The SDK's semantics are mapped exactly as the official encoder (``opentelemetry.exporter.otlp.proto.common``)
+maps them, so both decode to the same message:
+
+- spans and log records are grouped by resource, then by scope, by *equality* (as the official dictionaries
+  do), in first-seen order; ``resource`` and ``scope`` are always written (an absent scope as an empty one),
+  with the resource's and the scope's ``schema_url``; neither carries a dropped-attributes count;
+- span kind is the SDK value + 1; the status (always written) carries the code and the description; the
+  trace state is written as ``k=v,k2=v2``; the parent span id is written whenever there is a parent;
+- ``Span.flags`` and ``Link.flags`` are ``SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE`` (0x100), plus
+  ``SPAN_FLAGS_CONTEXT_IS_REMOTE`` (0x200) when the parent's (the linked) context is remote; like the
+  official encoder, the W3C trace flags (bits 0-7) are not copied in;
+- dropped counts come from the SDK's ``BoundedAttributes`` / ``BoundedList``;
+- a log record always has a ``body`` (an empty ``AnyValue`` for ``None``); a zero trace or span id is left out;
+  ``flags`` are the record's trace flags; ``severity_number``, ``severity_text`` and ``event_name`` when set;
+- metrics: gauges carry no start time; sums carry temporality and monotonicity; a metric without data points
+  has no data field at all; histogram ``sum``/``min``/``max`` are written when not ``None``; exponential
+  histogram ``positive``/``negative`` only when they have bucket counts; exemplars carry span and trace ids
+  only when both are set, ``as_double`` for a float value and ``as_int`` for an int.
+
+Deviations from the official encoder, each deliberate: a link's ``trace_state`` is written (the official
+encoder drops it); the metrics of two ``ResourceMetrics`` (or ``ScopeMetrics``) entries that compare equal are
+all kept (the official encoder keeps only the last entry's); an empty ``ScopeMetrics`` is not sent.
+
+How it is fast: ``ReadableSpan``'s own fields (``_context``, ``_attributes``, ...) are read directly, skipping
+the properties that copy (``attributes`` wraps a ``MappingProxyType``, ``events`` builds a tuple); a class that
+overrides any of those properties is read through its public API instead (checked once per class). Attributes
+are written by aiotlp's protobuf encoder from the ``BoundedAttributes``' inner dict, with its caches. Span and
+trace ids are packed with their tags by one ``struct`` call; encoded resources and scopes are cached per
+object (they are immutable). All tags are ``bytes`` constants.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import struct
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Final, TypeVar
+
+from opentelemetry.attributes import BoundedAttributes
+from opentelemetry.sdk._logs import ReadableLogRecord
+from opentelemetry.sdk.metrics.export import (
+    ExponentialHistogram,
+    Gauge,
+    Histogram,
+    Metric,
+    MetricsData,
+    Sum,
+)
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import Event, ReadableSpan
+from opentelemetry.sdk.util import BoundedList
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+
+from aiotlp._exceptions import EncodeError
+from aiotlp.encoding._json import _any, _attributes, _finish, _float
+from aiotlp.encoding._protobuf import _LP, _lp_str, _patch, _write_any, _write_attributes, _write_times
+from aiotlp.encoding._wire import VARINT, VARINT_TABLE_SIZE, varint, zigzag32
+
+__all__ = [
+    "MetricItem",
+    "count_data_points",
+    "encode_log_records",
+    "encode_log_records_json",
+    "encode_metric_items",
+    "encode_metric_items_json",
+    "encode_metrics_data",
+    "encode_metrics_data_json",
+    "encode_spans",
+    "encode_spans_json",
+    "metric_items",
+    "split_metric_item",
+]
+
+logger = logging.getLogger("aiotlp.sdk")
+
+_V: Final = VARINT
+_VN: Final = VARINT_TABLE_SIZE
+_M64: Final = (1 << 64) - 1
+
+_pack_q: Final = struct.Struct("<Q").pack  # fixed64
+_pack_sq: Final = struct.Struct("<q").pack  # sfixed64
+_pack_d: Final = struct.Struct("<d").pack  # double
+_pack_i: Final = struct.Struct("<I").pack  # fixed32
+_pack_two_fixed64: Final = struct.Struct("<BQBQ").pack  # tag, fixed64, tag, fixed64 (one-byte tags)
+# Ids are big-endian bytes on the wire; a 128-bit trace id is packed as two big-endian 64-bit halves.
+# (tag, len 16, trace id high, low, tag, len 8, span id) and the same followed by the parent span id.
+_pack_ids: Final = struct.Struct(">2sQQ2sQ").pack
+_pack_ids_parent: Final = struct.Struct(">2sQQ2sQ2sQ").pack
+_pack_id8: Final = struct.Struct(">Q").pack
+
+_BA: Final = BoundedAttributes
+_BL: Final = BoundedList
+_EVENT: Final = Event
+
+# Span.kind (6): the SDK's SpanKind value (INTERNAL=0 .. CONSUMER=4) + 1.
+_KIND: Final = tuple(b"\x30" + bytes((value + 1,)) for value in range(5))
+# Span.status (15) without a message, indexed by StatusCode value (UNSET, OK, ERROR); Status 3 code.
+_STATUS: Final = (b"\x7a\x00", b"\x7a\x02\x18\x01", b"\x7a\x02\x18\x02")
+# Span.flags (16, fixed32) / Link.flags (6, fixed32): HAS_IS_REMOTE, and IS_REMOTE for a remote context.
+_SPAN_FLAGS_LOCAL: Final = b"\x85\x01" + _pack_i(0x100)
+_SPAN_FLAGS_REMOTE: Final = b"\x85\x01" + _pack_i(0x300)
+_LINK_FLAGS_LOCAL: Final = b"\x35" + _pack_i(0x100)
+_LINK_FLAGS_REMOTE: Final = b"\x35" + _pack_i(0x300)
+
+_I = TypeVar("_I")
+_Groups = list[tuple[Resource, list[tuple[InstrumentationScope | None, list[_I]]]]]
+
+MetricItem = tuple[Resource, InstrumentationScope, Metric]
+"""One metric with the resource and scope it was reported under: the unit a metrics batch is split by."""
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Helpers shared by the three signals
+
+
+def _plain(attributes: Any) -> Any:
+    """The mapping to iterate: a ``BoundedAttributes``' inner dict (C-speed ``items()``), else ``attributes``."""
+    return attributes._dict if type(attributes) is _BA else attributes
+
+
+def _dropped(attributes: Any) -> int:
+    return attributes.dropped if type(attributes) is _BA else 0
+
+
+def _trace_state(trace_state: Mapping[str, str]) -> str:
+    """A ``TraceState`` as the official encoder writes it: ``k=v,k2=v2``."""
+    return ",".join([f"{key}={value}" for key, value in trace_state.items()])
+
+
+_NOTHING: Final = object()
+
+
+def _group(items: Sequence[_I], key: Callable[[_I], tuple[Any, Any]]) -> _Groups[_I]:
+    """Group by resource, then scope, in first-seen order, with the official encoder's equality semantics.
+
+    Items are grouped by object identity first (cheap: one process has one resource per provider, one scope
+    object per tracer). Only when two distinct resource (or scope) objects compare equal are the groups built
+    again by equality, as the official encoder's dictionaries do.
+    """
+    buckets: dict[tuple[int, int], list[_I]] = {}
+    order: list[tuple[Any, Any, list[_I]]] = []
+    last_resource: object = _NOTHING
+    last_scope: object = _NOTHING
+    last: list[_I] = []
+    for item in items:
+        resource, scope = key(item)
+        if resource is last_resource and scope is last_scope:
+            last.append(item)
+            continue
+        ids = (id(resource), id(scope))
+        bucket = buckets.get(ids)
+        if bucket is None:
+            bucket = buckets[ids] = []
+            order.append((resource, scope, bucket))
+        last_resource, last_scope, last = resource, scope, bucket
+        bucket.append(item)
+    if len(order) > 1 and _has_equal_twins(order):
+        return _group_by_equality(items, key)
+    grouped: dict[int, tuple[Resource, list[tuple[InstrumentationScope | None, list[_I]]]]] = {}
+    for resource, scope, bucket in order:
+        entry = grouped.get(id(resource))
+        if entry is None:
+            entry = grouped[id(resource)] = (resource, [])
+        entry[1].append((scope, bucket))
+    return list(grouped.values())
+
+
+def _has_equal_twins(order: list[tuple[Any, Any, list[_I]]]) -> bool:
+    resources = {id(resource): resource for resource, _, _ in order}
+    scopes = {id(scope): scope for _, scope, _ in order}
+    if len(scopes) > 1 and len(set(scopes.values())) < len(scopes):
+        return True
+    return len(resources) > 1 and len(set(resources.values())) < len(resources)
+
+
+def _group_by_equality(items: Sequence[_I], key: Callable[[_I], tuple[Any, Any]]) -> _Groups[_I]:
+    grouped: dict[Any, dict[Any, list[_I]]] = {}
+    for item in items:
+        resource, scope = key(item)
+        grouped.setdefault(resource, {}).setdefault(scope, []).append(item)
+    return [(resource, list(scopes.items())) for resource, scopes in grouped.items()]
+
+
+_CACHE_MAX: Final = 256
+_RESOURCE_PB: dict[int, tuple[object, bytes]] = {}
+_SCOPE_PB: dict[int, tuple[object, bytes]] = {}
+_RESOURCE_JSON: dict[int, tuple[object, dict[str, Any]]] = {}
+_SCOPE_JSON: dict[int, tuple[object, dict[str, Any]]] = {}
+# Each cache keeps the object it describes, so its id() cannot be reused while the entry exists. The SDK's
+# resources and scopes are immutable. Bounded by clearing when full; under threads the worst case is a redo.
+
+
+def _cached(cache: dict[int, tuple[object, _I]], obj: object, make: Callable[[Any], _I]) -> _I:
+    hit = cache.get(id(obj))
+    if hit is not None and hit[0] is obj:
+        return hit[1]
+    value = make(obj)
+    if len(cache) >= _CACHE_MAX:
+        cache.clear()
+    cache[id(obj)] = (obj, value)
+    return value
+
+
+def _resource_pb(resource: Resource) -> bytes:
+    """``Resource*.resource`` (field 1), always present: the resource's attributes."""
+    buf = bytearray(b"\x0a\x00")
+    attributes = _plain(resource.attributes)
+    if attributes:
+        _write_attributes(buf, b"\x0a", attributes)  # Resource 1 attributes
+    _patch(buf, 2)
+    return bytes(buf)
+
+
+def _scope_pb(scope: InstrumentationScope | None) -> bytes:
+    """``Scope*.scope`` (field 1), always present (empty for no scope): name, version, attributes."""
+    buf = bytearray(b"\x0a\x00")
+    if scope is not None:
+        if scope.name:
+            buf += b"\x0a"  # InstrumentationScope 1 name
+            buf += _lp_str(scope.name)
+        if scope.version:
+            buf += b"\x12"  # InstrumentationScope 2 version
+            buf += _lp_str(scope.version)
+        attributes = _plain(scope.attributes)
+        if attributes:
+            _write_attributes(buf, b"\x1a", attributes)  # InstrumentationScope 3 attributes
+    _patch(buf, 2)
+    return bytes(buf)
+
+
+def _resource_json(resource: Resource) -> dict[str, Any]:
+    attributes = _plain(resource.attributes)
+    return {"attributes": _attributes(attributes)} if attributes else {}
+
+
+def _scope_json(scope: InstrumentationScope | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if scope is not None:
+        if scope.name:
+            out["name"] = scope.name
+        if scope.version:
+            out["version"] = scope.version
+        attributes = _plain(scope.attributes)
+        if attributes:
+            out["attributes"] = _attributes(attributes)
+    return out
+
+
+def _write_schema_url(buf: bytearray, schema_url: str | None) -> None:
+    if schema_url:
+        buf += b"\x1a"  # Resource*/Scope* 3 schema_url
+        buf += _lp_str(schema_url)
+
+
+def _write_request(groups: _Groups[_I], write_items: Callable[[bytearray, list[_I]], None]) -> bytes:
+    """The ``Export*ServiceRequest`` around grouped items; ``write_items(buf, items)`` writes one scope's."""
+    buf = bytearray()
+    for resource, scopes in groups:
+        buf += b"\x0a\x00"  # Export*ServiceRequest 1 resource_{spans,logs,metrics}
+        resource_start = len(buf)
+        buf += _cached(_RESOURCE_PB, resource, _resource_pb)
+        for scope, items in scopes:
+            buf += b"\x12\x00"  # Resource* 2 scope_{spans,logs,metrics}
+            scope_start = len(buf)
+            buf += _cached(_SCOPE_PB, scope, _scope_pb)
+            write_items(buf, items)
+            if scope is not None:
+                _write_schema_url(buf, scope.schema_url)
+            _patch(buf, scope_start)
+        _write_schema_url(buf, resource.schema_url)
+        _patch(buf, resource_start)
+    return bytes(buf)
+
+
+def _json_request(groups: _Groups[_I], keys: tuple[str, str, str], convert: Callable[[_I], dict[str, Any]]) -> bytes:
+    if not groups:
+        return b"{}"
+    resource_key, scope_key, items_key = keys
+    resources: list[dict[str, Any]] = []
+    for resource, scopes in groups:
+        scope_list: list[dict[str, Any]] = []
+        for scope, items in scopes:
+            scope_out: dict[str, Any] = {
+                "scope": _cached(_SCOPE_JSON, scope, _scope_json),
+                items_key: [convert(item) for item in items],
+            }
+            if scope is not None and scope.schema_url:
+                scope_out["schemaUrl"] = scope.schema_url
+            scope_list.append(scope_out)
+        resource_out: dict[str, Any] = {
+            "resource": _cached(_RESOURCE_JSON, resource, _resource_json),
+            scope_key: scope_list,
+        }
+        if resource.schema_url:
+            resource_out["schemaUrl"] = resource.schema_url
+        resources.append(resource_out)
+    return _finish({resource_key: resources})
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Traces
+
+# The ReadableSpan API the encoder reads through the private fields behind it.
+_SPAN_API: Final = (
+    "name",
+    "context",
+    "get_span_context",
+    "kind",
+    "parent",
+    "start_time",
+    "end_time",
+    "status",
+    "attributes",
+    "events",
+    "links",
+    "resource",
+    "instrumentation_scope",
+    "dropped_attributes",
+    "dropped_events",
+    "dropped_links",
+)
+_DIRECT: dict[type, bool] = {ReadableSpan: True}
+"""Span class -> whether its fields may be read directly (it overrides none of ReadableSpan's accessors)."""
+
+
+def _reads_directly(cls: type) -> bool:
+    direct = all(getattr(cls, name, None) is getattr(ReadableSpan, name) for name in _SPAN_API)
+    _DIRECT[cls] = direct
+    return direct
+
+
+def _snapshot(span: ReadableSpan) -> ReadableSpan:
+    """A plain ReadableSpan built from ``span``'s public API (for classes that override its accessors)."""
+    attributes = BoundedAttributes(maxlen=None, attributes=span.attributes, immutable=True)
+    attributes.dropped = span.dropped_attributes
+    events: BoundedList[Any] = BoundedList.from_seq(None, span.events)
+    events.dropped = span.dropped_events
+    links: BoundedList[Any] = BoundedList.from_seq(None, span.links)
+    links.dropped = span.dropped_links
+    return ReadableSpan(
+        name=span.name,
+        context=span.get_span_context(),
+        parent=span.parent,
+        resource=span.resource,
+        attributes=attributes,
+        events=events,
+        links=links,
+        kind=span.kind,
+        status=span.status,
+        start_time=span.start_time,
+        end_time=span.end_time,
+        instrumentation_scope=span.instrumentation_scope,
+    )
+
+
+def _direct_spans(spans: Sequence[ReadableSpan]) -> Sequence[ReadableSpan]:
+    """``spans``, with every span of a class that overrides ReadableSpan's accessors replaced by a snapshot."""
+    direct = _DIRECT
+    out: list[ReadableSpan] | None = None
+    for index, span in enumerate(spans):
+        ok = direct.get(type(span))
+        if ok is None:
+            ok = _reads_directly(type(span))
+        if not ok:
+            if out is None:
+                out = list(spans)
+            out[index] = _snapshot(span)
+    return spans if out is None else out
+
+
+def _span_key(span: ReadableSpan) -> tuple[Any, Any]:
+    return span._resource, span._instrumentation_scope
+
+
+def _write_spans(buf: bytearray, spans: Iterable[ReadableSpan]) -> None:
+    V = _V
+    lp_get = _LP.get
+    lp_str = _lp_str
+    pack_q = _pack_q
+    pack_qq = _pack_two_fixed64
+    pack_ids = _pack_ids
+    pack_ids_parent = _pack_ids_parent
+    write_attributes = _write_attributes
+    kinds = _KIND
+    M = _M64
+    BA = _BA
+    BL = _BL
+    EVENT = _EVENT
+    last_status: object = None
+    status_field = b""
+    for span in spans:
+        buf += b"\x12\x00"  # ScopeSpans 2 spans
+        start = len(buf)
+        context: Any = span._context
+        trace_id = context[0]
+        parent: Any = span._parent
+        trace_state = context[4]
+        # Span 1 trace_id (len 16), 2 span_id (len 8), 3 trace_state, 4 parent_span_id (len 8)
+        if trace_state:
+            buf += pack_ids(b"\x0a\x10", trace_id >> 64, trace_id & M, b"\x12\x08", context[1])
+            text = _trace_state(trace_state)
+            buf += b"\x1a"
+            buf += lp_get(text) or lp_str(text)
+            if parent is not None:
+                buf += b"\x22\x08"
+                buf += _pack_id8(parent[1])
+        elif parent is not None:
+            buf += pack_ids_parent(
+                b"\x0a\x10", trace_id >> 64, trace_id & M, b"\x12\x08", context[1], b"\x22\x08", parent[1]
+            )
+        else:
+            buf += pack_ids(b"\x0a\x10", trace_id >> 64, trace_id & M, b"\x12\x08", context[1])
+        text = span._name
+        if text:
+            buf += b"\x2a"  # Span 5 name
+            buf += lp_get(text) or lp_str(text)
+        buf += kinds[span._kind._value_]  # Span 6 kind
+        t0 = span._start_time
+        t1 = span._end_time
+        if t0 and t1:
+            buf += pack_qq(0x39, t0, 0x41, t1)  # Span 7 start_time_unix_nano, 8 end_time_unix_nano
+        else:
+            if t0:
+                buf += b"\x39"
+                buf += pack_q(t0)
+            if t1:
+                buf += b"\x41"
+                buf += pack_q(t1)
+        attributes: Any = span._attributes
+        if type(attributes) is BA:
+            if attributes._dict:
+                write_attributes(buf, b"\x4a", attributes._dict)  # Span 9 attributes
+            if attributes.dropped:
+                buf += b"\x50"  # Span 10 dropped_attributes_count
+                buf += varint(attributes.dropped)
+        elif attributes:
+            write_attributes(buf, b"\x4a", attributes)
+        events: Any = span._events
+        if type(events) is BL:
+            dropped = events.dropped
+            events = events._dq  # type: ignore[attr-defined]
+        else:
+            dropped = 0
+        for event in events:
+            buf += b"\x5a\x00"  # Span 11 events
+            event_start = len(buf)
+            if type(event) is EVENT:
+                time, text, attributes = event._timestamp, event._name, event._attributes
+            else:
+                time, text, attributes = event.timestamp, event.name, event.attributes
+            if time:
+                buf += b"\x09"  # Event 1 time_unix_nano
+                buf += pack_q(time)
+            if text:
+                buf += b"\x12"  # Event 2 name
+                buf += lp_get(text) or lp_str(text)
+            if type(attributes) is BA:
+                if attributes._dict:
+                    write_attributes(buf, b"\x1a", attributes._dict)  # Event 3 attributes
+                if attributes.dropped:
+                    buf += b"\x20"  # Event 4 dropped_attributes_count
+                    buf += varint(attributes.dropped)
+            elif attributes:
+                write_attributes(buf, b"\x1a", attributes)
+            n = len(buf) - event_start
+            if n < 0x80:
+                buf[event_start - 1] = n
+            else:
+                buf[event_start - 1 : event_start] = V[n] if n < _VN else varint(n)
+        if dropped:
+            buf += b"\x60"  # Span 12 dropped_events_count
+            buf += varint(dropped)
+        links: Any = span._links
+        if type(links) is BL:
+            dropped = links.dropped
+            links = links._dq  # type: ignore[attr-defined]
+        else:
+            dropped = 0
+        for link in links:
+            _write_link(buf, link)
+        if dropped:
+            buf += b"\x70"  # Span 14 dropped_links_count
+            buf += varint(dropped)
+        status = span._status
+        if status is not last_status:
+            status_field = _status_field(status)
+            last_status = status
+        buf += status_field  # Span 15 status
+        # Span 16 flags
+        buf += _SPAN_FLAGS_REMOTE if parent is not None and parent[2] else _SPAN_FLAGS_LOCAL
+        n = len(buf) - start
+        if n < 0x80:
+            buf[start - 1] = n
+        else:
+            buf[start - 1 : start] = V[n] if n < _VN else varint(n)
+
+
+def _write_link(buf: bytearray, link: Any) -> None:
+    context = link.context
+    trace_id = context[0]
+    buf += b"\x6a\x00"  # Span 13 links
+    start = len(buf)
+    # Link 1 trace_id (len 16), 2 span_id (len 8)
+    buf += _pack_ids(b"\x0a\x10", trace_id >> 64, trace_id & _M64, b"\x12\x08", context[1])
+    if context[4]:
+        buf += b"\x1a"  # Link 3 trace_state (the official encoder leaves it out)
+        buf += _lp_str(_trace_state(context[4]))
+    attributes = link.attributes
+    if type(attributes) is _BA:
+        if attributes._dict:
+            _write_attributes(buf, b"\x22", attributes._dict)  # Link 4 attributes
+        if attributes.dropped:
+            buf += b"\x28"  # Link 5 dropped_attributes_count
+            buf += varint(attributes.dropped)
+    elif attributes:
+        _write_attributes(buf, b"\x22", attributes)
+    buf += _LINK_FLAGS_REMOTE if context[2] else _LINK_FLAGS_LOCAL  # Link 6 flags
+    _patch(buf, start)
+
+
+def _status_field(status: Any) -> bytes:
+    code = status.status_code._value_
+    description = status.description
+    if not description:
+        return _STATUS[code]
+    body = b"\x12" + _lp_str(description)  # Status 2 message
+    if code:
+        body += b"\x18" + _V[code]  # Status 3 code
+    return b"\x7a" + varint(len(body)) + body
+
+
+def encode_spans(spans: Sequence[ReadableSpan]) -> bytes:
+    """An ``ExportTraceServiceRequest`` (protobuf) of SDK spans. An empty batch gives ``b""``."""
+    return _write_request(_group(_direct_spans(spans), _span_key), _write_spans)
+
+
+def _span_json(span: ReadableSpan) -> dict[str, Any]:
+    context: Any = span._context
+    parent: Any = span._parent
+    out: dict[str, Any] = {"traceId": f"{context[0]:032x}", "spanId": f"{context[1]:016x}"}
+    if context[4]:
+        out["traceState"] = _trace_state(context[4])
+    if parent is not None:
+        out["parentSpanId"] = f"{parent[1]:016x}"
+    out["flags"] = 0x300 if parent is not None and parent[2] else 0x100
+    if span._name:
+        out["name"] = span._name
+    out["kind"] = span._kind._value_ + 1
+    if span._start_time:
+        out["startTimeUnixNano"] = str(span._start_time)
+    if span._end_time:
+        out["endTimeUnixNano"] = str(span._end_time)
+    attributes: Any = span._attributes
+    if attributes:
+        out["attributes"] = _attributes(_plain(attributes))
+    if _dropped(attributes):
+        out["droppedAttributesCount"] = _dropped(attributes)
+    events: Any = span._events
+    if events:
+        out["events"] = [_event_json(event) for event in events]
+    if type(events) is _BL and events.dropped:
+        out["droppedEventsCount"] = events.dropped
+    links: Any = span._links
+    if links:
+        out["links"] = [_link_json(link) for link in links]
+    if type(links) is _BL and links.dropped:
+        out["droppedLinksCount"] = links.dropped
+    status: Any = span._status
+    status_out: dict[str, Any] = {}
+    if status.description:
+        status_out["message"] = status.description
+    if status.status_code._value_:
+        status_out["code"] = status.status_code._value_
+    out["status"] = status_out
+    return out
+
+
+def _event_json(event: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if event.timestamp:
+        out["timeUnixNano"] = str(event.timestamp)
+    if event.name:
+        out["name"] = event.name
+    attributes = event.attributes
+    if attributes:
+        out["attributes"] = _attributes(_plain(attributes))
+    if _dropped(attributes):
+        out["droppedAttributesCount"] = _dropped(attributes)
+    return out
+
+
+def _link_json(link: Any) -> dict[str, Any]:
+    context = link.context
+    out: dict[str, Any] = {"traceId": f"{context[0]:032x}", "spanId": f"{context[1]:016x}"}
+    if context[4]:
+        out["traceState"] = _trace_state(context[4])
+    attributes = link.attributes
+    if attributes:
+        out["attributes"] = _attributes(_plain(attributes))
+    if _dropped(attributes):
+        out["droppedAttributesCount"] = _dropped(attributes)
+    out["flags"] = 0x300 if context[2] else 0x100
+    return out
+
+
+def encode_spans_json(spans: Sequence[ReadableSpan]) -> bytes:
+    """The same request as :func:`encode_spans`, as OTLP/JSON (UTF-8). An empty batch gives ``b"{}"``."""
+    return _json_request(_group(_direct_spans(spans), _span_key), ("resourceSpans", "scopeSpans", "spans"), _span_json)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Logs
+
+
+def _log_key(record: ReadableLogRecord) -> tuple[Any, Any]:
+    return record.resource, record.instrumentation_scope
+
+
+_SCALARS: Final = frozenset((str, bytes, bool, int, float, type(None)))
+
+
+def _coerce(value: Any) -> Any:
+    """A structured log body as the official encoder reads it: mapping keys as ``str``, sequences as tuples.
+
+    aiotlp's AnyValue writers expect ``str`` keys; a log body is not validated by the SDK, so a ``dict`` body
+    may have other keys (the official encoder writes ``str(key)``).
+    """
+    if type(value) in _SCALARS or isinstance(value, (str, bytes)):
+        return value
+    if isinstance(value, Mapping):
+        return {str(key): _coerce(item) for key, item in value.items()}
+    if isinstance(value, Sequence):
+        return tuple([_coerce(item) for item in value])
+    return value  # a scalar subclass (IntEnum, ...), or something the writer will refuse
+
+
+def _write_log_records(buf: bytearray, records: Iterable[ReadableLogRecord]) -> None:
+    V = _V
+    lp_get = _LP.get
+    lp_str = _lp_str
+    pack_q = _pack_q
+    BA = _BA
+    for readable in records:
+        record: Any = readable.log_record
+        buf += b"\x12\x00"  # ScopeLogs 2 log_records
+        start = len(buf)
+        time = record.timestamp
+        if time:
+            buf += b"\x09"  # LogRecord 1 time_unix_nano
+            buf += pack_q(time)
+        # the official encoder reads SeverityNumber's value (anything else: no severity number)
+        severity = getattr(record.severity_number, "_value_", None)
+        if severity:
+            buf += b"\x10"  # LogRecord 2 severity_number
+            buf += varint(severity)
+        text = record.severity_text
+        if text:
+            buf += b"\x1a"  # LogRecord 3 severity_text
+            buf += lp_get(text) or lp_str(text)
+        body = record.body
+        if type(body) not in _SCALARS:
+            body = _coerce(body)
+        _write_any(buf, b"\x2a", body)  # LogRecord 5 body: always, None as an empty AnyValue
+        attributes = record.attributes
+        if type(attributes) is BA:
+            if attributes._dict:
+                _write_attributes(buf, b"\x32", attributes._dict)  # LogRecord 6 attributes
+            if attributes.dropped:
+                buf += b"\x38"  # LogRecord 7 dropped_attributes_count
+                buf += varint(attributes.dropped)
+        elif attributes:
+            _write_attributes(buf, b"\x32", attributes)
+        flags = record.trace_flags
+        if flags:
+            buf += b"\x45"  # LogRecord 8 flags (fixed32)
+            buf += _pack_i(int(flags))
+        trace_id = record.trace_id
+        if trace_id:
+            buf += b"\x4a\x10"  # LogRecord 9 trace_id, len 16
+            buf += trace_id.to_bytes(16, "big")
+        span_id = record.span_id
+        if span_id:
+            buf += b"\x52\x08"  # LogRecord 10 span_id, len 8
+            buf += _pack_id8(span_id)
+        time = record.observed_timestamp
+        if time:
+            buf += b"\x59"  # LogRecord 11 observed_time_unix_nano
+            buf += pack_q(time)
+        text = record.event_name
+        if text:
+            buf += b"\x62"  # LogRecord 12 event_name
+            buf += lp_get(text) or lp_str(text)
+        n = len(buf) - start
+        if n < 0x80:
+            buf[start - 1] = n
+        else:
+            buf[start - 1 : start] = V[n] if n < _VN else varint(n)
+
+
+def encode_log_records(records: Sequence[ReadableLogRecord]) -> bytes:
+    """An ``ExportLogsServiceRequest`` (protobuf) of SDK log records. An empty batch gives ``b""``."""
+    return _write_request(_group(records, _log_key), _write_log_records)
+
+
+def _log_json(readable: ReadableLogRecord) -> dict[str, Any]:
+    record: Any = readable.log_record
+    out: dict[str, Any] = {}
+    if record.timestamp:
+        out["timeUnixNano"] = str(record.timestamp)
+    if record.observed_timestamp:
+        out["observedTimeUnixNano"] = str(record.observed_timestamp)
+    severity = getattr(record.severity_number, "_value_", None)
+    if severity:
+        out["severityNumber"] = severity
+    if record.severity_text:
+        out["severityText"] = record.severity_text
+    out["body"] = _any(_coerce(record.body))
+    attributes = record.attributes
+    if attributes:
+        out["attributes"] = _attributes(_plain(attributes))
+    if _dropped(attributes):
+        out["droppedAttributesCount"] = _dropped(attributes)
+    if record.trace_flags:
+        out["flags"] = int(record.trace_flags)
+    if record.trace_id:
+        out["traceId"] = f"{record.trace_id:032x}"
+    if record.span_id:
+        out["spanId"] = f"{record.span_id:016x}"
+    if record.event_name:
+        out["eventName"] = record.event_name
+    return out
+
+
+def encode_log_records_json(records: Sequence[ReadableLogRecord]) -> bytes:
+    """The same request as :func:`encode_log_records`, as OTLP/JSON (UTF-8). Empty gives ``b"{}"``."""
+    return _json_request(_group(records, _log_key), ("resourceLogs", "scopeLogs", "logRecords"), _log_json)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Metrics
+
+
+def metric_items(data: MetricsData) -> list[MetricItem]:
+    """``data`` flattened: one ``(resource, scope, metric)`` per metric, in order."""
+    return [
+        (resource_metrics.resource, scope_metrics.scope, metric)
+        for resource_metrics in data.resource_metrics
+        for scope_metrics in resource_metrics.scope_metrics
+        for metric in scope_metrics.metrics
+    ]
+
+
+def count_data_points(items: Sequence[MetricItem]) -> int:
+    """How many data points ``items`` hold (the unit OTLP counts metrics in)."""
+    return sum(len(getattr(metric.data, "data_points", ())) for _, _, metric in items)
+
+
+def split_metric_item(item: MetricItem) -> list[MetricItem]:
+    """One metric as two, each with half of its data points (to split a metric too large for a request)."""
+    resource, scope, metric = item
+    data: Any = metric.data
+    points = data.data_points
+    half = len(points) // 2
+    return [
+        (resource, scope, dataclasses.replace(metric, data=dataclasses.replace(data, data_points=part)))
+        for part in (points[:half], points[half:])
+    ]
+
+
+def _metric_groups(items: Sequence[MetricItem]) -> _Groups[Metric]:
+    """Group by resource identity, then scope identity, in first-seen order (the SDK groups them already)."""
+    grouped: dict[int, tuple[Resource, dict[int, tuple[InstrumentationScope, list[Metric]]]]] = {}
+    for resource, scope, metric in items:
+        entry = grouped.get(id(resource))
+        if entry is None:
+            entry = grouped[id(resource)] = (resource, {})
+        scopes = entry[1]
+        scope_entry = scopes.get(id(scope))
+        if scope_entry is None:
+            scope_entry = scopes[id(scope)] = (scope, [])
+        scope_entry[1].append(metric)
+    return [(resource, list(scopes.values())) for resource, scopes in grouped.values()]
+
+
+def _write_exemplars(buf: bytearray, field_tag: bytes, exemplars: Sequence[Any]) -> None:
+    for exemplar in exemplars:
+        buf += field_tag
+        buf.append(0)
+        start = len(buf)
+        if exemplar.time_unix_nano:
+            buf += b"\x11"  # Exemplar 2 time_unix_nano
+            buf += _pack_q(exemplar.time_unix_nano)
+        value = exemplar.value
+        if isinstance(value, float):
+            buf += b"\x19"  # Exemplar 3 as_double
+            buf += _pack_d(value)
+            is_int = False
+        elif isinstance(value, int):
+            is_int = True
+        else:
+            raise EncodeError(f"an exemplar value must be an int or a float, got {type(value).__name__}")
+        if exemplar.span_id is not None and exemplar.trace_id is not None:
+            buf += b"\x22\x08"  # Exemplar 4 span_id, len 8
+            buf += _pack_id8(exemplar.span_id)
+            buf += b"\x2a\x10"  # Exemplar 5 trace_id, len 16
+            buf += exemplar.trace_id.to_bytes(16, "big")
+        if is_int:
+            buf += b"\x31"  # Exemplar 6 as_int (sfixed64)
+            buf += _pack_sq(value)
+        attributes = _plain(exemplar.filtered_attributes)
+        if attributes:
+            _write_attributes(buf, b"\x3a", attributes)  # Exemplar 7 filtered_attributes
+        _patch(buf, start)
+
+
+def _write_number_points(buf: bytearray, points: Sequence[Any], with_start: bool) -> None:
+    for point in points:
+        buf += b"\x0a\x00"  # Gauge/Sum 1 data_points
+        start = len(buf)
+        # NumberDataPoint 2 start_time_unix_nano (not for gauges, as the official encoder), 3 time_unix_nano
+        _write_times(buf, point.start_time_unix_nano if with_start else 0, point.time_unix_nano)
+        value = point.value
+        is_int = isinstance(value, int)
+        if not is_int:
+            buf += b"\x21"  # NumberDataPoint 4 as_double
+            buf += _pack_d(value)
+        if point.exemplars:
+            _write_exemplars(buf, b"\x2a", point.exemplars)  # NumberDataPoint 5 exemplars
+        if is_int:
+            buf += b"\x31"  # NumberDataPoint 6 as_int (sfixed64)
+            buf += _pack_sq(value)
+        attributes = _plain(point.attributes)
+        if attributes:
+            _write_attributes(buf, b"\x3a", attributes)  # NumberDataPoint 7 attributes
+        _patch(buf, start)
+
+
+def _write_histogram_points(buf: bytearray, points: Sequence[Any]) -> None:
+    for point in points:
+        buf += b"\x0a\x00"  # Histogram 1 data_points
+        start = len(buf)
+        _write_times(buf, point.start_time_unix_nano, point.time_unix_nano)  # HistogramDataPoint 2, 3
+        if point.count:
+            buf += b"\x21"  # HistogramDataPoint 4 count (fixed64)
+            buf += _pack_q(point.count)
+        if point.sum is not None:
+            buf += b"\x29"  # HistogramDataPoint 5 sum (optional double)
+            buf += _pack_d(point.sum)
+        counts = point.bucket_counts
+        if counts:
+            buf += b"\x32"  # HistogramDataPoint 6 bucket_counts (packed fixed64)
+            buf += varint(8 * len(counts))
+            buf += struct.pack(f"<{len(counts)}Q", *counts)
+        bounds = point.explicit_bounds
+        if bounds:
+            buf += b"\x3a"  # HistogramDataPoint 7 explicit_bounds (packed double)
+            buf += varint(8 * len(bounds))
+            buf += struct.pack(f"<{len(bounds)}d", *bounds)
+        if point.exemplars:
+            _write_exemplars(buf, b"\x42", point.exemplars)  # HistogramDataPoint 8 exemplars
+        attributes = _plain(point.attributes)
+        if attributes:
+            _write_attributes(buf, b"\x4a", attributes)  # HistogramDataPoint 9 attributes
+        if point.min is not None:
+            buf += b"\x59"  # HistogramDataPoint 11 min (optional double)
+            buf += _pack_d(point.min)
+        if point.max is not None:
+            buf += b"\x61"  # HistogramDataPoint 12 max (optional double)
+            buf += _pack_d(point.max)
+        _patch(buf, start)
+
+
+def _write_buckets(buf: bytearray, field_tag: bytes, buckets: Any) -> None:
+    """Exponential histogram ``positive``/``negative``: written only with bucket counts, as officially."""
+    counts = buckets.bucket_counts
+    if not counts:
+        return
+    buf += field_tag
+    buf.append(0)
+    start = len(buf)
+    if buckets.offset:
+        buf += b"\x08"  # Buckets 1 offset (sint32)
+        buf += varint(zigzag32(buckets.offset))
+    V = _V
+    data = b"".join([V[c] if 0 <= c < _VN else varint(c) for c in counts])
+    buf += b"\x12"  # Buckets 2 bucket_counts (packed uint64)
+    buf += varint(len(data))
+    buf += data
+    _patch(buf, start)
+
+
+def _write_exponential_points(buf: bytearray, points: Sequence[Any]) -> None:
+    for point in points:
+        buf += b"\x0a\x00"  # ExponentialHistogram 1 data_points
+        start = len(buf)
+        attributes = _plain(point.attributes)
+        if attributes:
+            _write_attributes(buf, b"\x0a", attributes)  # ExponentialHistogramDataPoint 1 attributes
+        _write_times(buf, point.start_time_unix_nano, point.time_unix_nano)  # 2, 3
+        if point.count:
+            buf += b"\x21"  # 4 count (fixed64)
+            buf += _pack_q(point.count)
+        if point.sum is not None:
+            buf += b"\x29"  # 5 sum (optional double)
+            buf += _pack_d(point.sum)
+        if point.scale:
+            buf += b"\x30"  # 6 scale (sint32)
+            buf += varint(zigzag32(point.scale))
+        if point.zero_count:
+            buf += b"\x39"  # 7 zero_count (fixed64)
+            buf += _pack_q(point.zero_count)
+        _write_buckets(buf, b"\x42", point.positive)  # 8 positive
+        _write_buckets(buf, b"\x4a", point.negative)  # 9 negative
+        if point.flags:
+            buf += b"\x50"  # 10 flags
+            buf += varint(point.flags)
+        if point.exemplars:
+            _write_exemplars(buf, b"\x5a", point.exemplars)  # 11 exemplars
+        if point.min is not None:
+            buf += b"\x61"  # 12 min (optional double)
+            buf += _pack_d(point.min)
+        if point.max is not None:
+            buf += b"\x69"  # 13 max (optional double)
+            buf += _pack_d(point.max)
+        _patch(buf, start)
+
+
+def _write_metrics(buf: bytearray, metrics: Iterable[Metric]) -> None:
+    lp_get = _LP.get
+    for metric in metrics:
+        buf += b"\x12\x00"  # ScopeMetrics 2 metrics
+        start = len(buf)
+        text = metric.name
+        if text:
+            buf += b"\x0a"  # Metric 1 name
+            buf += lp_get(text) or _lp_str(text)
+        text = metric.description  # type: ignore[assignment]
+        if text:
+            buf += b"\x12"  # Metric 2 description
+            buf += lp_get(text) or _lp_str(text)
+        text = metric.unit  # type: ignore[assignment]
+        if text:
+            buf += b"\x1a"  # Metric 3 unit
+            buf += lp_get(text) or _lp_str(text)
+        data: Any = metric.data
+        points = getattr(data, "data_points", None)
+        # The official encoder sets the data kind (and its temporality) only while adding a data point.
+        if points:
+            if isinstance(data, Sum):
+                buf += b"\x3a\x00"  # Metric 7 sum
+                data_start = len(buf)
+                _write_number_points(buf, points, True)  # Sum 1 data_points
+                if data.aggregation_temporality:
+                    buf += b"\x10"  # Sum 2 aggregation_temporality
+                    buf += _V[data.aggregation_temporality]
+                if data.is_monotonic:
+                    buf += b"\x18\x01"  # Sum 3 is_monotonic
+                _patch(buf, data_start)
+            elif isinstance(data, Gauge):
+                buf += b"\x2a\x00"  # Metric 5 gauge
+                data_start = len(buf)
+                _write_number_points(buf, points, False)  # Gauge 1 data_points
+                _patch(buf, data_start)
+            elif isinstance(data, Histogram):
+                buf += b"\x4a\x00"  # Metric 9 histogram
+                data_start = len(buf)
+                _write_histogram_points(buf, points)  # Histogram 1 data_points
+                if data.aggregation_temporality:
+                    buf += b"\x10"  # Histogram 2 aggregation_temporality
+                    buf += _V[data.aggregation_temporality]
+                _patch(buf, data_start)
+            elif isinstance(data, ExponentialHistogram):
+                buf += b"\x52\x00"  # Metric 10 exponential_histogram
+                data_start = len(buf)
+                _write_exponential_points(buf, points)  # ExponentialHistogram 1 data_points
+                if data.aggregation_temporality:
+                    buf += b"\x10"  # ExponentialHistogram 2 aggregation_temporality
+                    buf += _V[data.aggregation_temporality]
+                _patch(buf, data_start)
+            else:
+                logger.warning(
+                    "metric %r: unsupported data type %s, sent without data", metric.name, type(data).__name__
+                )
+        _patch(buf, start)
+
+
+def encode_metric_items(items: Sequence[MetricItem]) -> bytes:
+    """An ``ExportMetricsServiceRequest`` (protobuf) of :func:`metric_items`. Empty gives ``b""``."""
+    return _write_request(_metric_groups(items), _write_metrics)
+
+
+def encode_metrics_data(data: MetricsData) -> bytes:
+    """An ``ExportMetricsServiceRequest`` (protobuf) of an SDK ``MetricsData``."""
+    return encode_metric_items(metric_items(data))
+
+
+def _exemplars_json(exemplars: Sequence[Any]) -> list[dict[str, Any]]:
+    result: list[dict[str, Any]] = []
+    for exemplar in exemplars:
+        out: dict[str, Any] = {}
+        attributes = _plain(exemplar.filtered_attributes)
+        if attributes:
+            out["filteredAttributes"] = _attributes(attributes)
+        if exemplar.time_unix_nano:
+            out["timeUnixNano"] = str(exemplar.time_unix_nano)
+        value = exemplar.value
+        if isinstance(value, float):
+            out["asDouble"] = _float(value)
+        elif isinstance(value, int):
+            out["asInt"] = str(int(value))
+        else:
+            raise EncodeError(f"an exemplar value must be an int or a float, got {type(value).__name__}")
+        if exemplar.span_id is not None and exemplar.trace_id is not None:
+            out["spanId"] = f"{exemplar.span_id:016x}"
+            out["traceId"] = f"{exemplar.trace_id:032x}"
+        result.append(out)
+    return result
+
+
+def _point_json(point: Any, with_start: bool = True) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    attributes = _plain(point.attributes)
+    if attributes:
+        out["attributes"] = _attributes(attributes)
+    if with_start and point.start_time_unix_nano:
+        out["startTimeUnixNano"] = str(point.start_time_unix_nano)
+    if point.time_unix_nano:
+        out["timeUnixNano"] = str(point.time_unix_nano)
+    if point.exemplars:
+        out["exemplars"] = _exemplars_json(point.exemplars)
+    return out
+
+
+def _number_point_json(point: Any, with_start: bool) -> dict[str, Any]:
+    out = _point_json(point, with_start)
+    if isinstance(point.value, int):
+        out["asInt"] = str(int(point.value))
+    else:
+        out["asDouble"] = _float(point.value)
+    return out
+
+
+def _histogram_point_json(point: Any) -> dict[str, Any]:
+    out = _point_json(point)
+    if point.count:
+        out["count"] = str(point.count)
+    if point.sum is not None:
+        out["sum"] = _float(point.sum)
+    if point.bucket_counts:
+        out["bucketCounts"] = [str(c) for c in point.bucket_counts]
+    if point.explicit_bounds:
+        out["explicitBounds"] = [_float(b) for b in point.explicit_bounds]
+    if point.min is not None:
+        out["min"] = _float(point.min)
+    if point.max is not None:
+        out["max"] = _float(point.max)
+    return out
+
+
+def _buckets_json(buckets: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if buckets.offset:
+        out["offset"] = buckets.offset
+    out["bucketCounts"] = [str(c) for c in buckets.bucket_counts]
+    return out
+
+
+def _exponential_point_json(point: Any) -> dict[str, Any]:
+    out = _point_json(point)
+    if point.count:
+        out["count"] = str(point.count)
+    if point.sum is not None:
+        out["sum"] = _float(point.sum)
+    if point.scale:
+        out["scale"] = point.scale
+    if point.zero_count:
+        out["zeroCount"] = str(point.zero_count)
+    if point.positive.bucket_counts:
+        out["positive"] = _buckets_json(point.positive)
+    if point.negative.bucket_counts:
+        out["negative"] = _buckets_json(point.negative)
+    if point.flags:
+        out["flags"] = point.flags
+    if point.min is not None:
+        out["min"] = _float(point.min)
+    if point.max is not None:
+        out["max"] = _float(point.max)
+    return out
+
+
+def _metric_json(metric: Metric) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if metric.name:
+        out["name"] = metric.name
+    if metric.description:
+        out["description"] = metric.description
+    if metric.unit:
+        out["unit"] = metric.unit
+    data: Any = metric.data
+    points = getattr(data, "data_points", None)
+    if not points:
+        return out
+    body: dict[str, Any]
+    if isinstance(data, Sum):
+        body = {"dataPoints": [_number_point_json(p, True) for p in points]}
+        if data.aggregation_temporality:
+            body["aggregationTemporality"] = int(data.aggregation_temporality)
+        if data.is_monotonic:
+            body["isMonotonic"] = True
+        out["sum"] = body
+    elif isinstance(data, Gauge):
+        out["gauge"] = {"dataPoints": [_number_point_json(p, False) for p in points]}
+    elif isinstance(data, Histogram):
+        body = {"dataPoints": [_histogram_point_json(p) for p in points]}
+        if data.aggregation_temporality:
+            body["aggregationTemporality"] = int(data.aggregation_temporality)
+        out["histogram"] = body
+    elif isinstance(data, ExponentialHistogram):
+        body = {"dataPoints": [_exponential_point_json(p) for p in points]}
+        if data.aggregation_temporality:
+            body["aggregationTemporality"] = int(data.aggregation_temporality)
+        out["exponentialHistogram"] = body
+    else:
+        logger.warning("metric %r: unsupported data type %s, sent without data", metric.name, type(data).__name__)
+    return out
+
+
+def encode_metric_items_json(items: Sequence[MetricItem]) -> bytes:
+    """The same request as :func:`encode_metric_items`, as OTLP/JSON (UTF-8). Empty gives ``b"{}"``."""
+    return _json_request(_metric_groups(items), ("resourceMetrics", "scopeMetrics", "metrics"), _metric_json)
+
+
+def encode_metrics_data_json(data: MetricsData) -> bytes:
+    """The same request as :func:`encode_metrics_data`, as OTLP/JSON (UTF-8)."""
+    return encode_metric_items_json(metric_items(data))

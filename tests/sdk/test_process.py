@@ -1,0 +1,213 @@
+"""The bridge across process boundaries: fork, interpreter exit, and the SDK's auto-configuration.
+
+Each scenario runs in a child Python process (started with asyncio, so the FakeCollector keeps serving on the
+test's loop) that exports to the FakeCollector; the test then checks what arrived, and that the process exited
+cleanly within a bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import textwrap
+
+import pytest
+
+from aiotlp.testing import FakeCollector
+
+EXIT_BOUND = 30.0  # seconds a child process may take, start-up included
+
+SPAN_HELPER = """
+import os
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.trace import SpanContext
+
+def span(name):
+    return ReadableSpan(
+        name=name, context=SpanContext(1, 2, False), resource=Resource({"pid": os.getpid()}), start_time=1, end_time=2
+    )
+"""
+
+
+async def run_python(code: str, *args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        textwrap.dedent(code),
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        env={**os.environ, **(env or {})},
+    )
+    try:
+        output, _ = await asyncio.wait_for(process.communicate(), EXIT_BOUND)
+    except asyncio.TimeoutError:
+        process.kill()
+        await process.wait()
+        raise
+    text = output.decode(errors="replace")
+    for symptom in ("Traceback", "Unclosed", "was destroyed but it is pending", "Exception ignored"):
+        assert symptom not in text, text
+    return process.returncode if process.returncode is not None else -1, text
+
+
+def span_names(collector: FakeCollector) -> list[str]:
+    return sorted(span.name for span in collector.spans())
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX only")
+async def test_a_forked_child_exports_only_its_own_data(collector: FakeCollector) -> None:
+    code = (
+        SPAN_HELPER
+        + """
+import asyncio, sys, threading
+from opentelemetry.sdk.trace.export import SpanExportResult
+from aiotlp.sdk import SpanExporter
+from aiotlp.sdk._bridge import get_bridge
+
+exporter = SpanExporter(sys.argv[1] + "/v1/traces")
+assert exporter.export([span("parent before fork")]) is SpanExportResult.SUCCESS
+
+# Hold the bridge loop and queue an export behind it: at the fork, that export is queued in the parent.
+gate = threading.Event()
+get_bridge().loop().call_soon_threadsafe(gate.wait)
+async def hand_over():  # export called on a running loop: handed over to the bridge without waiting
+    assert exporter.export([span("parent queued at fork")]) is SpanExportResult.SUCCESS
+thread = threading.Thread(target=asyncio.run, args=(hand_over(),))
+thread.start()
+thread.join()
+
+pid = os.fork()
+if pid == 0:  # the child: the same exporter object, a fresh bridge; the parent's queue is not ours
+    ok = exporter.export([span("child")]) is SpanExportResult.SUCCESS
+    exporter.shutdown()
+    os._exit(0 if ok else 3)
+gate.set()
+_, status = os.waitpid(pid, 0)
+assert os.waitstatus_to_exitcode(status) == 0, status
+assert exporter.force_flush(10_000)
+assert exporter.export([span("parent after fork")]) is SpanExportResult.SUCCESS
+print("parent ok", os.getpid())
+"""
+    )
+    returncode, output = await run_python(code, collector.http_endpoint)
+    assert returncode == 0, output
+    assert span_names(collector) == ["child", "parent after fork", "parent before fork", "parent queued at fork"]
+    parent_pid = int(output.split("parent ok ")[1].split()[0])
+    pids = {
+        span_request.message.resource_spans[0].resource.attributes[0].value.int_value
+        for span_request in collector.received
+    }
+    assert len(pids) == 2 and parent_pid in pids
+    child_requests = [
+        request
+        for request in collector.received
+        if request.message.resource_spans[0].resource.attributes[0].value.int_value != parent_pid
+    ]
+    assert [request.message.resource_spans[0].scope_spans[0].spans[0].name for request in child_requests] == ["child"]
+
+
+async def test_batched_spans_are_flushed_at_exit_without_shutdown(collector: FakeCollector) -> None:
+    code = """
+import sys
+from aiotlp.sdk import SpanExporter
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+provider = TracerProvider()  # shutdown_on_exit: its atexit handler flushes the batch processor
+provider.add_span_processor(BatchSpanProcessor(SpanExporter(sys.argv[1] + "/v1/traces"), schedule_delay_millis=60_000))
+with provider.get_tracer("exit").start_as_current_span("batched, flushed at exit"):
+    pass
+"""
+    returncode, output = await run_python(code, collector.http_endpoint)
+    assert returncode == 0, output
+    assert span_names(collector) == ["batched, flushed at exit"]
+
+
+async def test_an_export_handed_over_is_delivered_at_exit(collector: FakeCollector) -> None:
+    code = (
+        SPAN_HELPER
+        + """
+import asyncio, sys
+from aiotlp.sdk import SpanExporter
+
+exporter = SpanExporter(sys.argv[1] + "/v1/traces")
+
+async def main():
+    exporter.export([span("handed over, then exit")])  # on a running loop: returns before it is sent
+
+asyncio.run(main())
+# no shutdown, no flush: the bridge's atexit handler lets the export finish
+"""
+    )
+    returncode, output = await run_python(code, collector.http_endpoint)
+    assert returncode == 0, output
+    assert span_names(collector) == ["handed over, then exit"]
+
+
+async def test_a_provider_flushing_after_the_bridge_stopped_still_exports(collector: FakeCollector) -> None:
+    # The provider exists before aiotlp.sdk is imported, so its atexit handler runs AFTER the bridge's: the
+    # bridge stops (closing connections), then the provider's final flush starts a new one.
+    code = """
+import sys
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+provider = TracerProvider()
+from aiotlp.sdk import SpanExporter
+
+provider.add_span_processor(BatchSpanProcessor(SpanExporter(sys.argv[1] + "/v1/traces"), schedule_delay_millis=60_000))
+tracer = provider.get_tracer("exit")
+with tracer.start_as_current_span("flushed before exit"):
+    pass
+assert provider.force_flush()
+with tracer.start_as_current_span("flushed by the provider after the bridge stopped"):
+    pass
+"""
+    returncode, output = await run_python(code, collector.http_endpoint)
+    assert returncode == 0, output
+    assert span_names(collector) == ["flushed before exit", "flushed by the provider after the bridge stopped"]
+
+
+@pytest.mark.parametrize("protocol", ["http/protobuf", "grpc"])
+async def test_sdk_auto_configuration_selects_aiotlp_by_entry_point(protocol: str, collector: FakeCollector) -> None:
+    code = """
+from opentelemetry import metrics, trace
+from opentelemetry._logs import get_logger_provider
+from opentelemetry.sdk._configuration import _initialize_components
+
+_initialize_components()
+from aiotlp.sdk import LogExporter, MetricExporter, SpanExporter
+
+provider = trace.get_tracer_provider()
+processors = provider._active_span_processor._span_processors
+assert [type(p._batch_processor._exporter) for p in processors] == [SpanExporter], processors
+with trace.get_tracer("auto").start_as_current_span("auto-configured"):
+    get_logger_provider().get_logger("auto").emit(body="logged through aiotlp")
+metrics.get_meter("auto").create_counter("auto.counter").add(5)
+# exit: the providers' atexit handlers flush everything through aiotlp
+"""
+    endpoint = collector.grpc_endpoint if protocol == "grpc" else collector.http_endpoint
+    env = {
+        "OTEL_TRACES_EXPORTER": "aiotlp",
+        "OTEL_LOGS_EXPORTER": "aiotlp",
+        "OTEL_METRICS_EXPORTER": "aiotlp",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+        "OTEL_EXPORTER_OTLP_PROTOCOL": protocol,
+        "OTEL_SERVICE_NAME": "auto-configured-service",
+        "OTEL_METRIC_EXPORT_INTERVAL": "600000",
+    }
+    returncode, output = await run_python(code, env=env)
+    assert returncode == 0, output
+    assert span_names(collector) == ["auto-configured"]
+    assert [record.body.string_value for record in collector.log_records()] == ["logged through aiotlp"]
+    assert [metric.name for metric in collector.metrics()] == ["auto.counter"]
+    for request in collector.received:
+        assert "aiotlp/" in request.headers["user-agent"]
+        field = {"traces": "resource_spans", "logs": "resource_logs", "metrics": "resource_metrics"}
+        resource = getattr(request.message, field[request.signal.value])[0].resource
+        assert {kv.key: kv.value.string_value for kv in resource.attributes}["service.name"] == (
+            "auto-configured-service"
+        )
