@@ -283,3 +283,28 @@ async def test_connections_are_kept_alive(collector: FakeCollector, protocol: st
     peers = {request.peer for request in collector.received}
     assert len(collector.received) == 5
     assert len(peers) == 1 and peers != {""}, peers
+
+
+# --- the grpcio alternative: the same contract as the default (h2) gRPC client -----------------------------
+
+
+@pytest.mark.parametrize("compression", ["none", "gzip"])
+async def test_grpcio_client_delivers_every_signal(collector: FakeCollector, compression: str) -> None:
+    spans, metrics, logs = samples.spans(), samples.metrics(), samples.logs()
+    async with exporter_for(collector, "grpc", compression=compression, grpc_implementation="grpcio") as exporter:
+        results = [
+            await exporter.export_traces(spans),
+            await exporter.export_metrics(metrics),
+            await exporter.export_logs(logs),
+        ]
+    assert all(r.ok for r in results), [r.error for r in results]
+    assert collector.requests(Signal.TRACES)[0].message == ExportTraceServiceRequest.FromString(encode_traces(spans))
+
+
+@pytest.mark.parametrize("code", [c for c in grpc.StatusCode if c is not grpc.StatusCode.OK], ids=lambda c: c.name)
+async def test_grpcio_client_retry_matrix(collector: FakeCollector, code: grpc.StatusCode) -> None:
+    collector.default = Reply(grpc_code=code, message="nope")
+    async with exporter_for(collector, "grpc", timeout=10, grpc_implementation="grpcio") as exporter:
+        result = await exporter.export_traces(samples.spans(2))
+    assert result.failed == 2
+    assert len(collector.received) == (3 if code in RETRYABLE_GRPC else 1), result.error

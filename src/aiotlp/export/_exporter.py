@@ -13,7 +13,7 @@ from .._exceptions import ExportError, ExporterShutdownError, RequestTooLargeErr
 from ..config import ExporterConfig, Headers, SignalConfig
 from ..encoding import count_items, encode
 from ..model import LogRecord, Metric, Signal, Span
-from ..transport import MAX_RESPONSE_BYTES, Transport, make_transport
+from ..transport import MAX_RESPONSE_BYTES, GrpcImplementation, Transport, make_transport
 from ._ratelimit import RateLimitedLogger
 from ._retry import RetryPolicy
 from ._stack import SenderStack, build_stack
@@ -36,6 +36,9 @@ class OTLPExporter:
     sends them through ``ConcurrencyLimit -> Retry -> Timeout -> transport`` within ``timeout`` seconds, and
     returns an :class:`ExportResult`. It never raises for a failed export.
 
+    gRPC goes through aiotlp's own HTTP/2 client (``grpc_implementation="h2"``, the default) or grpc.aio
+    (``"grpcio"``); see :data:`aiotlp.transport.DEFAULT_GRPC_IMPLEMENTATION` for why.
+
     Use it as an async context manager, or call :meth:`shutdown` when done.
     """
 
@@ -57,6 +60,7 @@ class OTLPExporter:
         max_concurrent: int = 4,
         attempt_timeout: float | None = None,
         max_response_bytes: int = MAX_RESPONSE_BYTES,
+        grpc_implementation: GrpcImplementation | None = None,
         transport_factory: TransportFactory | None = None,
     ) -> None:
         overrides: dict[str, Any] = {
@@ -80,7 +84,9 @@ class OTLPExporter:
         if transport_factory is None:
 
             def transport_factory(cfg: SignalConfig) -> Transport:
-                return make_transport(cfg, max_response_bytes=max_response_bytes)
+                return make_transport(
+                    cfg, max_response_bytes=max_response_bytes, grpc_implementation=grpc_implementation
+                )
 
         self._stacks: dict[Signal, SenderStack] = {}
         for signal in Signal:

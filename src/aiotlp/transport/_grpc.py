@@ -50,7 +50,7 @@ class GrpcTransport:
 
     def __init__(self, config: SignalConfig, *, max_response_bytes: int = MAX_RESPONSE_BYTES) -> None:
         if grpc is None:
-            raise MissingExtraError("grpc", "grpcio")
+            raise MissingExtraError("grpcio", "grpcio")
         self.config = config
         self.method = config.signal.grpc_method
         self.max_response_bytes = max_response_bytes
