@@ -24,9 +24,13 @@ class ConcurrencyLimit:
         self.in_flight = 0
 
     async def send(self, request: ExportRequest, deadline: float) -> PartialSuccess:
+        semaphore = self._semaphore
         try:
-            async with timeout_at(deadline):
-                await self._semaphore.acquire()
+            if semaphore.locked():  # only a wait needs a timer: the free-slot path stays cheap (no timeout scope)
+                async with timeout_at(deadline):
+                    await semaphore.acquire()
+            else:
+                await semaphore.acquire()
         except asyncio.TimeoutError:
             raise DeadlineExceededError(
                 f"export deadline reached while waiting for one of {self.max_concurrent} export slots"

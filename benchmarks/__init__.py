@@ -1,0 +1,1 @@
+"""aiotlp benchmarks: run ``python -m benchmarks.harness`` (see :mod:`benchmarks.harness`)."""

@@ -1,0 +1,120 @@
+"""What every scenario shares: the context it runs in, what it returns, and the spans it sends."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from opentelemetry.sdk.trace import ReadableSpan
+
+from aiotlp.model import Span
+from benchmarks.encode_quick import aiotlp_spans, raw_spans, sdk_spans
+
+__all__ = [
+    "BATCH",
+    "PROTOCOLS",
+    "Context",
+    "Sample",
+    "aiotlp_batch",
+    "aiotlp_endpoint",
+    "official_exporter",
+    "percentile",
+    "run_child",
+    "sdk_batch",
+]
+
+BATCH = 512
+PROTOCOLS = ("grpc", "http/protobuf")
+OFFICIAL = "official"
+
+
+@dataclass(frozen=True)
+class Context:
+    """Where a scenario runs: rotel's endpoints, the loop name, and whether to shrink everything (``--quick``)."""
+
+    grpc_endpoint: str
+    http_endpoint: str
+    loop: str = "asyncio"
+    quick: bool = False
+
+    def seconds(self, full: float, quick: float = 0.2) -> float:
+        return quick if self.quick else full
+
+    def count(self, full: int, quick: int) -> int:
+        return quick if self.quick else full
+
+
+@dataclass
+class Sample:
+    """One measured quantity in one repetition, per implementation (``official`` is the reference)."""
+
+    metric: str
+    unit: str
+    values: dict[str, float] = field(default_factory=dict)
+    higher_is_better: bool = True
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+_SDK: dict[int, list[ReadableSpan]] = {}
+_AIOTLP: dict[int, list[Span]] = {}
+
+
+def sdk_batch(count: int = BATCH) -> list[ReadableSpan]:
+    """``count`` SDK spans (8 attributes + 1 event, realistic names), built once."""
+    if count not in _SDK:
+        _SDK[count] = sdk_spans(raw_spans(count))
+    return _SDK[count]
+
+
+def aiotlp_batch(count: int = BATCH) -> list[Span]:
+    """The same spans in aiotlp's model."""
+    if count not in _AIOTLP:
+        _AIOTLP[count] = aiotlp_spans(raw_spans(count))
+    return _AIOTLP[count]
+
+
+def aiotlp_endpoint(ctx_grpc: str, ctx_http: str, protocol: str) -> str:
+    """The endpoint as ``OTLPExporter`` and ``aiotlp.sdk.SpanExporter`` take it (HTTP: the full traces URL)."""
+    return ctx_grpc if protocol == "grpc" else f"{ctx_http}/v1/traces"
+
+
+def official_exporter(protocol: str, grpc_endpoint: str, http_endpoint: str) -> object:
+    """The official ``OTLPSpanExporter`` for ``protocol``."""
+    if protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
+
+        return GrpcExporter(endpoint=grpc_endpoint.removeprefix("http://"), insecure=True)
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
+
+    return HttpExporter(endpoint=f"{http_endpoint}/v1/traces")
+
+
+def timed(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+async def run_child(module: str, *args: str, timeout: float = 120) -> dict[str, float]:
+    """Run ``python -m module *args`` in a fresh process; it prints one JSON object on its last stdout line."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", module, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    try:
+        out, err = await asyncio.wait_for(process.communicate(), timeout)
+    except asyncio.TimeoutError:
+        process.kill()
+        await process.wait()
+        raise
+    if process.returncode != 0:
+        raise RuntimeError(f"{module} {' '.join(args)} exited with {process.returncode}:\n{err.decode()[-2000:]}")
+    result: dict[str, float] = json.loads(out.decode().strip().splitlines()[-1])
+    return result

@@ -1,0 +1,145 @@
+"""batched_pipeline: an SDK app producing spans flat out through the SDK's ``BatchSpanProcessor``.
+
+Each side runs in a fresh process (so peak RSS does not mix): a ``TracerProvider`` whose ``BatchSpanProcessor``
+exports through a counting wrapper around aiotlp's ``SpanExporter`` or the official ``OTLPSpanExporter``. The
+app creates spans (8 attributes + 1 event) as fast as it can for N seconds, then shuts the provider down
+(which flushes). Reports spans delivered/s (exported / time until shutdown returned), spans dropped (produced
+minus exported: the SDK processor drops when its queue is full), the peak RSS growth (``ru_maxrss`` after
+minus before) and process CPU µs per produced span.
+
+HOOK: aiotlp's own batch processor (``aiotlp.processing.BatchProcessor``) has no SDK SpanProcessor adapter
+yet; when it has, add a ``"aiotlp processor"`` entry to :data:`PIPELINES` that builds it, and it is measured
+alongside.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+from ._common import OFFICIAL, PROTOCOLS, Context, Sample, aiotlp_endpoint, official_exporter, run_child
+
+
+class Counting(SpanExporter):
+    """Counts the spans its inner exporter exported successfully."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.exported = 0
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        result: SpanExportResult = self.inner.export(spans)
+        if result is SpanExportResult.SUCCESS:
+            self.exported += len(spans)
+        return result
+
+    def shutdown(self) -> None:
+        self.inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
+def aiotlp_exporter(protocol: str, grpc_endpoint: str, http_endpoint: str) -> Any:
+    import aiotlp.sdk
+
+    return aiotlp.sdk.SpanExporter(aiotlp_endpoint(grpc_endpoint, http_endpoint, protocol), protocol=protocol)  # type: ignore[arg-type]
+
+
+# side -> (protocol, grpc endpoint, http endpoint) -> (span processor, counting exporter)
+PIPELINES: dict[str, Callable[[str, str, str], tuple[SpanProcessor, Counting]]] = {}
+
+
+def _sdk_batch(make: Callable[[str, str, str], Any]) -> Callable[[str, str, str], tuple[SpanProcessor, Counting]]:
+    def build(protocol: str, grpc_endpoint: str, http_endpoint: str) -> tuple[SpanProcessor, Counting]:
+        counting = Counting(make(protocol, grpc_endpoint, http_endpoint))
+        return BatchSpanProcessor(counting), counting
+
+    return build
+
+
+PIPELINES[OFFICIAL] = _sdk_batch(official_exporter)
+PIPELINES["aiotlp"] = _sdk_batch(aiotlp_exporter)
+# PIPELINES["aiotlp processor"] = ...  # HOOK: aiotlp.processing.BatchProcessor behind an SDK SpanProcessor
+
+
+def produce(side: str, protocol: str, grpc_endpoint: str, http_endpoint: str, seconds: float) -> dict[str, float]:
+    """The child process's work: returns what the parent reports."""
+    processor, counting = PIPELINES[side](protocol, grpc_endpoint, http_endpoint)
+    provider = TracerProvider()
+    provider.add_span_processor(processor)
+    tracer = provider.get_tracer("bench.instrumentation", "0.1.0")
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    cpu, start = time.process_time(), time.perf_counter()
+    produced = 0
+    end = start + seconds
+    while time.perf_counter() < end:
+        for i in range(100):
+            with tracer.start_as_current_span("GET /v1/users/{id}") as span:
+                span.set_attributes(
+                    {
+                        "http.request.method": "GET",
+                        "http.route": "/v1/users/{id}",
+                        "url.full": f"https://api.example.com/v1/users/{i}?page=2",
+                        "http.response.status_code": 200,
+                        "server.address": "api.example.com",
+                        "server.port": 443,
+                        "user_agent.original": "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Firefox/128.0",
+                        "network.protocol.version": "1.1",
+                    }
+                )
+                span.add_event("message", {"message.type": "RECEIVED", "message.id": i})
+        produced += 100
+    provider.shutdown()  # flushes what is queued
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
+    rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {
+        "delivered_per_s": counting.exported / elapsed,
+        "dropped": produced - counting.exported,
+        "produced": produced,
+        "peak_rss_mib": (rss_after - rss_before) / 1024,  # ru_maxrss is in KiB on Linux
+        "peak_rss_total_mib": rss_after / 1024,  # the delta is 0 when start-up (imports, channels) peaked higher
+        "cpu_us_per_span": cpu / produced * 1e6,
+    }
+
+
+async def run(ctx: Context) -> list[Sample]:
+    seconds = ctx.seconds(3.0, 0.3)
+    samples = []
+    for protocol in PROTOCOLS:
+        rate = Sample(f"spans delivered/s, {protocol}", "spans/s")
+        dropped = Sample(f"spans dropped, {protocol}", "spans", higher_is_better=False)
+        rss = Sample(f"peak RSS growth, {protocol}", "MiB", higher_is_better=False)
+        rss_total = Sample(f"peak RSS of the process, {protocol}", "MiB", higher_is_better=False)
+        cpu = Sample(f"CPU per produced span, {protocol}", "µs", higher_is_better=False)
+        for side in PIPELINES:
+            r = await run_child(
+                __name__, side, protocol, ctx.grpc_endpoint, ctx.http_endpoint, str(seconds), timeout=seconds + 60
+            )
+            rate.values[side], dropped.values[side] = r["delivered_per_s"], r["dropped"]
+            rss.values[side], cpu.values[side] = r["peak_rss_mib"], r["cpu_us_per_span"]
+            rss_total.values[side] = r["peak_rss_total_mib"]
+        samples += [rate, dropped, rss, rss_total, cpu]
+    return samples
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    for name in ("side", "protocol", "grpc_endpoint", "http_endpoint"):
+        parser.add_argument(name)
+    parser.add_argument("seconds", type=float)
+    args = parser.parse_args()
+    result = produce(args.side, args.protocol, args.grpc_endpoint, args.http_endpoint, args.seconds)
+    sys.stdout.write(json.dumps(result) + "\n")
+
+
+if __name__ == "__main__":
+    main()
