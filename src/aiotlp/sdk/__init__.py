@@ -15,6 +15,9 @@ Or with the SDK's auto-configuration: ``OTEL_TRACES_EXPORTER=aiotlp``, ``OTEL_LO
 - :class:`SpanExporter`, :class:`LogExporter`, :class:`MetricExporter`: the SDK's exporter interfaces, taking
   the official OTLP exporters' arguments plus ``protocol`` (``grpc``, ``http/protobuf``, ``http/json``); they
   export through aiotlp's async exporter on a background event-loop thread (see :mod:`aiotlp.sdk._bridge`);
+- :class:`BatchSpanProcessor`, :class:`BatchLogRecordProcessor`: the SDK's batch processors on aiotlp's
+  bounded queue, exporting on the bridge loop (with aiotlp's exporters: no thread hop per batch; see
+  :mod:`aiotlp.sdk._processors`);
 - :func:`encode_spans`, :func:`encode_log_records`, :func:`encode_metrics_data` and their ``_json`` twins: SDK
   objects straight to OTLP request bytes, as the official encoder maps them (see :mod:`aiotlp.sdk._encode`).
 
@@ -39,8 +42,11 @@ from ._encode import (
     encode_spans_json,
 )
 from ._exporters import LogExporter, MetricExporter, SpanExporter
+from ._processors import BatchLogRecordProcessor, BatchSpanProcessor
 
 __all__ = [
+    "BatchLogRecordProcessor",
+    "BatchSpanProcessor",
     "LogExporter",
     "MetricExporter",
     "SpanExporter",

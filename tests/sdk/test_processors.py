@@ -1,0 +1,262 @@
+"""aiotlp.sdk.BatchSpanProcessor and BatchLogRecordProcessor: end to end with the SDK providers and a
+FakeCollector, statistics, dead collectors, environment, the generic exporter path, fork.
+
+The processors export on the aiotlp bridge thread; their sync ``force_flush``/``shutdown`` block the caller, so
+the async tests call them through ``asyncio.to_thread`` (the FakeCollector runs on the test's loop).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+
+import pytest
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanContext, TraceFlags
+
+import aiotlp.sdk
+from aiotlp import RetryPolicy
+from aiotlp.sdk import BatchLogRecordProcessor, BatchSpanProcessor, LogExporter, SpanExporter
+from aiotlp.sdk._bridge import get_bridge
+from aiotlp.testing import FakeCollector, free_port
+
+RESOURCE = Resource({"service.name": "tests"})
+
+
+def span_exporter(collector: FakeCollector) -> SpanExporter:
+    return SpanExporter(endpoint=collector.http_endpoint + "/v1/traces")
+
+
+def readable_span(name: str, *, sampled: bool) -> ReadableSpan:
+    flags = TraceFlags(TraceFlags.SAMPLED if sampled else TraceFlags.DEFAULT)
+    context = SpanContext(trace_id=0x1234, span_id=0x99, is_remote=False, trace_flags=flags)
+    return ReadableSpan(name=name, context=context, resource=RESOURCE, start_time=1, end_time=2)
+
+
+async def test_spans_arrive_through_a_tracer_provider(collector: FakeCollector) -> None:
+    processor = BatchSpanProcessor(span_exporter(collector))
+    provider = TracerProvider(resource=RESOURCE, shutdown_on_exit=False)
+    provider.add_span_processor(processor)
+    tracer = provider.get_tracer("tests")
+    ids = {}
+    for i in range(5):
+        with tracer.start_as_current_span(f"span-{i}") as span:
+            ids[f"span-{i}"] = span.get_span_context().span_id
+    assert processor.loop is get_bridge().running_loop  # exported on the bridge, not on this test's loop
+
+    assert await asyncio.to_thread(provider.force_flush) is True
+    got = {s.name: int.from_bytes(s.span_id, "big") for s in collector.spans()}
+    assert got == ids
+
+    with tracer.start_as_current_span("last") as span:
+        last_id = span.get_span_context().span_id
+    await asyncio.to_thread(provider.shutdown)
+    assert {s.name: int.from_bytes(s.span_id, "big") for s in collector.spans()}["last"] == last_id
+    stats = processor.statistics()
+    assert stats.exported == 6 and stats.balanced and stats.queued == stats.in_flight == 0
+    # after shutdown: dropped and counted, never raised
+    with tracer.start_as_current_span("late"):
+        pass
+    processor.on_end(readable_span("late2", sampled=True))
+    assert processor.statistics().dropped["already_shutdown"] == 2
+    await asyncio.to_thread(processor.shutdown)  # a second shutdown returns at once
+
+
+async def test_logs_arrive_through_a_logger_provider(collector: FakeCollector) -> None:
+    processor = BatchLogRecordProcessor(LogExporter(endpoint=collector.http_endpoint + "/v1/logs"))
+    provider = LoggerProvider(resource=RESOURCE, shutdown_on_exit=False)
+    provider.add_log_record_processor(processor)
+    logger = provider.get_logger("tests")
+    for i in range(4):
+        logger.emit(body=f"record {i}", attributes={"i": i})
+
+    assert await asyncio.to_thread(provider.force_flush) is True
+    assert [r.body.string_value for r in collector.log_records()] == [f"record {i}" for i in range(4)]
+
+    logger.emit(body="last")
+    await asyncio.to_thread(provider.shutdown)
+    assert collector.log_records()[-1].body.string_value == "last"
+    stats = processor.statistics()
+    assert stats.exported == 5 and stats.balanced
+
+
+# A FakeCollector in its own process: in this one it would compete with the producer for the GIL.
+_COLLECTOR_PROCESS = """
+import asyncio, sys
+from aiotlp.testing import FakeCollector
+
+async def main():
+    async with FakeCollector() as collector:
+        print(collector.http_endpoint, flush=True)
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+        print(len(collector.spans()), flush=True)
+
+asyncio.run(main())
+"""
+
+
+async def test_flat_out_producer_drops_nothing() -> None:
+    """SDK spans created as fast as possible for 3 s (default queue of 2048): none dropped, all exported."""
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", _COLLECTOR_PROCESS, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
+    )
+    assert child.stdin is not None and child.stdout is not None
+    try:
+        endpoint = (await asyncio.wait_for(child.stdout.readline(), 30)).decode().strip()
+        processor = BatchSpanProcessor(SpanExporter(endpoint=endpoint + "/v1/traces"))
+        provider = TracerProvider(resource=RESOURCE, shutdown_on_exit=False)
+        provider.add_span_processor(processor)
+        tracer = provider.get_tracer("tests")
+
+        def produce() -> int:
+            produced = 0
+            end = time.monotonic() + 3.0
+            while time.monotonic() < end:
+                for _ in range(100):
+                    tracer.start_span("s").end()
+                produced += 100
+            return produced
+
+        produced = await asyncio.to_thread(produce)
+        assert await asyncio.to_thread(processor.force_flush, 30_000) is True
+        await asyncio.to_thread(provider.shutdown)
+        stats = processor.statistics()
+        assert stats.produced == produced
+        assert stats.dropped_total == 0, stats
+        assert stats.produced == stats.exported + stats.rejected + stats.failed + stats.dropped_total + (
+            stats.queued + stats.in_flight
+        )
+        assert stats.exported == produced
+        child.stdin.close()
+        received = int(await asyncio.wait_for(child.stdout.readline(), 30))
+        assert received == produced
+    finally:
+        if child.returncode is None:
+            child.kill()
+        await child.wait()
+
+
+async def test_dead_collector_shutdown_is_bounded() -> None:
+    exporter = SpanExporter(
+        endpoint=f"http://127.0.0.1:{free_port()}/v1/traces",
+        retry=RetryPolicy(initial_backoff=0.05, max_backoff=0.2, jitter=0.1, max_attempts=1000),
+    )
+    processor = BatchSpanProcessor(exporter, max_export_batch_size=100, export_timeout_millis=2000)
+    for i in range(250):
+        processor.on_end(readable_span(f"s{i}", sampled=True))
+    started = time.monotonic()
+    await asyncio.to_thread(processor.shutdown)
+    elapsed = time.monotonic() - started
+    assert elapsed < 2.3
+    stats = processor.statistics()
+    assert stats.balanced and stats.exported == 0
+    assert stats.failed + stats.dropped["shutdown"] == 250, stats
+    assert stats.dropped["shutdown"] > 0 and stats.failed > 0  # queued at the deadline / in flight, cancelled
+    processor.on_end(readable_span("late", sampled=True))
+    assert processor.statistics().dropped["already_shutdown"] == 1
+
+
+def test_otel_bsp_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_BSP_MAX_QUEUE_SIZE", "7")
+    monkeypatch.setenv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "3")
+    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "250")
+    monkeypatch.setenv("OTEL_BSP_EXPORT_TIMEOUT", "1500")
+    monkeypatch.setenv("OTEL_BLRP_MAX_QUEUE_SIZE", "600")
+    processor = BatchSpanProcessor(InMemorySpanExporter())
+    assert processor.statistics().capacity == 7
+    config = processor._config
+    assert (config.max_export_batch_size, config.schedule_delay, config.export_timeout) == (3, 0.25, 1.5)
+    explicit = BatchSpanProcessor(InMemorySpanExporter(), max_queue_size=20, schedule_delay_millis=100)
+    assert explicit.statistics().capacity == 20 and explicit._config.schedule_delay == 0.1
+    logs = BatchLogRecordProcessor(LogExporter(endpoint="http://127.0.0.1:1/v1/logs"))
+    assert logs.statistics().capacity == 600 and logs._config.schedule_delay == 1.0  # OTEL_BLRP_ default
+
+
+async def test_unsampled_spans_are_not_exported() -> None:
+    memory = InMemorySpanExporter()
+    processor = BatchSpanProcessor(memory)
+    processor.on_end(readable_span("unsampled", sampled=False))
+    processor.on_end(readable_span("sampled", sampled=True))
+    assert await asyncio.to_thread(processor.force_flush) is True
+    assert [s.name for s in memory.get_finished_spans()] == ["sampled"]
+    assert processor.statistics().produced == 1
+
+
+async def test_generic_sdk_exporter() -> None:
+    memory = InMemorySpanExporter()
+    processor = BatchSpanProcessor(memory, max_export_batch_size=10)
+    provider = TracerProvider(resource=RESOURCE, shutdown_on_exit=False)
+    provider.add_span_processor(processor)
+    tracer = provider.get_tracer("tests")
+    for i in range(25):
+        tracer.start_span(f"s{i}").end()
+    assert await asyncio.to_thread(provider.force_flush) is True
+    assert sorted(s.name for s in memory.get_finished_spans()) == sorted(f"s{i}" for i in range(25))
+    await asyncio.to_thread(provider.shutdown)
+    assert memory._stopped  # the processor's shutdown shut the exporter down
+    stats = processor.statistics()
+    assert stats.exported == 25 and stats.balanced and stats.batches >= 3
+
+
+async def test_flush_and_shutdown_on_the_bridge_loop_do_not_deadlock() -> None:
+    memory = InMemorySpanExporter()
+    processor = BatchSpanProcessor(memory)
+    processor.on_end(readable_span("a", sampled=True))
+
+    async def on_bridge() -> list[object]:
+        assert processor.force_flush(1000) is False  # cannot wait here: starts the flush, returns False
+        processor.shutdown()  # starts the shutdown, returns
+        started = list(processor._background)  # what they started (not done: this coroutine has not yielded)
+        assert len(started) == 2
+        return list(await asyncio.gather(*started))
+
+    flush, shutdown = await asyncio.wrap_future(get_bridge().submit(on_bridge()))
+    assert bool(flush) and bool(shutdown)
+    assert await asyncio.to_thread(processor.force_flush) is False  # shut down
+    assert [s.name for s in memory.get_finished_spans()] == ["a"]
+
+
+async def test_async_helpers(collector: FakeCollector) -> None:
+    processor = BatchSpanProcessor(span_exporter(collector))
+    processor.on_end(readable_span("a", sampled=True))
+    assert (await processor.aforce_flush()).ok
+    assert [s.name for s in collector.spans()] == ["a"]
+    assert (await processor.ashutdown()).ok
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # fork() of a multi-threaded process
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX only")
+async def test_fork_child_starts_clean(collector: FakeCollector) -> None:
+    processor = BatchSpanProcessor(span_exporter(collector), schedule_delay_millis=60_000)
+    for i in range(5):
+        processor.on_end(readable_span(f"parent-{i}", sampled=True))
+    assert processor.statistics().queued == 5
+
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into pytest
+        code = 1
+        try:
+            stats = processor.statistics()
+            if stats.produced == 0 and stats.queued == 0:
+                processor.on_end(readable_span("child", sampled=True))
+                if processor.force_flush(10_000) and processor.statistics().exported == 1:
+                    code = 0
+        finally:
+            os._exit(code)
+    _, status = await asyncio.to_thread(os.waitpid, pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert [s.name for s in collector.spans()] == ["child"]  # never the parent's queued spans
+
+    assert await asyncio.to_thread(processor.force_flush) is True
+    assert sorted(s.name for s in collector.spans()) == ["child"] + [f"parent-{i}" for i in range(5)]
+    await asyncio.to_thread(processor.shutdown)
+
+
+def test_exported_names() -> None:
+    assert aiotlp.sdk.BatchSpanProcessor is BatchSpanProcessor
+    assert aiotlp.sdk.BatchLogRecordProcessor is BatchLogRecordProcessor
