@@ -42,11 +42,13 @@ from .model import (
     Status,
     StatusCode,
 )
+from .processing import BatchProcessor, FlushOutcome, FlushStatus, ProcessorStatistics
 
 __all__ = [
     "AggregationTemporality",
     "AiotlpError",
     "AttemptTimeoutError",
+    "BatchProcessor",
     "ConcurrencyLimit",
     "ConfigurationError",
     "ConnectError",
@@ -58,6 +60,8 @@ __all__ = [
     "Exporter",
     "ExporterConfig",
     "ExporterShutdownError",
+    "FlushOutcome",
+    "FlushStatus",
     "Headers",
     "InstrumentationScope",
     "Link",
@@ -66,6 +70,7 @@ __all__ = [
     "MissingExtraError",
     "OTLPExporter",
     "PermanentError",
+    "ProcessorStatistics",
     "RejectedError",
     "RequestTooLargeError",
     "Resource",

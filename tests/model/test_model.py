@@ -91,15 +91,15 @@ def test_self_referencing_and_too_deep_values_are_refused() -> None:
 
 
 def test_nested_parts_validate_too() -> None:
-    with pytest.raises(ValueError, match="Link.span_id"):
+    with pytest.raises(ValueError, match=r"Link.span_id"):
         Link(b"\x01" * 16, b"\x01")
-    with pytest.raises(TypeError, match="Event.name"):
+    with pytest.raises(TypeError, match=r"Event.name"):
         Event(None)  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="Status.code"):
+    with pytest.raises(ValueError, match=r"Status.code"):
         Status(7)  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="InstrumentationScope.name"):
+    with pytest.raises(TypeError, match=r"InstrumentationScope.name"):
         InstrumentationScope(1)  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="LogRecord.severity_number"):
+    with pytest.raises(ValueError, match=r"LogRecord.severity_number"):
         LogRecord(severity_number=99)  # type: ignore[arg-type]
     assert LogRecord(severity_number=9).severity_number is SeverityNumber.INFO  # type: ignore[arg-type]
 
@@ -107,15 +107,15 @@ def test_nested_parts_validate_too() -> None:
 def test_metric_validation() -> None:
     with pytest.raises(ValueError, match="expected len\\(explicit_bounds\\) \\+ 1 = 3"):
         HistogramDataPoint(count=1, bucket_counts=[1], explicit_bounds=[1.0, 2.0])
-    with pytest.raises(TypeError, match="NumberDataPoint.value"):
+    with pytest.raises(TypeError, match=r"NumberDataPoint.value"):
         NumberDataPoint("1")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="Buckets.offset"):
+    with pytest.raises(ValueError, match=r"Buckets.offset"):
         Buckets(2**31)
-    with pytest.raises(ValueError, match="ExponentialHistogramDataPoint.scale"):
+    with pytest.raises(ValueError, match=r"ExponentialHistogramDataPoint.scale"):
         ExponentialHistogramDataPoint(count=0, scale=2**40)
-    with pytest.raises(TypeError, match="Metric.data"):
+    with pytest.raises(TypeError, match=r"Metric.data"):
         Metric("m", [])  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="Sum.is_monotonic"):
+    with pytest.raises(TypeError, match=r"Sum.is_monotonic"):
         Sum(is_monotonic=1)  # type: ignore[arg-type]
     metric = Metric("m", Gauge([NumberDataPoint(1), NumberDataPoint(2.5)]))
     assert metric.data_point_count == 2

@@ -21,13 +21,19 @@ import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from typing import Final, Generic, TypeVar
+from typing import Final, Generic, Protocol, TypeVar
 
 from ..model import LogRecord, Metric, Span
 
 __all__ = ["ADMITTED", "CLOSED", "DROPPED", "NO_ROOM", "READY", "BoundedQueue", "estimate_size"]
 
 T = TypeVar("T")
+T_contra = TypeVar("T_contra", contravariant=True)
+
+
+class Put(Protocol[T_contra]):
+    def __call__(self, item: T_contra, wait: bool = False) -> int: ...
+
 
 # What BoundedQueue.put did (plain ints: this is the producers' hot path).
 ADMITTED: Final = 0
@@ -44,13 +50,17 @@ NO_ROOM: Final = 4
 _FALLBACK_SIZE: Final = 1024  # bytes assumed for an item whose size_of raised
 
 
-class _Chunk(Generic[T]):
-    """Up to one export batch of queued entries, with their weights and sizes when those vary."""
+class _Chunk(list[T]):
+    """Up to one export batch of queued entries (the list itself), with their weights and sizes when those vary.
 
-    __slots__ = ("items", "nbytes", "sizes", "weight", "weights")
+    ``weight`` and ``nbytes`` are kept only when the queue measures items (``weigh``/``size_of``); for unit
+    weights the weight is ``len(chunk)``.
+    """
+
+    __slots__ = ("nbytes", "sizes", "weight", "weights")
 
     def __init__(self, *, sizes: bool, weights: bool) -> None:
-        self.items: list[T] = []
+        super().__init__()
         self.sizes: list[int] | None = [] if sizes else None
         self.weights: list[int] | None = [] if weights else None
         self.weight = 0
@@ -62,7 +72,8 @@ class BoundedQueue(Generic[T]):
 
     ``weigh=None`` means every item weighs 1; ``size_of=None`` means bytes are not tracked. Every method is
     thread-safe; none blocks for longer than O(1) work (except the rare, shutdown-only :meth:`drop_all` and
-    the flush-timeout-only :meth:`weight_before`, which are O(number of chunks)).
+    the flush-timeout-only :meth:`weight_before`, which are O(number of chunks)). :attr:`put` is the fastest
+    of two implementations: one for unit weights without a byte cap (spans, log records), one for the rest.
     """
 
     def __init__(
@@ -79,10 +90,13 @@ class BoundedQueue(Generic[T]):
         self.max_size = max_size
         self.max_bytes = max_bytes
         self._max_bytes = sys.maxsize if max_bytes is None else max_bytes
+        self._limit = max_size  # -1 once closed, so that the fast path's one comparison also catches that
         self._batch_size = batch_size
         self._drop_oldest = drop_oldest
         self._weigh = weigh
         self._size_of = size_of
+        self._unit = weigh is None and size_of is None
+        self.put: Put[T] = self._put_unit if self._unit else self._put_measured
         self._chunks: deque[_Chunk[T]] = deque()
         self._tail: _Chunk[T] | None = None
         self.closed = False
@@ -110,35 +124,40 @@ class BoundedQueue(Generic[T]):
 
     # ------------------------------------------------------------------------------------------- producers
 
-    def put(self, item: T, wait: bool = False) -> int:
-        """Admit ``item`` or drop it; return ADMITTED, READY, DROPPED, CLOSED (or NO_ROOM when ``wait``)."""
-        weight = 1
-        size = 0
-        if self._weigh is not None or self._size_of is not None:
-            weight, size = self._measure(item)
+    def _put_unit(self, item: T, wait: bool = False) -> int:
+        """``put`` for unit weights and no byte cap: the producers' hot path, kept short."""
         with self.lock:
-            if self.closed:
-                self.produced += weight
-                self.dropped_closed += weight
-                return CLOSED
-            if self.queued + weight > self.max_size or self.queued_bytes + size > self._max_bytes:
-                if weight > self.max_size or size > self._max_bytes:  # it can never fit
-                    self.produced += weight
-                    self.dropped_full += weight
-                    return DROPPED
-                if wait:
-                    return NO_ROOM
-                if not self._drop_oldest:
-                    self.produced += weight
-                    self.dropped_full += weight
-                    return DROPPED
-                while self.queued + weight > self.max_size or self.queued_bytes + size > self._max_bytes:
-                    self._evict_oldest()
+            if self.queued >= self._limit:
+                code = self._overflow(1, 0, wait)
+                if code != ADMITTED:
+                    return code
             tail = self._tail
-            if tail is None or (tail.items and tail.weight + weight > self._batch_size):
+            if tail is None or len(tail) >= self._batch_size:
+                tail = self._tail = _Chunk(sizes=False, weights=False)
+                self._chunks.append(tail)
+            tail.append(item)
+            self.queued += 1
+            self.produced += 1
+            self.admitted += 1
+            # A unit chunk is only ever closed by filling it, so "a batch is ready" is "the tail just filled".
+            if len(tail) >= self._batch_size and not self.wake_pending:
+                self.wake_pending = True
+                return READY
+            return ADMITTED
+
+    def _put_measured(self, item: T, wait: bool = False) -> int:
+        """``put`` for weighed (metric data points) or sized (byte cap) items."""
+        weight, size = self._measure(item)
+        with self.lock:
+            if self.queued + weight > self._limit or self.queued_bytes + size > self._max_bytes:
+                code = self._overflow(weight, size, wait)
+                if code != ADMITTED:
+                    return code
+            tail = self._tail
+            if tail is None or (tail and tail.weight + weight > self._batch_size):
                 tail = self._tail = _Chunk(sizes=self._size_of is not None, weights=self._weigh is not None)
                 self._chunks.append(tail)
-            tail.items.append(item)
+            tail.append(item)
             tail.weight += weight
             if tail.sizes is not None:
                 tail.sizes.append(size)
@@ -153,6 +172,29 @@ class BoundedQueue(Generic[T]):
                 self.wake_pending = True
                 return READY
             return ADMITTED
+
+    def _overflow(self, weight: int, size: int, wait: bool) -> int:
+        """Under the lock, the queue is closed or has no room: drop (counted), evict, or say NO_ROOM.
+
+        Returns ADMITTED when ``drop_oldest`` made room (the caller then admits the item).
+        """
+        if self.closed:
+            self.produced += weight
+            self.dropped_closed += weight
+            return CLOSED
+        if weight > self.max_size or size > self._max_bytes:  # it can never fit
+            self.produced += weight
+            self.dropped_full += weight
+            return DROPPED
+        if wait:
+            return NO_ROOM
+        if not self._drop_oldest:
+            self.produced += weight
+            self.dropped_full += weight
+            return DROPPED
+        while self.queued + weight > self.max_size or self.queued_bytes + size > self._max_bytes:
+            self._evict_oldest()
+        return ADMITTED
 
     def _measure(self, item: T) -> tuple[int, int]:
         # Producers never see an exception: a failing weigh/size_of gets a fallback value.
@@ -169,12 +211,12 @@ class BoundedQueue(Generic[T]):
     def _evict_oldest(self) -> None:
         # Under the lock. O(chunk length) memmove in C for list.pop(0), at most one batch.
         head = self._chunks[0]
-        head.items.pop(0)
+        head.pop(0)
         weight = 1 if head.weights is None else head.weights.pop(0)
         size = 0 if head.sizes is None else head.sizes.pop(0)
         head.weight -= weight
         head.nbytes -= size
-        if not head.items:
+        if not head:
             self._chunks.popleft()
             if head is self._tail:
                 self._tail = None
@@ -187,6 +229,7 @@ class BoundedQueue(Generic[T]):
         """From now on every put is dropped as ``already_shutdown``."""
         with self.lock:
             self.closed = True
+            self._limit = -1
 
     # ---------------------------------------------------------------------------------------------- worker
 
@@ -201,20 +244,21 @@ class BoundedQueue(Generic[T]):
                 self.wake_pending = False
                 return None
             head = self._chunks[0]
-            if head is self._tail and head.weight < self._batch_size and self.removed >= drain_to:
+            weight = len(head) if self._unit else head.weight
+            if head is self._tail and weight < self._batch_size and self.removed >= drain_to:
                 self.wake_pending = False
                 return None
             self._chunks.popleft()
             if head is self._tail:
                 self._tail = None
             first = self.removed
-            self.removed += len(head.items)
-            self.queued -= head.weight
+            self.removed += len(head)
+            self.queued -= weight
             self.queued_bytes -= head.nbytes
-            self.in_flight += head.weight
-            self.handed += head.weight
+            self.in_flight += weight
+            self.handed += weight
             self.batches += 1
-            return head.items, head.weight, first
+            return head, weight, first
 
     def settle(
         self,
@@ -246,7 +290,7 @@ class BoundedQueue(Generic[T]):
             first = self.removed
             weights: list[int] = []
             for chunk in chunks:
-                weights.extend(chunk.weights if chunk.weights is not None else [1] * len(chunk.items))
+                weights.extend(chunk.weights if chunk.weights is not None else [1] * len(chunk))
             self.removed += len(weights)
             self.dropped_shutdown += self.queued
             self.queued = 0
@@ -261,7 +305,7 @@ class BoundedQueue(Generic[T]):
             for chunk in self._chunks:
                 if left <= 0:
                     break
-                n = min(left, len(chunk.items))
+                n = min(left, len(chunk))
                 total += n if chunk.weights is None else sum(chunk.weights[:n])
                 left -= n
             return total
@@ -270,8 +314,19 @@ class BoundedQueue(Generic[T]):
 # ---------------------------------------------------------------------------------------------- size estimate
 
 
+_SCALARS: Final = frozenset({int, float, bool, type(None)})
+_CONTAINERS: Final = frozenset({tuple, list, dict})
+
+
 def _value_size(value: object) -> int:
     """Shallow: a string or bytes costs its length, a scalar 9, a list or mapping 16 per element."""
+    kind = type(value)
+    if kind is str or kind is bytes:
+        return len(value) + 3  # type: ignore[arg-type]
+    if kind in _SCALARS:
+        return 9
+    if kind in _CONTAINERS:
+        return 4 + 16 * len(value)  # type: ignore[arg-type]
     if isinstance(value, (str, bytes)):
         return len(value) + 3
     if isinstance(value, (Sequence, Mapping)):
@@ -280,11 +335,15 @@ def _value_size(value: object) -> int:
 
 
 def _attributes_size(attributes: object) -> int:
-    if not isinstance(attributes, Mapping) or not attributes:
+    # Model objects hold plain dicts: the exact type check avoids a slow ABC isinstance on the hot path.
+    if type(attributes) is not dict and not isinstance(attributes, Mapping):
         return 0
     total = 0
     for key, value in attributes.items():
-        total += 6 + len(key) + _value_size(value)
+        if type(value) is str:
+            total += 9 + len(key) + len(value)
+        else:
+            total += 6 + len(key) + _value_size(value)
     return total
 
 

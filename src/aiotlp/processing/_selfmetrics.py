@@ -33,8 +33,8 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Final
 
-from .. import __version__
 from .._exceptions import ConfigurationError, MissingExtraError
+from .._version import __version__
 from ..export import OTLPExporter
 from ..model import Signal
 from ._queue import BoundedQueue
@@ -80,9 +80,7 @@ def _exporter_attributes(exporter: object, signal: Signal) -> dict[str, str | in
 class SelfMetrics:
     """The instruments of one processor. :meth:`record_export` is called on the loop thread per export."""
 
-    def __init__(
-        self, meter_provider: object, *, signal: Signal, exporter: object, queue: BoundedQueue[Any]
-    ) -> None:
+    def __init__(self, meter_provider: object, *, signal: Signal, exporter: object, queue: BoundedQueue[Any]) -> None:
         get_meter = getattr(meter_provider, "get_meter", None)
         if not callable(get_meter):
             raise ConfigurationError(
@@ -154,12 +152,10 @@ class SelfMetrics:
         self._duration_attributes: dict[str | None, dict[str, str | int]] = {None: self.exporter_attributes}
 
     def record_export(self, seconds: float, error_type: str | None) -> None:
+        """One ``operation.duration`` observation; ``error_type`` None means full success."""
         attributes = self._duration_attributes.get(error_type)
         if attributes is None:
-            attributes = self._duration_attributes[error_type] = {
-                **self.exporter_attributes,
-                "error.type": error_type,
-            }
+            attributes = self._duration_attributes[error_type] = self._with(self.exporter_attributes, str(error_type))
         self._duration.record(seconds, attributes)
 
     # ------------------------------------------------------------------------------------------- callbacks

@@ -1,0 +1,159 @@
+"""The bounded queue against a model (hypothesis state machine): FIFO order, both caps, both drop policies,
+the wake-up flag, and the ledger identity after every step."""
+
+from __future__ import annotations
+
+from collections import deque
+
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+
+from aiotlp.processing._queue import ADMITTED, CLOSED, DROPPED, NO_ROOM, READY, BoundedQueue
+
+
+class QueueMachine(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.weights: dict[int, int] = {}
+        self.sizes: dict[int, int] = {}
+        self.next_id = 0
+        self.model: deque[int] = deque()  # ids, oldest first
+        self.in_flight: list[tuple[list[int], int]] = []
+        self.settled = 0
+        self.dropped = 0
+        self.produced = 0
+
+    @initialize(
+        max_size=st.integers(1, 12),
+        batch=st.integers(1, 12),
+        max_bytes=st.none() | st.integers(1, 40),
+        weighed=st.booleans(),
+        drop_oldest=st.booleans(),
+    )
+    def setup(self, max_size: int, batch: int, max_bytes: int | None, weighed: bool, drop_oldest: bool) -> None:
+        self.max_size = max_size
+        self.batch = min(batch, max_size)
+        self.max_bytes = max_bytes
+        self.weighed = weighed
+        self.drop_oldest = drop_oldest
+        self.queue: BoundedQueue[int] = BoundedQueue(
+            max_size=max_size,
+            max_bytes=max_bytes,
+            batch_size=self.batch,
+            drop_oldest=drop_oldest,
+            weigh=self.weights.__getitem__ if weighed else None,
+            size_of=self.sizes.__getitem__ if max_bytes is not None else None,
+        )
+
+    def weight(self, item: int) -> int:
+        return self.weights[item] if self.weighed else 1
+
+    def size(self, item: int) -> int:
+        return self.sizes[item] if self.max_bytes is not None else 0
+
+    def queued(self) -> tuple[int, int]:
+        return sum(map(self.weight, self.model)), sum(map(self.size, self.model))
+
+    @rule(weight=st.integers(0, 5), size=st.integers(0, 15), wait=st.booleans())
+    def put(self, weight: int, size: int, wait: bool) -> None:
+        item = self.next_id
+        self.next_id += 1
+        self.weights[item] = weight
+        self.sizes[item] = size
+        w, s = self.weight(item), self.size(item)
+        byte_cap = self.max_bytes if self.max_bytes is not None else 10**9
+        code = self.queue.put(item, wait)
+        if self.queue.closed:
+            assert code == CLOSED
+        elif w > self.max_size or s > byte_cap:
+            assert code == DROPPED
+        else:
+            queued, nbytes = self.queued()
+            if queued + w > self.max_size or nbytes + s > byte_cap:
+                if wait:
+                    assert code == NO_ROOM
+                    return  # nothing counted
+                if not self.drop_oldest:
+                    assert code == DROPPED
+                else:
+                    while queued + w > self.max_size or nbytes + s > byte_cap:
+                        evicted = self.model.popleft()
+                        self.dropped += self.weight(evicted)
+                        queued, nbytes = self.queued()
+                    self.model.append(item)
+                    assert code in (ADMITTED, READY)
+            else:
+                self.model.append(item)
+                assert code in (ADMITTED, READY)
+        self.produced += w
+        if code in (DROPPED, CLOSED):
+            self.dropped += w
+        if code == READY:
+            assert self.queue.wake_pending
+
+    @rule(drain=st.booleans())
+    def take(self, drain: bool) -> None:
+        taken = self.queue.take(self.queue.admitted if drain else 0)
+        if taken is None:
+            assert not self.queue.wake_pending
+            if drain:
+                assert not self.model
+            return
+        items, weight, first = taken
+        assert items, "never an empty batch"
+        assert items == [self.model.popleft() for _ in items]  # FIFO, whole
+        assert weight == sum(map(self.weight, items))
+        assert weight <= self.batch or len(items) == 1
+        assert first == self.queue.removed - len(items)
+        self.in_flight.append((items, weight))
+
+    @precondition(lambda self: bool(self.in_flight))
+    @rule(data=st.data())
+    def settle(self, data: st.DataObject) -> None:
+        _items, weight = self.in_flight.pop(data.draw(st.integers(0, len(self.in_flight) - 1)))
+        accepted = data.draw(st.integers(0, weight))
+        rejected = data.draw(st.integers(0, weight - accepted))
+        too_large = data.draw(st.integers(0, weight - accepted - rejected))
+        failed = weight - accepted - rejected - too_large
+        self.queue.settle(
+            weight,
+            accepted=accepted,
+            rejected=rejected,
+            failed=failed,
+            too_large=too_large,
+            error=None,
+            outcomes={},
+        )
+        self.settled += weight
+
+    @rule()
+    def close(self) -> None:
+        self.queue.close()
+
+    @rule()
+    def drop_all(self) -> None:
+        _first, weights = self.queue.drop_all()
+        assert weights == [self.weight(item) for item in self.model]
+        self.dropped += sum(weights)
+        self.model.clear()
+
+    @invariant()
+    def ledger(self) -> None:
+        q = self.queue
+        with q.lock:
+            queued, nbytes = self.queued()
+            assert (q.queued, q.queued_bytes) == (queued, nbytes)
+            assert q.queued <= q.max_size
+            assert q.admitted - q.removed == len(self.model)
+            assert q.in_flight == sum(weight for _, weight in self.in_flight)
+            assert q.produced == self.produced
+            dropped = q.dropped_full + q.dropped_closed + q.dropped_shutdown + q.dropped_too_large
+            settled = q.exported + q.rejected + q.failed + dropped
+            assert q.produced == settled + q.queued + q.in_flight
+        assert q.weight_before(q.admitted) == queued
+        assert q.weight_before(q.removed) == 0
+
+
+TestQueueMachine = QueueMachine.TestCase
+TestQueueMachine.settings = settings(max_examples=300, stateful_step_count=40, deadline=None)
