@@ -66,3 +66,31 @@ async def _event_loop_debug(request: pytest.FixtureRequest) -> AsyncIterator[Non
         logger.removeHandler(handler)
     if handler.reports and request.node.get_closest_marker("allow_slow_callbacks") is None:
         pytest.fail("the event loop was blocked:\n" + "\n".join(handler.reports[:5]), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Certificates made by trustme: a server certificate for 127.0.0.1 and localhost, a client certificate, their
+    CA (PEM bytes and a file), and an unrelated CA (a file) for the wrong-CA cases."""
+    import trustme
+
+    ca = trustme.CA()
+    directory = tmp_path_factory.mktemp("pki")
+    server = ca.issue_cert("127.0.0.1", "localhost")
+    client = ca.issue_cert("client.example")
+    paths = {
+        "ca": directory / "ca.pem",
+        "other_ca": directory / "other-ca.pem",
+        "client_cert": directory / "client.pem",
+        "client_key": directory / "client.key",
+    }
+    ca.cert_pem.write_to_path(str(paths["ca"]))
+    trustme.CA().cert_pem.write_to_path(str(paths["other_ca"]))
+    client.cert_chain_pems[0].write_to_path(str(paths["client_cert"]))
+    client.private_key_pem.write_to_path(str(paths["client_key"]))
+    return {
+        "server_cert": b"".join(p.bytes() for p in server.cert_chain_pems),
+        "server_key": server.private_key_pem.bytes(),
+        "ca_pem": ca.cert_pem.bytes(),
+        **{name: str(path) for name, path in paths.items()},
+    }

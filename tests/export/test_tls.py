@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-import trustme
 from tests import samples
 
 from aiotlp import OTLPExporter, PermanentError, RetryableError, RetryPolicy
@@ -11,35 +10,6 @@ from aiotlp.testing import FakeCollector
 
 PROTOCOLS = ("grpc", "http/protobuf", "http/json")
 NO_RETRY = RetryPolicy(max_attempts=1)
-
-
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
-@pytest.fixture(scope="module")
-def pki(ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
-    directory = tmp_path_factory.mktemp("pki")
-    server = ca.issue_cert("127.0.0.1", "localhost")
-    client = ca.issue_cert("client.example")
-    other_ca = trustme.CA()
-    paths = {
-        "ca": directory / "ca.pem",
-        "other_ca": directory / "other-ca.pem",
-        "client_cert": directory / "client.pem",
-        "client_key": directory / "client.key",
-    }
-    ca.cert_pem.write_to_path(str(paths["ca"]))
-    other_ca.cert_pem.write_to_path(str(paths["other_ca"]))
-    client.cert_chain_pems[0].write_to_path(str(paths["client_cert"]))
-    client.private_key_pem.write_to_path(str(paths["client_key"]))
-    return {
-        "server_cert": b"".join(p.bytes() for p in server.cert_chain_pems),
-        "server_key": server.private_key_pem.bytes(),
-        "ca_pem": ca.cert_pem.bytes(),
-        **{name: str(path) for name, path in paths.items()},
-    }
 
 
 def _endpoint(collector: FakeCollector, protocol: str) -> str:

@@ -24,7 +24,6 @@ import h2.events
 import h2.settings
 import hyperframe.frame
 import pytest
-import trustme
 from google.protobuf.message import Message
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
@@ -431,31 +430,6 @@ async def test_a_reply_just_under_the_limit_is_read(collector: FakeCollector) ->
 
 
 # -- TLS -------------------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    ca = trustme.CA()
-    directory = tmp_path_factory.mktemp("pki")
-    server = ca.issue_cert("127.0.0.1", "localhost")
-    client = ca.issue_cert("client.example")
-    other_ca = trustme.CA()
-    paths = {
-        "ca": directory / "ca.pem",
-        "other_ca": directory / "other-ca.pem",
-        "client_cert": directory / "client.pem",
-        "client_key": directory / "client.key",
-    }
-    ca.cert_pem.write_to_path(str(paths["ca"]))
-    other_ca.cert_pem.write_to_path(str(paths["other_ca"]))
-    client.cert_chain_pems[0].write_to_path(str(paths["client_cert"]))
-    client.private_key_pem.write_to_path(str(paths["client_key"]))
-    return {
-        "server_cert": b"".join(p.bytes() for p in server.cert_chain_pems),
-        "server_key": server.private_key_pem.bytes(),
-        "ca_pem": ca.cert_pem.bytes(),
-        **{name: str(path) for name, path in paths.items()},
-    }
 
 
 async def test_tls(pki: dict[str, Any]) -> None:
