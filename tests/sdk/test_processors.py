@@ -100,11 +100,16 @@ asyncio.run(main())
 """
 
 
+@pytest.mark.xfail(
+    reason="issue 3, open: a 10 s flat-out producer on 2 cores still loses 0.05-1 % as queue_full (not yet diagnosed; "
+    "the export thread shares the GIL with the producer)",
+    strict=False,
+)
 async def test_flat_out_producer_drops_nothing() -> None:
-    """SDK spans created as fast as possible for 3 s (default queue of 2048): none dropped, all exported.
+    """SDK spans created as fast as possible for 10 s (default queue of 2048): none dropped, all exported.
 
-    The acceptance run is 10 s; at 10 s this 2-core machine drops 0.05-0.9 % as queue_full in every run (not yet
-    diagnosed: the export thread shares the GIL with the producer), so the default run keeps to 3 s until fixed.
+    This is issue 3's acceptance run. It is marked xfail, not skipped or shortened, because it fails here today:
+    a 3 s run passes most of the time, a 10 s run drops a fraction of a percent in every run.
     """
     child = await asyncio.create_subprocess_exec(
         sys.executable, "-c", _COLLECTOR_PROCESS, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
@@ -119,7 +124,7 @@ async def test_flat_out_producer_drops_nothing() -> None:
 
         def produce() -> int:
             produced = 0
-            end = time.monotonic() + 3.0
+            end = time.monotonic() + 10.0
             while time.monotonic() < end:
                 for _ in range(100):
                     tracer.start_span("s").end()
