@@ -105,9 +105,10 @@ def _metric_points(metric: Any) -> int:
 
 
 class _Batch:
-    __slots__ = ("cancel_reason", "count", "first", "started", "timer", "weight")
+    __slots__ = ("cancel_reason", "count", "first", "items", "started", "timer", "weight")
 
-    def __init__(self, weight: int, first: int, count: int, started: float) -> None:
+    def __init__(self, items: list[Any], weight: int, first: int, count: int, started: float) -> None:
+        self.items = items  # kept until it settles: a batch whose loop went away is exported again elsewhere
         self.weight = weight
         self.first = first  # sequence number of its first entry
         self.count = count  # entries
@@ -165,7 +166,10 @@ class BatchProcessor(Generic[T]):
     * ``max_concurrent_exports``: export calls in flight at once;
     * ``policy``: when full, ``drop_newest`` drops the new item, ``drop_oldest`` evicts the oldest queued ones to
       admit it, ``block`` makes ``await put()`` wait for room (``put_nowait`` then drops the new item);
-    * ``meter_provider``: an OpenTelemetry ``MeterProvider`` for the self-metrics (see ``_selfmetrics``).
+    * ``meter_provider``: an OpenTelemetry ``MeterProvider`` for the self-metrics (see ``_selfmetrics``);
+    * ``fallback_loop``: a callable returning another event loop (e.g. one running in a thread of its own) that
+      the processor moves to when its loop goes away while it still holds items (see "When the loop goes away"
+      in the module docstring); without it, what the loop held when it closed is dropped at shutdown, counted.
     """
 
     def __init__(
@@ -182,6 +186,7 @@ class BatchProcessor(Generic[T]):
         policy: Policy = "drop_newest",
         size_of: Callable[[T], int] | None = None,
         meter_provider: object | None = None,
+        fallback_loop: Callable[[], asyncio.AbstractEventLoop] | None = None,
     ) -> None:
         try:
             signal = Signal(signal)
@@ -209,6 +214,10 @@ class BatchProcessor(Generic[T]):
         self._max_concurrent = _positive_int(max_concurrent_exports, "max_concurrent_exports")
         if policy not in _POLICIES:
             raise ConfigurationError(f"policy must be one of {', '.join(map(repr, _POLICIES))}, got {policy!r}")
+        if fallback_loop is not None and not callable(fallback_loop):
+            raise ConfigurationError(
+                f"fallback_loop must be a callable returning an event loop, or None, got {type(fallback_loop).__name__}"
+            )
         if size_of is not None and not callable(size_of):
             raise ConfigurationError(f"size_of must be a callable or None, got {type(size_of).__name__}")
         if max_queue_bytes is not None and size_of is None:
@@ -247,6 +256,11 @@ class BatchProcessor(Generic[T]):
         self._flushes: list[_Waiter] = []
         self._room: set[asyncio.Future[None]] = set()
         self._shutdown: asyncio.Future[FlushOutcome] | None = None
+        self._fallback = fallback_loop
+        self._orphans: list[_Batch] = []  # in flight when their loop went away: exported again after the move
+        self._lost = False  # the worker was cancelled from outside: the loop is shutting down
+        self._worker_gone = False
+        self._moves = 0
         self._drops_logged = 0
         self._failure_log = RateLimitedLogger(logger, logging.WARNING, interval=10.0)
         self._drop_log = RateLimitedLogger(logger, logging.WARNING, interval=60.0)
@@ -398,18 +412,29 @@ class BatchProcessor(Generic[T]):
             waiter.set_result(None)
 
     def _wake_threadsafe(self) -> None:
-        if threading.get_ident() == self._loop_thread:
+        if threading.get_ident() == self._loop_thread and asyncio._get_running_loop() is self._loop:
             self._wake()
             return
         loop = self._loop
         if loop is None:
             return  # not started: start() looks at the queue anyway
-        # RuntimeError: the loop is closed, nothing will export these any more.
-        with contextlib.suppress(RuntimeError):
+        try:
             loop.call_soon_threadsafe(self._wake)
+        except RuntimeError:  # the loop is closed: move to the fallback loop, or the shutdown counts these
+            self._move_from_closed()
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
+        try:
+            await self._work(loop)
+        except asyncio.CancelledError:
+            # Not our doing (shutdown stops the worker without cancelling it): the loop is shutting down
+            # (asyncio.run cancels every task before closing it), or the processor moved away from it.
+            if self._loop is loop and not self._stopping and self._fallback is not None:
+                await self._loop_lost()
+            raise
+
+    async def _work(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop_thread = threading.get_ident()
         delay = self._schedule_delay
         next_tick = loop.time() + delay
@@ -454,8 +479,10 @@ class BatchProcessor(Generic[T]):
     def _launch(self, items: list[T], weight: int, first: int) -> None:
         loop = self._loop
         assert loop is not None
-        batch = _Batch(weight, first, len(items), loop.time())
-        task = loop.create_task(self._call_export(items))
+        self._start_batch(loop, _Batch(items, weight, first, len(items), loop.time()))
+
+    def _start_batch(self, loop: asyncio.AbstractEventLoop, batch: _Batch) -> None:
+        task = loop.create_task(self._call_export(batch.items))
         batch.timer = loop.call_at(batch.started + self._export_timeout, self._expire, task)
         self._running[task] = batch
         task.add_done_callback(self._on_done)
@@ -475,6 +502,11 @@ class BatchProcessor(Generic[T]):
             return
         if batch.timer is not None:
             batch.timer.cancel()
+        if self._lost and task.cancelled() and not batch.cancel_reason:
+            self._orphans.append(batch)  # cancelled by the loop's shutdown: export it again after the move
+            self._maybe_move()
+            return
+        batch.items = []
         weight = batch.weight
         accepted = rejected = too_large = 0
         failed = weight
@@ -541,7 +573,13 @@ class BatchProcessor(Generic[T]):
                 waiter.dropped += too_large
                 if error is not None:
                     waiter.error = error
-        self._check_flushes()
+        if self._worker_gone:
+            self._check_flushes()
+            self._maybe_move()
+            return
+        # Start the next export from here rather than from the worker: one loop iteration sooner, which is
+        # what an export on a busy application loop costs (a producer runs between any two iterations).
+        self._pump()
         self._wake()
 
     def _check_flushes(self) -> None:
@@ -566,6 +604,108 @@ class BatchProcessor(Generic[T]):
             self._policy,
         ):
             self._drops_logged = dropped
+
+    # ------------------------------------------------------------------------------- when the loop goes away
+
+    async def _loop_lost(self) -> None:
+        """The worker was cancelled from outside while its loop is shutting down: let the exporter let go of
+        the loop (close its connections there), then move once the cancelled exports have ended."""
+        self._lost = True
+        detach = getattr(self._exporter, "detach_loop", None)
+        if callable(detach):
+            try:
+                await asyncio.wait_for(detach(), SHUTDOWN_GRACE)
+            except Exception as exc:  # its connections stay behind; nothing queued is lost
+                logger.debug("the %s exporter did not let go of the loop: %s", self._signal.value, _describe(exc))
+        self._worker_gone = True
+        self._maybe_move()
+
+    def _maybe_move(self) -> None:
+        if self._worker_gone and not self._running:
+            self._move(self._loop)
+
+    def _move(self, old: asyncio.AbstractEventLoop | None) -> bool:
+        """Rebind to the fallback loop and resume there: the worker, then the orphaned batches, exported again.
+
+        Called on the old loop's thread while it shuts down, or from any thread once it is closed (its tasks
+        then never run again). False if there is no fallback, or another thread moved first.
+        """
+        fallback = self._fallback
+        if fallback is None or self._stopping:
+            return False
+        new = fallback()
+        with self._start_lock:
+            if self._loop is not old or new is old:
+                return False
+            self._loop = new
+            self._loop_thread = None
+            self._worker = None
+            self._waiter = None
+            self._lost = self._worker_gone = False
+            self._moves += 1
+            orphans, self._orphans = self._orphans, []
+            # The futures of flushes and blocked puts belong to the old loop: their coroutines end with it.
+            self._flushes = []
+            self._room = set()
+        logger.debug("the %s processor's event loop went away; moved to %r", self._signal.value, new)
+        new.call_soon_threadsafe(self._resume, orphans)
+        return True
+
+    def _resume(self, orphans: list[_Batch]) -> None:
+        loop = self._loop
+        assert loop is not None
+        self._loop_thread = threading.get_ident()
+        self._spawn_worker()
+        for batch in orphans:
+            batch.started = loop.time()
+            batch.cancel_reason = None
+            self._start_batch(loop, batch)
+        self._wake()
+
+    def _move_from_closed(self) -> None:
+        """The loop is closed (without ``asyncio.run``'s cancellation): its tasks are gone; move what they held."""
+        old = self._loop
+        if old is None or not old.is_closed() or self._fallback is None:
+            return
+        with self._start_lock:
+            if self._loop is not old:
+                return
+            orphans = list(self._running.values())
+            self._running.clear()
+        for batch in orphans:
+            if batch.timer is not None:
+                batch.timer.cancel()
+        self._orphans.extend(orphans)
+        self._move(old)
+
+    def move_to_fallback(self) -> bool:
+        """Leave the current loop for the fallback loop now; call it on the current loop's own thread.
+
+        For synchronous code on the loop's thread that must wait for exports (an SDK ``force_flush`` from a
+        coroutine): it blocks the loop, so the exports must run elsewhere. Exports in flight are cancelled here
+        and sent again from the fallback loop (at-least-once: the collector may see them twice). The
+        exporter's ``detach_loop()``, when it has one, runs on the old loop when it gets control back.
+        False without a fallback loop or when not on the current loop's thread.
+        """
+        old = self._loop
+        if old is None or self._fallback is None or asyncio._get_running_loop() is not old:
+            return False
+        for task, batch in list(self._running.items()):
+            del self._running[task]
+            if batch.timer is not None:
+                batch.timer.cancel()
+            task.cancel()
+            self._orphans.append(batch)
+        worker = self._worker
+        if not self._move(old):
+            return False
+        if worker is not None:
+            worker.cancel()
+        detach = getattr(self._exporter, "detach_loop", None)
+        if callable(detach):
+            task = old.create_task(detach())
+            task.add_done_callback(_ignore_result)
+        return True
 
     # ---------------------------------------------------------------------------------------- flush, shutdown
 
@@ -733,6 +873,8 @@ class BatchProcessor(Generic[T]):
         shutdown: bool,
     ) -> Awaitable[FlushOutcome] | None:
         """When awaited on another loop than the processor's, run ``method`` on the processor's loop."""
+        if self._loop is not None and self._loop.is_closed():
+            self._move_from_closed()
         own = self._loop
         if own is None or own is asyncio.get_running_loop():
             return None
@@ -783,6 +925,8 @@ class BatchProcessor(Generic[T]):
         name: str,
     ) -> FlushOutcome:
         timeout = _check_timeout(timeout)
+        if self._loop is not None and self._loop.is_closed():
+            self._move_from_closed()
         own = self._loop
         if own is None:
             if self._queue.queued == 0:
@@ -801,6 +945,8 @@ class BatchProcessor(Generic[T]):
         except concurrent.futures.TimeoutError:
             future.cancel()
             return FlushOutcome(FlushStatus.TIMEOUT, error=f"{name} did not finish in time")
+        except concurrent.futures.CancelledError:  # the loop shut down under it
+            return FlushOutcome(FlushStatus.FAILURE, error=f"{name} was cancelled: its event loop shut down")
 
     # ------------------------------------------------------------------------------------------- statistics
 
@@ -854,6 +1000,11 @@ def _reconcile(result: ExportResult, weight: int) -> tuple[int, int, int, int]:
 def _resolve(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
+
+
+def _ignore_result(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        logger.debug("detach_loop() failed: %s", _describe(exc))
 
 
 def _log_crash(task: asyncio.Task[None]) -> None:

@@ -198,8 +198,9 @@ def _exporter_config(
 
 
 class _Client:
-    """Owns an :class:`OTLPExporter` on the bridge loop (rebuilt after a fork or a bridge restart), the
-    exports handed over without waiting, and the shutdown state."""
+    """Owns an :class:`OTLPExporter` on the bridge loop (rebuilt after a fork or a bridge restart), one on
+    each application loop a batch processor exports from (closed when that loop goes away), the exports handed
+    over without waiting, and the shutdown state."""
 
     def __init__(
         self,
@@ -219,24 +220,41 @@ class _Client:
         self._transport_factory = transport_factory
         self._otlp: OTLPExporter | None = None
         self._otlp_loop: asyncio.AbstractEventLoop | None = None
+        # exporters on application loops (batch processors exporting there), by loop
+        self._local: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, OTLPExporter] = weakref.WeakKeyDictionary()
         self._pid = os.getpid()
         self._pending: set[concurrent.futures.Future[ExportResult]] = set()
         self.closed = False
         self._warned_closed = False
 
+    def _new_otlp(self) -> OTLPExporter:
+        return OTLPExporter(
+            self.config,
+            retry=self._retry,
+            max_concurrent=self._max_concurrent,
+            transport_factory=self._transport_factory,
+        )
+
     def _exporter(self) -> OTLPExporter:
-        """This client's OTLPExporter for the running (bridge) loop; only ever called on that loop."""
+        """This client's OTLPExporter for the running loop (the bridge's, or an application loop's)."""
         loop = asyncio.get_running_loop()
-        if self._otlp is None or self._otlp_loop is not loop:
-            self._otlp = OTLPExporter(
-                self.config,
-                retry=self._retry,
-                max_concurrent=self._max_concurrent,
-                transport_factory=self._transport_factory,
-            )
+        if self._otlp is not None and self._otlp_loop is loop:
+            return self._otlp
+        if loop is get_bridge().running_loop:
+            self._otlp = self._new_otlp()
             self._otlp_loop = loop
             get_bridge().track(self._otlp)
-        return self._otlp
+            return self._otlp
+        local = self._local.get(loop)
+        if local is None:
+            local = self._local[loop] = self._new_otlp()
+        return local
+
+    async def detach_loop(self) -> None:
+        """The running application loop is going away: close this client's exporter on it."""
+        local = self._local.pop(asyncio.get_running_loop(), None)
+        if local is not None:
+            await local.shutdown(0)
 
     async def _run(
         self,
@@ -263,7 +281,10 @@ class _Client:
             self._pid = os.getpid()
             if self._otlp is not None:
                 abandon(self._otlp)
+            for local in self._local.values():
+                abandon(local)
             self._otlp = self._otlp_loop = None
+            self._local = weakref.WeakKeyDictionary()
             self._pending = set()
 
     def export(
@@ -342,12 +363,27 @@ class _Client:
             with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
                 asyncio.run_coroutine_threadsafe(exporter.shutdown(self.timeout), loop)
 
+    def close_local(self, timeout: float) -> None:
+        """Shut the exporters on application loops down, on their loops, without waiting (the running loop's
+        own at once when called there)."""
+        running = asyncio._get_running_loop()
+        for loop, local in list(self._local.items()):
+            del self._local[loop]
+            if loop is running:
+                task = loop.create_task(local.shutdown(timeout))
+                _background.add(task)
+                task.add_done_callback(_background.discard)
+            elif loop.is_running():
+                with contextlib.suppress(RuntimeError):  # it closed meanwhile
+                    asyncio.run_coroutine_threadsafe(local.shutdown(timeout), loop)
+
     def shutdown(self, timeout: float) -> None:
         """Refuse new exports; let in-flight ones end (up to ``timeout`` seconds); close the connections."""
         if self.closed:
             return
         self.closed = True
         self._check_fork()
+        self.close_local(timeout)
         exporter, loop = self._otlp, self._otlp_loop
         if exporter is None or loop is None or loop is not get_bridge().running_loop:
             return  # never used, or its loop is gone (the bridge stopped and closed it already)
@@ -361,6 +397,9 @@ class _Client:
             logger.warning("the aiotlp %s exporter did not shut down within %.3gs", self.signal.value, timeout)
         except Exception:
             logger.exception("error while shutting down the aiotlp %s exporter", self.signal.value)
+
+
+_background: set[asyncio.Task[None]] = set()
 
 
 def _encode_batch(

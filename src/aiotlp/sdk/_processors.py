@@ -10,11 +10,20 @@ bounded queue (any thread; O(1) under a lock, never blocks, never raises; a full
 
 Where the exports run
 ---------------------
-On the aiotlp bridge loop thread (:func:`aiotlp.sdk._bridge.get_bridge`), unless the processor is built with
-``loop=``. Not on the application's loop, even when ``on_end`` is called from one: an application loop may be
-closed before the SDK shuts the provider down (at ``atexit``, after ``asyncio.run`` returned), and then
-nothing queued could ever be exported; the bridge loop belongs to aiotlp, which owns its lifetime (it is
-stopped at interpreter exit, after the providers' ``atexit`` shutdowns registered later have run).
+On the application's event loop when there is one: the loop running in the thread of the first ``on_end`` /
+``on_emit`` (or ``loop=``). Otherwise (a synchronous application, spans ended in plain threads) on the aiotlp
+bridge loop thread (:func:`aiotlp.sdk._bridge.get_bridge`). On the application's loop, an export costs no
+thread hop and no GIL hand-off between the producing thread and an exporting one.
+
+An application loop does not outlive the application's ``asyncio.run``, and the SDK shuts the provider down
+later (``atexit``). So the processor *moves* to the bridge when its loop goes away with items left:
+``asyncio.run`` cancels every task before closing the loop; the processor's worker takes that as the signal,
+closes the exporter's connections on that loop, and resumes on the bridge, where the batches whose exports were
+cancelled are exported again (at-least-once: the collector may see a batch twice; nothing is lost). A loop closed
+without ``asyncio.run`` is noticed at the next full batch, flush or shutdown, with the same result. A synchronous
+``force_flush`` / ``shutdown`` called on the loop's own thread (from a coroutine, as ``provider.force_flush()``
+often is) would deadlock waiting for exports that need that very loop: it moves the processor to the bridge
+first (cancelling and re-sending what was in flight), then blocks as the official processor does.
 
 The exporter
 ------------
@@ -28,11 +37,11 @@ The exporter
 Flush and shutdown
 ------------------
 ``force_flush(timeout_millis)`` and ``shutdown()`` run the BatchProcessor's coroutines on the processor's loop
-and wait for them (``shutdown`` within ``export_timeout_millis``). Called on the processor's own loop thread
-(e.g. from an export, or from code running on the bridge), waiting would deadlock: they schedule the work and
-return at once (``force_flush`` returns False). Called on another running loop's thread they block it, as the
-official processors do (bounded by the timeout); async code can ``await`` :meth:`aforce_flush` /
-:meth:`ashutdown` instead. A second ``shutdown`` returns at once; ``on_end`` after shutdown drops the item
+and wait for them (``shutdown`` within ``export_timeout_millis``). On an application loop's thread they first
+move the processor to the bridge (above). Called on the bridge's own thread (e.g. from an export), waiting would
+deadlock: they schedule the work and return at once (``force_flush`` returns False). Async code can ``await``
+:meth:`aforce_flush` / :meth:`ashutdown` instead: they wait without blocking any loop. A second ``shutdown``
+returns at once; ``on_end`` after shutdown drops the item
 (counted as ``already_shutdown``).
 
 Fork
@@ -75,6 +84,10 @@ logger = logging.getLogger("aiotlp.sdk")
 
 _DEFAULT_SHUTDOWN_TIMEOUT: Final = 30.0
 
+
+def _bridge_loop() -> asyncio.AbstractEventLoop:
+    return get_bridge().loop()
+
 # ------------------------------------------------------------------------------------------------------------
 # Exporter adapters: what the BatchProcessor calls (export_traces / export_logs, shutdown), on its loop
 
@@ -111,13 +124,20 @@ class _FastAdapter:
     async def export_logs(self, items: Sequence[Any]) -> ExportResult:
         return await self._export(items)
 
+    async def detach_loop(self) -> None:
+        """The processor leaves this (application) loop: close the exporter's connections on it."""
+        await self._sdk._client.detach_loop()
+
     async def shutdown(self, timeout: float | None = None) -> None:
         client = self._sdk._client
         if client.closed:
             return
         client.closed = True
-        otlp = client._otlp
-        if otlp is not None and client._otlp_loop is asyncio.get_running_loop():
+        running = asyncio.get_running_loop()
+        local = client._local.pop(running, None)
+        client.close_local(0 if timeout is None else timeout)
+        otlp = client._otlp if client._otlp_loop is running else local
+        if otlp is not None:
             await otlp.shutdown(timeout)
 
 
@@ -233,17 +253,17 @@ class _Batching:
         raise NotImplementedError
 
     def _new_processor(self) -> BatchProcessor[Any]:
-        kwargs: dict[str, Any] = {}
+        kwargs: dict[str, Any] = {"fallback_loop": _bridge_loop}
         if self._meter_provider is not None:
             kwargs["meter_provider"] = self._meter_provider
         return BatchProcessor.from_config(self._adapter(), self._signal, self._config, **kwargs)
 
     def _start(self) -> BatchProcessor[Any]:
-        """Bind the BatchProcessor to its loop (the bridge's unless ``loop=``); before any put."""
+        """Bind the BatchProcessor to its loop (``loop=``, the running one, else the bridge's); before any put."""
         with self._start_lock:
             processor = self._processor
             if not self._started:
-                loop = self._explicit_loop if self._explicit_loop is not None else get_bridge().loop()
+                loop = self._explicit_loop or asyncio._get_running_loop() or get_bridge().loop()
                 processor.start(loop)
                 self._started = True
             return processor
@@ -267,8 +287,12 @@ class _Batching:
         return self._processor.statistics()
 
     def _on_own_loop(self, processor: BatchProcessor[Any]) -> bool:
+        """True when called on the processor's loop thread, where waiting for it would deadlock; unless it
+        could move to the bridge first (from an application loop)."""
         own = processor.loop
-        return own is not None and asyncio._get_running_loop() is own
+        if own is None or asyncio._get_running_loop() is not own:
+            return False
+        return not processor.move_to_fallback()
 
     def _in_background(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)

@@ -1,7 +1,7 @@
 """Test helpers: fakes for every boundary, public so users' tests can use them too.
 
 - :class:`FakeCollector` (with :class:`Reply`, :class:`ReceivedRequest`, :class:`BadRequest`): a real OTLP
-  receiver, gRPC and HTTP on 127.0.0.1, scripted and recording;
+  receiver, gRPC and HTTP on 127.0.0.1, scripted and recording; :class:`CollectorThread` runs one in a thread;
 - :func:`otlp_json_to_message` / :func:`message_to_otlp_json`: OTLP/JSON <-> the official protobuf messages;
 - :class:`ScriptedTransport` (with :class:`Outcome`, :class:`Attempt`) and :class:`RecordingExporter`:
   in-memory fakes of the transport and of an exporter;
@@ -24,11 +24,13 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 from aiotlp.testing._collector import BadRequest, FakeCollector, ReceivedRequest, Reply
 from aiotlp.testing._otlp_json import message_to_otlp_json, otlp_json_to_message
 from aiotlp.testing._rotel import Rotel, find_rotel, free_port
+from aiotlp.testing._threaded import CollectorThread
 from aiotlp.testing._transport import Attempt, Outcome, RecordingExporter, ScriptedTransport
 
 __all__ = [
     "Attempt",
     "BadRequest",
+    "CollectorThread",
     "FakeCollector",
     "Outcome",
     "ReceivedRequest",
