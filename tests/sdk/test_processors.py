@@ -12,9 +12,11 @@ import asyncio
 import os
 import sys
 import time
+from collections.abc import Sequence
 
 import pytest
-from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs import LoggerProvider, LogRecordProcessor, ReadableLogRecord, ReadWriteLogRecord
+from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -298,3 +300,49 @@ async def test_fork_child_starts_clean(collector: FakeCollector) -> None:
 def test_exported_names() -> None:
     assert aiotlp.sdk.BatchSpanProcessor is BatchSpanProcessor
     assert aiotlp.sdk.BatchLogRecordProcessor is BatchLogRecordProcessor
+
+
+class _KeepingLogExporter(LogRecordExporter):
+    def __init__(self) -> None:
+        self.batches: list[list[object]] = []
+
+    def export(self, batch: Sequence[object]) -> LogRecordExportResult:  # type: ignore[override]
+        self.batches.append(list(batch))
+        return LogRecordExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return True
+
+
+def test_on_emit_queues_a_detached_copy_and_foreign_exporters_get_readable_records() -> None:
+    """What on_emit queues is fixed at emit time (a later change of the record's fields does not reach the
+    export), holds no context, and a foreign exporter gets real ReadableLogRecord objects."""
+    exporter = _KeepingLogExporter()
+    processor = BatchLogRecordProcessor(exporter, schedule_delay_millis=60_000)
+    seen: list[ReadWriteLogRecord] = []
+
+    class Keep(LogRecordProcessor):
+        def on_emit(self, log_record: ReadWriteLogRecord) -> None:
+            seen.append(log_record)
+
+        def shutdown(self) -> None:
+            pass
+
+        def force_flush(self, timeout_millis: int = 30_000) -> bool:
+            return True
+
+    provider = LoggerProvider(resource=RESOURCE, shutdown_on_exit=False)
+    provider.add_log_record_processor(processor)
+    provider.add_log_record_processor(Keep())
+    provider.get_logger("tests").emit(body="as emitted", attributes={"k": "v"})
+    seen[0].log_record.body = "changed later"
+    assert processor.force_flush() is True
+    (record,) = exporter.batches[0]
+    assert isinstance(record, ReadableLogRecord)
+    assert record.log_record.body == "as emitted"
+    assert record.log_record.context == {} and seen[0].log_record.context is not record.log_record.context
+    assert record.resource is RESOURCE and record.log_record.attributes == {"k": "v"}
+    provider.shutdown()

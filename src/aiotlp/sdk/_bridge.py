@@ -32,7 +32,7 @@ import weakref
 from collections.abc import Callable, Coroutine
 from typing import Any, Final, Protocol, TypeVar
 
-__all__ = ["EXIT_TIMEOUT", "Bridge", "abandon", "get_bridge", "on_running_loop"]
+__all__ = ["EXIT_TIMEOUT", "Bridge", "abandon", "get_bridge", "is_bridge_loop", "on_running_loop"]
 
 logger = logging.getLogger("aiotlp.sdk")
 
@@ -111,6 +111,7 @@ class Bridge:
 
     def _start(self) -> None:
         loop = asyncio.new_event_loop()
+        _bridge_loops.add(loop)
         loop.set_default_executor(_ThreadPerCallExecutor(max_workers=1))
         started = threading.Event()
         thread = threading.Thread(target=_run_loop, args=(loop, started), name="aiotlp-bridge", daemon=True)
@@ -202,6 +203,7 @@ def _run_loop(loop: asyncio.AbstractEventLoop, started: threading.Event) -> None
 # The process-wide bridge, fork and exit
 
 _bridge = Bridge()
+_bridge_loops: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
 _abandoned: list[object] = []
 """Objects inherited from the parent across a fork: kept referenced, never used, never finalized."""
 
@@ -209,6 +211,11 @@ _abandoned: list[object] = []
 def get_bridge() -> Bridge:
     """The bridge of this process (a fresh one in a child after ``os.fork``)."""
     return _bridge
+
+
+def is_bridge_loop(loop: asyncio.AbstractEventLoop) -> bool:
+    """True for a loop that a bridge started, even one that is stopping (at exit) or stopped."""
+    return loop in _bridge_loops
 
 
 def abandon(obj: object) -> None:

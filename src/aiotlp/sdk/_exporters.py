@@ -56,7 +56,7 @@ from aiotlp.export._exporter import TransportFactory
 from aiotlp.model import Signal
 
 from . import _encode
-from ._bridge import abandon, get_bridge, on_running_loop
+from ._bridge import abandon, get_bridge, is_bridge_loop, on_running_loop
 
 __all__ = ["MAX_DETACHED", "LogExporter", "MetricExporter", "SpanExporter"]
 
@@ -240,7 +240,7 @@ class _Client:
         loop = asyncio.get_running_loop()
         if self._otlp is not None and self._otlp_loop is loop:
             return self._otlp
-        if loop is get_bridge().running_loop:
+        if is_bridge_loop(loop):
             self._otlp = self._new_otlp()
             self._otlp_loop = loop
             get_bridge().track(self._otlp)

@@ -88,6 +88,7 @@ _DEFAULT_SHUTDOWN_TIMEOUT: Final = 30.0
 def _bridge_loop() -> asyncio.AbstractEventLoop:
     return get_bridge().loop()
 
+
 # ------------------------------------------------------------------------------------------------------------
 # Exporter adapters: what the BatchProcessor calls (export_traces / export_logs, shutdown), on its loop
 
@@ -166,6 +167,7 @@ class _GenericAdapter:
 
     async def _export(self, items: Sequence[Any]) -> ExportResult:
         total = len(items)
+        items = [item.readable() if type(item) is _QueuedLog else item for item in items]
         try:
             outcome = await self._in_thread(self._sdk.export, items)
         except asyncio.CancelledError:
@@ -400,6 +402,65 @@ class BatchSpanProcessor(_Batching, SpanProcessor):
         self._processor.put_nowait(span)
 
 
+_EMPTY_CONTEXT: Final = Context()
+_PLAIN_COPY: dict[type, bool] = {}
+
+
+def _plain_copy(cls: type) -> bool:
+    """True if a ``__dict__`` copy is a faithful ``copy.copy`` of ``cls``'s instances (checked once per class):
+    they have a ``__dict__``, no slot holds state, and the class has no copy protocol or ``__new__`` of its own."""
+    plain = _PLAIN_COPY.get(cls)
+    if plain is None:
+        plain = (
+            any("__dict__" in vars(klass) for klass in cls.__mro__)
+            and not any(getattr(klass, "__slots__", ()) for klass in cls.__mro__[:-1])
+            and getattr(cls, "__copy__", None) is None
+            and cls.__reduce_ex__ is object.__reduce_ex__  # type: ignore[comparison-overlap]
+            and cls.__reduce__ is object.__reduce__  # type: ignore[comparison-overlap]
+            and cls.__new__ is object.__new__  # type: ignore[comparison-overlap]
+        )
+        _PLAIN_COPY[cls] = plain
+    return plain
+
+
+def _detached(record: Any) -> Any:
+    """A shallow copy of an API ``LogRecord`` whose ``context`` is an empty Context."""
+    cls = type(record)
+    if _plain_copy(cls):
+        copied = object.__new__(cls)
+        fields = copied.__dict__
+        fields.update(record.__dict__)
+        fields["context"] = _EMPTY_CONTEXT
+        return copied
+    copied = copy.copy(record)
+    copied.context = Context()
+    return copied
+
+
+class _QueuedLog:
+    """``ReadableLogRecord``'s fields, without its frozen-dataclass construction cost (see ``on_emit``)."""
+
+    __slots__ = ("instrumentation_scope", "limits", "log_record", "resource")
+
+    def __init__(self, log_record: Any, resource: Resource, instrumentation_scope: Any, limits: Any) -> None:
+        self.log_record = log_record
+        self.resource = resource
+        self.instrumentation_scope = instrumentation_scope
+        self.limits = limits
+
+    def readable(self) -> ReadableLogRecord:
+        return ReadableLogRecord(
+            log_record=self.log_record,
+            resource=self.resource,
+            instrumentation_scope=self.instrumentation_scope,
+            limits=self.limits,
+        )
+
+    @property
+    def dropped_attributes(self) -> int:
+        return self.readable().dropped_attributes
+
+
 class BatchLogRecordProcessor(_Batching, LogRecordProcessor):
     """A drop-in replacement for the SDK's ``BatchLogRecordProcessor``, batching on aiotlp.
 
@@ -443,20 +504,25 @@ class BatchLogRecordProcessor(_Batching, LogRecordProcessor):
         return _GenericAdapter(self._exporter, LogRecordExportResult.SUCCESS)
 
     def on_emit(self, log_record: ReadWriteLogRecord) -> None:
-        """Queue the record for export as a ``ReadableLogRecord`` (as the official processor does: a shallow
-        copy of the API record without its context). Any thread; never blocks or raises."""
+        """Queue the record for export (any thread; never blocks or raises).
+
+        What is queued is what the official processor queues, a ``ReadableLogRecord`` over a shallow copy of the
+        API record without its context (so the queue does not keep the context's objects alive, and later
+        changes to the record's fields do not reach the export), made cheaply: the copy is a ``__dict__`` copy,
+        and the ``ReadableLogRecord`` is a slotted stand-in with the same fields (the direct encoder reads
+        those); a foreign exporter gets real ``ReadableLogRecord`` objects, made at export time.
+        """
         try:
-            api_record = copy.copy(log_record.log_record)
-            api_record.context = Context()
-            readable = ReadableLogRecord(
-                log_record=api_record,
-                resource=log_record.resource if log_record.resource is not None else Resource.create({}),
-                instrumentation_scope=log_record.instrumentation_scope,
-                limits=log_record.limits,
+            resource = log_record.resource
+            queued = _QueuedLog(
+                _detached(log_record.log_record),
+                resource if resource is not None else Resource.create({}),
+                log_record.instrumentation_scope,
+                log_record.limits,
             )
         except Exception:  # never raise into the application's logging call
             logger.exception("cannot queue a log record")
             return
         if not self._started:
             self._start()
-        self._processor.put_nowait(readable)
+        self._processor.put_nowait(queued)
