@@ -6,7 +6,10 @@ the official exporter computed pair by pair (aiotlp / official in each repetitio
 ratios). Prints the table and writes it to ``<out>/latest.md`` and ``<out>/latest.json``. Timings are never
 asserted anywhere: benchmarks are programs, not tests.
 
-    .venv/bin/python -m benchmarks.harness [--quick] [--scenarios a,b] [--reps 5] [--uvloop] [--out DIR]
+    .venv/bin/python -m benchmarks.harness [--quick] [--scenarios a,b] [--reps 5] [--no-uvloop] [--out DIR]
+
+Every scenario runs on the default asyncio loop, then again on uvloop when it is installed (``--no-uvloop``
+skips that).
 """
 
 from __future__ import annotations
@@ -207,7 +210,7 @@ def loop_factories(use_uvloop: bool) -> dict[str, Callable[[], asyncio.AbstractE
         try:
             import uvloop
         except ImportError:
-            print("--uvloop: uvloop is not installed, running on asyncio only", file=sys.stderr)
+            print("uvloop is not installed: running on asyncio only", file=sys.stderr)
         else:
             factories["uvloop"] = uvloop.new_event_loop
     return factories
@@ -218,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="shrink every scenario to about a second")
     parser.add_argument("--scenarios", default=",".join(NAMES), help=f"comma-separated, from: {', '.join(NAMES)}")
     parser.add_argument("--reps", type=int, default=5)
-    parser.add_argument("--uvloop", action="store_true", help="also run every scenario on uvloop")
+    parser.add_argument("--no-uvloop", action="store_true", help="run on asyncio only, not also on uvloop")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
     names = [name.strip() for name in args.scenarios.split(",") if name.strip()]
@@ -229,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--reps must be >= 1")
     os.environ["BENCH_QUICK"] = "1" if args.quick else ""  # child processes of the scenarios see it too
 
-    factories = loop_factories(args.uvloop)
+    factories = loop_factories(not args.no_uvloop)
     rows: dict[tuple[str, ...], Row] = {}
     failed: dict[str, str] = {}
     progress = Progress(len(factories) * len(names) * args.reps)

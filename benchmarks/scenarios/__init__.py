@@ -15,6 +15,7 @@ NAMES = (
     "sync_single",
     "async_loop",
     "batched_pipeline",
+    "instrumented_app",
     "multiprocess",
     "wrapper_stack",
 )

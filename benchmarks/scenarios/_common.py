@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -18,6 +20,7 @@ __all__ = [
     "BATCH",
     "PROTOCOLS",
     "Context",
+    "RssSampler",
     "Sample",
     "aiotlp_batch",
     "aiotlp_endpoint",
@@ -95,6 +98,48 @@ def official_exporter(protocol: str, grpc_endpoint: str, http_endpoint: str) -> 
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
 
     return HttpExporter(endpoint=f"{http_endpoint}/v1/traces")
+
+
+class RssSampler:
+    """The process's resident set size, sampled every 5 ms in a thread: peak growth over the baseline.
+
+    ``ru_maxrss`` cannot give the growth during a run: it is the peak since the process started, and start-up
+    (imports, a gRPC channel) often peaked higher than the run ever goes, which made the growth read 0.
+    """
+
+    _PAGE = os.sysconf("SC_PAGE_SIZE")
+
+    def __init__(self) -> None:
+        self.baseline = self.peak = self.current()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    @classmethod
+    def current(cls) -> int:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * cls._PAGE
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.005):
+            self.peak = max(self.peak, self.current())
+
+    def __enter__(self) -> RssSampler:
+        self.baseline = self.peak = self.current()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self.current())
+
+    @property
+    def growth_mib(self) -> float:
+        return (self.peak - self.baseline) / 2**20
+
+    @property
+    def peak_mib(self) -> float:
+        return self.peak / 2**20
 
 
 def timed(fn: Callable[[], object]) -> float:

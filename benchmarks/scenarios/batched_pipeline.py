@@ -1,22 +1,22 @@
 """batched_pipeline: an SDK app producing spans flat out through the SDK's ``BatchSpanProcessor``.
 
-Each side runs in a fresh process (so peak RSS does not mix): a ``TracerProvider`` whose ``BatchSpanProcessor``
-exports through a counting wrapper around aiotlp's ``SpanExporter`` or the official ``OTLPSpanExporter``. The
-app creates spans (8 attributes + 1 event) as fast as it can for N seconds, then shuts the provider down
-(which flushes). Reports spans delivered/s (exported / time until shutdown returned), spans dropped (produced
-minus exported: the SDK processor drops when its queue is full), the peak RSS growth (``ru_maxrss`` after
-minus before) and process CPU µs per produced span.
+Each side runs in a fresh process (so peak RSS does not mix), a ``TracerProvider`` with:
 
-HOOK: aiotlp's own batch processor (``aiotlp.processing.BatchProcessor``) has no SDK SpanProcessor adapter
-yet; when it has, add a ``"aiotlp processor"`` entry to :data:`PIPELINES` that builds it, and it is measured
-alongside.
+* ``official``: the SDK's ``BatchSpanProcessor`` and the official ``OTLPSpanExporter``;
+* ``aiotlp``: the SDK's ``BatchSpanProcessor`` and ``aiotlp.sdk.SpanExporter`` (the exporter swapped alone);
+* ``aiotlp processor``: ``aiotlp.sdk.BatchSpanProcessor`` and ``aiotlp.sdk.SpanExporter`` (the drop-in pair).
+
+The app (a plain thread, no event loop: its exports run on aiotlp's bridge thread) creates spans (8 attributes +
+1 event) as fast as it can for N seconds, then shuts the provider down (which flushes). Reports spans
+delivered/s (exported / time until shutdown returned), spans dropped (produced minus exported: a processor drops
+when its queue is full), the peak RSS growth over the start of the run (sampled every 5 ms) and the process CPU
+µs per produced span.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import resource
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -25,7 +25,7 @@ from typing import Any
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
-from ._common import OFFICIAL, PROTOCOLS, Context, Sample, aiotlp_endpoint, official_exporter, run_child
+from ._common import OFFICIAL, PROTOCOLS, Context, RssSampler, Sample, aiotlp_endpoint, official_exporter, run_child
 
 
 class Counting(SpanExporter):
@@ -54,30 +54,38 @@ def aiotlp_exporter(protocol: str, grpc_endpoint: str, http_endpoint: str) -> An
     return aiotlp.sdk.SpanExporter(aiotlp_endpoint(grpc_endpoint, http_endpoint, protocol), protocol=protocol)  # type: ignore[arg-type]
 
 
-# side -> (protocol, grpc endpoint, http endpoint) -> (span processor, counting exporter)
-PIPELINES: dict[str, Callable[[str, str, str], tuple[SpanProcessor, Counting]]] = {}
+# side -> (protocol, grpc endpoint, http endpoint) -> (span processor, spans exported so far)
+Pipeline = Callable[[str, str, str], tuple[SpanProcessor, Callable[[], int]]]
+PIPELINES: dict[str, Pipeline] = {}
 
 
-def _sdk_batch(make: Callable[[str, str, str], Any]) -> Callable[[str, str, str], tuple[SpanProcessor, Counting]]:
-    def build(protocol: str, grpc_endpoint: str, http_endpoint: str) -> tuple[SpanProcessor, Counting]:
+def _sdk_batch(make: Callable[[str, str, str], Any]) -> Pipeline:
+    def build(protocol: str, grpc_endpoint: str, http_endpoint: str) -> tuple[SpanProcessor, Callable[[], int]]:
         counting = Counting(make(protocol, grpc_endpoint, http_endpoint))
-        return BatchSpanProcessor(counting), counting
+        return BatchSpanProcessor(counting), lambda: counting.exported
 
     return build
 
 
+def _aiotlp_pair(protocol: str, grpc_endpoint: str, http_endpoint: str) -> tuple[SpanProcessor, Callable[[], int]]:
+    import aiotlp.sdk
+
+    processor = aiotlp.sdk.BatchSpanProcessor(aiotlp_exporter(protocol, grpc_endpoint, http_endpoint))
+    return processor, lambda: processor.statistics().exported
+
+
 PIPELINES[OFFICIAL] = _sdk_batch(official_exporter)
 PIPELINES["aiotlp"] = _sdk_batch(aiotlp_exporter)
-# PIPELINES["aiotlp processor"] = ...  # HOOK: aiotlp.processing.BatchProcessor behind an SDK SpanProcessor
+PIPELINES["aiotlp processor"] = _aiotlp_pair
 
 
 def produce(side: str, protocol: str, grpc_endpoint: str, http_endpoint: str, seconds: float) -> dict[str, float]:
     """The child process's work: returns what the parent reports."""
-    processor, counting = PIPELINES[side](protocol, grpc_endpoint, http_endpoint)
+    processor, exported = PIPELINES[side](protocol, grpc_endpoint, http_endpoint)
     provider = TracerProvider()
     provider.add_span_processor(processor)
     tracer = provider.get_tracer("bench.instrumentation", "0.1.0")
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rss = RssSampler().__enter__()
     cpu, start = time.process_time(), time.perf_counter()
     produced = 0
     end = start + seconds
@@ -100,13 +108,13 @@ def produce(side: str, protocol: str, grpc_endpoint: str, http_endpoint: str, se
         produced += 100
     provider.shutdown()  # flushes what is queued
     elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
-    rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rss.__exit__()
     return {
-        "delivered_per_s": counting.exported / elapsed,
-        "dropped": produced - counting.exported,
+        "delivered_per_s": exported() / elapsed,
+        "dropped": produced - exported(),
         "produced": produced,
-        "peak_rss_mib": (rss_after - rss_before) / 1024,  # ru_maxrss is in KiB on Linux
-        "peak_rss_total_mib": rss_after / 1024,  # the delta is 0 when start-up (imports, channels) peaked higher
+        "peak_rss_mib": rss.growth_mib,
+        "peak_rss_total_mib": rss.peak_mib,
         "cpu_us_per_span": cpu / produced * 1e6,
     }
 

@@ -13,13 +13,13 @@ import pytest
 from aiotlp.testing import find_rotel
 
 ROOT = Path(__file__).resolve().parents[2]
-SCENARIOS = ["encode", "wrapper_stack", "async_loop"]
+SCENARIOS = ["encode", "wrapper_stack", "async_loop", "instrumented_app"]
 
 
 @pytest.mark.integration
 def test_quick_run_writes_markdown_and_json(tmp_path: Path) -> None:
     find_rotel()  # a clear error when the collector binary is missing
-    command = [sys.executable, "-m", "benchmarks.harness", "--quick", "--reps", "1"]
+    command = [sys.executable, "-m", "benchmarks.harness", "--quick", "--reps", "1", "--no-uvloop"]
     command += ["--scenarios", ",".join(SCENARIOS), "--out", str(tmp_path)]
     completed = subprocess.run(
         command,
