@@ -28,7 +28,8 @@ from .batched_pipeline import PIPELINES
 
 RATE = 20_000
 TICK = 0.001
-SIDES = {OFFICIAL: OFFICIAL, "aiotlp": "aiotlp processor"}  # our side name -> batched_pipeline's pipeline
+# our side name -> batched_pipeline's pipeline; "no-op" is the app alone (its lag and CPU without any exporter)
+SIDES = {OFFICIAL: OFFICIAL, "aiotlp": "aiotlp processor", "no-op": "no-op"}
 
 
 async def app(side: str, protocol: str, grpc_endpoint: str, http_endpoint: str, seconds: float) -> dict[str, Any]:
