@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
 import logging
 import warnings
 from collections.abc import AsyncIterator, Generator
@@ -88,9 +89,38 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     trustme.CA().cert_pem.write_to_path(str(paths["other_ca"]))
     client.cert_chain_pems[0].write_to_path(str(paths["client_cert"]))
     client.private_key_pem.write_to_path(str(paths["client_key"]))
+    # bad server certificates from the same CA, each wrong in one way only (the fault suite's TLS cases)
+    expired = ca.issue_cert(
+        "127.0.0.1",
+        "localhost",
+        not_before=datetime.datetime(2000, 1, 1, tzinfo=datetime.timezone.utc),
+        not_after=datetime.datetime(2001, 1, 1, tzinfo=datetime.timezone.utc),
+    )
+    wrong_host = ca.issue_cert("wrong.example")
     return {
         "server_cert": b"".join(p.bytes() for p in server.cert_chain_pems),
         "server_key": server.private_key_pem.bytes(),
         "ca_pem": ca.cert_pem.bytes(),
+        "expired_cert": b"".join(p.bytes() for p in expired.cert_chain_pems),
+        "expired_key": expired.private_key_pem.bytes(),
+        "wrong_host_cert": b"".join(p.bytes() for p in wrong_host.cert_chain_pems),
+        "wrong_host_key": wrong_host.private_key_pem.bytes(),
         **{name: str(path) for name, path in paths.items()},
     }
+
+
+@pytest.fixture(params=["python", "c"])
+def encoder_implementation(request: pytest.FixtureRequest) -> Generator[str, None, None]:
+    """Run the test with the pure-Python protobuf encoder, then with the compiled accelerator (``"c"``; skipped,
+    with the reason, when it is not built or ``AIOTLP_NO_EXTENSIONS`` is set). See aiotlp.encoding._compat."""
+    from aiotlp.encoding import _compat
+
+    choice = request.param
+    if choice == "c" and _compat.speedups is None:
+        pytest.skip("the compiled accelerator is not available" + (" (AIOTLP_NO_EXTENSIONS)" * _compat.NO_EXTENSIONS))
+    previous = _compat.implementation()
+    _compat.use(choice)
+    try:
+        yield choice
+    finally:
+        _compat.use(previous)

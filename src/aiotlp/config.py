@@ -81,6 +81,7 @@ __all__ = [
     "OtlpProtocol",
     "SignalConfig",
     "TemporalityPreference",
+    "endpoint_from_env",
 ]
 
 OtlpProtocol = Literal["grpc", "http/protobuf", "http/json"]
@@ -877,3 +878,18 @@ class MetricReaderConfig:
             text = env.get(var)
             temporality = "cumulative" if text is None else _check_temporality(text, var)
         return cls(export_interval=interval, export_timeout=timeout, temporality_preference=temporality)
+
+
+def endpoint_from_env(signal: Signal | str = Signal.TRACES, environ: Mapping[str, str] | None = None) -> str | None:
+    """The endpoint the environment sets for ``signal`` (``OTEL_EXPORTER_OTLP_<SIGNAL>_ENDPOINT``, else
+    ``OTEL_EXPORTER_OTLP_ENDPOINT``), unvalidated, or None when neither is set (or both are blank).
+
+    For tools that choose a destination themselves when none is configured (``aiotlp demo``).
+    """
+    env = os.environ if environ is None else environ
+    name = Signal(signal).value.upper()
+    for variable in (f"OTEL_EXPORTER_OTLP_{name}_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"):
+        value = env.get(variable, "").strip()
+        if value:
+            return value
+    return None

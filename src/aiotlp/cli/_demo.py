@@ -1,16 +1,27 @@
-"""``aiotlp demo``: a small asyncio service instrumented by hand with aiotlp's model, exported for real."""
+"""``aiotlp demo``: a small asyncio HTTP-like service, instrumented by hand with aiotlp's model, exported for real.
+
+Requests arrive at a steady pace over ``--duration`` seconds and are served ``--concurrency`` at a time; each
+one makes a server span with nested client and internal spans, one log record carrying the trace and span ids,
+and feeds a request counter and a duration histogram. Spans and logs go through :class:`aiotlp.BatchProcessor`
+(the path an asyncio application uses), metrics are exported as cumulative snapshots once a second, all through
+one :class:`aiotlp.OTLPExporter`, to ``OTEL_EXPORTER_OTLP_ENDPOINT``, or, when none is set, to a receiver
+embedded in the process (:class:`aiotlp.testing.FakeCollector`).
+
+The demo checks itself: the summary counts every item (accepted + rejected + failed + dropped == produced), and
+with the embedded receiver every accepted item must have arrived exactly once; otherwise the exit code is 1.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..config import ExporterConfig, OtlpProtocol
+from .._exceptions import ConfigurationError
+from ..config import ExporterConfig, OtlpProtocol, endpoint_from_env
 from ..export import ExportResult, OTLPExporter
 from ..model import (
     AggregationTemporality,
@@ -23,12 +34,18 @@ from ..model import (
     NumberDataPoint,
     Resource,
     SeverityNumber,
+    Signal,
     Span,
     SpanKind,
     Status,
     StatusCode,
     Sum,
 )
+from ..processing import BatchProcessor, ProcessorStatistics
+from ._render import render_request, trace_nodes
+from ._ui import UI
+
+__all__ = ["Service", "build_metrics", "run_demo"]
 
 RESOURCE = Resource({"service.name": "aiotlp-demo", "service.version": "1.0.0", "deployment.environment.name": "demo"})
 SCOPE = InstrumentationScope("aiotlp.demo", "1.0.0")
@@ -38,27 +55,47 @@ ROUTES = ("/orders/{id}", "/users/{id}", "/health", "/search")
 
 @dataclass
 class Telemetry:
-    """What the service produced, batched for export."""
+    """What the service measured, for the metric snapshots."""
 
-    spans: list[Span] = field(default_factory=list)
-    logs: list[LogRecord] = field(default_factory=list)
     requests: dict[tuple[str, int], int] = field(default_factory=dict)
     durations: dict[str, list[float]] = field(default_factory=dict)
 
 
 class Service:
-    def __init__(self, rng: random.Random) -> None:
+    """The simulated service: ``handle`` serves one request and hands its spans and log to ``emit_*``."""
+
+    def __init__(self, rng: random.Random, spans: BatchProcessor[Span], logs: BatchProcessor[LogRecord]) -> None:
         self.rng = rng
+        self.spans = spans
+        self.logs = logs
         self.out = Telemetry()
+        self.produced = {Signal.TRACES: 0, Signal.LOGS: 0}
+        # the first traces' spans and logs, kept to show one trace when the receiver is outside
+        self.kept_spans: list[Span] = []
+        self.kept_logs: list[LogRecord] = []
+        self._kept_traces: set[bytes] = set()
 
-    def _ids(self) -> tuple[bytes, bytes]:
-        return self.rng.randbytes(16), self.rng.randbytes(8)
+    def _keep(self, trace_id: bytes) -> bool:
+        if trace_id not in self._kept_traces and len(self._kept_traces) < 20:
+            self._kept_traces.add(trace_id)
+        return trace_id in self._kept_traces
 
-    async def _child(self, trace_id: bytes, parent: bytes, name: str, kind: SpanKind, **attrs: Any) -> None:
+    def _emit_span(self, span: Span) -> None:
+        self.produced[Signal.TRACES] += 1
+        if self._keep(span.trace_id):
+            self.kept_spans.append(span)
+        self.spans.put_nowait(span)
+
+    def _emit_log(self, record: LogRecord) -> None:
+        if self._keep(record.trace_id):
+            self.kept_logs.append(record)
+        self.logs.put_nowait(record)
+
+    async def _child(self, trace_id: bytes, parent: bytes, name: str, kind: SpanKind, **attrs: Any) -> bytes:
         span_id = self.rng.randbytes(8)
         start = time.time_ns()
         await asyncio.sleep(self.rng.uniform(0.0005, 0.004))
-        self.out.spans.append(
+        self._emit_span(
             Span(
                 trace_id=trace_id,
                 span_id=span_id,
@@ -72,27 +109,47 @@ class Service:
                 scope=SCOPE,
             )
         )
+        return span_id
+
+    async def _load_order(self, trace_id: bytes, parent: bytes) -> None:
+        """An internal span with two children: a cache lookup, then a database query."""
+        span_id = self.rng.randbytes(8)
+        start = time.time_ns()
+        await self._child(trace_id, span_id, "cache.get", SpanKind.CLIENT, **{"db.system.name": "redis"})
+        await self._child(
+            trace_id,
+            span_id,
+            "SELECT orders",
+            SpanKind.CLIENT,
+            **{"db.system.name": "postgresql", "db.query.text": "SELECT * FROM orders WHERE id = $1"},
+        )
+        self._emit_span(
+            Span(
+                trace_id=trace_id,
+                span_id=span_id,
+                parent_span_id=parent,
+                name="load_order",
+                kind=SpanKind.INTERNAL,
+                start_time_unix_nano=start,
+                end_time_unix_nano=time.time_ns(),
+                resource=RESOURCE,
+                scope=SCOPE,
+            )
+        )
 
     async def handle(self, n: int) -> None:
         route = self.rng.choice(ROUTES)
-        trace_id, span_id = self._ids()
+        trace_id, span_id = self.rng.randbytes(16), self.rng.randbytes(8)
         start = time.time_ns()
         if route != "/health":
-            await self._child(trace_id, span_id, "cache.get", SpanKind.CLIENT, **{"db.system.name": "redis"})
             await asyncio.gather(
-                self._child(
-                    trace_id,
-                    span_id,
-                    "SELECT orders",
-                    SpanKind.CLIENT,
-                    **{"db.system.name": "postgresql", "db.query.text": "SELECT * FROM orders WHERE id = $1"},
-                ),
+                self._load_order(trace_id, span_id),
                 self._child(trace_id, span_id, "render", SpanKind.INTERNAL, template="order.html"),
             )
         status_code = 500 if self.rng.random() < 0.05 else 200
         end = time.time_ns()
         events = [Event("exception", end, {"exception.type": "TimeoutError"})] if status_code == 500 else []
-        self.out.spans.append(
+        self._emit_span(
             Span(
                 trace_id=trace_id,
                 span_id=span_id,
@@ -113,13 +170,14 @@ class Service:
             )
         )
         severity = SeverityNumber.ERROR if status_code == 500 else SeverityNumber.INFO
-        self.out.logs.append(
+        self.produced[Signal.LOGS] += 1
+        self._emit_log(
             LogRecord(
                 time_unix_nano=end,
                 observed_time_unix_nano=end,
                 severity_number=severity,
                 severity_text=severity.name,
-                body=f"GET {route} -> {status_code}",
+                body=f"GET {route.replace('{id}', str(n))} -> {status_code}",
                 attributes={"http.route": route},
                 trace_id=trace_id,
                 span_id=span_id,
@@ -134,6 +192,7 @@ class Service:
 
 
 def build_metrics(out: Telemetry, start_ns: int) -> list[Metric]:
+    """Cumulative snapshots of the request counter and the duration histogram (milliseconds)."""
     now = time.time_ns()
     counter = Sum(
         [
@@ -166,39 +225,70 @@ def build_metrics(out: Telemetry, start_ns: int) -> list[Metric]:
                 attributes={"http.route": route},
             )
         )
-    return [
-        Metric("http.server.requests", counter, "Requests served", "{request}", resource=RESOURCE, scope=SCOPE),
-        Metric(
-            "http.server.request.duration",
-            Histogram(points, AggregationTemporality.CUMULATIVE),
-            "Request duration",
-            "ms",
-            resource=RESOURCE,
-            scope=SCOPE,
-        ),
-    ]
+    metrics = []
+    if counter.data_points:
+        metrics.append(
+            Metric("http.server.requests", counter, "Requests served", "{request}", resource=RESOURCE, scope=SCOPE)
+        )
+    if points:
+        metrics.append(
+            Metric(
+                "http.server.request.duration",
+                Histogram(points, AggregationTemporality.CUMULATIVE),
+                "Request duration",
+                "ms",
+                resource=RESOURCE,
+                scope=SCOPE,
+            )
+        )
+    return metrics
 
 
-async def _export_batches(exporter: OTLPExporter, out: Telemetry, final: bool = False) -> ExportResult:
-    """Export what accumulated, in batches of at most 512 (what a batch processor would do)."""
-    result = ExportResult()
-    spans, out.spans = out.spans, []
-    logs, out.logs = out.logs, []
-    for i in range(0, len(spans), 512):
-        result = result + await exporter.export_traces(spans[i : i + 512])
-    for i in range(0, len(logs), 512):
-        result = result + await exporter.export_logs(logs[i : i + 512])
-    return result
+class _Shared:
+    """The one exporter, shared by both processors: their shutdown flushes them but leaves it open."""
+
+    def __init__(self, inner: OTLPExporter) -> None:
+        self.inner = inner
+
+    async def export_traces(self, spans: Sequence[Span]) -> ExportResult:
+        return await self.inner.export_traces(spans)
+
+    async def export_metrics(self, metrics: Sequence[Metric]) -> ExportResult:
+        return await self.inner.export_metrics(metrics)
+
+    async def export_logs(self, records: Sequence[LogRecord]) -> ExportResult:
+        return await self.inner.export_logs(records)
+
+    async def shutdown(self, timeout: float | None = None) -> None:
+        return None
 
 
-async def run_demo(*, requests: int, concurrency: int, protocol: OtlpProtocol | None) -> int:
-    from .._exceptions import ConfigurationError
+@dataclass
+class _Row:
+    produced: int = 0
+    accepted: int = 0
+    rejected: int = 0
+    failed: int = 0
+    dropped: int = 0
 
+    @classmethod
+    def of(cls, stats: ProcessorStatistics) -> _Row:
+        return cls(stats.produced, stats.exported, stats.rejected, stats.failed, stats.dropped_total)
+
+    def add(self, result: ExportResult) -> None:
+        self.produced += result.items
+        self.accepted += result.accepted
+        self.rejected += result.rejected
+        self.failed += result.failed
+        self.dropped += result.dropped
+
+
+async def run_demo(ui: UI, *, requests: int, concurrency: int, duration: float, protocol: OtlpProtocol | None) -> int:
     if requests < 1 or concurrency < 1:
         raise ConfigurationError("--requests and --concurrency must be positive")
-    env_endpoint = any(
-        os.environ.get(name) for name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-    )
+    if not 0 <= duration <= 60:
+        raise ConfigurationError(f"--duration must be between 0 and 60 seconds, got {duration:g}")
+    env_endpoint = endpoint_from_env(Signal.TRACES) is not None
     receiver: Any = None
     if env_endpoint:
         config = ExporterConfig.from_env(protocol=protocol)
@@ -211,104 +301,132 @@ async def run_demo(*, requests: int, concurrency: int, protocol: OtlpProtocol | 
         chosen = ExporterConfig.from_env(protocol=protocol).traces.protocol
         endpoint = receiver.grpc_endpoint if chosen == "grpc" else receiver.http_endpoint
         config = ExporterConfig.from_env(endpoint=endpoint, protocol=chosen)
-    ui = _ui()
     target = config.traces.endpoint_for_display
     ui.line(
-        f"aiotlp demo: {requests} requests, {concurrency} at a time, {config.traces.protocol} -> {target}"
-        + (" (embedded receiver)" if receiver is not None else "")
+        f"aiotlp demo: {requests} requests over {duration:g}s, {concurrency} at a time, "
+        f"{config.traces.protocol} -> {target}" + (" (embedded receiver)" if receiver is not None else ""),
+        "bold",
     )
-    service = Service(random.Random(42))
-    start_ns = time.time_ns()
-    started = time.perf_counter()
-    result = ExportResult()
     try:
-        async with OTLPExporter(config) as exporter:
-            semaphore = asyncio.Semaphore(concurrency)
-
-            async def one(n: int) -> None:
-                async with semaphore:
-                    await service.handle(n)
-
-            tasks = [asyncio.create_task(one(n)) for n in range(requests)]
-            for done, task in enumerate(asyncio.as_completed(tasks), start=1):
-                await task
-                if len(service.out.spans) >= 512:
-                    result = result + await _export_batches(exporter, service.out)
-                ui.progress(done, requests)
-            result = result + await _export_batches(exporter, service.out)
-            result = result + await exporter.export_metrics(build_metrics(service.out, start_ns))
-        elapsed = time.perf_counter() - started
-        ui.summary(result, elapsed)
-        complete = True
-        if receiver is not None:
-            complete = ui.received(receiver, result)
+        return await _run(ui, config, receiver, requests, concurrency, duration)
     finally:
         if receiver is not None:
             await receiver.stop()
-    return 0 if complete and result.failed == 0 and result.dropped == 0 else 1
 
 
-class _PlainUI:
-    def line(self, text: str) -> None:
-        print(text, flush=True)
+async def _run(ui: UI, config: ExporterConfig, receiver: Any, requests: int, concurrency: int, duration: float) -> int:
+    start_ns = time.time_ns()
+    started = time.perf_counter()
+    metrics = _Row()
+    async with OTLPExporter(config) as exporter:
+        shared = _Shared(exporter)
+        spans: BatchProcessor[Span] = BatchProcessor(shared, Signal.TRACES, schedule_delay=0.5)
+        logs: BatchProcessor[LogRecord] = BatchProcessor(shared, Signal.LOGS, schedule_delay=0.5)
+        service = Service(random.Random(42), spans, logs)
+        semaphore = asyncio.Semaphore(concurrency)
+        loop = asyncio.get_running_loop()
 
-    def progress(self, done: int, total: int) -> None:
-        if done == total or done % max(total // 4, 1) == 0:
-            print(f"  served {done}/{total}", flush=True)
+        async def one(n: int) -> None:
+            await asyncio.sleep(max(0.0, started + n * duration / requests - time.perf_counter()))
+            async with semaphore:
+                await service.handle(n)
 
-    def summary(self, result: ExportResult, elapsed: float) -> None:
-        rate = result.items / elapsed if elapsed > 0 else 0.0
-        print(
-            f"sent {result.items} items in {result.requests} requests: accepted {result.accepted}, "
-            f"rejected {result.rejected}, failed {result.failed}, dropped {result.dropped} "
-            f"({rate:,.0f} items/s, {elapsed:.2f}s)",
-            flush=True,
-        )
-        if result.error is not None:
-            print(f"last error: {result.error}", flush=True)
+        async def metric_snapshots(done: asyncio.Event) -> None:
+            while not done.is_set():
+                try:
+                    await asyncio.wait_for(done.wait(), 1.0)
+                except asyncio.TimeoutError:
+                    snapshot = build_metrics(service.out, start_ns)
+                    if snapshot:
+                        metrics.add(await exporter.export_metrics(snapshot))
 
-    def received(self, receiver: Any, result: ExportResult) -> bool:
-        """Print what the embedded receiver got; return whether it is exactly what was accepted."""
-        spans = receiver.spans()
-        points = sum(len(getattr(m, m.WhichOneof("data")).data_points) for m in receiver.metrics())
-        unique = len({(s.trace_id, s.span_id) for s in spans})
-        arrived = unique + len(receiver.log_records()) + points
-        print(
-            f"receiver got {len(spans)} spans, {len(receiver.log_records())} log records, "
-            f"{points} metric points in {len(receiver.received)} requests",
-            flush=True,
-        )
-        for line in trace_tree(spans):
-            print(line, flush=True)
-        if arrived != result.accepted or unique != len(spans):
-            print(f"MISMATCH: {result.accepted} accepted, {arrived} distinct items arrived", flush=True)
-            return False
-        print(f"all {arrived} accepted items arrived, none twice", flush=True)
-        return True
+        served = asyncio.Event()
+        snapshots = loop.create_task(metric_snapshots(served))
+        with ui.progress("serving", requests) as progress:
+            tasks = [loop.create_task(one(n)) for n in range(requests)]
+            for done, task in enumerate(asyncio.as_completed(tasks), start=1):
+                await task
+                exported = spans.statistics().exported + logs.statistics().exported + metrics.accepted
+                progress.update(done, f"{exported:,} items accepted")
+        served.set()
+        await snapshots
+        await asyncio.gather(spans.shutdown(10.0), logs.shutdown(10.0))
+        metrics.add(await exporter.export_metrics(build_metrics(service.out, start_ns)))
+        elapsed = time.perf_counter() - started
+        rows = {"spans": _Row.of(spans.statistics()), "log records": _Row.of(logs.statistics())}
+        rows["metric data points"] = metrics
+        retries = exporter.retries
+        last_error = spans.statistics().last_error or logs.statistics().last_error
+
+    total = _Row()
+    for row in rows.values():
+        for name in ("produced", "accepted", "rejected", "failed", "dropped"):
+            setattr(total, name, getattr(total, name) + getattr(row, name))
+    table = [
+        [name, f"{r.produced:,}", f"{r.accepted:,}", f"{r.rejected:,}", f"{r.failed:,}", f"{r.dropped:,}"]
+        for name, r in (*rows.items(), ("total", total))
+    ]
+    ui.table("summary", ["signal", "sent", "accepted", "rejected", "failed", "dropped"], table)
+    rate = total.accepted / elapsed if elapsed > 0 else 0.0
+    ui.line(
+        f"sent {total.produced:,} items: accepted {total.accepted:,}, rejected {total.rejected:,}, "
+        f"failed {total.failed:,}, dropped {total.dropped:,} ({rate:,.0f} items/s over {elapsed:.2f}s, "
+        f"{retries} retries)"
+    )
+    if last_error:
+        ui.line(f"last error: {last_error}", "red")
+    balanced = total.produced == total.accepted + total.rejected + total.failed + total.dropped
+    ok = balanced and total.failed == 0 and total.dropped == 0
+    if receiver is not None:
+        ok = _received(ui, receiver, total.accepted) and ok
+    else:
+        _sent_tree(ui, service)
+    return 0 if ok else 1
 
 
-def trace_tree(spans: Sequence[Any]) -> list[str]:
-    """Render one received trace (official protobuf spans): the first one with more than one span."""
+def _received(ui: UI, receiver: Any, accepted: int) -> bool:
+    """Show one trace (with its correlated log) and the last metric snapshot as the embedded receiver got them;
+    check that exactly what was accepted arrived, once."""
+    spans = receiver.spans()
+    records = receiver.log_records()
+    points = sum(len(getattr(m, m.WhichOneof("data")).data_points) for m in receiver.metrics())
+    unique = len({(s.trace_id, s.span_id) for s in spans})
+    arrived = unique + len(records) + points
+    ui.line(
+        f"receiver got {len(spans)} spans, {len(records)} log records, {points} metric points "
+        f"in {len(receiver.received)} requests",
+        "bold",
+    )
+    _show_trace(ui, spans, records, "as the receiver got it")
+    last_metrics = [r for r in receiver.received if r.signal is Signal.METRICS][-1:]
+    if last_metrics:
+        ui.line("the last metric snapshot:", "bold")
+        render_request(ui, last_metrics[0].message, "metrics")
+    if arrived != accepted or unique != len(spans):
+        ui.line(f"MISMATCH: {accepted} accepted, {arrived} distinct items arrived", "bold red")
+        return False
+    ui.line(f"all {arrived} accepted items arrived, none twice", "bold green")
+    return True
+
+
+def _show_trace(ui: UI, spans: Sequence[Any], records: Sequence[Any], how: str) -> None:
+    """The largest trace (the first one, on a tie) and the log records that carry its trace id."""
     by_trace: dict[bytes, list[Any]] = {}
     for span in spans:
-        by_trace.setdefault(span.trace_id, []).append(span)
-    trace = next((t for t in by_trace.values() if len(t) > 1), None)
-    if trace is None:
-        return []
-    children: dict[bytes, list[Any]] = {}
-    for span in trace:
-        children.setdefault(span.parent_span_id, []).append(span)
-    lines = [f"trace {trace[0].trace_id.hex()}"]
-
-    def walk(parent: bytes, depth: int) -> None:
-        for span in sorted(children.get(parent, []), key=lambda s: s.start_time_unix_nano):
-            ms = (span.end_time_unix_nano - span.start_time_unix_nano) / 1e6
-            lines.append(f"{'  ' * depth}└─ {span.name}  {ms:.2f} ms")
-            walk(span.span_id, depth + 1)
-
-    walk(b"", 1)
-    return lines
+        by_trace.setdefault(bytes(span.trace_id), []).append(span)
+    if not by_trace:
+        return
+    trace_id, members = max(by_trace.items(), key=lambda item: len(item[1]))
+    ui.line(f"one trace, {how}:", "bold")
+    for node in trace_nodes(members, "aiotlp-demo"):
+        ui.tree(node)
+    for record in records:
+        if bytes(record.trace_id) == trace_id:
+            severity = record.severity_text or str(int(record.severity_number))
+            body = record.body.string_value if hasattr(record.body, "string_value") else str(record.body)
+            prefix = f"  log of this trace (span {bytes(record.span_id).hex()}):"
+            ui.log(prefix, severity, int(record.severity_number), body)
 
 
-def _ui() -> _PlainUI:
-    return _PlainUI()
+def _sent_tree(ui: UI, service: Service) -> None:
+    _show_trace(ui, service.kept_spans, service.kept_logs, "as sent (look for service.name=aiotlp-demo there)")

@@ -381,7 +381,8 @@ class FakeCollector:
 
     ``ssl_cert`` / ``ssl_key`` (PEM) serve TLS on both ports (the endpoints become ``https://``);
     ``client_ca`` (PEM) also requires client certificates signed by it (mTLS). ``max_request_size`` caps a
-    request body after decompression (413 / RESOURCE_EXHAUSTED beyond it).
+    request body after decompression (413 / RESOURCE_EXHAUSTED beyond it). ``grpc_port`` / ``http_port`` bind
+    those ports on 127.0.0.1 (default 0: free ones, picked by the first start and kept by later starts).
     """
 
     def __init__(
@@ -392,7 +393,12 @@ class FakeCollector:
         client_ca: bytes | None = None,
         max_request_size: int = _DEFAULT_MAX_REQUEST_SIZE,
         default: Reply | None = None,
+        grpc_port: int = 0,
+        http_port: int = 0,
     ) -> None:
+        for name, port in (("grpc_port", grpc_port), ("http_port", http_port)):
+            if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+                raise ConfigurationError(f"{name} must be a port number 0-65535, got {port!r}")
         if (ssl_cert is None) != (ssl_key is None):
             raise ConfigurationError("ssl_cert and ssl_key must be given together")
         if client_ca is not None and ssl_cert is None:
@@ -417,8 +423,8 @@ class FakeCollector:
         self._grpc_server: Any = None
         self._runner: web.AppRunner | None = None
         self._http_tasks: set[asyncio.Task[Any]] = set()
-        self._grpc_port = 0
-        self._http_port = 0
+        self._grpc_port = grpc_port
+        self._http_port = http_port
 
     # -- lifecycle
 

@@ -1,0 +1,119 @@
+"""`aiotlp check`: the configuration as the exporters read it, secrets redacted, and one test export per signal
+whose failures are explained in plain words."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from tests.cli._run import assert_one_line_error, run
+
+from aiotlp.cli import main
+from aiotlp.model import Signal
+from aiotlp.testing import FakeCollector, Reply, free_port
+
+
+async def test_check_prints_the_configuration_and_tests_every_endpoint() -> None:
+    async with FakeCollector() as collector:
+        env = {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": collector.http_endpoint,
+            "OTEL_EXPORTER_OTLP_HEADERS": "authorization=Bearer%20s3cret-token,x-tenant=acme",
+            "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL": "http/json",
+            "OTEL_EXPORTER_OTLP_LOGS_TIMEOUT": "2500",
+            "OTEL_BSP_SCHEDULE_DELAY": "250",
+        }
+        grpc_env = {"OTEL_EXPORTER_OTLP_ENDPOINT": collector.grpc_endpoint, "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}
+        (code, out, err), (grpc_code, grpc_out, grpc_err) = await asyncio.gather(
+            run("--plain", "check", env=env), run("check", "--signals", "traces", env=grpc_env)
+        )
+        assert code == 0, out + err
+        assert grpc_code == 0, grpc_out + grpc_err
+        assert sorted(r.signal.value for r in collector.received) == ["logs", "metrics", "traces", "traces"]
+        assert {r.transport for r in collector.received} == {"http", "grpc"}
+        assert [r.headers["authorization"] for r in collector.received if r.transport == "http"] == [
+            "Bearer s3cret-token"
+        ] * 3
+    assert "s3cret" not in out + err and "acme" not in out
+    assert "authorization: ***, x-tenant: ***" in out
+    assert f"traces  http/protobuf -> {collector.http_endpoint}/v1/traces" in out
+    assert f"metrics  http/json -> {collector.http_endpoint}/v1/metrics" in out
+    assert "timeout  2.5s per export" in out  # only logs
+    assert "every 0.25s or 512 items" in out
+    assert "all 3 endpoints accepted a test export" in out
+    assert "all 1 endpoints accepted" in grpc_out
+
+
+async def test_check_explains_each_failure() -> None:
+    """Six failures in two runs (one per signal), and HTTP spoken to a gRPC port in a third."""
+    async with FakeCollector() as collector:
+        collector.script(Reply(http_status=415, message="unsupported"), signal=Signal.METRICS)
+        collector.script(Reply(http_status=401, message="who are you"), signal=Signal.LOGS)
+        base = collector.http_endpoint
+        statuses = {"OTEL_EXPORTER_OTLP_ENDPOINT": base, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": f"{base}/wrong"}
+        transports = {
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": f"http://127.0.0.1:{free_port()}/v1/traces",
+            "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT": base.replace("http://", "https://") + "/v1/metrics",
+            "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT": base,
+            "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL": "grpc",
+            "OTEL_EXPORTER_OTLP_TIMEOUT": "3000",
+        }
+        http_on_grpc = {"OTEL_EXPORTER_OTLP_ENDPOINT": collector.grpc_endpoint}
+        results = await asyncio.gather(
+            run("--plain", "check", env=statuses),
+            run("--plain", "check", env=transports),
+            run("--plain", "check", "--signals", "traces", "--timeout", "3", env=http_on_grpc),
+        )
+    for code, out, err in results:
+        assert code == 1, out + err
+        assert err == ""  # a failed test export is a report, not a crash
+    out = results[0][1]
+    assert "✗ traces: HTTP 404" in out and "must include that path" in out
+    assert "✗ metrics: HTTP 415" in out and "OTEL_EXPORTER_OTLP_PROTOCOL=http/json" in out
+    assert "✗ logs: HTTP 401" in out and "OTEL_EXPORTER_OTLP_HEADERS" in out
+    assert "3 of 3 endpoints failed" in out
+    out = results[1][1]
+    assert "✗ traces: connection refused: nothing listens on 127.0.0.1:" in out
+    assert "✗ metrics: TLS error" in out and "use http://" in out
+    assert "✗ logs:" in out and "does not speak grpc" in out
+    assert "does not speak http/protobuf" in results[2][1]
+
+
+async def test_check_configuration_errors_are_one_line() -> None:
+    code, out, err = await run("check", env={"OTEL_EXPORTER_OTLP_TIMEOUT": "ten"})
+    assert_one_line_error(code, err, "OTEL_EXPORTER_OTLP_TIMEOUT")
+    assert out == ""
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "fragments"),
+    [
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "ftp://collector:4318", ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://")),
+        ("OTEL_EXPORTER_OTLP_HEADERS", "novalue", ("OTEL_EXPORTER_OTLP_HEADERS",)),
+        ("OTEL_BSP_MAX_QUEUE_SIZE", "-1", ("OTEL_BSP_MAX_QUEUE_SIZE",)),
+        ("OTEL_EXPORTER_OTLP_LOGS_CERTIFICATE", "/nonexistent.pem", ("OTEL_EXPORTER_OTLP_LOGS_CERTIFICATE",)),
+    ],
+)
+def test_check_names_the_bad_variable(
+    variable: str,
+    value: str,
+    fragments: tuple[str, ...],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv(variable, value)
+    assert_one_line_error(main(["check", "--no-export"]), capsys.readouterr().err, *fragments)
+
+
+def test_check_redacts_url_credentials(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://user:hunter2@collector:4318")
+    assert main(["--plain", "check", "--no-export"]) == 0
+    out = capsys.readouterr().out
+    assert "hunter2" not in out
+    assert "http://***@collector:4318/v1/traces" in out
+
+
+async def test_check_without_export_only_prints() -> None:
+    code, out, err = await run("check", "--no-export", env={"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:1"})
+    assert code == 0, out + err
+    assert "http://127.0.0.1:1/v1/logs" in out
+    assert "test export" not in out
