@@ -88,9 +88,7 @@ BAD_SPANS = {
 
 
 # The test's own export call encodes 10 MiB and 100,000 attributes on its loop: that blocks it, by design here.
-# aiohttp warns (ResourceWarning) about request bodies over 1 MiB given as bytes: see the xfail test below.
 @pytest.mark.allow_slow_callbacks
-@pytest.mark.filterwarnings("ignore:Sending a large body directly:ResourceWarning")
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 async def test_bad_spans_through_aiotlp_are_delivered_or_counted(
     collector: FakeCollector, protocol: str, figure: Figure
@@ -135,12 +133,6 @@ async def test_bad_spans_through_aiotlp_are_delivered_or_counted(
     figure.measured = "good span delivered in every batch; depth-64 batch refused whole by the decoder (known gap)"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ResourceWarning,
-    reason="bug: HttpTransport.send gives aiohttp a request body over 1 MiB as bytes; aiohttp warns "
-    "(ResourceWarning), and where warnings are errors that warning escapes export_traces (not an ExportError)",
-)
 async def test_a_request_over_1_mib_never_raises_from_export_when_warnings_are_errors(
     collector: FakeCollector,
 ) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 
 import pytest
 from tests.processing.helpers import (
@@ -533,3 +534,19 @@ async def test_start_on_another_loop_is_refused() -> None:
     async with p:
         pass
     assert p.is_shutdown
+
+
+async def test_last_error_of_a_batch_that_was_only_too_large() -> None:
+    """An export whose items were all dropped as too large (no error object) says so in last_error."""
+
+    class TooLarge(RecordingExporter):
+        async def export_traces(self, spans: Sequence[object]) -> ExportResult:  # type: ignore[override]
+            return ExportResult(items=len(spans), dropped=len(spans))
+
+    processor: BatchProcessor[str] = BatchProcessor(TooLarge(), Signal.TRACES, schedule_delay=60)
+    processor.put_nowait("x")
+    outcome = await processor.force_flush(5)
+    assert outcome.dropped == 1
+    stats = processor.statistics()
+    assert stats.dropped["too_large"] == 1 and stats.last_error == "1 items too large for a request"
+    await processor.shutdown(1)

@@ -537,7 +537,15 @@ class BatchProcessor(Generic[T]):
                 if failed:
                     error_type = _error_type(result.error)
                 if too_large or failed:
-                    error = _describe(result.error) if result.error is not None else f"{failed} items failed"
+                    if result.error is not None:
+                        error = _describe(result.error)
+                    else:
+                        parts = []
+                        if failed:
+                            parts.append(f"{failed} items failed")
+                        if too_large:
+                            parts.append(f"{too_large} items too large for a request")
+                        error = ", ".join(parts)
         if failed:
             assert error_type is not None
             outcomes[error_type] = outcomes.get(error_type, 0) + failed
