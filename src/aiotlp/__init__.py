@@ -12,11 +12,15 @@ from ._exceptions import (
     ConfigurationError,
     ConnectError,
     DeadlineExceededError,
+    DurableQueueError,
     EncodeError,
     ExportError,
     ExporterShutdownError,
     MissingExtraError,
     PermanentError,
+    QueueFullError,
+    QueueLockedError,
+    QueueWriteError,
     RejectedError,
     RequestTooLargeError,
     ResponseError,
@@ -26,6 +30,7 @@ from ._exceptions import (
 )
 from ._version import __version__
 from .config import ExporterConfig, Headers, SignalConfig
+from .durable import DurableExporter
 from .export import ConcurrencyLimit, Exporter, ExportResult, OTLPExporter, Retry, RetryPolicy, Timeout
 from .model import (
     AggregationTemporality,
@@ -43,6 +48,7 @@ from .model import (
     StatusCode,
 )
 from .processing import BatchProcessor, FlushOutcome, FlushStatus, ProcessorStatistics
+from .transport import EndpointStatistics, FleetPolicy
 
 __all__ = [
     "AggregationTemporality",
@@ -53,13 +59,17 @@ __all__ = [
     "ConfigurationError",
     "ConnectError",
     "DeadlineExceededError",
+    "DurableExporter",
+    "DurableQueueError",
     "EncodeError",
+    "EndpointStatistics",
     "Event",
     "ExportError",
     "ExportResult",
     "Exporter",
     "ExporterConfig",
     "ExporterShutdownError",
+    "FleetPolicy",
     "FlushOutcome",
     "FlushStatus",
     "Headers",
@@ -71,6 +81,9 @@ __all__ = [
     "OTLPExporter",
     "PermanentError",
     "ProcessorStatistics",
+    "QueueFullError",
+    "QueueLockedError",
+    "QueueWriteError",
     "RejectedError",
     "RequestTooLargeError",
     "Resource",

@@ -5,6 +5,8 @@ AiotlpError
 ├── ConfigurationError (also a ValueError)      bad argument or environment variable, raised at configuration time
 ├── MissingExtraError (also an ImportError)     an optional dependency is not installed; names the extra
 ├── EncodeError (also a ValueError)             telemetry that cannot be encoded (a value out of range, ...)
+├── DurableQueueError                           the disk queue's directory cannot be used (unsafe, unreadable)
+│   └── QueueLockedError                        another queue (this process or another) holds the directory
 └── ExportError                                 an export did not succeed
     ├── RetryableError                          may succeed if sent again; carries the server's delay, if any
     │   ├── ConnectError                        connection refused, reset, or closed without a response
@@ -16,7 +18,9 @@ AiotlpError
         ├── RequestTooLargeError                one item alone is over the request byte cap
         ├── RetriesExhaustedError               every attempt failed; ``last`` is the final RetryableError
         ├── DeadlineExceededError               the export deadline passed before success
-        └── ExporterShutdownError               the exporter was shut down
+        ├── ExporterShutdownError               the exporter was shut down
+        ├── QueueFullError                      the disk queue is full (its byte cap, or the disk): batch dropped
+        └── QueueWriteError                     the disk queue could not write the batch (EIO, ...): dropped
 ```
 
 Errors from grpc, aiohttp and the OS are translated into this tree at the transport boundary, so callers never
@@ -31,11 +35,15 @@ __all__ = [
     "ConfigurationError",
     "ConnectError",
     "DeadlineExceededError",
+    "DurableQueueError",
     "EncodeError",
     "ExportError",
     "ExporterShutdownError",
     "MissingExtraError",
     "PermanentError",
+    "QueueFullError",
+    "QueueLockedError",
+    "QueueWriteError",
     "RejectedError",
     "RequestTooLargeError",
     "ResponseError",
@@ -64,6 +72,19 @@ class MissingExtraError(AiotlpError, ImportError):
 
 class EncodeError(AiotlpError, ValueError):
     """Telemetry that cannot be encoded."""
+
+
+class DurableQueueError(AiotlpError):
+    """The disk queue's directory cannot be used: a symlink where a file or the directory should be, owned by
+    another user, or an I/O error while opening it. The message names the path."""
+
+    def __init__(self, message: str, *, directory: str) -> None:
+        super().__init__(message)
+        self.directory = directory
+
+
+class QueueLockedError(DurableQueueError):
+    """Another :class:`~aiotlp.durable.DurableQueue`, in this process or another one, holds the directory."""
 
 
 class ExportError(AiotlpError):
@@ -146,3 +167,15 @@ class DeadlineExceededError(PermanentError):
 
 class ExporterShutdownError(PermanentError):
     """The exporter was shut down; nothing more is sent."""
+
+
+class QueueFullError(PermanentError):
+    """The disk queue had no room for a batch: its byte cap is reached, or the disk is full (ENOSPC, EDQUOT).
+
+    The batch was dropped and counted as ``disk_full``; it is never raised to the application by
+    :class:`~aiotlp.durable.DurableExporter`, only carried in the :class:`~aiotlp.export.ExportResult`.
+    """
+
+
+class QueueWriteError(PermanentError):
+    """The disk queue could not write a batch (an I/O error other than a full disk); it was dropped, counted."""

@@ -27,6 +27,8 @@ Exporter, :meth:`ExporterConfig.from_env` (every ``OTEL_EXPORTER_OTLP_X`` also h
 | OTEL_EXPORTER_OTLP_CLIENT_KEY           | none                      | readable PEM mTLS key (4)            |
 | OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE   | none                      | readable PEM mTLS certificate (4)    |
 | OTEL_EXPORTER_OTLP_INSECURE             | ``false``                 | only ``true``, any case, is true (5) |
+| AIOTLP_EXPORTER_OTLP_ENDPOINTS          | none                      | base URLs, comma-separated (6)       |
+| AIOTLP_EXPORTER_OTLP_<SIGNAL>_ENDPOINTS | none                      | per-signal URLs, comma-separated (6) |
 
 1. The scheme must be ``http`` or ``https``, the host non-empty, the port 1..65535 (80 for http and 443 for
    https when the URL has none). HTTP appends ``v1/<signal>`` to a base URL's path: ``http://h:4318`` and
@@ -39,6 +41,14 @@ Exporter, :meth:`ExporterConfig.from_env` (every ``OTEL_EXPORTER_OTLP_X`` also h
 3. Integers in variables are ASCII digits only (no sign, ``_``, fraction or exponent), at most 18 of them.
 4. The client key and the client certificate must be set together.
 5. gRPC only, and only for a scheme-less endpoint (plaintext if true, else TLS): a scheme always wins.
+6. aiotlp's own: several collectors for one exporter (a fleet, see ``docs/fleet.md``). The OTLP specification
+   types ``OTEL_EXPORTER_OTLP_ENDPOINT`` as one URL (a ``String``), and a comma is a legal URL character (an RFC
+   3986 sub-delimiter), so a list there would change the meaning of valid values: the list has its own
+   variables. Entries are separated by ``,`` (write a comma inside a URL as ``%2C``), whitespace around them is
+   ignored, empty entries are skipped; each entry follows the rule of its single-URL twin (1). Every entry must
+   use the same scheme, and none may repeat. Precedence for a signal: ``AIOTLP_EXPORTER_OTLP_<SIGNAL>_ENDPOINTS``
+   > ``OTEL_EXPORTER_OTLP_<SIGNAL>_ENDPOINT`` > ``AIOTLP_EXPORTER_OTLP_ENDPOINTS`` >
+   ``OTEL_EXPORTER_OTLP_ENDPOINT``. The ``endpoint=`` argument takes a list too.
 
 Batching, :meth:`BatchConfig.from_env` (``OTEL_BSP_*`` for spans, ``OTEL_BLRP_*`` for logs), and the metric
 reader, :meth:`MetricReaderConfig.from_env`:
@@ -63,7 +73,7 @@ import math
 import os
 import re
 import stat
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Literal, NoReturn, get_args
 from urllib.parse import unquote
@@ -82,6 +92,7 @@ __all__ = [
     "SignalConfig",
     "TemporalityPreference",
     "endpoint_from_env",
+    "queue_dir_from_env",
 ]
 
 OtlpProtocol = Literal["grpc", "http/protobuf", "http/json"]
@@ -100,6 +111,7 @@ _DEFAULT_TIMEOUT_MS: Final = 10_000
 _DEFAULT_GRPC_ENDPOINT: Final = "http://localhost:4317"
 _DEFAULT_HTTP_ENDPOINT: Final = "http://localhost:4318"
 _DEFAULT_PROTOCOL: Final[OtlpProtocol] = "http/protobuf"
+_ENDPOINTS_VAR: Final = "AIOTLP_EXPORTER_OTLP_ENDPOINTS"
 
 # RFC 7230 token (tchar+).
 _TOKEN_RE: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -434,6 +446,52 @@ def _normalize_endpoint(
     return f"{url.scheme}://{url.authority}{path}{url.suffix}", url
 
 
+def _endpoint_arguments(value: object, name: str) -> list[tuple[str, str]]:
+    """``(text, name for errors)`` per endpoint of an argument: one ``str``, or a non-empty list/tuple of them."""
+    if isinstance(value, str):
+        return [(value.strip(), name)]
+    if not isinstance(value, Sequence) or isinstance(value, (bytes, bytearray)):
+        _fail(f"{name}: must be a str or a list of str, got {type(value).__name__}")
+    if not value:
+        _fail(f"{name}: the list of endpoints is empty")
+    texts: list[tuple[str, str]] = []
+    for index, item in enumerate(value):
+        if not isinstance(item, str):
+            _fail(f"{name}[{index}]: must be a str, got {type(item).__name__}")
+        texts.append((item.strip(), f"{name}[{index}]"))
+    return texts
+
+
+def _endpoint_list(text: str, name: str) -> list[tuple[str, str]]:
+    """Split a comma-separated list of endpoints from an environment variable; empty entries are skipped."""
+    texts = [(entry.strip(), f"{name} entry {index}") for index, entry in enumerate(text.split(","), start=1)]
+    texts = [(entry, where) for entry, where in texts if entry]
+    if not texts:
+        _fail(f"{name}: no endpoint in the list (expected URLs separated by ',')")
+    return texts
+
+
+def _normalize_endpoints(
+    texts: Sequence[tuple[str, str]], *, protocol: OtlpProtocol, signal: Signal, base: bool, insecure: bool
+) -> tuple[str, ...]:
+    """Validate every endpoint of a list: the same scheme for all, none repeated. Messages name the entry."""
+    endpoints: list[str] = []
+    first_scheme = ""
+    for text, name in texts:
+        endpoint, url = _normalize_endpoint(text, name, protocol=protocol, signal=signal, base=base, insecure=insecure)
+        if not endpoints:
+            first_scheme = url.scheme
+        elif url.scheme != first_scheme:
+            _fail(
+                f"{name}: uses {url.scheme}:// but the first endpoint uses {first_scheme}://: every endpoint of "
+                "one signal must use the same scheme"
+            )
+        if endpoint in endpoints:
+            _fail(f"{name}: repeats an earlier endpoint of the list (give each collector once)")
+        endpoints.append(endpoint)
+    return tuple(endpoints)
+
+
 def _redact_endpoint(endpoint: str) -> str:
     """Replace any ``user:password@`` in a (validated) endpoint by ``***@``."""
     scheme, sep, rest = endpoint.partition("://")
@@ -453,7 +511,9 @@ class SignalConfig:
 
     ``endpoint``: for HTTP the full URL to POST to (an empty path becomes ``/``); for gRPC it is normalized
     to ``http://host:port`` or ``https://host:port`` (path dropped; a scheme-less ``host:port`` means TLS
-    here, use :meth:`ExporterConfig.from_env` with ``insecure=True`` for plaintext). ``insecure`` is derived
+    here, use :meth:`ExporterConfig.from_env` with ``insecure=True`` for plaintext). ``endpoints``: every
+    collector of a fleet, same rules, same scheme for all, none repeated; ``endpoint`` must be its first (the
+    one shown in logs); empty or of one element it becomes ``(endpoint,)``. ``insecure`` is derived
     from the scheme (``http`` -> True), not passed. ``timeout`` is float seconds per export. Certificate files
     must be readable; the client key and client certificate come together.
     """
@@ -461,6 +521,7 @@ class SignalConfig:
     signal: Signal
     protocol: OtlpProtocol
     endpoint: str
+    endpoints: tuple[str, ...] = ()
     headers: Headers = field(default_factory=Headers)
     timeout: float = _DEFAULT_TIMEOUT_MS / 1000
     compression: Compression = "none"
@@ -487,6 +548,21 @@ class SignalConfig:
             self.endpoint.strip(), "endpoint", protocol=protocol, signal=signal, base=False, insecure=False
         )
         set_(self, "endpoint", endpoint)
+        if isinstance(self.endpoints, str) or not isinstance(self.endpoints, (tuple, list)):
+            _fail(f"endpoints: must be a tuple of str, got {type(self.endpoints).__name__}")
+        if len(self.endpoints) > 1:
+            endpoints = _normalize_endpoints(
+                _endpoint_arguments(self.endpoints, "endpoints"),
+                protocol=protocol,
+                signal=signal,
+                base=False,
+                insecure=False,
+            )
+            if endpoints[0] != endpoint:
+                _fail("endpoint: must be the first of endpoints (endpoints[0])")
+        else:  # one endpoint: ``endpoint`` wins, so ``dataclasses.replace(config, endpoint=...)`` keeps working
+            endpoints = (endpoint,)
+        set_(self, "endpoints", endpoints)
         set_(self, "headers", _as_headers(self.headers, "headers"))
         if protocol == "grpc":
             _check_grpc_metadata(self.headers, "headers")
@@ -520,10 +596,17 @@ class SignalConfig:
         """The endpoint with any ``user:password@`` replaced by ``***@``: safe for logs and messages."""
         return _redact_endpoint(self.endpoint)
 
+    @property
+    def endpoints_for_display(self) -> tuple[str, ...]:
+        """:attr:`endpoints`, each as :attr:`endpoint_for_display` shows it."""
+        return tuple(_redact_endpoint(endpoint) for endpoint in self.endpoints)
+
     def __repr__(self) -> str:
         return (
             f"SignalConfig(signal={self.signal!r}, protocol={self.protocol!r}, "
-            f"endpoint={_redact_endpoint(self.endpoint)!r}, headers={self.headers!r}, "
+            f"endpoint={_redact_endpoint(self.endpoint)!r}, "
+            + (f"endpoints={self.endpoints_for_display!r}, " if len(self.endpoints) > 1 else "")
+            + f"headers={self.headers!r}, "
             f"timeout={self.timeout!r}, "
             f"compression={self.compression!r}, certificate_file={self.certificate_file!r}, "
             f"client_key_file={self.client_key_file!r}, "
@@ -588,7 +671,7 @@ class ExporterConfig:
         cls,
         environ: Mapping[str, str] | None = None,
         *,
-        endpoint: str | None = None,
+        endpoint: str | Sequence[str] | None = None,
         protocol: OtlpProtocol | None = None,
         headers: Mapping[str, str] | Headers | None = None,
         timeout: float | None = None,
@@ -598,7 +681,7 @@ class ExporterConfig:
         client_certificate_file: str | os.PathLike[str] | None = None,
         insecure: bool | None = None,
         max_request_bytes: int | None = None,
-        signal_endpoints: Mapping[Signal, str] | None = None,
+        signal_endpoints: Mapping[Signal, str | Sequence[str]] | None = None,
     ) -> ExporterConfig:
         """Resolve every signal: explicit argument > per-signal variable > generic variable > default.
 
@@ -610,6 +693,9 @@ class ExporterConfig:
         endpoint, used like ``OTEL_EXPORTER_OTLP_<SIGNAL>_ENDPOINT`` (HTTP: the URL to POST to, verbatim) and
         winning over ``endpoint`` and every variable for that signal. This is how the official OTLP/HTTP
         exporters treat their ``endpoint=`` argument.
+
+        ``endpoint`` and the values of ``signal_endpoints`` may also be lists: several collectors (a fleet),
+        like ``AIOTLP_EXPORTER_OTLP_ENDPOINTS``; the signal's ``endpoints`` holds them all, ``endpoint`` the first.
         """
         env = _Env(environ)
         explicit_endpoints = _check_signal_endpoints(signal_endpoints)
@@ -637,20 +723,22 @@ class ExporterConfig:
         return cls(traces=configs[Signal.TRACES], metrics=configs[Signal.METRICS], logs=configs[Signal.LOGS])
 
 
-def _check_signal_endpoints(value: object) -> dict[Signal, str]:
+def _check_signal_endpoints(value: object) -> dict[Signal, str | Sequence[str]]:
     """Validate the ``signal_endpoints`` argument of :meth:`ExporterConfig.from_env`."""
     if value is None:
         return {}
     if not isinstance(value, Mapping):
         _fail(f"signal_endpoints: must be a Mapping of signal to endpoint, got {type(value).__name__}")
-    checked: dict[Signal, str] = {}
+    checked: dict[Signal, str | Sequence[str]] = {}
     for key, endpoint in value.items():
         try:
             signal = Signal(key)
         except ValueError:
             _fail(f"signal_endpoints: keys must be signals ({', '.join(repr(s.value) for s in Signal)})")
-        if not isinstance(endpoint, str):
-            _fail(f"signal_endpoints[{signal.value!r}]: must be a str, got {type(endpoint).__name__}")
+        if not isinstance(endpoint, str) and (
+            not isinstance(endpoint, (list, tuple)) or not all(isinstance(item, str) for item in endpoint)
+        ):
+            _fail(f"signal_endpoints[{signal.value!r}]: must be a str or a list of str, got {type(endpoint).__name__}")
         checked[signal] = endpoint
     return checked
 
@@ -659,8 +747,8 @@ def _resolve_signal(
     env: _Env,
     signal: Signal,
     *,
-    endpoint: str | None,
-    signal_endpoint: str | None = None,
+    endpoint: str | Sequence[str] | None,
+    signal_endpoint: str | Sequence[str] | None = None,
     protocol: str | None,
     headers: Headers | None,
     timeout: float | None,
@@ -684,22 +772,26 @@ def _resolve_signal(
         found = env.otlp(signal, "INSECURE")
         insecure = found is not None and found[0].lower() == "true"
 
-    # endpoint
+    # endpoint(s): see note 6 of the module docstring for the lists
     per_signal = f"OTEL_EXPORTER_OTLP_{signal.value.upper()}_ENDPOINT"
+    per_signal_list = f"AIOTLP_EXPORTER_OTLP_{signal.value.upper()}_ENDPOINTS"
+    texts: list[tuple[str, str]]
     if signal_endpoint is not None:
-        text, name, base = signal_endpoint.strip(), f"signal_endpoints[{signal.value!r}]", False
+        texts, base = _endpoint_arguments(signal_endpoint, f"signal_endpoints[{signal.value!r}]"), False
     elif endpoint is not None:
-        if not isinstance(endpoint, str):
-            _fail(f"endpoint: must be a str, got {type(endpoint).__name__}")
-        text, name, base = endpoint.strip(), "endpoint", True
+        texts, base = _endpoint_arguments(endpoint, "endpoint"), True
+    elif (value := env.get(per_signal_list)) is not None:
+        texts, base = _endpoint_list(value, per_signal_list), False
     elif (value := env.get(per_signal)) is not None:
-        text, name, base = value, per_signal, False
+        texts, base = [(value, per_signal)], False
+    elif (value := env.get(_ENDPOINTS_VAR)) is not None:
+        texts, base = _endpoint_list(value, _ENDPOINTS_VAR), True
     elif (value := env.get("OTEL_EXPORTER_OTLP_ENDPOINT")) is not None:
-        text, name, base = value, "OTEL_EXPORTER_OTLP_ENDPOINT", True
+        texts, base = [(value, "OTEL_EXPORTER_OTLP_ENDPOINT")], True
     else:
         text = _DEFAULT_GRPC_ENDPOINT if proto == "grpc" else _DEFAULT_HTTP_ENDPOINT
-        name, base = "the default endpoint", True
-    url, _ = _normalize_endpoint(text, name, protocol=proto, signal=signal, base=base, insecure=insecure)
+        texts, base = [(text, "the default endpoint")], True
+    urls = _normalize_endpoints(texts, protocol=proto, signal=signal, base=base, insecure=insecure)
 
     # headers
     headers_source = "headers"
@@ -760,7 +852,8 @@ def _resolve_signal(
     return SignalConfig(
         signal=signal,
         protocol=proto,
-        endpoint=url,
+        endpoint=urls[0],
+        endpoints=urls,
         headers=headers,
         timeout=seconds,
         compression=comp,
@@ -878,6 +971,34 @@ class MetricReaderConfig:
             text = env.get(var)
             temporality = "cumulative" if text is None else _check_temporality(text, var)
         return cls(export_interval=interval, export_timeout=timeout, temporality_preference=temporality)
+
+
+# ------------------------------------------------------------------------------------------ the disk queue
+
+
+def queue_dir_from_env(
+    environ: Mapping[str, str] | None = None, *, queue_dir: str | os.PathLike[str] | None = None
+) -> str | None:
+    """The directory of the crash-safe disk queue (:mod:`aiotlp.durable`), or ``None`` when it is off.
+
+    ``queue_dir`` (an argument) wins over ``AIOTLP_QUEUE_DIR``; an empty or all-whitespace variable is unset.
+    The path is returned as given (relative paths are relative to the working directory when the queue opens);
+    one with a NUL character is refused.
+    """
+    if queue_dir is not None:
+        name = "queue_dir"
+        value = os.fspath(queue_dir) if isinstance(queue_dir, os.PathLike) else queue_dir
+    else:
+        name = "AIOTLP_QUEUE_DIR"
+        found = _Env(environ).get(name)
+        if found is None:
+            return None
+        value = found
+    if not isinstance(value, str) or not value.strip():
+        _fail(f"{name}: must be a non-empty directory path")
+    if "\0" in value:
+        _fail(f"{name}: must not contain a NUL character")
+    return value
 
 
 def endpoint_from_env(signal: Signal | str = Signal.TRACES, environ: Mapping[str, str] | None = None) -> str | None:

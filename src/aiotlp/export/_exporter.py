@@ -9,11 +9,19 @@ import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
-from .._exceptions import ExportError, ExporterShutdownError, RequestTooLargeError
+from .._exceptions import ConfigurationError, ExportError, ExporterShutdownError, RequestTooLargeError
 from ..config import ExporterConfig, Headers, SignalConfig
 from ..encoding import count_items, encode
 from ..model import LogRecord, Metric, Signal, Span
-from ..transport import MAX_RESPONSE_BYTES, GrpcImplementation, Transport, make_transport
+from ..transport import (
+    MAX_RESPONSE_BYTES,
+    EndpointStatistics,
+    FleetPolicy,
+    FleetTransport,
+    GrpcImplementation,
+    Transport,
+    make_transport,
+)
 from ._ratelimit import RateLimitedLogger
 from ._retry import RetryPolicy
 from ._stack import SenderStack, build_stack
@@ -39,6 +47,9 @@ class OTLPExporter:
     gRPC goes through aiotlp's own HTTP/2 client (``grpc_implementation="h2"``, the default) or grpc.aio
     (``"grpcio"``); see :data:`aiotlp.transport.DEFAULT_GRPC_IMPLEMENTATION` for why.
 
+    ``endpoint`` may be a list: a fleet of collectors, sent to in round robin with failover (``fleet`` tunes the
+    endpoints' backoff; :meth:`endpoints_statistics` reports the split). See ``docs/fleet.md``.
+
     Use it as an async context manager, or call :meth:`shutdown` when done.
     """
 
@@ -46,7 +57,7 @@ class OTLPExporter:
         self,
         config: ExporterConfig | None = None,
         *,
-        endpoint: str | None = None,
+        endpoint: str | Sequence[str] | None = None,
         protocol: str | None = None,
         headers: Mapping[str, str] | Headers | None = None,
         timeout: float | None = None,
@@ -62,6 +73,7 @@ class OTLPExporter:
         max_response_bytes: int = MAX_RESPONSE_BYTES,
         grpc_implementation: GrpcImplementation | None = None,
         transport_factory: TransportFactory | None = None,
+        fleet: FleetPolicy | None = None,
     ) -> None:
         overrides: dict[str, Any] = {
             "endpoint": endpoint,
@@ -81,11 +93,17 @@ class OTLPExporter:
             given = ", ".join(name for name, value in overrides.items() if value is not None)
             raise TypeError(f"pass either config= or the settings ({given}), not both")
         self.config = config
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            raise ConfigurationError(f"retry must be a RetryPolicy or None, got {type(retry).__name__}")
+        if isinstance(max_response_bytes, bool) or not isinstance(max_response_bytes, int) or max_response_bytes < 1:
+            raise ConfigurationError(f"max_response_bytes must be a positive int, got {max_response_bytes!r:.40}")
+        if transport_factory is not None and fleet is not None:
+            raise TypeError("pass either transport_factory= or fleet= (which tunes the default transports), not both")
         if transport_factory is None:
 
             def transport_factory(cfg: SignalConfig) -> Transport:
                 return make_transport(
-                    cfg, max_response_bytes=max_response_bytes, grpc_implementation=grpc_implementation
+                    cfg, max_response_bytes=max_response_bytes, grpc_implementation=grpc_implementation, fleet=fleet
                 )
 
         self._stacks: dict[Signal, SenderStack] = {}
@@ -103,8 +121,18 @@ class OTLPExporter:
         self._failure_log = RateLimitedLogger(logger, logging.WARNING, interval=10.0)
 
     def __repr__(self) -> str:
-        endpoints = ", ".join(f"{s.value}={self.config.for_signal(s).endpoint_for_display}" for s in Signal)
+        endpoints = ", ".join(f"{s.value}={_where(self.config.for_signal(s))}" for s in Signal)
         return f"<OTLPExporter {endpoints}>"
+
+    def endpoints_statistics(self, signal: Signal | str = Signal.TRACES) -> tuple[EndpointStatistics, ...]:
+        """Per-collector counters and state of ``signal``'s fleet: how the load was split, which endpoint is down.
+
+        Empty when the signal does not export through a :class:`~aiotlp.transport.FleetTransport`: one endpoint,
+        a custom ``transport_factory``, or grpcio's own ``round_robin`` channel over a list of IP addresses
+        (grpc balances inside the channel and does not say which address served a call).
+        """
+        transport = self._stacks[Signal(signal)].transport
+        return transport.statistics() if isinstance(transport, FleetTransport) else ()
 
     async def __aenter__(self) -> OTLPExporter:
         return self
@@ -154,6 +182,67 @@ class OTLPExporter:
         (seconds) shortens this call's deadline below the configured one. Never raises for a failed export.
         """
         return await self._export_with(_Codec(signal, encode, count, split_item), items, body, timeout)
+
+    def encode_requests(
+        self,
+        signal: Signal,
+        items: Sequence[_T],
+        encode: Callable[[Sequence[_T]], bytes] | None = None,
+        *,
+        body: bytes | None = None,
+        count: Callable[[Sequence[_T]], int] | None = None,
+        split_item: Callable[[_T], Sequence[_T]] | None = None,
+    ) -> tuple[list[ExportRequest], ExportResult]:
+        """Encode and split ``items`` exactly as an export would, without sending: for a layer that stores
+        requests and sends them later (:mod:`aiotlp.durable`).
+
+        With ``encode=None`` the items are aiotlp model objects, encoded for this exporter's wire format (as
+        :meth:`export_traces` does); otherwise the arguments are those of :meth:`export_encoded`. Returns the
+        requests, each under ``max_request_bytes``, and an :class:`ExportResult` counting the items dropped
+        because a single one is over the cap (logged, rate-limited); the requests' items are not in it.
+        """
+        if encode is None:
+            codec = self._model_codec(signal)
+        else:
+            codec = _Codec(signal, encode, len if count is None else count, split_item)
+        requests: list[ExportRequest] = []
+        dropped = ExportResult()
+        for part in _split(codec, items, self.config.for_signal(signal).max_request_bytes, body):
+            if isinstance(part, RequestTooLargeError):
+                self._failure_log.log("%s", part.message)
+                dropped = dropped + ExportResult(items=part.items, dropped=part.items, error=part)
+            else:
+                requests.append(part)
+        return requests, dropped
+
+    async def send_request(self, request: ExportRequest, *, timeout: float | None = None) -> ExportResult:
+        """Send one request made by :meth:`encode_requests` (its bytes as they are) through the sender stack.
+
+        The same accounting and rules as :meth:`export_encoded`: never raises for a failed export, fails at
+        once after :meth:`shutdown`, and ``timeout`` shortens the configured export deadline.
+        """
+        if self._closed:
+            error = ExporterShutdownError("the exporter is shut down")
+            return ExportResult(items=request.items, failed=request.items, error=error)
+        config = self.config.for_signal(request.signal)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (config.timeout if timeout is None else min(config.timeout, timeout))
+        self._active += 1
+        try:
+            return await self._send(self._stacks[request.signal], request, deadline)
+        finally:
+            self._active -= 1
+            if self._active == 0 and self._idle is not None:
+                self._idle.set()
+
+    def _model_codec(self, signal: Signal) -> _Codec:
+        json = self.config.for_signal(signal).protocol == "http/json"
+        return _Codec(
+            signal,
+            functools.partial(encode, signal, json=json),
+            functools.partial(count_items, signal),
+            _split_metric if signal is Signal.METRICS else None,
+        )
 
     async def _export(self, signal: Signal, items: Sequence[Any]) -> ExportResult:
         json = self.config.for_signal(signal).protocol == "http/json"
@@ -206,7 +295,7 @@ class OTLPExporter:
                 "failed to export %d %s to %s: %s",
                 request.items,
                 request.signal.value,
-                self.config.for_signal(request.signal).endpoint_for_display,
+                _where(self.config.for_signal(request.signal)),
                 exc,
             )
             return ExportResult(items=request.items, failed=request.items, requests=1, error=exc)
@@ -244,6 +333,12 @@ class OTLPExporter:
             except asyncio.TimeoutError:
                 logger.warning("shutdown: %d export(s) still in flight after %.3gs; closing", self._active, timeout)
         await asyncio.gather(*(stack.top.shutdown() for stack in self._stacks.values()))
+
+
+def _where(config: SignalConfig) -> str:
+    """The endpoint for logs: the URL, or the fleet's first URL and how many more."""
+    more = len(config.endpoints) - 1
+    return config.endpoint_for_display + (f" (+{more} more)" if more else "")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

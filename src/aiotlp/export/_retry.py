@@ -42,6 +42,10 @@ class RetryPolicy:
     max_attempts: int | None = None
 
     def __post_init__(self) -> None:
+        for name in ("initial_backoff", "max_backoff", "multiplier", "jitter"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ConfigurationError(f"{name} must be a number, got {type(value).__name__}")
         if not self.initial_backoff >= 0:
             raise ConfigurationError(f"initial_backoff must be >= 0 seconds, got {self.initial_backoff!r}")
         if not self.max_backoff >= self.initial_backoff:

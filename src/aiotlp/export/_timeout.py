@@ -20,7 +20,11 @@ class Timeout:
     """
 
     def __init__(self, inner: Sender, attempt_timeout: float | None = None) -> None:
-        if attempt_timeout is not None and not attempt_timeout > 0:
+        if attempt_timeout is not None and (
+            isinstance(attempt_timeout, bool)
+            or not isinstance(attempt_timeout, (int, float))
+            or not attempt_timeout > 0
+        ):
             raise ConfigurationError(f"attempt_timeout must be > 0 seconds or None, got {attempt_timeout!r}")
         self.inner = inner
         self.attempt_timeout = attempt_timeout

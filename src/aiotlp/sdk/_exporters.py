@@ -135,7 +135,7 @@ def _max_request_bytes(value: object) -> int | None:
 def _exporter_config(
     signal: Signal,
     *,
-    endpoint: str | None,
+    endpoint: str | Sequence[str] | None,
     protocol: str | None,
     headers: object,
     timeout: float | None,
@@ -432,7 +432,7 @@ class _Common:
     def _setup(
         self,
         signal: Signal,
-        endpoint: str | None,
+        endpoint: str | Sequence[str] | None,
         *,
         protocol: str | None,
         headers: object,
@@ -497,7 +497,8 @@ class SpanExporter(_Common, SdkSpanExporter):
     ``"http/protobuf"`` or ``"http/json"``); anything not given comes from the ``OTEL_EXPORTER_OTLP_*``
     variables (see :mod:`aiotlp.config`). ``endpoint`` is used as the official exporter of that protocol uses
     it: OTLP/HTTP posts to it verbatim (``http://collector:4318/v1/traces``), gRPC takes ``host:port`` with an
-    optional ``http://`` / ``https://`` scheme. ``credentials``, ``session``, ``channel_options``,
+    optional ``http://`` / ``https://`` scheme; a list of them is a fleet of collectors, sent to in round robin
+    with failover (``docs/fleet.md``). ``credentials``, ``session``, ``channel_options``,
     ``retryable_error_codes`` and ``meter_provider`` are refused with a :class:`~aiotlp.ConfigurationError`
     that says what to use instead. ``retry``, ``max_concurrent`` and ``transport_factory`` are passed to
     :class:`~aiotlp.OTLPExporter`; ``environ`` replaces ``os.environ``.
@@ -505,7 +506,7 @@ class SpanExporter(_Common, SdkSpanExporter):
 
     def __init__(
         self,
-        endpoint: str | None = None,
+        endpoint: str | Sequence[str] | None = None,
         *,
         protocol: OtlpProtocol | None = None,
         headers: Mapping[str, str] | Iterable[tuple[str, str]] | str | None = None,
@@ -577,7 +578,7 @@ class LogExporter(_Common, LogRecordExporter):
 
     def __init__(
         self,
-        endpoint: str | None = None,
+        endpoint: str | Sequence[str] | None = None,
         *,
         protocol: OtlpProtocol | None = None,
         headers: Mapping[str, str] | Iterable[tuple[str, str]] | str | None = None,
@@ -721,7 +722,7 @@ class MetricExporter(_Common, SdkMetricExporter):
 
     def __init__(
         self,
-        endpoint: str | None = None,
+        endpoint: str | Sequence[str] | None = None,
         *,
         protocol: OtlpProtocol | None = None,
         headers: Mapping[str, str] | Iterable[tuple[str, str]] | str | None = None,

@@ -3,16 +3,31 @@
 They know nothing about spans. ``make_transport`` picks one by the configured protocol, and for gRPC by
 ``grpc_implementation``: ``"h2"`` (:class:`H2GrpcTransport`, aiotlp's own HTTP/2 client on ``h2``) or
 ``"grpcio"`` (:class:`GrpcTransport`, grpc.aio). Both come with ``aiotlp[grpc]``.
+
+Several endpoints (``config.endpoints``, a fleet of collectors) get a :class:`FleetTransport` over one transport
+per endpoint (round robin, failover, backoff), except with grpcio when every endpoint is an IP address of one
+family: then one channel with grpc's own ``round_robin`` policy over an ``ipv4:``/``ipv6:`` target list.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
+import ipaddress
 from typing import TYPE_CHECKING, Literal
 
 from .._exceptions import ConfigurationError
 from ._base import Transport, user_agent
 from ._compression import MAX_RESPONSE_BYTES, BoundedInflater, gzip_compress
+from ._fleet import (
+    EndpointState,
+    EndpointStatistics,
+    FleetPolicy,
+    FleetTransport,
+    Resolver,
+    is_endpoint_fault,
+    resolve_host,
+)
 from ._http import HttpTransport
 
 if TYPE_CHECKING:
@@ -22,13 +37,20 @@ __all__ = [
     "DEFAULT_GRPC_IMPLEMENTATION",
     "MAX_RESPONSE_BYTES",
     "BoundedInflater",
+    "EndpointState",
+    "EndpointStatistics",
+    "FleetPolicy",
+    "FleetTransport",
     "GrpcImplementation",
     "GrpcTransport",
     "H2GrpcTransport",
     "HttpTransport",
+    "Resolver",
     "Transport",
     "gzip_compress",
+    "is_endpoint_fault",
     "make_transport",
+    "resolve_host",
     "user_agent",
 ]
 
@@ -51,26 +73,114 @@ def make_transport(
     *,
     max_response_bytes: int = MAX_RESPONSE_BYTES,
     grpc_implementation: GrpcImplementation | None = None,
+    fleet: FleetPolicy | None = None,
+    resolver: Resolver | None = None,
 ) -> Transport:
     """The transport for ``config.protocol``: gRPC (needs ``aiotlp[grpc]``), HTTP/protobuf or HTTP/JSON.
 
     ``grpc_implementation`` picks the gRPC client: ``"h2"`` (:class:`H2GrpcTransport`), ``"grpcio"``
     (:class:`GrpcTransport`), or ``None`` for :data:`DEFAULT_GRPC_IMPLEMENTATION`. It is ignored for HTTP.
+
+    With several ``config.endpoints``, or ``fleet.resolve_dns``, the result balances over them (see the module
+    docstring and ``docs/fleet.md``); ``fleet`` tunes the endpoints' backoff, ``resolver`` replaces
+    ``getaddrinfo`` for ``resolve_dns`` with the h2 client.
     """
     if grpc_implementation not in (None, "h2", "grpcio"):
         raise ConfigurationError(f"grpc_implementation: must be 'h2', 'grpcio' or None, got {grpc_implementation!r}")
+    if fleet is not None and not isinstance(fleet, FleetPolicy):
+        raise ConfigurationError(f"fleet: must be a FleetPolicy or None, got {type(fleet).__name__}")
+    policy = fleet if fleet is not None else FleetPolicy()
     if config.protocol == "grpc":
         implementation = grpc_implementation or DEFAULT_GRPC_IMPLEMENTATION
         if grpc_implementation is None and implementation == "h2" and importlib.util.find_spec("h2") is None:
             implementation = "grpcio"  # h2 not installed: use grpcio if it is (else GrpcTransport says what to install)
         if implementation == "h2":
-            from ._h2grpc import H2GrpcTransport
+            return _h2_transport(config, policy, max_response_bytes, resolver)
+        return _grpcio_transport(config, policy, max_response_bytes)
+    if policy.resolve_dns:
+        raise ConfigurationError(
+            "fleet.resolve_dns: applies to gRPC only; for OTLP/HTTP list the collectors' URLs as endpoints"
+        )
+    if len(config.endpoints) == 1:
+        return HttpTransport(config, max_response_bytes=max_response_bytes)
+    configs = [_one(config, endpoint) for endpoint in config.endpoints]
+    return FleetTransport(
+        [(one.endpoint_for_display, HttpTransport(one, max_response_bytes=max_response_bytes)) for one in configs],
+        policy=policy,
+    )
 
-            return H2GrpcTransport(config, max_response_bytes=max_response_bytes)
-        from ._grpc import GrpcTransport
 
-        return GrpcTransport(config, max_response_bytes=max_response_bytes)
-    return HttpTransport(config, max_response_bytes=max_response_bytes)
+def _one(config: SignalConfig, endpoint: str) -> SignalConfig:
+    """``config`` for one endpoint of its fleet."""
+    return dataclasses.replace(config, endpoint=endpoint, endpoints=())
+
+
+def _h2_transport(
+    config: SignalConfig, policy: FleetPolicy, max_response_bytes: int, resolver: Resolver | None
+) -> Transport:
+    from ._h2grpc import H2GrpcTransport
+
+    if policy.resolve_dns:
+        configs = [_one(config, endpoint) for endpoint in config.endpoints]
+        names = [(one.endpoint_for_display, one.host, one.port) for one in configs]
+
+        def factory(index: int, address: tuple[str, int], /) -> Transport:
+            # the endpoint's own configuration names the server (TLS, :authority); the address is where to connect
+            return H2GrpcTransport(configs[index], max_response_bytes=max_response_bytes, connect_address=address)
+
+        return FleetTransport.resolving(
+            H2GrpcTransport(config, max_response_bytes=max_response_bytes),
+            names,
+            factory,
+            policy=policy,
+            resolver=resolver,
+        )
+    if len(config.endpoints) == 1:
+        return H2GrpcTransport(config, max_response_bytes=max_response_bytes)
+    members: list[tuple[str, Transport]] = []
+    for endpoint in config.endpoints:
+        one = _one(config, endpoint)
+        members.append((one.endpoint_for_display, H2GrpcTransport(one, max_response_bytes=max_response_bytes)))
+    return FleetTransport(members, policy=policy)
+
+
+def _grpcio_transport(config: SignalConfig, policy: FleetPolicy, max_response_bytes: int) -> Transport:
+    """grpc.aio: one ``round_robin`` channel over an ``ipv4:``/``ipv6:`` list when every endpoint is an address
+    of one family; else a channel per endpoint (``dns:///`` with ``round_robin`` under ``resolve_dns``), in a
+    :class:`FleetTransport` when there are several."""
+    from ._grpc import GrpcTransport
+
+    configs = [_one(config, endpoint) for endpoint in config.endpoints]
+    families: set[int] = set()
+    for one in configs:
+        try:
+            families.add(ipaddress.ip_address(one.host).version)
+        except ValueError:
+            families.add(0)  # a host name
+    if len(configs) > 1 and len(families) == 1 and 0 not in families:
+        if families == {4}:
+            target = "ipv4:" + ",".join(f"{one.host}:{one.port}" for one in configs)
+        else:
+            target = "ipv6:" + ",".join(f"[{one.host}]:{one.port}" for one in configs)
+        return GrpcTransport(config, max_response_bytes=max_response_bytes, target=target, round_robin=True)
+
+    def channel(one: SignalConfig) -> Transport:
+        if policy.resolve_dns and one.host and _is_name(one.host):
+            target = f"dns:///{one.host}:{one.port}"
+            return GrpcTransport(one, max_response_bytes=max_response_bytes, target=target, round_robin=True)
+        return GrpcTransport(one, max_response_bytes=max_response_bytes)
+
+    if len(configs) == 1:
+        return channel(configs[0])
+    return FleetTransport([(one.endpoint_for_display, channel(one)) for one in configs], policy=policy)
+
+
+def _is_name(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return True
+    return False
 
 
 def __getattr__(name: str) -> object:

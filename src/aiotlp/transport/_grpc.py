@@ -44,17 +44,28 @@ class GrpcTransport:
 
     gRPC's own retries are off (aiotlp's retry wrapper decides). Responses larger than ``max_response_bytes``
     are refused by the channel and reported as a non-retryable :class:`ResponseError`.
+
+    ``target`` replaces the channel target ``host:port`` (a grpc name such as ``ipv4:10.0.0.1:4317,10.0.0.2:4317``
+    or ``dns:///collectors:4317``) and ``round_robin=True`` sets grpc's ``round_robin`` load-balancing policy, so
+    one channel spreads the calls over every address of the target (see :mod:`aiotlp.transport._fleet`).
     """
 
     content_type = "application/grpc"
 
-    def __init__(self, config: SignalConfig, *, max_response_bytes: int = MAX_RESPONSE_BYTES) -> None:
+    def __init__(
+        self,
+        config: SignalConfig,
+        *,
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
+        target: str | None = None,
+        round_robin: bool = False,
+    ) -> None:
         if grpc is None:
             raise MissingExtraError("grpcio", "grpcio")
         self.config = config
         self.method = config.signal.grpc_method
         self.max_response_bytes = max_response_bytes
-        self._target = f"{config.host}:{config.port}"
+        self._target = target if target is not None else f"{config.host}:{config.port}"
         self._credentials: Any = None
         if config.use_tls:
             self._credentials = grpc.ssl_channel_credentials(
@@ -64,7 +75,7 @@ class GrpcTransport:
             )
         self._metadata = tuple(config.headers.items())
         self._compression = grpc.Compression.Gzip if config.compression == "gzip" else grpc.Compression.NoCompression
-        self._options = (
+        self._options: tuple[tuple[str, str | int], ...] = (
             ("grpc.primary_user_agent", user_agent()),
             ("grpc.max_receive_message_length", max_response_bytes),
             ("grpc.max_send_message_length", 128 * 1024 * 1024),
@@ -76,6 +87,8 @@ class GrpcTransport:
             ("grpc.max_reconnect_backoff_ms", 2000),
             ("grpc.keepalive_permit_without_calls", 0),
         )
+        if round_robin:
+            self._options += (("grpc.lb_policy_name", "round_robin"),)
         self._channel: Any = None
         self._call: Any = None
         self._closed = False

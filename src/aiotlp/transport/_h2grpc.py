@@ -812,11 +812,20 @@ class H2GrpcTransport:
 
     A cancelled caller resets its stream and gets its ``CancelledError``. ``close()`` fails pending calls with
     :class:`~aiotlp.ExporterShutdownError` and closes the connection at once.
+
+    ``connect_address`` (``(ip, port)``) connects there instead of resolving ``config.host``, which still names
+    the server for TLS and ``:authority``: one transport per address of a name (a fleet, ``FleetPolicy``).
     """
 
     content_type = "application/grpc"
 
-    def __init__(self, config: SignalConfig, *, max_response_bytes: int = MAX_RESPONSE_BYTES) -> None:
+    def __init__(
+        self,
+        config: SignalConfig,
+        *,
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
+        connect_address: tuple[str, int] | None = None,
+    ) -> None:
         if _H2_MISSING:
             raise MissingExtraError("grpc", "h2")
         if max_response_bytes <= 0:
@@ -824,6 +833,7 @@ class H2GrpcTransport:
         self.config = config
         self.method = config.signal.grpc_method
         self.max_response_bytes = max_response_bytes
+        self._address = connect_address if connect_address is not None else (config.host, config.port)
         self._gzip = config.compression == "gzip"
         self._ssl: ssl.SSLContext | None = None
         if config.use_tls:
@@ -967,8 +977,8 @@ class H2GrpcTransport:
             async with timeout_at(deadline):
                 transport, protocol = await loop.create_connection(
                     lambda: _Connection(loop, where, self.max_response_bytes, tls=self._ssl is not None),
-                    config.host,
-                    config.port,
+                    self._address[0],
+                    self._address[1],
                     ssl=self._ssl,
                     server_hostname=config.host if self._ssl is not None else None,
                 )
