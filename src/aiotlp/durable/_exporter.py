@@ -179,6 +179,7 @@ class DurableExporter:
         self._wake: asyncio.Event | None = None
         self._stop: asyncio.Event | None = None
         self._idle: asyncio.Event | None = None
+        self._down: asyncio.Event | None = None  # set while deliveries back off (the collector is unreachable)
         self._tasks: list[asyncio.Task[None]] = []
         self._sending: set[asyncio.Task[None]] = set()
         self._sync_task: asyncio.Future[bool] | None = None
@@ -236,24 +237,29 @@ class DurableExporter:
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
         self._idle = asyncio.Event()
+        self._down = asyncio.Event()
         self._tasks = [
             loop.create_task(self._deliver_loop(), name="aiotlp-durable-delivery"),
             loop.create_task(self._tick_loop(), name="aiotlp-durable-fsync"),
         ]
 
     async def shutdown(self, timeout: float | None = None) -> None:
-        """Stop taking exports; let delivery drain the queue for up to ``timeout`` seconds (default 5 s); then
-        stop sending (what is left stays on disk for the next start), fsync, save the cursor, release the
-        directory and shut ``inner`` down. A second call returns at once."""
+        """Stop taking exports; let delivery drain the queue for up to ``timeout`` seconds (default 5 s), or until
+        a delivery has to back off (the collector is unreachable: waiting would only delay the exit); then stop
+        sending (what is left stays on disk for the next start), fsync, save the cursor, release the directory and
+        shut ``inner`` down. A second call returns at once."""
         if self._closed:
             return
         self._closed = True
         loop = asyncio.get_running_loop()
         deadline = loop.time() + (DEFAULT_SHUTDOWN_DRAIN if timeout is None else max(timeout, 0.0))
-        if self._idle is not None and self._wake is not None:
+        if self._idle is not None and self._wake is not None and self._down is not None:
             self._wake.set()
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._idle.wait(), max(deadline - loop.time(), 0.0))
+            if not self._down.is_set():
+                waits = {loop.create_task(self._idle.wait()), loop.create_task(self._down.wait())}
+                await asyncio.wait(waits, timeout=max(deadline - loop.time(), 0.0), return_when=asyncio.FIRST_COMPLETED)
+                for wait in waits:
+                    wait.cancel()
         self._stopping = True
         if self._stop is not None and self._wake is not None:
             self._stop.set()
@@ -451,9 +457,13 @@ class DurableExporter:
             if isinstance(result.error, ExporterShutdownError) or self._stopping:
                 return  # stays on disk for the next start
             self._retries += 1
+            if self._down is not None:
+                self._down.set()
             if await _wait(self._stop, delay):
                 return
             delay = min(delay * 2, self._retry_max)
+        if self._down is not None:
+            self._down.clear()
         self._delivered += result.accepted
         self._rejected += result.rejected
         self._failed += result.failed + result.dropped

@@ -33,14 +33,16 @@ import contextlib
 import dataclasses
 import logging
 import math
+import os
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from types import MappingProxyType
 from typing import Any, Final, Generic, Literal, TypeVar, cast, get_args
 
 from .._exceptions import AttemptTimeoutError, ConfigurationError, DeadlineExceededError
-from ..config import BatchConfig
-from ..export import Exporter, ExportResult
+from ..config import BatchConfig, queue_dir_from_env
+from ..durable import DurableExporter
+from ..export import Exporter, ExportResult, OTLPExporter
 from ..export._ratelimit import RateLimitedLogger
 from ..model import Signal
 from ._queue import ADMITTED, NO_ROOM, READY, BoundedQueue, estimate_size
@@ -100,6 +102,20 @@ def _error_type(error: BaseException | None) -> str:
     return type(error).__name__
 
 
+def _durable(exporter: Exporter, directory: str) -> Exporter:
+    if isinstance(exporter, DurableExporter):
+        raise ConfigurationError(
+            f"queue_dir (or AIOTLP_QUEUE_DIR) is set, and the exporter already is a DurableExporter "
+            f"(in {exporter.directory}): give one or the other"
+        )
+    if not isinstance(exporter, OTLPExporter):
+        raise ConfigurationError(
+            f"queue_dir (or AIOTLP_QUEUE_DIR) needs an aiotlp OTLPExporter to put in front of the disk queue, "
+            f"got {type(exporter).__name__}"
+        )
+    return DurableExporter(exporter, directory)
+
+
 def _metric_points(metric: Any) -> int:
     return len(metric.data.data_points)
 
@@ -156,7 +172,9 @@ class BatchProcessor(Generic[T]):
 
     Parameters (validated here; every error is a :class:`~aiotlp.ConfigurationError` naming the parameter):
 
-    * ``exporter``: an :class:`~aiotlp.Exporter`; only ``export_<signal>`` and ``shutdown`` are called;
+    * ``exporter``: an :class:`~aiotlp.Exporter`; ``export_<signal>`` and ``shutdown`` are called, and when it has
+      them, ``start()`` (on the processor's loop, when the worker starts) and ``async force_flush(timeout)`` (after
+      a flush's exports: a :class:`~aiotlp.DurableExporter` then makes its queue durable);
     * ``signal``: which ``export_*`` method to call, and the unit: spans, log records, or metric data points;
     * ``max_queue_size``: items (data points for metrics) the queue holds; ``max_queue_bytes``: optional byte cap,
       measured by ``size_of`` (default :func:`~aiotlp.processing.estimate_size`); full when either is reached;
@@ -169,7 +187,11 @@ class BatchProcessor(Generic[T]):
     * ``meter_provider``: an OpenTelemetry ``MeterProvider`` for the self-metrics (see ``_selfmetrics``);
     * ``fallback_loop``: a callable returning another event loop (e.g. one running in a thread of its own) that
       the processor moves to when its loop goes away while it still holds items (see "When the loop goes away"
-      in the module docstring); without it, what the loop held when it closed is dropped at shutdown, counted.
+      in the module docstring); without it, what the loop held when it closed is dropped at shutdown, counted;
+    * ``queue_dir``: turn the crash-safe disk queue on (:mod:`aiotlp.durable`), in ``<queue_dir>/<signal>``:
+      ``exporter`` (an :class:`~aiotlp.OTLPExporter`) is wrapped in a :class:`~aiotlp.DurableExporter` there.
+      ``None`` reads ``AIOTLP_QUEUE_DIR`` (unset: off). Exports then count as done once durably queued, and
+      :meth:`force_flush` also waits for the queue's fsync (see :attr:`exporter`, the wrapper).
     """
 
     def __init__(
@@ -187,6 +209,7 @@ class BatchProcessor(Generic[T]):
         size_of: Callable[[T], int] | None = None,
         meter_provider: object | None = None,
         fallback_loop: Callable[[], asyncio.AbstractEventLoop] | None = None,
+        queue_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         try:
             signal = Signal(signal)
@@ -194,6 +217,9 @@ class BatchProcessor(Generic[T]):
             raise ConfigurationError(
                 f"signal must be one of {', '.join(repr(s.value) for s in Signal)}, got {signal!r}"
             ) from None
+        directory = queue_dir_from_env(queue_dir=queue_dir)
+        if directory is not None:
+            exporter = _durable(exporter, os.path.join(directory, signal.value))
         method = getattr(exporter, _EXPORT_METHOD[signal], None)
         if not callable(method) or not callable(getattr(exporter, "shutdown", None)):
             raise ConfigurationError(
@@ -436,6 +462,10 @@ class BatchProcessor(Generic[T]):
 
     async def _work(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop_thread = threading.get_ident()
+        start = getattr(self._exporter, "start", None)
+        if callable(start):
+            # e.g. a DurableExporter: its delivery task sends what an earlier run left on disk, before new exports
+            start()
         delay = self._schedule_delay
         next_tick = loop.time() + delay
         while not self._stopping:
@@ -739,11 +769,30 @@ class BatchProcessor(Generic[T]):
         deadline = None if timeout is None else loop.time() + timeout
         waiter = self._flush_mark(loop)
         try:
-            if await self._wait(waiter, deadline):
-                return waiter.outcome(None)
-            return waiter.outcome(FlushStatus.TIMEOUT, pending=self._pending(waiter.mark))
+            if not await self._wait(waiter, deadline):
+                return waiter.outcome(FlushStatus.TIMEOUT, pending=self._pending(waiter.mark))
         finally:
             self._discard(waiter)
+        outcome = waiter.outcome(None)
+        if not await self._flush_exporter(loop, deadline):
+            return dataclasses.replace(
+                outcome,
+                status=FlushStatus.FAILURE if outcome.status is FlushStatus.SUCCESS else outcome.status,
+                error=outcome.error or "the exporter did not flush (its disk queue could not be made durable)",
+            )
+        return outcome
+
+    async def _flush_exporter(self, loop: asyncio.AbstractEventLoop, deadline: float | None) -> bool:
+        """The exporter's own ``force_flush`` when it has one (a DurableExporter's: an fsync); True otherwise."""
+        flush = getattr(self._exporter, "force_flush", None)
+        if not callable(flush) or not asyncio.iscoroutinefunction(flush):
+            return True
+        remaining = None if deadline is None else max(0.0, deadline - loop.time())
+        try:
+            return bool(await flush(remaining))
+        except Exception as exc:
+            logger.warning("the %s exporter failed to flush: %s", self._signal.value, _describe(exc))
+            return False
 
     async def shutdown(self, timeout: float | None = None) -> FlushOutcome:
         """Stop accepting items, export what is queued, then shut the exporter down; all within ``timeout``.

@@ -20,6 +20,7 @@ import dataclasses
 import enum
 import logging
 import os
+import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final, TypeVar, cast
@@ -50,7 +51,15 @@ from opentelemetry.sdk.trace.export import SpanExporter as SdkSpanExporter
 from opentelemetry.sdk.trace.export import SpanExportResult
 
 from aiotlp._exceptions import ConfigurationError, DeadlineExceededError
-from aiotlp.config import ExporterConfig, Headers, MetricReaderConfig, OtlpProtocol, TemporalityPreference
+from aiotlp.config import (
+    ExporterConfig,
+    Headers,
+    MetricReaderConfig,
+    OtlpProtocol,
+    TemporalityPreference,
+    queue_dir_from_env,
+)
+from aiotlp.durable import DurableExporter
 from aiotlp.export import ExportResult, OTLPExporter, RetryPolicy
 from aiotlp.export._exporter import TransportFactory
 from aiotlp.model import Signal
@@ -197,6 +206,9 @@ def _exporter_config(
 # The client: one SDK exporter's link to aiotlp's exporter on the bridge loop
 
 
+_Otlp = OTLPExporter | DurableExporter  # what a client sends through: the disk queue when queue_dir is on
+
+
 class _Client:
     """Owns an :class:`OTLPExporter` on the bridge loop (rebuilt after a fork or a bridge restart), one on
     each application loop a batch processor exports from (closed when that loop goes away), the exports handed
@@ -210,32 +222,41 @@ class _Client:
         retry: RetryPolicy | None,
         max_concurrent: int,
         transport_factory: TransportFactory | None,
+        queue_dir: str | None = None,
     ) -> None:
         self.signal = signal
+        self.queue_dir = queue_dir
         self.config = config
         self.json = config.for_signal(signal).protocol == "http/json"
         self.timeout = config.for_signal(signal).timeout
         self._retry = retry
         self._max_concurrent = max_concurrent
         self._transport_factory = transport_factory
-        self._otlp: OTLPExporter | None = None
+        self._otlp: _Otlp | None = None
         self._otlp_loop: asyncio.AbstractEventLoop | None = None
         # exporters on application loops (batch processors exporting there), by loop
-        self._local: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, OTLPExporter] = weakref.WeakKeyDictionary()
+        self._local: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Otlp] = weakref.WeakKeyDictionary()
         self._pid = os.getpid()
         self._pending: set[concurrent.futures.Future[ExportResult]] = set()
         self.closed = False
         self._warned_closed = False
 
-    def _new_otlp(self) -> OTLPExporter:
-        return OTLPExporter(
+    def _new_otlp(self) -> _Otlp:
+        otlp = OTLPExporter(
             self.config,
             retry=self._retry,
             max_concurrent=self._max_concurrent,
             transport_factory=self._transport_factory,
         )
+        if self.queue_dir is None:
+            return otlp
+        # the disk queue: only ever on the bridge loop (one process may hold the directory once); it sends what an
+        # earlier run left behind at once
+        durable = DurableExporter(otlp, self.queue_dir)
+        durable.start()
+        return durable
 
-    def _exporter(self) -> OTLPExporter:
+    def _exporter(self) -> _Otlp:
         """This client's OTLPExporter for the running loop (the bridge's, or an application loop's)."""
         loop = asyncio.get_running_loop()
         if self._otlp is not None and self._otlp_loop is loop:
@@ -343,16 +364,36 @@ class _Client:
             logger.warning("the aiotlp %s exporter is shut down: export ignored", self.signal.value)
         return self.closed
 
+    def use_queue_dir(self, directory: str) -> None:
+        """Turn the disk queue on (a processor's ``queue_dir=``): only before the first export."""
+        if self._otlp is not None or self._local:
+            raise ConfigurationError("queue_dir= must be given before the exporter is first used")
+        self.queue_dir = directory
+
     def force_flush(self, timeout: float) -> bool:
-        """Wait (up to ``timeout`` seconds) for the exports handed over without waiting."""
+        """Wait (up to ``timeout`` seconds) for the exports handed over without waiting; with the disk queue,
+        then for its fsync."""
         self._check_fork()
+        deadline = time.monotonic() + timeout
         pending = list(self._pending)
-        if not pending:
+        if pending:
+            if on_running_loop():
+                return False
+            _, not_done = concurrent.futures.wait(pending, timeout)
+            if not_done:
+                return False
+        durable, loop = self._otlp, self._otlp_loop
+        if not isinstance(durable, DurableExporter) or loop is None or loop is not get_bridge().running_loop:
             return True
         if on_running_loop():
             return False
-        _, not_done = concurrent.futures.wait(pending, timeout)
-        return not not_done
+        remaining = max(0.0, deadline - time.monotonic())
+        future = asyncio.run_coroutine_threadsafe(durable.force_flush(remaining), loop)
+        try:
+            return future.result(remaining + _GRACE)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            return False
 
     def release(self) -> None:
         """The SDK exporter was garbage collected: shut the OTLPExporter down on the bridge, without waiting."""
@@ -452,6 +493,7 @@ class _Common:
         max_concurrent: int,
         transport_factory: TransportFactory | None,
         environ: Mapping[str, str] | None,
+        queue_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         config = _exporter_config(
             signal,
@@ -472,8 +514,14 @@ class _Common:
             meter_provider=meter_provider,
             environ=environ,
         )
+        directory = queue_dir_from_env(environ, queue_dir=queue_dir)
         self._client = _Client(
-            signal, config, retry=retry, max_concurrent=max_concurrent, transport_factory=transport_factory
+            signal,
+            config,
+            retry=retry,
+            max_concurrent=max_concurrent,
+            transport_factory=transport_factory,
+            queue_dir=None if directory is None else os.path.join(directory, signal.value),
         )
         # Dropped without shutdown(): close its connections in the background (the bridge closes what is left
         # at interpreter exit).
@@ -526,6 +574,7 @@ class SpanExporter(_Common, SdkSpanExporter):
         max_concurrent: int = 4,
         transport_factory: TransportFactory | None = None,
         environ: Mapping[str, str] | None = None,
+        queue_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         self._setup(
             Signal.TRACES,
@@ -548,6 +597,7 @@ class SpanExporter(_Common, SdkSpanExporter):
             max_concurrent=max_concurrent,
             transport_factory=transport_factory,
             environ=environ,
+            queue_dir=queue_dir,
         )
         self._encode = _encode.encode_spans_json if self._client.json else _encode.encode_spans
 
@@ -598,6 +648,7 @@ class LogExporter(_Common, LogRecordExporter):
         max_concurrent: int = 4,
         transport_factory: TransportFactory | None = None,
         environ: Mapping[str, str] | None = None,
+        queue_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         self._setup(
             Signal.LOGS,
@@ -620,6 +671,7 @@ class LogExporter(_Common, LogRecordExporter):
             max_concurrent=max_concurrent,
             transport_factory=transport_factory,
             environ=environ,
+            queue_dir=queue_dir,
         )
         self._encode = _encode.encode_log_records_json if self._client.json else _encode.encode_log_records
 
@@ -745,6 +797,7 @@ class MetricExporter(_Common, SdkMetricExporter):
         max_concurrent: int = 4,
         transport_factory: TransportFactory | None = None,
         environ: Mapping[str, str] | None = None,
+        queue_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         if max_export_batch_size is not None and (
             isinstance(max_export_batch_size, bool)
@@ -781,6 +834,7 @@ class MetricExporter(_Common, SdkMetricExporter):
             max_concurrent=max_concurrent,
             transport_factory=transport_factory,
             environ=environ,
+            queue_dir=queue_dir,
         )
         self._max_points = max_export_batch_size
         self._encode = _encode.encode_metric_items_json if self._client.json else _encode.encode_metric_items

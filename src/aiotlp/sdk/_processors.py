@@ -72,7 +72,8 @@ from opentelemetry.sdk.trace.export import SpanExporter as SdkSpanExporter
 from opentelemetry.sdk.trace.export import SpanExportResult
 
 from aiotlp._exceptions import ConfigurationError
-from aiotlp.config import BatchConfig
+from aiotlp.config import BatchConfig, queue_dir_from_env
+from aiotlp.durable import DurableExporter
 from aiotlp.export import ExportResult
 from aiotlp.model import Signal
 from aiotlp.processing import BatchProcessor, FlushOutcome, FlushStatus, ProcessorStatistics
@@ -130,6 +131,20 @@ class _FastAdapter:
     async def detach_loop(self) -> None:
         """The processor leaves this (application) loop: close the exporter's connections on it."""
         await self._sdk._client.detach_loop()
+
+    def start(self) -> None:
+        """On the processor's loop as it starts: with the disk queue, open it now, so that what an earlier run
+        left there is sent before (and without) any new export."""
+        if self._sdk._client.queue_dir is not None:
+            self._sdk._client._exporter()
+
+    async def force_flush(self, timeout: float | None = None) -> bool:
+        """After a flush's exports: with the disk queue, wait for its fsync (the items are then durable)."""
+        client = self._sdk._client
+        durable = client._otlp if client._otlp_loop is asyncio.get_running_loop() else None
+        if isinstance(durable, DurableExporter):
+            return await durable.force_flush(timeout)
+        return True
 
     async def shutdown(self, timeout: float | None = None) -> None:
         client = self._sdk._client
@@ -234,7 +249,17 @@ class _Batching:
         export_timeout_millis: float | None,
         loop: asyncio.AbstractEventLoop | None,
         meter_provider: object | None,
+        queue_dir: str | os.PathLike[str] | None = None,
     ) -> None:
+        if queue_dir is not None:
+            directory = queue_dir_from_env(queue_dir=queue_dir)
+            client = getattr(exporter, "_client", None)
+            if not isinstance(exporter, _Common) or client is None or directory is None:
+                raise ConfigurationError(
+                    f"queue_dir= needs an aiotlp.sdk exporter (it puts the disk queue in front of its network "
+                    f"calls), got {type(exporter).__name__}"
+                )
+            client.use_queue_dir(os.path.join(directory, client.signal.value))
         self._config = BatchConfig.from_env(
             kind,
             schedule_delay=_millis(schedule_delay_millis, "schedule_delay_millis"),
@@ -267,10 +292,17 @@ class _Batching:
         with self._start_lock:
             processor = self._processor
             if not self._started:
-                loop = self._explicit_loop or asyncio._get_running_loop() or get_bridge().loop()
+                # with the disk queue, always the bridge: one DurableExporter may hold its directory, and it must
+                # outlive any application loop
+                running = None if self._queued() else asyncio._get_running_loop()
+                loop = self._explicit_loop or running or get_bridge().loop()
                 processor.start(loop)
                 self._started = True
             return processor
+
+    def _queued(self) -> bool:
+        client = getattr(self._exporter, "_client", None)
+        return getattr(client, "queue_dir", None) is not None
 
     def _reset_after_fork(self) -> None:
         abandon(self._processor)  # the parent's: its lock, loop and tasks are never touched again
@@ -347,7 +379,8 @@ class BatchSpanProcessor(_Batching, SpanProcessor):
     """A drop-in replacement for the SDK's ``BatchSpanProcessor``, batching on aiotlp (see the module docstring).
 
     Arguments as the official one (milliseconds; ``None`` reads ``OTEL_BSP_*``, then the defaults), plus
-    ``loop`` (export on this event loop instead of the aiotlp bridge) and ``meter_provider`` (self-metrics).
+    ``loop`` (export on this event loop), ``meter_provider`` (self-metrics) and ``queue_dir`` (the crash-safe disk
+    queue, in ``<queue_dir>/traces``: the exporter's ``queue_dir``, which also reads ``AIOTLP_QUEUE_DIR``).
     ``span_exporter`` is an :class:`aiotlp.sdk.SpanExporter` (fast path) or any SDK ``SpanExporter``.
     """
 
@@ -363,6 +396,7 @@ class BatchSpanProcessor(_Batching, SpanProcessor):
         *,
         loop: asyncio.AbstractEventLoop | None = None,
         meter_provider: object | None = None,
+        queue_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         super().__init__(
             span_exporter,
@@ -373,6 +407,7 @@ class BatchSpanProcessor(_Batching, SpanProcessor):
             export_timeout_millis=export_timeout_millis,
             loop=loop,
             meter_provider=meter_provider,
+            queue_dir=queue_dir,
         )
 
     @property
@@ -470,6 +505,7 @@ class BatchLogRecordProcessor(_Batching, LogRecordProcessor):
         *,
         loop: asyncio.AbstractEventLoop | None = None,
         meter_provider: object | None = None,
+        queue_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         super().__init__(
             exporter,
@@ -480,6 +516,7 @@ class BatchLogRecordProcessor(_Batching, LogRecordProcessor):
             export_timeout_millis=export_timeout_millis,
             loop=loop,
             meter_provider=meter_provider,
+            queue_dir=queue_dir,
         )
 
     @property
