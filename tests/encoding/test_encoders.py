@@ -58,6 +58,9 @@ from aiotlp.model import (
 )
 from aiotlp.testing._otlp_json import otlp_json_to_message
 
+# Every case runs with the pure-Python encoder and with the compiled accelerator (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("encoder_implementation")
+
 FORMATS = ["protobuf", "json"]
 _CLASSES = {
     Signal.TRACES: ExportTraceServiceRequest,
@@ -521,6 +524,7 @@ def test_long_strings_and_big_messages(fmt: str, size: int) -> None:
         assert encode_traces([span]) == expected
 
 
+@pytest.mark.parametrize("encoder_implementation", ["python"], indirect=True)  # the compiled encoder has no caches
 def test_caches_stay_bounded_and_correct() -> None:
     spans = [
         make_span(name=f"n{i}", attributes={f"k{i}": f"v{i}", "shared": f"v{i}", "i": i, f"j{i}": -i})
@@ -533,6 +537,7 @@ def test_caches_stay_bounded_and_correct() -> None:
     assert encode_traces(spans) == encode_traces(spans)
 
 
+@pytest.mark.parametrize("encoder_implementation", ["python"], indirect=True)  # the compiled encoder has no caches
 def test_long_values_are_not_cached() -> None:
     value = "v" * (_protobuf._CACHE_MAX_VALUE_CHARS + 1)
     key = "k" * (_protobuf._CACHE_MAX_KEY_CHARS + 1)

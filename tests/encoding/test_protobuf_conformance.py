@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
@@ -22,6 +23,9 @@ from tests.strategies import log_batches, metric_batches, span_batches
 
 from aiotlp.encoding import encode_logs, encode_metrics, encode_traces
 from aiotlp.model import LogRecord, Metric, Span
+
+# Every case runs with the pure-Python encoder and with the compiled accelerator (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("encoder_implementation")
 
 CONFORMANCE = settings(
     max_examples=300,

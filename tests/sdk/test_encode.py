@@ -49,6 +49,9 @@ from aiotlp.sdk._encode import (
 )
 from aiotlp.testing import otlp_json_to_message
 
+# Every case runs with the pure-Python encoder and with the compiled accelerator (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("encoder_implementation")
+
 
 def clear_link_trace_states(message: ExportTraceServiceRequest) -> int:
     """Clear every link's trace_state (the official encoder leaves it out); return how many were set."""

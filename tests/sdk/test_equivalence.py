@@ -32,6 +32,9 @@ from aiotlp.model import Signal
 from aiotlp.sdk import LogExporter, MetricExporter, SpanExporter
 from aiotlp.testing import FakeCollector
 
+# Every case runs with the pure-Python encoder and with the compiled accelerator (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("encoder_implementation")
+
 OFFICIAL: dict[tuple[str, Signal], Callable[..., Any]] = {
     ("grpc", Signal.TRACES): GrpcSpanExporter,
     ("grpc", Signal.LOGS): GrpcLogExporter,

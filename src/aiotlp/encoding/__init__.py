@@ -9,6 +9,10 @@ Requests (pure Python, no ``google.protobuf`` at run time):
 - :func:`encode` picks one of the six by signal and format; :func:`count_items` counts what a batch holds in
   the unit the OTLP spec counts (spans, log records, metric data points).
 
+The protobuf hot paths have an optional compiled twin (``_speedups``, a C extension built when a compiler is
+present), chosen in :mod:`aiotlp.encoding._compat` (``AIOTLP_NO_EXTENSIONS=1`` forces pure Python); both write
+the same bytes.
+
 Encode once per batch: a retry re-sends the same bytes. An empty batch encodes to ``b""`` (protobuf) or
 ``b"{}"`` (JSON); the exporters never send one. Strings are sent as valid UTF-8: a lone surrogate code point
 becomes U+FFFD.

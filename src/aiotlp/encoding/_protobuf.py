@@ -53,6 +53,7 @@ from aiotlp.model._metrics import (
 )
 from aiotlp.model._trace import Span
 
+from . import _compat
 from ._wire import VARINT, VARINT_TABLE_SIZE, utf8, varint, zigzag32
 
 __all__ = ["encode_logs", "encode_metrics", "encode_traces", "group_by_resource_and_scope"]
@@ -74,6 +75,8 @@ _pack_kv_double: Final = struct.Struct("<BBBd").pack
 _pack_ids: Final = struct.Struct("<2s16s2s8s").pack
 _pack_ids_parent: Final = struct.Struct("<2s16s2s8s2s8s").pack
 _NEG_ZERO: Final = _pack_d(-0.0)
+_INT64_MIN: Final = -(1 << 63)
+_INT64_MAX: Final = (1 << 63) - 1
 
 # ------------------------------------------------------------------------------------------------------------
 # Caches. Keys, names and short string and int attributes repeat from item to item and from batch to batch;
@@ -119,6 +122,8 @@ def _key_field(key: str) -> bytes:
 
     An empty key is a default-valued field, so it is left out (``b""``; never cached: it is falsy).
     """
+    if not isinstance(key, str):
+        raise EncodeError(f"an attribute key must be a str, got {type(key).__name__}")
     if not key:
         return b""
     out = b"\x0a" + _lp_str(key)  # KeyValue 1 key
@@ -144,13 +149,20 @@ def _kv_str(key: str, value: str) -> bytes:
 
 def _kv_int(key: str, value: int) -> bytes:
     """varint(len) + a ``KeyValue`` holding an int value; cached."""
-    av = b"\x18" + (_V[value] if 0 <= value < _VN else varint(value))  # AnyValue 3 int_value
+    av = b"\x18" + (_V[value] if 0 <= value < _VN else _int64_varint(value))  # AnyValue 3 int_value
     out = _kv(key, av)
     if len(key) <= _CACHE_MAX_KEY_CHARS:
         if len(_KV_INT) >= _CACHE_MAX:
             _KV_INT.clear()
         _KV_INT[(key, value)] = out
     return out
+
+
+def _int64_varint(value: int) -> bytes:
+    """The varint of an ``int64`` (``AnyValue.int_value``); :class:`EncodeError` outside the int64 range."""
+    if not _INT64_MIN <= value <= _INT64_MAX:
+        raise EncodeError(f"cannot encode the integer {value}: it is outside the int64 range")
+    return varint(value)
 
 
 def _kv(key: str, any_value: bytes) -> bytes:
@@ -226,7 +238,7 @@ def _write_any(buf: bytearray, field_tag: bytes, value: AnyValue) -> None:
         buf += _V[n] if n < _VN else varint(n)
         buf += data
     elif t is int:
-        vb = varint(value)  # type: ignore[arg-type]
+        vb = _V[value] if 0 <= value < _VN else _int64_varint(value)  # type: ignore[operator,index,arg-type]
         buf += field_tag
         buf += _V[len(vb) + 1]
         buf += b"\x18"  # AnyValue 3 int_value
@@ -362,22 +374,29 @@ def group_by_resource_and_scope(
 
 
 def _write_request(items: Sequence[_T], write_items: Callable[[bytearray, list[_T]], None]) -> bytes:
-    """The ``Export*ServiceRequest`` around the items; ``write_items(buf, items)`` writes the items."""
-    buf = bytearray()
+    """The ``Export*ServiceRequest`` around the items; ``write_items(buf, items)`` writes the items.
+
+    Each ``Scope*`` body is written into its own buffer and the request is joined once at the end, with the
+    lengths known: the items (almost all of the bytes) are copied once, instead of being moved by each length
+    patch of the two enclosing messages and copied again into the result.
+    """
+    parts: list[bytes | bytearray] = []
     for resource, scopes in group_by_resource_and_scope(items):
-        buf += b"\x0a\x00"  # Export*ServiceRequest 1 resource_{spans,metrics,logs}
-        resource_start = len(buf)
-        _write_resource(buf, resource)
+        resource_body = bytearray()
+        _write_resource(resource_body, resource)
+        resource_parts: list[bytes | bytearray] = [resource_body]
         for scope, scope_items in scopes:
-            buf += b"\x12\x00"  # Resource* 2 scope_{spans,metrics,logs}
-            scope_start = len(buf)
-            _write_scope(buf, scope)
-            write_items(buf, scope_items)
-            _write_schema_url(buf, scope.schema_url)
-            _patch(buf, scope_start)
-        _write_schema_url(buf, resource.schema_url)
-        _patch(buf, resource_start)
-    return bytes(buf)
+            body = bytearray()
+            _write_scope(body, scope)
+            write_items(body, scope_items)
+            _write_schema_url(body, scope.schema_url)
+            resource_parts += (b"\x12", varint(len(body)), body)  # Resource* 2 scope_{spans,metrics,logs}
+        tail = bytearray()
+        _write_schema_url(tail, resource.schema_url)
+        resource_parts.append(tail)
+        size = sum(map(len, resource_parts))
+        parts += (b"\x0a", varint(size), *resource_parts)  # Export*ServiceRequest 1 resource_{spans,metrics,logs}
+    return b"".join(parts)
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -818,3 +837,15 @@ def _write_metrics(buf: bytearray, metrics: Sequence[Metric]) -> None:
 def encode_metrics(metrics: Sequence[Metric]) -> bytes:
     """Serialize ``metrics`` as an ``ExportMetricsServiceRequest``. An empty sequence gives ``b""``."""
     return _write_request(metrics, _write_metrics)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# The compiled twins of the hot paths, when aiotlp.encoding._compat chose them (same bytes, see there).
+
+if _compat.speedups is not None:
+    _compat.accelerate(
+        globals(),
+        _write_attributes=_compat.speedups.write_attributes,
+        _write_any=_compat.speedups.write_any,
+        _write_spans=_compat.speedups.write_spans,
+    )

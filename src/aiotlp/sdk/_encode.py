@@ -60,8 +60,11 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.util import BoundedList
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import TraceState
+from opentelemetry.trace.status import Status
 
 from aiotlp._exceptions import EncodeError
+from aiotlp.encoding import _compat
 from aiotlp.encoding._json import _any, _attributes, _finish, _float
 from aiotlp.encoding._protobuf import _LP, _lp_str, _patch, _write_any, _write_attributes, _write_times
 from aiotlp.encoding._wire import VARINT, VARINT_TABLE_SIZE, varint, zigzag32
@@ -263,23 +266,26 @@ def _write_schema_url(buf: bytearray, schema_url: str | None) -> None:
 
 
 def _write_request(groups: _Groups[_I], write_items: Callable[[bytearray, list[_I]], None]) -> bytes:
-    """The ``Export*ServiceRequest`` around grouped items; ``write_items(buf, items)`` writes one scope's."""
-    buf = bytearray()
+    """The ``Export*ServiceRequest`` around grouped items; ``write_items(buf, items)`` writes one scope's.
+
+    Each ``Scope*`` body is written into its own buffer and the request is joined once at the end, with the
+    lengths known: the items (almost all of the bytes) are copied once, instead of being moved by each length
+    patch of the two enclosing messages and copied again into the result.
+    """
+    parts: list[bytes | bytearray] = []
     for resource, scopes in groups:
-        buf += b"\x0a\x00"  # Export*ServiceRequest 1 resource_{spans,logs,metrics}
-        resource_start = len(buf)
-        buf += _cached(_RESOURCE_PB, resource, _resource_pb)
+        resource_parts: list[bytes | bytearray] = [_cached(_RESOURCE_PB, resource, _resource_pb)]
         for scope, items in scopes:
-            buf += b"\x12\x00"  # Resource* 2 scope_{spans,logs,metrics}
-            scope_start = len(buf)
-            buf += _cached(_SCOPE_PB, scope, _scope_pb)
-            write_items(buf, items)
+            body = bytearray(_cached(_SCOPE_PB, scope, _scope_pb))
+            write_items(body, items)
             if scope is not None:
-                _write_schema_url(buf, scope.schema_url)
-            _patch(buf, scope_start)
-        _write_schema_url(buf, resource.schema_url)
-        _patch(buf, resource_start)
-    return bytes(buf)
+                _write_schema_url(body, scope.schema_url)
+            resource_parts += (b"\x12", varint(len(body)), body)  # Resource* 2 scope_{spans,logs,metrics}
+        if resource.schema_url:
+            resource_parts += (b"\x1a", _lp_str(resource.schema_url))  # Resource* 3 schema_url
+        size = sum(map(len, resource_parts))
+        parts += (b"\x0a", varint(size), *resource_parts)  # Export*ServiceRequest 1 resource_{spans,logs,metrics}
+    return b"".join(parts)
 
 
 def _json_request(groups: _Groups[_I], keys: tuple[str, str, str], convert: Callable[[_I], dict[str, Any]]) -> bytes:
@@ -1143,3 +1149,24 @@ def encode_metric_items_json(items: Sequence[MetricItem]) -> bytes:
 def encode_metrics_data_json(data: MetricsData) -> bytes:
     """The same request as :func:`encode_metrics_data`, as OTLP/JSON (UTF-8)."""
     return encode_metric_items_json(metric_items(data))
+
+
+# ------------------------------------------------------------------------------------------------------------
+# The compiled twins, when aiotlp.encoding._compat chose them (same bytes, see there). The span writer reads the
+# same private fields as _write_spans; it is given the SDK classes that _write_spans compares types against (the
+# extension imports nothing from OpenTelemetry), the trace-state formatter, and TraceState and Status, whose
+# len() and properties it reads from their fields.
+
+if _compat.speedups is not None:
+    _SDK_TYPES: Final = (_BA, _BL, _EVENT, _trace_state, TraceState, Status)
+    _write_sdk_spans: Final = _compat.speedups.write_sdk_spans
+
+    def _write_spans_compiled(buf: bytearray, spans: Iterable[ReadableSpan]) -> None:
+        _write_sdk_spans(buf, spans, _SDK_TYPES)
+
+    _compat.accelerate(
+        globals(),
+        _write_attributes=_compat.speedups.write_attributes,
+        _write_any=_compat.speedups.write_any,
+        _write_spans=_write_spans_compiled,
+    )

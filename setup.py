@@ -1,0 +1,49 @@
+"""Build of aiotlp's optional C accelerator; everything else about the package is in pyproject.toml.
+
+``aiotlp.encoding._speedups`` is the compiled twin of the protobuf encoder's hot paths. It is optional: when
+there is no C compiler (or no Python headers), or the build fails for any other reason, the build prints one
+warning line and goes on, and aiotlp runs on its pure-Python encoder (same bytes, slower). Set
+``AIOTLP_NO_EXTENSIONS=1`` while building to skip the extension on purpose; at run time the same variable makes
+``aiotlp.encoding._compat`` ignore an extension that was built.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+_SKIP = os.environ.get("AIOTLP_NO_EXTENSIONS", "") not in ("", "0")
+
+
+def _warn(reason: object) -> None:
+    print(
+        f"WARNING: aiotlp's optional C accelerator was not built ({reason}); the pure-Python encoder will be used",
+        file=sys.stderr,
+    )
+
+
+class OptionalBuildExt(build_ext):
+    """``build_ext`` that never fails the install: a failed extension build is one warning line."""
+
+    def run(self) -> None:
+        try:
+            super().run()
+        except Exception as exc:  # no compiler, no headers, a platform distutils cannot build on, ...
+            _warn(exc)
+
+    def build_extension(self, ext: Extension) -> None:
+        try:
+            super().build_extension(ext)
+        except Exception as exc:
+            _warn(exc)
+
+
+setup(
+    ext_modules=[]
+    if _SKIP
+    else [Extension("aiotlp.encoding._speedups", ["src/aiotlp/encoding/_speedups.c"], optional=True)],
+    cmdclass={"build_ext": OptionalBuildExt},
+)

@@ -1,0 +1,91 @@
+"""The one place that chooses between the compiled encoder accelerator and the pure-Python encoder.
+
+``aiotlp.encoding._speedups`` is an optional C extension, built by the package's own build when a C compiler is
+present (``setup.py``), holding the compiled twins of the protobuf encoder's hot paths: attributes and
+``AnyValue`` (``_protobuf._write_attributes`` / ``_write_any``), aiotlp's model spans (``_protobuf._write_spans``)
+and OpenTelemetry SDK spans (``sdk._encode._write_spans``). Each twin writes exactly the bytes of the function
+it replaces; the test suite runs every encoding test against both implementations.
+
+The choice, made once at import:
+
+- ``AIOTLP_NO_EXTENSIONS`` set to anything but ``""`` or ``"0"``: pure Python, even when the extension is
+  built (the kill switch; the documented exception to "environment variables are read only in
+  ``aiotlp.config``": it must act before any encoder is imported, and it is about the code, not the exporter's
+  configuration);
+- otherwise the extension when it imports, else pure Python (no compiler at install time, or an interpreter
+  the build does not support).
+
+How the twins are wired: each encoding module defines its pure functions, then calls :func:`accelerate` with
+its module namespace and the compiled twins. :func:`accelerate` records (namespace, name, pure, compiled) and
+binds the name to the chosen one; the hot loops look these names up per call (they bind them to locals at
+the top of each function, once per batch), so rebinding a name switches every caller. :func:`use` rebinds
+them all, in every module: the tests run each case against both implementations with it, and the benchmarks
+time both side by side in one process. It is not for production code (the choice is not thread-safe while
+encoders run).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import MutableMapping
+from types import ModuleType
+from typing import Any, Final, Literal
+
+__all__ = ["IMPLEMENTATIONS", "NO_EXTENSIONS", "Implementation", "accelerate", "implementation", "speedups", "use"]
+
+Implementation = Literal["python", "c"]
+IMPLEMENTATIONS: Final[tuple[Implementation, ...]] = ("python", "c")
+
+NO_EXTENSIONS: Final = os.environ.get("AIOTLP_NO_EXTENSIONS", "") not in ("", "0")
+"""The kill switch is set: the compiled accelerator is never used."""
+
+speedups: ModuleType | None
+"""The compiled accelerator module, or ``None`` (not built, not importable, or switched off)."""
+if NO_EXTENSIONS:
+    speedups = None
+else:
+    try:
+        from . import _speedups
+    except ImportError:  # not built (no compiler at install time), or built for another interpreter
+        speedups = None
+    else:
+        speedups = _speedups
+
+_active: Implementation = "c" if speedups is not None else "python"
+_bindings: list[tuple[MutableMapping[str, Any], str, object, object]] = []
+_pure_of: dict[int, object] = {}  # id(compiled twin) -> its pure function; both stay referenced by _bindings
+
+
+def accelerate(namespace: MutableMapping[str, Any], **compiled: object) -> None:
+    """Register compiled twins of functions in ``namespace`` (a module's ``globals()``) and bind the chosen ones.
+
+    ``namespace[name]`` must hold the pure function, or a compiled twin already registered by another module
+    (a module that imported the name from the module that registered it first).
+    """
+    for name, fast in compiled.items():
+        current = namespace[name]
+        pure = _pure_of.get(id(current), current)
+        _pure_of[id(fast)] = pure
+        _bindings.append((namespace, name, pure, fast))
+        namespace[name] = fast if _active == "c" else pure
+
+
+def use(choice: Implementation) -> None:
+    """Bind every registered name to the pure functions (``"python"``) or their compiled twins (``"c"``).
+
+    For tests and benchmarks: raises ``RuntimeError`` for ``"c"`` when the accelerator is not available.
+    """
+    global _active
+    if choice not in IMPLEMENTATIONS:
+        raise ValueError(f"implementation must be one of {IMPLEMENTATIONS}, got {choice!r}")
+    if choice == "c" and speedups is None:
+        reason = "AIOTLP_NO_EXTENSIONS is set" if NO_EXTENSIONS else "aiotlp.encoding._speedups is not built"
+        raise RuntimeError(f"the compiled accelerator is not available: {reason}")
+    _active = choice
+    for namespace, name, pure, fast in _bindings:
+        namespace[name] = fast if choice == "c" else pure
+
+
+def implementation() -> Implementation:
+    """Which implementation the encoders use now: ``"c"`` (the compiled accelerator) or ``"python"``."""
+    return _active

@@ -1,0 +1,28 @@
+"""Type stub of the optional C extension ``aiotlp.encoding._speedups`` (source: ``_speedups.c``).
+
+Each function appends to ``buf`` exactly what the pure-Python function it twins appends; on an error ``buf``
+is left as it was. Chosen (or not) in :mod:`aiotlp.encoding._compat`.
+"""
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+def write_attributes(buf: bytearray, field_tag: bytes, attributes: Mapping[str, Any], /) -> None:
+    """``aiotlp.encoding._protobuf._write_attributes``: one ``field_tag`` + ``KeyValue`` per item."""
+
+def write_any(buf: bytearray, field_tag: bytes, value: Any, /) -> None:
+    """``aiotlp.encoding._protobuf._write_any``: ``field_tag`` + an ``AnyValue`` message."""
+
+def write_spans(buf: bytearray, spans: Iterable[Any], /) -> None:
+    """``aiotlp.encoding._protobuf._write_spans``: ``ScopeSpans.spans`` entries of aiotlp model spans."""
+
+def write_sdk_spans(
+    buf: bytearray,
+    spans: Iterable[Any],
+    types: tuple[type, type, type, Callable[[Any], str], type, type],
+    /,
+) -> None:
+    """``aiotlp.sdk._encode._write_spans``: ``ScopeSpans.spans`` entries of OpenTelemetry SDK ``ReadableSpan``s.
+
+    ``types`` is ``(BoundedAttributes, BoundedList, Event, trace_state_text, TraceState, Status)``.
+    """
