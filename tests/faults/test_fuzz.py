@@ -73,6 +73,7 @@ EXPORTER_ARGS = (
     "max_response_bytes",
 )
 
+
 @QUICK
 @given(kwargs=st.dictionaries(st.sampled_from(EXPORTER_ARGS), GARBAGE, max_size=4))
 def test_exporter_arguments_raise_only_configuration_error(kwargs: dict[str, Any], figure: Figure) -> None:

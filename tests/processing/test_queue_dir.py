@@ -51,7 +51,7 @@ async def test_the_environment_variable_switches_it_on(tmp_path: Path, monkeypat
 
 
 def test_queue_dir_needs_an_otlp_exporter(tmp_path: Path) -> None:
-    with pytest.raises(ConfigurationError, match="needs an aiotlp OTLPExporter.*RecordingExporter"):
+    with pytest.raises(ConfigurationError, match=r"needs an aiotlp OTLPExporter.*RecordingExporter"):
         BatchProcessor(RecordingExporter(), Signal.TRACES, queue_dir=tmp_path)
     with pytest.raises(ConfigurationError, match="queue_dir: must be a non-empty directory path"):
         BatchProcessor(RecordingExporter(), Signal.TRACES, queue_dir="  ")

@@ -29,7 +29,7 @@ def pipeline(endpoint: str, **kwargs: object) -> tuple[TracerProvider, BatchSpan
 
 
 def test_spans_flushed_during_an_outage_are_sent_by_the_next_run(tmp_path: Path) -> None:
-    provider, processor, exporter = pipeline(f"http://127.0.0.1:{free_port()}", queue_dir=tmp_path)
+    provider, processor, _ = pipeline(f"http://127.0.0.1:{free_port()}", queue_dir=tmp_path)
     tracer = provider.get_tracer("tests")
     for i in range(30):
         with tracer.start_as_current_span(f"queued-{i}"):
@@ -67,7 +67,7 @@ def test_the_exporter_reads_aiotlp_queue_dir(tmp_path: Path, monkeypatch: pytest
 
 
 def test_queue_dir_needs_an_aiotlp_exporter(tmp_path: Path) -> None:
-    with pytest.raises(ConfigurationError, match="queue_dir= needs an aiotlp.sdk exporter.*InMemorySpanExporter"):
+    with pytest.raises(ConfigurationError, match=r"queue_dir= needs an aiotlp\.sdk exporter.*InMemorySpanExporter"):
         BatchSpanProcessor(InMemorySpanExporter(), queue_dir=tmp_path)
 
 
