@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
@@ -24,14 +23,17 @@ from tests.strategies import log_batches, metric_batches, span_batches
 from aiotlp.encoding import encode_logs, encode_metrics, encode_traces
 from aiotlp.model import LogRecord, Metric, Span
 
-# Every case runs with the pure-Python encoder and with the compiled accelerator (tests/conftest.py).
-pytestmark = pytest.mark.usefixtures("encoder_implementation")
+# Every case runs with the pure-Python encoder and with the compiled accelerator (tests/conftest.py). The compiled
+# half runs fewer examples: tests/encoding/test_speedups.py also compares its bytes with the pure encoder's.
+EXAMPLES = {"python": 300, "c": 100}
 
-CONFORMANCE = settings(
-    max_examples=300,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+
+def conformance(implementation: str) -> settings:
+    return settings(
+        max_examples=EXAMPLES[implementation],
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
 
 
 def check(
@@ -47,22 +49,31 @@ def check(
     assert data == expected.SerializeToString(deterministic=True)
 
 
-@CONFORMANCE
-@given(span_batches())
-def test_traces(spans: list[Span]) -> None:
-    check(spans, encode_traces, traces_request, ExportTraceServiceRequest)
+def test_traces(encoder_implementation: str) -> None:
+    @conformance(encoder_implementation)
+    @given(span_batches())
+    def run(spans: list[Span]) -> None:
+        check(spans, encode_traces, traces_request, ExportTraceServiceRequest)
+
+    run()
 
 
-@CONFORMANCE
-@given(log_batches())
-def test_logs(records: list[LogRecord]) -> None:
-    check(records, encode_logs, logs_request, ExportLogsServiceRequest)
+def test_logs(encoder_implementation: str) -> None:
+    @conformance(encoder_implementation)
+    @given(log_batches())
+    def run(records: list[LogRecord]) -> None:
+        check(records, encode_logs, logs_request, ExportLogsServiceRequest)
+
+    run()
 
 
-@CONFORMANCE
-@given(metric_batches())
-def test_metrics(metrics: list[Metric]) -> None:
-    check(metrics, encode_metrics, metrics_request, ExportMetricsServiceRequest)
+def test_metrics(encoder_implementation: str) -> None:
+    @conformance(encoder_implementation)
+    @given(metric_batches())
+    def run(metrics: list[Metric]) -> None:
+        check(metrics, encode_metrics, metrics_request, ExportMetricsServiceRequest)
+
+    run()
 
 
 def test_message_equality_sees_presence() -> None:
