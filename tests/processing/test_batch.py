@@ -18,7 +18,7 @@ from tests.processing.helpers import (
     otlp_exporter,
 )
 
-from aiotlp import ConfigurationError, RejectedError
+from aiotlp import ConfigurationError, QueueFullError, RejectedError
 from aiotlp.config import BatchConfig
 from aiotlp.encoding import PartialSuccess
 from aiotlp.export import ExportResult
@@ -548,5 +548,34 @@ async def test_last_error_of_a_batch_that_was_only_too_large() -> None:
     outcome = await processor.force_flush(5)
     assert outcome.dropped == 1
     stats = processor.statistics()
-    assert stats.dropped["too_large"] == 1 and stats.last_error == "1 items too large for a request"
+    assert stats.dropped["too_large"] == 1 and stats.last_error == "1 items dropped by the exporter (too_large)"
+    await processor.shutdown(1)
+
+
+async def test_items_a_full_disk_queue_refused_are_counted_as_disk_full() -> None:
+    class DiskFull(RecordingExporter):
+        async def export_traces(self, spans: Sequence[object]) -> ExportResult:  # type: ignore[override]
+            error = QueueFullError("the disk queue is full")
+            return ExportResult(items=len(spans), dropped=len(spans), error=error)
+
+    processor: BatchProcessor[str] = BatchProcessor(DiskFull(), Signal.TRACES, schedule_delay=60)
+    for i in range(3):
+        processor.put_nowait(f"item-{i}")
+    outcome = await processor.force_flush(5)
+    assert outcome.status is FlushStatus.FAILURE and outcome.dropped == 3
+    stats = processor.statistics()
+    assert stats.dropped["disk_full"] == 3 and stats.dropped["too_large"] == 0 and balanced(stats)
+    await processor.shutdown(1)
+
+
+async def test_an_exporter_whose_start_fails_still_gets_its_exports_counted() -> None:
+    class BrokenStart(RecordingExporter):
+        def start(self) -> None:
+            raise OSError("cannot open the queue")
+
+    exporter = BrokenStart()
+    processor: BatchProcessor[str] = BatchProcessor(exporter, Signal.TRACES, schedule_delay=60)
+    processor.put_nowait("a")
+    outcome = await processor.force_flush(5)  # the worker runs on: the export itself decides
+    assert outcome.status is FlushStatus.SUCCESS and exporter.items(Signal.TRACES) == ["a"]
     await processor.shutdown(1)

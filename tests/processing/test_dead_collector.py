@@ -106,6 +106,13 @@ async def test_shutdown_keeps_its_deadline_against_a_dead_collector_without_stal
     assert not p.put_nowait(spans[0])
     stats = balanced(p.statistics())
     assert (stats.queued, stats.in_flight, stats.exported, stats.failed) == (0, 0, 0, 512)
-    assert dict(stats.dropped) == {"queue_full": 76, "already_shutdown": 1, "too_large": 0, "shutdown": 512}
+    assert dict(stats.dropped) == {
+        "queue_full": 76,
+        "already_shutdown": 1,
+        "too_large": 0,
+        "shutdown": 512,
+        "disk_full": 0,
+        "disk_error": 0,
+    }
     assert stats.retries == exporter.retries >= 1
     assert stats.last_error is not None and "shutdown deadline" in stats.last_error

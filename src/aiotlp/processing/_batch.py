@@ -39,7 +39,13 @@ from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from types import MappingProxyType
 from typing import Any, Final, Generic, Literal, TypeVar, cast, get_args
 
-from .._exceptions import AttemptTimeoutError, ConfigurationError, DeadlineExceededError
+from .._exceptions import (
+    AttemptTimeoutError,
+    ConfigurationError,
+    DeadlineExceededError,
+    QueueFullError,
+    QueueWriteError,
+)
 from ..config import BatchConfig, queue_dir_from_env
 from ..durable import DurableExporter
 from ..export import Exporter, ExportResult, OTLPExporter
@@ -114,6 +120,16 @@ def _durable(exporter: Exporter, directory: str) -> Exporter:
             f"got {type(exporter).__name__}"
         )
     return DurableExporter(exporter, directory)
+
+
+def _drop_reason(error: BaseException | None) -> str:
+    """Why the exporter dropped items (``ExportResult.dropped``): its disk queue was full or failed to write,
+    or (otherwise) they were too large for a request."""
+    if isinstance(error, QueueFullError):
+        return "disk_full"
+    if isinstance(error, QueueWriteError):
+        return "disk_error"
+    return "too_large"
 
 
 def _metric_points(metric: Any) -> int:
@@ -465,7 +481,10 @@ class BatchProcessor(Generic[T]):
         start = getattr(self._exporter, "start", None)
         if callable(start):
             # e.g. a DurableExporter: its delivery task sends what an earlier run left on disk, before new exports
-            start()
+            try:
+                start()
+            except Exception as exc:  # the exports will fail (and be counted) if it cannot work at all
+                logger.error("the %s exporter failed to start: %s", self._signal.value, _describe(exc))
         delay = self._schedule_delay
         next_tick = loop.time() + delay
         while not self._stopping:
@@ -542,6 +561,7 @@ class BatchProcessor(Generic[T]):
         failed = weight
         error: str | None = None
         error_type: str | None = None
+        drop_reason = "too_large"
         outcomes: dict[str, int] = {}
         if task.cancelled():
             error_type = "timeout" if batch.cancel_reason else "cancelled"
@@ -562,8 +582,9 @@ class BatchProcessor(Generic[T]):
                     error = f"partial success, {rejected} rejected: {result.error_message or '(no message)'}"
                     error = error[:_MAX_ERROR_LENGTH]
                 if too_large:
-                    outcomes["too_large"] = too_large
-                    error_type = "too_large"
+                    drop_reason = _drop_reason(result.error)
+                    outcomes[drop_reason] = too_large
+                    error_type = drop_reason
                 if failed:
                     error_type = _error_type(result.error)
                 if too_large or failed:
@@ -574,7 +595,7 @@ class BatchProcessor(Generic[T]):
                         if failed:
                             parts.append(f"{failed} items failed")
                         if too_large:
-                            parts.append(f"{too_large} items too large for a request")
+                            parts.append(f"{too_large} items dropped by the exporter ({drop_reason})")
                         error = ", ".join(parts)
         if failed:
             assert error_type is not None
@@ -587,6 +608,7 @@ class BatchProcessor(Generic[T]):
             too_large=too_large,
             error=error,
             outcomes=outcomes,
+            drop_reason=drop_reason,
         )
         loop = self._loop
         assert loop is not None
@@ -1015,6 +1037,8 @@ class BatchProcessor(Generic[T]):
                 "queue_full": queue.dropped_full,
                 "already_shutdown": queue.dropped_closed,
                 "too_large": queue.dropped_too_large,
+                "disk_full": queue.dropped_disk_full,
+                "disk_error": queue.dropped_disk_error,
                 "shutdown": queue.dropped_shutdown,
             }
             stats = ProcessorStatistics(

@@ -114,6 +114,8 @@ class BoundedQueue(Generic[T]):
         self.dropped_full = 0
         self.dropped_closed = 0
         self.dropped_too_large = 0
+        self.dropped_disk_full = 0
+        self.dropped_disk_error = 0
         self.dropped_shutdown = 0
         self.batches = 0
         self.admitted = 0
@@ -270,14 +272,22 @@ class BoundedQueue(Generic[T]):
         too_large: int,
         error: str | None,
         outcomes: Mapping[str, int],
+        drop_reason: str = "too_large",
     ) -> None:
-        """Move a finished batch of ``weight`` from in flight to its outcomes (which must add up to it)."""
+        """Move a finished batch of ``weight`` from in flight to its outcomes (which must add up to it); the
+        exporter's drops (``too_large``) are counted under ``drop_reason`` (``too_large``, ``disk_full``,
+        ``disk_error``)."""
         with self.lock:
             self.in_flight -= weight
             self.exported += accepted
             self.rejected += rejected
             self.failed += failed
-            self.dropped_too_large += too_large
+            if drop_reason == "disk_full":
+                self.dropped_disk_full += too_large
+            elif drop_reason == "disk_error":
+                self.dropped_disk_error += too_large
+            else:
+                self.dropped_too_large += too_large
             if error is not None:
                 self.last_error = error
             for key, count in outcomes.items():

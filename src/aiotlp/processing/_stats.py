@@ -18,7 +18,7 @@ from ..model import Signal
 
 __all__ = ["DROP_REASONS", "DropReason", "FlushOutcome", "FlushStatus", "ProcessorStatistics"]
 
-DropReason = Literal["queue_full", "already_shutdown", "too_large", "shutdown"]
+DropReason = Literal["queue_full", "already_shutdown", "too_large", "shutdown", "disk_full", "disk_error"]
 """Why items were dropped (never handed to a collector):
 
 * ``queue_full``: the queue was full when the item was put (``drop_newest``, and ``put_nowait`` under
@@ -26,10 +26,19 @@ DropReason = Literal["queue_full", "already_shutdown", "too_large", "shutdown"]
   whole queue (``max_queue_size`` or ``max_queue_bytes``), which can never fit;
 * ``already_shutdown``: put after :meth:`~aiotlp.processing.BatchProcessor.shutdown` began;
 * ``too_large``: the exporter could not send it, alone over its request byte cap (``ExportResult.dropped``);
-* ``shutdown``: still queued when the shutdown deadline passed.
+* ``shutdown``: still queued when the shutdown deadline passed;
+* ``disk_full`` / ``disk_error``: the exporter's disk queue (:mod:`aiotlp.durable`) refused them: full (its byte
+  cap, or no space left on the device), or another write error.
 """
 
-DROP_REASONS: Final[tuple[DropReason, ...]] = ("queue_full", "already_shutdown", "too_large", "shutdown")
+DROP_REASONS: Final[tuple[DropReason, ...]] = (
+    "queue_full",
+    "already_shutdown",
+    "too_large",
+    "shutdown",
+    "disk_full",
+    "disk_error",
+)
 
 
 @dataclass(frozen=True, slots=True)
