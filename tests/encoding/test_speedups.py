@@ -38,7 +38,7 @@ from tests.strategies import INT64_MAX, INT64_MIN, any_values, attributes, span_
 
 from aiotlp import EncodeError
 from aiotlp.encoding import _compat, _protobuf, encode_traces
-from aiotlp.model import Span
+from aiotlp.model import MAX_NESTING_DEPTH, Span
 from aiotlp.sdk import _encode, encode_spans
 
 # Without the kill switch the accelerator must be here: a build that silently fell back to pure Python fails
@@ -326,24 +326,90 @@ def test_a_key_that_is_not_a_str_raises_the_same_encode_error(key: Any) -> None:
     assert "key must be a str" in str(compiled)
 
 
-def test_deep_nesting() -> None:
-    value: Any = "leaf"
-    for i in range(150):
-        value = [value] if i % 2 else {"k": value}
-    same(write("any", value))
-    for _ in range(100_000):
-        value = [value]
-    python, compiled = both(write("any", value))
-    assert isinstance(python, RecursionError)
-    assert isinstance(compiled, RecursionError)
+def nested(depth: int, leaf: Any = "leaf") -> Any:
+    """``leaf`` inside ``depth`` containers, mappings and lists alternating (a mapping outermost)."""
+    value = leaf
+    for i in range(depth):
+        value = {"k": value} if (depth - i) % 2 else [value]
+    return value
 
 
-def test_a_list_that_contains_itself_raises_recursion_error() -> None:
+def counted(attributes: Any) -> Callable[[], tuple[bytes, int]]:
+    """Write ``attributes`` after a prefix; return the bytes and the count of attributes left out."""
+
+    def call() -> tuple[bytes, int]:
+        buf = bytearray(b"prefix")
+        dropped = _protobuf._write_attributes(buf, b"\x4a", attributes)
+        return bytes(buf), dropped
+
+    return call
+
+
+def test_the_depth_limit_is_the_models() -> None:
+    assert _compat.speedups is not None
+    assert _compat.speedups.MAX_NESTING_DEPTH == MAX_NESTING_DEPTH
+
+
+def test_nesting_up_to_the_limit_is_written_and_one_more_is_too_deep() -> None:
+    deepest = nested(MAX_NESTING_DEPTH)
+    written = same(write("any", deepest))
+    assert same(write("attributes", {"d": deepest})).startswith(b"prefix\x4a")
+    assert written.startswith(b"prefix")
+    for too_deep in (nested(MAX_NESTING_DEPTH + 1), nested(MAX_NESTING_DEPTH + 1, leaf=[]), nested(100_000)):
+        python, compiled = both(write("any", too_deep))
+        assert isinstance(python, _protobuf._TooDeep) and isinstance(compiled, _protobuf._TooDeep)
+        message = f"a value nests lists and mappings deeper than {MAX_NESTING_DEPTH} levels"
+        assert str(python) == str(compiled) == message
+        assert isinstance(python, EncodeError)  # a declared error, should a caller not catch it
+
+
+def test_an_attribute_nested_too_deep_is_left_out_and_counted() -> None:
+    good = {"a": "x", "n": 1, "list": [1, [2, {"m": 3.5}]], "deepest": nested(MAX_NESTING_DEPTH)}
+    bad = {"too-deep": nested(MAX_NESTING_DEPTH + 1), "self": self_referencing(), "deeper": nested(10_000)}
+    mixed = {"a": "x", "too-deep": bad["too-deep"], "n": 1, "list": good["list"], "self": bad["self"]}
+    mixed |= {"deepest": good["deepest"], "deeper": bad["deeper"]}
+    expected, none_dropped = same(counted(good))
+    assert none_dropped == 0
+    assert same(counted(mixed)) == (expected, 3)  # exactly the good ones, in their order, the bad ones counted
+    assert same(counted(bad)) == (b"prefix", 3)
+    # a nested mapping's too-deep value takes its whole top-level attribute out (one count), not just itself
+    inner = {"outer": {"fine": 1, "sub": nested(MAX_NESTING_DEPTH)}}
+    assert same(counted(inner)) == (b"prefix", 1)
+    # any other mapping and sequence type is held to the same limit
+    chain: Any = "leaf"
+    for _ in range(MAX_NESTING_DEPTH + 1):
+        chain = collections.OrderedDict(k=collections.deque([chain]))
+    assert same(counted({"chain": chain, "ok": True}))[1] == 1
+
+
+def self_referencing() -> list[Any]:
     value: list[Any] = [1]
     value.append(value)
-    python, compiled = both(write("any", value))
-    assert isinstance(python, RecursionError)
-    assert isinstance(compiled, RecursionError)
+    return value
+
+
+def test_a_list_that_contains_itself_is_too_deep_not_a_recursion_error() -> None:
+    python, compiled = both(write("any", self_referencing()))
+    assert isinstance(python, _protobuf._TooDeep) and isinstance(compiled, _protobuf._TooDeep)
+    wide: list[Any] = []
+    wide += [wide, wide, wide]  # 3**24 paths: found too deep on the first one, not after walking them all
+    python, compiled = both(write("any", wide))
+    assert isinstance(python, _protobuf._TooDeep) and isinstance(compiled, _protobuf._TooDeep)
+
+
+def test_a_too_deep_value_leaves_the_compiled_writers_buffer_as_it_was() -> None:
+    speedups = _compat.speedups
+    assert speedups is not None
+    buf = bytearray(b"kept")
+    with pytest.raises(_protobuf._TooDeep):
+        speedups.write_any(buf, b"\x2a", ["x" * 5000, nested(MAX_NESTING_DEPTH)])
+    assert buf == b"kept"
+    assert speedups.write_attributes(buf, b"\x4a", {"deep": ["x" * 5000, nested(MAX_NESTING_DEPTH)]}) == 1
+    assert buf == b"kept"
+    with pytest.raises(ValueError, match="depth"):
+        speedups.write_any(buf, b"\x2a", 1, -1)
+    with pytest.raises(TypeError, match="3 or 4 arguments"):
+        speedups.write_attributes(buf, b"\x4a")
 
 
 def test_on_error_the_compiled_writer_leaves_the_buffer_as_it_was() -> None:

@@ -124,10 +124,12 @@ _S = TypeVar("_S", bound="_LoopbackServer")
 
 
 class _LoopbackServer:
-    """A TCP server on 127.0.0.1:0 whose connections are tracked, so that leaving the ``async with`` ends them:
-    their writers are closed (a handler still writing fails its next write and returns), then awaited."""
+    """A TCP server on 127.0.0.1:0 (or ``host``:0) whose connections are tracked, so that leaving the ``async
+    with`` ends them: their writers are closed (a handler still writing fails its next write and returns), then
+    awaited."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        self.host = host
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
@@ -139,10 +141,10 @@ class _LoopbackServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     async def __aenter__(self: _S) -> _S:
-        self._server = await asyncio.start_server(self._tracked, "127.0.0.1", 0)
+        self._server = await asyncio.start_server(self._tracked, self.host, 0)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -176,11 +178,12 @@ class TcpProxy(_LoopbackServer):
     """Forwards 127.0.0.1:<port> to ``target``; each chunk, in each direction, is held ``delay`` seconds.
 
     ``upstream`` keeps every byte the client sent (what a network observer between client and server sees).
-    Chunks keep their order: each direction is one task that sleeps, then writes.
+    Chunks keep their order: each direction is one task that sleeps, then writes. ``host``: where it listens
+    (the host end of a :class:`Namespace`'s veth lets a process inside the namespace reach a loopback server).
     """
 
-    def __init__(self, target_host: str, target_port: int, *, delay: float = 0.0) -> None:
-        super().__init__()
+    def __init__(self, target_host: str, target_port: int, *, delay: float = 0.0, host: str = "127.0.0.1") -> None:
+        super().__init__(host)
         self.target = (target_host, target_port)
         self.delay = delay
         self.upstream = bytearray()
@@ -396,10 +399,15 @@ def peak_kib() -> int:
     return _status_kib("VmHWM") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
-async def rotel_in(namespace: Namespace) -> tuple[str, str]:
-    """Start the real rotel collector (blackhole) inside ``namespace``, listening on its veth address; return
-    its OTLP/HTTP and OTLP/gRPC endpoints, reachable from this process through the veth."""
+async def rotel_in(namespace: Namespace, forward_to: str | None = None) -> tuple[str, str]:
+    """Start the real rotel collector inside ``namespace``, listening on its veth address; return its OTLP/HTTP
+    and OTLP/gRPC endpoints, reachable from this process through the veth. It drops what it receives
+    (blackhole), or forwards it over OTLP/gRPC to ``forward_to`` (an endpoint reachable from the namespace: the
+    host end of the veth, ``namespace.host_ip``)."""
     http, grpc = 4318, 4317  # the namespace is ours alone: the standard ports are free
+    exporter = ["--exporter", "blackhole"]
+    if forward_to is not None:
+        exporter = ["--exporter", "otlp", "--otlp-exporter-endpoint", forward_to, "--otlp-exporter-protocol", "grpc"]
     process = namespace.spawn(
         find_rotel(),
         "start",
@@ -407,8 +415,7 @@ async def rotel_in(namespace: Namespace) -> tuple[str, str]:
         f"{namespace.ns_ip}:{grpc}",
         "--otlp-http-endpoint",
         f"{namespace.ns_ip}:{http}",
-        "--exporter",
-        "blackhole",
+        *exporter,
         "--disable-batching",
     )
     for port in (http, grpc):

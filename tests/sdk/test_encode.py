@@ -263,3 +263,111 @@ def test_an_unencodable_attribute_value_raises() -> None:
     span = _plain_span("bad", Resource({}), None, attributes={"bad": object()})
     with pytest.raises(ValueError, match="cannot encode"):
         encode_spans([span])
+
+
+# -- depth: nothing is ever sent nested deeper than a collector's decoder accepts --------------------------------
+
+
+def _nested(depth: int) -> Any:
+    value: Any = "leaf"
+    for i in range(depth):
+        value = {"k": value} if i % 2 else [value]
+    return value
+
+
+def _self_referencing() -> list[Any]:
+    value: list[Any] = ["x"]
+    value.append(value)
+    return value
+
+
+def _depth_of(value: Any) -> int:
+    """Lists and mappings around the deepest leaf of a decoded AnyValue."""
+    kind = value.WhichOneof("value")
+    if kind == "array_value":
+        return 1 + max((_depth_of(v) for v in value.array_value.values), default=0)
+    if kind == "kvlist_value":
+        return 1 + max((_depth_of(kv.value) for kv in value.kvlist_value.values), default=0)
+    return 0
+
+
+def test_log_attributes_and_bodies_nested_too_deep_are_counted_or_replaced() -> None:
+    from opentelemetry.sdk._logs import LoggerProvider
+    from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
+
+    from aiotlp.model import MAX_NESTING_DEPTH
+    from aiotlp.sdk._encode import BODY_TOO_DEEP
+
+    memory = InMemoryLogRecordExporter()
+    provider = LoggerProvider()
+    provider.add_log_record_processor(SimpleLogRecordProcessor(memory))
+    logger = provider.get_logger("depth")
+    deepest, too_deep = _nested(MAX_NESTING_DEPTH), _nested(MAX_NESTING_DEPTH + 1)
+    logger.emit(body=deepest, attributes={"deepest": deepest, "ok": 1})  # the limit itself: sent whole
+    logger.emit(body=too_deep, attributes={"too_deep": too_deep, "ok": 2})  # the SDK takes it; we must not send it
+    records = [*memory.get_finished_logs()]
+    records.append(_with_body(records[0], _self_referencing()))
+    provider.shutdown()
+    for encoded in (
+        ExportLogsServiceRequest.FromString(encode_log_records(records)),
+        otlp_json_to_message(Signal.LOGS, encode_log_records_json(records)),
+    ):
+        first, second, third = encoded.resource_logs[0].scope_logs[0].log_records
+        assert first == official_encode_logs(records[:1]).resource_logs[0].scope_logs[0].log_records[0]
+        assert _depth_of(first.body) == MAX_NESTING_DEPTH
+        assert {kv.key: _depth_of(kv.value) for kv in first.attributes} == {"deepest": MAX_NESTING_DEPTH, "ok": 0}
+        assert [kv.key for kv in second.attributes] == ["ok"]
+        assert second.dropped_attributes_count == 1  # left out, and counted
+        assert second.body.string_value == BODY_TOO_DEEP
+        assert third.body.string_value == BODY_TOO_DEEP  # a body that contains itself: too deep, not a crash
+        assert f"{MAX_NESTING_DEPTH} levels" in BODY_TOO_DEEP
+
+
+def _with_body(readable: Any, body: Any) -> Any:
+    """A copy of an SDK ReadableLogRecord with another body (a self-referencing one: see the test)."""
+    import copy
+    import dataclasses
+
+    record = copy.copy(readable.log_record)
+    record.body = body
+    return dataclasses.replace(readable, log_record=record)
+
+
+def test_span_event_link_resource_and_scope_attributes_nested_too_deep_are_left_out_and_counted() -> None:
+    from opentelemetry.attributes import BoundedAttributes
+    from opentelemetry.sdk.trace import Event
+    from opentelemetry.trace import Link
+
+    from aiotlp.model import MAX_NESTING_DEPTH
+
+    too_deep = {"deep": _nested(MAX_NESTING_DEPTH + 1), "self": _self_referencing(), "ok": "kept"}
+    bounded = BoundedAttributes(maxlen=None, attributes={"ok": "kept"})
+    bounded._dict.update(deep=_nested(10_000))  # past the SDK's own cleaning, as a hand-made span may be
+    bounded.dropped = 5
+    link = Link(SpanContext(0xC3, 0xD4, is_remote=True), attributes=dict(too_deep))
+    scope = InstrumentationScope("s", "1")
+    scope._attributes = dict(too_deep)  # type: ignore[assignment]  # the SDK would refuse it (RecursionError)
+    spans = [
+        _plain_span(
+            "deep",
+            Resource({"ok": "kept"}),
+            scope,
+            attributes=dict(too_deep),
+            events=[Event("e", attributes=dict(too_deep), timestamp=3)],
+            links=[link],
+        ),
+        _plain_span("bounded", Resource({"ok": "kept"}), None, attributes=bounded),
+    ]
+    for encoded in (
+        ExportTraceServiceRequest.FromString(encode_spans(spans)),
+        otlp_json_to_message(Signal.TRACES, encode_spans_json(spans)),
+    ):
+        scopes = encoded.resource_spans[0].scope_spans
+        scope = scopes[0].scope
+        assert ([kv.key for kv in scope.attributes], scope.dropped_attributes_count) == (["ok"], 2)
+        deep, bounded_span = scopes[0].spans[0], scopes[1].spans[0]
+        for item in (deep, deep.events[0], deep.links[0]):
+            assert [kv.key for kv in item.attributes] == ["ok"]
+            assert item.dropped_attributes_count == 2
+        assert [kv.key for kv in bounded_span.attributes] == ["ok"]
+        assert bounded_span.dropped_attributes_count == 5 + 1  # the SDK's count, and ours

@@ -478,6 +478,27 @@ async def test_mtls(pki: dict[str, Any]) -> None:
         assert len(collector.received) == 1
 
 
+async def test_a_tls_shutdown_is_prompt_and_closes_the_socket(pki: dict[str, Any]) -> None:
+    """grpc C-core never answers our TLS close_notify: closing must not wait for it (it used to cost 1 s)."""
+    async with FakeCollector(ssl_cert=pki["server_cert"], ssl_key=pki["server_key"]) as collector:
+        for _ in range(2):
+            transport = transport_for(collector.grpc_endpoint, certificate_file=pki["ca"])
+            await transport.send(encode_traces(samples.spans(1)), compressed=False, timeout=3)
+            connection = transport._connection
+            assert connection is not None and connection.usable
+            loop = asyncio.get_running_loop()
+            start = loop.time()
+            await transport.close()
+            elapsed = loop.time() - start
+            assert elapsed < 0.3, f"closing a TLS connection took {elapsed:.3f}s"
+            assert connection.closed.done()  # connection_lost ran: the socket is closed, not left to linger
+        async with h2_exporter(collector.grpc_endpoint, certificate_file=pki["ca"]) as exporter:
+            assert (await exporter.export_traces(samples.spans(1))).ok
+            start = loop.time()
+        assert loop.time() - start < 0.3  # the exporter's shutdown, through every signal's transport
+        assert len(collector.received) == 3
+
+
 # -- a scripted h2 server ----------------------------------------------------------------------------------------
 
 

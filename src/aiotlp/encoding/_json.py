@@ -30,7 +30,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final, TypeVar
 
 from aiotlp._exceptions import EncodeError
-from aiotlp.model._common import AnyValue, InstrumentationScope, Resource
+from aiotlp.model._common import MAX_NESTING_DEPTH, AnyValue, InstrumentationScope, Resource
 from aiotlp.model._logs import LogRecord
 from aiotlp.model._metrics import (
     Buckets,
@@ -48,7 +48,7 @@ from aiotlp.model._metrics import (
 )
 from aiotlp.model._trace import Span
 
-from ._protobuf import group_by_resource_and_scope
+from ._protobuf import _too_deep, _TooDeep, group_by_resource_and_scope
 from ._wire import double
 
 __all__ = ["encode_logs_json", "encode_metrics_json", "encode_traces_json"]
@@ -89,7 +89,9 @@ def _set_double(out: JsonObject, key: str, value: float) -> None:
 # AnyValue and attributes
 
 
-def _any(value: AnyValue) -> JsonObject:
+def _any(value: AnyValue, depth: int = 0) -> JsonObject:
+    """``value`` as an AnyValue object; it sits inside ``depth`` lists and mappings. Raises _TooDeep when it
+    nests deeper than ``MAX_NESTING_DEPTH`` (as the protobuf writer does, see there)."""
     t = type(value)
     if t is str:
         return {"stringValue": value}
@@ -102,12 +104,16 @@ def _any(value: AnyValue) -> JsonObject:
     if value is None:
         return {}
     if t is tuple:
-        return {"arrayValue": {"values": [_any(item) for item in value]}}  # type: ignore[union-attr]
+        if depth >= MAX_NESTING_DEPTH:
+            raise _too_deep()
+        return {"arrayValue": {"values": [_any(item, depth + 1) for item in value]}}  # type: ignore[union-attr]
     if t is dict:
-        return {"kvlistValue": {"values": _attributes(value)}}  # type: ignore[arg-type]
+        if depth >= MAX_NESTING_DEPTH:
+            raise _too_deep()
+        return {"kvlistValue": {"values": _attributes(value, depth + 1)}}  # type: ignore[arg-type]
     if t is bytes:
         return {"bytesValue": b64encode(value).decode("ascii")}  # type: ignore[arg-type]
-    return _any(_normalize(value))
+    return _any(_normalize(value), depth)
 
 
 def _normalize(value: object) -> AnyValue:
@@ -129,7 +135,10 @@ def _normalize(value: object) -> AnyValue:
     raise EncodeError(f"cannot encode a {type(value).__name__} as an attribute value")
 
 
-def _attributes(attributes: Mapping[str, AnyValue]) -> list[JsonObject]:
+def _attributes(attributes: Mapping[str, AnyValue], depth: int = 0) -> list[JsonObject]:
+    """One KeyValue object per attribute. At ``depth`` 0 (an item's attributes) an attribute whose value nests
+    too deep is left out: ``len(attributes) - len(result)`` is the count to add to ``droppedAttributesCount``;
+    deeper (a nested mapping), _TooDeep goes through to the attribute that holds it."""
     out: list[JsonObject] = []
     append = out.append
     for key, value in attributes.items():
@@ -141,7 +150,11 @@ def _attributes(attributes: Mapping[str, AnyValue]) -> list[JsonObject]:
         elif t is bool:
             append({"key": key, "value": {"boolValue": value}})
         else:
-            append({"key": key, "value": _any(value)})
+            try:
+                append({"key": key, "value": _any(value, depth)})
+            except _TooDeep:
+                if depth:
+                    raise
     return out
 
 

@@ -35,7 +35,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Final, TypeVar
 
 from aiotlp._exceptions import EncodeError
-from aiotlp.model._common import AnyValue, InstrumentationScope, Resource
+from aiotlp.model._common import MAX_NESTING_DEPTH, AnyValue, InstrumentationScope, Resource
 from aiotlp.model._logs import LogRecord
 from aiotlp.model._metrics import (
     Buckets,
@@ -184,10 +184,31 @@ def _patch(buf: bytearray, start: int) -> None:
 
 # ------------------------------------------------------------------------------------------------------------
 # AnyValue and attributes
+#
+# Depth: lists and mappings may nest MAX_NESTING_DEPTH deep (the model refuses deeper values at construction; see
+# there why the limit). Values that bypass the model (the SDK adapters write the SDK's own objects with these
+# functions) are held to the same limit here, so that no collector ever refuses a request for its depth: a
+# top-level attribute whose value nests deeper is left out whole and counted (the writer returns the count, for
+# the item's ``dropped_attributes_count``); a value written alone (a log body) raises _TooDeep, for the caller
+# to replace. A self-referencing list is just a value that nests too deep.
 
 
-def _write_attributes(buf: bytearray, field_tag: bytes, attributes: Mapping[str, AnyValue]) -> None:
-    """Append one ``field_tag`` + ``KeyValue`` per attribute (a ``repeated KeyValue`` field)."""
+class _TooDeep(EncodeError):
+    """A list or mapping nested deeper than ``MAX_NESTING_DEPTH``: raised by the AnyValue writers (both
+    implementations), caught where the value is counted or replaced."""
+
+
+def _too_deep() -> _TooDeep:
+    return _TooDeep(f"a value nests lists and mappings deeper than {MAX_NESTING_DEPTH} levels")
+
+
+def _write_attributes(buf: bytearray, field_tag: bytes, attributes: Mapping[str, AnyValue], depth: int = 0) -> int:
+    """Append one ``field_tag`` + ``KeyValue`` per attribute (a ``repeated KeyValue`` field).
+
+    Returns how many attributes were left out for nesting too deep (only at ``depth`` 0: the attributes of an
+    item; a nested mapping, ``depth`` > 0, lets _TooDeep through to the attribute that holds it).
+    """
+    dropped = 0
     kv_str_get = _KV_STR.get
     kv_int_get = _KV_INT.get
     key_get = _KEY.get
@@ -218,16 +239,27 @@ def _write_attributes(buf: bytearray, field_tag: bytes, attributes: Mapping[str,
             # KeyValue 2 value, len 9, AnyValue 4 double_value
             buf += _pack_kv_double(0x12, 9, 0x21, item[1])
         else:
+            mark = len(buf)
             buf += field_tag
             buf.append(0)
             start = len(buf)
             buf += key_get(item[0]) or _key_field(item[0])
-            _write_any(buf, b"\x12", item[1])  # KeyValue 2 value
+            try:
+                _write_any(buf, b"\x12", item[1], depth)  # KeyValue 2 value
+            except _TooDeep:
+                if depth:
+                    raise
+                del buf[mark:]
+                dropped += 1
+                continue
             _patch(buf, start)
+    return dropped
 
 
-def _write_any(buf: bytearray, field_tag: bytes, value: AnyValue) -> None:
-    """Append ``field_tag`` + an ``AnyValue`` message holding ``value``."""
+def _write_any(buf: bytearray, field_tag: bytes, value: AnyValue, depth: int = 0) -> None:
+    """Append ``field_tag`` + an ``AnyValue`` message holding ``value``, which sits inside ``depth`` lists and
+    mappings. Raises _TooDeep (with part of the value written: the caller cuts ``buf`` back) when it nests
+    deeper than ``MAX_NESTING_DEPTH``."""
     t = type(value)
     if t is str:
         data = utf8(value)  # type: ignore[arg-type]
@@ -254,22 +286,26 @@ def _write_any(buf: bytearray, field_tag: bytes, value: AnyValue) -> None:
         buf += field_tag
         buf += b"\x00"  # the empty AnyValue
     elif t is tuple:
+        if depth >= MAX_NESTING_DEPTH:
+            raise _too_deep()
         buf += field_tag
         buf.append(0)
         outer = len(buf)
         buf += b"\x2a\x00"  # AnyValue 5 array_value
         inner = len(buf)
         for item in value:  # type: ignore[union-attr]
-            _write_any(buf, b"\x0a", item)  # ArrayValue 1 values
+            _write_any(buf, b"\x0a", item, depth + 1)  # ArrayValue 1 values
         _patch(buf, inner)
         _patch(buf, outer)
     elif t is dict:
+        if depth >= MAX_NESTING_DEPTH:
+            raise _too_deep()
         buf += field_tag
         buf.append(0)
         outer = len(buf)
         buf += b"\x32\x00"  # AnyValue 6 kvlist_value
         inner = len(buf)
-        _write_attributes(buf, b"\x0a", value)  # type: ignore[arg-type]  # KeyValueList 1 values
+        _write_attributes(buf, b"\x0a", value, depth + 1)  # type: ignore[arg-type]  # KeyValueList 1 values
         _patch(buf, inner)
         _patch(buf, outer)
     elif t is bytes:
@@ -280,7 +316,7 @@ def _write_any(buf: bytearray, field_tag: bytes, value: AnyValue) -> None:
         buf += b"\x3a"  # AnyValue 7 bytes_value
         buf += lp
     else:
-        _write_any(buf, field_tag, _normalize(value))
+        _write_any(buf, field_tag, _normalize(value), depth)
 
 
 def _normalize(value: object) -> AnyValue:

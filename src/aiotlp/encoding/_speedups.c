@@ -4,8 +4,8 @@
  * Every function here produces exactly the bytes of the pure-Python function it stands in for (the test suite
  * runs every encoding test against both; see aiotlp/encoding/_compat.py, the one place that chooses):
  *
- *   write_attributes(buf, field_tag, mapping)   aiotlp.encoding._protobuf._write_attributes
- *   write_any(buf, field_tag, value)            aiotlp.encoding._protobuf._write_any
+ *   write_attributes(buf, field_tag, mapping[, depth]) -> dropped   aiotlp.encoding._protobuf._write_attributes
+ *   write_any(buf, field_tag, value[, depth])                     aiotlp.encoding._protobuf._write_any
  *   write_spans(buf, spans)                     aiotlp.encoding._protobuf._write_spans (aiotlp's model)
  *   write_sdk_spans(buf, spans, types)          aiotlp.sdk._encode._write_spans (OpenTelemetry SDK spans)
  *
@@ -21,6 +21,10 @@
  * surrogate becomes U+FFFD in both. Values of any type other than the exact built-ins are handed to the pure
  * encoder's _normalize (imported on first use) and the result encoded, so subclasses, other mappings and
  * sequences behave identically. Integers outside int64 raise EncodeError naming the value.
+ *
+ * Depth, as in the pure encoder: lists and mappings nest at most MAX_NESTING_DEPTH deep. Deeper, the writers
+ * raise the pure encoder's _TooDeep (imported on first use); an item's attribute whose value nests too deep is
+ * cut back out of the buffer and counted (write_attributes returns the count), exactly as the pure writer does.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -33,6 +37,10 @@
 
 static PyObject *s_normalize;     /* aiotlp.encoding._protobuf._normalize, imported on first use */
 static PyObject *s_encode_error;  /* aiotlp._exceptions.EncodeError, imported on first use */
+static PyObject *s_too_deep;      /* aiotlp.encoding._protobuf._TooDeep, imported on first use */
+
+/* aiotlp.model.MAX_NESTING_DEPTH (exported as this module's MAX_NESTING_DEPTH; a test checks they agree). */
+#define MAX_NESTING_DEPTH 24
 
 static PyObject *str_items, *str_context, *str_parent, *str_name, *str_kind, *str_value_, *str_start_time,
     *str_end_time, *str_attributes, *str_events, *str_links, *str_status, *str_dict, *str_dropped, *str_dq,
@@ -73,6 +81,40 @@ raise_encode_error(const char *format, ...)
         Py_DECREF(message);
     }
     return -1;
+}
+
+static PyObject *
+too_deep_type(void)
+{
+    if (s_too_deep == NULL) {
+        PyObject *mod = PyImport_ImportModule("aiotlp.encoding._protobuf");
+        if (mod == NULL)
+            return NULL;
+        s_too_deep = PyObject_GetAttrString(mod, "_TooDeep");
+        Py_DECREF(mod);
+    }
+    return s_too_deep;
+}
+
+/* Raise _TooDeep with the pure encoder's message; always returns -1. */
+static int
+raise_too_deep(void)
+{
+    PyObject *type = too_deep_type();
+    if (type != NULL)
+        PyErr_Format(type, "a value nests lists and mappings deeper than %d levels", MAX_NESTING_DEPTH);
+    return -1;
+}
+
+/* The error being raised is _TooDeep (then it is cleared). Only raise_too_deep raises it here, and it imported
+ * the type first: nothing is imported while an exception is set. */
+static int
+clear_too_deep(void)
+{
+    if (s_too_deep == NULL || !PyErr_ExceptionMatches(s_too_deep))
+        return 0;
+    PyErr_Clear();
+    return 1;
 }
 
 static PyObject *
@@ -522,8 +564,9 @@ w_opt_fixed64(Buf *b, unsigned char tag, PyObject *value, const char *what)
 /* ---------------------------------------------------------------------------------------------------------- */
 /* AnyValue and attributes */
 
-static int w_any(Buf *b, const char *tag, Py_ssize_t taglen, PyObject *value);
-static int w_attributes(Buf *b, const char *tag, Py_ssize_t taglen, PyObject *attributes);
+static int w_any(Buf *b, const char *tag, Py_ssize_t taglen, PyObject *value, int depth);
+static int w_attributes(Buf *b, const char *tag, Py_ssize_t taglen, PyObject *attributes, int depth,
+                        Py_ssize_t *dropped);
 
 /* The KeyValue.key field's size for a key of n UTF-8 bytes (an empty key is left out). */
 static inline Py_ssize_t
@@ -542,9 +585,9 @@ u_key_field(Buf *b, const Utf8 *k)
     }
 }
 
-/* tag + KeyValue(key, value) */
+/* tag + KeyValue(key, value); `value` sits inside `depth` lists and mappings */
 static int
-w_key_value(Buf *b, const char *tag, Py_ssize_t taglen, PyObject *key, PyObject *value)
+w_key_value(Buf *b, const char *tag, Py_ssize_t taglen, PyObject *key, PyObject *value, int depth)
 {
     Utf8 k, s;
     int rc = -1;
@@ -620,7 +663,7 @@ w_key_value(Buf *b, const char *tag, Py_ssize_t taglen, PyObject *key, PyObject 
         if (start < 0 || RESERVE(b, kf) < 0)
             goto done;
         u_key_field(b, &k);
-        if (w_any(b, "\x12", 1, value) < 0) /* KeyValue 2 value */
+        if (w_any(b, "\x12", 1, value, depth) < 0) /* KeyValue 2 value */
             goto done;
         rc = end(b, start);
     }
@@ -629,20 +672,34 @@ done:
     return rc;
 }
 
-/* One tag + KeyValue per item of a mapping (a repeated KeyValue field). */
+/* One KeyValue written by w_key_value failed: an item's attribute (`dropped` given) that nests too deep is cut
+ * back out of the buffer and counted (0: go on); anything else is an error (-1). */
+static inline int
+drop_too_deep(Buf *b, Py_ssize_t mark, Py_ssize_t *dropped)
+{
+    if (dropped == NULL || !clear_too_deep())
+        return -1;
+    b->len = mark;
+    (*dropped)++;
+    return 0;
+}
+
+/* One tag + KeyValue per item of a mapping (a repeated KeyValue field). `dropped` (an item's attributes): count
+ * the attributes left out for nesting too deep there; NULL (a nested mapping): let _TooDeep through. */
 static int
-w_attributes(Buf *b, const char *tag, Py_ssize_t taglen, PyObject *attributes)
+w_attributes(Buf *b, const char *tag, Py_ssize_t taglen, PyObject *attributes, int depth, Py_ssize_t *dropped)
 {
     if (PyDict_CheckExact(attributes)) {
         Py_ssize_t pos = 0;
         PyObject *key, *value;
         while (PyDict_Next(attributes, &pos, &key, &value)) {
+            Py_ssize_t mark = b->len;
             Py_INCREF(key);
             Py_INCREF(value);
-            int rc = w_key_value(b, tag, taglen, key, value);
+            int rc = w_key_value(b, tag, taglen, key, value, depth);
             Py_DECREF(key);
             Py_DECREF(value);
-            if (rc < 0)
+            if (rc < 0 && drop_too_deep(b, mark, dropped) < 0)
                 return -1;
         }
         return 0;
@@ -658,18 +715,19 @@ w_attributes(Buf *b, const char *tag, Py_ssize_t taglen, PyObject *attributes)
     PyObject *item;
     while ((item = PyIter_Next(it)) != NULL) {
         int rc;
+        Py_ssize_t mark = b->len;
         if (PyTuple_Check(item) && PyTuple_GET_SIZE(item) == 2) {
-            rc = w_key_value(b, tag, taglen, PyTuple_GET_ITEM(item, 0), PyTuple_GET_ITEM(item, 1));
+            rc = w_key_value(b, tag, taglen, PyTuple_GET_ITEM(item, 0), PyTuple_GET_ITEM(item, 1), depth);
         }
         else {
             PyObject *key = PySequence_GetItem(item, 0);
             PyObject *value = key ? PySequence_GetItem(item, 1) : NULL;
-            rc = value ? w_key_value(b, tag, taglen, key, value) : -1;
+            rc = value ? w_key_value(b, tag, taglen, key, value, depth) : -1;
             Py_XDECREF(key);
             Py_XDECREF(value);
         }
         Py_DECREF(item);
-        if (rc < 0) {
+        if (rc < 0 && drop_too_deep(b, mark, dropped) < 0) {
             Py_DECREF(it);
             return -1;
         }
@@ -678,9 +736,9 @@ w_attributes(Buf *b, const char *tag, Py_ssize_t taglen, PyObject *attributes)
     return PyErr_Occurred() ? -1 : 0;
 }
 
-/* tag + an AnyValue message holding `value`. */
+/* tag + an AnyValue message holding `value`, which sits inside `depth` lists and mappings. */
 static int
-w_any(Buf *b, const char *tag, Py_ssize_t taglen, PyObject *value)
+w_any(Buf *b, const char *tag, Py_ssize_t taglen, PyObject *value, int depth)
 {
     PyTypeObject *t = Py_TYPE(value);
     if (t == &PyUnicode_Type) {
@@ -747,6 +805,8 @@ w_any(Buf *b, const char *tag, Py_ssize_t taglen, PyObject *value)
         return 0;
     }
     if (t == &PyTuple_Type || t == &PyList_Type || t == &PyDict_Type) {
+        if (depth >= MAX_NESTING_DEPTH)
+            return raise_too_deep();
         if (Py_EnterRecursiveCall(" while encoding an attribute value"))
             return -1;
         int rc = -1;
@@ -755,7 +815,7 @@ w_any(Buf *b, const char *tag, Py_ssize_t taglen, PyObject *value)
             goto nested_done;
         if (t == &PyDict_Type) {
             inner = begin(b, "\x32", 1); /* AnyValue 6 kvlist_value */
-            if (inner < 0 || w_attributes(b, "\x0a", 1, value) < 0) /* KeyValueList 1 values */
+            if (inner < 0 || w_attributes(b, "\x0a", 1, value, depth + 1, NULL) < 0) /* KeyValueList 1 values */
                 goto nested_done;
         }
         else {
@@ -768,7 +828,7 @@ w_any(Buf *b, const char *tag, Py_ssize_t taglen, PyObject *value)
                 goto nested_done;
             Py_ssize_t n = PyTuple_GET_SIZE(seq);
             for (Py_ssize_t i = 0; i < n; i++) {
-                if (w_any(b, "\x0a", 1, PyTuple_GET_ITEM(seq, i)) < 0) { /* ArrayValue 1 values */
+                if (w_any(b, "\x0a", 1, PyTuple_GET_ITEM(seq, i), depth + 1) < 0) { /* ArrayValue 1 values */
                     Py_DECREF(seq);
                     goto nested_done;
                 }
@@ -791,7 +851,7 @@ w_any(Buf *b, const char *tag, Py_ssize_t taglen, PyObject *value)
         rc = raise_encode_error("cannot encode a %.100s as an attribute value", t->tp_name);
     }
     else {
-        rc = w_any(b, tag, taglen, plain);
+        rc = w_any(b, tag, taglen, plain, depth);
     }
     Py_DECREF(plain);
     return rc;
@@ -809,19 +869,44 @@ tag_of(PyObject *field_tag, const char **tag, Py_ssize_t *taglen)
     return 0;
 }
 
+/* The optional `depth` argument (4th) of write_attributes / write_any: a non-negative int, 0 by default. */
+static int
+depth_of(PyObject *const *args, Py_ssize_t nargs, const char *usage, int *depth)
+{
+    *depth = 0;
+    if (nargs != 3 && nargs != 4) {
+        PyErr_Format(PyExc_TypeError, "%s takes 3 or 4 arguments", usage);
+        return -1;
+    }
+    if (nargs == 4) {
+        long d = PyLong_AsLong(args[3]);
+        if (d == -1 && PyErr_Occurred())
+            return -1;
+        if (d < 0 || d > INT32_MAX) {
+            PyErr_Format(PyExc_ValueError, "depth must be >= 0, got %ld", d);
+            return -1;
+        }
+        *depth = (int)d;
+    }
+    return 0;
+}
+
 static PyObject *
 py_write_attributes(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     Buf b;
     const char *tag;
-    Py_ssize_t taglen;
-    if (nargs != 3) {
-        PyErr_SetString(PyExc_TypeError, "write_attributes(buf, field_tag, attributes) takes 3 arguments");
+    Py_ssize_t taglen, dropped = 0;
+    int depth;
+    if (depth_of(args, nargs, "write_attributes(buf, field_tag, attributes[, depth])", &depth) < 0)
         return NULL;
-    }
     if (buf_open(&b, args[0]) < 0 || tag_of(args[1], &tag, &taglen) < 0)
         return NULL;
-    return buf_close(&b, w_attributes(&b, tag, taglen, args[2]) == 0);
+    PyObject *done = buf_close(&b, w_attributes(&b, tag, taglen, args[2], depth, depth ? NULL : &dropped) == 0);
+    if (done == NULL)
+        return NULL;
+    Py_DECREF(done);
+    return PyLong_FromSsize_t(dropped);
 }
 
 static PyObject *
@@ -830,13 +915,12 @@ py_write_any(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     Buf b;
     const char *tag;
     Py_ssize_t taglen;
-    if (nargs != 3) {
-        PyErr_SetString(PyExc_TypeError, "write_any(buf, field_tag, value) takes 3 arguments");
+    int depth;
+    if (depth_of(args, nargs, "write_any(buf, field_tag, value[, depth])", &depth) < 0)
         return NULL;
-    }
     if (buf_open(&b, args[0]) < 0 || tag_of(args[1], &tag, &taglen) < 0)
         return NULL;
-    return buf_close(&b, w_any(&b, tag, taglen, args[2]) == 0);
+    return buf_close(&b, w_any(&b, tag, taglen, args[2], depth) == 0);
 }
 
 /* ---------------------------------------------------------------------------------------------------------- */
@@ -1045,23 +1129,33 @@ w_sdk_trace_state(Buf *b, unsigned char tag, PyObject *trace_state, const Sdk *s
     return rc;
 }
 
-/* Attributes (BoundedAttributes: its inner dict, and its dropped count) and dropped_attributes_count. */
+/* Attributes (BoundedAttributes: its inner dict, and its dropped count) and dropped_attributes_count: the SDK's
+ * count plus the attributes left out here for nesting too deep. */
 static int
 w_sdk_attributes(Buf *b, unsigned char tag, unsigned char dropped_tag, PyObject *attributes, const Sdk *sdk)
 {
     char t = (char)tag;
+    Py_ssize_t too_deep = 0;
     if ((PyObject *)Py_TYPE(attributes) == sdk->bounded_attributes) {
         PyObject *inner = PyObject_GetAttr(attributes, str_dict);
         if (inner == NULL)
             return -1;
         int truth = PyObject_IsTrue(inner);
-        int rc = truth < 0 ? -1 : truth ? w_attributes(b, &t, 1, inner) : 0;
+        int rc = truth < 0 ? -1 : truth ? w_attributes(b, &t, 1, inner, 0, &too_deep) : 0;
         Py_DECREF(inner);
         if (rc < 0)
             return -1;
         PyObject *dropped = PyObject_GetAttr(attributes, str_dropped);
         if (dropped == NULL)
             return -1;
+        if (too_deep) {
+            PyObject *extra = PyLong_FromSsize_t(too_deep);
+            PyObject *sum = extra ? PyNumber_Add(dropped, extra) : NULL;
+            Py_XDECREF(extra);
+            Py_DECREF(dropped);
+            if ((dropped = sum) == NULL)
+                return -1;
+        }
         rc = w_opt_count(b, dropped_tag, dropped, "dropped_attributes_count");
         Py_DECREF(dropped);
         return rc;
@@ -1069,7 +1163,15 @@ w_sdk_attributes(Buf *b, unsigned char tag, unsigned char dropped_tag, PyObject 
     int truth = PyObject_IsTrue(attributes);
     if (truth <= 0)
         return truth;
-    return w_attributes(b, &t, 1, attributes);
+    if (w_attributes(b, &t, 1, attributes, 0, &too_deep) < 0)
+        return -1;
+    if (too_deep) {
+        if (RESERVE(b, 11) < 0)
+            return -1;
+        u_byte(b, dropped_tag); /* dropped_attributes_count */
+        u_varint(b, (uint64_t)too_deep);
+    }
+    return 0;
 }
 
 static int
@@ -1441,15 +1543,16 @@ w_raw_bytes(Buf *b, PyObject *value, const char *what)
     return w_bytes(b, PyBytes_AS_STRING(value), PyBytes_GET_SIZE(value));
 }
 
-/* `if mapping: write_attributes(tag, mapping)` */
+/* `if mapping: write_attributes(tag, mapping)` (a model item's: validated, so nothing nests too deep) */
 static int
 w_opt_attributes(Buf *b, unsigned char tag, PyObject *attributes)
 {
     char t = (char)tag;
+    Py_ssize_t too_deep = 0;
     int truth = PyObject_IsTrue(attributes);
     if (truth <= 0)
         return truth;
-    return w_attributes(b, &t, 1, attributes);
+    return w_attributes(b, &t, 1, attributes, 0, &too_deep);
 }
 
 /* getattr + a writer taking (b, tag, value, what) */
@@ -1724,5 +1827,8 @@ PyInit__speedups(void)
     INTERN(str_m_events, "events");
     INTERN(str_m_links, "links");
     INTERN(str_m_status, "status");
-    return PyModule_Create(&module);
+    PyObject *m = PyModule_Create(&module);
+    if (m != NULL && PyModule_AddIntConstant(m, "MAX_NESTING_DEPTH", MAX_NESTING_DEPTH) < 0)
+        Py_CLEAR(m);
+    return m;
 }

@@ -7,11 +7,16 @@ is left as it was. Chosen (or not) in :mod:`aiotlp.encoding._compat`.
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-def write_attributes(buf: bytearray, field_tag: bytes, attributes: Mapping[str, Any], /) -> None:
-    """``aiotlp.encoding._protobuf._write_attributes``: one ``field_tag`` + ``KeyValue`` per item."""
+MAX_NESTING_DEPTH: int
+"""``aiotlp.model.MAX_NESTING_DEPTH``, compiled in."""
 
-def write_any(buf: bytearray, field_tag: bytes, value: Any, /) -> None:
-    """``aiotlp.encoding._protobuf._write_any``: ``field_tag`` + an ``AnyValue`` message."""
+def write_attributes(buf: bytearray, field_tag: bytes, attributes: Mapping[str, Any], depth: int = 0, /) -> int:
+    """``aiotlp.encoding._protobuf._write_attributes``: one ``field_tag`` + ``KeyValue`` per item; returns how
+    many were left out for nesting too deep (at ``depth`` 0; deeper, ``_TooDeep`` goes through)."""
+
+def write_any(buf: bytearray, field_tag: bytes, value: Any, depth: int = 0, /) -> None:
+    """``aiotlp.encoding._protobuf._write_any``: ``field_tag`` + an ``AnyValue`` message; raises ``_TooDeep``
+    (``buf`` left as it was) when ``value`` nests deeper than ``MAX_NESTING_DEPTH``."""
 
 def write_spans(buf: bytearray, spans: Iterable[Any], /) -> None:
     """``aiotlp.encoding._protobuf._write_spans``: ``ScopeSpans.spans`` entries of aiotlp model spans."""

@@ -30,6 +30,14 @@ Deviations from the official encoder, each deliberate: a link's ``trace_state`` 
 encoder drops it); the metrics of two ``ResourceMetrics`` (or ``ScopeMetrics``) entries that compare equal are
 all kept (the official encoder keeps only the last entry's); an empty ``ScopeMetrics`` is not sent.
 
+Depth (the SDK does not limit it for log bodies and extended attributes; a collector refuses a whole request
+nested deeper than its decoder allows): lists and mappings nest at most ``aiotlp.model.MAX_NESTING_DEPTH``
+deep. An attribute whose value nests deeper is left out and counted in its item's ``dropped_attributes_count``
+(spans, events, links, log records, and the resource's and scope's, written when not 0); a log body that nests
+deeper, or refers to itself, is replaced by the string :data:`BODY_TOO_DEEP` (the record is kept; OTLP has no
+count for it). Metric data points and exemplars have no dropped count: such an attribute is left out uncounted
+(the SDK's metrics API takes only flat, hashable attribute values, so none gets there).
+
 How it is fast: ``ReadableSpan``'s own fields (``_context``, ``_attributes``, ...) are read directly, skipping
 the properties that copy (``attributes`` wraps a ``MappingProxyType``, ``events`` builds a tuple); a class that
 overrides any of those properties is read through its public API instead (checked once per class). Attributes
@@ -66,10 +74,21 @@ from opentelemetry.trace.status import Status
 from aiotlp._exceptions import EncodeError
 from aiotlp.encoding import _compat
 from aiotlp.encoding._json import _any, _attributes, _finish, _float
-from aiotlp.encoding._protobuf import _LP, _lp_str, _patch, _write_any, _write_attributes, _write_times
+from aiotlp.encoding._protobuf import (
+    _LP,
+    _lp_str,
+    _patch,
+    _too_deep,
+    _TooDeep,
+    _write_any,
+    _write_attributes,
+    _write_times,
+)
 from aiotlp.encoding._wire import VARINT, VARINT_TABLE_SIZE, varint, zigzag32
+from aiotlp.model import MAX_NESTING_DEPTH
 
 __all__ = [
+    "BODY_TOO_DEEP",
     "MetricItem",
     "count_data_points",
     "encode_log_records",
@@ -118,6 +137,9 @@ _LINK_FLAGS_REMOTE: Final = b"\x35" + _pack_i(0x300)
 _I = TypeVar("_I")
 _Groups = list[tuple[Resource, list[tuple[InstrumentationScope | None, list[_I]]]]]
 
+BODY_TOO_DEEP: Final = f"[aiotlp: this log body nested lists or mappings deeper than {MAX_NESTING_DEPTH} levels]"
+"""What a log body nested too deep (or referring to itself) is sent as."""
+
 MetricItem = tuple[Resource, InstrumentationScope, Metric]
 """One metric with the resource and scope it was reported under: the unit a metrics batch is split by."""
 
@@ -133,6 +155,34 @@ def _plain(attributes: Any) -> Any:
 
 def _dropped(attributes: Any) -> int:
     return attributes.dropped if type(attributes) is _BA else 0
+
+
+def _write_counted_attributes(buf: bytearray, field_tag: bytes, dropped_tag: bytes, attributes: Any) -> None:
+    """An item's attributes (a ``BoundedAttributes``: its inner dict) and its ``dropped_attributes_count``: the
+    SDK's count plus the attributes left out for nesting too deep (written when not 0)."""
+    if type(attributes) is _BA:
+        dropped = _write_attributes(buf, field_tag, attributes._dict) if attributes._dict else 0
+        dropped += attributes.dropped
+    elif attributes:
+        dropped = _write_attributes(buf, field_tag, attributes)
+    else:
+        return
+    if dropped:
+        buf += dropped_tag
+        buf += varint(dropped)
+
+
+def _put_attributes(out: dict[str, Any], attributes: Any) -> None:
+    """The JSON twin of :func:`_write_counted_attributes`: ``attributes`` and ``droppedAttributesCount``."""
+    plain = _plain(attributes)
+    dropped = _dropped(attributes)
+    if plain:
+        listed = _attributes(plain)
+        if listed:
+            out["attributes"] = listed
+        dropped += len(plain) - len(listed)  # left out for nesting too deep
+    if dropped:
+        out["droppedAttributesCount"] = dropped
 
 
 def _trace_state(trace_state: Mapping[str, str]) -> str:
@@ -217,9 +267,8 @@ def _cached(cache: dict[int, tuple[object, _I]], obj: object, make: Callable[[An
 def _resource_pb(resource: Resource) -> bytes:
     """``Resource*.resource`` (field 1), always present: the resource's attributes."""
     buf = bytearray(b"\x0a\x00")
-    attributes = _plain(resource.attributes)
-    if attributes:
-        _write_attributes(buf, b"\x0a", attributes)  # Resource 1 attributes
+    # Resource 1 attributes, 2 dropped_attributes_count (only for values nested too deep)
+    _write_counted_attributes(buf, b"\x0a", b"\x10", _plain(resource.attributes))
     _patch(buf, 2)
     return bytes(buf)
 
@@ -234,16 +283,16 @@ def _scope_pb(scope: InstrumentationScope | None) -> bytes:
         if scope.version:
             buf += b"\x12"  # InstrumentationScope 2 version
             buf += _lp_str(scope.version)
-        attributes = _plain(scope.attributes)
-        if attributes:
-            _write_attributes(buf, b"\x1a", attributes)  # InstrumentationScope 3 attributes
+        # InstrumentationScope 3 attributes, 4 dropped_attributes_count (only for values nested too deep)
+        _write_counted_attributes(buf, b"\x1a", b"\x20", _plain(scope.attributes))
     _patch(buf, 2)
     return bytes(buf)
 
 
 def _resource_json(resource: Resource) -> dict[str, Any]:
-    attributes = _plain(resource.attributes)
-    return {"attributes": _attributes(attributes)} if attributes else {}
+    out: dict[str, Any] = {}
+    _put_attributes(out, _plain(resource.attributes))
+    return out
 
 
 def _scope_json(scope: InstrumentationScope | None) -> dict[str, Any]:
@@ -253,9 +302,7 @@ def _scope_json(scope: InstrumentationScope | None) -> dict[str, Any]:
             out["name"] = scope.name
         if scope.version:
             out["version"] = scope.version
-        attributes = _plain(scope.attributes)
-        if attributes:
-            out["attributes"] = _attributes(attributes)
+        _put_attributes(out, _plain(scope.attributes))
     return out
 
 
@@ -396,10 +443,9 @@ def _write_spans(buf: bytearray, spans: Iterable[ReadableSpan]) -> None:
     pack_qq = _pack_two_fixed64
     pack_ids = _pack_ids
     pack_ids_parent = _pack_ids_parent
-    write_attributes = _write_attributes
+    write_attributes = _write_counted_attributes
     kinds = _KIND
     M = _M64
-    BA = _BA
     BL = _BL
     EVENT = _EVENT
     last_status: object = None
@@ -442,15 +488,8 @@ def _write_spans(buf: bytearray, spans: Iterable[ReadableSpan]) -> None:
             if t1:
                 buf += b"\x41"
                 buf += pack_q(t1)
-        attributes: Any = span._attributes
-        if type(attributes) is BA:
-            if attributes._dict:
-                write_attributes(buf, b"\x4a", attributes._dict)  # Span 9 attributes
-            if attributes.dropped:
-                buf += b"\x50"  # Span 10 dropped_attributes_count
-                buf += varint(attributes.dropped)
-        elif attributes:
-            write_attributes(buf, b"\x4a", attributes)
+        # Span 9 attributes, 10 dropped_attributes_count
+        write_attributes(buf, b"\x4a", b"\x50", span._attributes)
         events: Any = span._events
         if type(events) is BL:
             dropped = events.dropped
@@ -470,14 +509,7 @@ def _write_spans(buf: bytearray, spans: Iterable[ReadableSpan]) -> None:
             if text:
                 buf += b"\x12"  # Event 2 name
                 buf += lp_get(text) or lp_str(text)
-            if type(attributes) is BA:
-                if attributes._dict:
-                    write_attributes(buf, b"\x1a", attributes._dict)  # Event 3 attributes
-                if attributes.dropped:
-                    buf += b"\x20"  # Event 4 dropped_attributes_count
-                    buf += varint(attributes.dropped)
-            elif attributes:
-                write_attributes(buf, b"\x1a", attributes)
+            write_attributes(buf, b"\x1a", b"\x20", attributes)  # Event 3 attributes, 4 dropped_attributes_count
             n = len(buf) - event_start
             if n < 0x80:
                 buf[event_start - 1] = n
@@ -521,15 +553,7 @@ def _write_link(buf: bytearray, link: Any) -> None:
     if context[4]:
         buf += b"\x1a"  # Link 3 trace_state (the official encoder leaves it out)
         buf += _lp_str(_trace_state(context[4]))
-    attributes = link.attributes
-    if type(attributes) is _BA:
-        if attributes._dict:
-            _write_attributes(buf, b"\x22", attributes._dict)  # Link 4 attributes
-        if attributes.dropped:
-            buf += b"\x28"  # Link 5 dropped_attributes_count
-            buf += varint(attributes.dropped)
-    elif attributes:
-        _write_attributes(buf, b"\x22", attributes)
+    _write_counted_attributes(buf, b"\x22", b"\x28", link.attributes)  # Link 4 attributes, 5 dropped count
     buf += _LINK_FLAGS_REMOTE if context[2] else _LINK_FLAGS_LOCAL  # Link 6 flags
     _patch(buf, start)
 
@@ -566,11 +590,7 @@ def _span_json(span: ReadableSpan) -> dict[str, Any]:
         out["startTimeUnixNano"] = str(span._start_time)
     if span._end_time:
         out["endTimeUnixNano"] = str(span._end_time)
-    attributes: Any = span._attributes
-    if attributes:
-        out["attributes"] = _attributes(_plain(attributes))
-    if _dropped(attributes):
-        out["droppedAttributesCount"] = _dropped(attributes)
+    _put_attributes(out, span._attributes)
     events: Any = span._events
     if events:
         out["events"] = [_event_json(event) for event in events]
@@ -597,11 +617,7 @@ def _event_json(event: Any) -> dict[str, Any]:
         out["timeUnixNano"] = str(event.timestamp)
     if event.name:
         out["name"] = event.name
-    attributes = event.attributes
-    if attributes:
-        out["attributes"] = _attributes(_plain(attributes))
-    if _dropped(attributes):
-        out["droppedAttributesCount"] = _dropped(attributes)
+    _put_attributes(out, event.attributes)
     return out
 
 
@@ -610,11 +626,7 @@ def _link_json(link: Any) -> dict[str, Any]:
     out: dict[str, Any] = {"traceId": f"{context[0]:032x}", "spanId": f"{context[1]:016x}"}
     if context[4]:
         out["traceState"] = _trace_state(context[4])
-    attributes = link.attributes
-    if attributes:
-        out["attributes"] = _attributes(_plain(attributes))
-    if _dropped(attributes):
-        out["droppedAttributesCount"] = _dropped(attributes)
+    _put_attributes(out, link.attributes)
     out["flags"] = 0x300 if context[2] else 0x100
     return out
 
@@ -635,19 +647,31 @@ def _log_key(record: ReadableLogRecord) -> tuple[Any, Any]:
 _SCALARS: Final = frozenset((str, bytes, bool, int, float, type(None)))
 
 
-def _coerce(value: Any) -> Any:
+def _coerce(value: Any, depth: int = 0) -> Any:
     """A structured log body as the official encoder reads it: mapping keys as ``str``, sequences as tuples.
 
     aiotlp's AnyValue writers expect ``str`` keys; a log body is not validated by the SDK, so a ``dict`` body
-    may have other keys (the official encoder writes ``str(key)``).
+    may have other keys (the official encoder writes ``str(key)``). ``value`` sits inside ``depth`` lists and
+    mappings: deeper than ``MAX_NESTING_DEPTH`` (a body referring to itself, too) raises _TooDeep.
     """
     if type(value) in _SCALARS or isinstance(value, (str, bytes)):
         return value
     if isinstance(value, Mapping):
-        return {str(key): _coerce(item) for key, item in value.items()}
+        if depth >= MAX_NESTING_DEPTH:
+            raise _too_deep()
+        return {str(key): _coerce(item, depth + 1) for key, item in value.items()}
     if isinstance(value, Sequence):
-        return tuple([_coerce(item) for item in value])
+        if depth >= MAX_NESTING_DEPTH:
+            raise _too_deep()
+        return tuple([_coerce(item, depth + 1) for item in value])
     return value  # a scalar subclass (IntEnum, ...), or something the writer will refuse
+
+
+def _body_json(body: Any) -> dict[str, Any]:
+    try:
+        return _any(_coerce(body))
+    except _TooDeep:
+        return {"stringValue": BODY_TOO_DEEP}
 
 
 def _write_log_records(buf: bytearray, records: Iterable[ReadableLogRecord]) -> None:
@@ -655,6 +679,9 @@ def _write_log_records(buf: bytearray, records: Iterable[ReadableLogRecord]) -> 
     lp_get = _LP.get
     lp_str = _lp_str
     pack_q = _pack_q
+    write_any = _write_any
+    write_attributes = _write_attributes  # LogRecord 6 attributes (returns those left out for nesting too deep)
+    scalars = _SCALARS
     BA = _BA
     for readable in records:
         record: Any = readable.log_record
@@ -673,19 +700,23 @@ def _write_log_records(buf: bytearray, records: Iterable[ReadableLogRecord]) -> 
         if text:
             buf += b"\x1a"  # LogRecord 3 severity_text
             buf += lp_get(text) or lp_str(text)
+        # LogRecord 5 body: always, None as an empty AnyValue (the log hot path: inlined)
         body = record.body
-        if type(body) not in _SCALARS:
-            body = _coerce(body)
-        _write_any(buf, b"\x2a", body)  # LogRecord 5 body: always, None as an empty AnyValue
+        mark = len(buf)
+        try:
+            write_any(buf, b"\x2a", body if type(body) in scalars else _coerce(body))
+        except _TooDeep:
+            del buf[mark:]
+            write_any(buf, b"\x2a", BODY_TOO_DEEP)
         attributes = record.attributes
-        if type(attributes) is BA:
-            if attributes._dict:
-                _write_attributes(buf, b"\x32", attributes._dict)  # LogRecord 6 attributes
-            if attributes.dropped:
-                buf += b"\x38"  # LogRecord 7 dropped_attributes_count
-                buf += varint(attributes.dropped)
-        elif attributes:
-            _write_attributes(buf, b"\x32", attributes)
+        if type(attributes) is BA:  # _write_counted_attributes, inlined
+            inner = attributes._dict
+            dropped = write_attributes(buf, b"\x32", inner) + attributes.dropped if inner else attributes.dropped
+        else:
+            dropped = write_attributes(buf, b"\x32", attributes) if attributes else 0
+        if dropped:
+            buf += b"\x38"  # LogRecord 7 dropped_attributes_count
+            buf += varint(dropped)
         flags = record.trace_flags
         if flags:
             buf += b"\x45"  # LogRecord 8 flags (fixed32)
@@ -730,12 +761,8 @@ def _log_json(readable: ReadableLogRecord) -> dict[str, Any]:
         out["severityNumber"] = severity
     if record.severity_text:
         out["severityText"] = record.severity_text
-    out["body"] = _any(_coerce(record.body))
-    attributes = record.attributes
-    if attributes:
-        out["attributes"] = _attributes(_plain(attributes))
-    if _dropped(attributes):
-        out["droppedAttributesCount"] = _dropped(attributes)
+    out["body"] = _body_json(record.body)
+    _put_attributes(out, record.attributes)
     if record.trace_flags:
         out["flags"] = int(record.trace_flags)
     if record.trace_id:

@@ -775,7 +775,14 @@ class _Connection(asyncio.Protocol):
             self._transport.close()
 
     async def aclose(self, error: ExportError) -> None:
-        """Fail pending calls with ``error``, send GOAWAY, close, and wait (briefly) until the socket is gone."""
+        """Fail pending calls with ``error``, send GOAWAY, close, and wait (briefly) until the socket is gone.
+
+        Over TLS, ``close()`` sends our close_notify and asyncio then waits for the server's before it lets the
+        socket go, up to its ``ssl_shutdown_timeout`` (30 s): a gRPC server (grpc C-core, for one) never sends
+        it, so every shutdown would wait out the grace below. The server's close_notify protects nothing here
+        (GOAWAY ended the HTTP/2 session and every call was settled above), so the TLS transport is aborted as
+        soon as GOAWAY and close_notify were handed to the socket; the socket is closed at once, not leaked.
+        """
         self.usable = False
         if self._error is None:
             self._error = error
@@ -785,6 +792,8 @@ class _Connection(asyncio.Protocol):
                 self._h2.close_connection()
             self._flush()
         self._abort(error)
+        if transport is not None and self._tls and not self.closed.done():
+            transport.abort()
         if transport is not None:
             try:
                 await asyncio.wait_for(asyncio.shield(self.closed), 1.0)
