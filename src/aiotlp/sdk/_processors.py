@@ -63,6 +63,7 @@ import weakref
 from collections.abc import Callable, Sequence
 from typing import Any, Final, Literal
 
+from opentelemetry._logs import LogRecord as ApiLogRecord
 from opentelemetry.context import Context, attach, detach
 from opentelemetry.sdk._logs import LogRecordProcessor, ReadableLogRecord, ReadWriteLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
@@ -184,7 +185,7 @@ class _GenericAdapter:
 
     async def _export(self, items: Sequence[Any]) -> ExportResult:
         total = len(items)
-        items = [item.readable() if type(item) is _QueuedLog else item for item in items]
+        items = [item.readable() if type(item) in _QUEUED else item for item in items]
         try:
             outcome = await self._in_thread(self._sdk.export, items)
         except asyncio.CancelledError:
@@ -440,32 +441,30 @@ class BatchSpanProcessor(_Batching, SpanProcessor):
 
 
 _EMPTY_CONTEXT: Final = Context()
-_PLAIN_COPY: dict[type, bool] = {}
+_READABLE_FIELDS: Final = ("resource", "instrumentation_scope", "limits")
 
 
-def _plain_copy(cls: type) -> bool:
-    """True if a ``__dict__`` copy is a faithful ``copy.copy`` of ``cls``'s instances (checked once per class):
-    they have a ``__dict__``, no slot holds state, and the class has no copy protocol or ``__new__`` of its own."""
-    plain = _PLAIN_COPY.get(cls)
-    if plain is None:
-        plain = (
-            any("__dict__" in vars(klass) for klass in cls.__mro__)
-            and not any(getattr(klass, "__slots__", ()) for klass in cls.__mro__[:-1])
-            and getattr(cls, "__copy__", None) is None
-            and cls.__reduce_ex__ is object.__reduce_ex__  # type: ignore[comparison-overlap]
-            and cls.__reduce__ is object.__reduce__  # type: ignore[comparison-overlap]
-            and cls.__new__ is object.__new__  # type: ignore[comparison-overlap]
-        )
-        _PLAIN_COPY[cls] = plain
-    return plain
+class _QueuedLog(ApiLogRecord):
+    """What ``on_emit`` queues for an API ``LogRecord`` (the common case): a shallow copy of it, made as one
+    ``__dict__`` copy, without its context, that also carries the other three fields of a ``ReadableLogRecord``
+    (``resource``, ``instrumentation_scope``, ``limits``) and is its own ``log_record``: the direct encoder reads
+    it as it reads a ``ReadableLogRecord``. One object per record, no frozen-dataclass construction."""
+
+    @property
+    def log_record(self) -> ApiLogRecord:
+        return self
+
+    def readable(self) -> ReadableLogRecord:
+        """A real ``ReadableLogRecord`` over a plain API ``LogRecord`` (for a foreign exporter)."""
+        fields = dict(self.__dict__)
+        extra = [fields.pop(name) for name in _READABLE_FIELDS]
+        record = _new_object(ApiLogRecord)
+        record.__dict__ = fields
+        return ReadableLogRecord(log_record=record, resource=extra[0], instrumentation_scope=extra[1], limits=extra[2])
 
 
-_new_object = object.__new__
-
-
-class _QueuedLog(tuple):  # type: ignore[type-arg]
-    """``ReadableLogRecord``'s fields, without its frozen-dataclass construction cost (see ``on_emit``): a tuple
-    (made in C by ``_queued_log``) whose fields are read by name, as the direct encoder reads them."""
+class _QueuedOther(tuple):  # type: ignore[type-arg]
+    """The same for a record of another class (``copy.copy`` of it): a tuple whose fields are read by name."""
 
     __slots__ = ()
 
@@ -477,12 +476,16 @@ class _QueuedLog(tuple):  # type: ignore[type-arg]
     def readable(self) -> ReadableLogRecord:
         return ReadableLogRecord(log_record=self[0], resource=self[1], instrumentation_scope=self[2], limits=self[3])
 
-    @property
-    def dropped_attributes(self) -> int:
-        return self.readable().dropped_attributes
+
+_new_object = object.__new__
+_QUEUED: Final = frozenset({_QueuedLog, _QueuedOther})
+_queued_other = functools.partial(tuple.__new__, _QueuedOther)
 
 
-_queued_log = functools.partial(tuple.__new__, _QueuedLog)
+def _queue_other(log_record: ReadWriteLogRecord, resource: Resource) -> _QueuedOther:
+    copied = copy.copy(log_record.log_record)
+    copied.context = Context()
+    return _queued_other((copied, resource, log_record.instrumentation_scope, log_record.limits))
 
 
 class BatchLogRecordProcessor(_Batching, LogRecordProcessor):
@@ -534,29 +537,25 @@ class BatchLogRecordProcessor(_Batching, LogRecordProcessor):
 
         What is queued is what the official processor queues, a ``ReadableLogRecord`` over a shallow copy of the
         API record without its context (so the queue does not keep the context's objects alive, and later
-        changes to the record's fields do not reach the export), made cheaply: the copy is a ``__dict__`` copy,
-        and the ``ReadableLogRecord`` is a slotted stand-in with the same fields (the direct encoder reads
-        those); a foreign exporter gets real ``ReadableLogRecord`` objects, made at export time.
+        changes to the record's fields do not reach the export), made cheaply: one object, a ``__dict__`` copy
+        that is also its own ``ReadableLogRecord`` (``_QueuedLog``); a foreign exporter gets real
+        ``ReadableLogRecord`` objects, made at export time.
         """
         try:
             record = log_record.log_record
-            cls = type(record)
-            if _PLAIN_COPY.get(cls) or _plain_copy(cls):
-                copied = _new_object(cls)
-                copied.__dict__ = fields = record.__dict__.copy()
-                fields["context"] = _EMPTY_CONTEXT
-            else:
-                copied = copy.copy(record)
-                copied.context = Context()
             resource = log_record.resource
-            queued = _queued_log(
-                (
-                    copied,
-                    resource if resource is not None else Resource.create({}),
-                    log_record.instrumentation_scope,
-                    log_record.limits,
-                )
-            )
+            if resource is None:
+                resource = Resource.create({})
+            fields = record.__dict__
+            if type(record) is ApiLogRecord and "resource" not in fields:
+                queued: Any = _new_object(_QueuedLog)
+                queued.__dict__ = copied = fields.copy()
+                copied["context"] = _EMPTY_CONTEXT
+                copied["resource"] = resource
+                copied["instrumentation_scope"] = log_record.instrumentation_scope
+                copied["limits"] = log_record.limits
+            else:
+                queued = _queue_other(log_record, resource)
         except Exception:  # never raise into the application's logging call
             logger.exception("cannot queue a log record")
             return
