@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from opentelemetry.sdk.trace import ReadableSpan
 
@@ -24,11 +26,15 @@ __all__ = [
     "Sample",
     "aiotlp_batch",
     "aiotlp_endpoint",
+    "child_arguments",
     "official_exporter",
     "percentile",
     "run_child",
+    "run_on",
     "sdk_batch",
 ]
+
+_T = TypeVar("_T")
 
 BATCH = 512
 PROTOCOLS = ("grpc", "http/protobuf")
@@ -140,6 +146,28 @@ class RssSampler:
     @property
     def peak_mib(self) -> float:
         return self.peak / 2**20
+
+
+def child_arguments(*, loop: bool = True) -> argparse.Namespace:
+    """A scenario's child process arguments: side, protocol, endpoints, seconds (and the loop's name)."""
+    parser = argparse.ArgumentParser()
+    for name in ("side", "protocol", "grpc_endpoint", "http_endpoint"):
+        parser.add_argument(name)
+    parser.add_argument("seconds", type=float)
+    if loop:
+        parser.add_argument("loop", choices=("asyncio", "uvloop"))
+    return parser.parse_args()
+
+
+def run_on(loop: str, coro: Coroutine[Any, Any, _T]) -> _T:
+    """Run ``coro`` on a new event loop of the harness's kind (``asyncio`` or ``uvloop``)."""
+    factory: Callable[[], asyncio.AbstractEventLoop] = asyncio.new_event_loop
+    if loop == "uvloop":
+        import uvloop
+
+        factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(coro)
 
 
 def timed(fn: Callable[[], object]) -> float:

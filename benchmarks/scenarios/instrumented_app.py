@@ -14,7 +14,6 @@ span, and the peak RSS growth. The app's own work (creating 20 spans a milliseco
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import sys
@@ -23,8 +22,8 @@ from typing import Any
 
 from opentelemetry.sdk.trace import TracerProvider
 
-from ._common import OFFICIAL, PROTOCOLS, Context, RssSampler, Sample, percentile, run_child
-from .batched_pipeline import PIPELINES
+from ._common import OFFICIAL, PROTOCOLS, Context, RssSampler, Sample, child_arguments, percentile, run_child, run_on
+from .batched_pipeline import PIPELINES, request_span
 
 RATE = 20_000
 TICK = 0.001
@@ -54,20 +53,7 @@ async def app(side: str, protocol: str, grpc_endpoint: str, http_endpoint: str, 
     while (now := time.perf_counter()) - start < seconds:
         due = min(int((now - start) * RATE) - produced, 100)
         for i in range(due):
-            with tracer.start_as_current_span("GET /v1/users/{id}") as span:
-                span.set_attributes(
-                    {
-                        "http.request.method": "GET",
-                        "http.route": "/v1/users/{id}",
-                        "url.full": f"https://api.example.com/v1/users/{i}?page=2",
-                        "http.response.status_code": 200,
-                        "server.address": "api.example.com",
-                        "server.port": 443,
-                        "user_agent.original": "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Firefox/128.0",
-                        "network.protocol.version": "1.1",
-                    }
-                )
-                span.add_event("message", {"message.type": "RECEIVED", "message.id": i})
+            request_span(tracer, i)
         produced += max(due, 0)
         await asyncio.sleep(TICK)
     elapsed = time.perf_counter() - start
@@ -114,19 +100,8 @@ async def run(ctx: Context) -> list[Sample]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    for name in ("side", "protocol", "grpc_endpoint", "http_endpoint"):
-        parser.add_argument(name)
-    parser.add_argument("seconds", type=float)
-    parser.add_argument("loop", choices=("asyncio", "uvloop"))
-    args = parser.parse_args()
-    factory = asyncio.new_event_loop
-    if args.loop == "uvloop":
-        import uvloop
-
-        factory = uvloop.new_event_loop
-    with asyncio.Runner(loop_factory=factory) as runner:
-        result = runner.run(app(args.side, args.protocol, args.grpc_endpoint, args.http_endpoint, args.seconds))
+    args = child_arguments()
+    result = run_on(args.loop, app(args.side, args.protocol, args.grpc_endpoint, args.http_endpoint, args.seconds))
     sys.stdout.write(json.dumps(result) + "\n")
 
 

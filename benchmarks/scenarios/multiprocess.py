@@ -8,13 +8,12 @@ used per second of run (1.0 = one core busy).
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import os
 import sys
 
-from ._common import OFFICIAL, PROTOCOLS, Context, Sample, run_child
+from ._common import OFFICIAL, PROTOCOLS, Context, Sample, child_arguments, run_child, run_on
 from .async_loop import measure
 
 WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
@@ -36,19 +35,8 @@ async def run(ctx: Context) -> list[Sample]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    for name in ("side", "protocol", "grpc_endpoint", "http_endpoint"):
-        parser.add_argument(name)
-    parser.add_argument("seconds", type=float)
-    parser.add_argument("loop", choices=("asyncio", "uvloop"))
-    args = parser.parse_args()
-    factory = asyncio.new_event_loop
-    if args.loop == "uvloop":
-        import uvloop
-
-        factory = uvloop.new_event_loop
-    with asyncio.Runner(loop_factory=factory) as runner:
-        r = runner.run(measure(args.side, args.protocol, args.grpc_endpoint, args.http_endpoint, args.seconds))
+    args = child_arguments()
+    r = run_on(args.loop, measure(args.side, args.protocol, args.grpc_endpoint, args.http_endpoint, args.seconds))
     out = r.as_dict() | {"seconds": r.spans / r.spans_per_s}
     sys.stdout.write(json.dumps(out) + "\n")
 
