@@ -302,7 +302,6 @@ class BatchProcessor(Generic[T]):
         self._orphans: list[_Batch] = []  # in flight when their loop went away: exported again after the move
         self._lost = False  # the worker was cancelled from outside: the loop is shutting down
         self._worker_gone = False
-        self._moves = 0
         self._drops_logged = 0
         self._failure_log = RateLimitedLogger(logger, logging.WARNING, interval=10.0)
         self._drop_log = RateLimitedLogger(logger, logging.WARNING, interval=60.0)
@@ -506,7 +505,10 @@ class BatchProcessor(Generic[T]):
                 await waiter
             finally:
                 timer.cancel()
-                self._waiter = None
+                # only our own: a worker left behind on a closed loop is closed when it is collected, and must not
+                # clear the waiter of the worker that replaced it (that one would then never be woken)
+                if self._waiter is waiter:
+                    self._waiter = None
 
     def _pump(self) -> None:
         """Start exports while a slot is free and a batch is due; then wake whoever waits on progress."""
@@ -702,7 +704,6 @@ class BatchProcessor(Generic[T]):
             self._worker = None
             self._waiter = None
             self._lost = self._worker_gone = False
-            self._moves += 1
             orphans, self._orphans = self._orphans, []
             # The futures of flushes and blocked puts belong to the old loop: their coroutines end with it.
             self._flushes = []
@@ -730,8 +731,12 @@ class BatchProcessor(Generic[T]):
         with self._start_lock:
             if self._loop is not old:
                 return
+            left = [*self._running, *([self._worker] if self._worker is not None else [])]
             orphans = list(self._running.values())
             self._running.clear()
+        for task in left:  # pending for good on the closed loop: not an error of the application's to report
+            with contextlib.suppress(AttributeError):
+                task._log_destroy_pending = False  # type: ignore[attr-defined]
         for batch in orphans:
             if batch.timer is not None:
                 batch.timer.cancel()

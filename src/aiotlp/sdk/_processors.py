@@ -546,10 +546,9 @@ class BatchLogRecordProcessor(_Batching, LogRecordProcessor):
             resource = log_record.resource
             if resource is None:
                 resource = Resource.create({})
-            fields = record.__dict__
-            if type(record) is ApiLogRecord and "resource" not in fields:
+            if type(record) is ApiLogRecord and record.__dict__.keys().isdisjoint(_READABLE_FIELDS):
                 queued: Any = _new_object(_QueuedLog)
-                queued.__dict__ = copied = fields.copy()
+                queued.__dict__ = copied = record.__dict__.copy()
                 copied["context"] = _EMPTY_CONTEXT
                 copied["resource"] = resource
                 copied["instrumentation_scope"] = log_record.instrumentation_scope
