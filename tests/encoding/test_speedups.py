@@ -12,7 +12,6 @@ modules' job; here equal bytes suffice, and cost less, so more examples run.
 from __future__ import annotations
 
 import collections
-import enum
 import math
 import os
 import subprocess
@@ -34,6 +33,7 @@ from opentelemetry.trace import Link as SdkLink
 from opentelemetry.trace import SpanContext, SpanKind, TraceFlags, TraceState
 from opentelemetry.trace.status import Status as SdkStatus
 from opentelemetry.trace.status import StatusCode as SdkStatusCode
+from tests.encoding.test_encoders import Color, Ratio, Tag
 from tests.strategies import INT64_MAX, INT64_MIN, any_values, attributes, span_batches
 
 from aiotlp import EncodeError
@@ -240,16 +240,8 @@ def test_sdk_span_batches(spans: list[ReadableSpan]) -> None:
 # --- targeted cases ------------------------------------------------------------------------------------------------
 
 
-class Color(enum.IntEnum):
-    RED = 1
-
-
-class Tag(str):
-    pass
-
-
-class Ratio(float):
-    pass
+# Subclasses of the value types (an IntEnum, a str and a float subclass): the ones test_encoders.py writes
+# through the pure encoder, here compared across both implementations.
 
 
 Point = collections.namedtuple("Point", "x y")

@@ -52,17 +52,18 @@ static PyObject *str_trace_id, *str_span_id, *str_parent_span_id, *str_trace_sta
     *str_dropped_events_count, *str_dropped_links_count, *str_code, *str_message, *str_m_kind, *str_m_events,
     *str_m_links, *str_m_status;
 
+/* module.name, imported on first use and kept in *slot (a borrowed reference is returned; NULL on error). */
 static PyObject *
-encode_error_type(void)
+lazy_attr(PyObject **slot, const char *module, const char *name)
 {
-    if (s_encode_error == NULL) {
-        PyObject *mod = PyImport_ImportModule("aiotlp._exceptions");
+    if (*slot == NULL) {
+        PyObject *mod = PyImport_ImportModule(module);
         if (mod == NULL)
             return NULL;
-        s_encode_error = PyObject_GetAttrString(mod, "EncodeError");
+        *slot = PyObject_GetAttrString(mod, name);
         Py_DECREF(mod);
     }
-    return s_encode_error;
+    return *slot;
 }
 
 /* Raise EncodeError(message); always returns -1. */
@@ -70,7 +71,7 @@ static int
 raise_encode_error(const char *format, ...)
 {
     va_list vargs;
-    PyObject *type = encode_error_type();
+    PyObject *type = lazy_attr(&s_encode_error, "aiotlp._exceptions", "EncodeError");
     if (type == NULL)
         return -1;
     va_start(vargs, format);
@@ -83,24 +84,11 @@ raise_encode_error(const char *format, ...)
     return -1;
 }
 
-static PyObject *
-too_deep_type(void)
-{
-    if (s_too_deep == NULL) {
-        PyObject *mod = PyImport_ImportModule("aiotlp.encoding._protobuf");
-        if (mod == NULL)
-            return NULL;
-        s_too_deep = PyObject_GetAttrString(mod, "_TooDeep");
-        Py_DECREF(mod);
-    }
-    return s_too_deep;
-}
-
 /* Raise _TooDeep with the pure encoder's message; always returns -1. */
 static int
 raise_too_deep(void)
 {
-    PyObject *type = too_deep_type();
+    PyObject *type = lazy_attr(&s_too_deep, "aiotlp.encoding._protobuf", "_TooDeep");
     if (type != NULL)
         PyErr_Format(type, "a value nests lists and mappings deeper than %d levels", MAX_NESTING_DEPTH);
     return -1;
