@@ -346,3 +346,68 @@ def test_on_emit_queues_a_detached_copy_and_foreign_exporters_get_readable_recor
     assert record.log_record.context == {} and seen[0].log_record.context is not record.log_record.context
     assert record.resource is RESOURCE and record.log_record.attributes == {"k": "v"}
     provider.shutdown()
+
+
+@pytest.mark.parametrize("cap", [256, 0], ids=["class per logger", "past the cap of classes"])
+def test_on_emit_keeps_each_records_resource_scope_and_limits(monkeypatch: pytest.MonkeyPatch, cap: int) -> None:
+    """Records from two loggers, from two providers, made by hand with no resource and with limits of their own,
+    and of a LogRecord subclass, each reach the exporter with its own resource, scope and limits (on_emit keeps
+    the three on a class made once per combination; past the cap of such classes, on a tuple)."""
+    from opentelemetry._logs import LogRecord as ApiLogRecord
+    from opentelemetry.sdk._logs import LogRecordLimits
+    from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+
+    from aiotlp.sdk import _processors
+
+    monkeypatch.setattr(_processors, "_MAX_QUEUED_CLASSES", cap)
+    monkeypatch.setattr(_processors, "_QUEUED_CLASSES", {})
+    exporter = _KeepingLogExporter()
+    processor = BatchLogRecordProcessor(exporter, schedule_delay_millis=60_000)
+    other_resource = Resource({"service.name": "other"})
+    strict = LogRecordLimits(max_attributes=1)
+    first = LoggerProvider(resource=RESOURCE, shutdown_on_exit=False)
+    second = LoggerProvider(resource=other_resource, shutdown_on_exit=False, log_record_limits=strict)
+    first.add_log_record_processor(processor)
+    second.add_log_record_processor(processor)
+
+    class Custom(ApiLogRecord):
+        pass
+
+    scope = InstrumentationScope("by hand", "1.0")
+    first.get_logger("a").emit(body=1)
+    first.get_logger("b", "2.0").emit(body=2)
+    second.get_logger("a").emit(body=3)
+    first.get_logger("a").emit(body=4)
+    processor.on_emit(ReadWriteLogRecord(ApiLogRecord(body=5), None, scope))
+    processor.on_emit(ReadWriteLogRecord(ApiLogRecord(body=6), RESOURCE, scope, LogRecordLimits(max_attributes=3)))
+    processor.on_emit(ReadWriteLogRecord(Custom(body=7), other_resource, scope, strict))
+    assert processor.force_flush() is True
+    records = [r for batch in exporter.batches for r in batch]
+    assert all(isinstance(r, ReadableLogRecord) for r in records)
+    seen = [
+        (
+            r.log_record.body,
+            r.resource.attributes.get("service.name"),
+            r.instrumentation_scope.name,
+            r.instrumentation_scope.version,
+            r.limits.max_attributes,
+        )
+        for r in records
+    ]
+    by_hand = Resource.create({}).attributes.get("service.name")
+    assert seen == [
+        (1, "tests", "a", None, 128),
+        (2, "tests", "b", "2.0", 128),
+        (3, "other", "a", None, 1),
+        (4, "tests", "a", None, 128),
+        (5, by_hand, "by hand", "1.0", 128),
+        (6, "tests", "by hand", "1.0", 3),
+        (7, "other", "by hand", "1.0", 1),
+    ]
+    assert type(records[6].log_record) is Custom
+    if cap:  # one class per combination seen, made once (the Custom record's too, though it is queued as a tuple)
+        assert len(_processors._QUEUED_CLASSES) == 6
+    else:
+        assert _processors._QUEUED_CLASSES == {}
+    first.shutdown()
+    second.shutdown()

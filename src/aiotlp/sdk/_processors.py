@@ -65,7 +65,7 @@ from typing import Any, Final, Literal
 
 from opentelemetry._logs import LogRecord as ApiLogRecord
 from opentelemetry.context import Context, attach, detach
-from opentelemetry.sdk._logs import LogRecordProcessor, ReadableLogRecord, ReadWriteLogRecord
+from opentelemetry.sdk._logs import LogRecordLimits, LogRecordProcessor, ReadableLogRecord, ReadWriteLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
@@ -185,7 +185,7 @@ class _GenericAdapter:
 
     async def _export(self, items: Sequence[Any]) -> ExportResult:
         total = len(items)
-        items = [item.readable() if type(item) in _QUEUED else item for item in items]
+        items = [item.readable() if isinstance(item, _QUEUED) else item for item in items]
         try:
             outcome = await self._in_thread(self._sdk.export, items)
         except asyncio.CancelledError:
@@ -441,14 +441,21 @@ class BatchSpanProcessor(_Batching, SpanProcessor):
 
 
 _EMPTY_CONTEXT: Final = Context()
+_NOTHING: Final = object()
 _READABLE_FIELDS: Final = ("resource", "instrumentation_scope", "limits")
 
 
 class _QueuedLog(ApiLogRecord):
     """What ``on_emit`` queues for an API ``LogRecord`` (the common case): a shallow copy of it, made as one
-    ``__dict__`` copy, without its context, that also carries the other three fields of a ``ReadableLogRecord``
-    (``resource``, ``instrumentation_scope``, ``limits``) and is its own ``log_record``: the direct encoder reads
-    it as it reads a ``ReadableLogRecord``. One object per record, no frozen-dataclass construction."""
+    ``__dict__`` copy, without its context, that is its own ``log_record``. The other three fields of a
+    ``ReadableLogRecord`` (``resource``, ``instrumentation_scope``, ``limits``) are class attributes of a subclass
+    made once per combination (:func:`_queued_class`; a process has a few: one per logger), so the copy keeps
+    the API record's shared-key (split) dictionary layout: one small allocation per record, no resize, no
+    frozen-dataclass construction. The direct encoder reads it as it reads a ``ReadableLogRecord``."""
+
+    resource: Resource
+    instrumentation_scope: Any
+    limits: Any
 
     @property
     def log_record(self) -> ApiLogRecord:
@@ -456,11 +463,14 @@ class _QueuedLog(ApiLogRecord):
 
     def readable(self) -> ReadableLogRecord:
         """A real ``ReadableLogRecord`` over a plain API ``LogRecord`` (for a foreign exporter)."""
-        fields = dict(self.__dict__)
-        extra = [fields.pop(name) for name in _READABLE_FIELDS]
         record = _new_object(ApiLogRecord)
-        record.__dict__ = fields
-        return ReadableLogRecord(log_record=record, resource=extra[0], instrumentation_scope=extra[1], limits=extra[2])
+        record.__dict__ = dict(self.__dict__)
+        return ReadableLogRecord(
+            log_record=record,
+            resource=self.resource,
+            instrumentation_scope=self.instrumentation_scope,
+            limits=self.limits,
+        )
 
 
 class _QueuedOther(tuple):  # type: ignore[type-arg]
@@ -478,8 +488,43 @@ class _QueuedOther(tuple):  # type: ignore[type-arg]
 
 
 _new_object = object.__new__
-_QUEUED: Final = frozenset({_QueuedLog, _QueuedOther})
 _queued_other = functools.partial(tuple.__new__, _QueuedOther)
+_QUEUED: Final = (_QueuedLog, _QueuedOther)
+
+
+def _api_field_count() -> int:
+    """How many fields an API ``LogRecord`` has: a record with exactly these (and none of the names
+    ``_QueuedLog`` gives its class) takes the fast path; -1 (never) if a future API version uses one."""
+    fields = ApiLogRecord().__dict__
+    return -1 if not fields.keys().isdisjoint((*_READABLE_FIELDS, "log_record", "readable")) else len(fields)
+
+
+_API_FIELDS: Final = _api_field_count()
+_DEFAULT_LIMITS: Final = LogRecordLimits()
+_QUEUED_CLASSES: dict[tuple[int, int, int], type[_QueuedLog]] = {}
+_MAX_QUEUED_CLASSES: Final = 256  # beyond this many (resource, scope, limits) combinations: the tuple path
+
+
+def _queued_class(resource: Resource, scope: object, limits: object) -> type[_QueuedLog] | None:
+    """The ``_QueuedLog`` subclass for one (resource, scope, limits), made once; keyed by identity (the class
+    keeps the three alive, so the ids stay theirs). Limits equal to the defaults share one object (a record made
+    without a logger gets a new one each time). None past the cap of combinations."""
+    if type(limits) is LogRecordLimits and limits.__dict__ == _DEFAULT_LIMITS.__dict__:
+        limits = _DEFAULT_LIMITS
+    key = (id(resource), id(scope), id(limits))
+    cls = _QUEUED_CLASSES.get(key)
+    if cls is None:
+        if len(_QUEUED_CLASSES) >= _MAX_QUEUED_CLASSES:
+            return None
+        namespace = {"resource": resource, "instrumentation_scope": scope, "limits": limits, "__slots__": ()}
+        cls = _QUEUED_CLASSES.setdefault(key, type("_QueuedLog", (_QueuedLog,), namespace))
+    return cls
+
+
+@functools.cache
+def _default_resource() -> Resource:
+    """The resource of a record emitted without one (what the official processor would make each time)."""
+    return Resource.create({})
 
 
 def _queue_other(log_record: ReadWriteLogRecord, resource: Resource) -> _QueuedOther:
@@ -521,6 +566,8 @@ class BatchLogRecordProcessor(_Batching, LogRecordProcessor):
             meter_provider=meter_provider,
             queue_dir=queue_dir,
         )
+        # The last (resource, scope, limits) and its _QueuedLog class: one identity check per record.
+        self._memo: tuple[object, object, object, type[_QueuedLog] | None] = (_NOTHING, _NOTHING, _NOTHING, None)
 
     @property
     def exporter(self) -> LogRecordExporter:
@@ -544,15 +591,21 @@ class BatchLogRecordProcessor(_Batching, LogRecordProcessor):
         try:
             record = log_record.log_record
             resource = log_record.resource
+            scope = log_record.instrumentation_scope
+            limits = log_record.limits
             if resource is None:
-                resource = Resource.create({})
-            if type(record) is ApiLogRecord and record.__dict__.keys().isdisjoint(_READABLE_FIELDS):
-                queued: Any = _new_object(_QueuedLog)
-                queued.__dict__ = copied = record.__dict__.copy()
+                resource = _default_resource()
+            memo = self._memo  # one tuple, replaced whole: other threads see an old or a new one, never a mix
+            if memo[0] is resource and memo[1] is scope and memo[2] is limits:
+                cls = memo[3]
+            else:
+                cls = _queued_class(resource, scope, limits)
+                self._memo = (resource, scope, limits, cls)
+            copied = record.__dict__.copy()
+            if cls is not None and type(record) is ApiLogRecord and len(copied) == _API_FIELDS:
+                queued: Any = _new_object(cls)
+                queued.__dict__ = copied  # keeps the shared-key layout: "context" is one of the keys
                 copied["context"] = _EMPTY_CONTEXT
-                copied["resource"] = resource
-                copied["instrumentation_scope"] = log_record.instrumentation_scope
-                copied["limits"] = log_record.limits
             else:
                 queued = _queue_other(log_record, resource)
         except Exception:  # never raise into the application's logging call
