@@ -4,9 +4,9 @@ Three studies against rotel (blackhole exporter, free loopback ports), each meas
 prints tables, asserts nothing (a program, not a test):
 
 * ``export``: where one export of 512 SDK spans spends the CPU of aiotlp's bridge thread (the thread that exports
-  for an application without an event loop). 50 exports, each a ``force_flush`` with the producer idle, under
-  ``cProfile``; CPU ms per export, event-loop iterations per export (each one releases the GIL in
-  ``epoll_wait``), and the top functions by own time.
+  for an application without an event loop). ``--exports`` (50) exports, each a ``force_flush`` with the
+  producer idle, under ``cProfile``; CPU ms per export, event-loop iterations per export (each one releases the
+  GIL in ``epoll_wait``), and the top functions by own time.
 * ``gc``: the harness's ``instrumented_app`` (an asyncio app asking for 20K spans/s, exports on its own loop):
   the loop lag p99 and the garbage collector's pauses by generation, next to the app without an exporter, and
   with ``gc.freeze()`` called after start-up.
@@ -14,7 +14,7 @@ prints tables, asserts nothing (a program, not a test):
   delivered and dropped, and the CPU of the producer thread and of the bridge thread, at CPython's default
   switch interval (5 ms) and at 1 ms and 0.2 ms (``sys.setswitchinterval``).
 
-    .venv/bin/python -m benchmarks.profiles [export] [gc] [gil] [--seconds 3] [--protocol grpc]
+    .venv/bin/python -m benchmarks.profiles [export] [gc] [gil] [--seconds 3] [--protocol grpc] [--exports 50]
 """
 
 from __future__ import annotations
@@ -34,7 +34,6 @@ from typing import Any
 from aiotlp.testing import Rotel
 
 STUDIES = ("export", "gc", "gil")
-EXPORTS = 50
 
 
 # ------------------------------------------------------------------------------------------- child processes
@@ -49,7 +48,7 @@ def _bridge_thread_time() -> float:
     return get_bridge().submit(now()).result()
 
 
-def child_export(protocol: str, grpc_endpoint: str, http_endpoint: str) -> dict[str, Any]:
+def child_export(protocol: str, grpc_endpoint: str, http_endpoint: str, exports: int) -> dict[str, Any]:
     iterations = collections.Counter[str]()
     select = selectors.EpollSelector.select
 
@@ -82,7 +81,7 @@ def child_export(protocol: str, grpc_endpoint: str, http_endpoint: str) -> dict[
     iterations.clear()
     cpu = _bridge_thread_time()
     bridge.submit(switch(True)).result()
-    for _ in range(EXPORTS):
+    for _ in range(exports):
         for i in range(512):
             request_span(tracer, i)
         processor.force_flush()
@@ -95,11 +94,11 @@ def child_export(protocol: str, grpc_endpoint: str, http_endpoint: str) -> dict[
     top = []
     for (path, line, name), (_, calls, own, total, _) in rows[:12]:
         where = name if path == "~" else f"{path.rsplit('/', 1)[-1]}:{line}({name})"
-        top.append((where, calls / EXPORTS, own / EXPORTS * 1000, total / EXPORTS * 1000))
+        top.append((where, calls / exports, own / exports * 1000, total / exports * 1000))
     return {
         "exported": exported,
-        "cpu_ms_per_export": cpu / EXPORTS * 1000,
-        "iterations": {k: v / EXPORTS for k, v in iterations.items()},
+        "cpu_ms_per_export": cpu / exports * 1000,
+        "iterations": {k: v / exports for k, v in iterations.items()},
         "top": top,
     }
 
@@ -160,7 +159,8 @@ def child_gil(protocol: str, grpc_endpoint: str, http_endpoint: str, seconds: fl
 def child_main(argv: list[str]) -> None:
     study, rest = argv[0], argv[1:]
     if study == "export":
-        result = child_export(*rest)
+        protocol, grpc_endpoint, http_endpoint, exports = rest
+        result = child_export(protocol, grpc_endpoint, http_endpoint, int(exports))
     elif study == "gc":
         side, protocol, grpc_endpoint, http_endpoint, seconds, freeze = rest
         result = child_gc(side, protocol, grpc_endpoint, http_endpoint, float(seconds), freeze == "freeze")
@@ -183,8 +183,8 @@ async def run_child(*args: str) -> Any:
     return json.loads(out.decode().strip().splitlines()[-1])
 
 
-async def study_export(rotel: Rotel, protocol: str) -> None:
-    r = await run_child("export", protocol, rotel.grpc_endpoint, rotel.http_endpoint)
+async def study_export(rotel: Rotel, protocol: str, exports: int) -> None:
+    r = await run_child("export", protocol, rotel.grpc_endpoint, rotel.http_endpoint, str(exports))
     loops = ", ".join(f"{v:.1f} {k}" for k, v in sorted(r["iterations"].items()))
     print(f"\n## export: one export of 512 SDK spans on the bridge thread, {protocol} ({r['exported']} spans)\n")
     print(f"bridge thread CPU per export: {r['cpu_ms_per_export']:.2f} ms (under cProfile); loop iterations: {loops}\n")
@@ -224,11 +224,11 @@ async def study_gil(rotel: Rotel, protocol: str, seconds: float) -> None:
         )
 
 
-async def main(studies: list[str], seconds: float, protocol: str) -> None:
+async def main(studies: list[str], seconds: float, protocol: str, exports: int) -> None:
     async with Rotel() as rotel:
         for study in studies:
             if study == "export":
-                await study_export(rotel, protocol)
+                await study_export(rotel, protocol, exports)
             elif study == "gc":
                 await study_gc(rotel, protocol, seconds)
             else:
@@ -243,7 +243,8 @@ if __name__ == "__main__":
         parser.add_argument("studies", nargs="*", metavar="study", help=f"from {', '.join(STUDIES)} (default: all)")
         parser.add_argument("--seconds", type=float, default=3.0)
         parser.add_argument("--protocol", choices=("grpc", "http/protobuf"), default="grpc")
+        parser.add_argument("--exports", type=int, default=50, help="exports profiled by the export study")
         args = parser.parse_args()
         if unknown := set(args.studies) - set(STUDIES):
             parser.error(f"unknown study {', '.join(sorted(unknown))}: choose from {', '.join(STUDIES)}")
-        asyncio.run(main(args.studies or list(STUDIES), args.seconds, args.protocol))
+        asyncio.run(main(args.studies or list(STUDIES), args.seconds, args.protocol, args.exports))

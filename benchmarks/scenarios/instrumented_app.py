@@ -4,7 +4,11 @@ The issue's loop-lag target: "event-loop lag p99 <= 2 ms while exporting 20K spa
 asyncio app". Each side runs in a fresh process on the harness's loop (asyncio or uvloop):
 
 * ``official``: the SDK's ``BatchSpanProcessor`` (a thread) and the official ``OTLPSpanExporter``;
-* ``aiotlp``: ``aiotlp.sdk.BatchSpanProcessor`` and ``aiotlp.sdk.SpanExporter``, exporting on the app's loop.
+* ``aiotlp``: ``aiotlp.sdk.BatchSpanProcessor`` and ``aiotlp.sdk.SpanExporter``, exporting on the app's loop;
+* ``aiotlp + gc.freeze()``: the same, with ``gc.freeze()`` called once the app has started (spans waiting in the
+  queue make the collector's full collections frequent, and each walks every object of the process: the main
+  source of the lag; see ``benchmarks/profiles.py gc``);
+* ``no-op``: the app alone (its lag and CPU without any exporter).
 
 The app task creates spans (8 attributes + 1 event) at a steady 20,000/s: every millisecond it catches up with
 the schedule (at most 100 spans at once), then sleeps. A ticker task sleeps 1 ms again and again and records
@@ -15,6 +19,7 @@ span, and the peak RSS growth. The app's own work (creating 20 spans a milliseco
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import sys
 import time
@@ -27,8 +32,9 @@ from .batched_pipeline import PIPELINES, request_span
 
 RATE = 20_000
 TICK = 0.001
-# our side name -> batched_pipeline's pipeline; "no-op" is the app alone (its lag and CPU without any exporter)
-SIDES = {OFFICIAL: OFFICIAL, "aiotlp": "aiotlp processor", "no-op": "no-op"}
+# our side name -> batched_pipeline's pipeline
+SIDES = {OFFICIAL: OFFICIAL, "aiotlp": "aiotlp processor", "aiotlp + gc.freeze()": "aiotlp processor", "no-op": "no-op"}
+FROZEN = frozenset({"aiotlp + gc.freeze()"})
 
 
 async def app(side: str, protocol: str, grpc_endpoint: str, http_endpoint: str, seconds: float) -> dict[str, Any]:
@@ -36,6 +42,9 @@ async def app(side: str, protocol: str, grpc_endpoint: str, http_endpoint: str, 
     provider = TracerProvider()
     provider.add_span_processor(processor)
     tracer = provider.get_tracer("bench.instrumentation", "0.1.0")
+    if side in FROZEN:  # the app has started: what exists now is never walked by the collector again
+        gc.collect()
+        gc.freeze()
     loop = asyncio.get_running_loop()
     lags: list[float] = []
     stop = asyncio.Event()

@@ -36,3 +36,22 @@ def test_quick_run_writes_markdown_and_json(tmp_path: Path) -> None:
         assert rows, f"{name} produced no rows"
         for row in rows:
             assert isinstance(row["median"], (int, float)) and math.isfinite(row["median"]), row
+
+
+@pytest.mark.integration
+def test_profiles_print_their_three_studies() -> None:
+    """benchmarks/profiles.py runs end to end, shortened: every study prints its table with numbers in it."""
+    find_rotel()
+    command = [sys.executable, "-m", "benchmarks.profiles", "--seconds", "0.3", "--exports", "3"]
+    completed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=180)
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    out = completed.stdout
+    sections = out.split("\n## ")[1:]
+    assert [section.split(":", 1)[0] for section in sections] == ["export", "gc", "gil"], out
+    export, gc_study, gil = sections
+    assert "(2048 spans)" in export and "write_sdk_spans" in export, export
+    assert [line.split(" | ")[0] for line in gc_study.splitlines() if line.startswith("| ") and "|---" not in line][
+        1:
+    ] == ["| no-op", "| aiotlp", "| aiotlp", "| official"], gc_study
+    rates = [line.split(" | ")[1] for line in gil.splitlines() if line.startswith("| ") and " ms |" in line]
+    assert len(rates) == 3 and all(rate.replace(",", "").isdigit() and int(rate.replace(",", "")) > 0 for rate in rates)
