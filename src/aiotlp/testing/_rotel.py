@@ -13,6 +13,7 @@ import shutil
 import signal
 import socket
 import tempfile
+import time
 from pathlib import Path
 
 from .._exceptions import MissingExtraError
@@ -34,6 +35,23 @@ def find_rotel() -> str:
     if found is None:
         raise MissingExtraError("test", "rotel (the rotel-agent collector binary)")
     return found
+
+
+def _all_threads_stopped(pid: int) -> bool:
+    """Whether every thread of ``pid`` is stopped (state ``T`` in ``/proc``); True where ``/proc`` is missing."""
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return True
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/stat", "rb") as stat:
+                state = stat.read().rpartition(b")")[2].split()[0]
+        except (OSError, IndexError):
+            continue  # the thread ended
+        if state not in (b"T", b"t"):
+            return False
+    return True
 
 
 def free_port() -> int:
@@ -142,9 +160,16 @@ class Rotel:
             self.process.kill()
 
     def pause(self) -> None:
-        """SIGSTOP: the collector hangs, connections stay open."""
-        if self.process is not None:
-            os.kill(self.process.pid, signal.SIGSTOP)
+        """SIGSTOP: the collector hangs, connections stay open. Returns once every thread of it has stopped
+        (the signal is delivered asynchronously: on a loaded machine the collector could otherwise still answer
+        a request sent right after this call)."""
+        if self.process is None:
+            return
+        pid = self.process.pid
+        os.kill(pid, signal.SIGSTOP)
+        deadline = time.monotonic() + 5.0
+        while not _all_threads_stopped(pid) and time.monotonic() < deadline:
+            time.sleep(0.001)
 
     def resume(self) -> None:
         if self.process is not None:
