@@ -668,8 +668,10 @@ class FakeCollector:
             await context.abort(refused.grpc_code, refused.reason)
             raise  # not reached: abort() raises
         peer = str(context.peer()).removeprefix("ipv4:")
-        await self._record(ReceivedRequest(signal, "grpc", GRPC, compression, headers, body, message, peer))
+        # the reply is chosen as the request is recorded (no await between): a test woken by the record that then
+        # changes the script or the default sees every recorded request answered by what was set before
         reply = self._next_reply(signal)
+        await self._record(ReceivedRequest(signal, "grpc", GRPC, compression, headers, body, message, peer))
         if reply.delay:
             await asyncio.sleep(reply.delay)
         if reply.drop_connection:
@@ -744,8 +746,8 @@ class FakeCollector:
         content_type: Literal["application/x-protobuf", "application/json"] = JSON if media_type == JSON else PROTOBUF
         address = request.transport.get_extra_info("peername") if request.transport is not None else None
         peer = f"{address[0]}:{address[1]}" if address else ""
+        reply = self._next_reply(signal)  # as the request is recorded: see _grpc_export
         await self._record(ReceivedRequest(signal, "http", content_type, compression, headers, body, message, peer))
-        reply = self._next_reply(signal)
         if reply.delay:
             await asyncio.sleep(reply.delay)
         if reply.drop_connection:
