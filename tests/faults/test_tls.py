@@ -73,6 +73,33 @@ async def test_tls_with_the_right_ca_and_mtls(pki: dict[str, Any], protocol: str
         assert len(collector.log_records()) == len(samples.logs())
 
 
+@pytest.mark.parametrize("secure", [True, False], ids=["tls", "plaintext"])
+@pytest.mark.parametrize(("protocol", "implementation"), CLIENTS)
+async def test_a_distant_collector_is_reached(
+    pki: dict[str, Any], protocol: str, implementation: str | None, secure: bool
+) -> None:
+    """160 ms round trips: connecting (TCP, TLS, HTTP/2 SETTINGS) takes several of them, and must not be cut
+    short by anything but the export's own timeout (grpcio once gave each connection attempt 100 ms)."""
+    server = {"ssl_cert": pki["server_cert"], "ssl_key": pki["server_key"]} if secure else {}
+    async with FakeCollector(**server) as collector:
+        port = collector.grpc_port if protocol == "grpc" else collector.http_port
+        async with TcpProxy("127.0.0.1", port, delay=0.08) as proxy:
+            scheme, tls = ("https", {"certificate_file": pki["ca"]}) if secure else ("http", {})
+            exporter = OTLPExporter(
+                endpoint=f"{scheme}://127.0.0.1:{proxy.port}",
+                protocol=protocol,
+                retry=NO_RETRY,
+                timeout=8,
+                grpc_implementation=implementation,  # type: ignore[arg-type]
+                **tls,
+            )
+            async with exporter:
+                result = await exporter.export_traces(marked_spans())
+            assert result.ok, result.error
+    assert len(collector.spans()) == 3
+    assert proxy.connections == 1
+
+
 @pytest.mark.parametrize(("protocol", "implementation"), CLIENTS)
 async def test_the_proxy_sees_plaintext_payload(protocol: str, implementation: str | None) -> None:
     """The control: without TLS the recorder does see the marker, so its absence below means something."""

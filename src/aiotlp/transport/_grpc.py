@@ -83,8 +83,11 @@ class GrpcTransport:
             # Reconnect soon after a collector comes back: aiotlp's retry layer paces the attempts, the
             # channel's own backoff (default up to 120 s) would otherwise fail them fast meanwhile.
             ("grpc.initial_reconnect_backoff_ms", 100),
-            ("grpc.min_reconnect_backoff_ms", 100),
             ("grpc.max_reconnect_backoff_ms", 2000),
+            # Not a backoff: grpc core gives each connection attempt (TCP, TLS, HTTP/2 SETTINGS) at least this
+            # long. At 100 ms a collector 50 ms away over TLS could never be reached ("Handshake read failed").
+            # One export's timeout: an attempt that cannot connect within it has failed anyway.
+            ("grpc.min_reconnect_backoff_ms", max(1000, round(config.timeout * 1000))),
             ("grpc.keepalive_permit_without_calls", 0),
         )
         if round_robin:
