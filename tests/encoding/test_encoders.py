@@ -440,6 +440,27 @@ def test_grouping_by_identity_in_first_seen_order(fmt: str) -> None:
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("twin_at", [None, 0, 1, 255, 511])
+def test_one_resource_one_scope_is_one_group_and_a_twin_anywhere_is_another(fmt: str, twin_at: int | None) -> None:
+    """The one-group fast path: all 512 spans share one resource and one scope object; an equal but distinct
+    resource (or scope) at any position still gets its own group, as in the general path."""
+    resource, scope = Resource({"service.name": "a"}), InstrumentationScope("s")
+    twins = [(Resource({"service.name": "a"}), scope), (resource, InstrumentationScope("s"))]
+    for twin in twins:
+        pairs = [(resource, scope)] * 512
+        if twin_at is not None:
+            pairs[twin_at] = twin
+        spans = [make_span(name=str(i), resource=r, scope=s) for i, (r, s) in enumerate(pairs)]
+        out = roundtrip(Signal.TRACES, spans, fmt)
+        groups = [[sp.name for sp in ss.spans] for rs in out.resource_spans for ss in rs.scope_spans]
+        names = [str(i) for i in range(512)]
+        if twin_at is None:
+            assert groups == [names]
+        else:
+            assert sorted(groups, key=len) == [[str(twin_at)], [n for n in names if n != str(twin_at)]]
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
 def test_empty_resource_scope_and_status_are_present(fmt: str) -> None:
     out = roundtrip(Signal.TRACES, [make_span()], fmt)
     rs = out.resource_spans[0]

@@ -608,6 +608,8 @@ class H2Server:
         self.connections += 1
         conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False, header_encoding="utf-8"))
         conn.local_settings = h2.settings.Settings(client=False, initial_values=self.settings)  # type: ignore[arg-type]
+        # settings given as initial values are in force at once (no ACK to wait for): so is their frame size
+        conn.max_inbound_frame_size = conn.incoming_buffer.max_frame_size = conn.local_settings.max_frame_size
         conn.initiate_connection()
         if self.stall_after is not None:
             conn.increment_flow_control_window(2**31 - 1 - 65535)
@@ -835,6 +837,37 @@ async def test_a_body_larger_than_the_windows_waits_for_window_updates() -> None
     async with H2Server(handler, settings=settings) as server:
         await send_to(server, body)
     assert server.streams[0].message() == body
+
+
+@pytest.mark.parametrize(
+    ("window", "frame", "size"),
+    [
+        (3, 16384, 1000),  # the 5-byte prefix itself split across two frames
+        (1000, 16384, 16384 * 3 - 5),  # the message ends exactly on a frame boundary
+        (65535, 16384, 200 * 1024),
+        (2**20, 65536, 700 * 1024),  # frames of the server's larger maximum; several 256 KiB writes
+        (2**31 - 1, 2**24 - 1, 3 * 1024 * 1024),  # the largest frames and windows HTTP/2 allows
+    ],
+)
+async def test_data_frames_respect_the_servers_frame_size_and_windows(window: int, frame: int, size: int) -> None:
+    """The body is framed by aiotlp (all but the last frame) with h2's windows debited by hand: the server's h2
+    refuses any frame over its maximum or its windows, and a second call on the same connection shows that the
+    client's accounting stayed right."""
+    bodies = [bytes(range(256)) * (size // 256) + bytes(size % 256), b"second" * (size // 6)]
+
+    async def handler(stream: Stream) -> None:
+        stream.reply()
+
+    settings = {h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: window, h2.settings.SettingCodes.MAX_FRAME_SIZE: frame}
+    async with H2Server(handler, settings=settings) as server:
+        transport = transport_for(server.endpoint, max_request_bytes=16 * 1024 * 1024)
+        try:
+            for body in bodies:
+                await transport.send(body, compressed=False, timeout=10)
+        finally:
+            await transport.close()
+    assert server.connections == 1
+    assert [stream.message() for stream in server.streams] == bodies
 
 
 async def test_a_timeout_while_the_socket_buffer_is_full_is_prompt() -> None:

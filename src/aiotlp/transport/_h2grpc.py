@@ -67,10 +67,12 @@ try:
     )
     from h2.exceptions import H2Error, ProtocolError
     from h2.settings import SettingCodes, Settings
+    from h2.stream import StreamState
     from hpack import Encoder, NeverIndexedHeaderTuple
     from hpack.hpack import encode_integer
     from hpack.table import HeaderTable
 
+    _SENDING_STATES = frozenset({StreamState.OPEN, StreamState.HALF_CLOSED_REMOTE})  # where h2 sends DATA
     _H2_MISSING = False
 except ImportError:  # pragma: no cover - depends on the installed extras
     _H2_MISSING = True
@@ -654,44 +656,72 @@ class _Connection(asyncio.Protocol):
             self._release(call)
 
     async def _send_body(self, call: _Call, prefix: bytes, body: bytes) -> None:
-        """Send the message in DATA frames as the flow-control windows allow; stop if the call ends first."""
+        """Send the message (``prefix`` + ``body``) in DATA frames as the flow-control windows allow; stop if the
+        call ends first.
+
+        Every frame but the last is framed here, with h2's flow-control windows debited as h2 would: through h2,
+        each 16 KiB frame crosses two state machines and is copied three times (about 40 us a frame, 0.6 ms of a
+        512-span export on this machine). The frame that ends the stream goes through h2, so that the stream's
+        state moves on; so does any frame while h2 would not send DATA on this connection or stream (it then
+        raises, as before). What h2 holds (this call's HEADERS), the frames and the last frame leave in one
+        write: each system call is one more chance for another thread to take the GIL.
+        """
         h2c = self._h2
         stream_id = call.stream_id
+        stream = h2c.streams.get(stream_id)
         view = memoryview(body)
-        size = len(body)
-        position = -5  # the 5-byte prefix goes first, inside the first frame
-        unflushed = 0
+        total = len(body) + 5
+        position = 0  # bytes of the message (prefix, then body) sent so far
+        frame_tail = b"\x00\x00" + stream_id.to_bytes(4, "big")  # type DATA, no flags, the stream
         while not call.future.done():
-            room = min(h2c.local_flow_control_window(stream_id), h2c.max_outbound_frame_size)
-            if self._paused or room < (5 + min(size, 1) if position < 0 else 1):
+            window = h2c.local_flow_control_window(stream_id)
+            if self._paused or window <= 0:
                 # the socket's buffer is full, or no window: wait for resume_writing or a WINDOW_UPDATE (or for
                 # the call to end: timeout, reset, a lost connection all wake us too)
                 self._flush()
-                unflushed = 0
                 call.waiter = self._loop.create_future()
                 try:
                     await call.waiter
                 finally:
                     call.waiter = None
                 continue
-            if position < 0:
-                take = min(room - 5, size)
-                chunk: bytes | memoryview = prefix + view[:take]
-                position = take
+            frame_max = h2c.max_outbound_frame_size
+            budget = min(window, total - position - 1, _FLUSH_BYTES)  # one byte at least is left for the last frame
+            if budget > 0:
+                if (
+                    stream is None
+                    or h2c.state_machine.state is not ConnectionState.CLIENT_OPEN
+                    or stream.state_machine.state not in _SENDING_STATES
+                ):
+                    take = min(budget, frame_max)
+                    h2c.send_data(stream_id, _message_slice(prefix, view, position, position + take))
+                    position += take
+                    self._flush()
+                    continue
+                out = bytearray(h2c.data_to_send())
+                end = position + budget
+                while position < end:
+                    take = min(frame_max, end - position)
+                    out += take.to_bytes(3, "big")
+                    out += frame_tail
+                    out += _message_slice(prefix, view, position, position + take)
+                    position += take
+                h2c.outbound_flow_control_window -= budget
+                stream.outbound_flow_control_window -= budget
+                window -= budget
             else:
-                take = min(room, size - position)
-                chunk = view[position : position + take]
-                position += take
-            last = position >= size
-            h2c.send_data(stream_id, chunk, end_stream=last)
+                out = bytearray()
+            last = total - position <= min(window, frame_max)
             if last:
+                h2c.send_data(stream_id, _message_slice(prefix, view, position, total), end_stream=True)
                 call.sent = True
-                self._flush()
+            out += h2c.data_to_send()
+            transport = self._transport
+            if out and transport is not None and not transport.is_closing():
+                transport.write(out)
+            if last:
                 return
-            unflushed += take
-            if unflushed >= _FLUSH_BYTES:
-                self._flush()
-                unflushed = 0
+            if budget == _FLUSH_BYTES:
                 await asyncio.sleep(0)  # a large body with open windows must not hold the event loop
 
     def _expire(self, call: _Call, timeout: float) -> None:
@@ -1005,6 +1035,13 @@ class H2GrpcTransport:
             if connection is not None and not connection.ready.done():
                 connection.ready.cancel()
             raise _connect_error(exc, where) from None
+
+
+def _message_slice(prefix: bytes, body: memoryview, start: int, end: int) -> bytes | memoryview:
+    """Bytes ``start:end`` of the length-prefixed message ``prefix + body``, without joining the two."""
+    if start >= 5:
+        return body[start - 5 : end - 5]
+    return prefix[start:end] + body[: max(0, end - 5)]
 
 
 def _connect_error(exc: BaseException, where: str) -> BaseException:
