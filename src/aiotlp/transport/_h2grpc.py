@@ -712,13 +712,15 @@ class _Connection(asyncio.Protocol):
             else:
                 out = bytearray()
             last = total - position <= min(window, frame_max)
-            if last:
-                h2c.send_data(stream_id, _message_slice(prefix, view, position, total), end_stream=True)
-                call.sent = True
-            out += h2c.data_to_send()
-            transport = self._transport
-            if out and transport is not None and not transport.is_closing():
-                transport.write(out)
+            try:
+                if last:
+                    h2c.send_data(stream_id, _message_slice(prefix, view, position, total), end_stream=True)
+                    call.sent = True
+            finally:  # what is framed (and what h2 holds) is written even if h2 refused the last frame
+                out += h2c.data_to_send()
+                transport = self._transport
+                if out and transport is not None and not transport.is_closing():
+                    transport.write(out)
             if last:
                 return
             if budget == _FLUSH_BYTES:
