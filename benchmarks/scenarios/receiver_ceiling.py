@@ -41,6 +41,14 @@ async def blast(send: Callable[[], Awaitable[None]], seconds: float) -> int:
     return done
 
 
+async def rate(send: Callable[[], Awaitable[None]], seconds: float) -> float:
+    """Spans/s ingested: one request to warm up, then :func:`blast` for ``seconds``."""
+    await send()
+    start = time.perf_counter()
+    requests = await blast(send, seconds)
+    return requests * BATCH / (time.perf_counter() - start)
+
+
 async def over_http(ctx: Context, body: bytes, seconds: float) -> float:
     headers = {"Content-Type": "application/x-protobuf"}
     async with aiohttp.ClientSession() as session:
@@ -50,10 +58,7 @@ async def over_http(ctx: Context, body: bytes, seconds: float) -> float:
                 await response.read()
                 response.raise_for_status()
 
-        await send()
-        start = time.perf_counter()
-        requests = await blast(send, seconds)
-        return requests * BATCH / (time.perf_counter() - start)
+        return await rate(send, seconds)
 
 
 async def over_grpc(ctx: Context, body: bytes, seconds: float) -> float:
@@ -63,10 +68,7 @@ async def over_grpc(ctx: Context, body: bytes, seconds: float) -> float:
         async def send() -> None:
             await call(body, timeout=10)
 
-        await send()
-        start = time.perf_counter()
-        requests = await blast(send, seconds)
-        return requests * BATCH / (time.perf_counter() - start)
+        return await rate(send, seconds)
 
 
 async def over_aiotlp(ctx: Context, body: bytes, seconds: float, protocol: str) -> float:
@@ -77,10 +79,7 @@ async def over_aiotlp(ctx: Context, body: bytes, seconds: float, protocol: str) 
         async def send() -> None:
             await transport.send(body, compressed=False, timeout=10)
 
-        await send()
-        start = time.perf_counter()
-        requests = await blast(send, seconds)
-        return requests * BATCH / (time.perf_counter() - start)
+        return await rate(send, seconds)
     finally:
         await transport.close()
 
