@@ -47,7 +47,8 @@ from .model import (
     Status,
     StatusCode,
 )
-from .processing import BatchProcessor, FlushOutcome, FlushStatus, ProcessorStatistics
+from .pipeline import BatchProcessor
+from .processing import FlushOutcome, FlushStatus, ProcessorStatistics
 from .transport import EndpointStatistics, FleetPolicy
 
 __all__ = [

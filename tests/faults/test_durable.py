@@ -45,11 +45,10 @@ from tests.faults._support import Namespace, TcpProxy, balanced, rotel_in
 from tests.faults.summary import Figure
 from tests.faults.test_secrets import CANARY, assert_clean
 
-from aiotlp import AiotlpError, DurableExporter, OTLPExporter
+from aiotlp import AiotlpError, BatchProcessor, DurableExporter, FlushStatus, OTLPExporter
 from aiotlp.durable import DurableQueue, DurableStatistics
 from aiotlp.durable._record import HEADER, MAGIC
 from aiotlp.model import Signal, Span
-from aiotlp.processing import BatchProcessor, FlushStatus
 from aiotlp.testing import FakeCollector, Reply, Rotel
 
 FAST = {"retry_initial": 0.05, "retry_max": 0.2}

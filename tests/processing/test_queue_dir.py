@@ -12,9 +12,8 @@ from pathlib import Path
 import pytest
 from tests.processing.helpers import make_spans
 
-from aiotlp import ConfigurationError, DurableExporter, OTLPExporter, RetryPolicy
+from aiotlp import BatchProcessor, ConfigurationError, DurableExporter, OTLPExporter, RetryPolicy
 from aiotlp.model import Signal
-from aiotlp.processing import BatchProcessor
 from aiotlp.testing import FakeCollector, RecordingExporter, free_port
 
 

@@ -176,3 +176,75 @@ async def test_sync_force_flush_from_a_coroutine_works(collector: CollectorThrea
     assert {s.name for s in collector.spans()} == names | more
     stats = processor.statistics()
     assert stats.exported == 23 and stats.balanced
+
+
+# -- loops that are not running: the processor moves to the bridge, and nothing raises into the application
+
+
+def balanced(processor: BatchSpanProcessor) -> bool:
+    s = processor.statistics()
+    return s.produced == s.exported + s.rejected + s.failed + sum(s.dropped.values()) + s.queued + s.in_flight
+
+
+def test_a_loop_closed_before_the_first_span(collector: CollectorThread) -> None:
+    loop = asyncio.new_event_loop()
+    loop.close()
+    provider, processor = pipeline(collector, loop=loop)
+    names = make_spans(provider, "closed", 5)  # raised RuntimeError('Event loop is closed') into end()
+    assert processor.loop is get_bridge().running_loop
+    assert balanced(processor) and processor.statistics().produced == 5
+    assert provider.force_flush() is True
+    assert {s.name for s in collector.spans()} == names
+    provider.shutdown()
+
+
+def test_a_loop_that_never_runs_is_left_after_the_schedule_delay(collector: CollectorThread) -> None:
+    loop = asyncio.new_event_loop()
+    processor = BatchSpanProcessor(
+        SpanExporter(endpoint=collector.http_endpoint + "/v1/traces"), schedule_delay_millis=50, loop=loop
+    )
+    provider = TracerProvider(resource=RESOURCE, shutdown_on_exit=False)
+    provider.add_span_processor(processor)
+    names = make_spans(provider, "never", 3)
+    assert collector.wait_for_spans(3)  # no flush: the bridge noticed the loop is not running and took over
+    assert {s.name for s in collector.spans()} == names
+    assert processor.loop is get_bridge().running_loop
+    provider.shutdown()
+    assert processor.statistics().exported == 3 and balanced(processor)
+    loop.close()
+
+
+def test_a_loop_driven_in_turns_then_a_synchronous_flush(collector: CollectorThread) -> None:
+    provider, processor = pipeline(collector)
+    loop = asyncio.new_event_loop()
+
+    async def turn(prefix: str) -> set[str]:
+        return make_spans(provider, prefix, 600)  # one full batch exported on the loop, the rest queued
+
+    names = loop.run_until_complete(turn("first"))
+    assert processor.loop is loop
+    # the loop is stopped: a synchronous flush (same thread) moves the processor to the bridge and succeeds
+    assert provider.force_flush() is True
+    assert processor.loop is get_bridge().running_loop
+    names |= loop.run_until_complete(turn("second"))  # spans ended on the loop again: the bridge exports them
+    provider.shutdown()
+    assert {s.name for s in collector.spans()} == names
+    stats = processor.statistics()
+    assert stats.exported == 1200 and balanced(processor), stats
+    loop.run_until_complete(asyncio.sleep(0))  # the old loop runs again: its leftovers are let go quietly
+    loop.close()
+
+
+def test_a_loop_left_open_is_left_at_shutdown(collector: CollectorThread) -> None:
+    provider, processor = pipeline(collector)
+    loop = asyncio.new_event_loop()
+
+    async def main() -> set[str]:
+        return make_spans(provider, "open", 100)
+
+    names = loop.run_until_complete(main())
+    provider.shutdown()  # as at interpreter exit: the loop is stopped, never closed
+    assert {s.name for s in collector.spans()} == names
+    assert processor.statistics().exported == 100 and balanced(processor)
+    loop.run_until_complete(asyncio.sleep(0))
+    loop.close()

@@ -66,9 +66,92 @@ def test_the_exporter_reads_aiotlp_queue_dir(tmp_path: Path, monkeypatch: pytest
     exporter.shutdown()
 
 
-def test_queue_dir_needs_an_aiotlp_exporter(tmp_path: Path) -> None:
-    with pytest.raises(ConfigurationError, match=r"queue_dir= needs an aiotlp\.sdk exporter.*InMemorySpanExporter"):
-        BatchSpanProcessor(InMemorySpanExporter(), queue_dir=tmp_path)
+def test_a_foreign_exporter_is_used_as_it_is_with_one_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    for how in ("argument", "variable"):
+        caplog.clear()
+        foreign = InMemorySpanExporter()
+        if how == "variable":
+            monkeypatch.setenv("AIOTLP_QUEUE_DIR", str(tmp_path))
+            processor = BatchSpanProcessor(foreign)
+        else:
+            processor = BatchSpanProcessor(foreign, queue_dir=tmp_path)
+        warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+        assert len(warnings) == 1, warnings
+        assert "needs an aiotlp.sdk exporter: InMemorySpanExporter is used as it is" in warnings[0]
+        provider = TracerProvider(resource=RESOURCE, shutdown_on_exit=False)
+        provider.add_span_processor(processor)
+        with provider.get_tracer("tests").start_as_current_span(how):
+            pass
+        assert provider.force_flush(10_000) is True
+        assert [s.name for s in foreign.get_finished_spans()] == [how]
+        assert not os.path.exists(tmp_path / "traces")
+        provider.shutdown()
+
+
+@pytest.mark.parametrize("how", ["variable", "processor-argument", "both"])
+def test_the_sdk_pair_works_with_the_disk_queue(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str) -> None:
+    """AIOTLP_QUEUE_DIR, queue_dir= on the processor, or both (the argument wins): the pair builds, queues on disk
+    during an outage, and the next process (here: the next pipeline) sends it."""
+    directory = tmp_path / "argument"
+    if how != "processor-argument":
+        monkeypatch.setenv("AIOTLP_QUEUE_DIR", str(tmp_path / "variable"))
+    if how == "variable":
+        directory = tmp_path / "variable"
+    kwargs = {} if how == "variable" else {"queue_dir": directory}
+    provider, processor, exporter = pipeline(f"http://127.0.0.1:{free_port()}", **kwargs)
+    assert exporter._client.queue_dir == os.path.join(directory, "traces")
+    tracer = provider.get_tracer("tests")
+    for i in range(20):
+        with tracer.start_as_current_span(f"{how}-{i}"):
+            pass
+    assert provider.force_flush(10_000) is True
+    assert os.listdir(directory / "traces")
+    provider.shutdown()
+    assert processor.statistics().exported == 20
+
+    with CollectorThread() as collector:
+        provider2, _, _ = pipeline(collector.http_endpoint, **kwargs)
+        assert collector.wait_for_spans(20)  # no span ended: the exporter opened its queue when it was made
+        assert sorted(s.name for s in collector.spans()) == sorted(f"{how}-{i}" for i in range(20))
+        provider2.shutdown()
+
+
+def test_processor_and_exporter_queue_dirs_that_differ_are_refused(tmp_path: Path) -> None:
+    exporter = SpanExporter(f"http://127.0.0.1:{free_port()}/v1/traces", queue_dir=tmp_path / "a")
+    with pytest.raises(ConfigurationError, match="given to both the processor and its exporter"):
+        BatchSpanProcessor(exporter, queue_dir=tmp_path / "b")
+    BatchSpanProcessor(exporter, queue_dir=tmp_path / "a")  # the same directory: fine
+    exporter.shutdown()
+
+
+def test_an_exporter_level_queue_is_replayed_when_the_exporter_is_made(tmp_path: Path) -> None:
+    """An aiotlp exporter with queue_dir= under the official BatchSpanProcessor: the backlog of an earlier run is
+    sent when the exporter is created, without any new span."""
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor as OfficialBatchSpanProcessor
+
+    def official(endpoint: str) -> tuple[TracerProvider, SpanExporter]:
+        exporter = SpanExporter(
+            endpoint + "/v1/traces", timeout=2, retry=RetryPolicy(max_attempts=1), queue_dir=tmp_path
+        )
+        provider = TracerProvider(resource=RESOURCE, shutdown_on_exit=False)
+        provider.add_span_processor(OfficialBatchSpanProcessor(exporter))
+        return provider, exporter
+
+    provider, _ = official(f"http://127.0.0.1:{free_port()}")
+    tracer = provider.get_tracer("tests")
+    for i in range(50):
+        with tracer.start_as_current_span(f"backlog-{i}"):
+            pass
+    assert provider.force_flush(10_000) is True
+    provider.shutdown()
+
+    with CollectorThread() as collector:
+        provider2, _ = official(collector.http_endpoint)
+        assert collector.wait_for_spans(50)
+        assert sorted(s.name for s in collector.spans()) == sorted(f"backlog-{i}" for i in range(50))
+        provider2.shutdown()
 
 
 def test_queue_dir_must_come_before_the_first_export(tmp_path: Path) -> None:

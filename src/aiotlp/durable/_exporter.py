@@ -59,6 +59,7 @@ from .._exceptions import (
     RetriesExhaustedError,
     RetryableError,
 )
+from ..config import ExporterConfig
 from ..encoding import count_items
 from ..export import ExportRequest, ExportResult, OTLPExporter
 from ..export._ratelimit import RateLimitedLogger
@@ -201,6 +202,11 @@ class DurableExporter:
     @property
     def inner(self) -> OTLPExporter:
         return self._inner
+
+    @property
+    def config(self) -> ExporterConfig:
+        """The inner exporter's configuration (where the queued requests go)."""
+        return self._inner.config
 
     @property
     def queue(self) -> DurableQueue:

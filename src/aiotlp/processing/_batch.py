@@ -33,8 +33,8 @@ import contextlib
 import dataclasses
 import logging
 import math
-import os
 import threading
+import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from types import MappingProxyType
 from typing import Any, Final, Generic, Literal, TypeVar, cast, get_args
@@ -46,9 +46,8 @@ from .._exceptions import (
     QueueFullError,
     QueueWriteError,
 )
-from ..config import BatchConfig, queue_dir_from_env
-from ..durable import DurableExporter
-from ..export import Exporter, ExportResult, OTLPExporter
+from ..config import BatchConfig
+from ..export import Exporter, ExportResult
 from ..export._ratelimit import RateLimitedLogger
 from ..model import Signal
 from ._queue import ADMITTED, NO_ROOM, READY, BoundedQueue, estimate_size
@@ -106,20 +105,6 @@ def _error_type(error: BaseException | None) -> str:
     if isinstance(error, (DeadlineExceededError, AttemptTimeoutError, asyncio.TimeoutError)):
         return "timeout"
     return type(error).__name__
-
-
-def _durable(exporter: Exporter, directory: str) -> Exporter:
-    if isinstance(exporter, DurableExporter):
-        raise ConfigurationError(
-            f"queue_dir (or AIOTLP_QUEUE_DIR) is set, and the exporter already is a DurableExporter "
-            f"(in {exporter.directory}): give one or the other"
-        )
-    if not isinstance(exporter, OTLPExporter):
-        raise ConfigurationError(
-            f"queue_dir (or AIOTLP_QUEUE_DIR) needs an aiotlp OTLPExporter to put in front of the disk queue, "
-            f"got {type(exporter).__name__}"
-        )
-    return DurableExporter(exporter, directory)
 
 
 def _drop_reason(error: BaseException | None) -> str:
@@ -204,10 +189,9 @@ class BatchProcessor(Generic[T]):
     * ``fallback_loop``: a callable returning another event loop (e.g. one running in a thread of its own) that
       the processor moves to when its loop goes away while it still holds items (see "When the loop goes away"
       in the module docstring); without it, what the loop held when it closed is dropped at shutdown, counted;
-    * ``queue_dir``: turn the crash-safe disk queue on (:mod:`aiotlp.durable`), in ``<queue_dir>/<signal>``:
-      ``exporter`` (an :class:`~aiotlp.OTLPExporter`) is wrapped in a :class:`~aiotlp.DurableExporter` there.
-      ``None`` reads ``AIOTLP_QUEUE_DIR`` (unset: off). Exports then count as done once durably queued, and
-      :meth:`force_flush` also waits for the queue's fsync (see :attr:`exporter`, the wrapper).
+
+    The disk queue is not this layer's: :class:`aiotlp.BatchProcessor` (:mod:`aiotlp.pipeline`) adds
+    ``queue_dir`` and puts the exporter behind it.
     """
 
     def __init__(
@@ -225,7 +209,6 @@ class BatchProcessor(Generic[T]):
         size_of: Callable[[T], int] | None = None,
         meter_provider: object | None = None,
         fallback_loop: Callable[[], asyncio.AbstractEventLoop] | None = None,
-        queue_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         try:
             signal = Signal(signal)
@@ -233,9 +216,6 @@ class BatchProcessor(Generic[T]):
             raise ConfigurationError(
                 f"signal must be one of {', '.join(repr(s.value) for s in Signal)}, got {signal!r}"
             ) from None
-        directory = queue_dir_from_env(queue_dir=queue_dir)
-        if directory is not None:
-            exporter = _durable(exporter, os.path.join(directory, signal.value))
         method = getattr(exporter, _EXPORT_METHOD[signal], None)
         if not callable(method) or not callable(getattr(exporter, "shutdown", None)):
             raise ConfigurationError(
@@ -367,12 +347,16 @@ class BatchProcessor(Generic[T]):
         ``loop`` may run in another thread, or not run yet. Starting again on the same loop does nothing;
         on another loop it raises ``RuntimeError``, as does a call without ``loop`` and without a running loop.
         Without an explicit ``start``, the first use from a running loop starts the processor on that loop.
+        With a ``fallback_loop``, a closed ``loop`` binds the processor to the fallback instead, and the fallback
+        watches ``loop`` (see "When the loop goes away").
         """
         running = asyncio._get_running_loop()
         if loop is None:
             if running is None:
                 raise RuntimeError("BatchProcessor.start() needs a running event loop, or loop=")
             loop = running
+        if loop.is_closed() and self._fallback is not None:
+            loop = self._fallback()
         with self._start_lock:
             if self._loop is not None:
                 if self._loop is loop:
@@ -381,16 +365,14 @@ class BatchProcessor(Generic[T]):
             self._loop = loop
             if loop is running:
                 self._loop_thread = threading.get_ident()
-                self._spawn_worker()
-            elif loop.is_running():
-                loop.call_soon_threadsafe(self._spawn_worker)
-            else:
-                self._spawn_worker()
+                self._spawn_worker(loop)
+            else:  # the worker is made when the loop runs (a loop that never runs holds no coroutine of ours)
+                loop.call_soon_threadsafe(self._spawn_worker, loop)
+        self._watch(loop)
 
-    def _spawn_worker(self) -> None:
-        assert self._loop is not None
-        if self._worker is None and not self._stopping:
-            self._worker = self._loop.create_task(self._run(), name=f"aiotlp-batch-processor-{self._signal.value}")
+    def _spawn_worker(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._loop is loop and self._worker is None and not self._stopping:
+            self._worker = loop.create_task(self._run(), name=f"aiotlp-batch-processor-{self._signal.value}")
             self._worker.add_done_callback(_log_crash)
 
     def _autostart(self) -> None:
@@ -459,10 +441,10 @@ class BatchProcessor(Generic[T]):
         loop = self._loop
         if loop is None:
             return  # not started: start() looks at the queue anyway
-        try:
+        if not loop.is_running() and self._move_from_stopped(loop):
+            return  # stopped, closed or never run: moved to the fallback loop, which exports this batch
+        with contextlib.suppress(RuntimeError):  # the loop is closed (and there is no fallback): shutdown counts these
             loop.call_soon_threadsafe(self._wake)
-        except RuntimeError:  # the loop is closed: move to the fallback loop, or the shutdown counts these
-            self._move_from_closed()
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -486,7 +468,7 @@ class BatchProcessor(Generic[T]):
                 logger.error("the %s exporter failed to start: %s", self._signal.value, _describe(exc))
         delay = self._schedule_delay
         next_tick = loop.time() + delay
-        while not self._stopping:
+        while not self._stopping and self._loop is loop:
             self._wake_flag = False
             self._pump()
             now = loop.time()
@@ -514,11 +496,17 @@ class BatchProcessor(Generic[T]):
         """Start exports while a slot is free and a batch is due; then wake whoever waits on progress."""
         took = False
         queue = self._queue
+        loop = self._loop
         while len(self._running) < self._max_concurrent:
-            taken = queue.take(self._drain_to)
-            if taken is None:
-                break
-            self._launch(*taken)
+            # under the bind lock: a move from a stopped loop (another thread) sees a batch either queued or
+            # registered in flight, never between the two
+            with self._start_lock:
+                if loop is not self._loop or asyncio._get_running_loop() is not loop:
+                    return  # moved away: this loop's worker and callbacks no longer export
+                taken = queue.take(self._drain_to)
+                if taken is None:
+                    break
+                self._launch(*taken)
             took = True
         if took and self._room:
             for room in self._room:
@@ -548,8 +536,9 @@ class BatchProcessor(Generic[T]):
             task.cancel()
 
     def _on_done(self, task: asyncio.Task[Any]) -> None:
-        batch = self._running.pop(task, None)
-        if batch is None:  # pragma: no cover - never launched by _launch
+        with self._start_lock:
+            batch = self._running.pop(task, None)
+        if batch is None:  # taken away by a move (exported again on the new loop), or never launched by _launch
             return
         if batch.timer is not None:
             batch.timer.cancel()
@@ -642,7 +631,8 @@ class BatchProcessor(Generic[T]):
         # Start the next export from here rather than from the worker: one loop iteration sooner, which is
         # what an export on a busy application loop costs (a producer runs between any two iterations).
         self._pump()
-        self._wake()
+        if self._loop is loop:
+            self._wake()
 
     def _check_flushes(self) -> None:
         if not self._flushes:
@@ -668,6 +658,42 @@ class BatchProcessor(Generic[T]):
             self._drops_logged = dropped
 
     # ------------------------------------------------------------------------------- when the loop goes away
+    #
+    # The states of a processor with a fallback loop, and what moves it (see aiotlp.processing._binding):
+    #
+    #   new --start(loop)--> on the loop ----(the loop shuts down, closes, or is found not running)----+
+    #    |                      |                                                                       v
+    #    +--start(closed loop)--|--------------------------------------------------------------> on the fallback
+    #                           +--shutdown--> shut down <-------------------------------shutdown-------+
+    #
+    # A move takes the batches in flight on the old loop (exported again on the new one: at-least-once), and
+    # rebinds under the bind lock (``_start_lock``), which the loop thread also takes to start or settle a batch:
+    # a batch is always either queued, or in flight on the current loop, never lost between the two.
+
+    def _watch(self, loop: asyncio.AbstractEventLoop) -> None:
+        """With a fallback loop: look at ``loop`` every ``schedule_delay`` from the fallback, and move there when
+        ``loop`` holds items but is not running (stopped between ``run_until_complete`` calls, never run, closed
+        without ``asyncio.run``). Not for the fallback loop itself."""
+        fallback = self._fallback
+        if fallback is None or self._stopping:
+            return
+        watcher = fallback()
+        if watcher is loop:
+            return
+        ref = weakref.ref(self)
+        delay = self._schedule_delay
+
+        def check() -> None:
+            processor = ref()
+            if processor is None or processor._loop is not loop or processor._stopping:
+                return
+            if not loop.is_running() and (processor._queue.queued or processor._running):
+                processor._move_from_stopped(loop)
+                return
+            watcher.call_later(delay, check)
+
+        with contextlib.suppress(RuntimeError):  # the fallback loop is closing (interpreter exit)
+            watcher.call_soon_threadsafe(watcher.call_later, delay, check)
 
     async def _loop_lost(self) -> None:
         """The worker was cancelled from outside while its loop is shutting down: let the exporter let go of
@@ -686,11 +712,11 @@ class BatchProcessor(Generic[T]):
         if self._worker_gone and not self._running:
             self._move(self._loop)
 
-    def _move(self, old: asyncio.AbstractEventLoop | None) -> bool:
+    def _move(self, old: asyncio.AbstractEventLoop | None, *, take_running: bool = False) -> bool:
         """Rebind to the fallback loop and resume there: the worker, then the orphaned batches, exported again.
 
-        Called on the old loop's thread while it shuts down, or from any thread once it is closed (its tasks
-        then never run again). False if there is no fallback, or another thread moved first.
+        ``take_running``: the batches in flight on ``old`` become orphans too (``old`` is stopped or closed, or
+        this is its own thread). False if there is no fallback, or another thread moved first.
         """
         fallback = self._fallback
         if fallback is None or self._stopping:
@@ -699,49 +725,71 @@ class BatchProcessor(Generic[T]):
         with self._start_lock:
             if self._loop is not old or new is old:
                 return False
+            worker = self._worker
+            left = [*self._running, *([worker] if worker is not None else [])]
+            if take_running:
+                self._orphans.extend(self._running.values())
+                self._running.clear()
             self._loop = new
             self._loop_thread = None
             self._worker = None
             self._waiter = None
             self._lost = self._worker_gone = False
             orphans, self._orphans = self._orphans, []
-            # The futures of flushes and blocked puts belong to the old loop: their coroutines end with it.
-            self._flushes = []
-            self._room = set()
+            # Flushes and blocked puts waiting on the old loop: woken there (if it ever runs again), they notice
+            # the move and continue on the new loop.
+            flushes, self._flushes = self._flushes, []
+            rooms, self._room = self._room, set()
+        for batch in orphans:
+            if batch.timer is not None:
+                batch.timer.cancel()
+        if old is not None and take_running:
+            self._let_go(old, left, [waiter.future for waiter in flushes] + list(rooms))
         logger.debug("the %s processor's event loop went away; moved to %r", self._signal.value, new)
         new.call_soon_threadsafe(self._resume, orphans)
+        self._watch(new)
         return True
+
+    def _let_go(
+        self, old: asyncio.AbstractEventLoop, tasks: list[asyncio.Task[Any]], futures: list[asyncio.Future[None]]
+    ) -> None:
+        """After a move that took the batches in flight: the old loop's worker and leftover export tasks are
+        cancelled, its waiters woken, and the exporter lets go of it, when that loop next runs (at once if this
+        is its thread); if it never runs again, they stay there quietly."""
+        for task in tasks:  # pending for good on a closed loop: not an error of the application's to report
+            with contextlib.suppress(AttributeError):
+                task._log_destroy_pending = False  # type: ignore[attr-defined]
+        detach = getattr(self._exporter, "detach_loop", None)
+
+        def on_old_loop() -> None:
+            for task in tasks:
+                task.cancel()
+            for future in futures:
+                _resolve(future)
+            if callable(detach):
+                task = old.create_task(detach())
+                task.add_done_callback(_ignore_result)
+
+        with contextlib.suppress(RuntimeError):  # closed: nothing of it will run again
+            old.call_soon_threadsafe(on_old_loop)
 
     def _resume(self, orphans: list[_Batch]) -> None:
         loop = self._loop
         assert loop is not None
         self._loop_thread = threading.get_ident()
-        self._spawn_worker()
+        self._spawn_worker(loop)
         for batch in orphans:
             batch.started = loop.time()
             batch.cancel_reason = None
             self._start_batch(loop, batch)
         self._wake()
 
-    def _move_from_closed(self) -> None:
-        """The loop is closed (without ``asyncio.run``'s cancellation): its tasks are gone; move what they held."""
-        old = self._loop
-        if old is None or not old.is_closed() or self._fallback is None:
-            return
-        with self._start_lock:
-            if self._loop is not old:
-                return
-            left = [*self._running, *([self._worker] if self._worker is not None else [])]
-            orphans = list(self._running.values())
-            self._running.clear()
-        for task in left:  # pending for good on the closed loop: not an error of the application's to report
-            with contextlib.suppress(AttributeError):
-                task._log_destroy_pending = False  # type: ignore[attr-defined]
-        for batch in orphans:
-            if batch.timer is not None:
-                batch.timer.cancel()
-        self._orphans.extend(orphans)
-        self._move(old)
+    def _move_from_stopped(self, old: asyncio.AbstractEventLoop) -> bool:
+        """``old`` is not running (stopped, closed, or never run): move what it held to the fallback loop now.
+        Any thread. False without a fallback, or when ``old`` runs (again) or another thread moved first."""
+        if self._fallback is None or old.is_running():
+            return False
+        return self._move(old, take_running=True)
 
     def move_to_fallback(self) -> bool:
         """Leave the current loop for the fallback loop now; call it on the current loop's own thread.
@@ -755,22 +803,7 @@ class BatchProcessor(Generic[T]):
         old = self._loop
         if old is None or self._fallback is None or asyncio._get_running_loop() is not old:
             return False
-        for task, batch in list(self._running.items()):
-            del self._running[task]
-            if batch.timer is not None:
-                batch.timer.cancel()
-            task.cancel()
-            self._orphans.append(batch)
-        worker = self._worker
-        if not self._move(old):
-            return False
-        if worker is not None:
-            worker.cancel()
-        detach = getattr(self._exporter, "detach_loop", None)
-        if callable(detach):
-            task = old.create_task(detach())
-            task.add_done_callback(_ignore_result)
-        return True
+        return self._move(old, take_running=True)
 
     # ---------------------------------------------------------------------------------------- flush, shutdown
 
@@ -800,6 +833,9 @@ class BatchProcessor(Generic[T]):
                 return waiter.outcome(FlushStatus.TIMEOUT, pending=self._pending(waiter.mark))
         finally:
             self._discard(waiter)
+        if self._loop is not loop:  # the processor moved away meanwhile: the flush goes on where it went
+            remaining = None if deadline is None else max(0.0, deadline - loop.time())
+            return await self.force_flush(remaining)
         outcome = waiter.outcome(None)
         if not await self._flush_exporter(loop, deadline):
             return dataclasses.replace(
@@ -956,11 +992,13 @@ class BatchProcessor(Generic[T]):
         *,
         shutdown: bool,
     ) -> Awaitable[FlushOutcome] | None:
-        """When awaited on another loop than the processor's, run ``method`` on the processor's loop."""
-        if self._loop is not None and self._loop.is_closed():
-            self._move_from_closed()
+        """When awaited on another loop than the processor's, run ``method`` on the processor's loop (after a move
+        to the fallback loop if the processor's loop is not running)."""
         own = self._loop
-        if own is None or own is asyncio.get_running_loop():
+        running = asyncio.get_running_loop()
+        if own is not None and own is not running and not own.is_running() and self._move_from_stopped(own):
+            own = self._loop
+        if own is None or own is running:
             return None
         if not own.is_running():
             return _done(self._without_loop(shutdown=shutdown))
@@ -1009,9 +1047,9 @@ class BatchProcessor(Generic[T]):
         name: str,
     ) -> FlushOutcome:
         timeout = _check_timeout(timeout)
-        if self._loop is not None and self._loop.is_closed():
-            self._move_from_closed()
         own = self._loop
+        if own is not None and not own.is_running() and self._move_from_stopped(own):
+            own = self._loop
         if own is None:
             if self._queue.queued == 0:
                 return FlushOutcome(FlushStatus.SUCCESS)

@@ -17,8 +17,9 @@
 ``<kind>`` is ``span`` or ``log``; metrics only get the exporter instruments, as ``metric_data_point``.
 Processor instruments carry ``otel.component.type`` (``batching_span_processor`` / ``batching_log_processor``)
 and ``otel.component.name`` (``<type>/<n>``); exporter instruments carry the exporter's component type
-(``otlp_http_span_exporter``, ... for an :class:`~aiotlp.OTLPExporter`, else the exporter's qualified class
-name), its name, and ``server.address`` / ``server.port`` when known.
+(``otlp_http_span_exporter``, ... for an :class:`~aiotlp.OTLPExporter`, a disk queue in front of one, or an
+``aiotlp.sdk`` exporter; else the exporter's qualified class name), its name, and ``server.address`` /
+``server.port`` when known.
 
 Only the OpenTelemetry *API* is used (imported here, lazily, when a meter provider is given). Observable
 callbacks run on whatever thread collects the metrics; they read the ledger under its lock, and hold the
@@ -35,7 +36,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from .._exceptions import ConfigurationError, MissingExtraError
 from .._version import __version__
-from ..export import OTLPExporter
+from ..config import ExporterConfig
 from ..model import Signal
 from ._queue import BoundedQueue
 
@@ -63,14 +64,19 @@ def _component_name(component_type: str) -> str:
 
 
 def _exporter_attributes(exporter: object, signal: Signal) -> dict[str, str | int]:
-    if isinstance(exporter, OTLPExporter):
-        config = exporter.config.for_signal(signal)
-        component_type = f"{_PROTOCOL_PART[config.protocol]}_{_EXPORTER_KIND[signal]}_exporter"
+    """What the exporter instruments say of ``exporter``: an adapter (the SDK processors') speaks for the exporter
+    it wraps (its ``wrapped``); anything with an OTLP ``config`` (an :class:`~aiotlp.OTLPExporter`, a disk queue
+    in front of one, an ``aiotlp.sdk`` exporter) is named by protocol, with the collector's address and port."""
+    exporter = getattr(exporter, "wrapped", exporter)
+    config = getattr(exporter, "config", None)
+    if isinstance(config, ExporterConfig):
+        signal_config = config.for_signal(signal)
+        component_type = f"{_PROTOCOL_PART[signal_config.protocol]}_{_EXPORTER_KIND[signal]}_exporter"
         return {
             "otel.component.type": component_type,
             "otel.component.name": _component_name(component_type),
-            "server.address": config.host,
-            "server.port": config.port,
+            "server.address": signal_config.host,
+            "server.port": signal_config.port,
         }
     cls = type(exporter)
     component_type = f"{cls.__module__}.{cls.__qualname__}"

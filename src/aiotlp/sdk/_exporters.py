@@ -223,6 +223,7 @@ class _Client:
         max_concurrent: int,
         transport_factory: TransportFactory | None,
         queue_dir: str | None = None,
+        queue_dir_explicit: bool = False,
     ) -> None:
         self.signal = signal
         self.queue_dir = queue_dir
@@ -240,6 +241,9 @@ class _Client:
         self._pending: set[concurrent.futures.Future[ExportResult]] = set()
         self.closed = False
         self._warned_closed = False
+        self._queue_dir_explicit = queue_dir_explicit
+        if queue_dir is not None:
+            self._open_queue_soon()
 
     def _new_otlp(self) -> _Otlp:
         otlp = OTLPExporter(
@@ -364,11 +368,43 @@ class _Client:
             logger.warning("the aiotlp %s exporter is shut down: export ignored", self.signal.value)
         return self.closed
 
-    def use_queue_dir(self, directory: str) -> None:
-        """Turn the disk queue on (a processor's ``queue_dir=``): only before the first export."""
-        if self._otlp is not None or self._local:
+    def _open_queue_soon(self) -> None:
+        """Open the disk queue on the bridge now: what an earlier run left there is sent at once, before (and
+        without) any new export. Exports handed to the bridge later run after this (its loop is FIFO)."""
+        get_bridge().submit(self._open_queue()).add_done_callback(_log_open_failure)
+
+    async def _open_queue(self) -> None:
+        """On the bridge: open the disk queue in ``queue_dir`` (closing one opened in another directory)."""
+        self._check_fork()
+        if self.closed or self.queue_dir is None:
+            return
+        current = self._otlp if self._otlp_loop is asyncio.get_running_loop() else None
+        if isinstance(current, DurableExporter) and current.directory != self.queue_dir:
+            self._otlp = self._otlp_loop = None
+            await current.shutdown(0)  # what it holds stays on disk, for the next process to send
+        self._exporter()
+
+    def use_queue_dir(self, directory: str, *, explicit: bool) -> None:
+        """Turn the disk queue on (a processor's ``queue_dir=``, ``explicit``, or ``AIOTLP_QUEUE_DIR``).
+
+        An explicit directory wins over one that came from ``AIOTLP_QUEUE_DIR``; two explicit ones must agree.
+        An exporter already used without a disk queue cannot get one.
+        """
+        if directory == self.queue_dir:
+            return
+        if self.queue_dir is not None:
+            if not explicit:
+                return
+            if self._queue_dir_explicit:
+                raise ConfigurationError(
+                    "queue_dir= was given to both the processor and its exporter, with different directories: "
+                    "give it to one of them"
+                )
+        elif self._otlp is not None or self._local:
             raise ConfigurationError("queue_dir= must be given before the exporter is first used")
         self.queue_dir = directory
+        self._queue_dir_explicit = explicit
+        self._open_queue_soon()
 
     def force_flush(self, timeout: float) -> bool:
         """Wait (up to ``timeout`` seconds) for the exports handed over without waiting; with the disk queue,
@@ -441,6 +477,11 @@ class _Client:
 
 
 _background: set[asyncio.Task[None]] = set()
+
+
+def _log_open_failure(future: concurrent.futures.Future[None]) -> None:
+    if not future.cancelled() and (error := future.exception()) is not None:
+        logger.error("cannot open the disk queue: %s", error)
 
 
 def _encode_batch(
@@ -522,6 +563,7 @@ class _Common:
             max_concurrent=max_concurrent,
             transport_factory=transport_factory,
             queue_dir=None if directory is None else os.path.join(directory, signal.value),
+            queue_dir_explicit=queue_dir is not None,
         )
         # Dropped without shutdown(): close its connections in the background (the bridge closes what is left
         # at interpreter exit).

@@ -106,6 +106,11 @@ class _FastAdapter:
         self._what = what
         self._encode: Callable[[Sequence[Any]], bytes] = exporter._encode  # type: ignore[attr-defined]
 
+    @property
+    def wrapped(self) -> _Common:
+        """The SDK exporter this adapter sends for (named in the processor's self-metrics)."""
+        return self._sdk
+
     async def _export(self, items: Sequence[Any]) -> ExportResult:
         client = self._sdk._client
         total = len(items)
@@ -167,6 +172,11 @@ class _GenericAdapter:
         self._sdk = exporter
         self._success = success
         self._busy: asyncio.Future[Any] | None = None
+
+    @property
+    def wrapped(self) -> Any:
+        """The SDK exporter this adapter calls (named in the processor's self-metrics)."""
+        return self._sdk
 
     def _call(self, func: Callable[..., Any], *args: Any) -> Any:
         token = attach(_SUPPRESSED)
@@ -252,15 +262,20 @@ class _Batching:
         meter_provider: object | None,
         queue_dir: str | os.PathLike[str] | None = None,
     ) -> None:
-        if queue_dir is not None:
-            directory = queue_dir_from_env(queue_dir=queue_dir)
-            client = getattr(exporter, "_client", None)
-            if not isinstance(exporter, _Common) or client is None or directory is None:
-                raise ConfigurationError(
-                    f"queue_dir= needs an aiotlp.sdk exporter (it puts the disk queue in front of its network "
-                    f"calls), got {type(exporter).__name__}"
-                )
-            client.use_queue_dir(os.path.join(directory, client.signal.value))
+        # The disk queue is the exporter's: an aiotlp.sdk exporter has read AIOTLP_QUEUE_DIR (its own business);
+        # queue_dir= here is handed to it. Any other exporter is used as it is.
+        if isinstance(exporter, _Common):
+            if queue_dir is not None:
+                directory = queue_dir_from_env(queue_dir=queue_dir)
+                assert directory is not None
+                client = exporter._client
+                client.use_queue_dir(os.path.join(directory, client.signal.value), explicit=True)
+        elif queue_dir_from_env(queue_dir=queue_dir) is not None:
+            logger.warning(
+                "the disk queue (%s) needs an aiotlp.sdk exporter: %s is used as it is, without a disk queue",
+                "queue_dir=" if queue_dir is not None else "AIOTLP_QUEUE_DIR",
+                type(exporter).__name__,
+            )
         self._config = BatchConfig.from_env(
             kind,
             schedule_delay=_millis(schedule_delay_millis, "schedule_delay_millis"),
@@ -300,6 +315,14 @@ class _Batching:
                 processor.start(loop)
                 self._started = True
             return processor
+
+    def _start_quietly(self) -> None:
+        """:meth:`_start` from ``on_end`` / ``on_emit``, which never raise into the application: if the processor
+        cannot bind to a loop, the item is still queued (and counted), for the next start, flush or shutdown."""
+        try:
+            self._start()
+        except Exception:
+            logger.exception("the %s processor could not start", self._signal.value)
 
     def _queued(self) -> bool:
         client = getattr(self._exporter, "_client", None)
@@ -436,7 +459,7 @@ class BatchSpanProcessor(_Batching, SpanProcessor):
         if not sampled:
             return
         if not self._started:
-            self._start()
+            self._start_quietly()
         self._processor.put_nowait(span)
 
 
@@ -612,5 +635,5 @@ class BatchLogRecordProcessor(_Batching, LogRecordProcessor):
             logger.exception("cannot queue a log record")
             return
         if not self._started:
-            self._start()
+            self._start_quietly()
         self._processor.put_nowait(queued)
