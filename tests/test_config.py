@@ -465,7 +465,7 @@ def test_explicit_empty_endpoint_is_an_error(value: str) -> None:
 
 @pytest.mark.parametrize("scheme", ["ftp", "unix", "grpc", "ws"])
 def test_unsupported_scheme_message(scheme: str) -> None:
-    with raises_config_error("OTEL_EXPORTER_OTLP_ENDPOINT", repr(scheme), "http://"):
+    with raises_config_error("OTEL_EXPORTER_OTLP_ENDPOINT", "unsupported URL scheme", "http://"):
         ExporterConfig.from_env({"OTEL_EXPORTER_OTLP_ENDPOINT": f"{scheme}://h:1"})
 
 
@@ -605,39 +605,44 @@ def test_headers_empty_key(text: str) -> None:
 @pytest.mark.parametrize(
     ("text", "key"),
     [
-        (f"bad key={CANARY}", "'bad key'"),
-        (f"bad%0Akey={CANARY}", "'bad\\nkey'"),
-        (f"k\u00e9y={CANARY}", "'k\u00e9y'"),
-        (f":authority={CANARY}", "':authority'"),
-        (f"a(b)={CANARY}", "'a(b)'"),
+        (f"bad key={CANARY}", "bad key"),
+        (f"bad%0Akey={CANARY}", "bad\nkey"),
+        (f"k\u00e9y={CANARY}", "k\u00e9y"),
+        (f":authority={CANARY}", ":authority"),
+        (f"a(b)={CANARY}", "a(b)"),
     ],
 )
 def test_headers_invalid_key(text: str, key: str) -> None:
-    with raises_config_error("OTEL_EXPORTER_OTLP_HEADERS", key):
-        ExporterConfig.from_env({"OTEL_EXPORTER_OTLP_HEADERS": text})
+    """The entry's position and what is wrong, never the name (``Authorization: Basic <token>=`` written with
+    ``:`` puts the token in what would be the name)."""
+    with raises_config_error("OTEL_EXPORTER_OTLP_HEADERS: entry 2 ", "not a valid HTTP token", absent=(CANARY, key)):
+        ExporterConfig.from_env({"OTEL_EXPORTER_OTLP_HEADERS": "ok=1," + text})
 
 
 @pytest.mark.parametrize("encoded", ["%0D", "%0A", "%00", "%0D%0AX-Injected:%201"])
 def test_headers_value_control_characters(encoded: str) -> None:
     text = f"Authorization=Bearer {CANARY}{encoded}"
-    with raises_config_error("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "'authorization'", "CR, LF or NUL"):
+    with raises_config_error(
+        "OTEL_EXPORTER_OTLP_TRACES_HEADERS: entry 1 ", "CR, LF or NUL", absent=(CANARY, "uthorization")
+    ):
         ExporterConfig.from_env({"OTEL_EXPORTER_OTLP_TRACES_HEADERS": text})
 
 
 @pytest.mark.parametrize("bad", ["\r", "\n", "\x00", "a\r\nb"])
 def test_headers_constructor_rejects_control_characters(bad: str) -> None:
-    with raises_config_error("headers", "'x-key'"):
-        Headers({"X-Key": CANARY + bad})
-    with raises_config_error("headers", "'x-key'"):
+    absent = (CANARY, "key")
+    with raises_config_error("headers: header 2 (in the order given)", "CR, LF or NUL", absent=absent):
+        Headers({"a": "1", "X-Key": CANARY + bad})
+    with raises_config_error("headers: header 1 ", absent=absent):
         ExporterConfig.from_env({}, headers={"X-Key": CANARY + bad})
-    with raises_config_error("my-source", "'x-key'"):
+    with raises_config_error("my-source: header 1 ", absent=absent):
         Headers([("X-Key", CANARY + bad)], source="my-source")
 
 
 def test_headers_constructor_type_errors() -> None:
     with raises_config_error("headers"):
         Headers({1: "x"})  # type: ignore[arg-type]
-    with raises_config_error("headers", "'k'"):
+    with raises_config_error("headers: header 1 ", "the value must be a str, got int"):
         Headers({"k": 1})  # type: ignore[arg-type]
     with raises_config_error("headers"):
         Headers({"": "x"})
@@ -756,13 +761,20 @@ def test_timeout_argument_int_becomes_float() -> None:
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("gzip", "gzip"), ("GZIP", "gzip"), ("none", "none"), ("None", "none"), ("", "none")],
+    [
+        ("gzip", "gzip"),
+        ("GZIP", "gzip"),
+        ("deflate", "deflate"),
+        (" Deflate ", "deflate"),
+        ("none", "none"),
+        ("", "none"),
+    ],
 )
 def test_compression(text: str, expected: str) -> None:
     assert ExporterConfig.from_env({"OTEL_EXPORTER_OTLP_COMPRESSION": text}).traces.compression == expected
 
 
-@pytest.mark.parametrize("text", ["deflate", "br", "zstd", "true"])
+@pytest.mark.parametrize("text", ["br", "zstd", "true", "zlib"])
 def test_compression_invalid(text: str) -> None:
     with raises_config_error("OTEL_EXPORTER_OTLP_COMPRESSION", "'gzip'", "'none'"):
         ExporterConfig.from_env({"OTEL_EXPORTER_OTLP_COMPRESSION": text})
@@ -1205,8 +1217,9 @@ def test_grpc_header_values_must_be_printable_ascii() -> None:
             {"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc", "OTEL_EXPORTER_OTLP_TRACES_HEADERS": f"x-k={canary}"}
         )
     assert canary not in str(info.value)
-    with pytest.raises(ConfigurationError, match="'x-k'"):
-        ExporterConfig.from_env({}, protocol="grpc", headers={"x-k": "\u00e9"})
+    with pytest.raises(ConfigurationError, match="headers: the value of header 2 is not printable ASCII") as info:
+        ExporterConfig.from_env({}, protocol="grpc", headers={"a": "1", "x-k": "\u00e9"})
+    assert "x-k" not in str(info.value)
     # HTTP allows it (latin-1 header values), and gRPC allows binary values under -bin names
     ExporterConfig.from_env({}, protocol="http/protobuf", headers={"x-k": "\u00e9"})
     ExporterConfig.from_env({}, protocol="grpc", headers={"x-k-bin": "\u00e9"})

@@ -225,13 +225,17 @@ def test_protocol_and_settings_from_the_environment() -> None:
         (HttpCompression.NoCompression, "none"),
         (CommonHttpCompression.GZIP, "gzip"),
         (CommonHttpCompression.NONE, "none"),
+        ("deflate", "deflate"),
+        (grpc.Compression.Deflate, "deflate"),
+        (HttpCompression.Deflate, "deflate"),
+        (CommonHttpCompression.DEFLATE, "deflate"),
     ],
 )
 def test_compression_accepts_strings_and_the_official_enums(compression: Any, expected: str) -> None:
     assert SpanExporter(compression=compression).config.traces.compression == expected
 
 
-@pytest.mark.parametrize("compression", ["deflate", grpc.Compression.Deflate, HttpCompression.Deflate, "brotli", 3])
+@pytest.mark.parametrize("compression", ["brotli", "zstd", 3])
 def test_unsupported_compression_is_refused(compression: Any) -> None:
     with pytest.raises(ConfigurationError, match="compression"):
         SpanExporter(compression=compression)
@@ -281,7 +285,7 @@ def test_metric_temporality_preference_as_officially(preference: str, monkeypatc
         official.shutdown()
 
 
-def test_metric_preferences_override_the_defaults() -> None:
+def test_metric_preferences_override_the_defaults(caplog: pytest.LogCaptureFixture) -> None:
     last_value = LastValueAggregation()
     exporter = MetricExporter(
         environ={"OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE": "delta"},
@@ -291,8 +295,11 @@ def test_metric_preferences_override_the_defaults() -> None:
     assert exporter._preferred_temporality[Counter] is AggregationTemporality.CUMULATIVE
     assert exporter._preferred_temporality[Histogram] is AggregationTemporality.DELTA
     assert exporter._preferred_aggregation[Histogram] is last_value
-    with pytest.raises(ConfigurationError, match="OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE"):
-        MetricExporter(environ={"OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE": "sometimes"})
+    # an unknown preference: a warning and cumulative, as the official exporters do
+    exporter = MetricExporter(environ={"OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE": "sometimes"})
+    assert set(exporter._preferred_temporality.values()) == {AggregationTemporality.CUMULATIVE}
+    assert "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE: must be one of" in caplog.text
+    assert "using the default, cumulative" in caplog.text
     with pytest.raises(ConfigurationError, match="max_export_batch_size"):
         MetricExporter(max_export_batch_size=0)
 
