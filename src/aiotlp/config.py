@@ -157,7 +157,9 @@ _unit_warned: set[str] = set()
 
 
 def _fail(message: str) -> NoReturn:
-    raise ConfigurationError(message)
+    # "from None": what was being parsed when it failed (an OSError naming a pasted key, a ValueError quoting a
+    # host) must not ride along as the context of a traceback
+    raise ConfigurationError(message) from None
 
 
 # --------------------------------------------------------------------------------------------------- Headers
