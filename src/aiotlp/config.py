@@ -1046,14 +1046,16 @@ def _ms_setting(env: _Env, explicit: float | None, arg: str, var: str, default_m
     if explicit is not None:
         return _check_seconds(explicit, arg), arg
     text = env.get(var)
-    return (default_ms / 1000 if text is None else _parse_ms(text, var)), var
+    return (
+        default_ms / 1000 if text is None else env.parse(_parse_ms, (text, var), default_ms / 1000, f"{default_ms} ms")
+    ), var
 
 
 def _count_setting(env: _Env, explicit: int | None, arg: str, var: str, default: int) -> tuple[int, str]:
     if explicit is not None:
         return _check_positive_int(explicit, arg), arg
     text = env.get(var)
-    return (default if text is None else _parse_count(text, var)), var
+    return (default if text is None else env.parse(_parse_count, (text, var), default, str(default))), var
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -1084,10 +1086,14 @@ class BatchConfig:
         export_timeout: float | None = None,
         max_queue_size: int | None = None,
         max_export_batch_size: int | None = None,
+        on_invalid: OnInvalid = "raise",
     ) -> BatchConfig:
         """Read ``OTEL_BSP_*`` for ``kind="span"`` (schedule delay 5000 ms), ``OTEL_BLRP_*`` for ``"log"``.
 
         ``OTEL_BLRP_SCHEDULE_DELAY`` defaults to 1000 ms. Explicit arguments (seconds, counts) win.
+        ``on_invalid="warn"``: a variable that is not a positive integer is warned about and its default used
+        (the official processors do so for a value that is not an integer); a batch size over the queue size is
+        always refused, as officially.
         """
         if kind == "span":
             prefix, default_delay_ms = "OTEL_BSP_", 5000
@@ -1095,7 +1101,7 @@ class BatchConfig:
             prefix, default_delay_ms = "OTEL_BLRP_", 1000
         else:
             _fail("kind: must be 'span' or 'log'")
-        env = _Env(environ)
+        env = _Env(environ, on_invalid)
         delay, _ = _ms_setting(env, schedule_delay, "schedule_delay", prefix + "SCHEDULE_DELAY", default_delay_ms)
         timeout, _ = _ms_setting(env, export_timeout, "export_timeout", prefix + "EXPORT_TIMEOUT", 30_000)
         queue, queue_name = _count_setting(env, max_queue_size, "max_queue_size", prefix + "MAX_QUEUE_SIZE", 2048)

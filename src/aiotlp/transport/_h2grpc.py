@@ -888,7 +888,9 @@ class H2GrpcTransport:
         custom: list[tuple[bytes, bytes]] = []
         for name, value in config.headers.items():
             if name in _RESERVED_HEADERS or name.startswith("grpc-"):
-                raise ConfigurationError(f"headers: {name!r} is set by the gRPC transport itself and cannot be given")
+                # a fixed name is safe to show; the rest of a grpc-* name is the user's and is not
+                shown = repr(name) if name in _RESERVED_HEADERS else "a grpc-* header"
+                raise ConfigurationError(f"headers: {shown} is set by the gRPC transport itself and cannot be given")
             if name == "user-agent":
                 agent = f"{value} {agent}"
                 continue
