@@ -3,8 +3,12 @@
 Every duration inside aiotlp is a ``float`` number of seconds; milliseconds exist only at the environment
 edge. Everything is validated once, when the dataclass is built; every error is a
 :class:`~aiotlp._exceptions.ConfigurationError` (also a ``ValueError``) whose message names the environment
-variable or the argument at fault. No message ever contains a header value or an endpoint URL (so never a URL
-password), and ``repr()`` redacts both.
+variable or the argument at fault. No message ever contains any text of a header entry (name or value: a header
+written ``Authorization: Basic <token>`` puts the token in the name), any part of an endpoint URL (not even its
+scheme: in a scheme-less ``user:password@host`` it is the user), nor a value that does not look like a file path
+(a pasted PEM key); a header is named by its position. ``repr()`` redacts header values and URL credentials.
+The readers either raise or, with ``on_invalid="warn"`` (:data:`OnInvalid`), warn with the same message and use
+the default.
 
 Precedence, highest first: an explicit keyword argument of ``from_env``; the per-signal variable
 (``OTEL_EXPORTER_OTLP_TRACES_TIMEOUT``, ``..._METRICS_...``, ``..._LOGS_...``); the generic variable; the

@@ -646,15 +646,21 @@ def test_a_timeout_given_as_seconds_is_milliseconds_with_a_warning(
     assert SpanExporter(timeout=10).config.traces.timeout == 10.0  # the argument is seconds, as officially
 
 
+@pytest.mark.parametrize("protocol", ["http/protobuf", "http/json", "grpc"])
 @pytest.mark.parametrize("value", ["base2_exponential_bucket_histogram", "explicit_bucket_histogram", "bogus"])
 async def test_default_histogram_aggregation_as_officially(
-    value: str, collector: FakeCollector, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    value: str,
+    protocol: str,
+    collector: FakeCollector,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION", value)
     official = OfficialHttpMetricExporter()
     official.shutdown()
+    endpoint = collector.grpc_endpoint if protocol == "grpc" else f"{collector.http_endpoint}/v1/metrics"
     with caplog.at_level(logging.WARNING, logger="aiotlp.config"):
-        exporter = MetricExporter(f"{collector.http_endpoint}/v1/metrics")
+        exporter = MetricExporter(endpoint, protocol=protocol)  # type: ignore[arg-type]
     assert type(exporter._preferred_aggregation[Histogram]) is type(official._preferred_aggregation[Histogram])
     exponential = value == "base2_exponential_bucket_histogram"
     assert isinstance(
