@@ -577,7 +577,8 @@ async def test_variables_an_exporter_does_not_use_never_stop_it(
     assert CANARY not in str(info.value)
     # MetricExporter: the bad METRICS variables are its own (but OTEL_METRIC_EXPORT_INTERVAL is the reader's)
     with caplog.at_level(logging.WARNING, logger="aiotlp.config"):
-        metrics = MetricExporter(collector.grpc_endpoint, protocol=protocol)  # type: ignore[arg-type]
+        metrics = MetricExporter("http://127.0.0.1:1", protocol=protocol)  # type: ignore[arg-type]
+    metrics.shutdown()
     assert metrics.config.metrics.timeout == 10.0 and metrics.config.metrics.certificate_file is None
     assert "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT: must be a positive integer number of milliseconds" in caplog.text
     assert "OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE: cannot read file" in caplog.text
