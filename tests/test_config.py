@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import logging
 import math
 import os
 import pickle
@@ -26,6 +27,7 @@ from aiotlp.config import (
     Headers,
     MetricReaderConfig,
     SignalConfig,
+    metric_preferences_from_env,
 )
 from aiotlp.model._signal import Signal
 
@@ -465,7 +467,7 @@ def test_explicit_empty_endpoint_is_an_error(value: str) -> None:
 
 @pytest.mark.parametrize("scheme", ["ftp", "unix", "grpc", "ws"])
 def test_unsupported_scheme_message(scheme: str) -> None:
-    with raises_config_error("OTEL_EXPORTER_OTLP_ENDPOINT", repr(scheme), "http://"):
+    with raises_config_error("OTEL_EXPORTER_OTLP_ENDPOINT", "unsupported URL scheme", "http://"):
         ExporterConfig.from_env({"OTEL_EXPORTER_OTLP_ENDPOINT": f"{scheme}://h:1"})
 
 
@@ -605,39 +607,44 @@ def test_headers_empty_key(text: str) -> None:
 @pytest.mark.parametrize(
     ("text", "key"),
     [
-        (f"bad key={CANARY}", "'bad key'"),
-        (f"bad%0Akey={CANARY}", "'bad\\nkey'"),
-        (f"k\u00e9y={CANARY}", "'k\u00e9y'"),
-        (f":authority={CANARY}", "':authority'"),
-        (f"a(b)={CANARY}", "'a(b)'"),
+        (f"bad key={CANARY}", "bad key"),
+        (f"bad%0Akey={CANARY}", "bad\nkey"),
+        (f"k\u00e9y={CANARY}", "k\u00e9y"),
+        (f":authority={CANARY}", ":authority"),
+        (f"a(b)={CANARY}", "a(b)"),
     ],
 )
 def test_headers_invalid_key(text: str, key: str) -> None:
-    with raises_config_error("OTEL_EXPORTER_OTLP_HEADERS", key):
-        ExporterConfig.from_env({"OTEL_EXPORTER_OTLP_HEADERS": text})
+    """The entry's position and what is wrong, never the name (``Authorization: Basic <token>=`` written with
+    ``:`` puts the token in what would be the name)."""
+    with raises_config_error("OTEL_EXPORTER_OTLP_HEADERS: entry 2 ", "not a valid HTTP token", absent=(CANARY, key)):
+        ExporterConfig.from_env({"OTEL_EXPORTER_OTLP_HEADERS": "ok=1," + text})
 
 
 @pytest.mark.parametrize("encoded", ["%0D", "%0A", "%00", "%0D%0AX-Injected:%201"])
 def test_headers_value_control_characters(encoded: str) -> None:
     text = f"Authorization=Bearer {CANARY}{encoded}"
-    with raises_config_error("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "'authorization'", "CR, LF or NUL"):
+    with raises_config_error(
+        "OTEL_EXPORTER_OTLP_TRACES_HEADERS: entry 1 ", "CR, LF or NUL", absent=(CANARY, "uthorization")
+    ):
         ExporterConfig.from_env({"OTEL_EXPORTER_OTLP_TRACES_HEADERS": text})
 
 
 @pytest.mark.parametrize("bad", ["\r", "\n", "\x00", "a\r\nb"])
 def test_headers_constructor_rejects_control_characters(bad: str) -> None:
-    with raises_config_error("headers", "'x-key'"):
-        Headers({"X-Key": CANARY + bad})
-    with raises_config_error("headers", "'x-key'"):
+    absent = (CANARY, "key")
+    with raises_config_error("headers: header 2 (in the order given)", "CR, LF or NUL", absent=absent):
+        Headers({"a": "1", "X-Key": CANARY + bad})
+    with raises_config_error("headers: header 1 ", absent=absent):
         ExporterConfig.from_env({}, headers={"X-Key": CANARY + bad})
-    with raises_config_error("my-source", "'x-key'"):
+    with raises_config_error("my-source: header 1 ", absent=absent):
         Headers([("X-Key", CANARY + bad)], source="my-source")
 
 
 def test_headers_constructor_type_errors() -> None:
     with raises_config_error("headers"):
         Headers({1: "x"})  # type: ignore[arg-type]
-    with raises_config_error("headers", "'k'"):
+    with raises_config_error("headers: header 1 ", "the value must be a str, got int"):
         Headers({"k": 1})  # type: ignore[arg-type]
     with raises_config_error("headers"):
         Headers({"": "x"})
@@ -756,13 +763,20 @@ def test_timeout_argument_int_becomes_float() -> None:
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("gzip", "gzip"), ("GZIP", "gzip"), ("none", "none"), ("None", "none"), ("", "none")],
+    [
+        ("gzip", "gzip"),
+        ("GZIP", "gzip"),
+        ("deflate", "deflate"),
+        (" Deflate ", "deflate"),
+        ("none", "none"),
+        ("", "none"),
+    ],
 )
 def test_compression(text: str, expected: str) -> None:
     assert ExporterConfig.from_env({"OTEL_EXPORTER_OTLP_COMPRESSION": text}).traces.compression == expected
 
 
-@pytest.mark.parametrize("text", ["deflate", "br", "zstd", "true"])
+@pytest.mark.parametrize("text", ["br", "zstd", "true", "zlib"])
 def test_compression_invalid(text: str) -> None:
     with raises_config_error("OTEL_EXPORTER_OTLP_COMPRESSION", "'gzip'", "'none'"):
         ExporterConfig.from_env({"OTEL_EXPORTER_OTLP_COMPRESSION": text})
@@ -1205,8 +1219,256 @@ def test_grpc_header_values_must_be_printable_ascii() -> None:
             {"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc", "OTEL_EXPORTER_OTLP_TRACES_HEADERS": f"x-k={canary}"}
         )
     assert canary not in str(info.value)
-    with pytest.raises(ConfigurationError, match="'x-k'"):
-        ExporterConfig.from_env({}, protocol="grpc", headers={"x-k": "\u00e9"})
+    with pytest.raises(ConfigurationError, match="headers: the value of header 2 is not printable ASCII") as info:
+        ExporterConfig.from_env({}, protocol="grpc", headers={"a": "1", "x-k": "\u00e9"})
+    assert "x-k" not in str(info.value)
     # HTTP allows it (latin-1 header values), and gRPC allows binary values under -bin names
     ExporterConfig.from_env({}, protocol="http/protobuf", headers={"x-k": "\u00e9"})
     ExporterConfig.from_env({}, protocol="grpc", headers={"x-k-bin": "\u00e9"})
+
+
+# ------------------------------------------------------------------ secrets never echoed (issue 12 item 7)
+
+
+SECRET_CONFIGS = [
+    # a header written with ':' for '=': "Authorization: Basic <token>=" splits into the name
+    # "Authorization: Basic <token>" and an empty value
+    pytest.param(
+        {"OTEL_EXPORTER_OTLP_HEADERS": f"Authorization: Basic {CANARY}="},
+        "OTEL_EXPORTER_OTLP_HEADERS: entry 1 ",
+        id="colon-header",
+    ),
+    pytest.param(
+        {"OTEL_EXPORTER_OTLP_TRACES_HEADERS": f"x=1,Authorization: Bearer {CANARY}"},
+        "_TRACES_HEADERS: entry 2 ",
+        id="colon-no-equals",
+    ),
+    pytest.param({"OTEL_EXPORTER_OTLP_HEADERS": f"{CANARY} key=v"}, "entry 1 ", id="name-with-space"),
+    pytest.param({"OTEL_EXPORTER_OTLP_HEADERS": f"api-key={CANARY}%0D%0A"}, "entry 1 ", id="crlf-value"),
+    pytest.param(
+        {"OTEL_EXPORTER_OTLP_ENDPOINT": f"{CANARY}:{CANARY}@collector:4318"},
+        "unsupported URL scheme",
+        id="http-schemeless-credentials",
+    ),
+    pytest.param(
+        {"OTEL_EXPORTER_OTLP_ENDPOINT": f"{CANARY}:pw@collector:4317", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"},
+        "unsupported URL scheme",
+        id="grpc-user-as-scheme",
+    ),
+    pytest.param(
+        {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://user:{CANARY}@collector:4317", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"},
+        "user credentials",
+        id="grpc-userinfo",
+    ),
+    pytest.param(
+        {"OTEL_EXPORTER_OTLP_LOGS_ENDPOINT": f"http://u:{CANARY}@bad host/v1/logs"}, "whitespace", id="url-with-space"
+    ),
+    pytest.param({"AIOTLP_EXPORTER_OTLP_ENDPOINTS": f"http://a:4318,{CANARY}:pw@b:4318"}, "entry 2", id="list-entry"),
+    pytest.param(
+        {"OTEL_EXPORTER_OTLP_CLIENT_KEY": f"-----BEGIN PRIVATE KEY-----\n{CANARY}\n-----END PRIVATE KEY-----"},
+        "not shown",
+        id="pasted-key",
+    ),
+]
+
+
+@pytest.mark.parametrize(("environ", "fragment"), SECRET_CONFIGS)
+def test_no_error_or_warning_echoes_a_secret(
+    environ: dict[str, str], fragment: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Strict: the error names the variable (and the entry), never its text. Lenient (the SDK's mode): the
+    warnings neither, and neither does the repr of what was built."""
+    with raises_config_error(fragment) as check:
+        ExporterConfig.from_env(environ)
+    assert CANARY not in repr(check._ctx.excinfo.value if check._ctx.excinfo else "")
+    if "ENDPOINT" in " ".join(environ):
+        return  # an endpoint is refused in both modes
+    with caplog.at_level(logging.DEBUG):
+        config = ExporterConfig.from_env(environ, on_invalid="warn")
+    assert caplog.records, "a warning names the variable"
+    assert CANARY not in caplog.text
+    assert CANARY not in repr(config)
+
+
+def test_the_colon_header_message_says_what_to_write() -> None:
+    with raises_config_error(
+        "OTEL_EXPORTER_OTLP_HEADERS: entry 1 is not a valid name=value pair",
+        "not a valid HTTP token",
+        "'Name=value'",
+        absent=(CANARY, "Authorization", "Basic"),
+    ):
+        Headers.parse(f"Authorization: Basic {CANARY}=")
+
+
+# ------------------------------------------------------------- on_invalid="warn" and signals= (item 8)
+
+
+def test_lenient_mode_replaces_what_the_official_exporters_replace(
+    pem_files: dict[str, str], caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    missing = str(tmp_path / "missing.pem")
+    environ = {
+        "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT": "soon",
+        "OTEL_EXPORTER_OTLP_COMPRESSION": "brotli",
+        "OTEL_EXPORTER_OTLP_CERTIFICATE": missing,
+        "OTEL_EXPORTER_OTLP_CLIENT_KEY": pem_files["key"],  # without its certificate
+        "OTEL_EXPORTER_OTLP_HEADERS": f"good=1,Authorization: Basic {CANARY}=,also=2",
+    }
+    for name, value in environ.items():  # each one alone stops the strict reader
+        with raises_config_error(name):
+            ExporterConfig.from_env({name: value})
+    with caplog.at_level(logging.WARNING, logger="aiotlp.config"):
+        traces = ExporterConfig.from_env(environ, signals=["traces"], on_invalid="warn").traces
+    assert traces.timeout == 10.0
+    assert traces.compression == "none"
+    assert traces.certificate_file is None
+    assert traces.client_key_file is None and traces.client_certificate_file is None
+    assert dict(traces.headers) == {"good": "1", "also": "2"}
+    messages = [record.getMessage() for record in caplog.records]
+    assert messages == [
+        "OTEL_EXPORTER_OTLP_HEADERS: entry 2 is not a valid name=value pair: the name is not a valid HTTP token "
+        "(RFC 7230) (expected name=value pairs separated by ','; write 'Name: value' as 'Name=value'); the entry is "
+        "left out",
+        "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT: must be a positive integer number of milliseconds; using the default, "
+        "10000 ms",
+        "OTEL_EXPORTER_OTLP_COMPRESSION: must be one of 'gzip', 'deflate', 'none'; using the default, no compression",
+        f"OTEL_EXPORTER_OTLP_CERTIFICATE: cannot read file {missing!r}: No such file or directory; using the "
+        "default, the system's CAs",
+        "OTEL_EXPORTER_OTLP_CLIENT_KEY is set without a client certificate (client_certificate_file or "
+        "OTEL_EXPORTER_OTLP_[TRACES_]CLIENT_CERTIFICATE): mTLS needs both; using no client certificate (no mTLS)",
+    ]
+    assert CANARY not in caplog.text
+
+
+def test_lenient_mode_still_refuses_endpoints_protocols_and_arguments() -> None:
+    for environ in ({"OTEL_EXPORTER_OTLP_ENDPOINT": "collector:4318"}, {"OTEL_EXPORTER_OTLP_PROTOCOL": "thrift"}):
+        with raises_config_error(next(iter(environ))):
+            ExporterConfig.from_env(environ, on_invalid="warn")
+    with raises_config_error("timeout"):
+        ExporterConfig.from_env({}, timeout=-1, on_invalid="warn")
+    with raises_config_error("client_key_file is set without a client certificate"):
+        ExporterConfig.from_env({}, client_key_file=__file__, on_invalid="warn")
+    with raises_config_error("on_invalid"):
+        ExporterConfig.from_env({}, on_invalid="ignore")  # type: ignore[arg-type]
+
+
+def test_grpc_metadata_that_is_not_ascii_is_left_out_leniently(caplog: pytest.LogCaptureFixture) -> None:
+    environ = {"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc", "OTEL_EXPORTER_OTLP_HEADERS": f"a=1,x-k=\u00e9{CANARY}"}
+    with raises_config_error("OTEL_EXPORTER_OTLP_HEADERS: the value of header 2 is not printable ASCII"):
+        ExporterConfig.from_env(environ)
+    with caplog.at_level(logging.WARNING, logger="aiotlp.config"):
+        assert dict(ExporterConfig.from_env(environ, on_invalid="warn").logs.headers) == {"a": "1"}
+    assert "header 2 is not printable ASCII, which gRPC metadata requires; the header is left out" in caplog.text
+    assert CANARY not in caplog.text
+
+
+def test_signals_reads_only_the_variables_of_those_signals(caplog: pytest.LogCaptureFixture) -> None:
+    """Another signal's bad variables are never read: no error, no warning; the others get the defaults."""
+    environ = {
+        "OTEL_EXPORTER_OTLP_LOGS_HEADERS": f"Authorization: Basic {CANARY}=",
+        "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT": "1.5",
+        "OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE": "/nonexistent/ca.pem",
+        "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT": "not a url",
+        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "grpc",
+        "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT": "2500",
+    }
+    with caplog.at_level(logging.DEBUG):
+        for on_invalid in ("raise", "warn"):
+            config = ExporterConfig.from_env(environ, signals=[Signal.TRACES], on_invalid=on_invalid)  # type: ignore[arg-type]
+            assert (config.traces.protocol, config.traces.timeout) == ("grpc", 2.5)
+            assert config.metrics == SignalConfig(
+                signal=Signal.METRICS, protocol="grpc", endpoint="http://localhost:4317"
+            )
+            assert config.logs.endpoint == "http://localhost:4317" and not config.logs.headers
+    assert not caplog.records
+    with raises_config_error("OTEL_EXPORTER_OTLP_METRICS_TIMEOUT"):
+        ExporterConfig.from_env(environ, signals=["metrics"])
+    assert ExporterConfig.from_env({}, signals=["logs"]).traces.endpoint == "http://localhost:4318/v1/traces"
+    for bad in ("traces", [], ["spans"], 3):
+        with raises_config_error("signals"):
+            ExporterConfig.from_env({}, signals=bad)  # type: ignore[arg-type]
+
+
+# -------------------------------------------------------------------- timeouts are milliseconds (issue 14)
+
+
+@pytest.fixture
+def unit_warnings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The seconds-like warning is once per variable per process: start each test afresh."""
+    import aiotlp.config
+
+    monkeypatch.setattr(aiotlp.config, "_unit_warned", set())
+
+
+@pytest.mark.usefixtures("unit_warnings")
+def test_a_timeout_that_looks_like_seconds_is_kept_and_warned_about_once(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="aiotlp.config"):
+        for _ in range(3):
+            config = ExporterConfig.from_env(
+                {"OTEL_EXPORTER_OTLP_TIMEOUT": "10", "OTEL_EXPORTER_OTLP_LOGS_TIMEOUT": "5"}
+            )
+            assert (config.traces.timeout, config.metrics.timeout, config.logs.timeout) == (0.01, 0.01, 0.005)
+        assert ExporterConfig.from_env({"OTEL_EXPORTER_OTLP_TIMEOUT": "100"}).traces.timeout == 0.1
+    assert [record.getMessage() for record in caplog.records] == [
+        "OTEL_EXPORTER_OTLP_TIMEOUT=10: the unit is milliseconds (the OTLP specification's), so exports time out "
+        "after 10 ms; the official Python exporters read seconds: for 10 s write 10000",
+        "OTEL_EXPORTER_OTLP_LOGS_TIMEOUT=5: the unit is milliseconds (the OTLP specification's), so exports time "
+        "out after 5 ms; the official Python exporters read seconds: for 5 s write 5000",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "hint"), [("2.5", "2.5 s is 2500"), ("0.25", "0.25 s is 250"), ("1e1", "10 s is 10000")]
+)
+def test_a_fractional_timeout_is_refused_with_the_unit(text: str, hint: str, caplog: pytest.LogCaptureFixture) -> None:
+    for name in ("OTEL_EXPORTER_OTLP_TIMEOUT", "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT"):
+        with raises_config_error(name, "milliseconds", "not seconds as in the official Python exporters", hint):
+            ExporterConfig.from_env({name: text})
+    with caplog.at_level(logging.WARNING, logger="aiotlp.config"):
+        config = ExporterConfig.from_env({"OTEL_EXPORTER_OTLP_TIMEOUT": text}, on_invalid="warn")
+    assert config.traces.timeout == config.logs.timeout == 10.0
+    assert caplog.text.count(f"{hint}); using the default, 10000 ms") == 3  # one per signal
+
+
+def test_batch_and_reader_milliseconds_are_not_warned_about(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="aiotlp.config"):
+        assert BatchConfig.from_env("span", {"OTEL_BSP_SCHEDULE_DELAY": "10"}).schedule_delay == 0.01
+    assert not caplog.records
+
+
+# ------------------------------------------------------------------- histogram aggregation (issue 12 item 9)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (None, "explicit_bucket_histogram"),
+        ("explicit_bucket_histogram", "explicit_bucket_histogram"),
+        ("base2_exponential_bucket_histogram", "base2_exponential_bucket_histogram"),
+        (" BASE2_Exponential_Bucket_Histogram ", "base2_exponential_bucket_histogram"),
+    ],
+)
+def test_default_histogram_aggregation(text: str | None, expected: str) -> None:
+    environ = {} if text is None else {"OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION": text}
+    assert MetricReaderConfig.from_env(environ).default_histogram_aggregation == expected
+    assert metric_preferences_from_env(environ) == ("cumulative", expected)
+
+
+def test_unknown_metric_preferences(caplog: pytest.LogCaptureFixture) -> None:
+    var = "OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION"
+    environ = {var: "exponential", "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE": "often"}
+    with raises_config_error("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE"):
+        metric_preferences_from_env(environ)
+    with raises_config_error(var, "'explicit_bucket_histogram', 'base2_exponential_bucket_histogram'"):
+        MetricReaderConfig.from_env({var: "exponential"})
+    with caplog.at_level(logging.WARNING, logger="aiotlp.config"):
+        assert metric_preferences_from_env(environ, on_invalid="warn") == ("cumulative", "explicit_bucket_histogram")
+    assert f"{var}: must be one of" in caplog.text
+    assert "using the default, explicit_bucket_histogram" in caplog.text
+    assert "using the default, cumulative" in caplog.text
+    # explicit arguments win and are checked strictly
+    assert metric_preferences_from_env(
+        environ, temporality_preference="delta", default_histogram_aggregation=("base2_exponential_bucket_histogram")
+    ) == ("delta", "base2_exponential_bucket_histogram")
+    with raises_config_error("default_histogram_aggregation"):
+        MetricReaderConfig(default_histogram_aggregation="exponential")  # type: ignore[arg-type]

@@ -3,8 +3,12 @@
 Every duration inside aiotlp is a ``float`` number of seconds; milliseconds exist only at the environment
 edge. Everything is validated once, when the dataclass is built; every error is a
 :class:`~aiotlp._exceptions.ConfigurationError` (also a ``ValueError``) whose message names the environment
-variable or the argument at fault. No message ever contains a header value or an endpoint URL (so never a URL
-password), and ``repr()`` redacts both.
+variable or the argument at fault. No message ever contains any text of a header entry (name or value: a header
+written ``Authorization: Basic <token>`` puts the token in the name), any part of an endpoint URL (not even its
+scheme: in a scheme-less ``user:password@host`` it is the user), nor a value that does not look like a file path
+(a pasted PEM key); a header is named by its position. ``repr()`` redacts header values and URL credentials.
+The readers either raise or, with ``on_invalid="warn"`` (:data:`OnInvalid`), warn with the same message and use
+the default.
 
 Precedence, highest first: an explicit keyword argument of ``from_env``; the per-signal variable
 (``OTEL_EXPORTER_OTLP_TRACES_TIMEOUT``, ``..._METRICS_...``, ``..._LOGS_...``); the generic variable; the
@@ -22,7 +26,8 @@ Exporter, :meth:`ExporterConfig.from_env` (every ``OTEL_EXPORTER_OTLP_X`` also h
 |                                         |                           | ``http/json``, any case              |
 | OTEL_EXPORTER_OTLP_HEADERS              | none                      | ``k=v,k2=v2`` (2)                    |
 | OTEL_EXPORTER_OTLP_TIMEOUT              | ``10000``                 | positive integer ms, per export (3)  |
-| OTEL_EXPORTER_OTLP_COMPRESSION          | ``none``                  | ``gzip`` or ``none``, any case       |
+| OTEL_EXPORTER_OTLP_COMPRESSION          | ``none``                  | ``gzip``/``deflate``/``none``, any   |
+|                                         |                           | case                                 |
 | OTEL_EXPORTER_OTLP_CERTIFICATE          | system CAs                | readable PEM file of trusted CAs     |
 | OTEL_EXPORTER_OTLP_CLIENT_KEY           | none                      | readable PEM mTLS key (4)            |
 | OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE   | none                      | readable PEM mTLS certificate (4)    |
@@ -38,7 +43,11 @@ Exporter, :meth:`ExporterConfig.from_env` (every ``OTEL_EXPORTER_OTLP_X`` also h
    scheme-less ``host:port`` and refuses ``user:password@`` (send credentials as headers).
 2. Names and values are whitespace-stripped, then percent-decoded; names are lowercased and must be RFC 7230
    tokens; a value must not contain CR, LF or NUL. Empty entries are skipped; a repeated name: the last wins.
+   Errors give the entry's position, never its text.
 3. Integers in variables are ASCII digits only (no sign, ``_``, fraction or exponent), at most 18 of them.
+   Timeouts are milliseconds, as the specification says; the official Python exporters read seconds, so a value
+   under 100 is warned about (once per variable and process) and a fraction like ``2.5`` is refused with the
+   unit spelled out.
 4. The client key and the client certificate must be set together.
 5. gRPC only, and only for a scheme-less endpoint (plaintext if true, else TLS): a scheme always wins.
 6. aiotlp's own: several collectors for one exporter (a fleet, see ``docs/fleet.md``). The OTLP specification
@@ -64,18 +73,26 @@ reader, :meth:`MetricReaderConfig.from_env`:
 | OTEL_METRIC_EXPORT_TIMEOUT                         | 30000          | positive integer ms           |
 | OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE  | ``cumulative`` | ``cumulative``, ``delta`` or  |
 |                                                    |                | ``lowmemory``, any case       |
+| OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_      | ``explicit_    | or ``base2_exponential_       |
+| AGGREGATION                                        | bucket_histo-  | bucket_histogram``, any case  |
+|                                                    | gram``         |                               |
+
+Invalid values raise a :class:`~aiotlp._exceptions.ConfigurationError`; with ``on_invalid="warn"`` (which
+:mod:`aiotlp.sdk` uses, see :data:`OnInvalid`) the values the official Python exporters replace by a default are
+warned about and replaced the same way.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import logging
 import math
 import os
 import re
 import stat
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Final, Literal, NoReturn, get_args
+from typing import Final, Literal, NoReturn, TypeVar, get_args
 from urllib.parse import unquote
 
 from aiotlp._exceptions import ConfigurationError
@@ -87,21 +104,33 @@ __all__ = [
     "Compression",
     "ExporterConfig",
     "Headers",
+    "HistogramAggregation",
     "MetricReaderConfig",
+    "OnInvalid",
     "OtlpProtocol",
     "SignalConfig",
     "TemporalityPreference",
     "endpoint_from_env",
+    "metric_preferences_from_env",
     "queue_dir_from_env",
 ]
 
 OtlpProtocol = Literal["grpc", "http/protobuf", "http/json"]
-Compression = Literal["gzip", "none"]
+Compression = Literal["gzip", "deflate", "none"]
 TemporalityPreference = Literal["cumulative", "delta", "lowmemory"]
+HistogramAggregation = Literal["explicit_bucket_histogram", "base2_exponential_bucket_histogram"]
+OnInvalid = Literal["raise", "warn"]
+"""What the ``from_env`` readers do with an invalid variable: ``"raise"`` a ConfigurationError (aiotlp's own
+API), or ``"warn"`` (a warning naming the variable, never a secret) and use the default, as the official Python
+exporters do for the same variables (:mod:`aiotlp.sdk` turns it on, so the drop-in never stops an application
+that runs with the official exporters)."""
 
 _PROTOCOLS: Final[tuple[str, ...]] = get_args(OtlpProtocol)
 _COMPRESSIONS: Final[tuple[str, ...]] = get_args(Compression)
 _TEMPORALITIES: Final[tuple[str, ...]] = get_args(TemporalityPreference)
+_HISTOGRAM_AGGREGATIONS: Final[tuple[str, ...]] = get_args(HistogramAggregation)
+
+logger = logging.getLogger("aiotlp.config")
 
 DEFAULT_MAX_REQUEST_BYTES: Final = 4 * 1024 * 1024
 _MIN_REQUEST_BYTES: Final = 1024
@@ -123,10 +152,18 @@ _SCHEME_RE: Final = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*):(?![0-9])")
 _HOST_RE: Final = re.compile(r"[A-Za-z0-9._\-]+")
 _PORT_RE: Final = re.compile(r"[0-9]{1,5}")
 _DEFAULT_PORTS: Final = {"http": 80, "https": 443}
+_T = TypeVar("_T")
+_HEADERS_FORMAT: Final = " (expected name=value pairs separated by ','; write 'Name: value' as 'Name=value')"
+# An exporter timeout under this many milliseconds was probably meant in seconds (the official Python exporters'
+# unit): warned about once per variable per process.
+_SECONDS_LIKE_MS: Final = 100
+_unit_warned: set[str] = set()
 
 
 def _fail(message: str) -> NoReturn:
-    raise ConfigurationError(message)
+    # "from None": what was being parsed when it failed (an OSError naming a pasted key, a ValueError quoting a
+    # host) must not ride along as the context of a traceback
+    raise ConfigurationError(message) from None
 
 
 # --------------------------------------------------------------------------------------------------- Headers
@@ -164,31 +201,50 @@ class Headers(Mapping[str, str]):
                 iterator = iter(items)
             except TypeError:
                 _fail(f"{source}: expected a mapping or (name, value) pairs, got {type(headers).__name__}")
-            for item in iterator:
+            for position, item in enumerate(iterator, start=1):
                 if not (isinstance(item, tuple) and len(item) == 2):
                     _fail(f"{source}: expected (name, value) pairs")
                 key, value = item
-                data[_check_header(key, value, source)] = value
+                problem = _header_problem(key, value)
+                if problem is not None:
+                    _fail(f"{source}: header {position} (in the order given) is invalid: {problem}")
+                assert isinstance(key, str) and isinstance(value, str)
+                data[key.lower()] = value
         object.__setattr__(self, "_data", data)
 
     @classmethod
-    def parse(cls, text: str, source: str = "OTEL_EXPORTER_OTLP_HEADERS") -> Headers:
+    def parse(
+        cls, text: str, source: str = "OTEL_EXPORTER_OTLP_HEADERS", *, on_invalid: OnInvalid = "raise"
+    ) -> Headers:
         """Parse the OTLP ``k=v,k2=v2`` format: strip whitespace around names and values, then percent-decode.
 
-        Entries that are empty (``a=1,,b=2``, a trailing comma) are skipped. An entry without ``=`` or with an
-        empty name is an error naming ``source`` and the entry's position, never its text.
+        Entries that are empty (``a=1,,b=2``, a trailing comma) are skipped. A bad entry (no ``=``, an empty
+        name or one that is not an HTTP token, a value with CR, LF or NUL) is an error naming ``source`` and
+        the entry's position, never any of its text (``Authorization: Basic <token>`` written with ``:`` holds
+        the secret in what would be the name). With ``on_invalid="warn"`` a bad entry is left out with a
+        warning saying the same, as the official Python exporters do.
         """
         pairs: list[tuple[str, str]] = []
         for index, entry in enumerate(text.split(","), start=1):
             if not entry.strip():
                 continue
             raw_key, sep, raw_value = entry.partition("=")
+            key, value = unquote(raw_key.strip()), unquote(raw_value.strip())
             if not sep:
-                _fail(f"{source}: entry {index} has no '=' (expected name=value pairs separated by ',')")
-            key = unquote(raw_key.strip())
-            if not key:
-                _fail(f"{source}: entry {index} has an empty header name")
-            pairs.append((key, unquote(raw_value.strip())))
+                problem: str | None = "there is no '='" + _HEADERS_FORMAT
+            elif not key:
+                problem = "the name is empty" + _HEADERS_FORMAT
+            else:
+                problem = _header_problem(key, value)
+                if problem is not None and problem.startswith("the name"):
+                    problem += _HEADERS_FORMAT
+            if problem is not None:
+                message = f"{source}: entry {index} is not a valid name=value pair: {problem}"
+                if on_invalid == "raise":
+                    _fail(message)
+                logger.warning("%s; the entry is left out", message)
+                continue
+            pairs.append((key, value))
         return cls(pairs, source=source)
 
     def __getitem__(self, key: str) -> str:
@@ -228,23 +284,34 @@ class Headers(Mapping[str, str]):
         return (Headers, (dict(self._data),))
 
 
-def _check_header(key: object, value: object, source: str) -> str:
+def _header_problem(key: object, value: object) -> str | None:
+    """What is wrong with a header, in words that quote none of it (a name may hold a secret), or None."""
     if not isinstance(key, str):
-        _fail(f"{source}: header names must be str, got {type(key).__name__}")
+        return f"the name must be a str, got {type(key).__name__}"
     if not _TOKEN_RE.fullmatch(key):
-        _fail(f"{source}: header name {key!r} is not a valid HTTP token (RFC 7230)")
+        return "the name is not a valid HTTP token (RFC 7230)"
     if not isinstance(value, str):
-        _fail(f"{source}: header {key.lower()!r} must have a str value, got {type(value).__name__}")
+        return f"the value must be a str, got {type(value).__name__}"
     if not _FORBIDDEN_VALUE_CHARS.isdisjoint(value):
-        _fail(f"{source}: the value of header {key.lower()!r} contains CR, LF or NUL")
-    return key.lower()
+        return "the value contains CR, LF or NUL"
+    return None
 
 
-def _check_grpc_metadata(headers: Headers, source: str) -> None:
-    """gRPC metadata values are printable ASCII (binary values only under names ending in ``-bin``)."""
-    for key, value in headers.items():
+def _check_grpc_metadata(headers: Headers, source: str, on_invalid: OnInvalid = "raise") -> Headers:
+    """gRPC metadata values are printable ASCII (binary values only under names ending in ``-bin``).
+
+    Messages give the header's position in ``headers``, never its name. ``on_invalid="warn"``: such headers are
+    left out (with a warning) rather than refused."""
+    kept: list[tuple[str, str]] = []
+    for position, (key, value) in enumerate(headers.items(), start=1):
         if not key.endswith("-bin") and not all(" " <= ch <= "~" for ch in value):
-            _fail(f"{source}: the value of header {key!r} is not printable ASCII, which gRPC metadata requires")
+            message = f"{source}: the value of header {position} is not printable ASCII, which gRPC metadata requires"
+            if on_invalid == "raise":
+                _fail(message)
+            logger.warning("%s; the header is left out", message)
+            continue
+        kept.append((key, value))
+    return headers if len(kept) == len(headers) else Headers(kept, source=source)
 
 
 def _as_headers(value: object, name: str) -> Headers:
@@ -300,12 +367,18 @@ def _check_protocol(value: object, name: str) -> OtlpProtocol:
 
 
 def _check_compression(value: object, name: str) -> Compression:
-    return "gzip" if _check_choice(value, name, _COMPRESSIONS) == "gzip" else "none"
+    choice = _check_choice(value, name, _COMPRESSIONS)
+    return "gzip" if choice == "gzip" else "deflate" if choice == "deflate" else "none"
 
 
 def _check_temporality(value: object, name: str) -> TemporalityPreference:
     choice = _check_choice(value, name, _TEMPORALITIES)
     return "delta" if choice == "delta" else "lowmemory" if choice == "lowmemory" else "cumulative"
+
+
+def _check_histogram_aggregation(value: object, name: str) -> HistogramAggregation:
+    choice = _check_choice(value, name, _HISTOGRAM_AGGREGATIONS)
+    return "base2_exponential_bucket_histogram" if choice.startswith("base2") else "explicit_bucket_histogram"
 
 
 def _check_file(value: object, name: str) -> str:
@@ -317,16 +390,25 @@ def _check_file(value: object, name: str) -> str:
     if not path:
         _fail(f"{name}: the file path is empty")
     # stat + access rather than open(): opening a FIFO would block.
+    shown = _display_path(path)
     try:
         mode = os.stat(path).st_mode
     except (OSError, ValueError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "invalid path"
-        _fail(f"{name}: cannot read file {path!r}: {reason}")
+        _fail(f"{name}: cannot read file {shown}: {reason}")
     if not stat.S_ISREG(mode):
-        _fail(f"{name}: cannot read file {path!r}: not a regular file")
+        _fail(f"{name}: cannot read file {shown}: not a regular file")
     if not os.access(path, os.R_OK):
-        _fail(f"{name}: cannot read file {path!r}: permission denied")
+        _fail(f"{name}: cannot read file {shown}: permission denied")
     return path
+
+
+def _display_path(path: str) -> str:
+    """``path`` quoted for a message, unless it does not look like a path: a PEM key pasted into
+    ``OTEL_EXPORTER_OTLP_CLIENT_KEY`` instead of its file name must not be echoed."""
+    if len(path) > 256 or "-----" in path or any((ch.isspace() and ch != " ") or ord(ch) < 0x20 for ch in path):
+        return "(the value does not look like a file path: not shown)"
+    return repr(path)
 
 
 def _check_optional_file(value: object, name: str) -> str | None:
@@ -338,6 +420,37 @@ def _parse_ms(text: str, name: str) -> float:
     if not _INT_RE.fullmatch(text) or int(text) == 0:
         _fail(f"{name}: must be a positive integer number of milliseconds")
     return int(text) / 1000
+
+
+def _parse_timeout_ms(text: str, name: str) -> float:
+    """An exporter timeout variable: positive integer milliseconds (the OTLP specification's unit), as float
+    seconds. The official Python exporters read seconds: a fraction is refused with the unit spelled out, and a
+    value under 100 ms gets a warning (once per variable per process) that the unit is milliseconds."""
+    if not _INT_RE.fullmatch(text) or int(text) == 0:
+        hint = ""
+        try:
+            seconds = float(text)
+        except ValueError:
+            seconds = math.nan
+        if math.isfinite(seconds) and seconds > 0:
+            hint = (
+                f" (the OTLP unit is milliseconds, not seconds as in the official Python exporters: "
+                f"{seconds:g} s is {round(seconds * 1000)})"
+            )
+        _fail(f"{name}: must be a positive integer number of milliseconds{hint}")
+    milliseconds = int(text)
+    if milliseconds < _SECONDS_LIKE_MS and name not in _unit_warned:
+        _unit_warned.add(name)
+        logger.warning(
+            "%s=%d: the unit is milliseconds (the OTLP specification's), so exports time out after %d ms; the "
+            "official Python exporters read seconds: for %d s write %d",
+            name,
+            milliseconds,
+            milliseconds,
+            milliseconds,
+            milliseconds * 1000,
+        )
+    return milliseconds / 1000
 
 
 def _parse_count(text: str, name: str) -> int:
@@ -369,7 +482,8 @@ class _Url:
 
 
 def _parse_url(text: str, name: str, *, grpc: bool, insecure: bool) -> _Url:
-    """Split and validate an endpoint. Never puts any part of ``text`` other than the scheme in a message."""
+    """Split and validate an endpoint. Never puts any part of ``text`` in a message (the scheme neither: a
+    scheme-less ``user:password@host`` would show the user)."""
     if not text:
         _fail(f"{name}: the endpoint is empty")
     if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F or ch == "\\" for ch in text):
@@ -382,7 +496,12 @@ def _parse_url(text: str, name: str, *, grpc: bool, insecure: bool) -> _Url:
     else:
         scheme, rest = match.group(1).lower(), text[match.end() :]
         if scheme not in _DEFAULT_PORTS:
-            _fail(f"{name}: unsupported URL scheme {match.group(1)[:32]!r}: use http:// or https://")
+            # never quote it: in "user:password@host" the "scheme" is the user name
+            _fail(
+                f"{name}: unsupported URL scheme: use http:// or https://"
+                + (" (or host:port)" if grpc else "")
+                + " (the scheme is not shown: in a scheme-less user:password@host it would be the user name)"
+            )
     if not rest.startswith("//"):
         _fail(f"{name}: expected '//' after '{scheme}:' in the endpoint")
     rest = rest[2:]
@@ -621,12 +740,28 @@ class SignalConfig:
 
 
 class _Env:
-    """Read-only view of the environment: empty or all-whitespace values are unset; values are stripped."""
+    """Read-only view of the environment: empty or all-whitespace values are unset; values are stripped.
 
-    __slots__ = ("_environ",)
+    ``on_invalid`` (see :data:`OnInvalid`) is what :meth:`parse` does with a value its parser refuses."""
 
-    def __init__(self, environ: Mapping[str, str] | None) -> None:
+    __slots__ = ("_environ", "on_invalid")
+
+    def __init__(self, environ: Mapping[str, str] | None, on_invalid: OnInvalid = "raise") -> None:
         self._environ: Mapping[str, str] = os.environ if environ is None else environ
+        if on_invalid not in ("raise", "warn"):
+            _fail("on_invalid: must be 'raise' or 'warn'")
+        self.on_invalid: OnInvalid = on_invalid
+
+    def parse(self, parser: Callable[[str, str], _T], found: tuple[str, str], default: _T, default_text: str) -> _T:
+        """``parser(value, variable)``; when it refuses the value: raise, or warn (its message, which names the
+        variable and never quotes a secret) and return ``default``."""
+        try:
+            return parser(*found)
+        except ConfigurationError as exc:
+            if self.on_invalid == "raise":
+                raise
+            logger.warning("%s; using the default, %s", exc, default_text)
+            return default
 
     def get(self, name: str) -> str | None:
         value = self._environ.get(name)
@@ -682,6 +817,8 @@ class ExporterConfig:
         insecure: bool | None = None,
         max_request_bytes: int | None = None,
         signal_endpoints: Mapping[Signal, str | Sequence[str]] | None = None,
+        signals: Iterable[Signal | str] | None = None,
+        on_invalid: OnInvalid = "raise",
     ) -> ExporterConfig:
         """Resolve every signal: explicit argument > per-signal variable > generic variable > default.
 
@@ -696,12 +833,20 @@ class ExporterConfig:
 
         ``endpoint`` and the values of ``signal_endpoints`` may also be lists: several collectors (a fleet),
         like ``AIOTLP_EXPORTER_OTLP_ENDPOINTS``; the signal's ``endpoints`` holds them all, ``endpoint`` the first.
+
+        ``signals``: resolve only these from the arguments and the variables (an SDK exporter uses one signal and
+        reads only the generic and that signal's variables); the others get the defaults, with the protocol of
+        the first listed one, and nothing is read for them. ``on_invalid="warn"``: a variable whose value is
+        invalid is warned about and replaced by its default where the official Python exporters do so (timeout,
+        compression, certificate files, header entries; see :data:`OnInvalid`); endpoints and the protocol are
+        always refused. Arguments are always checked strictly.
         """
-        env = _Env(environ)
+        env = _Env(environ, on_invalid)
         explicit_endpoints = _check_signal_endpoints(signal_endpoints)
         explicit_headers = None if headers is None else _as_headers(headers, "headers")
         if insecure is not None and not isinstance(insecure, bool):
             _fail(f"insecure: must be a bool, got {type(insecure).__name__}")
+        chosen = _check_signals(signals)
         configs = {
             signal: _resolve_signal(
                 env,
@@ -718,9 +863,36 @@ class ExporterConfig:
                 insecure=insecure,
                 max_request_bytes=max_request_bytes,
             )
-            for signal in Signal
+            for signal in chosen
         }
+        for signal in Signal:
+            if signal not in configs:  # not used: the defaults, nothing read
+                configs[signal] = _default_signal(signal, configs[chosen[0]].protocol)
         return cls(traces=configs[Signal.TRACES], metrics=configs[Signal.METRICS], logs=configs[Signal.LOGS])
+
+
+def _check_signals(value: object) -> list[Signal]:
+    """The ``signals`` argument of :meth:`ExporterConfig.from_env`: all of them when None."""
+    if value is None:
+        return list(Signal)
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        _fail(f"signals: must be an iterable of signals, got {type(value).__name__}")
+    chosen: list[Signal] = []
+    for item in value:
+        try:
+            signal = Signal(item)
+        except ValueError:
+            _fail(f"signals: items must be signals ({', '.join(repr(s.value) for s in Signal)})")
+        if signal not in chosen:
+            chosen.append(signal)
+    if not chosen:
+        _fail("signals: give at least one signal")
+    return chosen
+
+
+def _default_signal(signal: Signal, protocol: OtlpProtocol) -> SignalConfig:
+    endpoint = _DEFAULT_GRPC_ENDPOINT if protocol == "grpc" else _DEFAULT_HTTP_ENDPOINT + signal.http_path
+    return SignalConfig(signal=signal, protocol=protocol, endpoint=endpoint)
 
 
 def _check_signal_endpoints(value: object) -> dict[Signal, str | Sequence[str]]:
@@ -794,27 +966,29 @@ def _resolve_signal(
     urls = _normalize_endpoints(texts, protocol=proto, signal=signal, base=base, insecure=insecure)
 
     # headers
-    headers_source = "headers"
     if headers is None:
         found = env.otlp(signal, "HEADERS")
-        headers = Headers() if found is None else Headers.parse(*found)
-        headers_source = "OTEL_EXPORTER_OTLP_HEADERS" if found is None else found[1]
-    if proto == "grpc":
-        _check_grpc_metadata(headers, headers_source)
+        headers = Headers() if found is None else Headers.parse(*found, on_invalid=env.on_invalid)
+        if proto == "grpc" and found is not None:
+            headers = _check_grpc_metadata(headers, found[1], env.on_invalid)
+    elif proto == "grpc":
+        _check_grpc_metadata(headers, "headers")
 
     # timeout
+    default_seconds = _DEFAULT_TIMEOUT_MS / 1000
     if timeout is not None:
         seconds = _check_seconds(timeout, "timeout")
     elif (found := env.otlp(signal, "TIMEOUT")) is not None:
-        seconds = _parse_ms(*found)
+        seconds = env.parse(_parse_timeout_ms, found, default_seconds, f"{_DEFAULT_TIMEOUT_MS} ms")
     else:
-        seconds = _DEFAULT_TIMEOUT_MS / 1000
+        seconds = default_seconds
 
     # compression
+    comp: Compression
     if compression is not None:
         comp = _check_compression(compression, "compression")
     elif (found := env.otlp(signal, "COMPRESSION")) is not None:
-        comp = _check_compression(*found)
+        comp = env.parse(_check_compression, found, "none", "no compression")
     else:
         comp = "none"
 
@@ -828,20 +1002,25 @@ def _resolve_signal(
         if explicit is not None:
             files[key] = (_check_file(explicit, arg), arg)
         elif (found := env.otlp(signal, key)) is not None:
-            files[key] = (_check_file(*found), found[1])
+            default_text = "the system's CAs" if key == "CERTIFICATE" else "no client certificate (no mTLS)"
+            path = env.parse(_check_file, found, None, default_text)
+            files[key] = None if path is None else (path, found[1])
         else:
             files[key] = None
     key_file, cert_file = files["CLIENT_KEY"], files["CLIENT_CERTIFICATE"]
-    if key_file is not None and cert_file is None:
-        _fail(
-            f"{key_file[1]} is set without a client certificate (client_certificate_file or "
-            f"OTEL_EXPORTER_OTLP_[{signal.value.upper()}_]CLIENT_CERTIFICATE): mTLS needs both"
+    for lone, missing in ((key_file, "client certificate"), (cert_file, "client key")):
+        if lone is None or (key_file is not None and cert_file is not None):
+            continue
+        other = "client_certificate_file" if missing == "client certificate" else "client_key_file"
+        suffix = "CLIENT_CERTIFICATE" if missing == "client certificate" else "CLIENT_KEY"
+        message = (
+            f"{lone[1]} is set without a {missing} ({other} or "
+            f"OTEL_EXPORTER_OTLP_[{signal.value.upper()}_]{suffix}): mTLS needs both"
         )
-    if cert_file is not None and key_file is None:
-        _fail(
-            f"{cert_file[1]} is set without a client key (client_key_file or "
-            f"OTEL_EXPORTER_OTLP_[{signal.value.upper()}_]CLIENT_KEY): mTLS needs both"
-        )
+        if env.on_invalid == "raise" or not lone[1].startswith("OTEL_"):
+            _fail(message)
+        logger.warning("%s; using no client certificate (no mTLS)", message)
+        key_file = cert_file = None
 
     if max_request_bytes is not None:
         max_bytes = _check_max_request_bytes(max_request_bytes, "max_request_bytes")
@@ -871,14 +1050,16 @@ def _ms_setting(env: _Env, explicit: float | None, arg: str, var: str, default_m
     if explicit is not None:
         return _check_seconds(explicit, arg), arg
     text = env.get(var)
-    return (default_ms / 1000 if text is None else _parse_ms(text, var)), var
+    return (
+        default_ms / 1000 if text is None else env.parse(_parse_ms, (text, var), default_ms / 1000, f"{default_ms} ms")
+    ), var
 
 
 def _count_setting(env: _Env, explicit: int | None, arg: str, var: str, default: int) -> tuple[int, str]:
     if explicit is not None:
         return _check_positive_int(explicit, arg), arg
     text = env.get(var)
-    return (default if text is None else _parse_count(text, var)), var
+    return (default if text is None else env.parse(_parse_count, (text, var), default, str(default))), var
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -909,10 +1090,14 @@ class BatchConfig:
         export_timeout: float | None = None,
         max_queue_size: int | None = None,
         max_export_batch_size: int | None = None,
+        on_invalid: OnInvalid = "raise",
     ) -> BatchConfig:
         """Read ``OTEL_BSP_*`` for ``kind="span"`` (schedule delay 5000 ms), ``OTEL_BLRP_*`` for ``"log"``.
 
         ``OTEL_BLRP_SCHEDULE_DELAY`` defaults to 1000 ms. Explicit arguments (seconds, counts) win.
+        ``on_invalid="warn"``: a variable that is not a positive integer is warned about and its default used
+        (the official processors do so for a value that is not an integer); a batch size over the queue size is
+        always refused, as officially.
         """
         if kind == "span":
             prefix, default_delay_ms = "OTEL_BSP_", 5000
@@ -920,7 +1105,7 @@ class BatchConfig:
             prefix, default_delay_ms = "OTEL_BLRP_", 1000
         else:
             _fail("kind: must be 'span' or 'log'")
-        env = _Env(environ)
+        env = _Env(environ, on_invalid)
         delay, _ = _ms_setting(env, schedule_delay, "schedule_delay", prefix + "SCHEDULE_DELAY", default_delay_ms)
         timeout, _ = _ms_setting(env, export_timeout, "export_timeout", prefix + "EXPORT_TIMEOUT", 30_000)
         queue, queue_name = _count_setting(env, max_queue_size, "max_queue_size", prefix + "MAX_QUEUE_SIZE", 2048)
@@ -934,11 +1119,13 @@ class BatchConfig:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MetricReaderConfig:
-    """Periodic metric reader settings (seconds) and the OTLP exporter's temporality preference."""
+    """Periodic metric reader settings (seconds) and the OTLP metric exporter's preferences (temporality and the
+    default histogram aggregation)."""
 
     export_interval: float = 60.0
     export_timeout: float = 30.0
     temporality_preference: TemporalityPreference = "cumulative"
+    default_histogram_aggregation: HistogramAggregation = "explicit_bucket_histogram"
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -949,6 +1136,11 @@ class MetricReaderConfig:
             "temporality_preference",
             _check_temporality(self.temporality_preference, "temporality_preference"),
         )
+        set_(
+            self,
+            "default_histogram_aggregation",
+            _check_histogram_aggregation(self.default_histogram_aggregation, "default_histogram_aggregation"),
+        )
 
     @classmethod
     def from_env(
@@ -958,19 +1150,52 @@ class MetricReaderConfig:
         export_interval: float | None = None,
         export_timeout: float | None = None,
         temporality_preference: TemporalityPreference | None = None,
+        default_histogram_aggregation: HistogramAggregation | None = None,
     ) -> MetricReaderConfig:
-        """``OTEL_METRIC_EXPORT_INTERVAL`` (60000 ms), ``OTEL_METRIC_EXPORT_TIMEOUT`` (30000 ms) and
-        ``OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`` (cumulative); explicit arguments win."""
+        """``OTEL_METRIC_EXPORT_INTERVAL`` (60000 ms), ``OTEL_METRIC_EXPORT_TIMEOUT`` (30000 ms) and the
+        preferences of :func:`metric_preferences_from_env`; explicit arguments win."""
         env = _Env(environ)
         interval, _ = _ms_setting(env, export_interval, "export_interval", "OTEL_METRIC_EXPORT_INTERVAL", 60_000)
         timeout, _ = _ms_setting(env, export_timeout, "export_timeout", "OTEL_METRIC_EXPORT_TIMEOUT", 30_000)
-        if temporality_preference is not None:
-            temporality = _check_temporality(temporality_preference, "temporality_preference")
-        else:
-            var = "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE"
-            text = env.get(var)
-            temporality = "cumulative" if text is None else _check_temporality(text, var)
-        return cls(export_interval=interval, export_timeout=timeout, temporality_preference=temporality)
+        temporality, aggregation = metric_preferences_from_env(
+            environ,
+            temporality_preference=temporality_preference,
+            default_histogram_aggregation=default_histogram_aggregation,
+        )
+        return cls(
+            export_interval=interval,
+            export_timeout=timeout,
+            temporality_preference=temporality,
+            default_histogram_aggregation=aggregation,
+        )
+
+
+def metric_preferences_from_env(
+    environ: Mapping[str, str] | None = None,
+    *,
+    temporality_preference: TemporalityPreference | None = None,
+    default_histogram_aggregation: HistogramAggregation | None = None,
+    on_invalid: OnInvalid = "raise",
+) -> tuple[TemporalityPreference, HistogramAggregation]:
+    """What an OTLP metric exporter reads, and only that: ``OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE``
+    (``cumulative``, ``delta`` or ``lowmemory``; default ``cumulative``) and
+    ``OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION`` (``explicit_bucket_histogram``, the default, or
+    ``base2_exponential_bucket_histogram``), any case; explicit arguments win. ``on_invalid="warn"``: an unknown
+    value is warned about and the default used, as the official exporters do."""
+    env = _Env(environ, on_invalid)
+    temporality: TemporalityPreference = "cumulative"
+    if temporality_preference is not None:
+        temporality = _check_temporality(temporality_preference, "temporality_preference")
+    elif (text := env.get(var := "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE")) is not None:
+        temporality = env.parse(_check_temporality, (text, var), "cumulative", "cumulative")
+    aggregation: HistogramAggregation = "explicit_bucket_histogram"
+    if default_histogram_aggregation is not None:
+        aggregation = _check_histogram_aggregation(default_histogram_aggregation, "default_histogram_aggregation")
+    elif (text := env.get(var := "OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION")) is not None:
+        aggregation = env.parse(
+            _check_histogram_aggregation, (text, var), "explicit_bucket_histogram", "explicit_bucket_histogram"
+        )
+    return temporality, aggregation
 
 
 # ------------------------------------------------------------------------------------------ the disk queue

@@ -117,3 +117,79 @@ async def test_check_without_export_only_prints() -> None:
     assert code == 0, out + err
     assert "http://127.0.0.1:1/v1/logs" in out
     assert "test export" not in out
+
+
+CANARY = "s3cr3t-canary-cli"
+
+
+@pytest.mark.parametrize(
+    ("env", "fragments"),
+    [
+        (
+            {"OTEL_EXPORTER_OTLP_HEADERS": f"x-tenant=acme,Authorization: Basic {CANARY}="},
+            ("OTEL_EXPORTER_OTLP_HEADERS: entry 2 is not a valid name=value pair", "'Name=value'"),
+        ),
+        (
+            {"OTEL_EXPORTER_OTLP_TRACES_HEADERS": f"authorization=Bearer {CANARY}%0D%0Ax-injected: 1"},
+            ("OTEL_EXPORTER_OTLP_TRACES_HEADERS: entry 1", "CR, LF or NUL"),
+        ),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": f"{CANARY}:{CANARY}@collector:4318"}, ("unsupported URL scheme",)),
+        (
+            {
+                "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://{CANARY}:{CANARY}@collector:4317",
+                "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
+            },
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "credentials"),
+        ),
+        (
+            {"OTEL_EXPORTER_OTLP_CLIENT_KEY": f"-----BEGIN PRIVATE KEY-----\n{CANARY}\n-----END PRIVATE KEY-----"},
+            ("OTEL_EXPORTER_OTLP_CLIENT_KEY", "not shown"),
+        ),
+        (
+            {"OTEL_EXPORTER_OTLP_TIMEOUT": "2.5"},
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "milliseconds", "2.5 s is 2500"),
+        ),
+    ],
+    ids=["colon-header", "crlf-value", "schemeless-credentials", "grpc-credentials", "pasted-key", "seconds"],
+)
+async def test_check_never_prints_a_secret_of_a_bad_configuration(
+    env: dict[str, str], fragments: tuple[str, ...]
+) -> None:
+    code, out, err = await run("--plain", "check", "--no-export", env=env)
+    assert_one_line_error(code, err, *fragments)
+    assert CANARY not in out + err and out == ""
+    code, out, err = await run("--debug", "check", "--no-export", env=env)  # nor in the debug logs
+    assert code == 1 and CANARY not in out + err
+
+
+async def test_check_prints_deflate_histograms_and_a_seconds_like_timeout() -> None:
+    env = {
+        "OTEL_EXPORTER_OTLP_COMPRESSION": "deflate",
+        "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT": "10",
+        "OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION": "base2_exponential_bucket_histogram",
+    }
+    code, out, err = await run("--plain", "check", "--no-export", env=env)
+    assert code == 0, out + err
+    assert "timeout  0.01s per export (under 100 ms: OTEL_EXPORTER_OTLP_TIMEOUT is in milliseconds" in out
+    assert out.count("compression  deflate") == 3
+    assert "histograms base2_exponential_bucket_histogram" in out
+
+
+async def test_check_exports_deflate_over_http_and_grpc() -> None:
+    async with FakeCollector() as collector:
+        http = {"OTEL_EXPORTER_OTLP_ENDPOINT": collector.http_endpoint, "OTEL_EXPORTER_OTLP_COMPRESSION": "deflate"}
+        grpc_env = {
+            **http,
+            "OTEL_EXPORTER_OTLP_ENDPOINT": collector.grpc_endpoint,
+            "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
+        }
+        results = await asyncio.gather(
+            run("check", "--signals", "traces", env=http), run("check", "--signals", "traces", env=grpc_env)
+        )
+        for code, out, err in results:
+            assert code == 0, out + err
+        assert sorted((r.transport, r.compression) for r in collector.received) == [
+            ("grpc", "deflate"),
+            ("http", "deflate"),
+        ]
+        assert [span.name for span in collector.spans()] == ["aiotlp check"] * 2

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import base64
 import logging
+import os
+import traceback
 
 import pytest
 from opentelemetry.sdk.metrics import MeterProvider
@@ -153,3 +155,43 @@ def test_url_credentials_and_an_authorization_header_conflict() -> None:
             headers={"authorization": CANARY},
         )
     assert_clean(info.value)
+
+
+BAD_CONFIGURATIONS = [
+    pytest.param({"OTEL_EXPORTER_OTLP_HEADERS": f"Authorization: Basic {CANARY}="}, id="colon-header"),
+    pytest.param({"OTEL_EXPORTER_OTLP_TRACES_HEADERS": f"a=1,{CANARY}"}, id="entry-without-equals"),
+    pytest.param({"OTEL_EXPORTER_OTLP_HEADERS": f"k={CANARY}%0A"}, id="lf-in-value"),
+    pytest.param({"OTEL_EXPORTER_OTLP_ENDPOINT": f"{CANARY}:{CANARY}@collector:4318"}, id="schemeless-credentials"),
+    pytest.param(
+        {"OTEL_EXPORTER_OTLP_CLIENT_KEY": f"-----BEGIN PRIVATE KEY-----\n{CANARY}\n-----END PRIVATE KEY-----"},
+        id="pasted-key",
+    ),
+]
+
+
+@pytest.mark.parametrize("environ", BAD_CONFIGURATIONS)
+def test_bad_configuration_never_echoes_the_canary(
+    environ: dict[str, str], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The standalone API refuses it, the SDK drop-in refuses (endpoints) or warns; neither the error, its
+    traceback (with its context), its repr, nor any log line holds the canary."""
+    from aiotlp.sdk import SpanExporter
+
+    caplog.set_level(logging.DEBUG)
+    for name in [name for name in os.environ if name.startswith(("OTEL_", "AIOTLP_"))]:
+        monkeypatch.delenv(name)
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigurationError) as info:
+        OTLPExporter()
+    assert_clean(info.value, "".join(traceback.format_exception(info.value)))
+    if "OTEL_EXPORTER_OTLP_ENDPOINT" in environ:  # an endpoint has no default to fall back to
+        with pytest.raises(ConfigurationError, match="OTEL_EXPORTER_OTLP_ENDPOINT") as info:
+            SpanExporter()
+        assert_clean(info.value, "".join(traceback.format_exception(info.value)))
+    else:
+        exporter = SpanExporter()
+        assert_clean(exporter, exporter.config)
+        exporter.shutdown()
+        assert any(next(iter(environ)) in record.getMessage() for record in caplog.records)  # warned
+    assert CANARY not in caplog.text

@@ -23,18 +23,23 @@ from opentelemetry.exporter.otlp.proto.http import Compression as HttpCompressio
 from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter as OfficialHttpMetricExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as OfficialHttpSpanExporter
 from opentelemetry.sdk._logs.export import LogRecordExportResult
-from opentelemetry.sdk.metrics import Counter, Histogram
+from opentelemetry.sdk.metrics import Counter, Histogram, MeterProvider
 from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
     Metric,
     MetricExportResult,
     MetricsData,
     NumberDataPoint,
+    PeriodicExportingMetricReader,
     ResourceMetrics,
     ScopeMetrics,
     Sum,
 )
-from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, LastValueAggregation
+from opentelemetry.sdk.metrics.view import (
+    ExplicitBucketHistogramAggregation,
+    ExponentialBucketHistogramAggregation,
+    LastValueAggregation,
+)
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExportResult
@@ -42,14 +47,15 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext
 from tests.sdk import sdk_data
 
-from aiotlp import ConfigurationError, RetryPolicy
+from aiotlp import ConfigurationError, OTLPExporter, RetryPolicy
 from aiotlp.config import SignalConfig
 from aiotlp.encoding import PartialSuccess
 from aiotlp.sdk import LogExporter, MetricExporter, SpanExporter
 from aiotlp.sdk._bridge import get_bridge
-from aiotlp.sdk._encode import count_data_points, metric_items
+from aiotlp.sdk._encode import count_data_points, encode_spans, encode_spans_json, metric_items
 from aiotlp.sdk._exporters import MAX_DETACHED
 from aiotlp.testing import FakeCollector, Reply, free_port
+from aiotlp.transport import GrpcImplementation, make_transport
 
 FAST_RETRY = RetryPolicy(initial_backoff=0.01, max_backoff=0.02, jitter=0.1, max_attempts=3)
 RESOURCE = Resource({"service.name": "tests"})
@@ -225,13 +231,17 @@ def test_protocol_and_settings_from_the_environment() -> None:
         (HttpCompression.NoCompression, "none"),
         (CommonHttpCompression.GZIP, "gzip"),
         (CommonHttpCompression.NONE, "none"),
+        ("deflate", "deflate"),
+        (grpc.Compression.Deflate, "deflate"),
+        (HttpCompression.Deflate, "deflate"),
+        (CommonHttpCompression.DEFLATE, "deflate"),
     ],
 )
 def test_compression_accepts_strings_and_the_official_enums(compression: Any, expected: str) -> None:
     assert SpanExporter(compression=compression).config.traces.compression == expected
 
 
-@pytest.mark.parametrize("compression", ["deflate", grpc.Compression.Deflate, HttpCompression.Deflate, "brotli", 3])
+@pytest.mark.parametrize("compression", ["brotli", "zstd", 3])
 def test_unsupported_compression_is_refused(compression: Any) -> None:
     with pytest.raises(ConfigurationError, match="compression"):
         SpanExporter(compression=compression)
@@ -281,7 +291,7 @@ def test_metric_temporality_preference_as_officially(preference: str, monkeypatc
         official.shutdown()
 
 
-def test_metric_preferences_override_the_defaults() -> None:
+def test_metric_preferences_override_the_defaults(caplog: pytest.LogCaptureFixture) -> None:
     last_value = LastValueAggregation()
     exporter = MetricExporter(
         environ={"OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE": "delta"},
@@ -291,8 +301,11 @@ def test_metric_preferences_override_the_defaults() -> None:
     assert exporter._preferred_temporality[Counter] is AggregationTemporality.CUMULATIVE
     assert exporter._preferred_temporality[Histogram] is AggregationTemporality.DELTA
     assert exporter._preferred_aggregation[Histogram] is last_value
-    with pytest.raises(ConfigurationError, match="OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE"):
-        MetricExporter(environ={"OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE": "sometimes"})
+    # an unknown preference: a warning and cumulative, as the official exporters do
+    exporter = MetricExporter(environ={"OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE": "sometimes"})
+    assert set(exporter._preferred_temporality.values()) == {AggregationTemporality.CUMULATIVE}
+    assert "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE: must be one of" in caplog.text
+    assert "using the default, cumulative" in caplog.text
     with pytest.raises(ConfigurationError, match="max_export_batch_size"):
         MetricExporter(max_export_batch_size=0)
 
@@ -519,3 +532,182 @@ async def test_one_metric_over_the_byte_cap_is_split_by_data_points(collector: F
     values = sorted(p.as_int for m in collector.metrics() for p in m.sum.data_points)
     assert values == list(range(200))
     await asyncio.to_thread(exporter.shutdown)
+
+
+# ------------------------------------------------------------------------------ the configuration users give
+
+
+CANARY = "s3cr3t-canary-sdk"
+
+
+@pytest.fixture
+def unit_warnings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The seconds-like timeout warning is once per variable per process: start afresh."""
+    import aiotlp.config
+
+    monkeypatch.setattr(aiotlp.config, "_unit_warned", set())
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
+async def test_variables_an_exporter_does_not_use_never_stop_it(
+    protocol: str, collector: FakeCollector, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An endpoint variable the argument overrides and the other signals' bad variables are not even read."""
+    for name, value in {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": f"{CANARY}:pw@collector",  # invalid, and overridden by the argument
+        "OTEL_EXPORTER_OTLP_LOGS_HEADERS": f"Authorization: Basic {CANARY}=",
+        "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT": "1.5",
+        "OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE": "/nonexistent/ca.pem",
+        "OTEL_EXPORTER_OTLP_LOGS_COMPRESSION": "brotli",
+        "OTEL_METRIC_EXPORT_INTERVAL": "often",  # the reader's, not the exporter's
+    }.items():
+        monkeypatch.setenv(name, value)
+    endpoint = collector.grpc_endpoint if protocol == "grpc" else f"{collector.http_endpoint}/v1/traces"
+    with caplog.at_level(logging.DEBUG, logger="aiotlp.config"):
+        exporter = SpanExporter(endpoint=endpoint, protocol=protocol)  # type: ignore[arg-type]
+    try:
+        assert await asyncio.to_thread(exporter.export, make_spans()) is SpanExportResult.SUCCESS
+    finally:
+        await asyncio.to_thread(exporter.shutdown)
+    assert [span.name for span in collector.spans()] == ["span 0", "span 1", "span 2"]
+    assert exporter.config.traces.timeout == 10.0
+    assert not caplog.records  # nothing it does not use was read, so nothing to warn about
+    with pytest.raises(ConfigurationError, match="OTEL_EXPORTER_OTLP_ENDPOINT: unsupported URL scheme") as info:
+        SpanExporter(protocol=protocol)  # type: ignore[arg-type]  # without the argument, the endpoint is used
+    assert CANARY not in str(info.value)
+    # MetricExporter: the bad METRICS variables are its own (but OTEL_METRIC_EXPORT_INTERVAL is the reader's)
+    with caplog.at_level(logging.WARNING, logger="aiotlp.config"):
+        metrics = MetricExporter("http://127.0.0.1:1", protocol=protocol)  # type: ignore[arg-type]
+    metrics.shutdown()
+    assert metrics.config.metrics.timeout == 10.0 and metrics.config.metrics.certificate_file is None
+    assert "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT: must be a positive integer number of milliseconds" in caplog.text
+    assert "OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE: cannot read file" in caplog.text
+
+
+async def test_bad_variables_warn_and_take_the_default_as_the_official_exporter_does(
+    collector: FakeCollector, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, tmp_path: Any
+) -> None:
+    environ = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": collector.http_endpoint,
+        "OTEL_EXPORTER_OTLP_HEADERS": f"x-tenant=acme,Authorization: Basic {CANARY}=",
+        "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT": "2.5",
+        "OTEL_EXPORTER_OTLP_COMPRESSION": "brotli",
+        "OTEL_EXPORTER_OTLP_CERTIFICATE": str(tmp_path / "missing-ca.pem"),
+    }
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    with caplog.at_level(logging.WARNING):
+        official = OfficialHttpSpanExporter()  # the official exporter starts with these too
+        official.shutdown()
+        caplog.clear()
+        exporter = SpanExporter()
+    config = exporter.config.traces
+    assert (config.timeout, config.compression, config.certificate_file) == (10.0, "none", None)
+    assert dict(config.headers) == {"x-tenant": "acme"}
+    messages = [record.getMessage() for record in caplog.records if record.name == "aiotlp.config"]
+    assert messages == [
+        "OTEL_EXPORTER_OTLP_HEADERS: entry 2 is not a valid name=value pair: the name is not a valid HTTP token "
+        "(RFC 7230) (expected name=value pairs separated by ','; write 'Name: value' as 'Name=value'); the entry "
+        "is left out",
+        "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT: must be a positive integer number of milliseconds (the OTLP unit is "
+        "milliseconds, not seconds as in the official Python exporters: 2.5 s is 2500); using the default, 10000 ms",
+        "OTEL_EXPORTER_OTLP_COMPRESSION: must be one of 'gzip', 'deflate', 'none'; using the default, no compression",
+        f"OTEL_EXPORTER_OTLP_CERTIFICATE: cannot read file {str(tmp_path / 'missing-ca.pem')!r}: No such file or "
+        "directory; using the default, the system's CAs",
+    ]
+    assert CANARY not in caplog.text
+    try:
+        assert await asyncio.to_thread(exporter.export, make_spans(1)) is SpanExportResult.SUCCESS
+    finally:
+        await asyncio.to_thread(exporter.shutdown)
+    (request,) = collector.received
+    assert request.headers["x-tenant"] == "acme" and "authorization" not in request.headers
+    assert request.compression is None
+    # the standalone API fails fast on the same variables, with the same texts
+    with pytest.raises(ConfigurationError, match="OTEL_EXPORTER_OTLP_HEADERS: entry 2 is not a valid") as info:
+        OTLPExporter()
+    assert CANARY not in str(info.value)
+    monkeypatch.delenv("OTEL_EXPORTER_OTLP_HEADERS")
+    with pytest.raises(ConfigurationError, match=r"OTEL_EXPORTER_OTLP_TRACES_TIMEOUT: .*2\.5 s is 2500"):
+        OTLPExporter()
+
+
+@pytest.mark.usefixtures("unit_warnings")
+def test_a_timeout_given_as_seconds_is_milliseconds_with_a_warning(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "10")
+    with caplog.at_level(logging.WARNING, logger="aiotlp.config"):
+        assert SpanExporter().config.traces.timeout == 0.01
+        assert LogExporter().config.logs.timeout == 0.01
+    assert caplog.messages == [
+        "OTEL_EXPORTER_OTLP_TIMEOUT=10: the unit is milliseconds (the OTLP specification's), so exports time out "
+        "after 10 ms; the official Python exporters read seconds: for 10 s write 10000"
+    ]
+    assert SpanExporter(timeout=10).config.traces.timeout == 10.0  # the argument is seconds, as officially
+
+
+@pytest.mark.parametrize("protocol", ["http/protobuf", "http/json", "grpc"])
+@pytest.mark.parametrize("value", ["base2_exponential_bucket_histogram", "explicit_bucket_histogram", "bogus"])
+async def test_default_histogram_aggregation_as_officially(
+    value: str,
+    protocol: str,
+    collector: FakeCollector,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION", value)
+    official = OfficialHttpMetricExporter()
+    official.shutdown()
+    endpoint = collector.grpc_endpoint if protocol == "grpc" else f"{collector.http_endpoint}/v1/metrics"
+    with caplog.at_level(logging.WARNING, logger="aiotlp.config"):
+        exporter = MetricExporter(endpoint, protocol=protocol)  # type: ignore[arg-type]
+    assert type(exporter._preferred_aggregation[Histogram]) is type(official._preferred_aggregation[Histogram])
+    exponential = value == "base2_exponential_bucket_histogram"
+    assert isinstance(
+        exporter._preferred_aggregation[Histogram],
+        ExponentialBucketHistogramAggregation if exponential else ExplicitBucketHistogramAggregation,
+    )
+    if value == "bogus":
+        assert [r.getMessage() for r in caplog.records if r.name == "aiotlp.config"] == [
+            "OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION: must be one of 'explicit_bucket_histogram', "
+            "'base2_exponential_bucket_histogram'; using the default, explicit_bucket_histogram"
+        ]
+    reader = PeriodicExportingMetricReader(exporter, export_interval_millis=3_600_000)
+    provider = MeterProvider(metric_readers=[reader])
+    histogram = provider.get_meter("tests").create_histogram("latency")
+    for sample in (1.0, 2.5, 40.0):
+        histogram.record(sample)
+    await asyncio.to_thread(provider.shutdown)
+    (metric,) = collector.metrics()
+    assert metric.WhichOneof("data") == ("exponential_histogram" if exponential else "histogram")
+    (point,) = getattr(metric, metric.WhichOneof("data")).data_points
+    assert (point.count, point.sum) == (3, 43.5)
+
+
+@pytest.mark.parametrize(
+    ("protocol", "implementation"), [("http/protobuf", None), ("http/json", None), ("grpc", "h2"), ("grpc", "grpcio")]
+)
+@pytest.mark.parametrize("compression", ["deflate", HttpCompression.Deflate, grpc.Compression.Deflate])
+async def test_deflate_compression_is_decoded_byte_for_byte(
+    protocol: str, implementation: GrpcImplementation | None, compression: Any, collector: FakeCollector
+) -> None:
+    if protocol != "grpc" and isinstance(compression, grpc.Compression):
+        pytest.skip("the gRPC enum is for the gRPC exporter")
+    endpoint = collector.grpc_endpoint if protocol == "grpc" else f"{collector.http_endpoint}/v1/traces"
+    exporter = SpanExporter(
+        endpoint,
+        protocol=protocol,  # type: ignore[arg-type]
+        compression=compression,
+        transport_factory=lambda config: make_transport(config, grpc_implementation=implementation),
+    )
+    spans = make_spans(50, text="compressible " * 20)
+    try:
+        assert await asyncio.to_thread(exporter.export, spans) is SpanExportResult.SUCCESS
+    finally:
+        await asyncio.to_thread(exporter.shutdown)
+    (request,) = collector.received
+    assert request.compression == "deflate"
+    encode = encode_spans_json if protocol == "http/json" else encode_spans
+    assert request.body == encode(spans)
+    assert len(collector.spans()) == 50

@@ -211,3 +211,58 @@ metrics.get_meter("auto").create_counter("auto.counter").add(5)
         assert {kv.key: kv.value.string_value for kv in resource.attributes}["service.name"] == (
             "auto-configured-service"
         )
+
+
+@pytest.mark.parametrize("protocol", ["http/protobuf", "grpc"])
+async def test_sdk_auto_configuration_with_official_style_variables(protocol: str, collector: FakeCollector) -> None:
+    """What a service configured for the official exporters sets (a timeout in seconds, a header written with
+    ':', deflate, exponential histograms, another signal's bad variables) starts with aiotlp selected by entry
+    point: warnings naming the variables (no secret), the defaults, and the telemetry arrives, compressed."""
+    canary = "s3cr3t-canary-auto"
+    code = """
+from opentelemetry import metrics, trace
+from opentelemetry.sdk._configuration import _initialize_components
+
+_initialize_components()
+exporter = trace.get_tracer_provider()._active_span_processor._span_processors[0]._batch_processor._exporter
+print("timeout", exporter.config.traces.timeout, "compression", exporter.config.traces.compression)
+with trace.get_tracer("auto").start_as_current_span("configured the official way"):
+    pass
+metrics.get_meter("auto").create_histogram("auto.latency").record(12.5)
+"""
+    endpoint = collector.grpc_endpoint if protocol == "grpc" else collector.http_endpoint
+    env = {
+        "OTEL_TRACES_EXPORTER": "aiotlp",
+        "OTEL_METRICS_EXPORTER": "aiotlp",
+        "OTEL_LOGS_EXPORTER": "none",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+        "OTEL_EXPORTER_OTLP_PROTOCOL": protocol,
+        "OTEL_EXPORTER_OTLP_TIMEOUT": "2.5",  # seconds to the official exporters
+        "OTEL_EXPORTER_OTLP_HEADERS": f"x-tenant=acme,Authorization: Basic {canary}=",
+        "OTEL_EXPORTER_OTLP_COMPRESSION": "deflate",
+        "OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION": "base2_exponential_bucket_histogram",
+        "OTEL_EXPORTER_OTLP_LOGS_HEADERS": f"{canary}",  # logs are off: never read
+        "OTEL_METRIC_EXPORT_INTERVAL": "600000",
+        "OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED": "false",
+    }
+    returncode, output = await run_python(code, env=env)
+    assert returncode == 0, output
+    assert "timeout 10.0 compression deflate" in output
+    assert canary not in output
+    # the warnings (Python's last-resort handler prints them on stderr): one per signal for each variable
+    assert (
+        output.count("OTEL_EXPORTER_OTLP_TIMEOUT: must be a positive integer number of milliseconds (the OTLP unit")
+        == 2
+    )
+    assert output.count("2.5 s is 2500); using the default, 10000 ms") == 2
+    assert output.count("OTEL_EXPORTER_OTLP_HEADERS: entry 2 is not a valid name=value pair") == 2
+    assert "OTEL_EXPORTER_OTLP_LOGS_HEADERS" not in output
+    assert span_names(collector) == ["configured the official way"]
+    (metric,) = collector.metrics()
+    assert metric.WhichOneof("data") == "exponential_histogram"
+    assert {(r.signal.value, r.compression) for r in collector.received} == {
+        ("traces", "deflate"),
+        ("metrics", "deflate"),
+    }
+    assert {r.headers["x-tenant"] for r in collector.received} == {"acme"}
+    assert not any("authorization" in r.headers for r in collector.received)

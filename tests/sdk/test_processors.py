@@ -9,6 +9,7 @@ FakeCollector runs on the test's loop too). tests/sdk/test_app_loop.py covers th
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import sys
 import time
@@ -216,6 +217,38 @@ def test_otel_bsp_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert explicit.statistics().capacity == 20 and explicit._config.schedule_delay == 0.1
     logs = BatchLogRecordProcessor(LogExporter(endpoint="http://127.0.0.1:1/v1/logs"))
     assert logs.statistics().capacity == 600 and logs._config.schedule_delay == 1.0  # OTEL_BLRP_ default
+
+
+def test_bad_batch_variables_warn_and_take_the_default_as_officially(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The official processors log a variable that is not an integer and use its default: so do these."""
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor as OfficialBatchSpanProcessor
+
+    from aiotlp import ConfigurationError
+    from aiotlp.config import BatchConfig
+
+    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "2.5")
+    monkeypatch.setenv("OTEL_BSP_MAX_QUEUE_SIZE", "lots")
+    monkeypatch.setenv("OTEL_BLRP_EXPORT_TIMEOUT", "soon")
+    OfficialBatchSpanProcessor(InMemorySpanExporter()).shutdown()  # starts, with a logged error
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="aiotlp.config"):
+        spans = BatchSpanProcessor(InMemorySpanExporter())
+        logs = BatchLogRecordProcessor(LogExporter(endpoint="http://127.0.0.1:1/v1/logs"))
+    assert (spans._config.schedule_delay, spans.statistics().capacity) == (5.0, 2048)
+    assert logs._config.export_timeout == 30.0
+    assert caplog.messages == [
+        "OTEL_BSP_SCHEDULE_DELAY: must be a positive integer number of milliseconds; using the default, 5000 ms",
+        "OTEL_BSP_MAX_QUEUE_SIZE: must be a positive integer; using the default, 2048",
+        "OTEL_BLRP_EXPORT_TIMEOUT: must be a positive integer number of milliseconds; using the default, 30000 ms",
+    ]
+    with pytest.raises(ConfigurationError, match="OTEL_BSP_SCHEDULE_DELAY"):  # aiotlp's own API: strict
+        BatchConfig.from_env("span")
+    monkeypatch.setenv("OTEL_BSP_MAX_QUEUE_SIZE", "10")
+    monkeypatch.setenv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "20")
+    with pytest.raises(ConfigurationError, match="OTEL_BSP_MAX_EXPORT_BATCH_SIZE"):  # refused officially too
+        BatchSpanProcessor(InMemorySpanExporter())
 
 
 async def test_unsampled_spans_are_not_exported() -> None:

@@ -244,17 +244,47 @@ async def test_grpc_gzip_request_is_inflated_and_recorded(collector: FakeCollect
     assert received.message == request
 
 
-async def test_grpc_deflate_is_refused(collector: FakeCollector, channel: grpc.aio.Channel) -> None:
-    call = grpc_export(
-        channel,
-        Signal.TRACES,
-        trace_request("d" * 5000).SerializeToString(),
-        compression=grpc.Compression.Deflate,
+async def test_grpc_deflate_request_is_inflated_and_recorded(
+    collector: FakeCollector, channel: grpc.aio.Channel
+) -> None:
+    request = trace_request("d" * 5000)  # compressible, so gRPC really sends it deflated (a zlib stream)
+    body = request.SerializeToString()
+    await grpc_export(channel, Signal.TRACES, body, compression=grpc.Compression.Deflate)
+    [received] = collector.received
+    assert received.compression == "deflate"
+    assert received.body == body
+    assert received.message == request
+
+
+@pytest.mark.parametrize("signal", list(Signal))
+async def test_http_deflate_request_is_inflated_and_recorded(
+    collector: FakeCollector, session: aiohttp.ClientSession, signal: Signal
+) -> None:
+    body = REQUESTS[signal]().SerializeToString()
+    status, _, _ = await http_post(
+        session, collector, signal, zlib.compress(body), headers={"Content-Encoding": "deflate"}
     )
-    with pytest.raises(grpc.aio.AioRpcError) as info:
-        await call
-    assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED
-    assert collector.received == []
+    assert status == 200
+    [received] = collector.received
+    assert (received.compression, received.body) == ("deflate", body)
+
+
+async def test_official_http_exporter_with_deflate(collector: FakeCollector) -> None:
+    from opentelemetry.exporter.otlp.proto.http import Compression
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SpanExportResult
+
+    span = TracerProvider().get_tracer("test").start_span("deflated")
+    span.end()
+    exporter = OTLPSpanExporter(endpoint=collector.http_endpoint + "/v1/traces", compression=Compression.Deflate)
+    try:
+        assert await asyncio.to_thread(exporter.export, [span]) is SpanExportResult.SUCCESS
+    finally:
+        await asyncio.to_thread(exporter.shutdown)
+    [received] = collector.received
+    assert (received.compression, received.headers["content-encoding"]) == ("deflate", "deflate")
+    assert [s.name for s in collector.spans()] == ["deflated"]
 
 
 @pytest.mark.parametrize("signal", list(Signal))
@@ -353,6 +383,8 @@ async def test_wait_for_times_out(collector: FakeCollector) -> None:
             400,
             grpc.StatusCode.INVALID_ARGUMENT,
         ),
+        ("/v1/traces", "POST", PROTOBUF, "deflate", b"not zlib", 400, grpc.StatusCode.INVALID_ARGUMENT),
+        ("/v1/traces", "POST", PROTOBUF, "deflate", zlib.compress(b"abc")[:-2], 400, grpc.StatusCode.INVALID_ARGUMENT),
         ("/v1/logs", "POST", JSON, None, b"{not json", 400, grpc.StatusCode.INVALID_ARGUMENT),
         ("/v1/logs", "POST", JSON, None, b'{"resource_logs": []}', 400, grpc.StatusCode.INVALID_ARGUMENT),
     ],

@@ -2,7 +2,8 @@
 
 It resolves the configuration with the same functions the exporters call (:meth:`ExporterConfig.from_env`,
 :meth:`BatchConfig.from_env`, :meth:`MetricReaderConfig.from_env`), so what it prints is what they do. Header
-values are never printed (only their names) and an endpoint's ``user:password@`` shows as ``***@``. Then it
+values are never printed (only their names) and an endpoint's ``user:password@`` shows as ``***@``; a
+configuration error names the variable (and a header entry's position), never its text. Then it
 sends one small export per signal (one span, one log record, one gauge point, service ``aiotlp-check``) with a
 single attempt, and explains a failure in plain words: connection refused, TLS, 404 on the path, 415 content
 type, timeout, authentication. The exit code is 1 when any export fails.
@@ -23,6 +24,7 @@ from ._ui import UI, Node
 __all__ = ["explain", "run_check"]
 
 _RESOURCE = Resource({"service.name": "aiotlp-check"})
+_SECONDS_HINT = " (under 100 ms: OTEL_EXPORTER_OTLP_TIMEOUT is in milliseconds; were seconds meant?)"
 
 
 def _config_node(config: SignalConfig) -> Node:
@@ -35,7 +37,7 @@ def _config_node(config: SignalConfig) -> Node:
             tls += f", client certificate {config.client_certificate_file} (key {config.client_key_file})"
     node.children = [
         Node("headers", headers),
-        Node("timeout", f"{config.timeout:g}s per export"),
+        Node("timeout", f"{config.timeout:g}s per export" + _SECONDS_HINT * (config.timeout < 0.1)),
         Node("compression", config.compression),
         Node("transport security", tls),
         Node("max request size", f"{config.max_request_bytes:,} bytes"),
@@ -61,7 +63,7 @@ def _batching_node(spans: BatchConfig, logs: BatchConfig, reader: MetricReaderCo
             Node(
                 "metrics (OTEL_METRIC_*)",
                 f"every {reader.export_interval:g}s, export timeout {reader.export_timeout:g}s, "
-                f"temporality {reader.temporality_preference}",
+                f"temporality {reader.temporality_preference}, histograms {reader.default_histogram_aggregation}",
             ),
         ],
     )

@@ -45,7 +45,11 @@ from opentelemetry.sdk.metrics import (
 )
 from opentelemetry.sdk.metrics.export import AggregationTemporality, MetricExportResult, MetricsData
 from opentelemetry.sdk.metrics.export import MetricExporter as SdkMetricExporter
-from opentelemetry.sdk.metrics.view import Aggregation, ExplicitBucketHistogramAggregation
+from opentelemetry.sdk.metrics.view import (
+    Aggregation,
+    ExplicitBucketHistogramAggregation,
+    ExponentialBucketHistogramAggregation,
+)
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter as SdkSpanExporter
 from opentelemetry.sdk.trace.export import SpanExportResult
@@ -54,9 +58,9 @@ from aiotlp._exceptions import ConfigurationError, DeadlineExceededError
 from aiotlp.config import (
     ExporterConfig,
     Headers,
-    MetricReaderConfig,
     OtlpProtocol,
     TemporalityPreference,
+    metric_preferences_from_env,
     queue_dir_from_env,
 )
 from aiotlp.durable import DurableExporter
@@ -113,7 +117,9 @@ def _headers(value: object) -> Headers | None:
 
 
 def _compression(value: object) -> str | None:
-    """``compression`` as ``"gzip"`` or ``"none"``, from a string or any of the official Compression enums."""
+    """``compression`` as ``"gzip"``, ``"deflate"`` or ``"none"``, from a string or any of the official
+    Compression enums (deflate: HTTP ``Content-Encoding: deflate``, gRPC's ``deflate`` message encoding, as the
+    official exporters send it)."""
     if value is None:
         return None
     if isinstance(value, enum.Enum):
@@ -124,10 +130,8 @@ def _compression(value: object) -> str | None:
         text = value.strip().lower()
     else:
         raise ConfigurationError(
-            f"compression: expected 'gzip', 'none' or a Compression enum, got {type(value).__name__}"
+            f"compression: expected 'gzip', 'deflate', 'none' or a Compression enum, got {type(value).__name__}"
         )
-    if text == "deflate":
-        raise ConfigurationError("compression: deflate is not supported (OTLP defines gzip); use 'gzip' or 'none'")
     return text
 
 
@@ -190,6 +194,11 @@ def _exporter_config(
         # The official exporters use an explicit endpoint as the signal's own: OTLP/HTTP posts to it verbatim,
         # gRPC takes its host and port (scheme optional). A per-signal endpoint behaves exactly so.
         signal_endpoints=None if endpoint is None else {signal: endpoint},
+        # Only what this exporter uses is read (the generic and this signal's variables, those no argument
+        # overrides), and a value the official exporters would warn about and replace by a default is treated
+        # the same way: the drop-in never stops an application that runs with the official exporters.
+        signals=(signal,),
+        on_invalid="warn",
         protocol=cast("OtlpProtocol | None", protocol),
         headers=_headers(headers),
         timeout=timeout,
@@ -585,7 +594,11 @@ class SpanExporter(_Common, SdkSpanExporter):
     Takes the official exporters' arguments (``timeout`` in seconds; ``compression`` as a string or any of
     their ``Compression`` enums; ``headers`` as a mapping, pairs or ``"k=v,..."``) plus ``protocol`` (``"grpc"``,
     ``"http/protobuf"`` or ``"http/json"``); anything not given comes from the ``OTEL_EXPORTER_OTLP_*``
-    variables (see :mod:`aiotlp.config`). ``endpoint`` is used as the official exporter of that protocol uses
+    variables (see :mod:`aiotlp.config`): only the generic and this signal's ones, and only those no argument
+    overrides. A variable the official exporters would warn about and replace by a default (a bad timeout, an
+    unknown compression, a missing certificate file, a bad header entry) gets a warning naming it and the default;
+    timeouts are milliseconds, as the specification says (the official Python exporters read seconds).
+    ``endpoint`` is used as the official exporter of that protocol uses
     it: OTLP/HTTP posts to it verbatim (``http://collector:4318/v1/traces``), gRPC takes ``host:port`` with an
     optional ``http://`` / ``https://`` scheme; a list of them is a fleet of collectors, sent to in round robin
     with failover (``docs/fleet.md``). ``credentials``, ``session``, ``channel_options``,
@@ -810,8 +823,9 @@ def _with_points(item: _encode.MetricItem, points: Sequence[Any]) -> _encode.Met
 class MetricExporter(_Common, SdkMetricExporter):
     """A drop-in replacement for the official ``OTLPMetricExporter`` (gRPC or HTTP). Arguments as
     :class:`SpanExporter`, plus the official ``preferred_temporality`` (over the map that
-    ``OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`` selects, read through
-    :class:`aiotlp.config.MetricReaderConfig`), ``preferred_aggregation`` (over explicit-bucket histograms) and
+    ``OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`` selects), ``preferred_aggregation`` (over the histogram
+    aggregation ``OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION`` selects: explicit buckets, or
+    ``base2_exponential_bucket_histogram``; both read by :func:`aiotlp.config.metric_preferences_from_env`) and
     ``max_export_batch_size`` (at most that many data points per request; a metric may be split)."""
 
     def __init__(
@@ -847,8 +861,13 @@ class MetricExporter(_Common, SdkMetricExporter):
             or max_export_batch_size <= 0
         ):
             raise ConfigurationError("max_export_batch_size: must be a positive int (data points) or None")
-        preference = MetricReaderConfig.from_env(environ).temporality_preference
-        aggregation: dict[type, Aggregation] = {Histogram: ExplicitBucketHistogramAggregation()}
+        # only the exporter's own variables (not OTEL_METRIC_EXPORT_*, which the reader uses), leniently
+        preference, histogram = metric_preferences_from_env(environ, on_invalid="warn")
+        aggregation: dict[type, Aggregation] = {
+            Histogram: ExponentialBucketHistogramAggregation()
+            if histogram == "base2_exponential_bucket_histogram"
+            else ExplicitBucketHistogramAggregation()
+        }
         aggregation.update(preferred_aggregation or {})
         SdkMetricExporter.__init__(
             self,

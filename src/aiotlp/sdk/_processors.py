@@ -282,6 +282,7 @@ class _Batching:
             export_timeout=_millis(export_timeout_millis, "export_timeout_millis"),
             max_queue_size=max_queue_size,
             max_export_batch_size=max_export_batch_size,
+            on_invalid="warn",  # as the official processors: a variable that is not an integer gets the default
         )
         self._exporter = exporter
         self._explicit_loop = loop

@@ -9,10 +9,11 @@ async with FakeCollector() as collector:
 ```
 
 gRPC: a ``grpc.aio`` server with a generic handler for the three ``Export`` methods over raw bytes, so
-``ReceivedRequest.body`` is exactly what arrived (after gzip decompression, which the collector does itself:
-the server runs with ``grpc.per_message_decompression`` off and accepts identity and gzip only).
-HTTP: an ``aiohttp`` server for ``POST /v1/traces|metrics|logs`` with ``application/x-protobuf`` or
-``application/json`` bodies, optionally ``Content-Encoding: gzip``; it answers in the request's content type.
+``ReceivedRequest.body`` is exactly what arrived (after gzip or deflate decompression, which the collector does
+itself: the server runs with ``grpc.per_message_decompression`` off and accepts identity, gzip and deflate, a
+zlib stream, told apart by their first bytes). HTTP: an ``aiohttp`` server for ``POST /v1/traces|metrics|logs``
+with ``application/x-protobuf`` or ``application/json`` bodies, optionally ``Content-Encoding: gzip`` or
+``deflate`` (a zlib stream, as in HTTP and the official exporter); it answers in the request's content type.
 Requests it cannot accept get 404 (path), 405 (method), 413 (size), 415 (content type or encoding) or 400
 (body), with a ``google.rpc.Status`` body; they land in :attr:`FakeCollector.bad_requests` and consume no
 scripted reply.
@@ -170,7 +171,7 @@ class ReceivedRequest:
     signal: Signal
     transport: Literal["grpc", "http"]
     content_type: Literal["application/x-protobuf", "application/json", "application/grpc"]
-    compression: Literal["gzip"] | None
+    compression: Literal["gzip", "deflate"] | None
     headers: dict[str, str]
     body: bytes
     message: ExportRequest
@@ -310,6 +311,25 @@ def _gunzip(data: bytes, limit: int) -> bytes:
             raise _Refused(400, grpc.StatusCode.INVALID_ARGUMENT, "invalid gzip body: truncated")
         data = inflater.unused_data
     return bytes(out)
+
+
+def _is_zlib(data: bytes) -> bool:
+    """A zlib stream's header (RFC 1950) as zlib and grpc write it: deflate, 32 KiB window, valid check value."""
+    return len(data) >= 2 and data[0] == 0x78 and (0x7800 | data[1]) % 31 == 0
+
+
+def _inflate_zlib(data: bytes, limit: int) -> bytes:
+    """Inflate a zlib stream (``deflate`` in HTTP and gRPC), refusing more than ``limit`` bytes of output."""
+    inflater = zlib.decompressobj(zlib.MAX_WBITS)
+    try:
+        out = inflater.decompress(data, limit + 1)
+    except zlib.error as exc:
+        raise _Refused(400, grpc.StatusCode.INVALID_ARGUMENT, f"invalid deflate body: {exc}") from None
+    if len(out) > limit or inflater.unconsumed_tail:
+        raise _Refused(413, grpc.StatusCode.RESOURCE_EXHAUSTED, f"deflate body inflates to more than {limit} bytes")
+    if not inflater.eof or inflater.unused_data:
+        raise _Refused(400, grpc.StatusCode.INVALID_ARGUMENT, "invalid deflate body: truncated or trailing bytes")
+    return out
 
 
 def _rpc_status(code: grpc.StatusCode, message: str, retry_delay: float | None) -> Any:
@@ -471,7 +491,7 @@ class FakeCollector:
                 ("grpc.max_receive_message_length", self._max_request_size),
                 # hand the handler the bytes as sent so it can tell (and record) gzip; it inflates them
                 ("grpc.per_message_decompression", 0),
-                ("grpc.compression_enabled_algorithms_bitset", 0b101),  # identity and gzip, not deflate
+                ("grpc.compression_enabled_algorithms_bitset", 0b111),  # identity, deflate and gzip
             ]
         )
         server.add_generic_rpc_handlers(
@@ -656,11 +676,14 @@ class FakeCollector:
     async def _grpc_export(self, signal: Signal, request: bytes, context: Any) -> bytes:
         headers = _grpc_headers(context.invocation_metadata())
         body = request
-        compression: Literal["gzip"] | None = None
+        compression: Literal["gzip", "deflate"] | None = None
         try:
             if body[:2] == b"\x1f\x8b":  # gzip magic; no protobuf message starts with 0x1f (wire type 7)
                 compression = "gzip"
                 body = _gunzip(body, self._max_request_size)
+            elif _is_zlib(body):  # no export request has field 15, whose varint tag 0x78 starts a zlib stream
+                compression = "deflate"
+                body = _inflate_zlib(body, self._max_request_size)
             message = _decode_protobuf(signal, body)
         except _Refused as refused:
             bad = BadRequest("grpc", signal.grpc_method, refused.grpc_code.name, refused.reason, headers, request)
@@ -725,10 +748,13 @@ class FakeCollector:
                     f"body larger than {self._max_request_size} bytes",
                 ) from None
             encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
-            compression: Literal["gzip"] | None = None
+            compression: Literal["gzip", "deflate"] | None = None
             if encoding == "gzip":
                 compression = "gzip"
                 body = _gunzip(raw, self._max_request_size)
+            elif encoding == "deflate":
+                compression = "deflate"
+                body = _inflate_zlib(raw, self._max_request_size)
             elif encoding in ("identity", ""):
                 body = raw
             else:

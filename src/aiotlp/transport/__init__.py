@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Literal
 
 from .._exceptions import ConfigurationError
 from ._base import Transport, user_agent
-from ._compression import MAX_RESPONSE_BYTES, BoundedInflater, gzip_compress
+from ._compression import MAX_RESPONSE_BYTES, BoundedInflater, compress, deflate_compress, gzip_compress
 from ._fleet import (
     EndpointState,
     EndpointStatistics,
@@ -47,6 +47,8 @@ __all__ = [
     "HttpTransport",
     "Resolver",
     "Transport",
+    "compress",
+    "deflate_compress",
     "gzip_compress",
     "is_endpoint_fault",
     "make_transport",

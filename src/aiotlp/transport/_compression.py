@@ -1,4 +1,6 @@
-"""gzip in both directions, with the inflated size bounded (a gzip bomb never inflates in memory)."""
+"""gzip in both directions, deflate (a zlib stream, as HTTP's ``Content-Encoding: deflate`` and gRPC's
+``deflate`` message encoding mean it) for requests, with the inflated size bounded (a gzip bomb never inflates in
+memory)."""
 
 from __future__ import annotations
 
@@ -6,7 +8,7 @@ import zlib
 
 from .._exceptions import ResponseError
 
-__all__ = ["BoundedInflater", "gzip_compress"]
+__all__ = ["BoundedInflater", "compress", "deflate_compress", "gzip_compress"]
 
 #: The most we read of any response, after decompression (OTLP guidance).
 MAX_RESPONSE_BYTES = 4 * 1024 * 1024
@@ -17,6 +19,16 @@ def gzip_compress(data: bytes, level: int = 6) -> bytes:
     """gzip ``data`` once; retries re-send the result."""
     compressor = zlib.compressobj(level, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
     return compressor.compress(data) + compressor.flush()
+
+
+def deflate_compress(data: bytes, level: int = 6) -> bytes:
+    """``data`` as one zlib stream (RFC 1950): what ``deflate`` means in HTTP and in gRPC."""
+    return zlib.compress(data, level)
+
+
+def compress(data: bytes, encoding: str) -> bytes:
+    """``data`` compressed with ``encoding``, ``"gzip"`` or ``"deflate"``."""
+    return gzip_compress(data) if encoding == "gzip" else deflate_compress(data)
 
 
 class BoundedInflater:

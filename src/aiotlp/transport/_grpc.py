@@ -74,7 +74,9 @@ class GrpcTransport:
                 certificate_chain=_read(config.client_certificate_file),
             )
         self._metadata = tuple(config.headers.items())
-        self._compression = grpc.Compression.Gzip if config.compression == "gzip" else grpc.Compression.NoCompression
+        self._compression = {"gzip": grpc.Compression.Gzip, "deflate": grpc.Compression.Deflate}.get(
+            config.compression, grpc.Compression.NoCompression
+        )
         self._options: tuple[tuple[str, str | int], ...] = (
             ("grpc.primary_user_agent", user_agent()),
             ("grpc.max_receive_message_length", max_response_bytes),

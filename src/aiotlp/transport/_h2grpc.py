@@ -9,7 +9,7 @@ never delays an ACK and the server's response leaves at once.
 The wire (gRPC's PROTOCOL-HTTP2.md), one HTTP/2 connection per transport, one stream per call::
 
     HEADERS  :method POST, :scheme, :path /<service>/Export, :authority, content-type application/grpc,
-             te trailers, grpc-timeout 1500m, user-agent, grpc-accept-encoding, [grpc-encoding gzip], custom
+             te trailers, grpc-timeout 1500m, user-agent, grpc-accept-encoding, [grpc-encoding gzip|deflate], custom
     DATA     1 byte compressed flag | 4 bytes big-endian length | message           (END_STREAM)
     <-  HEADERS :status 200, content-type;  DATA (the response message);  HEADERS grpc-status, grpc-message,
         grpc-status-details-bin (trailers)  -- or one "trailers-only" HEADERS frame carrying the status.
@@ -48,7 +48,7 @@ from .._exceptions import (
 from .._version import __version__
 from ..encoding import PartialSuccess, classify_grpc_status, decode_export_response
 from ._base import user_agent
-from ._compression import MAX_RESPONSE_BYTES, BoundedInflater, gzip_compress
+from ._compression import MAX_RESPONSE_BYTES, BoundedInflater, compress
 from ._http import make_ssl_context
 
 try:
@@ -836,9 +836,9 @@ class _Connection(asyncio.Protocol):
 class H2GrpcTransport:
     """Sends one signal's requests as unary gRPC calls over one HTTP/2 connection of its own (``h2``).
 
-    Same contract as :class:`~aiotlp.transport.GrpcTransport`: ``prepare`` gzips the message once when
-    ``config.compression == "gzip"`` (so retries re-send the same bytes), ``send`` returns the
-    :class:`~aiotlp.encoding.PartialSuccess` or raises a classified :class:`~aiotlp.ExportError`:
+    Same contract as :class:`~aiotlp.transport.GrpcTransport`: ``prepare`` compresses the message once when
+    ``config.compression`` is ``"gzip"`` or ``"deflate"`` (so retries re-send the same bytes), ``send`` returns
+    the :class:`~aiotlp.encoding.PartialSuccess` or raises a classified :class:`~aiotlp.ExportError`:
 
     - a non-OK ``grpc-status`` (trailers or trailers-only), or a non-200 ``:status`` through gRPC's
       HTTP-to-status table: :func:`~aiotlp.encoding.classify_grpc_status` (RetryInfo from
@@ -875,7 +875,7 @@ class H2GrpcTransport:
         self.method = config.signal.grpc_method
         self.max_response_bytes = max_response_bytes
         self._address = connect_address if connect_address is not None else (config.host, config.port)
-        self._gzip = config.compression == "gzip"
+        self._encoding = None if config.compression == "none" else config.compression
         self._ssl: ssl.SSLContext | None = None
         if config.use_tls:
             context = make_ssl_context(config)
@@ -888,7 +888,9 @@ class H2GrpcTransport:
         custom: list[tuple[bytes, bytes]] = []
         for name, value in config.headers.items():
             if name in _RESERVED_HEADERS or name.startswith("grpc-"):
-                raise ConfigurationError(f"headers: {name!r} is set by the gRPC transport itself and cannot be given")
+                # a fixed name is safe to show; the rest of a grpc-* name is the user's and is not
+                shown = repr(name) if name in _RESERVED_HEADERS else "a grpc-* header"
+                raise ConfigurationError(f"headers: {shown} is set by the gRPC transport itself and cannot be given")
             if name == "user-agent":
                 agent = f"{value} {agent}"
                 continue
@@ -907,7 +909,7 @@ class H2GrpcTransport:
             (b"grpc-accept-encoding", b"identity,gzip"),
         )
         self._tail = tuple(custom)
-        self._gzip_tail = ((b"grpc-encoding", b"gzip"), *custom)
+        self._compressed_tail = ((b"grpc-encoding", (self._encoding or "identity").encode("ascii")), *custom)
         self._connection: _Connection | None = None
         self._connecting: asyncio.Task[_Connection] | None = None
         self._old: set[_Connection] = set()  # replaced connections still finishing their calls
@@ -920,8 +922,8 @@ class H2GrpcTransport:
         return self.config.endpoint_for_display
 
     def prepare(self, body: bytes) -> tuple[bytes, bool]:
-        if self._gzip:
-            return gzip_compress(body), True
+        if self._encoding is not None:
+            return compress(body, self._encoding), True
         return body, False
 
     async def send(self, body: bytes, *, compressed: bool, timeout: float) -> PartialSuccess:
@@ -937,7 +939,7 @@ class H2GrpcTransport:
         headers = [
             *self._head,
             (b"grpc-timeout", _grpc_timeout(timeout)),
-            *(self._gzip_tail if compressed else self._tail),
+            *(self._compressed_tail if compressed else self._tail),
         ]
         return await connection.unary(headers, body, compressed, deadline, timeout)
 

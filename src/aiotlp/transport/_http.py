@@ -1,4 +1,4 @@
-"""OTLP/HTTP over aiohttp: POST protobuf or JSON, keep-alive, gzip, TLS and mTLS, bounded responses."""
+"""OTLP/HTTP over aiohttp: POST protobuf or JSON, keep-alive, gzip or deflate, TLS and mTLS, bounded responses."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from ..encoding import (
     decode_export_response_json,
 )
 from ._base import user_agent
-from ._compression import MAX_RESPONSE_BYTES, BoundedInflater, gzip_compress
+from ._compression import MAX_RESPONSE_BYTES, BoundedInflater, compress
 
 if TYPE_CHECKING:
     from ..config import SignalConfig
@@ -61,7 +61,7 @@ class HttpTransport:
         self.json = config.protocol == "http/json"
         self.content_type = "application/json" if self.json else "application/x-protobuf"
         self.max_response_bytes = max_response_bytes
-        self._gzip = config.compression == "gzip"
+        self._encoding = None if config.compression == "none" else config.compression
         self._ssl = make_ssl_context(config)
         headers = {"user-agent": user_agent(), **config.headers, "content-type": self.content_type}
         if basic_auth is not None:
@@ -72,7 +72,7 @@ class HttpTransport:
                 )
             headers["authorization"] = basic_auth
         self._headers = headers
-        self._gzip_headers = {**headers, "content-encoding": "gzip"}
+        self._compressed_headers = {**headers, "content-encoding": self._encoding or "identity"}
         self._session: aiohttp.ClientSession | None = None
         self._closed = False
 
@@ -80,8 +80,8 @@ class HttpTransport:
         return f"HttpTransport({self.config.endpoint_for_display!r}, {self.content_type})"
 
     def prepare(self, body: bytes) -> tuple[bytes, bool]:
-        if self._gzip:
-            return gzip_compress(body), True
+        if self._encoding is not None:
+            return compress(body, self._encoding), True
         return body, False
 
     def _get_session(self) -> aiohttp.ClientSession:
@@ -96,7 +96,7 @@ class HttpTransport:
         if self._closed:
             raise PermanentError("the HTTP transport is closed")
         session = self._get_session()
-        headers = self._gzip_headers if compressed else self._headers
+        headers = self._compressed_headers if compressed else self._headers
         try:
             async with session.post(
                 self.url,
