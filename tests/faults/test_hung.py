@@ -19,8 +19,7 @@ from tests.processing.helpers import make_spans
 
 from aiotlp import OTLPExporter, RetryPolicy
 from aiotlp.model import Signal, Span
-from aiotlp.processing import BatchProcessor, FlushStatus
-from aiotlp.processing._batch import SHUTDOWN_GRACE
+from aiotlp.processing import SHUTDOWN_GRACE, BatchProcessor, FlushStatus
 from aiotlp.testing import Rotel
 from aiotlp.transport import make_transport
 

@@ -4,7 +4,8 @@ Threading model
 ---------------
 * A processor belongs to one asyncio event loop, its *loop*: :meth:`BatchProcessor.start` picks it (or the
   first ``put_nowait``/``put``/``force_flush``/``shutdown`` made from a running loop). The worker task, the
-  export tasks, the timers and every ``await``-able method run there.
+  export tasks, the timers and every ``await``-able method run there. With a ``fallback_loop`` it moves there
+  when its loop can no longer export (:mod:`aiotlp.processing._binding`: the rules and their state diagram).
 * :meth:`~BatchProcessor.put_nowait` may be called from any thread. It does O(1) work under a
   ``threading.Lock`` (append, count) and returns; it never blocks, awaits or raises. It wakes the worker only
   when a batch becomes full, once per batch (directly on the loop thread, with ``call_soon_threadsafe`` from
@@ -34,10 +35,9 @@ import dataclasses
 import logging
 import math
 import threading
-import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from types import MappingProxyType
-from typing import Any, Final, Generic, Literal, TypeVar, cast, get_args
+from typing import Any, Final, Literal, TypeVar, cast, get_args
 
 from .._exceptions import (
     AttemptTimeoutError,
@@ -50,6 +50,7 @@ from ..config import BatchConfig
 from ..export import Exporter, ExportResult
 from ..export._ratelimit import RateLimitedLogger
 from ..model import Signal
+from ._binding import SHUTDOWN_GRACE, Batch, LoopBinding, _resolve
 from ._queue import ADMITTED, NO_ROOM, READY, BoundedQueue, estimate_size
 from ._selfmetrics import SelfMetrics
 from ._stats import FlushOutcome, FlushStatus, ProcessorStatistics
@@ -66,9 +67,6 @@ logger = logging.getLogger("aiotlp.processing")
 _EXPORT_METHOD: Final = {Signal.TRACES: "export_traces", Signal.METRICS: "export_metrics", Signal.LOGS: "export_logs"}
 _NOUN: Final = {Signal.TRACES: "spans", Signal.METRICS: "metric data points", Signal.LOGS: "log records"}
 
-#: After the shutdown deadline: how long to wait for cancelled exports to end, and (separately) for the
-#: exporter's own shutdown to close its connections. A shutdown returns within ``timeout`` + twice this.
-SHUTDOWN_GRACE: Final = 0.05
 
 _MAX_ERROR_LENGTH: Final = 300
 
@@ -121,19 +119,6 @@ def _metric_points(metric: Any) -> int:
     return len(metric.data.data_points)
 
 
-class _Batch:
-    __slots__ = ("cancel_reason", "count", "first", "items", "started", "timer", "weight")
-
-    def __init__(self, items: list[Any], weight: int, first: int, count: int, started: float) -> None:
-        self.items = items  # kept until it settles: a batch whose loop went away is exported again elsewhere
-        self.weight = weight
-        self.first = first  # sequence number of its first entry
-        self.count = count  # entries
-        self.started = started
-        self.timer: asyncio.TimerHandle | None = None
-        self.cancel_reason: str | None = None
-
-
 class _Waiter:
     """A flush waiting until every entry admitted before ``mark`` is settled; sums their outcomes."""
 
@@ -163,7 +148,7 @@ class _Waiter:
         )
 
 
-class BatchProcessor(Generic[T]):
+class BatchProcessor(LoopBinding[T]):
     """Batches items of one signal and exports them through ``exporter`` (see the module docstring).
 
     Producers call :meth:`put_nowait` (any thread; never blocks, never raises; False when the item was dropped)
@@ -187,8 +172,9 @@ class BatchProcessor(Generic[T]):
       admit it, ``block`` makes ``await put()`` wait for room (``put_nowait`` then drops the new item);
     * ``meter_provider``: an OpenTelemetry ``MeterProvider`` for the self-metrics (see ``_selfmetrics``);
     * ``fallback_loop``: a callable returning another event loop (e.g. one running in a thread of its own) that
-      the processor moves to when its loop goes away while it still holds items (see "When the loop goes away"
-      in the module docstring); without it, what the loop held when it closed is dropped at shutdown, counted;
+      the processor moves to when its loop goes away or stops while it still holds items (the rules and their
+      state diagram: :mod:`aiotlp.processing._binding`); without it, what the loop held when it closed is
+      dropped at shutdown, counted;
 
     The disk queue is not this layer's: :class:`aiotlp.BatchProcessor` (:mod:`aiotlp.pipeline`) adds
     ``queue_dir`` and puts the exporter behind it.
@@ -274,12 +260,12 @@ class BatchProcessor(Generic[T]):
         self._wake_flag = False
         self._stopping = False
         self._drain_to = 0
-        self._running: dict[asyncio.Task[Any], _Batch] = {}
+        self._running: dict[asyncio.Task[Any], Batch] = {}
         self._flushes: list[_Waiter] = []
         self._room: set[asyncio.Future[None]] = set()
         self._shutdown: asyncio.Future[FlushOutcome] | None = None
         self._fallback = fallback_loop
-        self._orphans: list[_Batch] = []  # in flight when their loop went away: exported again after the move
+        self._orphans: list[Batch] = []  # in flight when their loop went away: exported again after the move
         self._lost = False  # the worker was cancelled from outside: the loop is shutting down
         self._worker_gone = False
         self._drops_logged = 0
@@ -339,41 +325,7 @@ class BatchProcessor(Generic[T]):
         """True once :meth:`shutdown` has begun (puts are then dropped as ``already_shutdown``)."""
         return self._queue.closed
 
-    # ------------------------------------------------------------------------------------------------ start
-
-    def start(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
-        """Bind the processor to ``loop`` (default: the running loop) and start its worker there.
-
-        ``loop`` may run in another thread, or not run yet. Starting again on the same loop does nothing;
-        on another loop it raises ``RuntimeError``, as does a call without ``loop`` and without a running loop.
-        Without an explicit ``start``, the first use from a running loop starts the processor on that loop.
-        With a ``fallback_loop``, a closed ``loop`` binds the processor to the fallback instead, and the fallback
-        watches ``loop`` (see "When the loop goes away").
-        """
-        running = asyncio._get_running_loop()
-        if loop is None:
-            if running is None:
-                raise RuntimeError("BatchProcessor.start() needs a running event loop, or loop=")
-            loop = running
-        if loop.is_closed() and self._fallback is not None:
-            loop = self._fallback()
-        with self._start_lock:
-            if self._loop is not None:
-                if self._loop is loop:
-                    return
-                raise RuntimeError("this BatchProcessor is already bound to another event loop")
-            self._loop = loop
-            if loop is running:
-                self._loop_thread = threading.get_ident()
-                self._spawn_worker(loop)
-            else:  # the worker is made when the loop runs (a loop that never runs holds no coroutine of ours)
-                loop.call_soon_threadsafe(self._spawn_worker, loop)
-        self._watch(loop)
-
-    def _spawn_worker(self, loop: asyncio.AbstractEventLoop) -> None:
-        if self._loop is loop and self._worker is None and not self._stopping:
-            self._worker = loop.create_task(self._run(), name=f"aiotlp-batch-processor-{self._signal.value}")
-            self._worker.add_done_callback(_log_crash)
+    # ---------------------------------------------------------------------------------------------- produce
 
     def _autostart(self) -> None:
         running = asyncio._get_running_loop()
@@ -381,8 +333,6 @@ class BatchProcessor(Generic[T]):
             # RuntimeError: lost a race with a start() on another loop; that one wins.
             with contextlib.suppress(RuntimeError):
                 self.start(running)
-
-    # ---------------------------------------------------------------------------------------------- produce
 
     def put_nowait(self, item: T) -> bool:
         """Queue ``item`` for export; False if it was dropped (counted). Any thread; never blocks or raises."""
@@ -518,9 +468,9 @@ class BatchProcessor(Generic[T]):
     def _launch(self, items: list[T], weight: int, first: int) -> None:
         loop = self._loop
         assert loop is not None
-        self._start_batch(loop, _Batch(items, weight, first, len(items), loop.time()))
+        self._start_batch(loop, Batch(items, weight, first, len(items), loop.time()))
 
-    def _start_batch(self, loop: asyncio.AbstractEventLoop, batch: _Batch) -> None:
+    def _start_batch(self, loop: asyncio.AbstractEventLoop, batch: Batch) -> None:
         task = loop.create_task(self._call_export(batch.items))
         batch.timer = loop.call_at(batch.started + self._export_timeout, self._expire, task)
         self._running[task] = batch
@@ -656,154 +606,6 @@ class BatchProcessor(Generic[T]):
             self._policy,
         ):
             self._drops_logged = dropped
-
-    # ------------------------------------------------------------------------------- when the loop goes away
-    #
-    # The states of a processor with a fallback loop, and what moves it (see aiotlp.processing._binding):
-    #
-    #   new --start(loop)--> on the loop ----(the loop shuts down, closes, or is found not running)----+
-    #    |                      |                                                                       v
-    #    +--start(closed loop)--|--------------------------------------------------------------> on the fallback
-    #                           +--shutdown--> shut down <-------------------------------shutdown-------+
-    #
-    # A move takes the batches in flight on the old loop (exported again on the new one: at-least-once), and
-    # rebinds under the bind lock (``_start_lock``), which the loop thread also takes to start or settle a batch:
-    # a batch is always either queued, or in flight on the current loop, never lost between the two.
-
-    def _watch(self, loop: asyncio.AbstractEventLoop) -> None:
-        """With a fallback loop: look at ``loop`` every ``schedule_delay`` from the fallback, and move there when
-        ``loop`` holds items but is not running (stopped between ``run_until_complete`` calls, never run, closed
-        without ``asyncio.run``). Not for the fallback loop itself."""
-        fallback = self._fallback
-        if fallback is None or self._stopping:
-            return
-        watcher = fallback()
-        if watcher is loop:
-            return
-        ref = weakref.ref(self)
-        delay = self._schedule_delay
-
-        def check() -> None:
-            processor = ref()
-            if processor is None or processor._loop is not loop or processor._stopping:
-                return
-            if not loop.is_running() and (processor._queue.queued or processor._running):
-                processor._move_from_stopped(loop)
-                return
-            watcher.call_later(delay, check)
-
-        with contextlib.suppress(RuntimeError):  # the fallback loop is closing (interpreter exit)
-            watcher.call_soon_threadsafe(watcher.call_later, delay, check)
-
-    async def _loop_lost(self) -> None:
-        """The worker was cancelled from outside while its loop is shutting down: let the exporter let go of
-        the loop (close its connections there), then move once the cancelled exports have ended."""
-        self._lost = True
-        detach = getattr(self._exporter, "detach_loop", None)
-        if callable(detach):
-            try:
-                await asyncio.wait_for(detach(), SHUTDOWN_GRACE)
-            except Exception as exc:  # its connections stay behind; nothing queued is lost
-                logger.debug("the %s exporter did not let go of the loop: %s", self._signal.value, _describe(exc))
-        self._worker_gone = True
-        self._maybe_move()
-
-    def _maybe_move(self) -> None:
-        if self._worker_gone and not self._running:
-            self._move(self._loop)
-
-    def _move(self, old: asyncio.AbstractEventLoop | None, *, take_running: bool = False) -> bool:
-        """Rebind to the fallback loop and resume there: the worker, then the orphaned batches, exported again.
-
-        ``take_running``: the batches in flight on ``old`` become orphans too (``old`` is stopped or closed, or
-        this is its own thread). False if there is no fallback, or another thread moved first.
-        """
-        fallback = self._fallback
-        if fallback is None or self._stopping:
-            return False
-        new = fallback()
-        with self._start_lock:
-            if self._loop is not old or new is old:
-                return False
-            worker = self._worker
-            left = [*self._running, *([worker] if worker is not None else [])]
-            if take_running:
-                self._orphans.extend(self._running.values())
-                self._running.clear()
-            self._loop = new
-            self._loop_thread = None
-            self._worker = None
-            self._waiter = None
-            self._lost = self._worker_gone = False
-            orphans, self._orphans = self._orphans, []
-            # Flushes and blocked puts waiting on the old loop: woken there (if it ever runs again), they notice
-            # the move and continue on the new loop.
-            flushes, self._flushes = self._flushes, []
-            rooms, self._room = self._room, set()
-        for batch in orphans:
-            if batch.timer is not None:
-                batch.timer.cancel()
-        if old is not None and take_running:
-            self._let_go(old, left, [waiter.future for waiter in flushes] + list(rooms))
-        logger.debug("the %s processor's event loop went away; moved to %r", self._signal.value, new)
-        new.call_soon_threadsafe(self._resume, orphans)
-        self._watch(new)
-        return True
-
-    def _let_go(
-        self, old: asyncio.AbstractEventLoop, tasks: list[asyncio.Task[Any]], futures: list[asyncio.Future[None]]
-    ) -> None:
-        """After a move that took the batches in flight: the old loop's worker and leftover export tasks are
-        cancelled, its waiters woken, and the exporter lets go of it, when that loop next runs (at once if this
-        is its thread); if it never runs again, they stay there quietly."""
-        for task in tasks:  # pending for good on a closed loop: not an error of the application's to report
-            with contextlib.suppress(AttributeError):
-                task._log_destroy_pending = False  # type: ignore[attr-defined]
-        detach = getattr(self._exporter, "detach_loop", None)
-
-        def on_old_loop() -> None:
-            for task in tasks:
-                task.cancel()
-            for future in futures:
-                _resolve(future)
-            if callable(detach):
-                task = old.create_task(detach())
-                task.add_done_callback(_ignore_result)
-
-        with contextlib.suppress(RuntimeError):  # closed: nothing of it will run again
-            old.call_soon_threadsafe(on_old_loop)
-
-    def _resume(self, orphans: list[_Batch]) -> None:
-        loop = self._loop
-        assert loop is not None
-        self._loop_thread = threading.get_ident()
-        self._spawn_worker(loop)
-        for batch in orphans:
-            batch.started = loop.time()
-            batch.cancel_reason = None
-            self._start_batch(loop, batch)
-        self._wake()
-
-    def _move_from_stopped(self, old: asyncio.AbstractEventLoop) -> bool:
-        """``old`` is not running (stopped, closed, or never run): move what it held to the fallback loop now.
-        Any thread. False without a fallback, or when ``old`` runs (again) or another thread moved first."""
-        if self._fallback is None or old.is_running():
-            return False
-        return self._move(old, take_running=True)
-
-    def move_to_fallback(self) -> bool:
-        """Leave the current loop for the fallback loop now; call it on the current loop's own thread.
-
-        For synchronous code on the loop's thread that must wait for exports (an SDK ``force_flush`` from a
-        coroutine): it blocks the loop, so the exports must run elsewhere. Exports in flight are cancelled here
-        and sent again from the fallback loop (at-least-once: the collector may see them twice). The
-        exporter's ``detach_loop()``, when it has one, runs on the old loop when it gets control back.
-        False without a fallback loop or when not on the current loop's thread.
-        """
-        old = self._loop
-        if old is None or self._fallback is None or asyncio._get_running_loop() is not old:
-            return False
-        return self._move(old, take_running=True)
 
     # ---------------------------------------------------------------------------------------- flush, shutdown
 
@@ -1119,21 +921,6 @@ def _reconcile(result: ExportResult, weight: int) -> tuple[int, int, int, int]:
         left -= part
     accepted, rejected, too_large, failed = parts
     return accepted, rejected, failed + left, too_large
-
-
-def _resolve(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
-
-
-def _ignore_result(task: asyncio.Task[Any]) -> None:
-    if not task.cancelled() and (exc := task.exception()) is not None:
-        logger.debug("detach_loop() failed: %s", _describe(exc))
-
-
-def _log_crash(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and (exc := task.exception()) is not None:  # pragma: no cover - a bug
-        logger.error("the batch processor's worker crashed", exc_info=exc)
 
 
 async def _done(outcome: FlushOutcome) -> FlushOutcome:
