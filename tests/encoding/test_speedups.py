@@ -12,6 +12,7 @@ modules' job; here equal bytes suffice, and cost less, so more examples run.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import math
 import os
 import subprocess
@@ -150,14 +151,14 @@ def test_use_rejects_an_unknown_implementation() -> None:
 
 
 @DIFFERENTIAL
-@given(any_values(allow_nan=True, max_leaves=12))
+@given(any_values(allow_nan=True, max_leaves=12, wide=True))
 def test_any_value(value: Any) -> None:
     same(write("any", value))
     same(write("attributes", {"k": value}, b"\x62"))
 
 
 @DIFFERENTIAL
-@given(attributes(allow_nan=True, max_size=12))
+@given(attributes(allow_nan=True, max_size=12, wide=True))
 def test_attributes(values: dict[str, Any]) -> None:
     same(write("attributes", values))
 
@@ -165,6 +166,20 @@ def test_attributes(values: dict[str, Any]) -> None:
 @BATCHES
 @given(span_batches(max_size=8))
 def test_model_span_batches(spans: list[Span]) -> None:
+    assert same(lambda: encode_traces(spans)) == encode_traces(spans)
+
+
+@BATCHES
+@given(span_batches(max_size=6), st.lists(st.tuples(st.integers(0, 5), attributes(max_size=3, wide=True)), max_size=4))
+def test_model_span_batches_with_ints_outside_int64(spans: list[Span], extra: list[tuple[int, dict[str, Any]]]) -> None:
+    """Attributes with ints outside int64 (left out and counted) added to spans, their events and links."""
+    for index, more in extra:
+        if spans:
+            span = spans[index % len(spans)]
+            events = [dataclasses.replace(e, attributes={**e.attributes, **more}) for e in span.events]
+            links = [dataclasses.replace(k, attributes={**k.attributes, **more}) for k in span.links]
+            updated = dataclasses.replace(span, attributes={**span.attributes, **more}, events=events, links=links)
+            spans[index % len(spans)] = updated
     assert same(lambda: encode_traces(spans)) == encode_traces(spans)
 
 
