@@ -16,6 +16,9 @@ What goes on the wire
 - ``resource``, ``scope``, span ``status`` and exponential histogram ``positive``/``negative`` messages are
   always written, even when empty, as the official exporter does.
 - A ``None`` attribute value is an empty ``AnyValue`` message; a ``None`` log body is no body at all.
+- Values left out (see the package docstring and "Values left out" below): an attribute holding an int outside
+  int64 or nested too deep is left out and counted in its owner's ``dropped_attributes_count``; a log body
+  holding one is replaced by a string; an int metric value outside int64 is written as ``as_double``.
 - Strings are UTF-8; a lone surrogate code point becomes U+FFFD (see :func:`aiotlp.encoding._wire.utf8`).
 - An empty batch encodes to ``b""`` (the empty request message). The exporters never send one.
 
