@@ -9,7 +9,7 @@ import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
-from .._exceptions import ConfigurationError, ExportError, ExporterShutdownError, RequestTooLargeError
+from .._exceptions import ConfigurationError, EncodeError, ExportError, ExporterShutdownError, RequestTooLargeError
 from ..config import ExporterConfig, Headers, SignalConfig
 from ..encoding import count_items, encode
 from ..model import LogRecord, Metric, Signal, Span
@@ -208,7 +208,10 @@ class OTLPExporter:
         requests: list[ExportRequest] = []
         dropped = ExportResult()
         for part in _split(codec, items, self.config.for_signal(signal).max_request_bytes, body):
-            if isinstance(part, RequestTooLargeError):
+            if isinstance(part, _Invalid):
+                self._failure_log.log("%s", part.message)
+                dropped = dropped + ExportResult(items=part.items, dropped=part.items, invalid=part.items)
+            elif isinstance(part, RequestTooLargeError):
                 self._failure_log.log("%s", part.message)
                 dropped = dropped + ExportResult(items=part.items, dropped=part.items, error=part)
             else:
@@ -272,6 +275,10 @@ class OTLPExporter:
         try:
             result = ExportResult()
             for part in _split(codec, items, config.max_request_bytes, body):
+                if isinstance(part, _Invalid):
+                    self._failure_log.log("%s", part.message)
+                    result = result + ExportResult(items=part.items, dropped=part.items, invalid=part.items)
+                    continue
                 if isinstance(part, RequestTooLargeError):
                     dropped = part.items
                     self._failure_log.log("%s", part.message)
@@ -351,18 +358,38 @@ class _Codec:
     split_item: Callable[[Any], Sequence[Any]] | None
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Invalid:
+    """Items that cannot be encoded (an :class:`EncodeError`): dropped, counted as ``ExportResult.invalid``."""
+
+    items: int
+    message: str
+
+
 def _split(
     codec: _Codec, items: Sequence[Any], cap: int, body: bytes | None = None
-) -> Iterator[ExportRequest | RequestTooLargeError]:
+) -> Iterator[ExportRequest | RequestTooLargeError | _Invalid]:
     """Encode ``items`` (unless ``body`` is their encoding); halve any batch over ``cap`` until every part fits.
 
     A metric whose points alone exceed the cap is split by data points. A single span, log record or data
-    point over the cap cannot be sent: it is yielded as a :class:`RequestTooLargeError`, to be counted.
+    point over the cap cannot be sent: it is yielded as a :class:`RequestTooLargeError`, to be counted. A batch
+    that cannot be encoded (:class:`EncodeError`) is halved the same way, so that only the items that cannot be
+    encoded are left out: each is yielded as an :class:`_Invalid` (a metric whole, with all its points).
     """
     signal = codec.signal
-    if body is None:
-        body = codec.encode(items)
     count = codec.count(items)
+    if body is None:
+        try:
+            body = codec.encode(items)
+        except EncodeError as exc:
+            if len(items) > 1:
+                half = len(items) // 2
+                yield from _split(codec, items[:half], cap)
+                yield from _split(codec, items[half:], cap)
+            elif count:
+                kind = {"traces": "span", "metrics": "metric", "logs": "log record"}[signal.value]
+                yield _Invalid(count, f"dropped one {kind} that cannot be encoded: {exc}")
+            return
     if len(body) <= cap:
         if count:
             yield ExportRequest(signal=signal, body=body, items=count, size=len(body))
