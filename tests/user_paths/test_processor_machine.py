@@ -7,6 +7,8 @@ that ends spans, then the loop is stopped again); run one in a thread, end spans
 ``loop.close()`` does, or as ``asyncio.run`` does: cancel its tasks first); ``asyncio.run``; end spans in the main
 thread with no loop running, or in a plain thread; ``provider.force_flush()``; ``await processor.aforce_flush()``
 on one of the loops; ``provider.shutdown()`` (after which ended spans must be dropped as ``already_shutdown``).
+The processor is made with or without ``loop=`` (a new loop, which the steps may then run or close, or a loop
+closed already).
 
 After every step: nothing raised, every ended span is in the ledger (``produced``), and the ledger balances
 (``produced == exported + rejected + failed + sum(dropped) + queued + in_flight``). A flush returns True (the
@@ -105,11 +107,21 @@ class ProcessorMachine(RuleBasedStateMachine):
         self.provider: TracerProvider | None = None
         self.processor: Any = None
 
-    @initialize(batch=st.sampled_from([8, 64, 512]), delay=st.sampled_from([20, 500, 60_000]))
-    def make_pipeline(self, batch: int, delay: int) -> None:
+    @initialize(
+        batch=st.sampled_from([8, 64, 512]),
+        delay=st.sampled_from([20, 500, 60_000]),
+        loop_argument=st.sampled_from([None, "a new loop", "a closed loop"]),
+    )
+    def make_pipeline(self, batch: int, delay: int, loop_argument: str | None) -> None:
+        loop = None
+        if loop_argument is not None:  # loop=: one of the application's loops (the rules may run or close it)
+            self.loops.append(_Loop())
+            loop = self.loops[0].loop
+            if loop_argument == "a closed loop":
+                loop.close()
         exporter = aiotlp.sdk.SpanExporter(self.collector.http_endpoint + "/v1/traces", timeout=5)
         self.processor = aiotlp.sdk.BatchSpanProcessor(
-            exporter, max_queue_size=4096, max_export_batch_size=batch, schedule_delay_millis=delay
+            exporter, max_queue_size=4096, max_export_batch_size=batch, schedule_delay_millis=delay, loop=loop
         )
         self.provider = TracerProvider(resource=RESOURCE, shutdown_on_exit=False)
         self.provider.add_span_processor(self.processor)
