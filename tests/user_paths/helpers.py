@@ -4,13 +4,16 @@ line what went wrong (exit code, a traceback, what the collector is missing, wha
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from aiotlp.testing import FakeCollector
 
@@ -172,3 +175,18 @@ def ledger_problems(ledger: dict[str, Any] | None, produced: int) -> list[str]:
     if wrong or ledger["dropped"]:
         problems.append(f"ledger {wrong} dropped={ledger['dropped']} (want produced=exported={produced})")
     return problems
+
+
+@contextlib.contextmanager
+def no_raise(what: str) -> Iterator[None]:
+    """Fail in one line (no traceback to format) if ``what`` raises into the application."""
+    try:
+        yield
+    except Exception as exc:
+        pytest.fail(f"{what} raised {type(exc).__name__}: {exc}", pytrace=False)
+
+
+def fail_if(problems: list[str]) -> None:
+    """Fail with every problem in one line (pytrace=False: pytest then formats no source)."""
+    if problems:
+        pytest.fail("; ".join(problems), pytrace=False)

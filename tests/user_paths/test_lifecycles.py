@@ -28,6 +28,7 @@ from tests.user_paths.helpers import (
     TRANSPORTS,
     child_env,
     delivery_problems,
+    fail_if,
     has,
     ledger_problems,
     names,
@@ -122,6 +123,5 @@ async def test_lifecycle_delivers_everything(
         problems.append(f"force_flush() returned {run.result['flush']}")
     if processor == "aiotlp":
         problems += ledger_problems(None if run.result is None else run.result["ledger"], count)
-    if problems:
-        said = warnings_of(run)
-        pytest.fail("; ".join(problems) + (f" -- the library said: {said}" if said else ""), pytrace=False)
+    said = warnings_of(run)
+    fail_if([*problems, f"the library said: {said}"] if problems and said else problems)

@@ -42,6 +42,7 @@ from hypothesis.stateful import (
 )
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
+from tests.user_paths.helpers import fail_if
 
 import aiotlp.sdk
 from aiotlp.processing import FlushStatus
@@ -218,7 +219,7 @@ class ProcessorMachine(RuleBasedStateMachine):
     @rule()
     def force_flush(self) -> None:
         assert self.provider is not None
-        assert self.provider.force_flush(FLUSH_MILLIS) is True, f"force_flush() returned False: {self.stats()}"
+        assert self.provider.force_flush(FLUSH_MILLIS) is True, f"force_flush() returned False ({self.ledger()})"
 
     @precondition(lambda self: not self.shut_down and (self.has("idle") or self.has("in_thread")))
     @rule(index=which)
@@ -244,14 +245,21 @@ class ProcessorMachine(RuleBasedStateMachine):
     def stats(self) -> Any:
         return self.processor.statistics()
 
+    def ledger(self) -> str:
+        """The ledger in short: its non-zero counts."""
+        stats = self.stats()
+        counts = {k: getattr(stats, k) for k in ("produced", "exported", "rejected", "failed", "queued", "in_flight")}
+        dropped = {reason: count for reason, count in stats.dropped.items() if count}
+        return " ".join(f"{k}={v}" for k, v in counts.items() if v) + (f" dropped={dropped}" if dropped else "")
+
     @invariant()
     def the_ledger_balances_and_counts_every_span(self) -> None:
         if self.processor is None:
             return
         stats = self.stats()
         ended = len(self.ended_before_shutdown) + self.ended_after_shutdown
-        assert stats.balanced, f"the ledger does not balance: {stats}"
-        assert stats.produced == ended, f"{ended} spans ended, the ledger counts {stats.produced}: {stats}"
+        assert stats.balanced, f"the ledger does not balance: {self.ledger()}"
+        assert stats.produced == ended, f"{ended} spans ended, the ledger counts {stats.produced}: {self.ledger()}"
 
     def teardown(self) -> None:
         try:
@@ -272,7 +280,7 @@ class ProcessorMachine(RuleBasedStateMachine):
         spans = [s for s in self.collector.spans() if s.name.startswith(self.prefix)]
         got = {s.name for s in spans}
         missing = self.ended_before_shutdown - got
-        assert not missing, f"{len(missing)} of {len(self.ended_before_shutdown)} spans never arrived: {self.stats()}"
+        assert not missing, f"{len(missing)} of {len(self.ended_before_shutdown)} spans never arrived ({self.ledger()})"
         assert got <= self.ended_before_shutdown, (
             f"spans ended after the shutdown arrived: {got - self.ended_before_shutdown}"
         )
@@ -280,9 +288,9 @@ class ProcessorMachine(RuleBasedStateMachine):
         stats = self.stats()
         dropped = {reason: count for reason, count in stats.dropped.items() if count}
         expected = {"already_shutdown": self.ended_after_shutdown} if self.ended_after_shutdown else {}
-        assert dropped == expected, f"dropped {dropped}, expected {expected}: {stats}"
-        assert stats.failed == 0 and stats.queued == 0 and stats.in_flight == 0, stats
-        assert stats.exported == len(self.ended_before_shutdown), stats
+        assert dropped == expected, f"dropped {dropped}, expected {expected} ({self.ledger()})"
+        settled = stats.failed == 0 and stats.queued == 0 and stats.in_flight == 0
+        assert settled and stats.exported == len(self.ended_before_shutdown), self.ledger()
 
 
 QUICK = settings(
@@ -300,16 +308,35 @@ def collector() -> Iterator[CollectorThread]:
         yield collector
 
 
+def _one_line(error: BaseException) -> str:
+    """A failure and the steps that led to it (hypothesis's notes), in one line."""
+    first = error.__context__ if isinstance(error.__context__, AssertionError) else None
+    messages = [f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}" for e in (first, error) if e]
+    notes = [line.strip() for note in getattr(error, "__notes__", ()) for line in note.splitlines()]
+    steps = [
+        line.removeprefix("state.")
+        for line in notes
+        if line.startswith("state.") and not line.startswith(("state.the_ledger", "state.teardown"))
+    ]
+    return " then ".join(messages) + " <- " + "; ".join(steps)
+
+
 def _run(collector: CollectorThread, profile: settings) -> None:
     ProcessorMachine.collector = collector
+    problems = []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
             run_state_machine_as_test(ProcessorMachine, settings=profile)
+        except Exception as error:  # one failure, or an ExceptionGroup of distinct ones
+            found = getattr(error, "exceptions", None) or [error]
+            problems += [f"[{n}] {_one_line(e)}" for n, e in enumerate(found, 1)]
         finally:
             gc.collect()  # a coroutine never awaited warns when it is collected
-    left = [str(w.message) for w in caught if "never awaited" in str(w.message)]
-    assert not left, f"coroutines left never awaited: {sorted(set(left))}"
+    left = sorted({str(w.message) for w in caught if "never awaited" in str(w.message)})
+    if left:
+        problems.append(f"coroutines left never awaited: {left}")
+    fail_if(problems)
 
 
 def test_any_sequence_of_loop_lifecycles(collector: CollectorThread) -> None:

@@ -28,6 +28,7 @@ from opentelemetry._logs import SeverityNumber
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
+from tests.user_paths.helpers import fail_if, no_raise
 
 import aiotlp.sdk
 from aiotlp.testing import CollectorThread, FakeCollector
@@ -102,18 +103,23 @@ def test_the_sdk_pair_with_the_disk_queue(
         monkeypatch.setenv("AIOTLP_QUEUE_DIR", str(variable))
     where = variable if how == "AIOTLP_QUEUE_DIR" else argument  # the argument wins over the variable
     kwargs = {} if how == "AIOTLP_QUEUE_DIR" else {"queue_dir": argument}
-    pipeline = Pipeline(signal, aiotlp_pair(signal, collector.http_endpoint, **kwargs))
+    with no_raise("making the pipeline"):
+        pipeline = Pipeline(signal, aiotlp_pair(signal, collector.http_endpoint, **kwargs))
+    problems = []
     try:
         names = pipeline.end()
-        assert pipeline.provider.force_flush(10_000) is True
-        arrived = wait_until(collector, lambda c: names <= received(c, signal), 10)
-        files = sorted(os.listdir(where / signal)) if (where / signal).is_dir() else []
+        if pipeline.provider.force_flush(10_000) is not True:
+            problems.append("force_flush() returned False")
+        if not wait_until(collector, lambda c: names <= received(c, signal), 10):
+            problems.append(f"{len(received(collector.collector, signal))} of {COUNT} arrived within 10 s")
+        if not ((where / signal).is_dir() and os.listdir(where / signal)):
+            problems.append(f"no disk-queue files under {where / signal}")
     finally:
         pipeline.provider.shutdown()
-    assert arrived, f"{len(received(collector.collector, signal))} of {COUNT} arrived"
-    assert files, f"no disk-queue files under {where / signal}"
     stats = pipeline.processor.statistics()
-    assert stats.balanced and stats.exported == COUNT and not any(stats.dropped.values()), stats
+    if not (stats.balanced and stats.exported == COUNT and not any(stats.dropped.values())):
+        problems.append(f"ledger {stats}")
+    fail_if(problems)
 
 
 def _foreign(kind: str, signal: str, collector: CollectorThread) -> tuple[Any, Callable[[], set[str]]]:
@@ -159,10 +165,11 @@ def test_a_foreign_exporter_under_the_variable_is_used_as_it_is(
     caplog.set_level(logging.WARNING)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        if signal == "traces":
-            processor: Any = aiotlp.sdk.BatchSpanProcessor(exporter, schedule_delay_millis=60_000)
-        else:
-            processor = aiotlp.sdk.BatchLogRecordProcessor(exporter, schedule_delay_millis=60_000)
+        with no_raise(f"aiotlp's processor over the {kind} exporter"):
+            if signal == "traces":
+                processor: Any = aiotlp.sdk.BatchSpanProcessor(exporter, schedule_delay_millis=60_000)
+            else:
+                processor = aiotlp.sdk.BatchLogRecordProcessor(exporter, schedule_delay_millis=60_000)
         pipeline = Pipeline(signal, processor)
         try:
             names = pipeline.end()
@@ -171,6 +178,9 @@ def test_a_foreign_exporter_under_the_variable_is_used_as_it_is(
             pipeline.provider.shutdown()
     said = [str(w.message) for w in caught if QUEUE_WARNING.search(str(w.message))]
     said += [r.getMessage() for r in caplog.records if QUEUE_WARNING.search(r.getMessage())]
-    assert flushed is True
-    assert reached() == names, f"{len(reached() & names)} of {COUNT} reached the {kind} exporter"
-    assert len(said) == 1, f"want exactly one warning about the disk queue, got {said}"
+    problems = [] if flushed is True else ["force_flush() returned False"]
+    if reached() != names:
+        problems.append(f"{len(reached() & names)} of {COUNT} reached the {kind} exporter")
+    if len(said) != 1:
+        problems.append(f"want exactly one warning about the disk queue, got {said}")
+    fail_if(problems)
