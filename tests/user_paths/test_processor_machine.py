@@ -275,6 +275,8 @@ class ProcessorMachine(RuleBasedStateMachine):
                 if not loop.loop.is_closed():
                     loop.loop.close()
             self.collector._sync(self.collector.collector.clear)
+            # a failure's traceback keeps this machine alive: not what it made (collected, and checked, by _run)
+            self.loops, self.processor, self.provider = [], None, None
 
     def final_checks(self) -> None:
         spans = [s for s in self.collector.spans() if s.name.startswith(self.prefix)]
@@ -331,8 +333,8 @@ def _run(collector: CollectorThread, profile: settings) -> None:
         except Exception as error:  # one failure, or an ExceptionGroup of distinct ones
             found = getattr(error, "exceptions", None) or [error]
             problems += [f"[{n}] {_one_line(e)}" for n, e in enumerate(found, 1)]
-        finally:
-            gc.collect()  # a coroutine never awaited warns when it is collected
+            del found  # its tracebacks hold the machines: let them go before the collection below
+        gc.collect()  # a coroutine never awaited warns when it is collected
     left = sorted({str(w.message) for w in caught if "never awaited" in str(w.message)})
     if left:
         problems.append(f"coroutines left never awaited: {left}")
