@@ -109,11 +109,32 @@ async def run_child(
         output = "".join(lines)[-500:]
         raise AssertionError(f"the child did not exit within {CHILD_BOUND:g}s; stdout: {output}") from None
     stderr = (await stderr_task).decode(errors="replace")
-    result = None
-    for line in lines:
-        if line.startswith("RESULT "):
-            result = json.loads(line[len("RESULT ") :])
-    return ChildRun(process.returncode if process.returncode is not None else -1, "".join(lines), stderr, result, held)
+    results = [json.loads(line[len("RESULT ") :]) for line in lines if line.startswith("RESULT ")]
+    code = process.returncode if process.returncode is not None else -1
+    return ChildRun(code, "".join(lines), stderr, _combined(results), held)
+
+
+def _combined(results: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The RESULT of a child, or of a child and the workers it forked: flush results joined, ledgers summed
+    (a forked worker's processor starts with an empty ledger of its own)."""
+    if not results:
+        return None
+    flush = [value for result in results for value in result["flush"]]
+    ledgers = [result["ledger"] for result in results if result["ledger"] is not None]
+    if not ledgers:
+        return {"flush": flush, "ledger": None}
+    ledger: dict[str, Any] = {}
+    for one in ledgers:
+        for key, value in one.items():
+            if key == "dropped":
+                dropped = ledger.setdefault("dropped", {})
+                for reason, count in value.items():
+                    dropped[reason] = dropped.get(reason, 0) + count
+            elif isinstance(value, int) and not isinstance(value, bool):
+                ledger[key] = ledger.get(key, 0) + value
+            else:
+                ledger.setdefault(key, value)
+    return {"flush": flush, "ledger": ledger}
 
 
 def stderr_problems(run: ChildRun) -> list[str]:

@@ -16,7 +16,7 @@ make them (``shutdown_on_exit`` is left at its default, True), and most scenario
 A scenario may stop at a ``HOLD`` line: it then waits for a line on stdin (the test checks the collector
 meanwhile). At exit, an ``atexit`` hook registered before the provider (so it runs after the provider's own
 ``atexit`` shutdown) prints ``RESULT {json}``: the processor's ``statistics()`` ledger (aiotlp processors), and
-what ``force_flush`` returned when the scenario called it.
+what ``force_flush`` returned when the scenario called it (one line per process: a forked worker prints its own).
 """
 
 from __future__ import annotations
@@ -62,6 +62,7 @@ def _ledger(stats: Any) -> dict[str, Any]:
 def _print_result() -> None:
     if _processors and hasattr(_processors[0], "statistics"):
         _report["ledger"] = _ledger(_processors[0].statistics())
+    _report["pid"] = os.getpid()
     sys.stdout.write("RESULT " + json.dumps(_report) + "\n")
     sys.stdout.flush()
 
@@ -256,6 +257,22 @@ def thread_asyncio_run() -> None:
     thread.join()
 
 
+def fork_after_first_export() -> None:
+    """gunicorn --preload: the parent's application exported already; a forked worker runs its own asyncio.run
+    and exits normally (its atexit handlers run); the parent waits for it, then exits without shutdown."""
+    app = App()
+    first, second = halves()
+    asyncio.run(app.main(first))
+    app.force_flush()
+    pid = os.fork()
+    if pid == 0:
+        asyncio.run(app.main(second))
+        return  # the worker's interpreter exits normally: the provider's atexit shutdown, then RESULT
+    _, status = os.waitpid(pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"the forked worker exited with {os.waitstatus_to_exitcode(status)}")
+
+
 SCENARIOS: dict[str, Callable[[], None]] = {
     "asyncio.run": asyncio_run,
     "asyncio.run-twice": asyncio_run_twice,
@@ -270,6 +287,7 @@ SCENARIOS: dict[str, Callable[[], None]] = {
     "loop-in-thread-stopped": loop_in_thread_stopped,
     "loop=running-in-thread": explicit_loop_in_thread,
     "thread-asyncio.run": thread_asyncio_run,
+    "fork-after-first-export": fork_after_first_export,
 }
 
 if __name__ == "__main__":

@@ -55,6 +55,7 @@ SCENARIOS = (
     "loop-in-thread-stopped",
     "loop=running-in-thread",
     "thread-asyncio.run",
+    "fork-after-first-export",
 )
 LOOP_ARGUMENT = {s for s in SCENARIOS if s.startswith("loop=")}  # aiotlp's processors only: loop=
 COMBOS = list(itertools.product(TRANSPORTS, SIGNALS))
@@ -78,6 +79,7 @@ def _cases() -> list[Any]:
         if scenario not in LOOP_ARGUMENT:
             default.add((scenario, transport, signal, "official", COUNT))
     default.add(("asyncio.run", "grpc-grpcio", "logs", "aiotlp", COUNT))  # grpcio where the rest works today
+    default.add(("fork-after-first-export", "grpc-grpcio", "traces", "aiotlp", COUNT))  # gunicorn --preload
     # the reported figures: 0 of 100 and 512 of 1,000 delivered
     default.add(("run_until_complete-left-open", "grpc-h2", "traces", "aiotlp", COUNT))
     default.add(("run_until_complete-left-open", "http-protobuf", "traces", "aiotlp", 1000))
