@@ -2,8 +2,12 @@
 
 Each case runs tests/user_paths/lifecycle_child.py in a child process: the application makes its provider and
 aiotlp's processor (or, side by side, the SDK's own processor over the same aiotlp exporter), ends its spans or
-log records under one lifecycle, and mostly exits without ``shutdown()`` (the provider's ``atexit`` handler does
-it, as ``shutdown_on_exit=True`` is the default). The collector runs in the test process. Every case checks:
+log records under one lifecycle (``asyncio.run``, once or twice; ``run_until_complete`` with the loop left open,
+or driven in turns with ``force_flush()`` / ``shutdown()`` between them; ``loop=`` a loop that never runs, a
+closed one, or one running in another thread; plain threads; a loop in another thread, left running or stopped;
+``os.fork()`` after the first export, the worker running its own ``asyncio.run``), and mostly exits without
+``shutdown()`` (the provider's ``atexit`` handler does it, as ``shutdown_on_exit=True`` is the default). The
+collector runs in the test process. Every case checks:
 
 * nothing was raised into the application: exit code 0, no traceback (nor a pending task destroyed, a coroutine
   never awaited) on stderr;
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import os
 from typing import Any
 
 import pytest
@@ -68,6 +73,8 @@ def _case(scenario: str, transport: str, signal: str, processor: str, count: int
     ident = f"{scenario}-{transport}-{signal}" + ("-official" if processor == "official" else "")
     ident += f"-{count}" if count != COUNT else ""
     marks = [pytest.mark.slow] if slow else []
+    if scenario.startswith("fork"):
+        marks.append(pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX only"))
     return pytest.param(scenario, transport, signal, processor, count, id=ident, marks=marks)
 
 
