@@ -1,4 +1,4 @@
-"""The ``aiotlp`` command (also ``python -m aiotlp``): demo, receive, send, bench and check.
+"""The ``aiotlp`` command (also ``python -m aiotlp``): demo, receive, send, bench, check and queue.
 
 Errors are one clear line on stderr (``aiotlp: error: ...``) and exit code 1, usage errors exit code 2;
 ``--debug`` shows tracebacks and debug logs instead. Output uses rich when it is installed (``aiotlp[cli]``)
@@ -155,6 +155,19 @@ def _parser() -> argparse.ArgumentParser:
         "--signals", type=_signals, default=list(_SIGNALS), help="signals to test (default traces,metrics,logs)"
     )
     check.add_argument("--timeout", type=_positive_float, help="seconds per test export (default: the configured)")
+
+    queue = commands.add_parser(
+        "queue",
+        parents=[common],
+        help="show what waits in a disk queue directory (read-only)",
+        description=(
+            "Inspects the crash-safe disk queue in DIR (default: AIOTLP_QUEUE_DIR) without changing anything: per "
+            "signal (DIR/traces, DIR/metrics, DIR/logs) the records, items and bytes waiting, the oldest record's "
+            "age, damaged records and quarantined *.corrupt segments, and whether a live process holds the lock "
+            "(its pid). Safe beside the running service and on what a crashed one left."
+        ),
+    )
+    queue.add_argument("directory", nargs="?", type=Path, metavar="DIR", help="the queue directory")
     return parser
 
 
@@ -207,6 +220,10 @@ def _run(args: argparse.Namespace) -> int:
         coroutine = run_check(
             ui, export=not args.no_export, signals=[Signal(s) for s in args.signals], timeout=args.timeout
         )
+    elif args.command == "queue":
+        from ._queue import run_queue
+
+        return run_queue(ui, args.directory)
     else:
         from ._bench import run_bench
 
