@@ -86,6 +86,9 @@ def _parser() -> argparse.ArgumentParser:
         choices=_PROTOCOLS,
         help="OTLP protocol (default: OTEL_EXPORTER_OTLP_PROTOCOL, else http/protobuf)",
     )
+    demo.add_argument(
+        "--seed", type=int, help="seed of the simulated traffic and its trace ids (default: random on every run)"
+    )
 
     receive = commands.add_parser(
         "receive",
@@ -193,7 +196,12 @@ def _run(args: argparse.Namespace) -> int:
         from ._demo import run_demo
 
         coroutine = run_demo(
-            ui, requests=args.requests, concurrency=args.concurrency, duration=args.duration, protocol=args.protocol
+            ui,
+            requests=args.requests,
+            concurrency=args.concurrency,
+            duration=args.duration,
+            protocol=args.protocol,
+            seed=args.seed,
         )
     elif args.command == "receive":
         from ._receive import run_receive

@@ -22,6 +22,7 @@ unusable.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import os
 import time
@@ -42,7 +43,10 @@ from ..model import Gauge, LogRecord, Metric, NumberDataPoint, Resource, Severit
 from ._queue import lock_text, waiting_text
 from ._ui import UI, Node
 
-__all__ = ["explain", "run_check"]
+__all__ = ["HINT", "connect_problem", "explain", "run_check"]
+
+#: What to run next when a command cannot reach its collector.
+HINT = "run `aiotlp check` to test the configuration and each endpoint"
 
 _RESOURCE = Resource({"service.name": "aiotlp-check"})
 _SECONDS_HINT = " (under 100 ms: OTEL_EXPORTER_OTLP_TIMEOUT is in milliseconds; were seconds meant?)"
@@ -264,6 +268,28 @@ def explain(error: BaseException | None, config: SignalConfig) -> str:
     if status in (400, "INVALID_ARGUMENT"):
         return f"{text}: the collector could not read the request; does {where} speak {config.protocol}?"
     return text
+
+
+async def connect_problem(config: SignalConfig) -> str | None:
+    """None when a TCP connection opens to one of ``config``'s endpoints within its timeout; else why none did,
+    in :func:`explain`'s words, naming the last endpoint tried. Sends nothing: a fast answer to "is anything
+    listening there?" before a command sends for real."""
+    problem = None
+    for endpoint, display in zip(config.endpoints, config.endpoints_for_display, strict=True):
+        single = dataclasses.replace(config, endpoint=endpoint, endpoints=())
+        try:
+            _, writer = await asyncio.wait_for(asyncio.open_connection(single.host, single.port), single.timeout)
+        except asyncio.TimeoutError:
+            error: ExportError = AttemptTimeoutError(f"no connection within {single.timeout:g}s")
+        except OSError as exc:
+            error = ConnectError(str(exc))
+        else:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+            return None
+        problem = f"cannot connect to {display}: {explain(error, single)}"
+    return problem
 
 
 def _probe_items(signal: Signal) -> Sequence[object]:
