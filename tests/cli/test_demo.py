@@ -70,9 +70,10 @@ async def test_demo_plain_output_without_rich() -> None:
     assert summary_counts(out)["log records"] == (20, 20)
 
 
-async def test_demo_exports_to_the_configured_endpoint() -> None:
+@pytest.mark.parametrize("variable", ["OTEL_EXPORTER_OTLP_ENDPOINT", "AIOTLP_EXPORTER_OTLP_ENDPOINTS"])
+async def test_demo_exports_to_the_configured_endpoint(variable: str) -> None:
     async with FakeCollector() as collector:
-        env = {"OTEL_EXPORTER_OTLP_ENDPOINT": collector.http_endpoint}
+        env = {variable: collector.http_endpoint}
         code, out, err = await run("demo", "--requests", "20", "--duration", "0", env=env)
         assert code == 0, out + err
         assert "embedded" not in out

@@ -147,10 +147,13 @@ def _parser() -> argparse.ArgumentParser:
         parents=[common],
         help="show the exporter configuration from the environment and test each endpoint",
         description=(
-            "Reads the OTEL_EXPORTER_OTLP_*, OTEL_BSP_*, OTEL_BLRP_* and OTEL_METRIC_* variables exactly as the "
-            "exporters do, prints the effective configuration per signal (header values and URL credentials "
-            "redacted), then sends one small test export per signal and explains any failure. Exit code 1 when "
-            "the configuration is invalid or an export fails."
+            "Reads the OTEL_EXPORTER_OTLP_*, AIOTLP_EXPORTER_OTLP_*ENDPOINTS, OTEL_BSP_*, OTEL_BLRP_*, "
+            "OTEL_METRIC_* and AIOTLP_QUEUE_DIR variables as aiotlp's exporters do, prints the effective "
+            "configuration per signal with where each value came from (an argument, a variable, the default; "
+            "header values and URL credentials redacted) and the disk queue directory's state, then sends one "
+            "small test export to every endpoint on its own (each collector of a fleet separately) and explains "
+            "any failure. Exit code 1 when the configuration is invalid, an export fails or the queue directory "
+            "is unusable."
         ),
     )
     check.add_argument("--no-export", action="store_true", help="only print the configuration")

@@ -28,7 +28,14 @@ import os
 import time
 from collections.abc import Sequence
 
-from .._exceptions import AttemptTimeoutError, ConnectError, DeadlineExceededError, ExportError, RetriesExhaustedError
+from .._exceptions import (
+    AttemptTimeoutError,
+    ConnectError,
+    DeadlineExceededError,
+    DurableQueueError,
+    ExportError,
+    RetriesExhaustedError,
+)
 from ..config import (
     BatchConfig,
     ExporterConfig,
@@ -198,7 +205,11 @@ def _queue_node(problems: list[str]) -> Node:
             if not os.path.isdir(queue_path):
                 node.children.append(Node(signal.value, "no queue yet"))
                 continue
-            found = inspect_queue(queue_path)
+            try:
+                found = inspect_queue(queue_path)
+            except DurableQueueError as exc:
+                problems.append(str(exc))
+                continue
             detail = f"{waiting_text(found)}; lock {lock_text(found)}"
             if found.lock == "held":
                 detail += " (a process started with this AIOTLP_QUEUE_DIR cannot open it: one directory per process)"

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._exceptions import ConfigurationError, ConnectError, MissingExtraError
-from ..config import ExporterConfig, OtlpProtocol, endpoint_from_env
+from ..config import ExporterConfig, OtlpProtocol, variable_source
 from ..export import ExportResult, OTLPExporter
 from ..model import (
     AggregationTemporality,
@@ -310,7 +310,15 @@ async def run_demo(
         raise ConfigurationError("--requests and --concurrency must be positive")
     if not 0 <= duration <= 60:
         raise ConfigurationError(f"--duration must be between 0 and 60 seconds, got {duration:g}")
-    env_endpoint = endpoint_from_env(Signal.TRACES) is not None
+    env_endpoint = (
+        variable_source(
+            "AIOTLP_EXPORTER_OTLP_TRACES_ENDPOINTS",
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            "AIOTLP_EXPORTER_OTLP_ENDPOINTS",
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+        )
+        is not None
+    )
     receiver: Any = None
     if env_endpoint:
         config = ExporterConfig.from_env(protocol=protocol)
