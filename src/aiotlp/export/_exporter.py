@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import concurrent.futures
 import contextlib
 import dataclasses
@@ -10,6 +11,7 @@ import functools
 import logging
 import os
 import threading
+import weakref
 from collections.abc import AsyncGenerator, Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -146,6 +148,7 @@ class OTLPExporter:
         self._pid = os.getpid()
         self._retired_retries = 0
         self._closed = False
+        _open_exporters.add(self)
         self._partial_log = RateLimitedLogger(logger, logging.WARNING, interval=60.0)
         self._failure_log = RateLimitedLogger(logger, logging.WARNING, interval=10.0)
 
@@ -362,6 +365,15 @@ class OTLPExporter:
         abandon(binding)
         logger.debug("dropped the connections of %r (closed, or the parent process's)", binding.loop)
 
+    def _leave_at_exit(self) -> None:
+        """Interpreter exit with the exporter open: the connections of loops left open (not running) are left
+        as they are, never finalized (which would log "Unclosed client session" and the like)."""
+        with self._lock:
+            for loop, binding in list(self._bindings.items()):
+                if not loop.is_running():
+                    del self._bindings[loop]
+                    self._drop(binding)
+
     async def _send(self, stack: SenderStack, request: ExportRequest, deadline: float) -> ExportResult:
         body, compressed = stack.transport.prepare(request.body)
         if compressed:
@@ -402,6 +414,7 @@ class OTLPExporter:
         if self._closed:
             return
         self._closed = True
+        _open_exporters.discard(self)
         loop = asyncio.get_running_loop()
         with self._lock:
             forked = self._pid != os.getpid()
@@ -520,6 +533,16 @@ class _LoopStacks:
             return None
         return future
 
+
+_open_exporters: weakref.WeakSet[OTLPExporter] = weakref.WeakSet()
+
+
+def _at_exit() -> None:
+    for exporter in list(_open_exporters):
+        exporter._leave_at_exit()
+
+
+atexit.register(_at_exit)
 
 #: Seconds the exports of a loop that is shutting down get to end before its connections close.
 _LOOP_END_GRACE = 1.0
