@@ -27,7 +27,6 @@ import aiohttp
 import grpc
 import grpc.aio
 import pytest
-from opentelemetry.instrumentation.grpc import GrpcAioInstrumentorClient
 from opentelemetry.instrumentation.utils import is_http_instrumentation_enabled
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -121,8 +120,9 @@ async def test_http_export_is_not_traced(
 async def test_grpc_export_is_not_traced(
     implementation: str, collector: FakeCollector, recorded: tuple[TracerProvider, InMemorySpanExporter]
 ) -> None:
+    grpc_instrumentation = pytest.importorskip("opentelemetry.instrumentation.grpc", reason="the test extra has it")
     provider, memory = recorded
-    instrumentor = GrpcAioInstrumentorClient()
+    instrumentor = grpc_instrumentation.GrpcAioInstrumentorClient()
     instrumentor.instrument(tracer_provider=provider)
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{collector.grpc_port}") as channel:

@@ -361,8 +361,7 @@ class OTLPExporter:
                 self._retired_retries += binding.retries()
 
     def _drop(self, binding: _LoopStacks) -> None:
-        binding.detach()
-        abandon(binding)
+        binding.drop()
         logger.debug("dropped the connections of %r (closed, or the parent process's)", binding.loop)
 
     def _leave_at_exit(self) -> None:
@@ -427,11 +426,13 @@ class OTLPExporter:
             elif forked or binding.loop.is_closed():
                 self._drop(binding)
             else:  # another thread's loop (running, or to run again): close there, when it runs
-                future = binding.close_soon(timeout)
-                if future is not None and binding.loop.is_running():
-                    waits.append(asyncio.wrap_future(future))
+                binding.close_soon(timeout)
+                if binding.loop.is_running():
+                    waits.append(asyncio.wrap_future(binding.closed))
         if waits:
-            await asyncio.gather(*waits, return_exceptions=True)
+            # bounded: another thread's loop may end before it runs the close (its watch then closes instead)
+            longest = timeout if timeout is not None else max(self.config.for_signal(s).timeout for s in Signal)
+            await asyncio.wait(waits, timeout=longest + 2 * _LOOP_END_GRACE)
         with self._lock:
             self._retired_retries += sum(binding.retries() for binding in bindings)
 
@@ -455,6 +456,7 @@ class _LoopStacks:
         self.active = 0
         self.live = True  # False once closed or dropped: the watch then does nothing
         self._idle: asyncio.Event | None = None
+        self.closed: concurrent.futures.Future[None] = concurrent.futures.Future()  # set once closed or dropped
         self._on_loop_end = on_loop_end
         self._watch = self._watch_loop()
         # Started by hand, synchronously: the loop's first-iteration hook registers it for shutdown_asyncgens()
@@ -490,6 +492,13 @@ class _LoopStacks:
         with contextlib.suppress(StopIteration, RuntimeError):
             self._watch.aclose().send(None)
 
+    def drop(self) -> None:
+        """Leave the connections as they are, for good (see :mod:`aiotlp._fork`)."""
+        self.detach()
+        abandon(self)
+        if not self.closed.done():
+            self.closed.set_result(None)
+
     async def close(self, timeout: float | None) -> None:
         """On this loop: interrupt retry backoffs, let in-flight exports end (within ``timeout``), close."""
         if not self.live:
@@ -498,40 +507,30 @@ class _LoopStacks:
         await self._close(timeout)
 
     async def _close(self, timeout: float | None) -> None:
-        for stack in self.stacks.values():
-            stack.retry.interrupt()
-        if self.active:
-            self._idle = asyncio.Event()
-            try:
-                await asyncio.wait_for(self._idle.wait(), timeout)
-            except asyncio.TimeoutError:
-                logger.warning("shutdown: %d export(s) still in flight after %.3gs; closing", self.active, timeout)
-        await asyncio.gather(*(stack.top.shutdown() for stack in self.stacks.values()))
+        try:
+            for stack in self.stacks.values():
+                stack.retry.interrupt()
+            if self.active:
+                self._idle = asyncio.Event()
+                try:
+                    await asyncio.wait_for(self._idle.wait(), timeout)
+                except asyncio.TimeoutError:
+                    logger.warning("shutdown: %d export(s) still in flight after %.3gs; closing", self.active, timeout)
+            await asyncio.gather(*(stack.top.shutdown() for stack in self.stacks.values()))
+        finally:
+            if not self.closed.done():
+                self.closed.set_result(None)
 
-    def close_soon(self, timeout: float | None) -> concurrent.futures.Future[None] | None:
-        """From another thread: close on this loop when it runs next; None if the loop is closed already."""
-        future: concurrent.futures.Future[None] = concurrent.futures.Future()
+    def close_soon(self, timeout: float | None) -> None:
+        """From another thread: close on this loop when it runs next (:attr:`closed` says when it is done)."""
 
         def start() -> None:
             task = self.loop.create_task(self.close(timeout))
             _closing.add(task)
+            task.add_done_callback(_closing.discard)
 
-            def done(task: asyncio.Task[None]) -> None:
-                _closing.discard(task)
-                if task.cancelled():
-                    future.cancel()
-                elif (error := task.exception()) is not None:
-                    future.set_exception(error)
-                else:
-                    future.set_result(None)
-
-            task.add_done_callback(done)
-
-        try:
+        with contextlib.suppress(RuntimeError):  # the loop is closed already
             self.loop.call_soon_threadsafe(start)
-        except RuntimeError:  # closed meanwhile
-            return None
-        return future
 
 
 _open_exporters: weakref.WeakSet[OTLPExporter] = weakref.WeakSet()
