@@ -1,6 +1,7 @@
 """A child process for tests/export/test_lifecycles.py: one standalone OTLPExporter through one lifecycle.
 
-``python lifecycle_child.py SCENARIO ENDPOINT PROTOCOL GRPC_IMPLEMENTATION``. Each export's span is named after
+``python lifecycle_child.py SCENARIO ENDPOINT PROTOCOL GRPC_IMPLEMENTATION`` (ENDPOINT: a URL, or a fleet's
+URLs joined by commas). Each export's span is named after
 its step; the script prints one ``RESULT <step> <accepted> <failed> <error>`` line per export and ``OK`` at the
 end (exit 0). The test checks these lines, the collector's spans, and that nothing else was printed (no
 traceback, ResourceWarning, "Event loop is closed", "never awaited").
@@ -37,7 +38,7 @@ def span(name: str) -> Span:
 
 def make_exporter() -> OTLPExporter:
     return OTLPExporter(
-        endpoint=ENDPOINT,
+        endpoint=ENDPOINT.split(",") if "," in ENDPOINT else ENDPOINT,
         protocol=PROTOCOL,
         timeout=10,
         grpc_implementation="grpcio" if IMPLEMENTATION == "grpcio" else "h2",
@@ -240,6 +241,8 @@ SCENARIOS: dict[str, Callable[[OTLPExporter], None]] = {
     "fork": fork,
     "fork_open_loop": fork_open_loop,
     "fork_child_exits": fork_child_exits,
+    "fleet_run_twice": run_twice,
+    "fleet_fork": fork,
     "durable_run_twice": durable_run_twice,
     "durable_fork": durable_fork,
 }

@@ -1,13 +1,14 @@
 """One standalone OTLPExporter through the lifecycles real programs give it, over every protocol and gRPC client.
 
 ``asyncio.run`` twice, threads that each run a loop (in turn, and at once), a loop closed without
-``shutdown_asyncgens()``, a loop driven in turns, a loop left open at exit, and ``os.fork()`` after the first
-export (gunicorn ``--preload``), with the parent's loop closed or still open, and a child that exits without
-``shutdown()``; the disk queue in front (its delivery moves to the next loop; a forked child may not use the
-parent's queue: its export fails, counted). Each runs in a child Python process (``lifecycle_child.py``; asyncio
-debug mode, warnings as errors) that exports to a FakeCollector served by the test's loop. The test checks every
-export's :class:`~aiotlp.ExportResult`, the spans the collector received, a fast shutdown, a clean exit, and that
-the child printed nothing else: no traceback, no ResourceWarning, no "Event loop is closed".
+``shutdown_asyncgens()``, a loop driven in turns, a loop left open at exit, and ``os.fork()`` after the first export
+(gunicorn ``--preload``), with the parent's loop closed or still open, and a child that exits without ``shutdown()``; a
+fleet (a dead collector listed first, so every export fails over); the disk queue in front (its delivery moves to the
+next loop; a forked child may not use the parent's queue: its export fails, counted). Each runs in a child Python
+process (``lifecycle_child.py``; asyncio debug mode, warnings as errors) that exports to a FakeCollector served by the
+test's loop. The test checks every export's :class:`~aiotlp.ExportResult`, the spans the collector received, a fast
+shutdown, a clean exit, and that the child printed nothing else: no traceback, no ResourceWarning, no "Event loop is
+closed".
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from aiotlp.testing import FakeCollector
+from aiotlp.testing import FakeCollector, free_port
 
 CHILD = Path(__file__).with_name("lifecycle_child.py")
 EXIT_BOUND = 60.0  # seconds a child process may take, start-up included
@@ -47,6 +48,8 @@ SCENARIOS = {
     "fork": ["parent-before", "child", "parent-after"],
     "fork_open_loop": ["parent-before", "child", "parent-after"],
     "fork_child_exits": ["parent-before", "child", "parent-after"],
+    "fleet_run_twice": ["run-1", "run-2", "run-3"],
+    "fleet_fork": ["parent-before", "child", "parent-after"],
     "durable_run_twice": ["run-1", "run-2", "run-3"],
     "durable_fork": ["parent-before", "child", "parent-after"],
 }
@@ -56,6 +59,8 @@ FAILING = {("durable_fork", "child"): "0 1 PermanentError"}
 _LINE = re.compile(r"(RESULT \S+ \d+ \d+ \S+|SHUTDOWN \S+ [\d.]+|CHILD -?\d+|OK)")
 #: grpc core's own notice when the parent forks with a grpc.aio channel open (not an error)
 _GRPC_FORK_NOTICE = re.compile(r"^I\d{4} [\d:.]+ +\d+ fork_posix\.cc:\d+\] Other threads are currently calling into")
+#: the fleet's warning when it finds the dead collector down (once per event loop: each has its own fleet)
+_FLEET_DOWN = re.compile(r"^collector http://127\.0\.0\.1:\d+(/v1/traces)? is down \(cannot connect to ")
 #: the disk queue's warning in the forked child (logging's last-resort handler prints it)
 _QUEUE_REFUSAL = re.compile(r"^the disk queue \S+ belongs to process \d+, which this one was forked from")
 
@@ -95,7 +100,11 @@ def check_output(text: str, scenario: str) -> None:
     steps = SCENARIOS[scenario]
     results: dict[str, str] = {}
     for line in text.splitlines():
-        if _GRPC_FORK_NOTICE.match(line) or (scenario == "durable_fork" and _QUEUE_REFUSAL.match(line)):
+        if (
+            _GRPC_FORK_NOTICE.match(line)
+            or (scenario == "durable_fork" and _QUEUE_REFUSAL.match(line))
+            or (scenario.startswith("fleet") and _FLEET_DOWN.match(line))
+        ):
             continue
         assert _LINE.fullmatch(line), f"unexpected output {line!r} in:\n{text}"
         if line.startswith("RESULT "):
@@ -117,6 +126,8 @@ async def test_one_exporter_through_a_lifecycle(scenario: str, variant: str, col
         pytest.skip("os.fork is POSIX only")
     protocol, implementation = VARIANTS[variant]
     endpoint = collector.grpc_endpoint if protocol == "grpc" else collector.http_endpoint
+    if scenario.startswith("fleet"):  # a collector that is down (nothing listens there), then the live one
+        endpoint = f"http://127.0.0.1:{free_port()}," + endpoint
     sent = sorted(step for step in SCENARIOS[scenario] if (scenario, step) not in FAILING)
     for _ in range(FORK_RUNS if "fork" in scenario else 1):
         collector.clear()
@@ -124,7 +135,7 @@ async def test_one_exporter_through_a_lifecycle(scenario: str, variant: str, col
         assert returncode == 0, output
         check_output(output, scenario)
         assert sorted(span.name for span in collector.spans()) == sent
-        if scenario.startswith("fork"):  # the child's span came from the child's process
+        if "fork" in scenario and "durable" not in scenario:  # the child's span came from the child's process
             pids = {
                 request.message.resource_spans[0].resource.attributes[0].value.int_value: [
                     span.name for scope in request.message.resource_spans[0].scope_spans for span in scope.spans

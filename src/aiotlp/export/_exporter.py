@@ -159,7 +159,9 @@ class OTLPExporter:
     def endpoints_statistics(self, signal: Signal | str = Signal.TRACES) -> tuple[EndpointStatistics, ...]:
         """Per-collector counters and state of ``signal``'s fleet: how the load was split, which endpoint is down.
 
-        Empty when the signal does not export through a :class:`~aiotlp.transport.FleetTransport`: one endpoint,
+        The fleet of the running event loop's connections (each loop has its own, see the class docstring), or
+        of the last loop that exported. Empty when the signal does not export through a
+        :class:`~aiotlp.transport.FleetTransport`: one endpoint,
         a custom ``transport_factory``, or grpcio's own ``round_robin`` channel over a list of IP addresses
         (grpc balances inside the channel and does not say which address served a call).
         """

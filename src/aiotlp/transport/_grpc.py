@@ -154,9 +154,12 @@ class GrpcTransport:
             self._channel = self._call = None
         if self._fallback is None:
             try:
-                from ._h2grpc import H2GrpcTransport
+                from . import make_transport
 
-                self._fallback = H2GrpcTransport(self.config, max_response_bytes=self.max_response_bytes)
+                # every endpoint of the configuration (a round_robin channel's list becomes a fleet)
+                self._fallback = make_transport(
+                    self.config, max_response_bytes=self.max_response_bytes, grpc_implementation="h2"
+                )
             except MissingExtraError:
                 raise PermanentError(
                     "grpc.aio cannot be used in a process forked after it was used (grpcio does not support fork "
