@@ -91,11 +91,13 @@ class GrpcTransport:
         self.max_response_bytes = max_response_bytes
         self._target = target if target is not None else f"{config.host}:{config.port}"
         self._credentials: Any = None
-        self._pem: tuple[bytes | None, ...] = ()
         if config.use_tls:
-            # read now, so that a missing file fails here; grpc is called only when the channel is made
             files = (config.certificate_file, config.client_key_file, config.client_certificate_file)
-            self._pem = tuple(_read(path) for path in files)
+            root, key, chain = (_read(path) for path in files)
+            if _grpc_usable():  # in a forked child grpc is never called (module docstring)
+                self._credentials = grpc.ssl_channel_credentials(
+                    root_certificates=root, private_key=key, certificate_chain=chain
+                )
         self._metadata = tuple(config.headers.items())
         self._compression = grpc.Compression.Gzip if config.compression == "gzip" else grpc.Compression.NoCompression
         self._options: tuple[tuple[str, str | int], ...] = (
@@ -131,11 +133,6 @@ class GrpcTransport:
     def _get_call(self) -> Any:
         global _used_by
         if self._channel is None:
-            if self.config.use_tls and self._credentials is None:
-                root, key, chain = self._pem
-                self._credentials = grpc.ssl_channel_credentials(
-                    root_certificates=root, private_key=key, certificate_chain=chain
-                )
             if self._credentials is not None:
                 self._channel = grpc.aio.secure_channel(self._target, self._credentials, options=self._options)
             else:
