@@ -209,6 +209,16 @@ def durable_run_twice(exporter: OTLPExporter) -> None:
         run(export_and_shutdown(durable, "run-3"))
 
 
+def durable_loop_closed(exporter: OTLPExporter) -> None:
+    """The disk queue's delivery loop closed without shutdown_asyncgens(): delivery moves to the next loop."""
+    with tempfile.TemporaryDirectory() as directory:
+        durable = DurableExporter(exporter, directory)
+        loop = new_loop()
+        loop.run_until_complete(export(durable, "closed-loop"))
+        loop.close()
+        run(export_and_shutdown(durable, "after"))
+
+
 def durable_fork(exporter: OTLPExporter) -> None:
     """The disk queue is the parent's: a forked child's exports fail (counted), the parent's go on."""
     with tempfile.TemporaryDirectory() as directory:
@@ -244,6 +254,7 @@ SCENARIOS: dict[str, Callable[[OTLPExporter], None]] = {
     "fleet_run_twice": run_twice,
     "fleet_fork": fork,
     "durable_run_twice": durable_run_twice,
+    "durable_loop_closed": durable_loop_closed,
     "durable_fork": durable_fork,
 }
 

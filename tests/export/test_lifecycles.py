@@ -51,6 +51,7 @@ SCENARIOS = {
     "fleet_run_twice": ["run-1", "run-2", "run-3"],
     "fleet_fork": ["parent-before", "child", "parent-after"],
     "durable_run_twice": ["run-1", "run-2", "run-3"],
+    "durable_loop_closed": ["closed-loop", "after"],
     "durable_fork": ["parent-before", "child", "parent-after"],
 }
 #: exports expected to fail (as "accepted failed error"); they send nothing
