@@ -32,7 +32,7 @@ from ..transport import (
 from ._ratelimit import RateLimitedLogger
 from ._retry import RetryPolicy
 from ._stack import SenderStack, build_stack
-from ._suppress import suppressed
+from ._suppress import suppress
 from ._types import ExportRequest, ExportResult
 
 __all__ = ["OTLPExporter"]
@@ -275,8 +275,7 @@ class OTLPExporter:
         binding = self._bind(loop)
         binding.active += 1
         try:
-            with suppressed():
-                return await self._send(binding.stacks[request.signal], request, deadline)
+            return await self._send(binding.stacks[request.signal], request, deadline)
         finally:
             binding.leave()
 
@@ -323,8 +322,7 @@ class OTLPExporter:
                     self._failure_log.log("%s", part.message)
                     result = result + ExportResult(items=dropped, dropped=dropped, error=part)
                     continue
-                with suppressed():
-                    result = result + await self._send(stack, part, deadline)
+                result = result + await self._send(stack, part, deadline)
             return result
         finally:
             binding.leave()
@@ -379,6 +377,7 @@ class OTLPExporter:
         body, compressed = stack.transport.prepare(request.body)
         if compressed:
             request = dataclasses.replace(request, body=body, compressed=True)
+        restore = suppress()  # instrumented HTTP and gRPC clients must not trace the exporter's own calls
         try:
             partial = await stack.top.send(request, deadline)
         except ExportError as exc:
@@ -390,6 +389,9 @@ class OTLPExporter:
                 exc,
             )
             return ExportResult(items=request.items, failed=request.items, requests=1, error=exc)
+        finally:
+            if restore is not None:
+                restore()
         rejected = min(max(partial.rejected, 0), request.items)
         if rejected or partial.error_message:
             self._partial_log.log(

@@ -9,12 +9,12 @@ so a process without OpenTelemetry pays one dictionary lookup per export.
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable
 from typing import Any
 
-__all__ = ["suppressed"]
+__all__ = ["suppress"]
 
 _cache: tuple[Any, Any] | None = None  # (the opentelemetry.context module, its suppressing Context)
 
@@ -34,15 +34,13 @@ def _suppressing(module: Any) -> Any:
     return context
 
 
-@contextlib.contextmanager
-def suppressed() -> Iterator[None]:
-    """Run the block with OpenTelemetry instrumentation suppressed, if the OpenTelemetry API is imported."""
+def suppress() -> Callable[[], object] | None:
+    """Suppress OpenTelemetry instrumentation in the current context, if the OpenTelemetry API is imported.
+
+    Returns what restores the context (call it when the network call is over, in the same task), or None when
+    there was nothing to do. A function rather than a context manager: this runs once per request.
+    """
     module = sys.modules.get("opentelemetry.context")
     if module is None or not hasattr(module, "attach"):
-        yield
-        return
-    token = module.attach(_suppressing(module))
-    try:
-        yield
-    finally:
-        module.detach(token)
+        return None
+    return functools.partial(module.detach, module.attach(_suppressing(module)))
