@@ -151,6 +151,13 @@ def loop_left_open(exporter: OTLPExporter) -> None:
     loop.run_until_complete(export(exporter, "open-2"))
 
 
+def shutdown_elsewhere(exporter: OTLPExporter) -> None:
+    """Shut down from another loop while the first is left open (and never runs again): nothing is finalized."""
+    loop = new_loop()
+    loop.run_until_complete(export(exporter, "left-open"))
+    run(export_and_shutdown(exporter, "main"))
+
+
 def fork(exporter: OTLPExporter) -> None:
     """gunicorn --preload: export in the parent, fork, export in the child (and the parent again)."""
     run(export(exporter, "parent-before"))
@@ -248,6 +255,7 @@ SCENARIOS: dict[str, Callable[[OTLPExporter], None]] = {
     "loop_closed": loop_closed,
     "loop_in_turns": loop_in_turns,
     "loop_left_open": loop_left_open,
+    "shutdown_elsewhere": shutdown_elsewhere,
     "fork": fork,
     "fork_open_loop": fork_open_loop,
     "fork_child_exits": fork_child_exits,

@@ -45,6 +45,7 @@ SCENARIOS = {
     "loop_closed": ["closed-loop", "after"],
     "loop_in_turns": ["turn-1", "other-loop", "turn-2", "turn-3"],
     "loop_left_open": ["open-1", "open-2"],
+    "shutdown_elsewhere": ["left-open", "main"],
     "fork": ["parent-before", "child", "parent-after"],
     "fork_open_loop": ["parent-before", "child", "parent-after"],
     "fork_child_exits": ["parent-before", "child", "parent-after"],
@@ -75,7 +76,7 @@ async def collector() -> AsyncIterator[FakeCollector]:
 async def run_child(scenario: str, endpoint: str, protocol: str, implementation: str) -> tuple[int, str]:
     # Debug mode and warnings as errors, as in a careful developer's run; a loop left open at exit is the
     # application's own ResourceWarning, so that one runs as programs usually do.
-    flags = [] if scenario == "loop_left_open" else ["-X", "dev", "-W", "error"]
+    flags = [] if scenario in ("loop_left_open", "shutdown_elsewhere") else ["-X", "dev", "-W", "error"]
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         *flags,

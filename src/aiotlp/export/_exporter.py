@@ -433,6 +433,9 @@ class OTLPExporter:
                 binding.close_soon(timeout)
                 if binding.loop.is_running():
                     waits.append(asyncio.wrap_future(binding.closed))
+                else:  # if it never runs again, the connections are left as they are at exit
+                    _unfinished.add(binding)
+                    binding.closed.add_done_callback(functools.partial(_finished, binding))
         if waits:
             # bounded: another thread's loop may end before it runs the close (its watch then closes instead)
             longest = timeout if timeout is not None else max(self.config.for_signal(s).timeout for s in Signal)
@@ -540,9 +543,20 @@ class _LoopStacks:
 _open_exporters: weakref.WeakSet[OTLPExporter] = weakref.WeakSet()
 
 
+_unfinished: set[_LoopStacks] = set()
+"""Bindings of shut-down exporters whose close waits for their loop to run again."""
+
+
+def _finished(binding: _LoopStacks, _: object) -> None:
+    _unfinished.discard(binding)
+
+
 def _at_exit() -> None:
     for exporter in list(_open_exporters):
         exporter._leave_at_exit()
+    for binding in list(_unfinished):
+        if not binding.loop.is_running():
+            binding.drop()
 
 
 atexit.register(_at_exit)
