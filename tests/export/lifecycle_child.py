@@ -226,6 +226,18 @@ def durable_loop_closed(exporter: OTLPExporter) -> None:
         run(export_and_shutdown(durable, "after"))
 
 
+def durable_other_loop(exporter: OTLPExporter) -> None:
+    """The disk queue delivers on a loop that is still open: an export from another loop fails, counted."""
+    with tempfile.TemporaryDirectory() as directory:
+        durable = DurableExporter(exporter, directory)
+        loop = new_loop()
+        loop.run_until_complete(export(durable, "delivery-loop"))
+        run(export(durable, "other-loop"))
+        loop.run_until_complete(export_and_shutdown(durable, "delivery-loop-again"))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+
+
 def durable_fork(exporter: OTLPExporter) -> None:
     """The disk queue is the parent's: a forked child's exports fail (counted), the parent's go on."""
     with tempfile.TemporaryDirectory() as directory:
@@ -263,6 +275,7 @@ SCENARIOS: dict[str, Callable[[OTLPExporter], None]] = {
     "fleet_fork": fork,
     "durable_run_twice": durable_run_twice,
     "durable_loop_closed": durable_loop_closed,
+    "durable_other_loop": durable_other_loop,
     "durable_fork": durable_fork,
 }
 

@@ -249,7 +249,7 @@ class DurableExporter:
         if old is not None and (old is loop or not old.is_closed()):
             return
         if old is not None:
-            self._forget_closed_loop()
+            self._leave_loop()
         self._loop = loop
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
@@ -260,10 +260,17 @@ class DurableExporter:
             loop.create_task(self._tick_loop(), name="aiotlp-durable-fsync"),
         ]
 
-    def _forget_closed_loop(self) -> None:
-        """The delivery loop was closed: drop its tasks untouched (they can never run again); the records they
-        were sending stay on disk for the next start."""
-        abandon([*self._tasks, *self._sending, self._sync_task])
+    def _leave_loop(self) -> None:
+        """Stop delivering on the current loop from outside it: closed (its tasks can never run again: dropped
+        untouched), or open but not running (its tasks are cancelled when it runs next). The records they were
+        sending stay on disk for the next start."""
+        loop = self._loop
+        tasks = [*self._tasks, *self._sending]
+        if loop is not None and not loop.is_closed():
+            for task in tasks:
+                with contextlib.suppress(RuntimeError):  # closed meanwhile
+                    loop.call_soon_threadsafe(task.cancel)
+        abandon([*tasks, self._sync_task])
         self._loop = None
         self._tasks = []
         self._sending = set()
@@ -304,7 +311,7 @@ class DurableExporter:
                 future = asyncio.run_coroutine_threadsafe(self._shutdown(timeout), self._loop)
                 await asyncio.wrap_future(future)
                 return
-            self._forget_closed_loop()  # closed, or open but not running: its tasks are never run again here
+            self._leave_loop()  # closed, or open but not running
         await self._shutdown(timeout)
 
     async def _shutdown(self, timeout: float | None) -> None:
