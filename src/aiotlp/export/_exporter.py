@@ -387,6 +387,9 @@ class OTLPExporter:
         restore = suppress()  # instrumented HTTP and gRPC clients must not trace the exporter's own calls
         try:
             partial = await stack.top.send(request, deadline)
+        except GeneratorExit:  # closed outside its task (its loop never ran again): no context of ours to restore
+            restore = None
+            raise
         except ExportError as exc:
             self._failure_log.log(
                 "failed to export %d %s to %s: %s",

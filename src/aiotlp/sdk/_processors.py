@@ -119,13 +119,9 @@ class _FastAdapter:
         client._check_fork()
         good, body, dropped = _encode_batch(items, self._encode, self._what)
         result = ExportResult(items=dropped, dropped=dropped, invalid=dropped)  # cannot be encoded
-        if good:
-            token = attach(_SUPPRESSED)
-            try:
-                otlp = client._exporter()
-                result = result + await otlp.export_encoded(self._signal, good, self._encode, body=body)
-            finally:
-                detach(token)
+        if good:  # the OTLPExporter suppresses instrumentation around its own requests
+            otlp = client._exporter()
+            result = result + await otlp.export_encoded(self._signal, good, self._encode, body=body)
         return result
 
     async def export_traces(self, items: Sequence[Any]) -> ExportResult:
