@@ -288,6 +288,15 @@ class _Client:
         if local is not None:
             await local.shutdown(0)
 
+    def release_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        """A batch processor left ``loop``, which is not running: its exporter there is let go without closing
+        (see :meth:`OTLPExporter.leave_loop`). Any thread."""
+        local = self._local.pop(loop, None)
+        if isinstance(local, OTLPExporter):
+            local.leave_loop(loop)
+        elif local is not None:  # a DurableExporter: only ever on the bridge loop (never here)
+            local.inner.leave_loop(loop)
+
     async def _run(
         self,
         parts: list[tuple[Sequence[_I], bytes]],

@@ -134,6 +134,10 @@ class _FastAdapter:
         """The processor leaves this (application) loop: close the exporter's connections on it."""
         await self._sdk._client.detach_loop()
 
+    def release_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The processor left ``loop``, which is not running: let go of the exporter's connections there."""
+        self._sdk._client.release_loop(loop)
+
     def start(self) -> None:
         """On the processor's loop as it starts: with the disk queue, open it now, so that what an earlier run
         left there is sent before (and without) any new export."""
