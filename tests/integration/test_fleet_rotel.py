@@ -234,7 +234,9 @@ def check_split(run: Run) -> None:
     both_up, killed = run.phases["both up"], run.phases["B killed"]
     first, second = run.endpoints
     assert both_up[0].successes > 0 and both_up[1].successes > 0  # both served before the kill
-    assert killed[1].successes == both_up[1].successes  # a killed collector answers nothing
+    # a killed collector answers nothing more, but SIGKILL lands asynchronously: a request in flight when the
+    # snapshot was taken may still have been answered (at most one per concurrent export)
+    assert 0 <= killed[1].successes - both_up[1].successes <= CONCURRENT
     assert second.successes > killed[1].successes  # B served again after its restart
     assert second.state == "up" and second.failures >= 1 and second.failovers == second.failures
     assert first.failures == 0
