@@ -199,9 +199,7 @@ class OtelCollector:
             exporters = {"otlp_grpc": _merge({"endpoint": endpoint, "tls": {"insecure": True}}, self.exporter)}
         pipeline = {"receivers": ["otlp"], "processors": list(processors), "exporters": list(exporters)}
         return {
-            "receivers": {
-                "otlp": {"protocols": {"grpc": _merge(grpc, self.grpc), "http": _merge(http, self.http)}}
-            },
+            "receivers": {"otlp": {"protocols": {"grpc": _merge(grpc, self.grpc), "http": _merge(http, self.http)}}},
             "processors": processors,
             "exporters": exporters,
             "service": {
@@ -254,15 +252,20 @@ class OtelCollector:
         config_path = Path(self._directory.name) / "config.yaml"
         config_path.write_text(json.dumps(self.config(), indent=1))
         self._log_offset = len(self.log_text())
+        self.process = self._spawn(binary, config_path)
+        await self._wait_ready()
+
+    def _spawn(self, binary: str, config_path: Path) -> subprocess.Popen[bytes]:
+        """The child process (not asyncio's: the helper is not bound to one event loop, so a module-scoped
+        fixture can share it between tests)."""
         with open(self._log_path, "ab") as log:
-            self.process = subprocess.Popen(
+            return subprocess.Popen(
                 [binary, "--config", f"file:{config_path}"],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,
                 env={**os.environ, "NO_COLOR": "1"},
             )
-        await self._wait_ready()
 
     async def _wait_ready(self) -> None:
         deadline = time.monotonic() + self.startup_timeout
