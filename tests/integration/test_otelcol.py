@@ -297,6 +297,25 @@ async def test_grpc_requests_of_4_mib_pass_and_larger_ones_are_refused(
     await sink.wait_for(lambda s: len(span_ids(s, case)) >= 1, timeout=20)
 
 
+async def test_http_requests_of_20_mib_pass_and_larger_ones_are_refused(
+    collectors: dict[str, OtelCollector], sink: FakeCollector
+) -> None:
+    """The HTTP receiver's ``max_request_body_size`` (20 MiB, inclusive) is far above aiotlp's default cap; a
+    user's ``max_request_bytes`` of 20 MiB still passes, and a larger request gets 400, not retried."""
+    collector = collectors["plaintext"]
+    limit = 20 * 1024 * 1024
+    case = "20mib-http"
+    async with exporter_for(collector, "http/protobuf", None, max_request_bytes=limit) as exporter:
+        fits = await exporter.export_traces([span_of_request_size(limit, case)])
+    assert fits.ok, (fits, collector.log_text()[-2000:])
+    async with exporter_for(collector, "http/protobuf", None, max_request_bytes=2 * limit) as exporter:
+        over = await exporter.export_traces([span_of_request_size(limit + 1, case + "-over")])
+        assert exporter.retries == 0
+    assert over.failed == 1
+    assert "400" in str(over.error), over.error
+    await sink.wait_for(lambda s: len(span_ids(s, case)) >= 1, timeout=20)
+
+
 # -- keepalive enforcement and connection age (grpc-go's server parameters)
 
 
@@ -384,6 +403,24 @@ async def test_nothing_is_lost_across_the_goaways_of_max_connection_age(
     ids = span_ids(sink, case)
     assert sorted(set(ids)) == list(range(1, produced + 1))
     print(f"\n{implementation}: {produced} spans over {len(ports)} connections, {retries} retries")
+
+
+@pytest.mark.parametrize(("protocol", "implementation"), CLIENTS, ids=CLIENT_IDS)
+async def test_a_paused_collector_times_out_and_takes_the_data_once_resumed(
+    sink: FakeCollector, otelcol_binary: str, protocol: str, implementation: str | None
+) -> None:
+    case = f"paused-{protocol}-{implementation}"
+    collector = OtelCollector(forward_to=sink.grpc_endpoint, exporter=SYNCHRONOUS, binary=otelcol_binary)
+    async with collector, exporter_for(collector, protocol, implementation, timeout=0.5) as exporter:
+        assert (await exporter.export_traces([make_span(0, case)])).ok  # connected before the pause
+        collector.pause()
+        try:
+            hung = await exporter.export_traces([make_span(1, case)])
+        finally:
+            collector.resume()
+        assert hung.failed == 1, hung
+        assert (await exporter.export_traces([make_span(2, case)])).ok
+    await sink.wait_for(lambda s: {1, 3} <= set(span_ids(s, case)), timeout=20)
 
 
 # -- memory_limiter refusals
