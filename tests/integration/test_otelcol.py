@@ -244,6 +244,15 @@ async def test_every_signal_arrives_unchanged_through_the_collector(
         assert got(signal) == expected[signal], f"{signal.value} changed on the way through the Collector"
 
 
+async def test_without_a_sink_the_debug_exporter_logs_what_arrived(otelcol_binary: str) -> None:
+    async with OtelCollector(binary=otelcol_binary) as collector, exporter_for(collector, "grpc", "h2") as exporter:
+        assert (await exporter.export_traces(samples.spans())).ok
+        deadline = asyncio.get_running_loop().time() + 10
+        while '"spans": 6' not in collector.log_text():  # the debug exporter's line for the request
+            assert asyncio.get_running_loop().time() < deadline, collector.log_text()
+            await asyncio.sleep(0.02)
+
+
 # -- request size: grpc-go's 4 MiB receive limit, net/http's 20 MiB body limit
 
 
