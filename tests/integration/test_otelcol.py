@@ -401,35 +401,29 @@ async def aging(sink: FakeCollector, otelcol_binary: str) -> AsyncIterator[OtelC
 async def test_nothing_is_lost_across_the_goaways_of_max_connection_age(
     aging: OtelCollector, sink: FakeCollector, protocol: str, implementation: str | None
 ) -> None:
-    case = f"aging-{implementation}"
-    async with exporter_for(aging, protocol, implementation) as exporter:
-        produced, results, ports = await steady_stream(exporter, case, 3.5, watch_port=aging.grpc_port)
+    await aging_run(aging, sink, implementation, seconds=3.5)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("protocol", "implementation"), GRPC_CLIENTS, ids=GRPC_IDS)
+async def test_nothing_is_lost_across_20_s_of_connection_ages(
+    aging: OtelCollector, sink: FakeCollector, protocol: str, implementation: str | None
+) -> None:
+    await aging_run(aging, sink, implementation, seconds=20.0)
+
+
+async def aging_run(aging: OtelCollector, sink: FakeCollector, implementation: str | None, seconds: float) -> None:
+    case = f"aging-{implementation}-{seconds}"
+    async with exporter_for(aging, "grpc", implementation) as exporter:
+        produced, results, ports = await steady_stream(exporter, case, seconds, watch_port=aging.grpc_port)
         retries = exporter.retries
     failed = [str(r.error) for r in results if not r.ok]
     assert not failed, failed[:3]
-    assert len(ports) >= 3, f"connections seen: {ports}"  # the Collector did close them
+    assert len(ports) >= seconds // 1.5, f"connections seen: {ports}"  # the Collector did close them
     await sink.wait_for(lambda s: len(set(span_ids(s, case))) >= produced, timeout=20)
     ids = span_ids(sink, case)
     assert sorted(set(ids)) == list(range(1, produced + 1))
     print(f"\n{implementation}: {produced} spans over {len(ports)} connections, {retries} retries")
-
-
-@pytest.mark.parametrize(("protocol", "implementation"), CLIENTS, ids=CLIENT_IDS)
-async def test_a_paused_collector_times_out_and_takes_the_data_once_resumed(
-    sink: FakeCollector, otelcol_binary: str, protocol: str, implementation: str | None
-) -> None:
-    case = f"paused-{protocol}-{implementation}"
-    collector = OtelCollector(forward_to=sink.grpc_endpoint, exporter=SYNCHRONOUS, binary=otelcol_binary)
-    async with collector, exporter_for(collector, protocol, implementation, timeout=0.5) as exporter:
-        assert (await exporter.export_traces([make_span(0, case)])).ok  # connected before the pause
-        collector.pause()
-        try:
-            hung = await exporter.export_traces([make_span(1, case)])
-        finally:
-            collector.resume()
-        assert hung.failed == 1, hung
-        assert (await exporter.export_traces([make_span(2, case)])).ok
-    await sink.wait_for(lambda s: {1, 3} <= set(span_ids(s, case)), timeout=20)
 
 
 # -- memory_limiter refusals
