@@ -20,12 +20,14 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import itertools
+import math
 from collections.abc import AsyncIterator, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 import pytest_asyncio
+from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
@@ -84,25 +86,46 @@ def _case_of(resource: Any) -> str | None:
     return None
 
 
+def _canonical_nans(message: Any) -> None:
+    """Every NaN double in ``message`` set to Python's NaN (one bit pattern)."""
+    for field, value in message.ListFields():
+        # protobuf 6 has is_repeated and no label; older ones only label
+        repeated = field.is_repeated if hasattr(field, "is_repeated") else field.label == FieldDescriptor.LABEL_REPEATED
+        if field.type == FieldDescriptor.TYPE_MESSAGE:
+            for child in value if repeated else [value]:
+                _canonical_nans(child)
+        elif field.type == FieldDescriptor.TYPE_DOUBLE:
+            if repeated:
+                value[:] = [math.nan if math.isnan(v) else v for v in value]
+            elif math.isnan(value):
+                setattr(message, field.name, math.nan)
+
+
 def normalized(item: Any) -> Any:
-    """What the Collector changes on the way, undone: a log record without a body leaves with an empty one
-    (``body {}``: pdata always has a body; both mean "no value")."""
-    if hasattr(item, "body") and not item.HasField("body"):
-        copy = type(item)()
-        copy.CopyFrom(item)
+    """What the Collector changes on the way, undone on both sides: pdata always has these sub-messages (absent
+    and empty mean the same): a log record without a body leaves with an empty one (``body {}``); an exponential
+    histogram point without buckets leaves with empty ``positive {}`` and ``negative {}``. A NaN read from JSON
+    leaves as Go's NaN (another bit pattern than Python's)."""
+    copy = type(item)()
+    copy.CopyFrom(item)
+    _canonical_nans(copy)
+    if hasattr(copy, "body"):
         copy.body.SetInParent()
-        return copy
-    return item
+    elif hasattr(copy, "exponential_histogram") and copy.HasField("exponential_histogram"):
+        for point in copy.exponential_histogram.data_points:
+            point.positive.SetInParent()
+            point.negative.SetInParent()
+    return copy
 
 
-def flatten(messages: Iterable[Message], signal: Signal, case: str) -> list[tuple[bytes, bytes, bytes]]:
-    """(resource, scope, item) triples of the test case ``case``, each serialized deterministically, sorted:
+def flatten(messages: Iterable[Message], signal: Signal, case: str | None) -> list[tuple[bytes, bytes, bytes]]:
+    """(resource, scope, item) triples of the test case ``case`` (None: all), each serialized deterministically, sorted:
     an order-free comparison that still sees a duplicate. Items are :func:`normalized`."""
     resources, scopes, items = _FIELDS[signal]
     out = []
     for message in messages:
         for resource_x in getattr(message, resources):
-            if _case_of(resource_x.resource) != case:
+            if case is not None and _case_of(resource_x.resource) != case:
                 continue
             resource = resource_x.resource.SerializeToString(deterministic=True) + resource_x.schema_url.encode()
             for scope_x in getattr(resource_x, scopes):
@@ -251,6 +274,54 @@ async def test_without_a_sink_the_debug_exporter_logs_what_arrived(otelcol_binar
         while '"spans": 6' not in collector.log_text():  # the debug exporter's line for the request
             assert asyncio.get_running_loop().time() < deadline, collector.log_text()
             await asyncio.sleep(0.02)
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf", "http/json"])
+async def test_the_sdk_drop_in_exporters_deliver_unchanged_through_the_collector(
+    otelcol_binary: str, protocol: str
+) -> None:
+    """The OpenTelemetry SDK's spans, log records and metrics (every instrument) through aiotlp.sdk's exporters,
+    as an application hands them over: what arrives is what the SDK encoder makes of them."""
+    sdk = pytest.importorskip("aiotlp.sdk")
+    from tests.sdk import sdk_data
+
+    spans, records, metrics = sdk_data.spans(), sdk_data.log_records(), sdk_data.metrics_data()
+    expected = {
+        Signal.TRACES: flatten([ExportTraceServiceRequest.FromString(sdk.encode_spans(spans))], Signal.TRACES, None),
+        Signal.LOGS: flatten([ExportLogsServiceRequest.FromString(sdk.encode_log_records(records))], Signal.LOGS, None),
+        Signal.METRICS: flatten(
+            [ExportMetricsServiceRequest.FromString(sdk.encode_metrics_data(metrics))], Signal.METRICS, None
+        ),
+    }
+    async with (
+        FakeCollector() as sink,
+        OtelCollector(forward_to=sink.grpc_endpoint, binary=otelcol_binary) as collector,
+    ):
+
+        def endpoint(path: str) -> str:
+            return collector.grpc_endpoint if protocol == "grpc" else collector.http_endpoint + path
+
+        def export() -> list[str]:  # on a thread, as a synchronous application would
+            exporters = [
+                sdk.SpanExporter(endpoint("/v1/traces"), protocol=protocol),
+                sdk.LogExporter(endpoint("/v1/logs"), protocol=protocol),
+                sdk.MetricExporter(endpoint("/v1/metrics"), protocol=protocol),
+            ]
+            try:
+                results = [exporters[0].export(spans), exporters[1].export(records), exporters[2].export(metrics)]
+            finally:
+                for exporter in exporters:
+                    exporter.shutdown()
+            return [result.name for result in results]
+
+        assert await asyncio.to_thread(export) == ["SUCCESS"] * 3
+
+        def got(signal: Signal) -> list[tuple[bytes, bytes, bytes]]:
+            return flatten((r.message for r in sink.requests(signal)), signal, None)
+
+        await sink.wait_for(lambda _: all(len(got(s)) >= len(expected[s]) for s in Signal), timeout=20)
+        for signal in Signal:
+            assert got(signal) == expected[signal], f"{signal.value} changed on the way through the Collector"
 
 
 # -- request size: grpc-go's 4 MiB receive limit, net/http's 20 MiB body limit

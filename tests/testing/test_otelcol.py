@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from aiotlp import MissingExtraError
 from aiotlp.testing import OtelCollector, OtelCollectorTLS, find_otelcol
 
 
@@ -58,7 +57,7 @@ def test_without_forward_to_the_debug_exporter_takes_everything() -> None:
 def test_find_otelcol(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("AIOTLP_OTELCOL", raising=False)
     monkeypatch.setenv("PATH", str(tmp_path))
-    with pytest.raises(MissingExtraError, match="build-otelcol"):
+    with pytest.raises(FileNotFoundError, match="build-otelcol"):
         find_otelcol()
     binary = tmp_path / "otelcol"
     binary.write_text("#!/bin/sh\n")

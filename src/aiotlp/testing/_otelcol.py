@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .._exceptions import MissingExtraError
 from ._rotel import _all_threads_stopped, free_port
 
 __all__ = ["OtelCollector", "OtelCollectorTLS", "find_otelcol"]
@@ -45,7 +44,10 @@ def find_otelcol() -> str:
         return configured
     found = shutil.which("otelcol")
     if found is None:
-        raise MissingExtraError("test", "the OpenTelemetry Collector (run scripts/build-otelcol, set AIOTLP_OTELCOL)")
+        raise FileNotFoundError(
+            "the OpenTelemetry Collector binary was not found: build it with scripts/build-otelcol (needs Go) and "
+            "set AIOTLP_OTELCOL to the path it prints, or put an otelcol on PATH"
+        )
     return found
 
 
