@@ -8,8 +8,8 @@ Every signal arrives unchanged (compared as sets: the Collector re-batches and r
 and mTLS, with each compression; a batch of ~10 MiB is split under grpc-go's 4 MiB receive limit; no
 ``too_many_pings`` GOAWAY from grpc-go's keepalive enforcement; nothing is lost across the GOAWAYs of a short
 ``max_connection_age``; memory_limiter refusals are retried and counted; with the disk queue nothing is lost
-when a Collector is killed and restarted, or when one of two is killed. What differs from rotel and from the
-FakeCollector is in docs/faults.md ("The OpenTelemetry Collector").
+when a Collector is killed and restarted, or when one of two is killed; the SDK drop-in exporters deliver too.
+What differs from rotel and from the FakeCollector is written down in docs/collectors.md.
 
 One Collector per configuration, started once per module where the tests can share it (each test tags its
 resources with its own ``test.case`` attribute and looks only at those); the long runs are ``slow``.
