@@ -2,7 +2,8 @@
 
 - :func:`any_values`: every AnyValue kind, nested lists (mixed) and mappings of bounded depth, unicode with
   astral characters and empty strings, int64 extremes, floats with +-inf and -0.0 (NaN only when asked: NaN is
-  not equal to itself, so it breaks message equality), bytes, ``None``.
+  not equal to itself, so it breaks message equality), bytes, ``None``; with ``wide=True`` also ints outside
+  int64 (:func:`wide_ints`: the encoders leave those out; for comparing implementations, not the reference).
 - :func:`resources`, :func:`scopes`, :func:`spans`, :func:`log_records`, :func:`metrics`: single items.
 - :func:`span_batches`, :func:`log_batches`, :func:`metric_batches`: lists of items that share a few Resource
   and InstrumentationScope objects, so that grouping by identity is exercised.
@@ -66,6 +67,7 @@ __all__ = [
     "trace_ids",
     "uint32s",
     "uint64s",
+    "wide_ints",
 ]
 
 INT64_MIN = -(2**63)
@@ -96,6 +98,16 @@ def int64s() -> st.SearchStrategy[int]:
         st.sampled_from([INT64_MIN, INT64_MIN + 1, -1, 0, 1, 127, 128, 2**31, INT64_MAX]),
         st.integers(INT64_MIN, INT64_MAX),
     )
+
+
+def wide_ints() -> st.SearchStrategy[int]:
+    """int64s, and ints outside int64 (which the encoders leave out: see aiotlp.encoding), bounds made likely."""
+    outside = st.one_of(
+        st.sampled_from([INT64_MAX + 1, INT64_MIN - 1, UINT64_MAX, 2**64, -(2**64), 10**30]),
+        st.integers(INT64_MAX + 1, 2**70),
+        st.integers(-(2**70), INT64_MIN - 1),
+    )
+    return st.one_of(int64s(), outside)
 
 
 def uint32s() -> st.SearchStrategy[int]:
@@ -130,13 +142,14 @@ def _optional(strategy: st.SearchStrategy[bytes]) -> st.SearchStrategy[bytes]:
     return st.one_of(st.just(b""), strategy)
 
 
-def any_values(*, allow_nan: bool = False, max_leaves: int = 6) -> st.SearchStrategy[Any]:
-    """Every AnyValue kind; lists may mix kinds; lists and mappings nest a few levels deep."""
+def any_values(*, allow_nan: bool = False, max_leaves: int = 6, wide: bool = False) -> st.SearchStrategy[Any]:
+    """Every AnyValue kind; lists may mix kinds; lists and mappings nest a few levels deep. ``wide``: ints
+    outside int64 too (values the encoders leave out; the reference decoder cannot hold them)."""
     scalars = st.one_of(
         st.none(),
         texts(),
         st.booleans(),
-        int64s(),
+        wide_ints() if wide else int64s(),
         doubles(allow_nan=allow_nan),
         st.binary(max_size=12),
     )
@@ -150,8 +163,8 @@ def any_values(*, allow_nan: bool = False, max_leaves: int = 6) -> st.SearchStra
     )
 
 
-def attributes(*, allow_nan: bool = False, max_size: int = 4) -> st.SearchStrategy[dict[str, Any]]:
-    return st.dictionaries(texts(12), any_values(allow_nan=allow_nan), max_size=max_size)
+def attributes(*, allow_nan: bool = False, max_size: int = 4, wide: bool = False) -> st.SearchStrategy[dict[str, Any]]:
+    return st.dictionaries(texts(12), any_values(allow_nan=allow_nan, wide=wide), max_size=max_size)
 
 
 def resources() -> st.SearchStrategy[Resource]:

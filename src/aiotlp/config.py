@@ -113,6 +113,7 @@ __all__ = [
     "endpoint_from_env",
     "metric_preferences_from_env",
     "queue_dir_from_env",
+    "variable_source",
 ]
 
 OtlpProtocol = Literal["grpc", "http/protobuf", "http/json"]
@@ -1239,3 +1240,10 @@ def endpoint_from_env(signal: Signal | str = Signal.TRACES, environ: Mapping[str
         if value:
             return value
     return None
+
+
+def variable_source(*names: str, environ: Mapping[str, str] | None = None) -> str | None:
+    """The first of ``names`` that is set (an empty or all-whitespace variable is unset, as everywhere here), or
+    None. For tools that say where a value came from (``aiotlp check``): pass the names in precedence order."""
+    env = _Env(environ)
+    return next((name for name in names if env.get(name) is not None), None)

@@ -4,11 +4,14 @@ whose failures are explained in plain words."""
 from __future__ import annotations
 
 import asyncio
+import re
+from pathlib import Path
 
 import pytest
 from tests.cli._run import assert_one_line_error, run
 
 from aiotlp.cli import main
+from aiotlp.durable import DurableQueue
 from aiotlp.model import Signal
 from aiotlp.testing import FakeCollector, Reply, free_port
 
@@ -193,3 +196,70 @@ async def test_check_exports_deflate_over_http_and_grpc() -> None:
             ("http", "deflate"),
         ]
         assert [span.name for span in collector.spans()] == ["aiotlp check"] * 2
+
+
+async def test_check_probes_every_endpoint_of_a_fleet_on_its_own() -> None:
+    """A fleet with one dead collector: failover would make the export succeed; check shows the dead one."""
+    dead = f"http://127.0.0.1:{free_port()}"
+    async with FakeCollector() as live:
+        env = {"AIOTLP_EXPORTER_OTLP_ENDPOINTS": f"{live.http_endpoint},{dead}", "OTEL_EXPORTER_OTLP_TIMEOUT": "3000"}
+        code, out, err = await run("--plain", "check", env=env)
+        assert sorted(r.signal.value for r in live.received) == ["logs", "metrics", "traces"]
+    assert code == 1, out + err
+    assert "traces  http/protobuf -> 2 endpoints (a fleet)" in out
+    for signal in ("traces", "metrics", "logs"):
+        assert f"endpoint 1  {live.http_endpoint}/v1/{signal}  (from AIOTLP_EXPORTER_OTLP_ENDPOINTS" in out
+        assert f"endpoint 2  {dead}/v1/{signal}  (from AIOTLP_EXPORTER_OTLP_ENDPOINTS" in out
+        assert re.search(rf"{signal}\s+{re.escape(live.http_endpoint)}/v1/{signal}\s+ok", out), out
+        assert re.search(rf"{signal}\s+{re.escape(dead)}/v1/{signal}\s+FAILED", out), out
+        assert f"✗ {signal} {dead}/v1/{signal}: connection refused" in out
+    assert "3 of 6 endpoints failed" in out
+
+
+async def test_check_says_where_each_value_came_from(tmp_path: Path) -> None:
+    env = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318",
+        "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT": "http://logs:4318/v1/logs",
+        "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL": "http/json",
+        "OTEL_EXPORTER_OTLP_TRACES_HEADERS": "authorization=Bearer%20s3cret",
+        "OTEL_EXPORTER_OTLP_COMPRESSION": "gzip",
+        "OTEL_BLRP_MAX_QUEUE_SIZE": "4096",
+        "OTEL_METRIC_EXPORT_INTERVAL": "5000",
+        "AIOTLP_QUEUE_DIR": str(tmp_path / "queue"),
+    }
+    code, out, err = await run("--plain", "check", "--no-export", "--timeout", "2", env=env)
+    assert code == 0, out + err
+    assert "s3cret" not in out
+    assert "endpoint  http://collector:4318/v1/traces  (from OTEL_EXPORTER_OTLP_ENDPOINT, /v1/traces appended)" in out
+    assert "endpoint  http://logs:4318/v1/logs  (from OTEL_EXPORTER_OTLP_LOGS_ENDPOINT)" in out
+    assert "protocol  http/json  (from OTEL_EXPORTER_OTLP_METRICS_PROTOCOL)" in out
+    assert out.count("protocol  http/protobuf  (default)") == 2
+    assert "headers  authorization: ***  (from OTEL_EXPORTER_OTLP_TRACES_HEADERS)" in out
+    assert out.count("headers  none  (default)") == 2
+    assert out.count("timeout  2s per export  (from --timeout)") == 3
+    assert out.count("compression  gzip  (from OTEL_EXPORTER_OTLP_COMPRESSION)") == 3
+    assert "export timeout 30s  (defaults)" in out  # spans
+    assert "queue 4096, export timeout 30s  (from OTEL_BLRP_MAX_QUEUE_SIZE; the rest default)" in out
+    assert "(from OTEL_METRIC_EXPORT_INTERVAL; the rest default)" in out
+    assert f"disk queue  {tmp_path / 'queue'}  (from AIOTLP_QUEUE_DIR)" in out
+    assert "does not exist yet: created (0700) when the queue first opens" in out
+    assert not (tmp_path / "queue").exists()  # check creates nothing
+    code, out, err = await run("--plain", "check", "--no-export")
+    assert code == 0, out + err
+    assert "timeout  10s per export  (default)" in out
+    assert "disk queue  off  (default: AIOTLP_QUEUE_DIR is not set)" in out
+
+
+async def test_check_shows_the_disk_queue_and_refuses_an_unusable_one(tmp_path: Path) -> None:
+    with DurableQueue(tmp_path / "traces") as queue:
+        queue.append(Signal.TRACES, 0, 3, bytes(50))
+    code, out, err = await run("--plain", "check", "--no-export", env={"AIOTLP_QUEUE_DIR": str(tmp_path)})
+    assert code == 0, out + err
+    assert "directory  exists, ours, writable" in out
+    assert re.search(r"traces  1 records \(3 spans\), \d+ bytes, oldest ≥ \d+s; lock free \(last held by pid", out), out
+    assert "metrics  no queue yet" in out
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("x")
+    code, out, err = await run("--plain", "check", "--no-export", env={"AIOTLP_QUEUE_DIR": str(not_a_dir)})
+    assert code == 1, out + err
+    assert f"{not_a_dir} is not a directory" in out

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import re
 import sys
+import time
 
 import pytest
 from tests.cli._run import ROOT, assert_one_line_error, clean_env, run
 
 from aiotlp.cli import main
-from aiotlp.testing import FakeCollector, free_port
+from aiotlp.testing import FakeCollector, Reply, free_port
 
 
 def summary_counts(out: str) -> dict[str, tuple[int, int]]:
@@ -69,9 +70,10 @@ async def test_demo_plain_output_without_rich() -> None:
     assert summary_counts(out)["log records"] == (20, 20)
 
 
-async def test_demo_exports_to_the_configured_endpoint() -> None:
+@pytest.mark.parametrize("variable", ["OTEL_EXPORTER_OTLP_ENDPOINT", "AIOTLP_EXPORTER_OTLP_ENDPOINTS"])
+async def test_demo_exports_to_the_configured_endpoint(variable: str) -> None:
     async with FakeCollector() as collector:
-        env = {"OTEL_EXPORTER_OTLP_ENDPOINT": collector.http_endpoint}
+        env = {variable: collector.http_endpoint}
         code, out, err = await run("demo", "--requests", "20", "--duration", "0", env=env)
         assert code == 0, out + err
         assert "embedded" not in out
@@ -92,11 +94,42 @@ def test_demo_bad_options(capsys: pytest.CaptureFixture[str]) -> None:
     assert_one_line_error(main(["demo", "--duration", "100"]), capsys.readouterr().err, "--duration")
 
 
-async def test_demo_counts_what_an_unreachable_collector_did_not_take() -> None:
-    """Nothing listens there: every item is counted as failed, and the exit code says so."""
-    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{free_port()}", "OTEL_EXPORTER_OTLP_TIMEOUT": "300"}
-    code, out, err = await run("--plain", "demo", "--requests", "5", "--duration", "0", env=env)
+async def test_demo_against_a_dead_endpoint_names_the_refused_connection_at_once() -> None:
+    endpoint = f"http://127.0.0.1:{free_port()}"
+    started = time.monotonic()
+    code, out, err = await run("--plain", "demo", "--requests", "5", env={"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint})
+    elapsed = time.monotonic() - started
+    assert_one_line_error(code, err, f"cannot connect to {endpoint}/v1/traces", "connection refused", "aiotlp check")
+    assert "deadline" not in err
+    assert elapsed < 15, elapsed  # a bound, not a benchmark: the default timeouts would take over 10 s
+    assert "summary" not in out
+
+
+async def test_demo_reports_the_last_export_error_and_the_hint() -> None:
+    """The collector answers, and refuses everything: the summary counts it, the cause is the collector's answer."""
+    async with FakeCollector() as collector:
+        collector.default = Reply(http_status=401, message="who are you")
+        env = {"OTEL_EXPORTER_OTLP_ENDPOINT": collector.http_endpoint, "OTEL_EXPORTER_OTLP_TIMEOUT": "1000"}
+        code, out, err = await run("--plain", "demo", "--requests", "5", "--duration", "0", env=env)
     assert code == 1, out + err
     counts = summary_counts(out)
     assert counts["total"][1] == 0 and counts["total"][0] > 0
-    assert "last error" in out and "cannot connect" in out
+    assert re.search(rf"last error: \w+ to {re.escape(collector.http_endpoint)}/v1/\w+: HTTP 401", out), out
+    assert "OTEL_EXPORTER_OTLP_HEADERS" in out
+    assert "hint: run `aiotlp check`" in out
+    assert "deadline" not in out
+
+
+def trace_ids(out: str) -> set[str]:
+    return set(re.findall(r"^trace ([0-9a-f]{32})", out, re.MULTILINE))
+
+
+async def test_demo_trace_ids_are_new_on_every_run_unless_seeded() -> None:
+    args = ("--plain", "demo", "--requests", "1", "--duration", "0")  # one trace: the one shown
+    runs = await asyncio.gather(run(*args), run(*args), run(*args, "--seed", "7"), run(*args, "--seed", "7"))
+    for code, out, err in runs:
+        assert code == 0, out + err
+    first, second, seeded, seeded_again = (trace_ids(out) for _, out, _ in runs)
+    assert len(first) == len(second) == len(seeded) == 1
+    assert first != second
+    assert seeded == seeded_again

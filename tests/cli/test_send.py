@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 from tests import samples
-from tests.cli._run import assert_one_line_error, run
+from tests.cli._run import ROOT, assert_one_line_error, clean_env, run
 
 from aiotlp import OTLPExporter
 from aiotlp.cli import main
@@ -73,13 +76,30 @@ async def test_send_reports_rejections_and_retries_through_errors(tmp_path: Path
     assert "recorded.jsonl:1" not in out  # the 503 was retried and then accepted
 
 
-async def test_send_to_an_unreachable_collector_fails_with_the_reason(tmp_path: Path) -> None:
+async def test_send_to_a_dead_port_fails_fast_with_one_line_and_a_hint(tmp_path: Path) -> None:
+    """With the default timeout (10 s per request, 3 requests): one line, at once, nothing sent."""
     path, _ = await record(tmp_path)
     endpoint = f"http://127.0.0.1:{free_port()}"
-    code, out, err = await run("--plain", "send", str(path), "--endpoint", endpoint, "--timeout", "0.5")
+    started = time.monotonic()
+    code, out, err = await run("--plain", "send", str(path), "--endpoint", endpoint)
+    elapsed = time.monotonic() - started
+    assert_one_line_error(code, err, f"cannot connect to {endpoint}/v1/", "connection refused", "aiotlp check")
+    assert "sending" not in out
+    assert elapsed < 15, elapsed  # a bound, not a benchmark: it took 48 s, with 24 errors
+
+
+async def test_send_stops_at_the_first_request_that_gives_up(tmp_path: Path) -> None:
+    """The collector answers 503 to everything: the first request is retried until its timeout, then the run stops
+    with the cause once and the hint, instead of waiting out the same timeout for every request."""
+    path, _ = await record(tmp_path)
+    async with FakeCollector() as sink:
+        sink.default = Reply(http_status=503, retry_after="0")
+        code, out, err = await run("--plain", "send", str(path), "--endpoint", sink.http_endpoint, "--timeout", "0.5")
+        assert {r.signal for r in sink.received} == {Signal.TRACES}  # only the first request was tried
     assert code == 1, out + err
-    assert "cannot connect" in out
-    assert "failed" in out
+    stops = [line for line in out.splitlines() if "stopped" in line]
+    assert len(stops) == 1, out
+    assert "recorded.jsonl:1:" in stops[0] and "2 requests not sent" in stops[0] and "aiotlp check" in stops[0]
 
 
 async def test_send_errors_name_the_file_and_line(tmp_path: Path) -> None:
@@ -131,3 +151,19 @@ def test_send_rejects_files_that_are_not_otlp(tmp_path: Path, capsys: pytest.Cap
         code = main(["send", *args])
         err = capsys.readouterr().err
         assert_one_line_error(code, err, *fragments)
+
+
+@pytest.mark.parametrize("command", [("send", "recorded.jsonl"), ("receive", "--grpc-port", "0", "--http-port", "0")])
+def test_a_missing_receiver_extra_is_named_once_in_one_line(command: tuple[str, ...]) -> None:
+    """opentelemetry-proto (the `google` namespace) made unimportable, as without `aiotlp[receiver]`."""
+    code = (
+        "import sys; sys.modules['google'] = None; sys.argv = ['aiotlp'] + sys.argv[1:]; "
+        "from aiotlp.cli import main; raise SystemExit(main())"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, *command], capture_output=True, env=clean_env(), cwd=ROOT, timeout=60, check=False
+    )
+    err = done.stderr.decode()
+    assert_one_line_error(done.returncode, err, "opentelemetry-proto", f"`aiotlp {command[0]}`")
+    assert err.count("pip install 'aiotlp[receiver]'") == 1, err
+    assert "testing" not in err and "google" not in err

@@ -32,7 +32,8 @@ def test_mkdocs_build_strict(tmp_path: Path) -> None:
         env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    for page in ("index.html", "quickstart/index.html", "configuration/index.html", "delivery/index.html"):
+    pages = ("index.html", "quickstart/index.html", "configuration/index.html", "delivery/index.html")
+    for page in (*pages, "troubleshooting/index.html"):
         assert (site / page).is_file(), page
     assert "OTEL_EXPORTER_OTLP_HEADERS" in (site / "configuration" / "index.html").read_text(encoding="utf-8")
 
@@ -41,5 +42,14 @@ def test_the_navigation_has_every_guide_page() -> None:
     """The pages a new user needs are in the navigation (pages written by tools may live outside it)."""
     config = yaml.safe_load((ROOT / "mkdocs.yml").read_text(encoding="utf-8"))
     in_nav = {next(iter(entry.values())) for entry in config["nav"]}
-    guide = {"index.md", "quickstart.md", "cli.md", "api.md", "sdk.md", "configuration.md", "delivery.md"}
+    guide = {
+        "index.md",
+        "quickstart.md",
+        "cli.md",
+        "api.md",
+        "sdk.md",
+        "configuration.md",
+        "delivery.md",
+        "troubleshooting.md",
+    }
     assert guide | {"migration.md", "benchmarks.md"} <= in_nav

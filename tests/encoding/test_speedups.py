@@ -12,6 +12,7 @@ modules' job; here equal bytes suffice, and cost less, so more examples run.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import math
 import os
 import subprocess
@@ -150,14 +151,14 @@ def test_use_rejects_an_unknown_implementation() -> None:
 
 
 @DIFFERENTIAL
-@given(any_values(allow_nan=True, max_leaves=12))
+@given(any_values(allow_nan=True, max_leaves=12, wide=True))
 def test_any_value(value: Any) -> None:
     same(write("any", value))
     same(write("attributes", {"k": value}, b"\x62"))
 
 
 @DIFFERENTIAL
-@given(attributes(allow_nan=True, max_size=12))
+@given(attributes(allow_nan=True, max_size=12, wide=True))
 def test_attributes(values: dict[str, Any]) -> None:
     same(write("attributes", values))
 
@@ -165,6 +166,20 @@ def test_attributes(values: dict[str, Any]) -> None:
 @BATCHES
 @given(span_batches(max_size=8))
 def test_model_span_batches(spans: list[Span]) -> None:
+    assert same(lambda: encode_traces(spans)) == encode_traces(spans)
+
+
+@BATCHES
+@given(span_batches(max_size=6), st.lists(st.tuples(st.integers(0, 5), attributes(max_size=3, wide=True)), max_size=4))
+def test_model_span_batches_with_ints_outside_int64(spans: list[Span], extra: list[tuple[int, dict[str, Any]]]) -> None:
+    """Attributes with ints outside int64 (left out and counted) added to spans, their events and links."""
+    for index, more in extra:
+        if spans:
+            span = spans[index % len(spans)]
+            events = [dataclasses.replace(e, attributes={**e.attributes, **more}) for e in span.events]
+            links = [dataclasses.replace(k, attributes={**k.attributes, **more}) for k in span.links]
+            updated = dataclasses.replace(span, attributes={**span.attributes, **more}, events=events, links=links)
+            spans[index % len(spans)] = updated
     assert same(lambda: encode_traces(spans)) == encode_traces(spans)
 
 
@@ -290,14 +305,37 @@ def test_other_mappings_as_attributes() -> None:
     same(write("attributes", types.MappingProxyType({"x": [1.5], "y": None})))
 
 
-@pytest.mark.parametrize("value", [INT64_MAX + 1, INT64_MIN - 1, 2**64, 2**64 - 1, -(2**64), 10**30])
-def test_integers_outside_int64_raise_the_same_encode_error(value: int) -> None:
-    for kind, payload in (("any", value), ("attributes", {"k": value}), ("any", [1, {"n": value}])):
-        python, compiled = both(write(kind, payload))
-        assert isinstance(python, EncodeError)
-        assert isinstance(compiled, EncodeError)
+class Big(int):
+    """An int subclass (normalized to int by both writers, then held to the same range)."""
+
+
+OUT_OF_INT64 = [INT64_MAX + 1, INT64_MIN - 1, 2**64, 2**64 - 1, -(2**64), 10**30, -(10**400)]
+
+
+@pytest.mark.parametrize("value", OUT_OF_INT64)
+def test_integers_outside_int64_raise_the_same_left_out_error(value: int) -> None:
+    for payload in (value, [1, {"n": value}], {"a": [value]}, Big(value)):
+        python, compiled = both(write("any", payload))
+        assert isinstance(python, _protobuf._IntOutOfRange) and isinstance(compiled, _protobuf._IntOutOfRange)
+        assert isinstance(compiled, _protobuf._LeftOut) and isinstance(compiled, EncodeError)
         assert str(python) == str(compiled)
         assert str(value) in str(compiled)
+
+
+@pytest.mark.parametrize("value", OUT_OF_INT64)
+def test_an_attribute_holding_an_int_outside_int64_is_left_out_and_counted(value: int) -> None:
+    good = {"a": "x", "max": INT64_MAX, "min": INT64_MIN, "list": [1, {"m": INT64_MAX}]}
+    expected, none_dropped = same(counted(good))
+    assert none_dropped == 0
+    mixed = {"a": "x", "bad": value, "max": INT64_MAX, "nested": {"k": [2, value]}, "min": INT64_MIN}
+    mixed |= {"list": good["list"], "in-list": [value], "deep": nested(MAX_NESTING_DEPTH + 1)}
+    # exactly the good ones, in their order; the three with the int and the too-deep one counted
+    assert same(counted(mixed)) == (expected, 4)
+    assert same(counted({"bad": value})) == (b"prefix", 1)
+    # cached ints (the pure encoder keeps whole int attributes) do not change it: a second time, same answer
+    assert same(counted(mixed)) == (expected, 4)
+    # in an int subclass, in any mapping type
+    assert same(counted(collections.OrderedDict(bad=Big(value), a="x")))[1] == 1
 
 
 @pytest.mark.parametrize("value", [object(), {1, 2}, 1j, print])
@@ -409,7 +447,10 @@ def test_on_error_the_compiled_writer_leaves_the_buffer_as_it_was() -> None:
     assert speedups is not None
     buf = bytearray(b"kept")
     with pytest.raises(EncodeError):
-        speedups.write_attributes(buf, b"\x4a", {"a": "x" * 5000, "b": [1, 2**70]})
+        speedups.write_attributes(buf, b"\x4a", {"a": "x" * 5000, "b": [1, object()]})
+    assert buf == b"kept"
+    with pytest.raises(_protobuf._IntOutOfRange):
+        speedups.write_any(buf, b"\x2a", ["x" * 5000, [1, 2**70]])
     assert buf == b"kept"
 
 

@@ -552,6 +552,24 @@ async def test_last_error_of_a_batch_that_was_only_too_large() -> None:
     await processor.shutdown(1)
 
 
+async def test_items_the_exporter_cannot_encode_are_counted_as_invalid_not_too_large() -> None:
+    """ExportResult.invalid (part of dropped): its own reason, beside a too-large drop and a failure."""
+
+    class Mixed(RecordingExporter):
+        async def export_traces(self, spans: Sequence[object]) -> ExportResult:  # type: ignore[override]
+            return ExportResult(items=len(spans), accepted=1, dropped=3, invalid=2, failed=len(spans) - 4)
+
+    processor: BatchProcessor[str] = BatchProcessor(Mixed(), Signal.TRACES, schedule_delay=60)
+    for i in range(5):
+        processor.put_nowait(f"item-{i}")
+    outcome = await processor.force_flush(5)
+    assert outcome.status is FlushStatus.FAILURE and outcome.dropped == 3 and outcome.exported == 1
+    stats = processor.statistics()
+    assert stats.dropped["invalid"] == 2 and stats.dropped["too_large"] == 1 and stats.failed == 1
+    assert "2 items dropped by the exporter (invalid" in (stats.last_error or "") and balanced(stats)
+    await processor.shutdown(1)
+
+
 async def test_items_a_full_disk_queue_refused_are_counted_as_disk_full() -> None:
     class DiskFull(RecordingExporter):
         async def export_traces(self, spans: Sequence[object]) -> ExportResult:  # type: ignore[override]

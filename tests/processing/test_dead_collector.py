@@ -110,6 +110,7 @@ async def test_shutdown_keeps_its_deadline_against_a_dead_collector_without_stal
         "queue_full": 76,
         "already_shutdown": 1,
         "too_large": 0,
+        "invalid": 0,
         "shutdown": 512,
         "disk_full": 0,
         "disk_error": 0,

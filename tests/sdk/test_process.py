@@ -266,3 +266,65 @@ metrics.get_meter("auto").create_histogram("auto.latency").record(12.5)
     }
     assert {r.headers["x-tenant"] for r in collector.received} == {"acme"}
     assert not any("authorization" in r.headers for r in collector.received)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX only")
+@pytest.mark.parametrize(
+    ("protocol", "implementation"), [("http/protobuf", "h2"), ("grpc", "h2"), ("grpc", "grpcio")], ids=str
+)
+async def test_batch_processor_exports_from_a_forked_child(
+    protocol: str, implementation: str, collector: FakeCollector
+) -> None:
+    """gunicorn --preload with the drop-in processor: spans exported in the parent, then fork; the child's spans
+    arrive (grpc.aio cannot be used in the child: aiotlp's h2 client takes over), its shutdown is quick, and it
+    exits as gunicorn's workers do (interpreter finalization)."""
+    code = """
+import os, sys, time
+from opentelemetry.sdk.trace import TracerProvider
+from aiotlp.sdk import BatchSpanProcessor, SpanExporter
+from aiotlp.transport import make_transport
+
+endpoint, protocol, implementation = sys.argv[1:4]
+exporter = SpanExporter(
+    endpoint,
+    protocol=protocol,
+    transport_factory=lambda config: make_transport(config, grpc_implementation=implementation),
+)
+provider = TracerProvider(shutdown_on_exit=False)
+provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=60_000))
+tracer = provider.get_tracer("fork")
+
+def traced(name):
+    with tracer.start_as_current_span(name) as span:
+        span.set_attribute("pid", os.getpid())
+
+traced("parent before fork")
+assert provider.force_flush(10_000)
+sys.stdout.flush()
+pid = os.fork()
+if pid == 0:
+    traced("child")
+    flushed = provider.force_flush(10_000)
+    started = time.monotonic()
+    provider.shutdown()
+    took = time.monotonic() - started
+    print("child", flushed, f"{took:.3f}", flush=True)
+    sys.exit(0 if flushed and took < 2 else 3)
+_, status = os.waitpid(pid, 0)
+assert os.waitstatus_to_exitcode(status) == 0, status
+traced("parent after fork")
+provider.shutdown()
+print("parent ok", os.getpid())
+"""
+    endpoint = collector.grpc_endpoint if protocol == "grpc" else collector.http_endpoint + "/v1/traces"
+    for _ in range(2):
+        collector.clear()
+        returncode, output = await run_python(code, endpoint, protocol, implementation)
+        assert returncode == 0, output
+        assert "child True" in output, output
+        assert span_names(collector) == ["child", "parent after fork", "parent before fork"]
+        parent_pid = int(output.split("parent ok ")[1].split()[0])
+        by_pid = {
+            span.name: {kv.key: kv.value.int_value for kv in span.attributes}["pid"] for span in collector.spans()
+        }
+        assert by_pid["child"] != parent_pid and by_pid["parent after fork"] == parent_pid

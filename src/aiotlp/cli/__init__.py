@@ -1,4 +1,4 @@
-"""The ``aiotlp`` command (also ``python -m aiotlp``): demo, receive, send, bench and check.
+"""The ``aiotlp`` command (also ``python -m aiotlp``): demo, receive, send, bench, check and queue.
 
 Errors are one clear line on stderr (``aiotlp: error: ...``) and exit code 1, usage errors exit code 2;
 ``--debug`` shows tracebacks and debug logs instead. Output uses rich when it is installed (``aiotlp[cli]``)
@@ -86,6 +86,9 @@ def _parser() -> argparse.ArgumentParser:
         choices=_PROTOCOLS,
         help="OTLP protocol (default: OTEL_EXPORTER_OTLP_PROTOCOL, else http/protobuf)",
     )
+    demo.add_argument(
+        "--seed", type=int, help="seed of the simulated traffic and its trace ids (default: random on every run)"
+    )
 
     receive = commands.add_parser(
         "receive",
@@ -144,10 +147,13 @@ def _parser() -> argparse.ArgumentParser:
         parents=[common],
         help="show the exporter configuration from the environment and test each endpoint",
         description=(
-            "Reads the OTEL_EXPORTER_OTLP_*, OTEL_BSP_*, OTEL_BLRP_* and OTEL_METRIC_* variables exactly as the "
-            "exporters do, prints the effective configuration per signal (header values and URL credentials "
-            "redacted), then sends one small test export per signal and explains any failure. Exit code 1 when "
-            "the configuration is invalid or an export fails."
+            "Reads the OTEL_EXPORTER_OTLP_*, AIOTLP_EXPORTER_OTLP_*ENDPOINTS, OTEL_BSP_*, OTEL_BLRP_*, "
+            "OTEL_METRIC_* and AIOTLP_QUEUE_DIR variables as aiotlp's exporters do, prints the effective "
+            "configuration per signal with where each value came from (an argument, a variable, the default; "
+            "header values and URL credentials redacted) and the disk queue directory's state, then sends one "
+            "small test export to every endpoint on its own (each collector of a fleet separately) and explains "
+            "any failure. Exit code 1 when the configuration is invalid, an export fails or the queue directory "
+            "is unusable."
         ),
     )
     check.add_argument("--no-export", action="store_true", help="only print the configuration")
@@ -155,6 +161,19 @@ def _parser() -> argparse.ArgumentParser:
         "--signals", type=_signals, default=list(_SIGNALS), help="signals to test (default traces,metrics,logs)"
     )
     check.add_argument("--timeout", type=_positive_float, help="seconds per test export (default: the configured)")
+
+    queue = commands.add_parser(
+        "queue",
+        parents=[common],
+        help="show what waits in a disk queue directory (read-only)",
+        description=(
+            "Inspects the crash-safe disk queue in DIR (default: AIOTLP_QUEUE_DIR) without changing anything: per "
+            "signal (DIR/traces, DIR/metrics, DIR/logs) the records, items and bytes waiting, the oldest record's "
+            "age, damaged records and quarantined *.corrupt segments, and whether a live process holds the lock "
+            "(its pid). Safe beside the running service and on what a crashed one left."
+        ),
+    )
+    queue.add_argument("directory", nargs="?", type=Path, metavar="DIR", help="the queue directory")
     return parser
 
 
@@ -180,7 +199,12 @@ def _run(args: argparse.Namespace) -> int:
         from ._demo import run_demo
 
         coroutine = run_demo(
-            ui, requests=args.requests, concurrency=args.concurrency, duration=args.duration, protocol=args.protocol
+            ui,
+            requests=args.requests,
+            concurrency=args.concurrency,
+            duration=args.duration,
+            protocol=args.protocol,
+            seed=args.seed,
         )
     elif args.command == "receive":
         from ._receive import run_receive
@@ -207,6 +231,10 @@ def _run(args: argparse.Namespace) -> int:
         coroutine = run_check(
             ui, export=not args.no_export, signals=[Signal(s) for s in args.signals], timeout=args.timeout
         )
+    elif args.command == "queue":
+        from ._queue import run_queue
+
+        return run_queue(ui, args.directory)
     else:
         from ._bench import run_bench
 

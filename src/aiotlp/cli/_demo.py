@@ -9,6 +9,12 @@ embedded in the process (:class:`aiotlp.testing.FakeCollector`).
 
 The demo checks itself: the summary counts every item (accepted + rejected + failed + dropped == produced), and
 with the embedded receiver every accepted item must have arrived exactly once; otherwise the exit code is 1.
+
+Trace and span ids are random on every run (``--seed N`` makes a run reproducible), so runs never merge in a
+backend. Before it serves anything the demo opens a TCP connection to the configured endpoint: when nothing
+listens there it stops at once with the cause and the hint to run ``aiotlp check``. A failure during the run is
+reported the same way, from the last export error (not from the processors' shutdown, which only says that time
+ran out).
 """
 
 from __future__ import annotations
@@ -20,8 +26,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._exceptions import ConfigurationError
-from ..config import ExporterConfig, OtlpProtocol, endpoint_from_env
+from .._exceptions import ConfigurationError, ConnectError, MissingExtraError
+from ..config import ExporterConfig, OtlpProtocol, variable_source
 from ..export import ExportResult, OTLPExporter
 from ..model import (
     AggregationTemporality,
@@ -42,6 +48,7 @@ from ..model import (
     Sum,
 )
 from ..processing import BatchProcessor, ProcessorStatistics
+from ._check import HINT, connect_problem, explain
 from ._render import render_request, trace_nodes
 from ._ui import UI
 
@@ -245,19 +252,26 @@ def build_metrics(out: Telemetry, start_ns: int) -> list[Metric]:
 
 
 class _Shared:
-    """The one exporter, shared by both processors: their shutdown flushes them but leaves it open."""
+    """The one exporter, shared by both processors: their shutdown flushes them but leaves it open. It keeps the
+    last export error (and its signal): the real cause when the run fails."""
 
     def __init__(self, inner: OTLPExporter) -> None:
         self.inner = inner
+        self.last_error: tuple[Signal, BaseException] | None = None
+
+    def _note(self, signal: Signal, result: ExportResult) -> ExportResult:
+        if result.error is not None:
+            self.last_error = (signal, result.error)
+        return result
 
     async def export_traces(self, spans: Sequence[Span]) -> ExportResult:
-        return await self.inner.export_traces(spans)
+        return self._note(Signal.TRACES, await self.inner.export_traces(spans))
 
     async def export_metrics(self, metrics: Sequence[Metric]) -> ExportResult:
-        return await self.inner.export_metrics(metrics)
+        return self._note(Signal.METRICS, await self.inner.export_metrics(metrics))
 
     async def export_logs(self, records: Sequence[LogRecord]) -> ExportResult:
-        return await self.inner.export_logs(records)
+        return self._note(Signal.LOGS, await self.inner.export_logs(records))
 
     async def shutdown(self, timeout: float | None = None) -> None:
         return None
@@ -283,17 +297,38 @@ class _Row:
         self.dropped += result.dropped
 
 
-async def run_demo(ui: UI, *, requests: int, concurrency: int, duration: float, protocol: OtlpProtocol | None) -> int:
+async def run_demo(
+    ui: UI,
+    *,
+    requests: int,
+    concurrency: int,
+    duration: float,
+    protocol: OtlpProtocol | None,
+    seed: int | None = None,
+) -> int:
     if requests < 1 or concurrency < 1:
         raise ConfigurationError("--requests and --concurrency must be positive")
     if not 0 <= duration <= 60:
         raise ConfigurationError(f"--duration must be between 0 and 60 seconds, got {duration:g}")
-    env_endpoint = endpoint_from_env(Signal.TRACES) is not None
+    env_endpoint = (
+        variable_source(
+            "AIOTLP_EXPORTER_OTLP_TRACES_ENDPOINTS",
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            "AIOTLP_EXPORTER_OTLP_ENDPOINTS",
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+        )
+        is not None
+    )
     receiver: Any = None
     if env_endpoint:
         config = ExporterConfig.from_env(protocol=protocol)
     else:
-        from ..testing import FakeCollector
+        try:
+            from ..testing import FakeCollector
+        except ImportError as exc:
+            raise MissingExtraError(
+                "receiver", f"{_module(exc)} (the demo's embedded receiver; or set OTEL_EXPORTER_OTLP_ENDPOINT)"
+            ) from None
 
         receiver = FakeCollector()
         await receiver.start()
@@ -307,14 +342,30 @@ async def run_demo(ui: UI, *, requests: int, concurrency: int, duration: float, 
         f"{config.traces.protocol} -> {target}" + (" (embedded receiver)" if receiver is not None else ""),
         "bold",
     )
+    if receiver is None and (problem := await connect_problem(config.traces)) is not None:
+        raise ConnectError(f"{problem}{' ' if problem.endswith(('.', '?')) else '. '}Nothing was sent; {HINT}")
     try:
-        return await _run(ui, config, receiver, requests, concurrency, duration)
+        return await _run(ui, config, receiver, requests, concurrency, duration, random.Random(seed))
     finally:
         if receiver is not None:
             await receiver.stop()
 
 
-async def _run(ui: UI, config: ExporterConfig, receiver: Any, requests: int, concurrency: int, duration: float) -> int:
+def _module(exc: ImportError) -> str:
+    """The package to name for a missing module (``google`` is opentelemetry-proto's namespace)."""
+    name = getattr(exc, "module", None) or exc.name or "a receiver dependency"
+    return {"google": "opentelemetry-proto", "grpc": "grpcio"}.get(name.split(".")[0], name)
+
+
+async def _run(
+    ui: UI,
+    config: ExporterConfig,
+    receiver: Any,
+    requests: int,
+    concurrency: int,
+    duration: float,
+    rng: random.Random,
+) -> int:
     start_ns = time.time_ns()
     started = time.perf_counter()
     metrics = _Row()
@@ -322,7 +373,7 @@ async def _run(ui: UI, config: ExporterConfig, receiver: Any, requests: int, con
         shared = _Shared(exporter)
         spans: BatchProcessor[Span] = BatchProcessor(shared, Signal.TRACES, schedule_delay=0.5)
         logs: BatchProcessor[LogRecord] = BatchProcessor(shared, Signal.LOGS, schedule_delay=0.5)
-        service = Service(random.Random(42), spans, logs)
+        service = Service(rng, spans, logs)
         semaphore = asyncio.Semaphore(concurrency)
         loop = asyncio.get_running_loop()
 
@@ -350,13 +401,20 @@ async def _run(ui: UI, config: ExporterConfig, receiver: Any, requests: int, con
                 progress.update(done, f"{exported:,} items accepted")
         served.set()
         await snapshots
-        await asyncio.gather(spans.shutdown(10.0), logs.shutdown(10.0))
+        # long enough for an export in flight to end with its own error (the real cause), not the deadline's
+        grace = max(10.0, config.traces.timeout + 1.0)
+        await asyncio.gather(spans.shutdown(grace), logs.shutdown(grace))
         metrics.add(await exporter.export_metrics(build_metrics(service.out, start_ns)))
         elapsed = time.perf_counter() - started
         rows = {"spans": _Row.of(spans.statistics()), "log records": _Row.of(logs.statistics())}
         rows["metric data points"] = metrics
         retries = exporter.retries
         last_error = spans.statistics().last_error or logs.statistics().last_error
+        if shared.last_error is not None:  # the exporter's own error, explained, rather than a processor's summary
+            failed_signal, error = shared.last_error
+            signal_config = config.for_signal(failed_signal)
+            where = ", ".join(signal_config.endpoints_for_display)
+            last_error = f"{failed_signal.value} to {where}: {explain(error, signal_config)}"
 
     total = _Row()
     for row in rows.values():
@@ -375,6 +433,7 @@ async def _run(ui: UI, config: ExporterConfig, receiver: Any, requests: int, con
     )
     if last_error:
         ui.line(f"last error: {last_error}", "red")
+        ui.line(f"hint: {HINT}", "red")
     balanced = total.produced == total.accepted + total.rejected + total.failed + total.dropped
     ok = balanced and total.failed == 0 and total.dropped == 0
     if receiver is not None:

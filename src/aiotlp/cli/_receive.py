@@ -4,7 +4,8 @@ Built on :class:`aiotlp.testing.FakeCollector` (real gRPC and HTTP servers, deco
 answering every request with success. It prints the addresses it listens on first (tests start it on port 0 and
 read them), then each request: trace trees, log lines, metric tables. ``--jsonl FILE`` appends every accepted
 request as one line of OTLP/JSON, the format of the collector's file exporter, which ``aiotlp send`` replays.
-SIGINT or SIGTERM stops it with a summary and exit code 0.
+SIGINT or SIGTERM stops it with a summary and exit code 0. It needs grpcio and opentelemetry-proto:
+``pip install 'aiotlp[receiver]'``.
 """
 
 from __future__ import annotations
@@ -37,8 +38,10 @@ async def run_receive(ui: UI, *, grpc_port: int, http_port: int, jsonl: Path | N
         raise ConfigurationError(f"--max-items must be positive, got {max_items}")
     try:
         from ..testing import FakeCollector, message_to_otlp_json
-    except MissingExtraError as exc:
-        raise MissingExtraError("testing", exc.module) from None
+    except ImportError as exc:
+        module = getattr(exc, "module", None) or exc.name or "a receiver dependency"
+        module = {"google": "opentelemetry-proto", "grpc": "grpcio"}.get(module.split(".")[0], module)
+        raise MissingExtraError("receiver", f"{module} (the OTLP receiver of `aiotlp receive`)") from None
 
     out: TextIO | None = None
     if jsonl is not None:

@@ -9,6 +9,14 @@ stops the command with one line naming the file and line and nothing half-sent.
 Each request goes through :meth:`aiotlp.OTLPExporter.export_encoded`: the configured protocol's encoding (a JSON
 line is re-encoded as protobuf for gRPC and OTLP/HTTP protobuf), retries per the OTLP specification within the
 timeout, splitting by resource when a request is over the byte cap.
+
+Fail fast: before sending, a TCP connection is opened to each endpoint that will be used; when nothing listens
+there the command stops with one line (the cause and the hint to run ``aiotlp check``) and nothing is sent. A
+request that still fails with a retryable cause after its retries (the collector went away, or keeps timing out)
+stops the run the same way: the rest would only wait out the same timeout each. A request the collector refuses
+for good (400, a partial success) is reported and the next one is sent.
+
+Decoding needs opentelemetry-proto: ``pip install 'aiotlp[receiver]'``.
 """
 
 from __future__ import annotations
@@ -19,10 +27,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .._exceptions import ConfigurationError
+from .._exceptions import (
+    ConfigurationError,
+    ConnectError,
+    DeadlineExceededError,
+    MissingExtraError,
+    RetriesExhaustedError,
+    RetryableError,
+)
 from ..config import ExporterConfig, OtlpProtocol
 from ..export import ExportResult, OTLPExporter
 from ..model import Signal
+from ._check import HINT, connect_problem, explain
 from ._ui import UI
 
 __all__ = ["load_requests", "run_send"]
@@ -46,11 +62,8 @@ class Loaded:
 def _protobuf() -> Any:
     try:
         from ..testing import _otlp_json
-    except ImportError as exc:
-        raise ConfigurationError(
-            f"`aiotlp send` decodes OTLP with opentelemetry-proto ({exc}): install it with "
-            "`pip install 'aiotlp[testing]'`"
-        ) from None
+    except ImportError:
+        raise MissingExtraError("receiver", "opentelemetry-proto (the OTLP decoders of `aiotlp send`)") from None
     return _otlp_json
 
 
@@ -162,8 +175,12 @@ async def run_send(
         f"aiotlp send: {len(requests)} requests ({total_items} items) from {len(paths)} file(s) -> "
         f"{', '.join(targets)} ({config.traces.protocol})"
     )
+    for used in sorted({r.signal for r in requests}):
+        if (problem := await connect_problem(config.for_signal(used))) is not None:
+            raise ConnectError(f"{problem}{' ' if problem.endswith(('.', '?')) else '. '}Nothing was sent; {HINT}")
     results: dict[Signal, ExportResult] = {s: ExportResult() for s in Signal}
     failures: list[str] = []
+    stopped: str | None = None
     async with OTLPExporter(config) as exporter:
         encoders = {s: _encoder(s, config.for_signal(s).protocol == "http/json") for s in Signal}
         with ui.progress("sending", len(requests)) as progress:
@@ -176,6 +193,14 @@ async def run_send(
                 if not result.ok and result.items:
                     reason = result.error or result.error_message or "rejected"
                     lost = result.items - result.accepted
+                    if _gave_up(result.error):
+                        signal_config = config.for_signal(request.signal)
+                        stopped = (
+                            f"{request.where}: {lost} of {result.items} not accepted: "
+                            f"{explain(result.error, signal_config)}; stopped, {len(requests) - done} requests not "
+                            f"sent. Hint: {HINT}"
+                        )
+                        break
                     failures.append(f"{request.where}: {lost} of {result.items} not accepted: {reason}")
                 progress.update(done, f"{sum(r.accepted for r in results.values())} accepted")
     rows = [
@@ -188,7 +213,16 @@ async def run_send(
         ui.line(failure, "red")
     if len(failures) > 10:
         ui.line(f"… and {len(failures) - 10} more failed requests", "red")
-    return 0 if not failures else 1
+    if stopped is not None:
+        ui.line(stopped, "bold red")
+    return 0 if not failures and stopped is None else 1
+
+
+def _gave_up(error: BaseException | None) -> bool:
+    """The request failed for a reason the next ones share (retryable, retried until the timeout): stop."""
+    if isinstance(error, (RetriesExhaustedError, DeadlineExceededError)):
+        error = error.last
+    return isinstance(error, RetryableError)
 
 
 def _counter(signal: Signal) -> Callable[[Sequence[Any]], int]:

@@ -31,6 +31,13 @@ again after a backoff of ``retry_initial`` doubling to ``retry_max`` seconds, fo
 collector outage never drops anything. A record written in another wire format than the inner exporter's current
 one (OTLP/JSON vs protobuf: the configuration changed between runs) cannot be sent; it is counted as failed.
 
+**Event loops and fork.** Delivery runs on one event loop: the one of the first export (or :meth:`start`). Used
+from another loop once that one is closed (``asyncio.run`` called twice, a thread's loop that ended), it starts
+delivering on the caller's loop; the records the closed loop was sending stay on disk and are sent at the next
+start (at-least-once). While the first loop is still open, exports from another loop fail (counted, not raised):
+use one DurableExporter per loop. In a process forked from the one that opened the queue, exports fail the same
+way and nothing of the parent's (files, tasks, connections) is touched: the directory is the parent's.
+
 **Drop-in.** The same verbs as :class:`~aiotlp.export.OTLPExporter`: ``export_traces/metrics/logs``,
 ``export_encoded`` (same signature), ``shutdown(timeout)``, ``async with``, plus ``force_flush(timeout)`` and
 :meth:`~DurableExporter.statistics`. Headers and credentials stay in the inner exporter: only request bodies
@@ -43,6 +50,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal, TypeVar
@@ -53,12 +61,14 @@ from .._exceptions import (
     DeadlineExceededError,
     ExportError,
     ExporterShutdownError,
+    PermanentError,
     QueueFullError,
     QueueWriteError,
     RejectedError,
     RetriesExhaustedError,
     RetryableError,
 )
+from .._fork import abandon
 from ..config import ExporterConfig
 from ..encoding import count_items
 from ..export import ExportRequest, ExportResult, OTLPExporter
@@ -176,6 +186,8 @@ class DurableExporter:
         )
         self._closed = False
         self._stopping = False
+        self._pid = os.getpid()
+        self._rebind_lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._stop: asyncio.Event | None = None
@@ -236,9 +248,14 @@ class DurableExporter:
 
     def start(self) -> None:
         """Start the delivery and fsync tasks on the running loop (done by the first export otherwise)."""
-        if self._loop is not None or self._closed:
+        if self._closed or self._pid != os.getpid():
             return
         loop = asyncio.get_running_loop()
+        old = self._loop
+        if old is not None and (old is loop or not old.is_closed()):
+            return
+        if old is not None:
+            self._leave_loop()
         self._loop = loop
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
@@ -249,6 +266,38 @@ class DurableExporter:
             loop.create_task(self._tick_loop(), name="aiotlp-durable-fsync"),
         ]
 
+    def _leave_loop(self) -> None:
+        """Stop delivering on the current loop from outside it: closed (its tasks can never run again: dropped
+        untouched), or open but not running (its tasks are cancelled when it runs next). The records they were
+        sending stay on disk for the next start."""
+        loop = self._loop
+        tasks = [*self._tasks, *self._sending]
+        if loop is not None and not loop.is_closed():
+            for task in tasks:
+                with contextlib.suppress(RuntimeError):  # closed meanwhile
+                    loop.call_soon_threadsafe(task.cancel)
+        abandon([*tasks, self._sync_task])
+        self._loop = None
+        self._tasks = []
+        self._sending = set()
+        self._sync_task = None
+        self._wake = self._stop = self._idle = self._down = None
+
+    def _refusal(self) -> ExportError | None:
+        """Why this process or loop cannot use the queue now (see the module docstring), or None."""
+        if self._pid != os.getpid():
+            return PermanentError(
+                f"the disk queue {self.directory} belongs to process {self._pid}, which this one was forked from: "
+                "open a queue directory per process"
+            )
+        loop = self._loop
+        if loop is not None and loop is not asyncio.get_running_loop() and not loop.is_closed():
+            return PermanentError(
+                f"the disk queue {self.directory} delivers on another event loop, still open: "
+                "use one DurableExporter per event loop"
+            )
+        return None
+
     async def shutdown(self, timeout: float | None = None) -> None:
         """Stop taking exports; let delivery drain the queue for up to ``timeout`` seconds (default 5 s), or until
         a delivery has to back off (the collector is unreachable: waiting would only delay the exit); then stop
@@ -257,6 +306,21 @@ class DurableExporter:
         if self._closed:
             return
         self._closed = True
+        if self._pid != os.getpid():  # a forked child: the files and tasks are the parent's
+            abandon(self._queue)
+            await self._inner.shutdown(timeout)
+            return
+        loop = asyncio.get_running_loop()
+        if self._loop is not None and self._loop is not loop:
+            if self._loop.is_running():
+                # delivery runs on another thread's loop: shut down there
+                future = asyncio.run_coroutine_threadsafe(self._shutdown(timeout), self._loop)
+                await asyncio.wrap_future(future)
+                return
+            self._leave_loop()  # closed, or open but not running
+        await self._shutdown(timeout)
+
+    async def _shutdown(self, timeout: float | None) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + (DEFAULT_SHUTDOWN_DRAIN if timeout is None else max(timeout, 0.0))
         if self._idle is not None and self._wake is not None and self._down is not None:
@@ -326,7 +390,14 @@ class DurableExporter:
             return ExportResult(items=total, failed=total, error=error)
         if not items:
             return ExportResult()
-        self.start()
+        with self._rebind_lock:
+            refusal = self._refusal()
+            if refusal is None:
+                self.start()
+        if refusal is not None:
+            total = (count or len)(items) if encode is not None else count_items(signal, items)
+            self._fail_log.log("%s", refusal.message)
+            return ExportResult(items=total, failed=total, error=refusal)
         requests, result = self._inner.encode_requests(
             signal, items, encode, body=body, count=count, split_item=split_item
         )

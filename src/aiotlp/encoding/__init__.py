@@ -17,6 +17,27 @@ Encode once per batch: a retry re-sends the same bytes. An empty batch encodes t
 ``b"{}"`` (JSON); the exporters never send one. Strings are sent as valid UTF-8: a lone surrogate code point
 becomes U+FFFD.
 
+Values that cannot be sent as they are (a collector refuses a whole request holding one) are never sent, and
+never cost the item; the same decision in every encoder (protobuf pure and compiled, byte for byte; JSON; the
+SDK drop-in's ``aiotlp.sdk._encode``):
+
+- an attribute whose value is, or holds at any depth (a list element, a mapping value), an int outside
+  ``[-2**63, 2**63 - 1]`` (``AnyValue.int_value`` is an int64; a uint64 id does not fit), or lists and mappings
+  nested deeper than ``MAX_NESTING_DEPTH`` (24), is left out and counted in the ``dropped_attributes_count``
+  of the message that owns it (span, event, link, log record, resource, scope). Data points, exemplars and a
+  metric's metadata have no such count: the attribute is left out uncounted;
+- a log body that is or holds such a value is replaced by a string saying why, ``BODY_INT_OUT_OF_RANGE`` or
+  ``BODY_TOO_DEEP`` (``aiotlp.encoding._protobuf``; the first reason met); the record is kept;
+- a Sum or Gauge int value (and an exemplar's) outside int64 is sent as ``as_double`` (the point is kept, with
+  a double's precision; beyond the double range, an infinity of its sign);
+- histogram counts are uint64: every value in ``[0, 2**64 - 1]`` is sent; one outside raises ``EncodeError``.
+
+Anything else that cannot be encoded (an attribute key that is not a ``str``, a value of no attribute type)
+raises :class:`~aiotlp.EncodeError`; the exporter leaves out just those items and counts them as ``invalid``
+(``ExportResult.invalid``), never ``too_large``. ``-2**63`` and ``2**63 - 1`` are sent as ints. The check costs
+nothing for the ints that fit: the protobuf writers check only past the one- and two-byte varint table (and the
+compiled one reads every int with ``PyLong_AsLongLongAndOverflow`` anyway); JSON compares once per int.
+
 Responses: :func:`decode_export_response` / :func:`decode_export_response_json` read ``partial_success``;
 :func:`decode_rpc_status` reads a ``google.rpc.Status`` (with ``RetryInfo``); :func:`classify_http_response`
 and :func:`classify_grpc_status` turn a failed attempt into a retryable or permanent error;

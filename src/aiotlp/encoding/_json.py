@@ -48,7 +48,15 @@ from aiotlp.model._metrics import (
 )
 from aiotlp.model._trace import Span
 
-from ._protobuf import _too_deep, _TooDeep, group_by_resource_and_scope
+from ._protobuf import (
+    _INT64_MAX,
+    _INT64_MIN,
+    _as_double,
+    _int_out_of_range,
+    _LeftOut,
+    _too_deep,
+    group_by_resource_and_scope,
+)
 from ._wire import double
 
 __all__ = ["encode_logs_json", "encode_metrics_json", "encode_traces_json"]
@@ -90,12 +98,15 @@ def _set_double(out: JsonObject, key: str, value: float) -> None:
 
 
 def _any(value: AnyValue, depth: int = 0) -> JsonObject:
-    """``value`` as an AnyValue object; it sits inside ``depth`` lists and mappings. Raises _TooDeep when it
-    nests deeper than ``MAX_NESTING_DEPTH`` (as the protobuf writer does, see there)."""
+    """``value`` as an AnyValue object; it sits inside ``depth`` lists and mappings. Raises _LeftOut when it
+    nests deeper than ``MAX_NESTING_DEPTH`` or holds an int outside int64 (as the protobuf writer does, see
+    there)."""
     t = type(value)
     if t is str:
         return {"stringValue": value}
     if t is int:
+        if not _INT64_MIN <= value <= _INT64_MAX:  # type: ignore[operator]
+            raise _int_out_of_range(value)  # type: ignore[arg-type]
         return {"intValue": str(value)}
     if t is bool:
         return {"boolValue": value}
@@ -137,25 +148,38 @@ def _normalize(value: object) -> AnyValue:
 
 def _attributes(attributes: Mapping[str, AnyValue], depth: int = 0) -> list[JsonObject]:
     """One KeyValue object per attribute. At ``depth`` 0 (an item's attributes) an attribute whose value nests
-    too deep is left out: ``len(attributes) - len(result)`` is the count to add to ``droppedAttributesCount``;
-    deeper (a nested mapping), _TooDeep goes through to the attribute that holds it."""
+    too deep or holds an int outside int64 is left out: ``len(attributes) - len(result)`` is the count to add to
+    ``droppedAttributesCount``; deeper (a nested mapping), _LeftOut goes through to the attribute that holds
+    it."""
     out: list[JsonObject] = []
     append = out.append
     for key, value in attributes.items():
         t = type(value)
         if t is str:
             append({"key": key, "value": {"stringValue": value}})
-        elif t is int:
+        elif t is int and _INT64_MIN <= value <= _INT64_MAX:  # type: ignore[operator]
             append({"key": key, "value": {"intValue": str(value)}})
         elif t is bool:
             append({"key": key, "value": {"boolValue": value}})
         else:
             try:
                 append({"key": key, "value": _any(value, depth)})
-            except _TooDeep:
+            except _LeftOut:
                 if depth:
                     raise
     return out
+
+
+def _put_attributes(out: JsonObject, attributes: Mapping[str, AnyValue], dropped: int) -> None:
+    """``attributes`` and ``droppedAttributesCount`` of an item: ``dropped`` (its own count) plus the attributes
+    left out (see :func:`_attributes`), as the protobuf encoder writes them."""
+    if attributes:
+        listed = _attributes(attributes)
+        if listed:
+            out["attributes"] = listed
+        dropped += len(attributes) - len(listed)
+    if dropped:
+        out["droppedAttributesCount"] = dropped
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -164,10 +188,7 @@ def _attributes(attributes: Mapping[str, AnyValue], depth: int = 0) -> list[Json
 
 def _resource(resource: Resource) -> JsonObject:
     out: JsonObject = {}
-    if resource.attributes:
-        out["attributes"] = _attributes(resource.attributes)
-    if resource.dropped_attributes_count:
-        out["droppedAttributesCount"] = resource.dropped_attributes_count
+    _put_attributes(out, resource.attributes, resource.dropped_attributes_count)
     return out
 
 
@@ -177,10 +198,7 @@ def _scope(scope: InstrumentationScope) -> JsonObject:
         out["name"] = scope.name
     if scope.version:
         out["version"] = scope.version
-    if scope.attributes:
-        out["attributes"] = _attributes(scope.attributes)
-    if scope.dropped_attributes_count:
-        out["droppedAttributesCount"] = scope.dropped_attributes_count
+    _put_attributes(out, scope.attributes, scope.dropped_attributes_count)
     return out
 
 
@@ -231,10 +249,7 @@ def _span(span: Span) -> JsonObject:
         out["startTimeUnixNano"] = str(span.start_time_unix_nano)
     if span.end_time_unix_nano:
         out["endTimeUnixNano"] = str(span.end_time_unix_nano)
-    if span.attributes:
-        out["attributes"] = _attributes(span.attributes)
-    if span.dropped_attributes_count:
-        out["droppedAttributesCount"] = span.dropped_attributes_count
+    _put_attributes(out, span.attributes, span.dropped_attributes_count)
     if span.events:
         events = out["events"] = []
         for event in span.events:
@@ -243,10 +258,7 @@ def _span(span: Span) -> JsonObject:
                 e["timeUnixNano"] = str(event.time_unix_nano)
             if event.name:
                 e["name"] = event.name
-            if event.attributes:
-                e["attributes"] = _attributes(event.attributes)
-            if event.dropped_attributes_count:
-                e["droppedAttributesCount"] = event.dropped_attributes_count
+            _put_attributes(e, event.attributes, event.dropped_attributes_count)
             events.append(e)
     if span.dropped_events_count:
         out["droppedEventsCount"] = span.dropped_events_count
@@ -256,10 +268,7 @@ def _span(span: Span) -> JsonObject:
             k: JsonObject = {"traceId": link.trace_id.hex(), "spanId": link.span_id.hex()}
             if link.trace_state:
                 k["traceState"] = link.trace_state
-            if link.attributes:
-                k["attributes"] = _attributes(link.attributes)
-            if link.dropped_attributes_count:
-                k["droppedAttributesCount"] = link.dropped_attributes_count
+            _put_attributes(k, link.attributes, link.dropped_attributes_count)
             if link.flags:
                 k["flags"] = link.flags
             links.append(k)
@@ -284,6 +293,14 @@ def encode_traces_json(spans: Sequence[Span]) -> bytes:
 # Logs
 
 
+def _body(body: AnyValue) -> JsonObject:
+    """A log body as an AnyValue object; one that cannot be sent is replaced (as in the protobuf encoder)."""
+    try:
+        return _any(body)
+    except _LeftOut as exc:
+        return {"stringValue": exc.body}
+
+
 def _log_record(record: LogRecord) -> JsonObject:
     out: JsonObject = {}
     if record.time_unix_nano:
@@ -295,11 +312,8 @@ def _log_record(record: LogRecord) -> JsonObject:
     if record.severity_text:
         out["severityText"] = record.severity_text
     if record.body is not None:
-        out["body"] = _any(record.body)
-    if record.attributes:
-        out["attributes"] = _attributes(record.attributes)
-    if record.dropped_attributes_count:
-        out["droppedAttributesCount"] = record.dropped_attributes_count
+        out["body"] = _body(record.body)
+    _put_attributes(out, record.attributes, record.dropped_attributes_count)
     if record.flags:
         out["flags"] = record.flags
     if record.trace_id:
@@ -331,6 +345,16 @@ def _point_common(out: JsonObject, point: Any) -> None:
         out["flags"] = point.flags
 
 
+def _put_number(out: JsonObject, value: float) -> None:
+    """``asInt`` for an int in int64, else ``asDouble`` (an int outside int64 too, as the protobuf encoder)."""
+    if isinstance(value, int):
+        if _INT64_MIN <= value <= _INT64_MAX:
+            out["asInt"] = str(int(value))
+            return
+        value = _as_double(value)
+    out["asDouble"] = _float(value)
+
+
 def _exemplars(exemplars: Sequence[Exemplar]) -> list[JsonObject]:
     result: list[JsonObject] = []
     for exemplar in exemplars:
@@ -339,11 +363,7 @@ def _exemplars(exemplars: Sequence[Exemplar]) -> list[JsonObject]:
             out["filteredAttributes"] = _attributes(exemplar.filtered_attributes)
         if exemplar.time_unix_nano:
             out["timeUnixNano"] = str(exemplar.time_unix_nano)
-        value = exemplar.value
-        if isinstance(value, int):
-            out["asInt"] = str(int(value))
-        else:
-            out["asDouble"] = _float(value)
+        _put_number(out, exemplar.value)
         if exemplar.span_id:
             out["spanId"] = exemplar.span_id.hex()
         if exemplar.trace_id:
@@ -355,11 +375,7 @@ def _exemplars(exemplars: Sequence[Exemplar]) -> list[JsonObject]:
 def _number_point(point: NumberDataPoint) -> JsonObject:
     out: JsonObject = {}
     _point_common(out, point)
-    value = point.value
-    if isinstance(value, int):
-        out["asInt"] = str(int(value))
-    else:
-        out["asDouble"] = _float(value)
+    _put_number(out, point.value)
     if point.exemplars:
         out["exemplars"] = _exemplars(point.exemplars)
     return out

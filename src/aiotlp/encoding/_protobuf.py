@@ -16,6 +16,9 @@ What goes on the wire
 - ``resource``, ``scope``, span ``status`` and exponential histogram ``positive``/``negative`` messages are
   always written, even when empty, as the official exporter does.
 - A ``None`` attribute value is an empty ``AnyValue`` message; a ``None`` log body is no body at all.
+- Values left out (see the package docstring and "Values left out" below): an attribute holding an int outside
+  int64 or nested too deep is left out and counted in its owner's ``dropped_attributes_count``; a log body
+  holding one is replaced by a string; an int metric value outside int64 is written as ``as_double``.
 - Strings are UTF-8; a lone surrogate code point becomes U+FFFD (see :func:`aiotlp.encoding._wire.utf8`).
 - An empty batch encodes to ``b""`` (the empty request message). The exporters never send one.
 
@@ -30,6 +33,7 @@ encoded once and kept in bounded caches; everything the loops use is bound to a 
 
 from __future__ import annotations
 
+import math
 import struct
 from collections.abc import Callable, Mapping, Sequence
 from itertools import repeat
@@ -79,6 +83,7 @@ _pack_ids_parent: Final = struct.Struct("<2s16s2s8s2s8s").pack
 _NEG_ZERO: Final = _pack_d(-0.0)
 _INT64_MIN: Final = -(1 << 63)
 _INT64_MAX: Final = (1 << 63) - 1
+_UINT64_MAX: Final = (1 << 64) - 1
 
 # ------------------------------------------------------------------------------------------------------------
 # Caches. Keys, names and short string and int attributes repeat from item to item and from batch to batch;
@@ -161,9 +166,9 @@ def _kv_int(key: str, value: int) -> bytes:
 
 
 def _int64_varint(value: int) -> bytes:
-    """The varint of an ``int64`` (``AnyValue.int_value``); :class:`EncodeError` outside the int64 range."""
+    """The varint of an ``int64`` (``AnyValue.int_value``); raises _IntOutOfRange outside the int64 range."""
     if not _INT64_MIN <= value <= _INT64_MAX:
-        raise EncodeError(f"cannot encode the integer {value}: it is outside the int64 range")
+        raise _int_out_of_range(value)
     return varint(value)
 
 
@@ -187,28 +192,61 @@ def _patch(buf: bytearray, start: int) -> None:
 # ------------------------------------------------------------------------------------------------------------
 # AnyValue and attributes
 #
-# Depth: lists and mappings may nest MAX_NESTING_DEPTH deep (the model refuses deeper values at construction; see
-# there why the limit). Values that bypass the model (the SDK adapters write the SDK's own objects with these
-# functions) are held to the same limit here, so that no collector ever refuses a request for its depth: a
-# top-level attribute whose value nests deeper is left out whole and counted (the writer returns the count, for
-# the item's ``dropped_attributes_count``); a value written alone (a log body) raises _TooDeep, for the caller
-# to replace. A self-referencing list is just a value that nests too deep.
+# Values left out: two kinds of AnyValue cannot be sent, and are left out rather than failing the request.
+#
+# - Depth: lists and mappings may nest MAX_NESTING_DEPTH deep (the model refuses deeper values at construction;
+#   see there why the limit). Values that bypass the model (the SDK adapters write the SDK's own objects with
+#   these functions) are held to the same limit here, so that no collector ever refuses a request for its
+#   depth. A self-referencing list is just a value that nests too deep.
+# - Integers outside int64 (``AnyValue.int_value`` is an int64; a uint64 id from another system does not fit),
+#   at any depth: the model lets them through, for the encoders to apply this rule.
+#
+# Both raise a _LeftOut from the AnyValue writers (both implementations, and the JSON encoder); it is handled
+# the same way for both: a top-level attribute whose value holds one is left out whole and counted (the writer
+# returns the count, for the item's ``dropped_attributes_count``); a value written alone (a log body) is
+# replaced by the caller with the exception's ``body`` text (the record is kept).
+
+BODY_TOO_DEEP: Final = f"[aiotlp: this log body nested lists or mappings deeper than {MAX_NESTING_DEPTH} levels]"
+"""What a log body nested too deep (or referring to itself) is sent as."""
+
+BODY_INT_OUT_OF_RANGE: Final = "[aiotlp: this log body held an integer outside the int64 range]"
+"""What a log body that is, or holds, an integer outside ``[-2**63, 2**63 - 1]`` is sent as."""
 
 
-class _TooDeep(EncodeError):
-    """A list or mapping nested deeper than ``MAX_NESTING_DEPTH``: raised by the AnyValue writers (both
-    implementations), caught where the value is counted or replaced."""
+class _LeftOut(EncodeError):
+    """A value the encoders leave out (an item's attribute: counted) or replace (a log body, by ``body``),
+    rather than fail the whole request. Raised by the AnyValue writers of every implementation."""
+
+    body: str = ""
+    """The text a log body that raised this is sent as instead."""
+
+
+class _TooDeep(_LeftOut):
+    """A list or mapping nested deeper than ``MAX_NESTING_DEPTH``."""
+
+    body = BODY_TOO_DEEP
+
+
+class _IntOutOfRange(_LeftOut):
+    """An integer outside the int64 range of ``AnyValue.int_value``."""
+
+    body = BODY_INT_OUT_OF_RANGE
 
 
 def _too_deep() -> _TooDeep:
     return _TooDeep(f"a value nests lists and mappings deeper than {MAX_NESTING_DEPTH} levels")
 
 
+def _int_out_of_range(value: int) -> _IntOutOfRange:
+    return _IntOutOfRange(f"cannot encode the integer {value}: it is outside the int64 range")
+
+
 def _write_attributes(buf: bytearray, field_tag: bytes, attributes: Mapping[str, AnyValue], depth: int = 0) -> int:
     """Append one ``field_tag`` + ``KeyValue`` per attribute (a ``repeated KeyValue`` field).
 
-    Returns how many attributes were left out for nesting too deep (only at ``depth`` 0: the attributes of an
-    item; a nested mapping, ``depth`` > 0, lets _TooDeep through to the attribute that holds it).
+    Returns how many attributes were left out (a _LeftOut value: nested too deep, or holding an int outside
+    int64), only at ``depth`` 0, the attributes of an item; a nested mapping (``depth`` > 0) lets _LeftOut
+    through to the attribute that holds it.
     """
     dropped = 0
     kv_str_get = _KV_STR.get
@@ -222,8 +260,17 @@ def _write_attributes(buf: bytearray, field_tag: bytes, attributes: Mapping[str,
             buf += field_tag
             buf += kv_str_get(item) or _kv_str(*item)  # type: ignore[arg-type]
         elif t is int:
+            kv = kv_int_get(item)  # type: ignore[arg-type]
+            if kv is None:
+                try:
+                    kv = _kv_int(*item)  # type: ignore[arg-type]
+                except _IntOutOfRange:
+                    if depth:
+                        raise
+                    dropped += 1
+                    continue
             buf += field_tag
-            buf += kv_int_get(item) or _kv_int(*item)  # type: ignore[arg-type]
+            buf += kv
         elif t is bool:
             kf = key_get(item[0]) or _key_field(item[0])
             n = len(kf) + 4
@@ -248,7 +295,7 @@ def _write_attributes(buf: bytearray, field_tag: bytes, attributes: Mapping[str,
             buf += key_get(item[0]) or _key_field(item[0])
             try:
                 _write_any(buf, b"\x12", item[1], depth)  # KeyValue 2 value
-            except _TooDeep:
+            except _LeftOut:
                 if depth:
                     raise
                 del buf[mark:]
@@ -260,8 +307,8 @@ def _write_attributes(buf: bytearray, field_tag: bytes, attributes: Mapping[str,
 
 def _write_any(buf: bytearray, field_tag: bytes, value: AnyValue, depth: int = 0) -> None:
     """Append ``field_tag`` + an ``AnyValue`` message holding ``value``, which sits inside ``depth`` lists and
-    mappings. Raises _TooDeep (with part of the value written: the caller cuts ``buf`` back) when it nests
-    deeper than ``MAX_NESTING_DEPTH``."""
+    mappings. Raises _LeftOut (with part of the value written: the caller cuts ``buf`` back) when it nests
+    deeper than ``MAX_NESTING_DEPTH`` or holds an int outside int64."""
     t = type(value)
     if t is str:
         data = utf8(value)  # type: ignore[arg-type]
@@ -348,11 +395,12 @@ def _write_resource(buf: bytearray, resource: Resource) -> None:
     """``Resource{Spans,Logs,Metrics}.resource`` (field 1), always present."""
     buf += b"\x0a\x00"  # Resource* 1 resource
     start = len(buf)
+    dropped = resource.dropped_attributes_count
     if resource.attributes:
-        _write_attributes(buf, b"\x0a", resource.attributes)  # Resource 1 attributes
-    if resource.dropped_attributes_count:
+        dropped += _write_attributes(buf, b"\x0a", resource.attributes)  # Resource 1 attributes
+    if dropped:
         buf += b"\x10"  # Resource 2 dropped_attributes_count
-        buf += varint(resource.dropped_attributes_count)
+        buf += varint(dropped)
     _patch(buf, start)
 
 
@@ -366,11 +414,12 @@ def _write_scope(buf: bytearray, scope: InstrumentationScope) -> None:
     if scope.version:
         buf += b"\x12"  # InstrumentationScope 2 version
         buf += _lp_str(scope.version)
+    dropped = scope.dropped_attributes_count
     if scope.attributes:
-        _write_attributes(buf, b"\x1a", scope.attributes)  # InstrumentationScope 3 attributes
-    if scope.dropped_attributes_count:
+        dropped += _write_attributes(buf, b"\x1a", scope.attributes)  # InstrumentationScope 3 attributes
+    if dropped:
         buf += b"\x20"  # InstrumentationScope 4 dropped_attributes_count
-        buf += varint(scope.dropped_attributes_count)
+        buf += varint(dropped)
     _patch(buf, start)
 
 
@@ -499,11 +548,12 @@ def _write_spans(buf: bytearray, spans: Sequence[Span]) -> None:
             if t1:
                 buf += b"\x41"  # Span 8 end_time_unix_nano
                 buf += pack_q(t1)
+        dropped = span.dropped_attributes_count
         if span.attributes:
-            write_attributes(buf, b"\x4a", span.attributes)  # Span 9 attributes
-        if span.dropped_attributes_count:
+            dropped += write_attributes(buf, b"\x4a", span.attributes)  # Span 9 attributes
+        if dropped:
             buf += b"\x50"  # Span 10 dropped_attributes_count
-            buf += varint(span.dropped_attributes_count)
+            buf += varint(dropped)
         for event in span.events:
             buf += b"\x5a\x00"  # Span 11 events
             event_start = len(buf)
@@ -514,11 +564,12 @@ def _write_spans(buf: bytearray, spans: Sequence[Span]) -> None:
             if text:
                 buf += b"\x12"  # Event 2 name
                 buf += lp_get(text) or _lp_str(text)
+            dropped = event.dropped_attributes_count
             if event.attributes:
-                write_attributes(buf, b"\x1a", event.attributes)  # Event 3 attributes
-            if event.dropped_attributes_count:
+                dropped += write_attributes(buf, b"\x1a", event.attributes)  # Event 3 attributes
+            if dropped:
                 buf += b"\x20"  # Event 4 dropped_attributes_count
-                buf += varint(event.dropped_attributes_count)
+                buf += varint(dropped)
             n = len(buf) - event_start
             if n < 0x80:
                 buf[event_start - 1] = n
@@ -538,11 +589,12 @@ def _write_spans(buf: bytearray, spans: Sequence[Span]) -> None:
             if text:
                 buf += b"\x1a"  # Link 3 trace_state
                 buf += lp_get(text) or _lp_str(text)
+            dropped = link.dropped_attributes_count
             if link.attributes:
-                write_attributes(buf, b"\x22", link.attributes)  # Link 4 attributes
-            if link.dropped_attributes_count:
+                dropped += write_attributes(buf, b"\x22", link.attributes)  # Link 4 attributes
+            if dropped:
                 buf += b"\x28"  # Link 5 dropped_attributes_count
-                buf += varint(link.dropped_attributes_count)
+                buf += varint(dropped)
             if link.flags:
                 buf += b"\x35"  # Link 6 flags (fixed32)
                 buf += _pack_i(link.flags)
@@ -589,6 +641,7 @@ def _write_log_records(buf: bytearray, records: Sequence[LogRecord]) -> None:
     lp_get = _LP.get
     pack_q = _pack_q
     write_attributes = _write_attributes
+    write_any = _write_any
     for record in records:
         buf += b"\x12\x00"  # ScopeLogs 2 log_records
         start = len(buf)
@@ -602,13 +655,20 @@ def _write_log_records(buf: bytearray, records: Sequence[LogRecord]) -> None:
         if text:
             buf += b"\x1a"  # LogRecord 3 severity_text
             buf += lp_get(text) or _lp_str(text)
-        if record.body is not None:
-            _write_any(buf, b"\x2a", record.body)  # LogRecord 5 body
+        body = record.body
+        if body is not None:
+            mark = len(buf)
+            try:
+                write_any(buf, b"\x2a", body)  # LogRecord 5 body
+            except _LeftOut as exc:  # replaced, the record kept (see "Values left out")
+                del buf[mark:]
+                write_any(buf, b"\x2a", exc.body)
+        dropped = record.dropped_attributes_count
         if record.attributes:
-            write_attributes(buf, b"\x32", record.attributes)  # LogRecord 6 attributes
-        if record.dropped_attributes_count:
+            dropped += write_attributes(buf, b"\x32", record.attributes)  # LogRecord 6 attributes
+        if dropped:
             buf += b"\x38"  # LogRecord 7 dropped_attributes_count
-            buf += varint(record.dropped_attributes_count)
+            buf += varint(dropped)
         if record.flags:
             buf += b"\x45"  # LogRecord 8 flags (fixed32)
             buf += _pack_i(record.flags)
@@ -641,6 +701,22 @@ def encode_logs(records: Sequence[LogRecord]) -> bytes:
 # Metrics
 
 
+def _as_double(value: int) -> float:
+    """An int metric value outside int64 (``as_int`` is an sfixed64), for ``as_double``: the nearest double;
+    beyond the double range, an infinity of its sign. The point is kept, with a double's precision."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
+
+
+def _uint64_varint(value: int) -> bytes:
+    """The varint of a ``uint64`` count; :class:`EncodeError` outside ``[0, 2**64 - 1]``."""
+    if not 0 <= value <= _UINT64_MAX:
+        raise EncodeError(f"cannot encode the count {value}: it is outside the uint64 range")
+    return varint(value)
+
+
 def _write_double(buf: bytearray, field_tag: bytes, value: float) -> None:
     """An implicit-presence ``double``: left out at +0.0 only (``-0.0`` is written, as protobuf does)."""
     if value or _pack_d(value) == _NEG_ZERO:
@@ -671,6 +747,8 @@ def _write_exemplars(buf: bytearray, field_tag: bytes, exemplars: Sequence[Exemp
             buf += _pack_q(exemplar.time_unix_nano)
         value = exemplar.value
         is_int = isinstance(value, int)
+        if is_int and not _INT64_MIN <= value <= _INT64_MAX:
+            value, is_int = _as_double(value), False  # type: ignore[arg-type]
         if not is_int:
             buf += b"\x19"  # Exemplar 3 as_double
             buf += _pack_d(value)
@@ -695,6 +773,8 @@ def _write_number_points(buf: bytearray, points: Sequence[NumberDataPoint]) -> N
         _write_times(buf, point.start_time_unix_nano, point.time_unix_nano)  # NumberDataPoint 2, 3
         value = point.value
         is_int = isinstance(value, int)
+        if is_int and not _INT64_MIN <= value <= _INT64_MAX:
+            value, is_int = _as_double(value), False  # type: ignore[arg-type]
         if not is_int:
             buf += b"\x21"  # NumberDataPoint 4 as_double
             buf += _pack_d(value)
@@ -757,7 +837,7 @@ def _write_buckets(buf: bytearray, field_tag: bytes, buckets: Buckets) -> None:
         buf += varint(zigzag32(buckets.offset))
     if buckets.bucket_counts:
         V = _V
-        data = b"".join([V[c] if c < _VN else varint(c) for c in buckets.bucket_counts])
+        data = b"".join([V[c] if 0 <= c < _VN else _uint64_varint(c) for c in buckets.bucket_counts])
         buf += b"\x12"  # Buckets 2 bucket_counts (packed uint64)
         buf += varint(len(data))
         buf += data

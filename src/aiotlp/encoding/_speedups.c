@@ -20,11 +20,14 @@
  * surrogates takes the pure encoder's route (UTF-16 with surrogatepass, decoded with "replace"), so a lone
  * surrogate becomes U+FFFD in both. Values of any type other than the exact built-ins are handed to the pure
  * encoder's _normalize (imported on first use) and the result encoded, so subclasses, other mappings and
- * sequences behave identically. Integers outside int64 raise EncodeError naming the value.
+ * sequences behave identically.
  *
- * Depth, as in the pure encoder: lists and mappings nest at most MAX_NESTING_DEPTH deep. Deeper, the writers
- * raise the pure encoder's _TooDeep (imported on first use); an item's attribute whose value nests too deep is
- * cut back out of the buffer and counted (write_attributes returns the count), exactly as the pure writer does.
+ * Values left out, as in the pure encoder ("Values left out" in _protobuf.py): lists and mappings nest at most
+ * MAX_NESTING_DEPTH deep, and an int must fit in int64 (read with PyLong_AsLongLongAndOverflow: the check costs
+ * nothing more for the ints that fit). Otherwise the writers raise the pure encoder's _TooDeep or
+ * _IntOutOfRange (both _LeftOut, imported on first use); an item's attribute whose value raises one is cut back
+ * out of the buffer and counted (write_attributes returns the count; the span writers add it to the item's
+ * dropped_attributes_count), exactly as the pure writer does.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -37,7 +40,9 @@
 
 static PyObject *s_normalize;     /* aiotlp.encoding._protobuf._normalize, imported on first use */
 static PyObject *s_encode_error;  /* aiotlp._exceptions.EncodeError, imported on first use */
+static PyObject *s_left_out;      /* aiotlp.encoding._protobuf._LeftOut, imported on first use */
 static PyObject *s_too_deep;      /* aiotlp.encoding._protobuf._TooDeep, imported on first use */
+static PyObject *s_int_range;     /* aiotlp.encoding._protobuf._IntOutOfRange, imported on first use */
 
 /* aiotlp.model.MAX_NESTING_DEPTH (exported as this module's MAX_NESTING_DEPTH; a test checks they agree). */
 #define MAX_NESTING_DEPTH 24
@@ -84,22 +89,41 @@ raise_encode_error(const char *format, ...)
     return -1;
 }
 
+/* The _LeftOut subclass in *slot (imported first, with _LeftOut itself, which clear_left_out matches). */
+static PyObject *
+left_out_type(PyObject **slot, const char *name)
+{
+    if (lazy_attr(&s_left_out, "aiotlp.encoding._protobuf", "_LeftOut") == NULL)
+        return NULL;
+    return lazy_attr(slot, "aiotlp.encoding._protobuf", name);
+}
+
 /* Raise _TooDeep with the pure encoder's message; always returns -1. */
 static int
 raise_too_deep(void)
 {
-    PyObject *type = lazy_attr(&s_too_deep, "aiotlp.encoding._protobuf", "_TooDeep");
+    PyObject *type = left_out_type(&s_too_deep, "_TooDeep");
     if (type != NULL)
         PyErr_Format(type, "a value nests lists and mappings deeper than %d levels", MAX_NESTING_DEPTH);
     return -1;
 }
 
-/* The error being raised is _TooDeep (then it is cleared). Only raise_too_deep raises it here, and it imported
- * the type first: nothing is imported while an exception is set. */
+/* Raise _IntOutOfRange with the pure encoder's message; always returns -1. */
 static int
-clear_too_deep(void)
+raise_int_out_of_range(PyObject *value)
 {
-    if (s_too_deep == NULL || !PyErr_ExceptionMatches(s_too_deep))
+    PyObject *type = left_out_type(&s_int_range, "_IntOutOfRange");
+    if (type != NULL)
+        PyErr_Format(type, "cannot encode the integer %S: it is outside the int64 range", value);
+    return -1;
+}
+
+/* The error being raised is a _LeftOut (then it is cleared). Only the two raise functions above raise one here,
+ * and they imported the types first: nothing is imported while an exception is set. */
+static int
+clear_left_out(void)
+{
+    if (s_left_out == NULL || !PyErr_ExceptionMatches(s_left_out))
         return 0;
     PyErr_Clear();
     return 1;
@@ -435,7 +459,7 @@ int64_of(PyObject *value, uint64_t *out)
     if (v == -1 && PyErr_Occurred())
         return -1;
     if (overflow)
-        return raise_encode_error("cannot encode the integer %S: it is outside the int64 range", value);
+        return raise_int_out_of_range(value);
     *out = (uint64_t)v;
     return 0;
 }
@@ -660,12 +684,13 @@ done:
     return rc;
 }
 
-/* One KeyValue written by w_key_value failed: an item's attribute (`dropped` given) that nests too deep is cut
- * back out of the buffer and counted (0: go on); anything else is an error (-1). */
+/* One KeyValue written by w_key_value failed: an item's attribute (`dropped` given) whose value is left out
+ * (_LeftOut: nests too deep, or holds an int outside int64) is cut back out of the buffer and counted (0: go
+ * on); anything else is an error (-1). */
 static inline int
-drop_too_deep(Buf *b, Py_ssize_t mark, Py_ssize_t *dropped)
+drop_left_out(Buf *b, Py_ssize_t mark, Py_ssize_t *dropped)
 {
-    if (dropped == NULL || !clear_too_deep())
+    if (dropped == NULL || !clear_left_out())
         return -1;
     b->len = mark;
     (*dropped)++;
@@ -673,7 +698,7 @@ drop_too_deep(Buf *b, Py_ssize_t mark, Py_ssize_t *dropped)
 }
 
 /* One tag + KeyValue per item of a mapping (a repeated KeyValue field). `dropped` (an item's attributes): count
- * the attributes left out for nesting too deep there; NULL (a nested mapping): let _TooDeep through. */
+ * the attributes left out there (_LeftOut); NULL (a nested mapping): let _LeftOut through. */
 static int
 w_attributes(Buf *b, const char *tag, Py_ssize_t taglen, PyObject *attributes, int depth, Py_ssize_t *dropped)
 {
@@ -687,7 +712,7 @@ w_attributes(Buf *b, const char *tag, Py_ssize_t taglen, PyObject *attributes, i
             int rc = w_key_value(b, tag, taglen, key, value, depth);
             Py_DECREF(key);
             Py_DECREF(value);
-            if (rc < 0 && drop_too_deep(b, mark, dropped) < 0)
+            if (rc < 0 && drop_left_out(b, mark, dropped) < 0)
                 return -1;
         }
         return 0;
@@ -715,7 +740,7 @@ w_attributes(Buf *b, const char *tag, Py_ssize_t taglen, PyObject *attributes, i
             Py_XDECREF(value);
         }
         Py_DECREF(item);
-        if (rc < 0 && drop_too_deep(b, mark, dropped) < 0) {
+        if (rc < 0 && drop_left_out(b, mark, dropped) < 0) {
             Py_DECREF(it);
             return -1;
         }
@@ -1118,7 +1143,7 @@ w_sdk_trace_state(Buf *b, unsigned char tag, PyObject *trace_state, const Sdk *s
 }
 
 /* Attributes (BoundedAttributes: its inner dict, and its dropped count) and dropped_attributes_count: the SDK's
- * count plus the attributes left out here for nesting too deep. */
+ * count plus the attributes left out here (_LeftOut). */
 static int
 w_sdk_attributes(Buf *b, unsigned char tag, unsigned char dropped_tag, PyObject *attributes, const Sdk *sdk)
 {
@@ -1531,16 +1556,35 @@ w_raw_bytes(Buf *b, PyObject *value, const char *what)
     return w_bytes(b, PyBytes_AS_STRING(value), PyBytes_GET_SIZE(value));
 }
 
-/* `if mapping: write_attributes(tag, mapping)` (a model item's: validated, so nothing nests too deep) */
+/* A model item's `attributes` (tag) and `dropped_attributes_count` (dropped_tag): the item's count plus the
+ * attributes left out (_LeftOut: the model lets ints outside int64 through), written when not 0. */
 static int
-w_opt_attributes(Buf *b, unsigned char tag, PyObject *attributes)
+w_model_attributes(Buf *b, PyObject *item, unsigned char tag, unsigned char dropped_tag, const char *what)
 {
     char t = (char)tag;
-    Py_ssize_t too_deep = 0;
+    Py_ssize_t left_out = 0;
+    int rc = -1;
+    PyObject *attributes = PyObject_GetAttr(item, str_attributes), *dropped = NULL;
+    if (attributes == NULL)
+        return -1;
     int truth = PyObject_IsTrue(attributes);
-    if (truth <= 0)
-        return truth;
-    return w_attributes(b, &t, 1, attributes, 0, &too_deep);
+    if (truth < 0 || (truth && w_attributes(b, &t, 1, attributes, 0, &left_out) < 0))
+        goto done;
+    if ((dropped = PyObject_GetAttr(item, str_dropped_attributes_count)) == NULL)
+        goto done;
+    if (left_out) {
+        PyObject *extra = PyLong_FromSsize_t(left_out);
+        PyObject *sum = extra ? PyNumber_Add(dropped, extra) : NULL;
+        Py_XDECREF(extra);
+        Py_SETREF(dropped, sum);
+        if (dropped == NULL)
+            goto done;
+    }
+    rc = w_opt_count(b, dropped_tag, dropped, what);
+done:
+    Py_DECREF(attributes);
+    Py_XDECREF(dropped);
+    return rc;
 }
 
 /* getattr + a writer taking (b, tag, value, what) */
@@ -1564,8 +1608,9 @@ w_model_event(Buf *b, PyObject *event)
         return -1;
     FIELD(event, str_time_unix_nano, w_opt_fixed64(b, 0x09, value, "Event.time_unix_nano"));
     FIELD(event, str_name, w_opt_str(b, 0x12, value, "Event.name"));
-    FIELD(event, str_attributes, w_opt_attributes(b, 0x1a, value));
-    FIELD(event, str_dropped_attributes_count, w_opt_count(b, 0x20, value, "Event.dropped_attributes_count"));
+    /* Event 3 attributes, 4 dropped_attributes_count */
+    if (w_model_attributes(b, event, 0x1a, 0x20, "Event.dropped_attributes_count") < 0)
+        goto done;
     rc = end(b, start);
 done:
     return rc;
@@ -1595,8 +1640,9 @@ w_model_link(Buf *b, PyObject *link)
     FIELD(link, str_trace_id, w_bytes(b, "\x0a\x10", 2) < 0 ? -1 : w_raw_bytes(b, value, "Link.trace_id"));
     FIELD(link, str_span_id, w_bytes(b, "\x12\x08", 2) < 0 ? -1 : w_raw_bytes(b, value, "Link.span_id"));
     FIELD(link, str_trace_state, w_opt_str(b, 0x1a, value, "Link.trace_state"));
-    FIELD(link, str_attributes, w_opt_attributes(b, 0x22, value));
-    FIELD(link, str_dropped_attributes_count, w_opt_count(b, 0x28, value, "Link.dropped_attributes_count"));
+    /* Link 4 attributes, 5 dropped_attributes_count */
+    if (w_model_attributes(b, link, 0x22, 0x28, "Link.dropped_attributes_count") < 0)
+        goto done;
     FIELD(link, str_flags, w_opt_fixed32_field(b, "\x35", 1, value, "Link.flags"));
     rc = end(b, start);
 done:
@@ -1698,8 +1744,9 @@ w_model_span(Buf *b, PyObject *span)
     }
     FIELD(span, str_start_time_unix_nano, w_opt_fixed64(b, 0x39, value, "Span.start_time_unix_nano"));
     FIELD(span, str_end_time_unix_nano, w_opt_fixed64(b, 0x41, value, "Span.end_time_unix_nano"));
-    FIELD(span, str_attributes, w_opt_attributes(b, 0x4a, value));
-    FIELD(span, str_dropped_attributes_count, w_opt_count(b, 0x50, value, "Span.dropped_attributes_count"));
+    /* Span 9 attributes, 10 dropped_attributes_count */
+    if (w_model_attributes(b, span, 0x4a, 0x50, "Span.dropped_attributes_count") < 0)
+        goto done;
     if (w_model_items(b, span, str_m_events, w_model_event) < 0)
         goto done;
     FIELD(span, str_dropped_events_count, w_opt_count(b, 0x60, value, "Span.dropped_events_count"));

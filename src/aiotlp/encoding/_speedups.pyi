@@ -12,11 +12,13 @@ MAX_NESTING_DEPTH: int
 
 def write_attributes(buf: bytearray, field_tag: bytes, attributes: Mapping[str, Any], depth: int = 0, /) -> int:
     """``aiotlp.encoding._protobuf._write_attributes``: one ``field_tag`` + ``KeyValue`` per item; returns how
-    many were left out for nesting too deep (at ``depth`` 0; deeper, ``_TooDeep`` goes through)."""
+    many were left out (``_LeftOut``: nested too deep, or an int outside int64) at ``depth`` 0; deeper,
+    ``_LeftOut`` goes through."""
 
 def write_any(buf: bytearray, field_tag: bytes, value: Any, depth: int = 0, /) -> None:
-    """``aiotlp.encoding._protobuf._write_any``: ``field_tag`` + an ``AnyValue`` message; raises ``_TooDeep``
-    (``buf`` left as it was) when ``value`` nests deeper than ``MAX_NESTING_DEPTH``."""
+    """``aiotlp.encoding._protobuf._write_any``: ``field_tag`` + an ``AnyValue`` message; raises ``_LeftOut``
+    (``buf`` left as it was) when ``value`` nests deeper than ``MAX_NESTING_DEPTH`` (``_TooDeep``) or holds an
+    int outside int64 (``_IntOutOfRange``)."""
 
 def write_spans(buf: bytearray, spans: Iterable[Any], /) -> None:
     """``aiotlp.encoding._protobuf._write_spans``: ``ScopeSpans.spans`` entries of aiotlp model spans."""

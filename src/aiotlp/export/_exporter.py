@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
+import concurrent.futures
+import contextlib
 import dataclasses
 import functools
 import logging
-from collections.abc import Callable, Iterator, Mapping, Sequence
+import os
+import threading
+import weakref
+from collections.abc import AsyncGenerator, Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
-from .._exceptions import ConfigurationError, ExportError, ExporterShutdownError, RequestTooLargeError
+from .._exceptions import ConfigurationError, EncodeError, ExportError, ExporterShutdownError, RequestTooLargeError
+from .._fork import abandon
 from ..config import ExporterConfig, Headers, SignalConfig
 from ..encoding import count_items, encode
 from ..model import LogRecord, Metric, Signal, Span
@@ -25,6 +32,7 @@ from ..transport import (
 from ._ratelimit import RateLimitedLogger
 from ._retry import RetryPolicy
 from ._stack import SenderStack, build_stack
+from ._suppress import suppress
 from ._types import ExportRequest, ExportResult
 
 __all__ = ["OTLPExporter"]
@@ -51,6 +59,18 @@ class OTLPExporter:
     endpoints' backoff; :meth:`endpoints_statistics` reports the split). See ``docs/fleet.md``.
 
     Use it as an async context manager, or call :meth:`shutdown` when done.
+
+    Event loops. The connections (and the concurrency limit and retry state that go with them) belong to one event
+    loop; the exporter keeps a set per loop it is used on, made on first use there with ``transport_factory``
+    (called once per signal and loop). So one exporter serves ``asyncio.run(main())`` called twice, threads that
+    each run their own loop in turn, and several loops running at once in several threads (each with its own
+    connections; ``max_concurrent`` is per loop). A loop's connections are closed when ``asyncio.run`` (or
+    anything else calling ``loop.shutdown_asyncgens()``) ends it, or by :meth:`shutdown` (on their own loop,
+    from any thread). Those of a loop closed without that, or inherited from the parent in a forked child, are
+    never touched again (see :mod:`aiotlp._fork`): a new set is made for the caller's loop.
+
+    Its own network calls run with OpenTelemetry's instrumentation suppressed (when ``opentelemetry-api`` is
+    imported): an instrumented aiohttp or gRPC client does not trace the exporter.
     """
 
     def __init__(
@@ -106,17 +126,29 @@ class OTLPExporter:
                     cfg, max_response_bytes=max_response_bytes, grpc_implementation=grpc_implementation, fleet=fleet
                 )
 
-        self._stacks: dict[Signal, SenderStack] = {}
-        for signal in Signal:
-            self._stacks[signal] = build_stack(
-                transport_factory(config.for_signal(signal)),
-                retry=retry,
-                max_concurrent=max_concurrent,
-                attempt_timeout=attempt_timeout,
-            )
+        factory = transport_factory
+
+        def make_stacks() -> dict[Signal, SenderStack]:
+            return {
+                signal: build_stack(
+                    factory(config.for_signal(signal)),
+                    retry=retry,
+                    max_concurrent=max_concurrent,
+                    attempt_timeout=attempt_timeout,
+                )
+                for signal in Signal
+            }
+
+        self._make_stacks = make_stacks
+        # Made now, so that a configuration the transports refuse fails here; the first loop takes them.
+        self._spare: dict[Signal, SenderStack] | None = make_stacks()
+        self._bindings: dict[asyncio.AbstractEventLoop, _LoopStacks] = {}
+        self._latest: dict[Signal, SenderStack] = self._spare
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+        self._retired_retries = 0
         self._closed = False
-        self._active = 0
-        self._idle: asyncio.Event | None = None
+        _open_exporters.add(self)
         self._partial_log = RateLimitedLogger(logger, logging.WARNING, interval=60.0)
         self._failure_log = RateLimitedLogger(logger, logging.WARNING, interval=10.0)
 
@@ -127,12 +159,23 @@ class OTLPExporter:
     def endpoints_statistics(self, signal: Signal | str = Signal.TRACES) -> tuple[EndpointStatistics, ...]:
         """Per-collector counters and state of ``signal``'s fleet: how the load was split, which endpoint is down.
 
-        Empty when the signal does not export through a :class:`~aiotlp.transport.FleetTransport`: one endpoint,
+        The fleet of the running event loop's connections (each loop has its own, see the class docstring), or
+        of the last loop that exported. Empty when the signal does not export through a
+        :class:`~aiotlp.transport.FleetTransport`: one endpoint,
         a custom ``transport_factory``, or grpcio's own ``round_robin`` channel over a list of IP addresses
         (grpc balances inside the channel and does not say which address served a call).
         """
         transport = self._stacks[Signal(signal)].transport
         return transport.statistics() if isinstance(transport, FleetTransport) else ()
+
+    @property
+    def _stacks(self) -> dict[Signal, SenderStack]:
+        """The running loop's sender stacks if it has some, else the last ones made or used."""
+        try:
+            binding = self._bindings.get(asyncio.get_running_loop())
+        except RuntimeError:
+            binding = None
+        return binding.stacks if binding is not None else self._latest
 
     async def __aenter__(self) -> OTLPExporter:
         return self
@@ -142,13 +185,15 @@ class OTLPExporter:
 
     @property
     def retries(self) -> int:
-        """Retries made so far, over all signals."""
-        return sum(stack.retry.retries for stack in self._stacks.values())
+        """Retries made so far, over all signals (and every event loop)."""
+        bindings = list(self._bindings.values())
+        return self._retired_retries + sum(b.retries() for b in bindings)
 
     @property
     def in_flight(self) -> int:
-        """Requests being sent (or waiting to retry) right now, over all signals."""
-        return sum(stack.limit.in_flight for stack in self._stacks.values())
+        """Requests being sent (or waiting to retry) right now, over all signals (and every event loop)."""
+        bindings = list(self._bindings.values())
+        return sum(stack.limit.in_flight for b in bindings for stack in b.stacks.values())
 
     async def export_traces(self, spans: Sequence[Span]) -> ExportResult:
         return await self._export(Signal.TRACES, spans)
@@ -208,7 +253,10 @@ class OTLPExporter:
         requests: list[ExportRequest] = []
         dropped = ExportResult()
         for part in _split(codec, items, self.config.for_signal(signal).max_request_bytes, body):
-            if isinstance(part, RequestTooLargeError):
+            if isinstance(part, _Invalid):
+                self._failure_log.log("%s", part.message)
+                dropped = dropped + ExportResult(items=part.items, dropped=part.items, invalid=part.items)
+            elif isinstance(part, RequestTooLargeError):
                 self._failure_log.log("%s", part.message)
                 dropped = dropped + ExportResult(items=part.items, dropped=part.items, error=part)
             else:
@@ -227,13 +275,12 @@ class OTLPExporter:
         config = self.config.for_signal(request.signal)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + (config.timeout if timeout is None else min(config.timeout, timeout))
-        self._active += 1
+        binding = self._bind(loop)
+        binding.active += 1
         try:
-            return await self._send(self._stacks[request.signal], request, deadline)
+            return await self._send(binding.stacks[request.signal], request, deadline)
         finally:
-            self._active -= 1
-            if self._active == 0 and self._idle is not None:
-                self._idle.set()
+            binding.leave()
 
     def _model_codec(self, signal: Signal) -> _Codec:
         json = self.config.for_signal(signal).protocol == "http/json"
@@ -265,13 +312,18 @@ class OTLPExporter:
         if total == 0:
             return ExportResult()
         config = self.config.for_signal(signal)
-        stack = self._stacks[signal]
         loop = asyncio.get_running_loop()
         deadline = loop.time() + (config.timeout if timeout is None else min(config.timeout, timeout))
-        self._active += 1
+        binding = self._bind(loop)
+        stack = binding.stacks[signal]
+        binding.active += 1
         try:
             result = ExportResult()
             for part in _split(codec, items, config.max_request_bytes, body):
+                if isinstance(part, _Invalid):
+                    self._failure_log.log("%s", part.message)
+                    result = result + ExportResult(items=part.items, dropped=part.items, invalid=part.items)
+                    continue
                 if isinstance(part, RequestTooLargeError):
                     dropped = part.items
                     self._failure_log.log("%s", part.message)
@@ -280,14 +332,59 @@ class OTLPExporter:
                 result = result + await self._send(stack, part, deadline)
             return result
         finally:
-            self._active -= 1
-            if self._active == 0 and self._idle is not None:
-                self._idle.set()
+            binding.leave()
+
+    # -- one set of sender stacks per event loop
+
+    def _bind(self, loop: asyncio.AbstractEventLoop) -> _LoopStacks:
+        """The running loop's stacks, made on its first export."""
+        binding = self._bindings.get(loop)
+        if binding is not None and self._pid == os.getpid():
+            return binding
+        with self._lock:
+            if self._pid != os.getpid():  # a forked child: the parent's connections are the parent's
+                self._pid = os.getpid()
+                for stale in self._bindings.values():
+                    self._retired_retries += stale.retries()
+                    self._drop(stale)
+                self._bindings.clear()
+            binding = self._bindings.get(loop)
+            if binding is not None:
+                return binding
+            for other in [b for b in self._bindings.values() if b.loop.is_closed()]:
+                del self._bindings[other.loop]  # closed without shutdown_asyncgens(): nothing can close these
+                self._retired_retries += other.retries()
+                self._drop(other)
+            stacks, self._spare = self._spare or self._make_stacks(), None
+            binding = self._bindings[loop] = _LoopStacks(loop, stacks, self._unbind)
+            self._latest = stacks
+        return binding
+
+    def _unbind(self, binding: _LoopStacks) -> None:
+        """``binding``'s loop is shutting down: forget it (it closes its connections itself)."""
+        with self._lock:
+            if self._bindings.get(binding.loop) is binding:
+                del self._bindings[binding.loop]
+                self._retired_retries += binding.retries()
+
+    def _drop(self, binding: _LoopStacks) -> None:
+        binding.drop()
+        logger.debug("dropped the connections of %r (closed, or the parent process's)", binding.loop)
+
+    def _leave_at_exit(self) -> None:
+        """Interpreter exit with the exporter open: the connections of loops left open (not running) are left
+        as they are, never finalized (which would log "Unclosed client session" and the like)."""
+        with self._lock:
+            for loop, binding in list(self._bindings.items()):
+                if not loop.is_running():
+                    del self._bindings[loop]
+                    self._drop(binding)
 
     async def _send(self, stack: SenderStack, request: ExportRequest, deadline: float) -> ExportResult:
         body, compressed = stack.transport.prepare(request.body)
         if compressed:
             request = dataclasses.replace(request, body=body, compressed=True)
+        restore = suppress()  # instrumented HTTP and gRPC clients must not trace the exporter's own calls
         try:
             partial = await stack.top.send(request, deadline)
         except ExportError as exc:
@@ -299,6 +396,9 @@ class OTLPExporter:
                 exc,
             )
             return ExportResult(items=request.items, failed=request.items, requests=1, error=exc)
+        finally:
+            if restore is not None:
+                restore()
         rejected = min(max(partial.rejected, 0), request.items)
         if rejected or partial.error_message:
             self._partial_log.log(
@@ -324,15 +424,154 @@ class OTLPExporter:
         if self._closed:
             return
         self._closed = True
-        for stack in self._stacks.values():
-            stack.retry.interrupt()
-        if self._active:
-            self._idle = asyncio.Event()
-            try:
-                await asyncio.wait_for(self._idle.wait(), timeout)
-            except asyncio.TimeoutError:
-                logger.warning("shutdown: %d export(s) still in flight after %.3gs; closing", self._active, timeout)
-        await asyncio.gather(*(stack.top.shutdown() for stack in self._stacks.values()))
+        _open_exporters.discard(self)
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            forked = self._pid != os.getpid()
+            bindings = list(self._bindings.values())
+            self._bindings.clear()
+        waits: list[asyncio.Future[None]] = []
+        for binding in bindings:
+            if binding.loop is loop and not forked:
+                waits.append(asyncio.ensure_future(binding.close(timeout)))
+            elif forked or binding.loop.is_closed():
+                self._drop(binding)
+            else:  # another thread's loop (running, or to run again): close there, when it runs
+                binding.close_soon(timeout)
+                if binding.loop.is_running():
+                    waits.append(asyncio.wrap_future(binding.closed))
+                else:  # if it never runs again, the connections are left as they are at exit
+                    _unfinished.add(binding)
+                    binding.closed.add_done_callback(functools.partial(_finished, binding))
+        if waits:
+            # bounded: another thread's loop may end before it runs the close (its watch then closes instead)
+            longest = timeout if timeout is not None else max(self.config.for_signal(s).timeout for s in Signal)
+            await asyncio.wait(waits, timeout=longest + 2 * _LOOP_END_GRACE)
+        with self._lock:
+            self._retired_retries += sum(binding.retries() for binding in bindings)
+
+
+class _LoopStacks:
+    """One event loop's sender stacks (its connections), the exports in flight on it, and a watch on its end.
+
+    The watch is an async generator started on the loop: ``loop.shutdown_asyncgens()`` (the last thing
+    ``asyncio.run`` does before closing the loop) closes it, and its ``finally`` closes the connections while
+    the loop can still run their callbacks.
+    """
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        stacks: dict[Signal, SenderStack],
+        on_loop_end: Callable[[_LoopStacks], None],
+    ) -> None:
+        self.loop = loop
+        self.stacks = stacks
+        self.active = 0
+        self.live = True  # False once closed or dropped: the watch then does nothing
+        self._idle: asyncio.Event | None = None
+        self.closed: concurrent.futures.Future[None] = concurrent.futures.Future()  # set once closed or dropped
+        self._on_loop_end = on_loop_end
+        self._watch = self._watch_loop()
+        # Started by hand, synchronously: the loop's first-iteration hook registers it for shutdown_asyncgens()
+        with contextlib.suppress(StopIteration):
+            self._watch.__anext__().send(None)
+
+    def __repr__(self) -> str:
+        return f"<_LoopStacks {self.loop!r}>"
+
+    def retries(self) -> int:
+        return sum(stack.retry.retries for stack in self.stacks.values())
+
+    def leave(self) -> None:
+        """An export on this loop ended."""
+        self.active -= 1
+        if self.active == 0 and self._idle is not None:
+            self._idle.set()
+
+    async def _watch_loop(self) -> AsyncGenerator[None, None]:
+        try:
+            yield
+        finally:
+            if self.live:  # the loop is shutting down (shutdown_asyncgens) with the exporter still open
+                self.live = False
+                self._on_loop_end(self)
+                await self._close(_LOOP_END_GRACE)
+
+    def detach(self) -> None:
+        """Never touch these connections again (their loop is closed, or they are the parent process's): end
+        the watch without running anything on the loop."""
+        self.live = False
+        # RuntimeError: the watch is running (closing the connections as its loop shuts down)
+        with contextlib.suppress(StopIteration, RuntimeError):
+            self._watch.aclose().send(None)
+
+    def drop(self) -> None:
+        """Leave the connections as they are, for good (see :mod:`aiotlp._fork`)."""
+        self.detach()
+        abandon(self)
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+    async def close(self, timeout: float | None) -> None:
+        """On this loop: interrupt retry backoffs, let in-flight exports end (within ``timeout``), close."""
+        if not self.live:
+            return
+        self.detach()
+        await self._close(timeout)
+
+    async def _close(self, timeout: float | None) -> None:
+        try:
+            for stack in self.stacks.values():
+                stack.retry.interrupt()
+            if self.active:
+                self._idle = asyncio.Event()
+                try:
+                    await asyncio.wait_for(self._idle.wait(), timeout)
+                except asyncio.TimeoutError:
+                    logger.warning("shutdown: %d export(s) still in flight after %.3gs; closing", self.active, timeout)
+            await asyncio.gather(*(stack.top.shutdown() for stack in self.stacks.values()))
+        finally:
+            if not self.closed.done():
+                self.closed.set_result(None)
+
+    def close_soon(self, timeout: float | None) -> None:
+        """From another thread: close on this loop when it runs next (:attr:`closed` says when it is done)."""
+
+        def start() -> None:
+            task = self.loop.create_task(self.close(timeout))
+            _closing.add(task)
+            task.add_done_callback(_closing.discard)
+
+        with contextlib.suppress(RuntimeError):  # the loop is closed already
+            self.loop.call_soon_threadsafe(start)
+
+
+_open_exporters: weakref.WeakSet[OTLPExporter] = weakref.WeakSet()
+
+
+_unfinished: set[_LoopStacks] = set()
+"""Bindings of shut-down exporters whose close waits for their loop to run again."""
+
+
+def _finished(binding: _LoopStacks, _: object) -> None:
+    _unfinished.discard(binding)
+
+
+def _at_exit() -> None:
+    for exporter in list(_open_exporters):
+        exporter._leave_at_exit()
+    for binding in list(_unfinished):
+        if not binding.loop.is_running():
+            binding.drop()
+
+
+atexit.register(_at_exit)
+
+#: Seconds the exports of a loop that is shutting down get to end before its connections close.
+_LOOP_END_GRACE = 1.0
+
+_closing: set[asyncio.Task[None]] = set()
 
 
 def _where(config: SignalConfig) -> str:
@@ -351,18 +590,38 @@ class _Codec:
     split_item: Callable[[Any], Sequence[Any]] | None
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Invalid:
+    """Items that cannot be encoded (an :class:`EncodeError`): dropped, counted as ``ExportResult.invalid``."""
+
+    items: int
+    message: str
+
+
 def _split(
     codec: _Codec, items: Sequence[Any], cap: int, body: bytes | None = None
-) -> Iterator[ExportRequest | RequestTooLargeError]:
+) -> Iterator[ExportRequest | RequestTooLargeError | _Invalid]:
     """Encode ``items`` (unless ``body`` is their encoding); halve any batch over ``cap`` until every part fits.
 
     A metric whose points alone exceed the cap is split by data points. A single span, log record or data
-    point over the cap cannot be sent: it is yielded as a :class:`RequestTooLargeError`, to be counted.
+    point over the cap cannot be sent: it is yielded as a :class:`RequestTooLargeError`, to be counted. A batch
+    that cannot be encoded (:class:`EncodeError`) is halved the same way, so that only the items that cannot be
+    encoded are left out: each is yielded as an :class:`_Invalid` (a metric whole, with all its points).
     """
     signal = codec.signal
-    if body is None:
-        body = codec.encode(items)
     count = codec.count(items)
+    if body is None:
+        try:
+            body = codec.encode(items)
+        except EncodeError as exc:
+            if len(items) > 1:
+                half = len(items) // 2
+                yield from _split(codec, items[:half], cap)
+                yield from _split(codec, items[half:], cap)
+            elif count:
+                kind = {"traces": "span", "metrics": "metric", "logs": "log record"}[signal.value]
+                yield _Invalid(count, f"dropped one {kind} that cannot be encoded: {exc}")
+            return
     if len(body) <= cap:
         if count:
             yield ExportRequest(signal=signal, body=body, items=count, size=len(body))

@@ -53,7 +53,11 @@ class ExportResult:
     * ``failed``: their request failed; ``error`` is the exception (a :class:`~aiotlp.PermanentError`
       subclass: :class:`~aiotlp.RetriesExhaustedError`, :class:`~aiotlp.DeadlineExceededError`,
       :class:`~aiotlp.RejectedError`, ...);
-    * ``dropped``: never sent, because a single item is larger than the request byte cap.
+    * ``dropped``: never sent, because a single item is larger than the request byte cap, or because it cannot
+      be encoded at all; ``invalid`` counts the latter (it is part of ``dropped``): an item the encoders refuse
+      with an :class:`~aiotlp.EncodeError` (a non-str attribute key, a value of an unsupported type, ...).
+      Values the encoders only leave out (an attribute holding an int outside int64, see
+      :mod:`aiotlp.encoding`) drop nothing: the item is sent.
     """
 
     items: int = 0
@@ -62,6 +66,7 @@ class ExportResult:
     failed: int = 0
     dropped: int = 0
     requests: int = 0
+    invalid: int = 0
     error: ExportError | None = None
     error_message: str = ""
 
@@ -78,6 +83,7 @@ class ExportResult:
             failed=self.failed + other.failed,
             dropped=self.dropped + other.dropped,
             requests=self.requests + other.requests,
+            invalid=self.invalid + other.invalid,
             error=other.error or self.error,
             error_message=other.error_message or self.error_message,
         )

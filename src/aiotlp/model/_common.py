@@ -49,13 +49,16 @@ Attributes = Mapping[str, AnyValue]
 def validate_value(value: object, where: str, depth: int = 0) -> AnyValue:
     """Check that ``value`` is an OTLP AnyValue; return it with lists made tuples and mappings made dicts.
 
+    Integers of any size are accepted: the encoders apply the rule for those outside int64 (see
+    :mod:`aiotlp.encoding`), so that the item is still delivered.
+
     ``where`` names the field for the error message, e.g. ``"Span.attributes['http.method']"``.
     """
     if value is None or isinstance(value, (str, bool)):
         return value
     if isinstance(value, int):
-        if not INT64_MIN <= value <= INT64_MAX:
-            raise ValueError(f"{where}: integer {value} is outside the int64 range")
+        # Any int: one outside int64 (a uint64 id from another system) cannot be sent as an int_value; the
+        # encoders leave out the attribute that holds it (counted) or replace the log body (aiotlp.encoding).
         return int(value)
     if isinstance(value, float):
         return value

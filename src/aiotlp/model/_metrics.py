@@ -10,8 +10,6 @@ from typing import Union
 from ._common import (
     EMPTY_RESOURCE,
     EMPTY_SCOPE,
-    INT64_MAX,
-    INT64_MIN,
     UINT64_MAX,
     Attributes,
     InstrumentationScope,
@@ -53,8 +51,7 @@ class AggregationTemporality(enum.IntEnum):
 def _number(value: int | float, where: str) -> int | float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{where}: expected an int or a float, got {type(value).__name__}")
-    if isinstance(value, int) and not INT64_MIN <= value <= INT64_MAX:
-        raise ValueError(f"{where}: integer {value} is outside the int64 range")
+    # An int outside int64 is accepted: the encoders send it as as_double (see aiotlp.encoding).
     return value
 
 
@@ -95,7 +92,8 @@ def _common_point(point: object, name: str) -> None:
 
 @dataclass(frozen=True, slots=True)
 class NumberDataPoint:
-    """A Gauge or Sum point. An ``int`` value is sent as ``as_int``, a ``float`` as ``as_double``."""
+    """A Gauge or Sum point. An ``int`` value is sent as ``as_int``, a ``float`` as ``as_double`` (and an int
+    outside int64 too: the point is kept, with a double's precision)."""
 
     value: int | float
     time_unix_nano: int = 0

@@ -498,7 +498,7 @@ class BatchProcessor(LoopBinding[T]):
             return
         batch.items = []
         weight = batch.weight
-        accepted = rejected = too_large = 0
+        accepted = rejected = too_large = invalid = 0
         failed = weight
         error: str | None = None
         error_type: str | None = None
@@ -517,18 +517,24 @@ class BatchProcessor(LoopBinding[T]):
                 error = f"TypeError: the exporter returned {type(result).__name__}, not an ExportResult"
             else:
                 accepted, rejected, failed, too_large = _reconcile(result, weight)
+                # the exporter's drops that cannot be encoded at all: a reason of their own, not too_large
+                invalid = min(max(result.invalid, 0), too_large)
+                too_large -= invalid
                 if rejected:
                     outcomes["rejected"] = rejected
                     error_type = "rejected"
                     error = f"partial success, {rejected} rejected: {result.error_message or '(no message)'}"
                     error = error[:_MAX_ERROR_LENGTH]
+                if invalid:
+                    outcomes["invalid"] = invalid
+                    error_type = "invalid"
                 if too_large:
                     drop_reason = _drop_reason(result.error)
                     outcomes[drop_reason] = too_large
                     error_type = drop_reason
                 if failed:
                     error_type = _error_type(result.error)
-                if too_large or failed:
+                if too_large or failed or invalid:
                     if result.error is not None:
                         error = _describe(result.error)
                     else:
@@ -537,6 +543,8 @@ class BatchProcessor(LoopBinding[T]):
                             parts.append(f"{failed} items failed")
                         if too_large:
                             parts.append(f"{too_large} items dropped by the exporter ({drop_reason})")
+                        if invalid:
+                            parts.append(f"{invalid} items dropped by the exporter (invalid: cannot be encoded)")
                         error = ", ".join(parts)
         if failed:
             assert error_type is not None
@@ -550,6 +558,7 @@ class BatchProcessor(LoopBinding[T]):
             error=error,
             outcomes=outcomes,
             drop_reason=drop_reason,
+            invalid=invalid,
         )
         loop = self._loop
         assert loop is not None
@@ -557,13 +566,15 @@ class BatchProcessor(LoopBinding[T]):
             self._metrics.record_export(loop.time() - batch.started, error_type)
         if error is not None:
             self._failure_log.log(
-                "export of %d %s did not fully succeed (%d accepted, %d rejected, %d failed, %d too large): %s",
+                "export of %d %s did not fully succeed (%d accepted, %d rejected, %d failed, %d too large, "
+                "%d invalid): %s",
                 weight,
                 _NOUN[self._signal],
                 accepted,
                 rejected,
                 failed,
                 too_large,
+                invalid,
                 error,
             )
         for waiter in self._flushes:
@@ -571,7 +582,7 @@ class BatchProcessor(LoopBinding[T]):
                 waiter.exported += accepted
                 waiter.rejected += rejected
                 waiter.failed += failed
-                waiter.dropped += too_large
+                waiter.dropped += too_large + invalid
                 if error is not None:
                     waiter.error = error
         if self._worker_gone:
@@ -882,6 +893,7 @@ class BatchProcessor(LoopBinding[T]):
                 "queue_full": queue.dropped_full,
                 "already_shutdown": queue.dropped_closed,
                 "too_large": queue.dropped_too_large,
+                "invalid": queue.dropped_invalid,
                 "disk_full": queue.dropped_disk_full,
                 "disk_error": queue.dropped_disk_error,
                 "shutdown": queue.dropped_shutdown,

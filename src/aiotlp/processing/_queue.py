@@ -114,6 +114,7 @@ class BoundedQueue(Generic[T]):
         self.dropped_full = 0
         self.dropped_closed = 0
         self.dropped_too_large = 0
+        self.dropped_invalid = 0
         self.dropped_disk_full = 0
         self.dropped_disk_error = 0
         self.dropped_shutdown = 0
@@ -273,12 +274,14 @@ class BoundedQueue(Generic[T]):
         error: str | None,
         outcomes: Mapping[str, int],
         drop_reason: str = "too_large",
+        invalid: int = 0,
     ) -> None:
         """Move a finished batch of ``weight`` from in flight to its outcomes (which must add up to it); the
         exporter's drops (``too_large``) are counted under ``drop_reason`` (``too_large``, ``disk_full``,
-        ``disk_error``)."""
+        ``disk_error``), those it could not encode (``invalid``) under ``invalid``."""
         with self.lock:
             self.in_flight -= weight
+            self.dropped_invalid += invalid
             self.exported += accepted
             self.rejected += rejected
             self.failed += failed

@@ -8,8 +8,8 @@
 |                                            |                          | dropped: ``error.type`` = ``queue_full``, |
 |                                            |                          | ``already_shutdown`` or ``shutdown``      |
 | ``otel.sdk.exporter.<kind>.exported``      | observable counter       | accepted (no ``error.type``); else        |
-|                                            |                          | ``rejected``, ``too_large``, ``timeout``, |
-|                                            |                          | or the error's class name                 |
+|                                            |                          | ``rejected``, ``too_large``, ``invalid``, |
+|                                            |                          | ``timeout``, or the error's class name    |
 | ``otel.sdk.exporter.<kind>.inflight``      | observable up-down ctr   | items handed to the exporter, not settled |
 | ``otel.sdk.exporter.operation.duration``   | histogram (s)            | one per export call; ``error.type`` on    |
 |                                            |                          | anything short of full success            |

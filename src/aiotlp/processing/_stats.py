@@ -18,7 +18,7 @@ from ..model import Signal
 
 __all__ = ["DROP_REASONS", "DropReason", "FlushOutcome", "FlushStatus", "ProcessorStatistics"]
 
-DropReason = Literal["queue_full", "already_shutdown", "too_large", "shutdown", "disk_full", "disk_error"]
+DropReason = Literal["queue_full", "already_shutdown", "too_large", "invalid", "shutdown", "disk_full", "disk_error"]
 """Why items were dropped (never handed to a collector):
 
 * ``queue_full``: the queue was full when the item was put (``drop_newest``, and ``put_nowait`` under
@@ -26,6 +26,9 @@ DropReason = Literal["queue_full", "already_shutdown", "too_large", "shutdown", 
   whole queue (``max_queue_size`` or ``max_queue_bytes``), which can never fit;
 * ``already_shutdown``: put after :meth:`~aiotlp.processing.BatchProcessor.shutdown` began;
 * ``too_large``: the exporter could not send it, alone over its request byte cap (``ExportResult.dropped``);
+* ``invalid``: the exporter could not encode it at all (an :class:`~aiotlp.EncodeError`: a non-str attribute
+  key, a value of an unsupported type, ...; ``ExportResult.invalid``). A value the encoders only leave out (an
+  int outside int64, a value nested too deep) drops nothing: see :mod:`aiotlp.encoding`;
 * ``shutdown``: still queued when the shutdown deadline passed;
 * ``disk_full`` / ``disk_error``: the exporter's disk queue (:mod:`aiotlp.durable`) refused them: full (its byte
   cap, or no space left on the device), or another write error.
@@ -35,6 +38,7 @@ DROP_REASONS: Final[tuple[DropReason, ...]] = (
     "queue_full",
     "already_shutdown",
     "too_large",
+    "invalid",
     "shutdown",
     "disk_full",
     "disk_error",

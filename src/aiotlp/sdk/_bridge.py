@@ -32,6 +32,8 @@ import weakref
 from collections.abc import Callable, Coroutine
 from typing import Any, Final, Protocol, TypeVar
 
+from aiotlp import _fork
+
 __all__ = ["EXIT_TIMEOUT", "Bridge", "abandon", "get_bridge", "is_bridge_loop", "on_running_loop"]
 
 logger = logging.getLogger("aiotlp.sdk")
@@ -204,8 +206,6 @@ def _run_loop(loop: asyncio.AbstractEventLoop, started: threading.Event) -> None
 
 _bridge = Bridge()
 _bridge_loops: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
-_abandoned: list[object] = []
-"""Objects inherited from the parent across a fork: kept referenced, never used, never finalized."""
 
 
 def get_bridge() -> Bridge:
@@ -219,13 +219,14 @@ def is_bridge_loop(loop: asyncio.AbstractEventLoop) -> bool:
 
 
 def abandon(obj: object) -> None:
-    """Keep ``obj`` (bound to the parent's loop, in a forked child) alive and untouched for good."""
-    _abandoned.append(obj)
+    """Keep ``obj`` (bound to the parent's loop, in a forked child) alive, untouched and never finalized, even at
+    exit (see :mod:`aiotlp._fork`)."""
+    _fork.abandon(obj)
 
 
 def _after_fork_in_child() -> None:
     global _bridge
-    _abandoned.append(_bridge)
+    abandon(_bridge)
     _bridge = Bridge()
 
 

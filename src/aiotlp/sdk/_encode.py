@@ -30,13 +30,21 @@ Deviations from the official encoder, each deliberate: a link's ``trace_state`` 
 encoder drops it); the metrics of two ``ResourceMetrics`` (or ``ScopeMetrics``) entries that compare equal are
 all kept (the official encoder keeps only the last entry's); an empty ``ScopeMetrics`` is not sent.
 
-Depth (the SDK does not limit it for log bodies and extended attributes; a collector refuses a whole request
-nested deeper than its decoder allows): lists and mappings nest at most ``aiotlp.model.MAX_NESTING_DEPTH``
-deep. An attribute whose value nests deeper is left out and counted in its item's ``dropped_attributes_count``
-(spans, events, links, log records, and the resource's and scope's, written when not 0); a log body that nests
-deeper, or refers to itself, is replaced by the string :data:`BODY_TOO_DEEP` (the record is kept; OTLP has no
-count for it). Metric data points and exemplars have no dropped count: such an attribute is left out uncounted
-(the SDK's metrics API takes only flat, hashable attribute values, so none gets there).
+Values that cannot be sent, the rules of :mod:`aiotlp.encoding` (the SDK limits neither the depth of log bodies
+and extended attributes nor the size of ints; a collector refuses a whole request that breaks either):
+
+- depth: lists and mappings nest at most ``aiotlp.model.MAX_NESTING_DEPTH`` deep;
+- ints: ``AnyValue.int_value`` is an int64; an int outside ``[-2**63, 2**63 - 1]`` (a uint64 id from another
+  system) at any depth of a value cannot be sent as an int.
+
+An attribute whose value breaks either is left out and counted in its item's ``dropped_attributes_count``
+(spans, events, links, log records, and the resource's and scope's, written when not 0); a log body that does
+is replaced by the string :data:`BODY_TOO_DEEP` (nested too deep, or referring to itself) or
+:data:`BODY_INT_OUT_OF_RANGE` (the record is kept; OTLP has no count for it). Metric data points and exemplars
+have no dropped count: such an attribute is left out uncounted. A Sum or Gauge int value (or an exemplar's)
+outside int64 is sent as ``as_double`` (the point is kept, with a double's precision; beyond the double range, an
+infinity). Histogram counts are uint64: one outside ``[0, 2**64 - 1]`` raises :class:`~aiotlp.EncodeError` (the
+exporters drop that metric and count it as ``invalid``).
 
 How it is fast: ``ReadableSpan``'s own fields (``_context``, ``_attributes``, ...) are read directly, skipping
 the properties that copy (``attributes`` wraps a ``MappingProxyType``, ``events`` builds a tuple); a class that
@@ -76,11 +84,18 @@ from aiotlp._exceptions import EncodeError
 from aiotlp.encoding import _compat
 from aiotlp.encoding._json import _any, _attributes, _finish, _float
 from aiotlp.encoding._protobuf import (
+    _INT64_MAX,
+    _INT64_MIN,
     _LP,
+    _UINT64_MAX,
+    BODY_INT_OUT_OF_RANGE,
+    BODY_TOO_DEEP,
+    _as_double,
+    _LeftOut,
     _lp_str,
     _patch,
     _too_deep,
-    _TooDeep,
+    _uint64_varint,
     _write_any,
     _write_attributes,
     _write_times,
@@ -89,6 +104,7 @@ from aiotlp.encoding._wire import VARINT, VARINT_TABLE_SIZE, varint, zigzag32
 from aiotlp.model import MAX_NESTING_DEPTH
 
 __all__ = [
+    "BODY_INT_OUT_OF_RANGE",
     "BODY_TOO_DEEP",
     "MetricItem",
     "count_data_points",
@@ -138,9 +154,6 @@ _LINK_FLAGS_REMOTE: Final = b"\x35" + _pack_i(0x300)
 _I = TypeVar("_I")
 _Groups = list[tuple[Resource, list[tuple[InstrumentationScope | None, list[_I]]]]]
 
-BODY_TOO_DEEP: Final = f"[aiotlp: this log body nested lists or mappings deeper than {MAX_NESTING_DEPTH} levels]"
-"""What a log body nested too deep (or referring to itself) is sent as."""
-
 MetricItem = tuple[Resource, InstrumentationScope, Metric]
 """One metric with the resource and scope it was reported under: the unit a metrics batch is split by."""
 
@@ -160,7 +173,8 @@ def _dropped(attributes: Any) -> int:
 
 def _write_counted_attributes(buf: bytearray, field_tag: bytes, dropped_tag: bytes, attributes: Any) -> None:
     """An item's attributes (a ``BoundedAttributes``: its inner dict) and its ``dropped_attributes_count``: the
-    SDK's count plus the attributes left out for nesting too deep (written when not 0)."""
+    SDK's count plus the attributes left out (nested too deep, or holding an int outside int64; written when
+    not 0)."""
     if type(attributes) is _BA:
         dropped = _write_attributes(buf, field_tag, attributes._dict) if attributes._dict else 0
         dropped += attributes.dropped
@@ -181,7 +195,7 @@ def _put_attributes(out: dict[str, Any], attributes: Any) -> None:
         listed = _attributes(plain)
         if listed:
             out["attributes"] = listed
-        dropped += len(plain) - len(listed)  # left out for nesting too deep
+        dropped += len(plain) - len(listed)  # left out: nested too deep, or an int outside int64
     if dropped:
         out["droppedAttributesCount"] = dropped
 
@@ -272,7 +286,7 @@ def _cached(cache: dict[int, tuple[object, _I]], obj: object, make: Callable[[An
 def _resource_pb(resource: Resource) -> bytes:
     """``Resource*.resource`` (field 1), always present: the resource's attributes."""
     buf = bytearray(b"\x0a\x00")
-    # Resource 1 attributes, 2 dropped_attributes_count (only for values nested too deep)
+    # Resource 1 attributes, 2 dropped_attributes_count (only for values left out)
     _write_counted_attributes(buf, b"\x0a", b"\x10", _plain(resource.attributes))
     _patch(buf, 2)
     return bytes(buf)
@@ -288,7 +302,7 @@ def _scope_pb(scope: InstrumentationScope | None) -> bytes:
         if scope.version:
             buf += b"\x12"  # InstrumentationScope 2 version
             buf += _lp_str(scope.version)
-        # InstrumentationScope 3 attributes, 4 dropped_attributes_count (only for values nested too deep)
+        # InstrumentationScope 3 attributes, 4 dropped_attributes_count (only for values left out)
         _write_counted_attributes(buf, b"\x1a", b"\x20", _plain(scope.attributes))
     _patch(buf, 2)
     return bytes(buf)
@@ -659,7 +673,8 @@ def _coerce(value: Any, depth: int = 0) -> Any:
 
     aiotlp's AnyValue writers expect ``str`` keys; a log body is not validated by the SDK, so a ``dict`` body
     may have other keys (the official encoder writes ``str(key)``). ``value`` sits inside ``depth`` lists and
-    mappings: deeper than ``MAX_NESTING_DEPTH`` (a body referring to itself, too) raises _TooDeep.
+    mappings: deeper than ``MAX_NESTING_DEPTH`` (a body referring to itself, too) raises _TooDeep (ints are
+    checked by the writers).
     """
     if type(value) in _SCALARS or isinstance(value, (str, bytes)):
         return value
@@ -677,8 +692,8 @@ def _coerce(value: Any, depth: int = 0) -> Any:
 def _body_json(body: Any) -> dict[str, Any]:
     try:
         return _any(_coerce(body))
-    except _TooDeep:
-        return {"stringValue": BODY_TOO_DEEP}
+    except _LeftOut as exc:  # nested too deep, or an int outside int64: replaced, the record kept
+        return {"stringValue": exc.body}
 
 
 def _write_log_records(buf: bytearray, records: Iterable[ReadableLogRecord]) -> None:
@@ -687,7 +702,7 @@ def _write_log_records(buf: bytearray, records: Iterable[ReadableLogRecord]) -> 
     lp_str = _lp_str
     pack_q = _pack_q
     write_any = _write_any
-    write_attributes = _write_attributes  # LogRecord 6 attributes (returns those left out for nesting too deep)
+    write_attributes = _write_attributes  # LogRecord 6 attributes (returns how many it left out)
     scalars = _SCALARS
     BA = _BA
     for readable in records:
@@ -712,9 +727,9 @@ def _write_log_records(buf: bytearray, records: Iterable[ReadableLogRecord]) -> 
         mark = len(buf)
         try:
             write_any(buf, b"\x2a", body if type(body) in scalars else _coerce(body))
-        except _TooDeep:
+        except _LeftOut as exc:  # nested too deep, or an int outside int64: replaced, the record kept
             del buf[mark:]
-            write_any(buf, b"\x2a", BODY_TOO_DEEP)
+            write_any(buf, b"\x2a", exc.body)
         attributes = record.attributes
         if type(attributes) is BA:  # _write_counted_attributes, inlined
             inner = attributes._dict
@@ -841,6 +856,8 @@ def _write_exemplars(buf: bytearray, field_tag: bytes, exemplars: Sequence[Any])
             buf += b"\x11"  # Exemplar 2 time_unix_nano
             buf += _pack_q(exemplar.time_unix_nano)
         value = exemplar.value
+        if isinstance(value, int) and not _INT64_MIN <= value <= _INT64_MAX:
+            value = _as_double(value)  # as_int is an sfixed64
         if isinstance(value, float):
             buf += b"\x19"  # Exemplar 3 as_double
             buf += _pack_d(value)
@@ -871,6 +888,8 @@ def _write_number_points(buf: bytearray, points: Sequence[Any], with_start: bool
         _write_times(buf, point.start_time_unix_nano if with_start else 0, point.time_unix_nano)
         value = point.value
         is_int = isinstance(value, int)
+        if is_int and not _INT64_MIN <= value <= _INT64_MAX:
+            value, is_int = _as_double(value), False  # as_int is an sfixed64
         if not is_int:
             buf += b"\x21"  # NumberDataPoint 4 as_double
             buf += _pack_d(value)
@@ -885,7 +904,35 @@ def _write_number_points(buf: bytearray, points: Sequence[Any], with_start: bool
         _patch(buf, start)
 
 
+def _count_error(point: Any) -> EncodeError:
+    """The error for a histogram point with a count outside uint64 (``struct`` refused to pack it)."""
+    counts = [point.count, *getattr(point, "bucket_counts", ()), getattr(point, "zero_count", 0)]
+    for buckets in (getattr(point, "positive", None), getattr(point, "negative", None)):
+        if buckets is not None:
+            counts += buckets.bucket_counts
+    bad = next((c for c in counts if not 0 <= c <= _UINT64_MAX), None)
+    return EncodeError(f"cannot encode the count {bad}: it is outside the uint64 range")
+
+
+def _check_counts(point: Any, *counts: Sequence[int]) -> None:
+    """The JSON twin of the protobuf writers' uint64 check: ``point.count`` and each of ``counts``."""
+    if not 0 <= point.count <= _UINT64_MAX or any(
+        values and not (min(values) >= 0 and max(values) <= _UINT64_MAX) for values in counts
+    ):
+        raise _count_error(point)
+
+
 def _write_histogram_points(buf: bytearray, points: Sequence[Any]) -> None:
+    try:
+        _write_histogram_points_unchecked(buf, points)
+    except struct.error:  # a count outside uint64 (fixed64): the error names it
+        for point in points:
+            if not all(0 <= c <= _UINT64_MAX for c in (point.count, *point.bucket_counts)):
+                raise _count_error(point) from None
+        raise
+
+
+def _write_histogram_points_unchecked(buf: bytearray, points: Sequence[Any]) -> None:
     for point in points:
         buf += b"\x0a\x00"  # Histogram 1 data_points
         start = len(buf)
@@ -932,7 +979,7 @@ def _write_buckets(buf: bytearray, field_tag: bytes, buckets: Any) -> None:
         buf += b"\x08"  # Buckets 1 offset (sint32)
         buf += varint(zigzag32(buckets.offset))
     V = _V
-    data = b"".join([V[c] if 0 <= c < _VN else varint(c) for c in counts])
+    data = b"".join([V[c] if 0 <= c < _VN else _uint64_varint(c) for c in counts])
     buf += b"\x12"  # Buckets 2 bucket_counts (packed uint64)
     buf += varint(len(data))
     buf += data
@@ -947,18 +994,21 @@ def _write_exponential_points(buf: bytearray, points: Sequence[Any]) -> None:
         if attributes:
             _write_attributes(buf, b"\x0a", attributes)  # ExponentialHistogramDataPoint 1 attributes
         _write_times(buf, point.start_time_unix_nano, point.time_unix_nano)  # 2, 3
-        if point.count:
+        count, zero_count = point.count, point.zero_count
+        if not (0 <= count <= _UINT64_MAX and 0 <= zero_count <= _UINT64_MAX):
+            raise _count_error(point)
+        if count:
             buf += b"\x21"  # 4 count (fixed64)
-            buf += _pack_q(point.count)
+            buf += _pack_q(count)
         if point.sum is not None:
             buf += b"\x29"  # 5 sum (optional double)
             buf += _pack_d(point.sum)
         if point.scale:
             buf += b"\x30"  # 6 scale (sint32)
             buf += varint(zigzag32(point.scale))
-        if point.zero_count:
+        if zero_count:
             buf += b"\x39"  # 7 zero_count (fixed64)
-            buf += _pack_q(point.zero_count)
+            buf += _pack_q(zero_count)
         _write_buckets(buf, b"\x42", point.positive)  # 8 positive
         _write_buckets(buf, b"\x4a", point.negative)  # 9 negative
         if point.flags:
@@ -1054,6 +1104,8 @@ def _exemplars_json(exemplars: Sequence[Any]) -> list[dict[str, Any]]:
         if exemplar.time_unix_nano:
             out["timeUnixNano"] = str(exemplar.time_unix_nano)
         value = exemplar.value
+        if isinstance(value, int) and not _INT64_MIN <= value <= _INT64_MAX:
+            value = _as_double(value)  # as_int is an sfixed64
         if isinstance(value, float):
             out["asDouble"] = _float(value)
         elif isinstance(value, int):
@@ -1083,14 +1135,16 @@ def _point_json(point: Any, with_start: bool = True) -> dict[str, Any]:
 
 def _number_point_json(point: Any, with_start: bool) -> dict[str, Any]:
     out = _point_json(point, with_start)
-    if isinstance(point.value, int):
-        out["asInt"] = str(int(point.value))
-    else:
-        out["asDouble"] = _float(point.value)
+    value = point.value
+    if isinstance(value, int) and _INT64_MIN <= value <= _INT64_MAX:
+        out["asInt"] = str(int(value))
+    else:  # a float, or an int outside int64 (as_int is an sfixed64)
+        out["asDouble"] = _float(_as_double(value) if isinstance(value, int) else value)
     return out
 
 
 def _histogram_point_json(point: Any) -> dict[str, Any]:
+    _check_counts(point, point.bucket_counts)
     out = _point_json(point)
     if point.count:
         out["count"] = str(point.count)
@@ -1116,6 +1170,7 @@ def _buckets_json(buckets: Any) -> dict[str, Any]:
 
 
 def _exponential_point_json(point: Any) -> dict[str, Any]:
+    _check_counts(point, (point.zero_count,), point.positive.bucket_counts, point.negative.bucket_counts)
     out = _point_json(point)
     if point.count:
         out["count"] = str(point.count)

@@ -118,7 +118,7 @@ class _FastAdapter:
             return ExportResult(items=total, failed=total)
         client._check_fork()
         good, body, dropped = _encode_batch(items, self._encode, self._what)
-        result = ExportResult(items=dropped, dropped=dropped)
+        result = ExportResult(items=dropped, dropped=dropped, invalid=dropped)  # cannot be encoded
         if good:
             token = attach(_SUPPRESSED)
             try:

@@ -1,8 +1,20 @@
-"""OTLP/gRPC over grpc.aio: the encoded request bytes are sent as they are (no protobuf objects)."""
+"""OTLP/gRPC over grpc.aio: the encoded request bytes are sent as they are (no protobuf objects).
+
+Fork. grpc core cannot be used in a child forked after the parent used it (a grpc.aio channel made in the child
+then times out, or the child dies of SIGSEGV or SIGABRT, with or without ``GRPC_ENABLE_FORK_SUPPORT``, whose
+fork handling covers grpc's synchronous stack only; grpcio 1.85 measured, and the maintainers' contract: a child
+may use gRPC only after destroying everything inherited and ``grpc_shutdown()``, which grpc.aio does not do). So
+in such a child a :class:`GrpcTransport` never calls into grpc: the parent's channel is left untouched (never
+closed, see :mod:`aiotlp._fork`) and the calls go through aiotlp's own gRPC client,
+:class:`~aiotlp.transport.H2GrpcTransport`, to the same endpoint with the same settings (``aiotlp[grpc]``; without
+it each call fails with a :class:`~aiotlp.PermanentError` that says so).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 from typing import TYPE_CHECKING, Any
 
 from .._exceptions import (
@@ -14,8 +26,9 @@ from .._exceptions import (
     PermanentError,
     ResponseError,
 )
+from .._fork import abandon
 from ..encoding import PartialSuccess, classify_grpc_status, decode_export_response
-from ._base import user_agent
+from ._base import Transport, user_agent
 from ._compression import MAX_RESPONSE_BYTES
 
 try:
@@ -29,7 +42,18 @@ if TYPE_CHECKING:
 
 __all__ = ["GrpcTransport"]
 
+logger = logging.getLogger("aiotlp.transport")
+
 _STATUS_DETAILS_KEY = "grpc-status-details-bin"
+
+_used_by = 0
+"""The process that made aiotlp's first grpc.aio channel (0: none yet); grpc is unusable in its forked children."""
+_told_fork = False
+
+
+def _grpc_usable() -> bool:
+    """False in a process forked from one where aiotlp had used grpc.aio (see the module docstring)."""
+    return _used_by in (0, os.getpid())
 
 
 def _read(path: str | None) -> bytes | None:
@@ -68,11 +92,12 @@ class GrpcTransport:
         self._target = target if target is not None else f"{config.host}:{config.port}"
         self._credentials: Any = None
         if config.use_tls:
-            self._credentials = grpc.ssl_channel_credentials(
-                root_certificates=_read(config.certificate_file),
-                private_key=_read(config.client_key_file),
-                certificate_chain=_read(config.client_certificate_file),
-            )
+            files = (config.certificate_file, config.client_key_file, config.client_certificate_file)
+            root, key, chain = (_read(path) for path in files)
+            if _grpc_usable():  # in a forked child grpc is never called (module docstring)
+                self._credentials = grpc.ssl_channel_credentials(
+                    root_certificates=root, private_key=key, certificate_chain=chain
+                )
         self._metadata = tuple(config.headers.items())
         self._compression = {"gzip": grpc.Compression.Gzip, "deflate": grpc.Compression.Deflate}.get(
             config.compression, grpc.Compression.NoCompression
@@ -96,6 +121,8 @@ class GrpcTransport:
             self._options += (("grpc.lb_policy_name", "round_robin"),)
         self._channel: Any = None
         self._call: Any = None
+        self._pid = 0  # the process that made the channel
+        self._fallback: Transport | None = None  # in a forked child, where grpc cannot be used
         self._closed = False
 
     def __repr__(self) -> str:
@@ -106,17 +133,53 @@ class GrpcTransport:
         return body, False
 
     def _get_call(self) -> Any:
+        global _used_by
         if self._channel is None:
             if self._credentials is not None:
                 self._channel = grpc.aio.secure_channel(self._target, self._credentials, options=self._options)
             else:
                 self._channel = grpc.aio.insecure_channel(self._target, options=self._options)
             self._call = self._channel.unary_unary(self.method)
+            self._pid = os.getpid()
+            if _used_by == 0:
+                _used_by = self._pid
         return self._call
+
+    def _forked_fallback(self) -> Transport:
+        """This process was forked after grpc.aio was used: the h2 client takes the calls (module docstring)."""
+        global _told_fork
+        if self._channel is not None:
+            abandon((self._channel, self._call))  # the parent's: never closed, never called
+            self._channel = self._call = None
+        if self._fallback is None:
+            try:
+                from . import make_transport
+
+                # every endpoint of the configuration (a round_robin channel's list becomes a fleet)
+                self._fallback = make_transport(
+                    self.config, max_response_bytes=self.max_response_bytes, grpc_implementation="h2"
+                )
+            except MissingExtraError:
+                raise PermanentError(
+                    "grpc.aio cannot be used in a process forked after it was used (grpcio does not support fork "
+                    "with grpc.aio); install aiotlp[grpc] to send through aiotlp's own gRPC client there"
+                ) from None
+            if not _told_fork:
+                _told_fork = True
+                logger.info(
+                    "process %d was forked after grpc.aio was used: gRPC goes through aiotlp's h2 client here",
+                    os.getpid(),
+                )
+        return self._fallback
 
     async def send(self, body: bytes, *, compressed: bool, timeout: float) -> PartialSuccess:
         if self._closed:
             raise PermanentError("the gRPC transport is closed")
+        if not _grpc_usable():
+            fallback = self._forked_fallback()
+            if self.config.compression == "gzip" and not compressed:
+                body, compressed = fallback.prepare(body)
+            return await fallback.send(body, compressed=compressed, timeout=timeout)
         call = self._get_call()
         try:
             response = await call(body, timeout=timeout, metadata=self._metadata, compression=self._compression)
@@ -163,8 +226,13 @@ class GrpcTransport:
     async def close(self) -> None:
         self._closed = True
         if self._channel is not None:
-            await self._channel.close()
-            self._channel = None
+            if self._pid == os.getpid():
+                await self._channel.close()
+            else:  # the parent's (a forked child): never closed here
+                abandon((self._channel, self._call))
+            self._channel = self._call = None
+        if self._fallback is not None:
+            await self._fallback.close()
 
 
 def _is_own_receive_limit(details: str) -> bool:
