@@ -1,15 +1,20 @@
-"""Test-wide settings: asyncio debug mode catches a blocked event loop; looptime must not leak loops."""
+"""Test-wide settings: asyncio debug mode catches a blocked event loop; looptime must not leak loops; the fault
+and user-path suites' summary table."""
 
 from __future__ import annotations
 
 import asyncio
 import datetime
+import json
 import logging
+import os
 import warnings
 from collections.abc import AsyncIterator, Generator
+from dataclasses import asdict
 from typing import Any
 
 import pytest
+from tests.faults.summary import Figure, render
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -124,3 +129,63 @@ def encoder_implementation(request: pytest.FixtureRequest) -> Generator[str, Non
         yield choice
     finally:
         _compat.use(previous)
+
+
+# -- the summary table of the fault and user-path suites (tests/faults/summary.py) ---------------------------
+
+_FIGURES: dict[str, Figure] = {}
+
+
+_SUITES = ("tests/faults/", "tests/user_paths/")
+
+
+def _in_suite(nodeid: str) -> bool:
+    return nodeid.replace("\\", "/").startswith(_SUITES)
+
+
+def _family(item: Any) -> str:
+    """The module's name without ``test_``; user-path rows say so (``user path: lifecycles``)."""
+    name = item.module.__name__.rpartition(".")[2].removeprefix("test_")
+    return f"user path: {name}" if ".user_paths." in item.module.__name__ else name
+
+
+@pytest.fixture
+def figure(request: pytest.FixtureRequest) -> Figure:
+    """The row of the summary table for this test; its outcome is filled in from the test's report."""
+    node = request.node
+    row = Figure(scenario=node.name, family=_family(node))
+    _FIGURES[node.nodeid] = row
+    return row
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
+    report = yield
+    if not _in_suite(item.nodeid):
+        return report
+    row = _FIGURES.get(item.nodeid)
+    if report.skipped and (row is None or not row.outcome):
+        row = row or Figure(scenario=item.name, family=_family(item))
+        if hasattr(report, "wasxfail"):
+            row.outcome = "xfail (known bug): " + report.wasxfail.removeprefix("reason: ")
+        else:
+            reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+            row.outcome = "skipped: " + reason.removeprefix("Skipped: ")
+        _FIGURES[item.nodeid] = row
+    elif row is not None and report.when == "call":
+        row.outcome = "passed" if report.passed else "FAILED"
+    elif row is not None and report.failed and not row.outcome:
+        row.outcome = "FAILED"
+    return report
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    rows = [row for row in _FIGURES.values() if row.outcome]
+    if not rows:
+        return
+    terminalreporter.write_sep("=", "fault and user-path suite summary")
+    terminalreporter.write_line(render(rows))
+    target = os.environ.get("AIOTLP_FAULTS_REPORT")
+    if target:
+        with open(target, "w") as out:
+            json.dump([asdict(row) for row in rows], out, indent=1)

@@ -4,8 +4,8 @@
     .venv/bin/python -m tests.faults.summary --slow     # the quick and the long ones
     .venv/bin/python -m tests.faults.summary --write docs/faults.md
 
-It runs ``pytest tests/faults`` in a child process, collects the row each scenario filled in, prints the table
-(Markdown) and, with ``--write``, stores it in the docs. Columns:
+It runs ``pytest tests/faults tests/user_paths`` in a child process, collects the row each scenario filled in,
+prints the table (Markdown) and, with ``--write``, stores it in the docs. Columns:
 
 * **load held**: items offered to the exporter or the batch processor during the scenario;
 * **faults survived**: faults injected (a hung collector's attempts, dropped or reset connections, hostile
@@ -81,7 +81,10 @@ def render(rows: list[Figure]) -> str:
 _DOC_HEAD = """# Fault suite
 
 `tests/faults/` injects real faults on loopback and checks that aiotlp keeps working, loses nothing without
-counting it, and lets nothing harmful through. Every row has a numeric pass criterion and exact accounting
+counting it, and lets nothing harmful through. `tests/user_paths/` (the rows `user path: ...`) runs the ways
+users configure and run aiotlp (the SDK drop-in beside the official processor, every event-loop lifecycle, fork,
+the disk queue by argument and variable, kill -9) and checks delivery and the ledger the same way. Every row
+has a numeric pass criterion and exact accounting
 (`ExportResult.items == accepted + rejected + failed + dropped`, and the batch processor's
 `produced == exported + rejected + failed + dropped + queued + in_flight`).
 
@@ -108,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "faults.json"
-        command = [sys.executable, "-m", "pytest", "tests/faults", "-q", "-p", "no:randomly"]
+        command = [sys.executable, "-m", "pytest", "tests/faults", "tests/user_paths", "-q", "-p", "no:randomly"]
         if args.slow:
             command += ["-m", "slow or not slow"]
         command += args.pytest_args

@@ -27,7 +27,7 @@ import itertools
 import threading
 import warnings
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -42,6 +42,7 @@ from hypothesis.stateful import (
 )
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
+from tests.faults.summary import Figure
 from tests.user_paths.helpers import fail_if
 
 import aiotlp.sdk
@@ -96,6 +97,7 @@ class _Loop:
 
 class ProcessorMachine(RuleBasedStateMachine):
     collector: CollectorThread  # set by the test
+    tally: ClassVar[dict[str, int]] = {"ended": 0, "examples": 0}  # over one test run, for the summary table
 
     def __init__(self) -> None:
         super().__init__()
@@ -279,6 +281,8 @@ class ProcessorMachine(RuleBasedStateMachine):
             self.loops, self.processor, self.provider = [], None, None
 
     def final_checks(self) -> None:
+        type(self).tally["ended"] += len(self.ended_before_shutdown) + self.ended_after_shutdown
+        type(self).tally["examples"] += 1
         spans = [s for s in self.collector.spans() if s.name.startswith(self.prefix)]
         got = {s.name for s in spans}
         missing = self.ended_before_shutdown - got
@@ -323,8 +327,9 @@ def _one_line(error: BaseException) -> str:
     return " then ".join(messages) + " <- " + "; ".join(steps)
 
 
-def _run(collector: CollectorThread, profile: settings) -> None:
+def _run(collector: CollectorThread, profile: settings, figure: Figure) -> None:
     ProcessorMachine.collector = collector
+    ProcessorMachine.tally = {"ended": 0, "examples": 0}
     problems = []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -336,15 +341,19 @@ def _run(collector: CollectorThread, profile: settings) -> None:
             del found  # its tracebacks hold the machines: let them go before the collection below
         gc.collect()  # a coroutine never awaited warns when it is collected
     left = sorted({str(w.message) for w in caught if "never awaited" in str(w.message)})
+    tally = ProcessorMachine.tally
+    figure.criterion = "any sequence of loop lifecycles, flushes and a shutdown: ledger exact after each step"
+    figure.load = tally["ended"]
+    figure.measured = f"{tally['examples']} sequences, {tally['ended']} spans, {len(problems)} distinct failures"
     if left:
         problems.append(f"coroutines left never awaited: {left}")
     fail_if(problems)
 
 
-def test_any_sequence_of_loop_lifecycles(collector: CollectorThread) -> None:
-    _run(collector, QUICK)
+def test_any_sequence_of_loop_lifecycles(collector: CollectorThread, figure: Figure) -> None:
+    _run(collector, QUICK, figure)
 
 
 @pytest.mark.slow
-def test_any_sequence_of_loop_lifecycles_long(collector: CollectorThread) -> None:
-    _run(collector, LONG)
+def test_any_sequence_of_loop_lifecycles_long(collector: CollectorThread, figure: Figure) -> None:
+    _run(collector, LONG, figure)

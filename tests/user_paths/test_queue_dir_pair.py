@@ -28,6 +28,7 @@ from opentelemetry._logs import SeverityNumber
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
+from tests.faults.summary import Figure
 from tests.user_paths.helpers import fail_if, no_raise
 
 import aiotlp.sdk
@@ -96,7 +97,7 @@ def aiotlp_pair(signal: str, endpoint: str, **kwargs: Any) -> Any:
 @pytest.mark.parametrize("signal", ["traces", "logs"])
 @pytest.mark.parametrize("how", ["queue_dir=", "AIOTLP_QUEUE_DIR", "queue_dir=-while-AIOTLP_QUEUE_DIR-is-set"])
 def test_the_sdk_pair_with_the_disk_queue(
-    collector: CollectorThread, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str, signal: str
+    collector: CollectorThread, figure: Figure, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str, signal: str
 ) -> None:
     argument, variable = tmp_path / "argument", tmp_path / "variable"
     if how != "queue_dir=":
@@ -119,6 +120,11 @@ def test_the_sdk_pair_with_the_disk_queue(
     stats = pipeline.processor.statistics()
     if not (stats.balanced and stats.exported == COUNT and not any(stats.dropped.values())):
         problems.append(f"ledger {stats}")
+    arrived = len(received(collector.collector, signal) & names)
+    figure.criterion = "the aiotlp pair builds with the disk queue on; everything queued on disk and delivered"
+    figure.load, figure.lost = COUNT, COUNT - arrived
+    figure.count({**stats.dropped, "failed": stats.failed})
+    figure.measured = f"delivered {arrived} of {COUNT}, exported {stats.exported}"
     fail_if(problems)
 
 
@@ -157,6 +163,7 @@ def test_a_foreign_exporter_under_the_variable_is_used_as_it_is(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
+    figure: Figure,
     kind: str,
     signal: str,
 ) -> None:
@@ -183,4 +190,7 @@ def test_a_foreign_exporter_under_the_variable_is_used_as_it_is(
         problems.append(f"{len(reached() & names)} of {COUNT} reached the {kind} exporter")
     if len(said) != 1:
         problems.append(f"want exactly one warning about the disk queue, got {said}")
+    figure.criterion = "a foreign exporter under AIOTLP_QUEUE_DIR is used as it is, with one warning"
+    figure.load, figure.lost = COUNT, COUNT - len(reached() & names)
+    figure.measured = f"{len(reached() & names)} of {COUNT} reached the {kind} exporter; {len(said)} warning"
     fail_if(problems)

@@ -23,6 +23,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from tests.faults.summary import Figure
 from tests.user_paths.helpers import HERE, child_env, fail_if, has, names, run_child, stderr_problems
 
 from aiotlp.testing import FakeCollector, free_port
@@ -81,7 +82,7 @@ async def write_then_kill(variant: str, sig: str, directory: Path, env: dict[str
 
 @pytest.mark.parametrize(("variant", "sig"), _cases())
 async def test_the_backlog_left_by_kill_9_is_replayed_without_new_exports(
-    collector: FakeCollector, tmp_path: Path, variant: str, sig: str
+    collector: FakeCollector, figure: Figure, tmp_path: Path, variant: str, sig: str
 ) -> None:
     directory = tmp_path / "queue"
     env = child_env({"AIOTLP_QUEUE_DIR": str(directory)} if variant.startswith("AIOTLP_QUEUE_DIR") else {})
@@ -115,6 +116,10 @@ async def test_the_backlog_left_by_kill_9_is_replayed_without_new_exports(
         )
     if timing.get("first") is None:
         problems.append(f"nothing arrived within {FIRST_WITHIN:g} s")
+    figure.criterion = f"kill -9 after a flush; the next process, ending nothing, replays all within {ALL_WITHIN:g} s"
+    figure.load, figure.faults, figure.lost = COUNT, 1, COUNT - after_exit
+    first = timing.get("first")
+    figure.measured = f"replayed {run.held} of {COUNT}" + ("" if first is None else f", first after {first:.2f} s")
     if sig == "traces":
         ids = {span.span_id for span in collector.spans()}
         if len(ids) != after_exit:

@@ -371,6 +371,20 @@ class OTLPExporter:
         binding.drop()
         logger.debug("dropped the connections of %r (closed, or the parent process's)", binding.loop)
 
+    def leave_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Never touch ``loop``'s connections again, if it is not running: a caller that will not use this
+        exporter there any more, and cannot close them there (the loop is closed, or stopped and may never run
+        again), leaves them as they are (see :mod:`aiotlp._fork`) rather than to the garbage collector ("Unclosed
+        client session"). Their file descriptors stay open until the process exits. Any thread."""
+        if loop.is_running():
+            return
+        with self._lock:
+            binding = self._bindings.pop(loop, None)
+            if binding is not None:
+                self._retired_retries += binding.retries()
+        if binding is not None:
+            self._drop(binding)
+
     def _leave_at_exit(self) -> None:
         """Interpreter exit with the exporter open: the connections of loops left open (not running) are left
         as they are, never finalized (which would log "Unclosed client session" and the like)."""
@@ -387,6 +401,9 @@ class OTLPExporter:
         restore = suppress()  # instrumented HTTP and gRPC clients must not trace the exporter's own calls
         try:
             partial = await stack.top.send(request, deadline)
+        except GeneratorExit:  # closed outside its task (its loop never ran again): no context of ours to restore
+            restore = None
+            raise
         except ExportError as exc:
             self._failure_log.log(
                 "failed to export %d %s to %s: %s",

@@ -477,6 +477,9 @@ class BatchProcessor(LoopBinding[T]):
         task.add_done_callback(self._on_done)
 
     async def _call_export(self, items: list[T]) -> ExportResult:
+        if asyncio.current_task() not in self._running:
+            # the processor moved away from this loop before the export started: it is sent from the new loop
+            return ExportResult()
         return await self._export(items)
 
     def _expire(self, task: asyncio.Task[Any]) -> None:

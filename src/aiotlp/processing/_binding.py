@@ -24,8 +24,11 @@ collector may see such a batch twice; the ledger counts it once). It rebinds und
 (``_start_lock``), which the old loop's thread also takes to start a batch (queue -> in flight) and to settle
 one: a batch is always either queued or in flight on the current loop, never lost between the two, even when the
 old loop starts running again during the move. On the old loop, if it ever runs again, the worker and the
-leftover export tasks are cancelled, flushes waiting there are woken (they go on where the processor went) and
-the exporter's ``detach_loop()`` lets go of its connections there.
+leftover export tasks are cancelled and flushes waiting there are woken (they go on where the processor went).
+The exporter's connections there: a loop that ends while the processor is on it (``asyncio.run``), or that the
+processor leaves from its own thread (``move_to_fallback``), has the exporter's ``detach_loop()`` called there; a
+loop found not running has ``release_loop(loop)`` called (the connections are let go, never closed nor
+finalized). An export task left on the old loop that had not started yet never starts its export.
 """
 
 from __future__ import annotations
@@ -218,12 +221,17 @@ class LoopBinding(Generic[T]):
         self, old: asyncio.AbstractEventLoop, tasks: list[asyncio.Task[Any]], futures: list[asyncio.Future[None]]
     ) -> None:
         """After a move that took the batches in flight: the old loop's worker and leftover export tasks are
-        cancelled, its waiters woken, and the exporter lets go of it, when that loop next runs (at once if this
-        is its thread); if it never runs again, they stay there quietly."""
+        cancelled and its waiters woken when that loop next runs (at once if this is its thread; if it never runs
+        again, they stay there quietly). The exporter's connections there: on a loop that runs (this is its
+        thread), its ``detach_loop()`` closes them there when the loop gets control back; an old loop that is not
+        running gets ``release_loop(loop)``: the exporter lets go of them without closing them (closing them from
+        here could stop half-way on a loop run in turns; left to the garbage collector they would warn)."""
         for task in tasks:  # pending for good on a closed loop: not an error of the application's to report
             with contextlib.suppress(AttributeError):
                 task._log_destroy_pending = False  # type: ignore[attr-defined]
-        detach = getattr(self._exporter, "detach_loop", None)
+
+        running = old.is_running()  # only on its own thread (move_to_fallback): it gets control back soon
+        detach = getattr(self._exporter, "detach_loop", None) if running else None
 
         def on_old_loop() -> None:
             for task in tasks:
@@ -231,11 +239,16 @@ class LoopBinding(Generic[T]):
             for future in futures:
                 _resolve(future)
             if callable(detach):
-                task = old.create_task(detach())
-                task.add_done_callback(_ignore_result)
+                old.create_task(detach()).add_done_callback(_ignore_result)
 
         with contextlib.suppress(RuntimeError):  # closed: nothing of it will run again
             old.call_soon_threadsafe(on_old_loop)
+        release = getattr(self._exporter, "release_loop", None)
+        if callable(release) and not running:
+            try:
+                release(old)
+            except Exception as exc:  # its connections stay there: nothing queued is lost
+                logger.debug("release_loop() failed: %r", exc)
 
     def _resume(self, orphans: list[Batch]) -> None:
         loop = self._loop
@@ -260,8 +273,7 @@ class LoopBinding(Generic[T]):
 
         For synchronous code on the loop's thread that must wait for exports (an SDK ``force_flush`` from a
         coroutine): it blocks the loop, so the exports must run elsewhere. Exports in flight are cancelled here
-        and sent again from the fallback loop (at-least-once: the collector may see them twice). The
-        exporter's ``detach_loop()``, when it has one, runs on the old loop when it gets control back.
+        and sent again from the fallback loop (at-least-once: the collector may see them twice).
         False without a fallback loop or when not on the current loop's thread.
         """
         old = self._loop

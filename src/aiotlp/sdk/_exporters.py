@@ -29,8 +29,6 @@ from opentelemetry.context import (
     _SUPPRESS_HTTP_INSTRUMENTATION_KEY,
     _SUPPRESS_INSTRUMENTATION_KEY,
     Context,
-    attach,
-    detach,
     set_value,
 )
 from opentelemetry.sdk._logs import ReadableLogRecord
@@ -290,6 +288,15 @@ class _Client:
         if local is not None:
             await local.shutdown(0)
 
+    def release_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        """A batch processor left ``loop``, which is not running: its exporter there is let go without closing
+        (see :meth:`OTLPExporter.leave_loop`). Any thread."""
+        local = self._local.pop(loop, None)
+        if isinstance(local, OTLPExporter):
+            local.leave_loop(loop)
+        elif local is not None:  # a DurableExporter: only ever on the bridge loop (never here)
+            local.inner.leave_loop(loop)
+
     async def _run(
         self,
         parts: list[tuple[Sequence[_I], bytes]],
@@ -298,17 +305,13 @@ class _Client:
         split_item: Callable[[_I], Sequence[_I]] | None,
         timeout: float | None,
     ) -> ExportResult:
-        token = attach(_SUPPRESSED)
-        try:
-            exporter = self._exporter()
-            result = ExportResult()
-            for items, body in parts:
-                result = result + await exporter.export_encoded(
-                    self.signal, items, encode, body=body, count=count, split_item=split_item, timeout=timeout
-                )
-            return result
-        finally:
-            detach(token)
+        exporter = self._exporter()  # it suppresses instrumentation around its own requests
+        result = ExportResult()
+        for items, body in parts:
+            result = result + await exporter.export_encoded(
+                self.signal, items, encode, body=body, count=count, split_item=split_item, timeout=timeout
+            )
+        return result
 
     def _check_fork(self) -> None:
         if os.getpid() != self._pid:  # a child after os.fork: nothing of the parent's is usable or sendable

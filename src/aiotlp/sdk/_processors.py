@@ -119,13 +119,9 @@ class _FastAdapter:
         client._check_fork()
         good, body, dropped = _encode_batch(items, self._encode, self._what)
         result = ExportResult(items=dropped, dropped=dropped, invalid=dropped)  # cannot be encoded
-        if good:
-            token = attach(_SUPPRESSED)
-            try:
-                otlp = client._exporter()
-                result = result + await otlp.export_encoded(self._signal, good, self._encode, body=body)
-            finally:
-                detach(token)
+        if good:  # the OTLPExporter suppresses instrumentation around its own requests
+            otlp = client._exporter()
+            result = result + await otlp.export_encoded(self._signal, good, self._encode, body=body)
         return result
 
     async def export_traces(self, items: Sequence[Any]) -> ExportResult:
@@ -137,6 +133,10 @@ class _FastAdapter:
     async def detach_loop(self) -> None:
         """The processor leaves this (application) loop: close the exporter's connections on it."""
         await self._sdk._client.detach_loop()
+
+    def release_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The processor left ``loop``, which is not running: let go of the exporter's connections there."""
+        self._sdk._client.release_loop(loop)
 
     def start(self) -> None:
         """On the processor's loop as it starts: with the disk queue, open it now, so that what an earlier run
