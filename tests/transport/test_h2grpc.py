@@ -800,6 +800,30 @@ async def test_goaway_lets_the_calls_the_server_took_finish() -> None:
     assert server.connections == 2
 
 
+async def test_grpc_go_graceful_goaway_with_a_ping_lets_the_calls_in_flight_finish() -> None:
+    """grpc-go's graceful close (max_connection_age, GracefulStop): GOAWAY(2^31-1) and a PING in one write, then
+    GOAWAY(last stream) once the PING is answered, then the answers. h2 used to close on the first GOAWAY and
+    raise a ProtocolError on the PING: every call in flight failed as permanent ("broke the HTTP/2 protocol")."""
+
+    async def handler(stream: Stream) -> None:
+        first = hyperframe.frame.GoAwayFrame(0, last_stream_id=2**31 - 1, error_code=0)
+        ping = hyperframe.frame.PingFrame(0, opaque_data=b"\x01\x06\x01\x08\x00\x03\x03\x09")
+        stream.writer.write(first.serialize() + ping.serialize())
+        await asyncio.sleep(0.05)  # grpc-go waits for the PING's ACK here
+        second = hyperframe.frame.GoAwayFrame(0, last_stream_id=stream.stream_id, error_code=0)
+        stream.writer.write(second.serialize())
+        stream.reply()
+
+    async with H2Server(handler) as server:
+        transport = transport_for(server.endpoint)
+        try:
+            for _ in range(2):
+                assert (await transport.send(b"", compressed=False, timeout=5)).rejected == 0
+        finally:
+            await transport.close()
+    assert server.connections == 2
+
+
 async def test_a_connection_closed_before_the_response_is_a_connect_error() -> None:
     async def handler(stream: Stream) -> None:
         stream.writer.close()

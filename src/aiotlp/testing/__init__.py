@@ -5,7 +5,9 @@
 - :func:`otlp_json_to_message` / :func:`message_to_otlp_json`: OTLP/JSON <-> the official protobuf messages;
 - :class:`ScriptedTransport` (with :class:`Outcome`, :class:`Attempt`) and :class:`RecordingExporter`:
   in-memory fakes of the transport and of an exporter;
-- :class:`Rotel`, :func:`find_rotel`, :func:`free_port`: the real ``rotel`` collector as a child process.
+- :class:`Rotel`, :func:`find_rotel`, :func:`free_port`: the real ``rotel`` collector as a child process;
+- :class:`OtelCollector` (with :class:`OtelCollectorTLS`), :func:`find_otelcol`: the OpenTelemetry Collector
+  (Go) as a child process, built by ``scripts/build-otelcol``.
 
 Needs grpcio, opentelemetry-proto and googleapis-common-protos: ``pip install 'aiotlp[testing]'``.
 """
@@ -22,6 +24,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     raise MissingExtraError("testing", exc.name or "a test dependency") from exc
 
 from aiotlp.testing._collector import BadRequest, FakeCollector, ReceivedRequest, Reply
+from aiotlp.testing._otelcol import OtelCollector, OtelCollectorTLS, find_otelcol
 from aiotlp.testing._otlp_json import message_to_otlp_json, otlp_json_to_message
 from aiotlp.testing._rotel import Rotel, find_rotel, free_port
 from aiotlp.testing._threaded import CollectorThread
@@ -32,12 +35,15 @@ __all__ = [
     "BadRequest",
     "CollectorThread",
     "FakeCollector",
+    "OtelCollector",
+    "OtelCollectorTLS",
     "Outcome",
     "ReceivedRequest",
     "RecordingExporter",
     "Reply",
     "Rotel",
     "ScriptedTransport",
+    "find_otelcol",
     "find_rotel",
     "free_port",
     "message_to_otlp_json",

@@ -207,7 +207,7 @@ class GrpcTransport:
             return AttemptTimeoutError(
                 f"no response from {self._where()} within {timeout:.3g}s", status="DEADLINE_EXCEEDED"
             )
-        if code == grpc.StatusCode.RESOURCE_EXHAUSTED and "larger than max" in details:
+        if code == grpc.StatusCode.RESOURCE_EXHAUSTED and _is_own_receive_limit(details):
             return ResponseError(
                 f"the response from {self._where()} is larger than {self.max_response_bytes} bytes",
                 status="RESOURCE_EXHAUSTED",
@@ -233,6 +233,17 @@ class GrpcTransport:
             self._channel = self._call = None
         if self._fallback is not None:
             await self._fallback.close()
+
+
+def _is_own_receive_limit(details: str) -> bool:
+    """Whether RESOURCE_EXHAUSTED comes from this channel's receive limit (the response was too large), not from
+    the server's: grpc core words its own "CLIENT: Received message larger than max (N vs. M)" (older cores
+    without the prefix). A server's limit arrives as its status: "grpc: received message larger than max" from
+    grpc-go (the OpenTelemetry Collector: 4 MiB by default), "SERVER: Received message larger than max" from grpc
+    core; that is the collector refusing the request, classified like any other status."""
+    return "CLIENT: Received message larger than max" in details or details.startswith(
+        "Received message larger than max"
+    )
 
 
 def _is_connect_failure(details: str) -> bool:

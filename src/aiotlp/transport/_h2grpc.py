@@ -53,7 +53,7 @@ from ._http import make_ssl_context
 
 try:
     from h2.config import H2Configuration
-    from h2.connection import ConnectionState, H2Connection
+    from h2.connection import ConnectionInputs, ConnectionState, H2Connection, H2ConnectionStateMachine
     from h2.errors import ErrorCodes
     from h2.events import (
         ConnectionTerminated,
@@ -73,6 +73,23 @@ try:
     from hpack.table import HeaderTable
 
     _SENDING_STATES = frozenset({StreamState.OPEN, StreamState.HALF_CLOSED_REMOTE})  # where h2 sends DATA
+
+    class _DrainingStateMachine(H2ConnectionStateMachine):
+        """h2's connection state machine, except that a GOAWAY received on an open connection leaves it open.
+
+        h2 has no draining state: any GOAWAY closes it, and every later frame is then a ProtocolError. A server
+        closing gracefully goes on talking: grpc-go (max_connection_age, a graceful stop) sends GOAWAY with the
+        last stream id 2^31-1 and a PING in one write, then, once the PING is answered, GOAWAY with the real last
+        stream id, then the answers to the calls it took. With h2 closed, the PING raised a ProtocolError inside
+        ``receive_data`` (the GOAWAY's own event was lost with it) and failed every call in flight as permanent.
+        Here the connection stays open for those calls; :class:`_Connection` starts no new stream on it
+        (``usable`` is False after a GOAWAY) and closes it once they are done."""
+
+        def process_input(self, input_: ConnectionInputs) -> list[Any]:
+            if input_ is ConnectionInputs.RECV_GOAWAY and self.state is ConnectionState.CLIENT_OPEN:
+                return []
+            return super().process_input(input_)
+
     _H2_MISSING = False
 except ImportError:  # pragma: no cover - depends on the installed extras
     _H2_MISSING = True
@@ -307,6 +324,7 @@ class _Connection(asyncio.Protocol):
             normalize_inbound_headers=False,
         )
         self._h2 = H2Connection(config=config)
+        self._h2.state_machine = _DrainingStateMachine()
         self._h2.encoder = _StaticEncoder()
         self._h2.local_settings = Settings(client=True, initial_values={SettingCodes.ENABLE_PUSH: 0})
         self._transport: asyncio.Transport | None = None
@@ -579,25 +597,12 @@ class _Connection(asyncio.Protocol):
         error = ConnectError(f"{self._where} is closing the connection (GOAWAY) and did not take the request")
         for stream_id, call in self._calls.items():
             if stream_id > last:
-                call.ended = call.reset = True  # never processed; h2 has closed the stream
+                call.ended = call.reset = True  # never processed: the server ignores the stream
                 _set_exception(call.future, error)
                 _wake(call.waiter)
         self._fail_slot_waiters(error)
         if not self.ready.done():
             self._error = error
-        if self._calls and self.ready.done():
-            # h2 has no draining state: any GOAWAY closes its state machine, and the answers to the calls the
-            # server says it took would then be protocol errors. Reopen it for them (no new stream starts here);
-            # if this h2 has no such attribute, those calls fail as retryable instead.
-            machine = getattr(self._h2, "state_machine", None)
-            reopened = getattr(ConnectionState, "CLIENT_OPEN", None)
-            if machine is not None and hasattr(machine, "state") and reopened is not None:
-                machine.state = reopened
-            else:  # pragma: no cover - depends on h2's internals
-                for call in self._calls.values():
-                    call.ended = call.reset = True
-                    _set_exception(call.future, error)
-                    _wake(call.waiter)
         self._close_if_idle()
 
     # -- sending
