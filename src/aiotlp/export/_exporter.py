@@ -28,6 +28,7 @@ from ..transport import (
     GrpcImplementation,
     Transport,
     make_transport,
+    require_client,
 )
 from ._ratelimit import RateLimitedLogger
 from ._retry import RetryPolicy
@@ -120,6 +121,8 @@ class OTLPExporter:
         if transport_factory is not None and fleet is not None:
             raise TypeError("pass either transport_factory= or fleet= (which tunes the default transports), not both")
         if transport_factory is None:
+            for signal in Signal:  # a missing client is one line now, not a traceback at every export
+                require_client(config.for_signal(signal).protocol, grpc_implementation)
 
             def transport_factory(cfg: SignalConfig) -> Transport:
                 return make_transport(

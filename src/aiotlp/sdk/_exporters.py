@@ -23,7 +23,7 @@ import os
 import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Final, TypeVar, cast
+from typing import Any, ClassVar, Final, TypeVar, cast
 
 from opentelemetry.context import (
     _SUPPRESS_HTTP_INSTRUMENTATION_KEY,
@@ -65,6 +65,7 @@ from aiotlp.durable import DurableExporter
 from aiotlp.export import ExportResult, OTLPExporter, RetryPolicy
 from aiotlp.export._exporter import TransportFactory
 from aiotlp.model import Signal
+from aiotlp.transport import require_client
 
 from . import _encode
 from ._bridge import abandon, get_bridge, is_bridge_loop, on_running_loop
@@ -162,6 +163,7 @@ def _exporter_config(
     max_request_size: object,
     meter_provider: object,
     environ: Mapping[str, str] | None,
+    fixed_by: str | None = None,
 ) -> ExporterConfig:
     _reject(
         credentials,
@@ -187,6 +189,73 @@ def _exporter_config(
         "meter_provider",
         "not supported: aiotlp's SDK exporters do not report self-metrics through an OpenTelemetry MeterProvider",
     )
+    try:
+        return _from_env(
+            signal,
+            environ,
+            endpoint=endpoint,
+            protocol=protocol,
+            headers=headers,
+            timeout=timeout,
+            compression=compression,
+            insecure=insecure,
+            certificate_file=certificate_file,
+            client_key_file=client_key_file,
+            client_certificate_file=client_certificate_file,
+            max_request_size=max_request_size,
+        )
+    except ConfigurationError as exc:
+        prefix = f"signal_endpoints[{signal.value!r}]: "
+        if endpoint is None or not str(exc).startswith(prefix):
+            raise
+        # the endpoint= argument went in as the signal's own endpoint: say so in the user's terms
+        if isinstance(endpoint, str) and "://" not in endpoint and "http://" in str(exc):
+            raise ConfigurationError(_no_scheme(signal, endpoint, protocol, fixed_by)) from None
+        raise ConfigurationError("endpoint: " + str(exc)[len(prefix) :]) from None
+
+
+_CLASS_NAMES: Final = {
+    Signal.TRACES: "OTLPSpanExporter",
+    Signal.LOGS: "OTLPLogExporter",
+    Signal.METRICS: "OTLPMetricExporter",
+}
+
+
+def _no_scheme(signal: Signal, endpoint: str, protocol: str | None, fixed_by: str | None) -> str:
+    """The error for a scheme-less endpoint given to an OTLP/HTTP exporter: which protocol was assumed and why,
+    and how to change it. A ``user:password@`` part is never shown."""
+    shown = endpoint.rpartition("@")[2]
+    grpc_class = f"aiotlp.sdk.grpc.{_CLASS_NAMES[signal]}"
+    if fixed_by is not None:  # a class of aiotlp.sdk.http: its protocol is not an argument
+        exporter, change = f"{fixed_by} is an OTLP/HTTP exporter and", f"for gRPC use {grpc_class}"
+    else:
+        assumed = (
+            f"protocol={protocol!r}"
+            if protocol is not None
+            else "the protocol from OTEL_EXPORTER_OTLP_PROTOCOL, or the default http/protobuf"
+        )
+        exporter, change = f"the OTLP/HTTP exporter ({assumed})", f"for gRPC use protocol='grpc' or {grpc_class}"
+    return (
+        f"endpoint {shown!r} has no scheme: {exporter} needs a URL starting with http:// or https://, "
+        f"such as 'http://{shown}/v1/{signal.value}'; {change}"
+    )
+
+
+def _from_env(
+    signal: Signal,
+    environ: Mapping[str, str] | None,
+    *,
+    endpoint: str | Sequence[str] | None,
+    protocol: str | None,
+    headers: object,
+    timeout: float | None,
+    compression: object,
+    insecure: bool | None,
+    certificate_file: str | None,
+    client_key_file: str | None,
+    client_certificate_file: str | None,
+    max_request_size: object,
+) -> ExporterConfig:
     return ExporterConfig.from_env(
         environ,
         # The official exporters use an explicit endpoint as the signal's own: OTLP/HTTP posts to it verbatim,
@@ -522,6 +591,8 @@ def _encode_batch(
 
 class _Common:
     _client: _Client
+    _FIXED_BY: ClassVar[str | None] = None
+    """The name of a class that fixes the protocol (:mod:`aiotlp.sdk.grpc`, :mod:`aiotlp.sdk.http`), for messages."""
 
     def _setup(
         self,
@@ -566,7 +637,10 @@ class _Common:
             max_request_size=max_request_size,
             meter_provider=meter_provider,
             environ=environ,
+            fixed_by=self._FIXED_BY,
         )
+        if transport_factory is None:  # one line now, not a traceback at every export
+            require_client(config.for_signal(signal).protocol)
         directory = queue_dir_from_env(environ, queue_dir=queue_dir)
         self._client = _Client(
             signal,
