@@ -207,6 +207,7 @@ class DurableExporter:
         self._retries = 0
         self._drop_log = RateLimitedLogger(logger, logging.WARNING, interval=10.0)
         self._fail_log = RateLimitedLogger(logger, logging.WARNING, interval=10.0)
+        self._kept_log = RateLimitedLogger(logger, logging.WARNING, interval=10.0)  # delivery postponed, not failed
 
     def __repr__(self) -> str:
         return f"<DurableExporter {self._queue.directory} fsync={self._policy} inner={self._inner!r}>"
@@ -528,11 +529,27 @@ class DurableExporter:
         request = ExportRequest(signal=signal, body=record.body, items=record.items, size=len(record.body))
         delay = self._retry_initial
         while True:
-            result = await self._inner.send_request(request)
+            result = await self._inner.send_request(request, log_failure=False)
             if result.failed == 0 or not _keep(result.error):
                 break
             if isinstance(result.error, ExporterShutdownError) or self._stopping:
-                return  # stays on disk for the next start
+                # stays on disk for the next start: not a failure, and not worded as one
+                self._kept_log.log(
+                    "disk queue %s: %d %s kept on disk for the next start (not delivered: %s)",
+                    self.directory,
+                    record.items,
+                    signal.value,
+                    result.error,
+                )
+                return
+            self._kept_log.log(
+                "disk queue %s: %d %s not delivered yet, kept on disk and retried in %.3gs: %s",
+                self.directory,
+                record.items,
+                signal.value,
+                delay,
+                result.error,
+            )
             self._retries += 1
             if self._down is not None:
                 self._down.set()

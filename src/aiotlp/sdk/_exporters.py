@@ -18,12 +18,14 @@ import concurrent.futures
 import contextlib
 import dataclasses
 import enum
+import functools
 import logging
 import os
+import sys
 import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, ClassVar, Final, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Final, TypeAlias, TypeVar, cast
 
 from opentelemetry.context import (
     _SUPPRESS_HTTP_INSTRUMENTATION_KEY,
@@ -61,7 +63,6 @@ from aiotlp.config import (
     metric_preferences_from_env,
     queue_dir_from_env,
 )
-from aiotlp.durable import DurableExporter
 from aiotlp.export import ExportResult, OTLPExporter, RetryPolicy
 from aiotlp.export._exporter import TransportFactory
 from aiotlp.model import Signal
@@ -69,6 +70,7 @@ from aiotlp.transport import require_client
 
 from . import _encode
 from ._bridge import abandon, get_bridge, is_bridge_loop, on_running_loop
+from ._stats import ExporterStatistics, Ledger
 
 __all__ = ["MAX_DETACHED", "LogExporter", "MetricExporter", "SpanExporter"]
 
@@ -83,6 +85,11 @@ _GRACE: Final = 1.0
 _MAX_REQUEST_BYTES: Final = 64 * 1024 * 1024
 
 _I = TypeVar("_I")
+
+if TYPE_CHECKING:
+    from typing import TypeGuard
+
+    from aiotlp.durable import DurableExporter
 
 # The context every export runs in on the bridge loop: a fresh one (not the caller's current span), with the
 # keys instrumentations check (HTTP clients also check the HTTP one) set.
@@ -282,7 +289,13 @@ def _from_env(
 # The client: one SDK exporter's link to aiotlp's exporter on the bridge loop
 
 
-_Otlp = OTLPExporter | DurableExporter  # what a client sends through: the disk queue when queue_dir is on
+_Otlp: TypeAlias = "OTLPExporter | DurableExporter"  # what a client sends through: the disk queue when queue_dir is on
+
+
+def _is_durable(exporter: object) -> TypeGuard[DurableExporter]:
+    """Whether ``exporter`` is a disk queue, without importing :mod:`aiotlp.durable` (imported only with one)."""
+    module = sys.modules.get("aiotlp.durable")
+    return module is not None and isinstance(exporter, module.DurableExporter)
 
 
 class _Client:
@@ -315,6 +328,7 @@ class _Client:
         self._local: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Otlp] = weakref.WeakKeyDictionary()
         self._pid = os.getpid()
         self._pending: set[concurrent.futures.Future[ExportResult]] = set()
+        self.ledger = Ledger()
         self.closed = False
         self._warned_closed = False
         self._queue_dir_explicit = queue_dir_explicit
@@ -332,6 +346,8 @@ class _Client:
             return otlp
         # the disk queue: only ever on the bridge loop (one process may hold the directory once); it sends what an
         # earlier run left behind at once
+        from aiotlp.durable import DurableExporter  # only with the disk queue
+
         durable = DurableExporter(otlp, self.queue_dir)
         durable.start()
         return durable
@@ -373,6 +389,7 @@ class _Client:
         count: Callable[[Sequence[_I]], int],
         split_item: Callable[[_I], Sequence[_I]] | None,
         timeout: float | None,
+        total: int,
     ) -> ExportResult:
         exporter = self._exporter()  # it suppresses instrumentation around its own requests
         result = ExportResult()
@@ -380,6 +397,8 @@ class _Client:
             result = result + await exporter.export_encoded(
                 self.signal, items, encode, body=body, count=count, split_item=split_item, timeout=timeout
             )
+        # counted here, with nothing awaited after it: an export cancelled or failed before is counted by _settle
+        self.ledger.settled(result, durable=_is_durable(exporter), items=total)
         return result
 
     def _check_fork(self) -> None:
@@ -404,10 +423,11 @@ class _Client:
         """Send the encoded ``parts`` one after the other; True when nothing failed or was dropped."""
         self._check_fork()
         total = sum(count(items) for items, _ in parts)
-        coro = self._run(parts, encode, count, split_item, timeout)
+        coro = self._run(parts, encode, count, split_item, timeout, total)
         if on_running_loop():
             if len(self._pending) >= MAX_DETACHED:
                 coro.close()
+                self.ledger.drop("too_many_in_flight", total)
                 logger.warning(
                     "dropped %d %s: export was called on a running event loop and %d exports are already in flight",
                     total,
@@ -415,11 +435,15 @@ class _Client:
                     MAX_DETACHED,
                 )
                 return False
+            self.ledger.started(total)
             future = get_bridge().submit(coro)
+            future.add_done_callback(functools.partial(self._settle, total))
             self._pending.add(future)
             future.add_done_callback(self._detached_done)
             return True
+        self.ledger.started(total)
         future = get_bridge().submit(coro)
+        future.add_done_callback(functools.partial(self._settle, total))
         # each part has its own export deadline; the parts are sent one after the other
         wait = (self.timeout if timeout is None else min(self.timeout, timeout)) * len(parts) + _GRACE
         try:
@@ -433,6 +457,26 @@ class _Client:
             logger.exception("failed to export %d %s", total, self.signal.value)
             return False
         return result.failed == 0 and result.dropped == 0
+
+    def _settle(self, total: int, future: concurrent.futures.Future[ExportResult]) -> None:
+        """Count an export that ended without reaching the end of :meth:`_run` (cancelled, or an error)."""
+        if future.cancelled():
+            self.ledger.failed_now(total, DeadlineExceededError("the export was cancelled before it completed"))
+        elif (error := future.exception()) is not None:
+            self.ledger.failed_now(total, error)
+
+    def statistics(self) -> ExporterStatistics:
+        """A snapshot of this exporter's ledger, with the retries and the disk queue's figures of this process."""
+        exporters = [self._otlp, *self._local.values()]
+        retries = sum(exporter.retries for exporter in exporters if exporter is not None)
+        durable = self._otlp if _is_durable(self._otlp) else None
+        delivered = on_disk = None
+        if durable is not None:
+            queue = durable.statistics()
+            delivered, on_disk = queue.delivered_items, queue.queued_items
+        return self.ledger.snapshot(
+            self.signal, retries=retries, delivered=delivered, on_disk=on_disk or 0, queue_dir=self.queue_dir
+        )
 
     def _detached_done(self, future: concurrent.futures.Future[ExportResult]) -> None:
         self._pending.discard(future)
@@ -460,7 +504,7 @@ class _Client:
         if self.closed or self.queue_dir is None:
             return
         current = self._otlp if self._otlp_loop is asyncio.get_running_loop() else None
-        if isinstance(current, DurableExporter) and current.directory != self.queue_dir:
+        if _is_durable(current) and current.directory != self.queue_dir:
             self._otlp = self._otlp_loop = None
             await current.shutdown(0)  # what it holds stays on disk, for the next process to send
         self._exporter()
@@ -500,7 +544,7 @@ class _Client:
             if not_done:
                 return False
         durable, loop = self._otlp, self._otlp_loop
-        if not isinstance(durable, DurableExporter) or loop is None or loop is not get_bridge().running_loop:
+        if not _is_durable(durable) or loop is None or loop is not get_bridge().running_loop:
             return True
         if on_running_loop():
             return False
@@ -660,9 +704,16 @@ class _Common:
         """The resolved configuration (this exporter uses its own signal's part)."""
         return self._client.config
 
+    def statistics(self) -> ExporterStatistics:
+        """What this exporter did so far: exports, items accepted / kept on disk / rejected / failed / dropped by
+        reason, in flight, retries, delivered and still on disk (with the disk queue), the last error. A
+        consistent snapshot (see :class:`~aiotlp.sdk.ExporterStatistics`); any thread."""
+        return self._client.statistics()
+
     def __repr__(self) -> str:
         config = self._client.config.for_signal(self._client.signal)
-        return f"<aiotlp.sdk.{type(self).__name__} {config.protocol} {config.endpoint_for_display}>"
+        name = self._FIXED_BY or f"aiotlp.sdk.{type(self).__name__}"
+        return f"<{name} {config.protocol} {config.endpoint_for_display}>"
 
 
 class SpanExporter(_Common, SdkSpanExporter):
@@ -742,6 +793,7 @@ class SpanExporter(_Common, SdkSpanExporter):
         if not spans:
             return SpanExportResult.SUCCESS
         items, body, dropped = _encode_batch(spans, self._encode, "spans")
+        client.ledger.drop("invalid", dropped)
         ok = client.export([(items, body)], self._encode, len) if items else True
         return SpanExportResult.SUCCESS if ok and not dropped else SpanExportResult.FAILURE
 
@@ -815,6 +867,7 @@ class LogExporter(_Common, LogRecordExporter):
         if not batch:
             return LogRecordExportResult.SUCCESS
         items, body, dropped = _encode_batch(batch, self._encode, "log records")
+        client.ledger.drop("invalid", dropped)
         ok = client.export([(items, body)], self._encode, len) if items else True
         return LogRecordExportResult.SUCCESS if ok and not dropped else LogRecordExportResult.FAILURE
 
@@ -991,6 +1044,7 @@ class MetricExporter(_Common, SdkMetricExporter):
         for chunk in _chunks(items, self._max_points):
             good, body, bad = _encode_batch(chunk, self._encode, "metrics")
             dropped += bad
+            client.ledger.drop("invalid", _encode.count_data_points([item for item in chunk if item not in good]))
             if good:
                 parts.append((good, body))
         ok = (
