@@ -169,3 +169,17 @@ async def _join(thread: threading.Thread) -> None:
 
     await asyncio.to_thread(thread.join, 60)
     assert not thread.is_alive()
+
+
+def test_the_entry_points_name_the_official_classes_counterparts() -> None:
+    """pyproject.toml's exporter entry points (an installed distribution lists them; this checks the source):
+    ``aiotlp_proto_grpc`` / ``aiotlp_proto_http`` are the official ``otlp_proto_grpc`` / ``otlp_proto_http``."""
+    import tomllib
+
+    project = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    classes = {"traces": "OTLPSpanExporter", "metrics": "OTLPMetricExporter", "logs": "OTLPLogExporter"}
+    for signal, name in classes.items():
+        points = project["entry-points"][f"opentelemetry_{signal}_exporter"]
+        for entry, module in (("aiotlp_proto_grpc", aiotlp.sdk.grpc), ("aiotlp_proto_http", aiotlp.sdk.http)):
+            module_name, _, attribute = points[entry].partition(":")
+            assert getattr(importlib.import_module(module_name), attribute) is getattr(module, name)
