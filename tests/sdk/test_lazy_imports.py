@@ -1,7 +1,8 @@
 """A configuration imports only the client it uses (not timed: ``benchmarks/import_time.py`` measures): ``import
-aiotlp`` and ``import aiotlp.sdk`` import neither aiohttp nor grpcio nor h2; an exporter imports its own client
-when it is made; a gRPC export through the h2 client imports no aiohttp; an HTTP export imports neither gRPC
-client. Each in a fresh interpreter."""
+aiotlp`` and ``import aiotlp.sdk`` import neither aiohttp nor grpcio nor h2, nor does making an exporter: its
+client is imported when its first transport is made, or when aiotlp's processor (which exports on the
+application's loop) is made; a gRPC export through the h2 client imports no aiohttp; an HTTP export imports
+neither gRPC client. Each in a fresh interpreter."""
 
 from __future__ import annotations
 
@@ -54,18 +55,31 @@ def test_public_names_still_resolve() -> None:
 
 
 @pytest.mark.parametrize(
-    ("statement", "clients"),
+    "statement",
     [
-        ("aiotlp.sdk.SpanExporter(protocol='grpc')", ["h2"]),
-        ("aiotlp.sdk.grpc.OTLPMetricExporter()", ["h2"]),
-        ("aiotlp.sdk.LogExporter()", ["aiohttp"]),
-        ("aiotlp.sdk.http.OTLPSpanExporter()", ["aiohttp"]),
+        "aiotlp.sdk.SpanExporter(protocol='grpc')",
+        "aiotlp.sdk.grpc.OTLPMetricExporter()",
+        "aiotlp.sdk.LogExporter()",
+        "aiotlp.sdk.http.OTLPSpanExporter()",
     ],
 )
-def test_building_an_exporter_imports_its_client_only(statement: str, clients: list[str]) -> None:
-    """The client is imported when the exporter is made (the application's set-up), not at its first export, which
-    may run on the application's event loop."""
-    assert imported("import aiotlp.sdk.grpc, aiotlp.sdk.http\n" + statement) == clients
+def test_building_an_exporter_imports_no_client(statement: str) -> None:
+    """The client is imported when the first transport is made (the official processors export on aiotlp's
+    thread, off the application's loop)."""
+    assert imported("import aiotlp.sdk.grpc, aiotlp.sdk.http\n" + statement) == []
+
+
+@pytest.mark.parametrize(
+    ("exporter", "clients"),
+    [
+        ("aiotlp.sdk.grpc.OTLPSpanExporter()", ["h2"]),
+        ("aiotlp.sdk.SpanExporter()", ["aiohttp"]),
+    ],
+)
+def test_aiotlps_processor_imports_the_client_when_it_is_made(exporter: str, clients: list[str]) -> None:
+    """aiotlp's processors export on the application's loop: the client is imported before, not there."""
+    code = f"import aiotlp.sdk.grpc\naiotlp.sdk.BatchSpanProcessor({exporter}).shutdown()"
+    assert [name for name in imported(code) if not name.startswith("aiotlp.")] == clients
 
 
 EXPORT = """

@@ -13,7 +13,7 @@ import pytest
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExportResult
-from opentelemetry.trace import SpanContext
+from opentelemetry.trace import SpanContext, TraceFlags
 
 import aiotlp
 import aiotlp.sdk
@@ -112,7 +112,8 @@ def test_protocol_given_is_named() -> None:
 
 
 def _span(name: str) -> ReadableSpan:
-    return ReadableSpan(name=name, context=SpanContext(1, 2, False), resource=Resource({}), start_time=1, end_time=2)
+    context = SpanContext(1, 2, False, TraceFlags(TraceFlags.SAMPLED))
+    return ReadableSpan(name=name, context=context, resource=Resource({}), start_time=1, end_time=2)
 
 
 async def test_statistics_count_what_happened(collector: FakeCollector) -> None:
@@ -183,3 +184,15 @@ def test_the_entry_points_name_the_official_classes_counterparts() -> None:
         for entry, module in (("aiotlp_proto_grpc", aiotlp.sdk.grpc), ("aiotlp_proto_http", aiotlp.sdk.http)):
             module_name, _, attribute = points[entry].partition(":")
             assert getattr(importlib.import_module(module_name), attribute) is getattr(module, name)
+
+
+async def test_statistics_count_the_exports_of_aiotlps_processor(collector: FakeCollector) -> None:
+    """aiotlp's processor exports on this loop through the exporter's client: counted in its statistics too."""
+    exporter = aiotlp.sdk.http.OTLPSpanExporter(collector.http_endpoint + "/v1/traces")
+    processor = aiotlp.sdk.BatchSpanProcessor(exporter)
+    for name in ("a", "b", "c"):
+        processor.on_end(_span(name))
+    assert await processor.aforce_flush()
+    stats = exporter.statistics()
+    assert (stats.items, stats.accepted, stats.delivered, stats.in_flight) == (3, 3, 3, 0) and stats.balanced
+    await processor.ashutdown()

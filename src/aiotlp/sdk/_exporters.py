@@ -458,6 +458,27 @@ class _Client:
             return False
         return result.failed == 0 and result.dropped == 0
 
+    def load_client(self) -> None:
+        """Import the transport's client now (aiotlp's processors, before they export on an application's loop)."""
+        if self._transport_factory is None:
+            require_client(self.config.for_signal(self.signal).protocol, load=True)
+
+    async def export_here(
+        self, items: Sequence[_I], encode: Callable[[Sequence[_I]], bytes], body: bytes
+    ) -> ExportResult:
+        """Send one encoded batch through this client's exporter for the running loop, counted in the ledger
+        (aiotlp's processors, exporting on their loop)."""
+        total = len(items)
+        self.ledger.started(total)
+        try:
+            exporter = self._exporter()  # it suppresses instrumentation around its own requests
+            result = await exporter.export_encoded(self.signal, items, encode, body=body)
+        except BaseException as exc:
+            self.ledger.failed_now(total, exc)
+            raise
+        self.ledger.settled(result, durable=_is_durable(exporter), items=total)
+        return result
+
     def _settle(self, total: int, future: concurrent.futures.Future[ExportResult]) -> None:
         """Count an export that ended without reaching the end of :meth:`_run` (cancelled, or an error)."""
         if future.cancelled():

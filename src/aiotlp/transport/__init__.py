@@ -89,22 +89,26 @@ def _grpc_client(grpc_implementation: GrpcImplementation | None) -> GrpcImplemen
     return DEFAULT_GRPC_IMPLEMENTATION
 
 
-def require_client(protocol: str, grpc_implementation: GrpcImplementation | None = None) -> None:
-    """Import the client that ``protocol`` needs (aiohttp, h2 or grpcio, with aiotlp's module over it), or raise
-    :class:`~aiotlp.MissingExtraError` naming the extra to install. For gRPC without ``grpc_implementation``: h2
+def require_client(protocol: str, grpc_implementation: GrpcImplementation | None = None, *, load: bool = False) -> None:
+    """Raise :class:`~aiotlp.MissingExtraError`, naming the extra to install, if the client that ``protocol``
+    needs is not installed (checked without importing it). For gRPC without ``grpc_implementation``: h2
     (``aiotlp[grpc]``), or grpcio when only that one is installed; when neither is, the default's extra is named.
 
-    Exporters call it when they are made: a configuration imports only its own client, and imports it then, not
-    at its first export, which may run on the application's event loop (an import there blocks the loop)."""
+    ``load=True`` also imports it now (aiohttp, h2 or grpcio, with aiotlp's module over it): otherwise that
+    happens when the first transport is made, which may be on an application's event loop (an import there
+    blocks the loop, ~80 ms for aiohttp). Exporters check at construction; processors that export on the
+    application's loop load."""
     if protocol != "grpc":
-        from . import _http  # noqa: F401
+        if load:
+            from . import _http  # noqa: F401
     elif _grpc_client(grpc_implementation) == "h2":
         if not _installed("h2"):
             raise MissingExtraError("grpc", "h2 (aiotlp's gRPC client)")
-        from . import _h2grpc  # noqa: F401
+        if load:
+            from . import _h2grpc  # noqa: F401
     elif not _installed("grpc"):
         raise MissingExtraError("grpcio", "grpcio (grpc_implementation='grpcio')")
-    else:
+    elif load:
         from . import _grpc  # noqa: F401
 
 
