@@ -10,7 +10,9 @@ the same protocol. Prints; asserts nothing.
 
 Rows: ``import aiotlp``; ``import aiotlp.sdk``; the gRPC-only configuration (``aiotlp.sdk.SpanExporter(
 protocol="grpc")`` and ``aiotlp.sdk.grpc.OTLPSpanExporter()`` built) against importing and building the official
-gRPC span exporter; the HTTP one likewise against the official HTTP span exporter.
+gRPC span exporter; the HTTP one likewise against the official HTTP span exporter. Making an exporter imports
+no client: its first export does (aiotlp's processors, when they are made); the ``+ client`` rows add that import
+(h2, aiohttp), which the official exporters pay when they are imported.
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ t0 = time.perf_counter()
 t1 = time.perf_counter()
 print(repr((t1 - t0) * 1000))
 """
+
+
+_CLIENT = "from aiotlp.transport import require_client\nrequire_client({protocol!r}, load=True)"
 
 
 class Row(NamedTuple):
@@ -70,6 +75,17 @@ ROWS: tuple[Row, ...] = (
     Row(
         "aiotlp.sdk.http.OTLPSpanExporter()",
         "from aiotlp.sdk.http import OTLPSpanExporter\nOTLPSpanExporter()",
+        "official HTTP: import + OTLPSpanExporter()",
+    ),
+    # what the first export adds: the client's import (h2, aiohttp), which the official exporters paid at import
+    Row(
+        "aiotlp.sdk.grpc.OTLPSpanExporter() + client",
+        "from aiotlp.sdk.grpc import OTLPSpanExporter\nOTLPSpanExporter()\n" + _CLIENT.format(protocol="grpc"),
+        "official gRPC: import + OTLPSpanExporter()",
+    ),
+    Row(
+        "aiotlp.sdk.http.OTLPSpanExporter() + client",
+        "from aiotlp.sdk.http import OTLPSpanExporter\nOTLPSpanExporter()\n" + _CLIENT.format(protocol="http"),
         "official HTTP: import + OTLPSpanExporter()",
     ),
 )
