@@ -70,7 +70,7 @@ from aiotlp.transport import require_client
 
 from . import _encode
 from ._bridge import abandon, get_bridge, is_bridge_loop, on_running_loop
-from ._stats import ExporterStatistics, Ledger
+from ._stats import ExporterStatistics, Ledger, Ticket
 
 __all__ = ["MAX_DETACHED", "LogExporter", "MetricExporter", "SpanExporter"]
 
@@ -389,7 +389,7 @@ class _Client:
         count: Callable[[Sequence[_I]], int],
         split_item: Callable[[_I], Sequence[_I]] | None,
         timeout: float | None,
-        total: int,
+        ticket: Ticket,
     ) -> ExportResult:
         exporter = self._exporter()  # it suppresses instrumentation around its own requests
         result = ExportResult()
@@ -397,8 +397,8 @@ class _Client:
             result = result + await exporter.export_encoded(
                 self.signal, items, encode, body=body, count=count, split_item=split_item, timeout=timeout
             )
-        # counted here, with nothing awaited after it: an export cancelled or failed before is counted by _settle
-        self.ledger.settled(result, durable=_is_durable(exporter), items=total)
+        # counted here, or by _settle if it is cancelled or fails before (whichever comes first counts)
+        self.ledger.settled(ticket, result, durable=_is_durable(exporter))
         return result
 
     def _check_fork(self) -> None:
@@ -423,27 +423,25 @@ class _Client:
         """Send the encoded ``parts`` one after the other; True when nothing failed or was dropped."""
         self._check_fork()
         total = sum(count(items) for items, _ in parts)
-        coro = self._run(parts, encode, count, split_item, timeout, total)
+        if on_running_loop() and len(self._pending) >= MAX_DETACHED:
+            self.ledger.drop("too_many_in_flight", total)
+            logger.warning(
+                "dropped %d %s: export was called on a running event loop and %d exports are already in flight",
+                total,
+                self.signal.value,
+                MAX_DETACHED,
+            )
+            return False
+        ticket = self.ledger.started(total)
+        coro = self._run(parts, encode, count, split_item, timeout, ticket)
         if on_running_loop():
-            if len(self._pending) >= MAX_DETACHED:
-                coro.close()
-                self.ledger.drop("too_many_in_flight", total)
-                logger.warning(
-                    "dropped %d %s: export was called on a running event loop and %d exports are already in flight",
-                    total,
-                    self.signal.value,
-                    MAX_DETACHED,
-                )
-                return False
-            self.ledger.started(total)
             future = get_bridge().submit(coro)
-            future.add_done_callback(functools.partial(self._settle, total))
+            future.add_done_callback(functools.partial(self._settle, ticket))
             self._pending.add(future)
             future.add_done_callback(self._detached_done)
             return True
-        self.ledger.started(total)
         future = get_bridge().submit(coro)
-        future.add_done_callback(functools.partial(self._settle, total))
+        future.add_done_callback(functools.partial(self._settle, ticket))
         # each part has its own export deadline; the parts are sent one after the other
         wait = (self.timeout if timeout is None else min(self.timeout, timeout)) * len(parts) + _GRACE
         try:
@@ -468,23 +466,22 @@ class _Client:
     ) -> ExportResult:
         """Send one encoded batch through this client's exporter for the running loop, counted in the ledger
         (aiotlp's processors, exporting on their loop)."""
-        total = len(items)
-        self.ledger.started(total)
+        ticket = self.ledger.started(len(items))
         try:
             exporter = self._exporter()  # it suppresses instrumentation around its own requests
             result = await exporter.export_encoded(self.signal, items, encode, body=body)
         except BaseException as exc:
-            self.ledger.failed_now(total, exc)
+            self.ledger.failed_now(ticket, exc)
             raise
-        self.ledger.settled(result, durable=_is_durable(exporter), items=total)
+        self.ledger.settled(ticket, result, durable=_is_durable(exporter))
         return result
 
-    def _settle(self, total: int, future: concurrent.futures.Future[ExportResult]) -> None:
+    def _settle(self, ticket: Ticket, future: concurrent.futures.Future[ExportResult]) -> None:
         """Count an export that ended without reaching the end of :meth:`_run` (cancelled, or an error)."""
         if future.cancelled():
-            self.ledger.failed_now(total, DeadlineExceededError("the export was cancelled before it completed"))
+            self.ledger.failed_now(ticket, DeadlineExceededError("the export was cancelled before it completed"))
         elif (error := future.exception()) is not None:
-            self.ledger.failed_now(total, error)
+            self.ledger.failed_now(ticket, error)
 
     def statistics(self) -> ExporterStatistics:
         """A snapshot of this exporter's ledger, with the retries and the disk queue's figures of this process."""

@@ -81,6 +81,16 @@ def _describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
+class Ticket:
+    """One export in flight: settled once, by whichever of its outcomes comes first."""
+
+    __slots__ = ("items", "open")
+
+    def __init__(self, items: int) -> None:
+        self.items = items
+        self.open = True
+
+
 class Ledger:
     """The counts behind :class:`ExporterStatistics`; every method may be called from any thread."""
 
@@ -96,12 +106,13 @@ class Ledger:
         self.in_flight = 0
         self.last_error: str | None = None
 
-    def started(self, items: int) -> None:
-        """An export of ``items`` begins (they are in flight until :meth:`settled` or :meth:`dropped_now`)."""
+    def started(self, items: int) -> Ticket:
+        """An export of ``items`` begins: in flight until its ticket is :meth:`settled` or :meth:`failed_now`."""
         with self._lock:
             self.exports += 1
             self.items += items
             self.in_flight += items
+        return Ticket(items)
 
     def drop(self, reason: str, items: int, *, counted: bool = False) -> None:
         """``items`` dropped for ``reason``; ``counted``: they were already counted by :meth:`started`."""
@@ -114,9 +125,14 @@ class Ledger:
                 self.items += items
             self.dropped[reason] = self.dropped.get(reason, 0) + items
 
-    def settled(self, result: ExportResult, *, durable: bool, items: int) -> None:
-        """An export of ``items`` came back with ``result``; ``durable``: it went into the disk queue."""
+    def settled(self, ticket: Ticket, result: ExportResult, *, durable: bool) -> None:
+        """An export came back with ``result``; ``durable``: it went into the disk queue. Ignored if the ticket was
+        settled already."""
         with self._lock:
+            if not ticket.open:
+                return
+            ticket.open = False
+            items = ticket.items
             self.in_flight -= items
             # whatever the result does not account for (never expected) counts as failed
             self.failed += max(0, items - (result.accepted + result.rejected + result.failed + result.dropped))
@@ -135,11 +151,15 @@ class Ledger:
             if result.error is not None and (result.failed or result.dropped):
                 self.last_error = _describe(result.error)
 
-    def failed_now(self, items: int, error: BaseException) -> None:
-        """``items`` in flight failed without a result (cancelled, timed out, an unexpected error)."""
+    def failed_now(self, ticket: Ticket, error: BaseException) -> None:
+        """An export failed without a result (cancelled, timed out, an unexpected error). Ignored if the ticket
+        was settled already."""
         with self._lock:
-            self.in_flight -= items
-            self.failed += items
+            if not ticket.open:
+                return
+            ticket.open = False
+            self.in_flight -= ticket.items
+            self.failed += ticket.items
             self.last_error = _describe(error)
 
     def snapshot(
