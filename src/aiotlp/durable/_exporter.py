@@ -123,6 +123,9 @@ class DurableStatistics:
     corrupt_files: int
 
 
+_UNITS: Final = {Signal.TRACES: "spans", Signal.LOGS: "log records", Signal.METRICS: "metric data points"}
+
+
 def _check_seconds(value: object, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or value != value:
         raise ConfigurationError(f"{name} must be a positive number of seconds, got {value!r}")
@@ -207,6 +210,8 @@ class DurableExporter:
         self._retries = 0
         self._drop_log = RateLimitedLogger(logger, logging.WARNING, interval=10.0)
         self._fail_log = RateLimitedLogger(logger, logging.WARNING, interval=10.0)
+        self._signals: set[Signal] = set()  # exported into the queue by this process (for the shutdown's wording)
+        self._kept_log = RateLimitedLogger(logger, logging.WARNING, interval=10.0)  # delivery postponed, not failed
 
     def __repr__(self) -> str:
         return f"<DurableExporter {self._queue.directory} fsync={self._policy} inner={self._inner!r}>"
@@ -343,7 +348,16 @@ class DurableExporter:
             await self._sync_to(self._queue.appended_seq)
         while self._sync_task is not None:  # never close the files under an fsync still running in its thread
             await asyncio.wait([self._sync_task])
+        left = self._queue.statistics().queued_items
         await asyncio.to_thread(self._queue.close)
+        if left:
+            units = {_UNITS[signal] for signal in self._signals} if self._signals else {"items"}
+            logger.warning(
+                "disk queue %s: %d %s kept on disk for the next start",
+                self.directory,
+                left,
+                units.pop() if len(units) == 1 else "items",
+            )
         await self._inner.shutdown(max(deadline - loop.time(), 0.0) if timeout is not None else None)
 
     # -- export verbs
@@ -403,6 +417,7 @@ class DurableExporter:
         )
         self._too_large += result.dropped
         fmt = FORMAT_JSON if self._inner.config.for_signal(signal).protocol == "http/json" else FORMAT_PROTOBUF
+        self._signals.add(signal)
         written: int | None = None
         for request in requests:
             try:
@@ -528,11 +543,19 @@ class DurableExporter:
         request = ExportRequest(signal=signal, body=record.body, items=record.items, size=len(record.body))
         delay = self._retry_initial
         while True:
-            result = await self._inner.send_request(request)
+            result = await self._inner.send_request(request, log_failure=False)
             if result.failed == 0 or not _keep(result.error):
                 break
             if isinstance(result.error, ExporterShutdownError) or self._stopping:
-                return  # stays on disk for the next start
+                return  # stays on disk for the next start (the shutdown says how much: not a failure)
+            self._kept_log.log(
+                "disk queue %s: %d %s not delivered yet, kept on disk and retried in %.3gs: %s",
+                self.directory,
+                record.items,
+                _UNITS[signal],
+                delay,
+                result.error,
+            )
             self._retries += 1
             if self._down is not None:
                 self._down.set()

@@ -28,6 +28,7 @@ from ..transport import (
     GrpcImplementation,
     Transport,
     make_transport,
+    require_client,
 )
 from ._ratelimit import RateLimitedLogger
 from ._retry import RetryPolicy
@@ -120,6 +121,8 @@ class OTLPExporter:
         if transport_factory is not None and fleet is not None:
             raise TypeError("pass either transport_factory= or fleet= (which tunes the default transports), not both")
         if transport_factory is None:
+            for signal in Signal:  # a missing client is one line now, not a traceback at every export
+                require_client(config.for_signal(signal).protocol, grpc_implementation)
 
             def transport_factory(cfg: SignalConfig) -> Transport:
                 return make_transport(
@@ -263,11 +266,14 @@ class OTLPExporter:
                 requests.append(part)
         return requests, dropped
 
-    async def send_request(self, request: ExportRequest, *, timeout: float | None = None) -> ExportResult:
+    async def send_request(
+        self, request: ExportRequest, *, timeout: float | None = None, log_failure: bool = True
+    ) -> ExportResult:
         """Send one request made by :meth:`encode_requests` (its bytes as they are) through the sender stack.
 
         The same accounting and rules as :meth:`export_encoded`: never raises for a failed export, fails at
         once after :meth:`shutdown`, and ``timeout`` shortens the configured export deadline.
+        ``log_failure=False``: a failure is not logged here (the disk queue keeps the request and says so).
         """
         if self._closed:
             error = ExporterShutdownError("the exporter is shut down")
@@ -278,7 +284,7 @@ class OTLPExporter:
         binding = self._bind(loop)
         binding.active += 1
         try:
-            return await self._send(binding.stacks[request.signal], request, deadline)
+            return await self._send(binding.stacks[request.signal], request, deadline, log_failure=log_failure)
         finally:
             binding.leave()
 
@@ -394,7 +400,9 @@ class OTLPExporter:
                     del self._bindings[loop]
                     self._drop(binding)
 
-    async def _send(self, stack: SenderStack, request: ExportRequest, deadline: float) -> ExportResult:
+    async def _send(
+        self, stack: SenderStack, request: ExportRequest, deadline: float, *, log_failure: bool = True
+    ) -> ExportResult:
         body, compressed = stack.transport.prepare(request.body)
         if compressed:
             request = dataclasses.replace(request, body=body, compressed=True)
@@ -405,13 +413,14 @@ class OTLPExporter:
             restore = None
             raise
         except ExportError as exc:
-            self._failure_log.log(
-                "failed to export %d %s to %s: %s",
-                request.items,
-                request.signal.value,
-                _where(self.config.for_signal(request.signal)),
-                exc,
-            )
+            if log_failure:
+                self._failure_log.log(
+                    "failed to export %d %s to %s: %s",
+                    request.items,
+                    request.signal.value,
+                    _where(self.config.for_signal(request.signal)),
+                    exc,
+                )
             return ExportResult(items=request.items, failed=request.items, requests=1, error=exc)
         finally:
             if restore is not None:

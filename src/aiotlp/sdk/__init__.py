@@ -18,6 +18,11 @@ Or with the SDK's auto-configuration: ``OTEL_TRACES_EXPORTER=aiotlp``, ``OTEL_LO
 - :class:`BatchSpanProcessor`, :class:`BatchLogRecordProcessor`: the SDK's batch processors on aiotlp's
   bounded queue, exporting on the bridge loop (with aiotlp's exporters: no thread hop per batch; see
   :mod:`aiotlp.sdk._processors`);
+- :mod:`aiotlp.sdk.grpc` and :mod:`aiotlp.sdk.http`: the official gRPC and HTTP exporters' classes
+  (``OTLPSpanExporter``, ``OTLPLogExporter``, ``OTLPMetricExporter``: same names, arguments and defaults), on
+  the classes above with the protocol fixed: migrating is an import change;
+- ``statistics()`` of each exporter (:class:`ExporterStatistics`): exports, items accepted, kept on disk,
+  rejected, failed, dropped by reason, retries, the last error;
 - :func:`encode_spans`, :func:`encode_log_records`, :func:`encode_metrics_data` and their ``_json`` twins: SDK
   objects straight to OTLP request bytes, as the official encoder maps them (see :mod:`aiotlp.sdk._encode`).
 
@@ -26,6 +31,9 @@ This is the only package of aiotlp that imports ``opentelemetry.sdk``: ``pip ins
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING
+
 from aiotlp._exceptions import MissingExtraError
 
 try:
@@ -33,20 +41,41 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
     raise MissingExtraError("sdk", exc.name or "opentelemetry-sdk") from exc
 
-from ._encode import (
-    encode_log_records,
-    encode_log_records_json,
-    encode_metrics_data,
-    encode_metrics_data_json,
-    encode_spans,
-    encode_spans_json,
-)
-from ._exporters import LogExporter, MetricExporter, SpanExporter
-from ._processors import BatchLogRecordProcessor, BatchSpanProcessor
+if TYPE_CHECKING:
+    from ._encode import (
+        encode_log_records,
+        encode_log_records_json,
+        encode_metrics_data,
+        encode_metrics_data_json,
+        encode_spans,
+        encode_spans_json,
+    )
+    from ._exporters import LogExporter, MetricExporter, SpanExporter
+    from ._processors import BatchLogRecordProcessor, BatchSpanProcessor
+    from ._stats import ExporterStatistics
+
+_LAZY: dict[str, str] = {
+    "encode_log_records": "._encode",
+    "encode_log_records_json": "._encode",
+    "encode_metrics_data": "._encode",
+    "encode_metrics_data_json": "._encode",
+    "encode_spans": "._encode",
+    "encode_spans_json": "._encode",
+    "LogExporter": "._exporters",
+    "MetricExporter": "._exporters",
+    "SpanExporter": "._exporters",
+    "BatchLogRecordProcessor": "._processors",
+    "BatchSpanProcessor": "._processors",
+    "ExporterStatistics": "._stats",
+}
+"""Where each public name lives, imported on first use (PEP 562): an application that only exports spans never
+imports the processors, and nothing here imports aiohttp, h2 or grpcio (the transport of the configured
+protocol is imported when the first export makes it)."""
 
 __all__ = [
     "BatchLogRecordProcessor",
     "BatchSpanProcessor",
+    "ExporterStatistics",
     "LogExporter",
     "MetricExporter",
     "SpanExporter",
@@ -57,3 +86,16 @@ __all__ = [
     "encode_spans",
     "encode_spans_json",
 ]
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'aiotlp.sdk' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -18,12 +18,14 @@ import concurrent.futures
 import contextlib
 import dataclasses
 import enum
+import functools
 import logging
 import os
+import sys
 import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Final, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Final, TypeAlias, TypeVar, cast
 
 from opentelemetry.context import (
     _SUPPRESS_HTTP_INSTRUMENTATION_KEY,
@@ -61,13 +63,14 @@ from aiotlp.config import (
     metric_preferences_from_env,
     queue_dir_from_env,
 )
-from aiotlp.durable import DurableExporter
 from aiotlp.export import ExportResult, OTLPExporter, RetryPolicy
 from aiotlp.export._exporter import TransportFactory
 from aiotlp.model import Signal
+from aiotlp.transport import require_client
 
 from . import _encode
 from ._bridge import abandon, get_bridge, is_bridge_loop, on_running_loop
+from ._stats import ExporterStatistics, Ledger, Ticket
 
 __all__ = ["MAX_DETACHED", "LogExporter", "MetricExporter", "SpanExporter"]
 
@@ -82,6 +85,11 @@ _GRACE: Final = 1.0
 _MAX_REQUEST_BYTES: Final = 64 * 1024 * 1024
 
 _I = TypeVar("_I")
+
+if TYPE_CHECKING:
+    from typing import TypeGuard
+
+    from aiotlp.durable import DurableExporter
 
 # The context every export runs in on the bridge loop: a fresh one (not the caller's current span), with the
 # keys instrumentations check (HTTP clients also check the HTTP one) set.
@@ -162,6 +170,7 @@ def _exporter_config(
     max_request_size: object,
     meter_provider: object,
     environ: Mapping[str, str] | None,
+    fixed_by: str | None = None,
 ) -> ExporterConfig:
     _reject(
         credentials,
@@ -187,6 +196,73 @@ def _exporter_config(
         "meter_provider",
         "not supported: aiotlp's SDK exporters do not report self-metrics through an OpenTelemetry MeterProvider",
     )
+    try:
+        return _from_env(
+            signal,
+            environ,
+            endpoint=endpoint,
+            protocol=protocol,
+            headers=headers,
+            timeout=timeout,
+            compression=compression,
+            insecure=insecure,
+            certificate_file=certificate_file,
+            client_key_file=client_key_file,
+            client_certificate_file=client_certificate_file,
+            max_request_size=max_request_size,
+        )
+    except ConfigurationError as exc:
+        prefix = f"signal_endpoints[{signal.value!r}]: "
+        if endpoint is None or not str(exc).startswith(prefix):
+            raise
+        # the endpoint= argument went in as the signal's own endpoint: say so in the user's terms
+        if isinstance(endpoint, str) and "://" not in endpoint and "http://" in str(exc):
+            raise ConfigurationError(_no_scheme(signal, endpoint, protocol, fixed_by)) from None
+        raise ConfigurationError("endpoint: " + str(exc)[len(prefix) :]) from None
+
+
+_CLASS_NAMES: Final = {
+    Signal.TRACES: "OTLPSpanExporter",
+    Signal.LOGS: "OTLPLogExporter",
+    Signal.METRICS: "OTLPMetricExporter",
+}
+
+
+def _no_scheme(signal: Signal, endpoint: str, protocol: str | None, fixed_by: str | None) -> str:
+    """The error for a scheme-less endpoint given to an OTLP/HTTP exporter: which protocol was assumed and why,
+    and how to change it. A ``user:password@`` part is never shown."""
+    shown = endpoint.rpartition("@")[2]
+    grpc_class = f"aiotlp.sdk.grpc.{_CLASS_NAMES[signal]}"
+    if fixed_by is not None:  # a class of aiotlp.sdk.http: its protocol is not an argument
+        exporter, change = f"{fixed_by} is an OTLP/HTTP exporter and", f"for gRPC use {grpc_class}"
+    else:
+        assumed = (
+            f"protocol={protocol!r}"
+            if protocol is not None
+            else "the protocol from OTEL_EXPORTER_OTLP_PROTOCOL, or the default http/protobuf"
+        )
+        exporter, change = f"the OTLP/HTTP exporter ({assumed})", f"for gRPC use protocol='grpc' or {grpc_class}"
+    return (
+        f"endpoint {shown!r} has no scheme: {exporter} needs a URL starting with http:// or https://, "
+        f"such as 'http://{shown}/v1/{signal.value}'; {change}"
+    )
+
+
+def _from_env(
+    signal: Signal,
+    environ: Mapping[str, str] | None,
+    *,
+    endpoint: str | Sequence[str] | None,
+    protocol: str | None,
+    headers: object,
+    timeout: float | None,
+    compression: object,
+    insecure: bool | None,
+    certificate_file: str | None,
+    client_key_file: str | None,
+    client_certificate_file: str | None,
+    max_request_size: object,
+) -> ExporterConfig:
     return ExporterConfig.from_env(
         environ,
         # The official exporters use an explicit endpoint as the signal's own: OTLP/HTTP posts to it verbatim,
@@ -213,7 +289,13 @@ def _exporter_config(
 # The client: one SDK exporter's link to aiotlp's exporter on the bridge loop
 
 
-_Otlp = OTLPExporter | DurableExporter  # what a client sends through: the disk queue when queue_dir is on
+_Otlp: TypeAlias = "OTLPExporter | DurableExporter"  # what a client sends through: the disk queue when queue_dir is on
+
+
+def _is_durable(exporter: object) -> TypeGuard[DurableExporter]:
+    """Whether ``exporter`` is a disk queue, without importing :mod:`aiotlp.durable` (imported only with one)."""
+    module = sys.modules.get("aiotlp.durable")
+    return module is not None and isinstance(exporter, module.DurableExporter)
 
 
 class _Client:
@@ -246,6 +328,7 @@ class _Client:
         self._local: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Otlp] = weakref.WeakKeyDictionary()
         self._pid = os.getpid()
         self._pending: set[concurrent.futures.Future[ExportResult]] = set()
+        self.ledger = Ledger()
         self.closed = False
         self._warned_closed = False
         self._queue_dir_explicit = queue_dir_explicit
@@ -263,6 +346,8 @@ class _Client:
             return otlp
         # the disk queue: only ever on the bridge loop (one process may hold the directory once); it sends what an
         # earlier run left behind at once
+        from aiotlp.durable import DurableExporter  # only with the disk queue
+
         durable = DurableExporter(otlp, self.queue_dir)
         durable.start()
         return durable
@@ -304,6 +389,7 @@ class _Client:
         count: Callable[[Sequence[_I]], int],
         split_item: Callable[[_I], Sequence[_I]] | None,
         timeout: float | None,
+        ticket: Ticket,
     ) -> ExportResult:
         exporter = self._exporter()  # it suppresses instrumentation around its own requests
         result = ExportResult()
@@ -311,6 +397,8 @@ class _Client:
             result = result + await exporter.export_encoded(
                 self.signal, items, encode, body=body, count=count, split_item=split_item, timeout=timeout
             )
+        # counted here, or by _settle if it is cancelled or fails before (whichever comes first counts)
+        self.ledger.settled(ticket, result, durable=_is_durable(exporter))
         return result
 
     def _check_fork(self) -> None:
@@ -335,22 +423,25 @@ class _Client:
         """Send the encoded ``parts`` one after the other; True when nothing failed or was dropped."""
         self._check_fork()
         total = sum(count(items) for items, _ in parts)
-        coro = self._run(parts, encode, count, split_item, timeout)
+        if on_running_loop() and len(self._pending) >= MAX_DETACHED:
+            self.ledger.drop("too_many_in_flight", total)
+            logger.warning(
+                "dropped %d %s: export was called on a running event loop and %d exports are already in flight",
+                total,
+                self.signal.value,
+                MAX_DETACHED,
+            )
+            return False
+        ticket = self.ledger.started(total)
+        coro = self._run(parts, encode, count, split_item, timeout, ticket)
         if on_running_loop():
-            if len(self._pending) >= MAX_DETACHED:
-                coro.close()
-                logger.warning(
-                    "dropped %d %s: export was called on a running event loop and %d exports are already in flight",
-                    total,
-                    self.signal.value,
-                    MAX_DETACHED,
-                )
-                return False
             future = get_bridge().submit(coro)
+            future.add_done_callback(functools.partial(self._settle, ticket))
             self._pending.add(future)
             future.add_done_callback(self._detached_done)
             return True
         future = get_bridge().submit(coro)
+        future.add_done_callback(functools.partial(self._settle, ticket))
         # each part has its own export deadline; the parts are sent one after the other
         wait = (self.timeout if timeout is None else min(self.timeout, timeout)) * len(parts) + _GRACE
         try:
@@ -364,6 +455,46 @@ class _Client:
             logger.exception("failed to export %d %s", total, self.signal.value)
             return False
         return result.failed == 0 and result.dropped == 0
+
+    def load_client(self) -> None:
+        """Import the transport's client now (aiotlp's processors, before they export on an application's loop)."""
+        if self._transport_factory is None:
+            require_client(self.config.for_signal(self.signal).protocol, load=True)
+
+    async def export_here(
+        self, items: Sequence[_I], encode: Callable[[Sequence[_I]], bytes], body: bytes
+    ) -> ExportResult:
+        """Send one encoded batch through this client's exporter for the running loop, counted in the ledger
+        (aiotlp's processors, exporting on their loop)."""
+        ticket = self.ledger.started(len(items))
+        try:
+            exporter = self._exporter()  # it suppresses instrumentation around its own requests
+            result = await exporter.export_encoded(self.signal, items, encode, body=body)
+        except BaseException as exc:
+            self.ledger.failed_now(ticket, exc)
+            raise
+        self.ledger.settled(ticket, result, durable=_is_durable(exporter))
+        return result
+
+    def _settle(self, ticket: Ticket, future: concurrent.futures.Future[ExportResult]) -> None:
+        """Count an export that ended without reaching the end of :meth:`_run` (cancelled, or an error)."""
+        if future.cancelled():
+            self.ledger.failed_now(ticket, DeadlineExceededError("the export was cancelled before it completed"))
+        elif (error := future.exception()) is not None:
+            self.ledger.failed_now(ticket, error)
+
+    def statistics(self) -> ExporterStatistics:
+        """A snapshot of this exporter's ledger, with the retries and the disk queue's figures of this process."""
+        exporters = [self._otlp, *self._local.values()]
+        retries = sum(exporter.retries for exporter in exporters if exporter is not None)
+        durable = self._otlp if _is_durable(self._otlp) else None
+        delivered = on_disk = None
+        if durable is not None:
+            queue = durable.statistics()
+            delivered, on_disk = queue.delivered_items, queue.queued_items
+        return self.ledger.snapshot(
+            self.signal, retries=retries, delivered=delivered, on_disk=on_disk or 0, queue_dir=self.queue_dir
+        )
 
     def _detached_done(self, future: concurrent.futures.Future[ExportResult]) -> None:
         self._pending.discard(future)
@@ -391,7 +522,7 @@ class _Client:
         if self.closed or self.queue_dir is None:
             return
         current = self._otlp if self._otlp_loop is asyncio.get_running_loop() else None
-        if isinstance(current, DurableExporter) and current.directory != self.queue_dir:
+        if _is_durable(current) and current.directory != self.queue_dir:
             self._otlp = self._otlp_loop = None
             await current.shutdown(0)  # what it holds stays on disk, for the next process to send
         self._exporter()
@@ -431,7 +562,7 @@ class _Client:
             if not_done:
                 return False
         durable, loop = self._otlp, self._otlp_loop
-        if not isinstance(durable, DurableExporter) or loop is None or loop is not get_bridge().running_loop:
+        if not _is_durable(durable) or loop is None or loop is not get_bridge().running_loop:
             return True
         if on_running_loop():
             return False
@@ -522,6 +653,8 @@ def _encode_batch(
 
 class _Common:
     _client: _Client
+    _FIXED_BY: ClassVar[str | None] = None
+    """The name of a class that fixes the protocol (:mod:`aiotlp.sdk.grpc`, :mod:`aiotlp.sdk.http`), for messages."""
 
     def _setup(
         self,
@@ -566,7 +699,10 @@ class _Common:
             max_request_size=max_request_size,
             meter_provider=meter_provider,
             environ=environ,
+            fixed_by=self._FIXED_BY,
         )
+        if transport_factory is None:  # one line now, not a traceback at every export
+            require_client(config.for_signal(signal).protocol)
         directory = queue_dir_from_env(environ, queue_dir=queue_dir)
         self._client = _Client(
             signal,
@@ -586,9 +722,16 @@ class _Common:
         """The resolved configuration (this exporter uses its own signal's part)."""
         return self._client.config
 
+    def statistics(self) -> ExporterStatistics:
+        """What this exporter did so far: exports, items accepted / kept on disk / rejected / failed / dropped by
+        reason, in flight, retries, delivered and still on disk (with the disk queue), the last error. A
+        consistent snapshot (see :class:`~aiotlp.sdk.ExporterStatistics`); any thread."""
+        return self._client.statistics()
+
     def __repr__(self) -> str:
         config = self._client.config.for_signal(self._client.signal)
-        return f"<aiotlp.sdk.{type(self).__name__} {config.protocol} {config.endpoint_for_display}>"
+        name = self._FIXED_BY or f"aiotlp.sdk.{type(self).__name__}"
+        return f"<{name} {config.protocol} {config.endpoint_for_display}>"
 
 
 class SpanExporter(_Common, SdkSpanExporter):
@@ -668,6 +811,7 @@ class SpanExporter(_Common, SdkSpanExporter):
         if not spans:
             return SpanExportResult.SUCCESS
         items, body, dropped = _encode_batch(spans, self._encode, "spans")
+        client.ledger.drop("invalid", dropped)
         ok = client.export([(items, body)], self._encode, len) if items else True
         return SpanExportResult.SUCCESS if ok and not dropped else SpanExportResult.FAILURE
 
@@ -741,6 +885,7 @@ class LogExporter(_Common, LogRecordExporter):
         if not batch:
             return LogRecordExportResult.SUCCESS
         items, body, dropped = _encode_batch(batch, self._encode, "log records")
+        client.ledger.drop("invalid", dropped)
         ok = client.export([(items, body)], self._encode, len) if items else True
         return LogRecordExportResult.SUCCESS if ok and not dropped else LogRecordExportResult.FAILURE
 
@@ -917,6 +1062,7 @@ class MetricExporter(_Common, SdkMetricExporter):
         for chunk in _chunks(items, self._max_points):
             good, body, bad = _encode_batch(chunk, self._encode, "metrics")
             dropped += bad
+            client.ledger.drop("invalid", _encode.count_data_points([item for item in chunk if item not in good]))
             if good:
                 parts.append((good, body))
         ok = (

@@ -105,6 +105,7 @@ class _FastAdapter:
         self._signal = signal
         self._what = what
         self._encode: Callable[[Sequence[Any]], bytes] = exporter._encode  # type: ignore[attr-defined]
+        exporter._client.load_client()  # now, not at the first export on the application's loop
 
     @property
     def wrapped(self) -> _Common:
@@ -118,10 +119,10 @@ class _FastAdapter:
             return ExportResult(items=total, failed=total)
         client._check_fork()
         good, body, dropped = _encode_batch(items, self._encode, self._what)
+        client.ledger.drop("invalid", dropped)
         result = ExportResult(items=dropped, dropped=dropped, invalid=dropped)  # cannot be encoded
-        if good:  # the OTLPExporter suppresses instrumentation around its own requests
-            otlp = client._exporter()
-            result = result + await otlp.export_encoded(self._signal, good, self._encode, body=body)
+        if good:  # counted in the exporter's statistics, as its own exports
+            result = result + await client.export_here(good, self._encode, body)
         return result
 
     async def export_traces(self, items: Sequence[Any]) -> ExportResult:

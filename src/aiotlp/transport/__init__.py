@@ -16,7 +16,7 @@ import importlib.util
 import ipaddress
 from typing import TYPE_CHECKING, Literal
 
-from .._exceptions import ConfigurationError
+from .._exceptions import ConfigurationError, MissingExtraError
 from ._base import Transport, user_agent
 from ._compression import MAX_RESPONSE_BYTES, BoundedInflater, compress, deflate_compress, gzip_compress
 from ._fleet import (
@@ -28,10 +28,12 @@ from ._fleet import (
     is_endpoint_fault,
     resolve_host,
 )
-from ._http import HttpTransport
 
 if TYPE_CHECKING:
     from ..config import SignalConfig
+    from ._grpc import GrpcTransport
+    from ._h2grpc import H2GrpcTransport
+    from ._http import HttpTransport
 
 __all__ = [
     "DEFAULT_GRPC_IMPLEMENTATION",
@@ -52,6 +54,7 @@ __all__ = [
     "gzip_compress",
     "is_endpoint_fault",
     "make_transport",
+    "require_client",
     "resolve_host",
     "user_agent",
 ]
@@ -68,6 +71,45 @@ Nagle on (rotel: 0 of 300 calls over 35 ms instead of ~70; p99 11 ms instead of 
 median against C-core servers. It costs ~130-160 us more client CPU per call than grpc.aio's C core (about 2 % of
 a 512-span export; see ``benchmarks/grpc_latency.py``). ``"grpcio"`` (``aiotlp[grpcio]``) uses grpc.aio.
 """
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a parent package missing, or a module set to None in sys.modules
+        return False
+
+
+def _grpc_client(grpc_implementation: GrpcImplementation | None) -> GrpcImplementation:
+    """The gRPC client to use: the one asked for, else h2, else grpcio if only that one is installed."""
+    if grpc_implementation is not None:
+        return grpc_implementation
+    if not _installed("h2") and _installed("grpc"):
+        return "grpcio"
+    return DEFAULT_GRPC_IMPLEMENTATION
+
+
+def require_client(protocol: str, grpc_implementation: GrpcImplementation | None = None, *, load: bool = False) -> None:
+    """Raise :class:`~aiotlp.MissingExtraError`, naming the extra to install, if the client that ``protocol``
+    needs is not installed (checked without importing it). For gRPC without ``grpc_implementation``: h2
+    (``aiotlp[grpc]``), or grpcio when only that one is installed; when neither is, the default's extra is named.
+
+    ``load=True`` also imports it now (aiohttp, h2 or grpcio, with aiotlp's module over it): otherwise that
+    happens when the first transport is made, which may be on an application's event loop (an import there
+    blocks the loop, ~80 ms for aiohttp). Exporters check at construction; processors that export on the
+    application's loop load."""
+    if protocol != "grpc":
+        if load:
+            from . import _http  # noqa: F401
+    elif _grpc_client(grpc_implementation) == "h2":
+        if not _installed("h2"):
+            raise MissingExtraError("grpc", "h2 (aiotlp's gRPC client)")
+        if load:
+            from . import _h2grpc  # noqa: F401
+    elif not _installed("grpc"):
+        raise MissingExtraError("grpcio", "grpcio (grpc_implementation='grpcio')")
+    elif load:
+        from . import _grpc  # noqa: F401
 
 
 def make_transport(
@@ -93,16 +135,16 @@ def make_transport(
         raise ConfigurationError(f"fleet: must be a FleetPolicy or None, got {type(fleet).__name__}")
     policy = fleet if fleet is not None else FleetPolicy()
     if config.protocol == "grpc":
-        implementation = grpc_implementation or DEFAULT_GRPC_IMPLEMENTATION
-        if grpc_implementation is None and implementation == "h2" and importlib.util.find_spec("h2") is None:
-            implementation = "grpcio"  # h2 not installed: use grpcio if it is (else GrpcTransport says what to install)
-        if implementation == "h2":
+        require_client("grpc", grpc_implementation)
+        if _grpc_client(grpc_implementation) == "h2":
             return _h2_transport(config, policy, max_response_bytes, resolver)
         return _grpcio_transport(config, policy, max_response_bytes)
     if policy.resolve_dns:
         raise ConfigurationError(
             "fleet.resolve_dns: applies to gRPC only; for OTLP/HTTP list the collectors' URLs as endpoints"
         )
+    from ._http import HttpTransport  # aiohttp, imported when an HTTP transport is first made
+
     if len(config.endpoints) == 1:
         return HttpTransport(config, max_response_bytes=max_response_bytes)
     configs = [_one(config, endpoint) for endpoint in config.endpoints]
@@ -186,7 +228,11 @@ def _is_name(host: str) -> bool:
 
 
 def __getattr__(name: str) -> object:
-    # imported lazily: grpcio and h2 come with the optional extra aiotlp[grpc]
+    # imported lazily (PEP 562): a configuration pays only for the client it uses (aiohttp, h2 or grpcio)
+    if name == "HttpTransport":
+        from ._http import HttpTransport
+
+        return HttpTransport
     if name == "GrpcTransport":
         from ._grpc import GrpcTransport
 

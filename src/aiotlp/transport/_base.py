@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+import ssl
+from typing import TYPE_CHECKING, Protocol
 
 from .._version import __version__
 from ..encoding import PartialSuccess
 
-__all__ = ["Transport", "user_agent"]
+if TYPE_CHECKING:
+    from ..config import SignalConfig
+
+__all__ = ["Transport", "make_ssl_context", "user_agent"]
+
+
+def make_ssl_context(config: SignalConfig) -> ssl.SSLContext | None:
+    """The TLS context for an ``https`` endpoint: the CA file (or the system roots), and a client certificate."""
+    if config.insecure:
+        return None
+    context = ssl.create_default_context(cafile=config.certificate_file)
+    if config.client_certificate_file is not None:
+        context.load_cert_chain(config.client_certificate_file, config.client_key_file)
+    return context
 
 
 def user_agent() -> str:

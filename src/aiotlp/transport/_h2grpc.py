@@ -47,9 +47,8 @@ from .._exceptions import (
 )
 from .._version import __version__
 from ..encoding import PartialSuccess, classify_grpc_status, decode_export_response
-from ._base import user_agent
+from ._base import make_ssl_context, user_agent
 from ._compression import MAX_RESPONSE_BYTES, BoundedInflater, compress
-from ._http import make_ssl_context
 
 try:
     from h2.config import H2Configuration

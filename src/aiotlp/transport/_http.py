@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import ssl
 import time
 import warnings
 from collections.abc import Mapping
@@ -27,7 +26,7 @@ from ..encoding import (
     decode_export_response,
     decode_export_response_json,
 )
-from ._base import user_agent
+from ._base import make_ssl_context, user_agent
 from ._compression import MAX_RESPONSE_BYTES, BoundedInflater, compress
 
 if TYPE_CHECKING:
@@ -36,16 +35,6 @@ if TYPE_CHECKING:
 __all__ = ["HttpTransport"]
 
 _READ_CHUNK = 64 * 1024
-
-
-def make_ssl_context(config: SignalConfig) -> ssl.SSLContext | None:
-    """The TLS context for an ``https`` endpoint: the CA file (or the system roots), and a client certificate."""
-    if config.insecure:
-        return None
-    context = ssl.create_default_context(cafile=config.certificate_file)
-    if config.client_certificate_file is not None:
-        context.load_cert_chain(config.client_certificate_file, config.client_key_file)
-    return context
 
 
 class HttpTransport:

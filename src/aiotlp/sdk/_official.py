@@ -1,0 +1,229 @@
+"""The official exporters' classes, one module per protocol: migrating is an import change.
+
+:mod:`aiotlp.sdk.grpc` mirrors ``opentelemetry.exporter.otlp.proto.grpc.{trace_exporter,_log_exporter,
+metric_exporter}`` and :mod:`aiotlp.sdk.http` mirrors ``opentelemetry.exporter.otlp.proto.http.{...}``: the same
+class names and the same parameters, in the same order, with the same defaults (``tests/sdk/test_official.py``
+compares the signatures). Each class is :class:`~aiotlp.sdk.SpanExporter` (:class:`~aiotlp.sdk.LogExporter`,
+:class:`~aiotlp.sdk.MetricExporter`) with ``protocol`` fixed: ``grpc`` (default endpoint ``localhost:4317``,
+``host:port`` with an optional scheme, ``insecure=``) or ``http/protobuf`` (full URLs, default
+``http://localhost:4318/v1/<signal>``). Arguments are handled exactly as there (``credentials`` and ``session``
+are refused, saying what to use); aiotlp's own options (``retry``, ``max_concurrent``, ``transport_factory``,
+``environ``, ``queue_dir``) are keyword-only, one :class:`AiotlpOptions` for all six classes.
+
+One ``__init__`` per argument list (gRPC span/log, gRPC metric, HTTP span/log, HTTP metric), written once as a
+mixin in front of the protocol-neutral class; nothing is copied per signal.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypedDict, cast
+
+from opentelemetry.sdk.metrics.export import AggregationTemporality
+from opentelemetry.sdk.metrics.view import Aggregation
+
+from aiotlp.export import RetryPolicy
+from aiotlp.export._exporter import TransportFactory
+
+from ._exporters import LogExporter, MetricExporter, SpanExporter
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+__all__ = [
+    "AiotlpOptions",
+    "GrpcLogExporter",
+    "GrpcMetricExporter",
+    "GrpcSpanExporter",
+    "HttpLogExporter",
+    "HttpMetricExporter",
+    "HttpSpanExporter",
+]
+
+
+class AiotlpOptions(TypedDict, total=False):
+    """aiotlp's own keyword arguments, beyond the official ones (see :class:`~aiotlp.sdk.SpanExporter`)."""
+
+    retry: RetryPolicy | None
+    max_concurrent: int
+    transport_factory: TransportFactory | None
+    environ: Mapping[str, str] | None
+    queue_dir: str | os.PathLike[str] | None
+
+
+_Headers = Mapping[str, str] | Iterable[tuple[str, str]] | str | None
+_Compression = str | enum.Enum | None
+
+
+class _GrpcArguments:
+    """The official gRPC span and log exporters' ``__init__``."""
+
+    def __init__(
+        self,
+        endpoint: str | Sequence[str] | None = None,
+        insecure: bool | None = None,
+        credentials: object = None,
+        headers: _Headers = None,
+        timeout: float | None = None,
+        compression: _Compression = None,
+        channel_options: object = None,
+        retryable_error_codes: object = None,
+        *,
+        meter_provider: object = None,
+        **options: Unpack[AiotlpOptions],
+    ) -> None:
+        cast(Any, super()).__init__(
+            endpoint,
+            protocol="grpc",
+            insecure=insecure,
+            credentials=credentials,
+            headers=headers,
+            timeout=timeout,
+            compression=compression,
+            channel_options=channel_options,
+            retryable_error_codes=retryable_error_codes,
+            meter_provider=meter_provider,
+            **options,
+        )
+
+
+class _HttpArguments:
+    """The official HTTP span and log exporters' ``__init__``."""
+
+    def __init__(
+        self,
+        endpoint: str | Sequence[str] | None = None,
+        certificate_file: str | None = None,
+        client_key_file: str | None = None,
+        client_certificate_file: str | None = None,
+        headers: _Headers = None,
+        timeout: float | None = None,
+        compression: _Compression = None,
+        session: object = None,
+        *,
+        max_request_size: int | None = None,
+        meter_provider: object = None,
+        **options: Unpack[AiotlpOptions],
+    ) -> None:
+        cast(Any, super()).__init__(
+            endpoint,
+            protocol="http/protobuf",
+            certificate_file=certificate_file,
+            client_key_file=client_key_file,
+            client_certificate_file=client_certificate_file,
+            headers=headers,
+            timeout=timeout,
+            compression=compression,
+            session=session,
+            max_request_size=max_request_size,
+            meter_provider=meter_provider,
+            **options,
+        )
+
+
+class GrpcSpanExporter(_GrpcArguments, SpanExporter):
+    """``opentelemetry.exporter.otlp.proto.grpc.trace_exporter.OTLPSpanExporter``, exporting with aiotlp."""
+
+    _FIXED_BY = "aiotlp.sdk.grpc.OTLPSpanExporter"
+
+
+class GrpcLogExporter(_GrpcArguments, LogExporter):
+    """``opentelemetry.exporter.otlp.proto.grpc._log_exporter.OTLPLogExporter``, exporting with aiotlp."""
+
+    _FIXED_BY = "aiotlp.sdk.grpc.OTLPLogExporter"
+
+
+class HttpSpanExporter(_HttpArguments, SpanExporter):
+    """``opentelemetry.exporter.otlp.proto.http.trace_exporter.OTLPSpanExporter``, exporting with aiotlp."""
+
+    _FIXED_BY = "aiotlp.sdk.http.OTLPSpanExporter"
+
+
+class HttpLogExporter(_HttpArguments, LogExporter):
+    """``opentelemetry.exporter.otlp.proto.http._log_exporter.OTLPLogExporter``, exporting with aiotlp."""
+
+    _FIXED_BY = "aiotlp.sdk.http.OTLPLogExporter"
+
+
+class GrpcMetricExporter(MetricExporter):
+    """``opentelemetry.exporter.otlp.proto.grpc.metric_exporter.OTLPMetricExporter``, exporting with aiotlp."""
+
+    _FIXED_BY = "aiotlp.sdk.grpc.OTLPMetricExporter"
+
+    def __init__(
+        self,
+        endpoint: str | Sequence[str] | None = None,
+        insecure: bool | None = None,
+        credentials: object = None,
+        headers: _Headers = None,
+        timeout: float | None = None,
+        compression: _Compression = None,
+        preferred_temporality: dict[type, AggregationTemporality] | None = None,
+        preferred_aggregation: dict[type, Aggregation] | None = None,
+        max_export_batch_size: int | None = None,
+        channel_options: object = None,
+        retryable_error_codes: object = None,
+        *,
+        meter_provider: object = None,
+        **options: Unpack[AiotlpOptions],
+    ) -> None:
+        super().__init__(
+            endpoint,
+            protocol="grpc",
+            insecure=insecure,
+            credentials=credentials,
+            headers=headers,
+            timeout=timeout,
+            compression=compression,
+            preferred_temporality=preferred_temporality,
+            preferred_aggregation=preferred_aggregation,
+            max_export_batch_size=max_export_batch_size,
+            channel_options=channel_options,
+            retryable_error_codes=retryable_error_codes,
+            meter_provider=meter_provider,
+            **options,
+        )
+
+
+class HttpMetricExporter(MetricExporter):
+    """``opentelemetry.exporter.otlp.proto.http.metric_exporter.OTLPMetricExporter``, exporting with aiotlp."""
+
+    _FIXED_BY = "aiotlp.sdk.http.OTLPMetricExporter"
+
+    def __init__(
+        self,
+        endpoint: str | Sequence[str] | None = None,
+        certificate_file: str | None = None,
+        client_key_file: str | None = None,
+        client_certificate_file: str | None = None,
+        headers: _Headers = None,
+        timeout: float | None = None,
+        compression: _Compression = None,
+        session: object = None,
+        preferred_temporality: dict[type, AggregationTemporality] | None = None,
+        preferred_aggregation: dict[type, Aggregation] | None = None,
+        max_export_batch_size: int | None = None,
+        *,
+        max_request_size: int | None = None,
+        meter_provider: object = None,
+        **options: Unpack[AiotlpOptions],
+    ) -> None:
+        super().__init__(
+            endpoint,
+            protocol="http/protobuf",
+            certificate_file=certificate_file,
+            client_key_file=client_key_file,
+            client_certificate_file=client_certificate_file,
+            headers=headers,
+            timeout=timeout,
+            compression=compression,
+            session=session,
+            preferred_temporality=preferred_temporality,
+            preferred_aggregation=preferred_aggregation,
+            max_export_batch_size=max_export_batch_size,
+            max_request_size=max_request_size,
+            meter_provider=meter_provider,
+            **options,
+        )
