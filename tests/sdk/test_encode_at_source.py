@@ -267,3 +267,24 @@ def test_foreign_exporters_keep_the_object_path() -> None:
     processor = BatchSpanProcessor(InMemorySpanExporter(), encode_at_source=True)
     assert not processor.encodes_at_source
     processor.shutdown()
+
+
+def test_the_sdks_own_spans_are_read_directly_not_snapshotted() -> None:
+    """The SDK's Span overrides ``get_span_context`` (returning ``self._context``, as ReadableSpan's does): its
+    spans are read through their fields, in ``on_end`` and in a batch, not copied through the public API."""
+    from opentelemetry.sdk.trace import Span as SdkSpan
+
+    from aiotlp.sdk._encode import _reads_directly
+
+    provider = TracerProvider(shutdown_on_exit=False)
+    with provider.get_tracer("direct").start_as_current_span("span") as span:
+        pass
+    assert isinstance(span, SdkSpan)
+    assert _reads_directly(type(span)) and _reads_directly(SdkSpan)
+
+    class Renamed(ReadableSpan):
+        @property
+        def name(self) -> str:
+            return "renamed"
+
+    assert not _reads_directly(Renamed)

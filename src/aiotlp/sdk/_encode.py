@@ -57,6 +57,7 @@ object (they are immutable). All tags are ``bytes`` constants.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import logging
 import operator
@@ -76,6 +77,7 @@ from opentelemetry.sdk.metrics.export import (
 )
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan
+from opentelemetry.sdk.trace import Span as SdkSpan
 from opentelemetry.sdk.util import BoundedList
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import TraceState
@@ -409,8 +411,33 @@ _DIRECT: dict[type, bool] = {ReadableSpan: True}
 """Span class -> whether its fields may be read directly (it overrides none of ReadableSpan's accessors)."""
 
 
+def _same_accessors() -> dict[str, object]:
+    """Overrides known to read the same field as ReadableSpan's accessor: the SDK's own ``Span`` (what
+    ``on_end`` gets from a ``TracerProvider``) overrides ``get_span_context`` with one that returns
+    ``self._context`` (SDK 1.45); checked here on a probe, so that an SDK whose override differs is read through
+    its public API, as any other class."""
+    probe: Any = object.__new__(SdkSpan)
+    marker = object()
+    probe._context = marker
+    try:
+        same = SdkSpan.get_span_context(probe) is marker
+    except Exception:
+        same = False
+    return {"get_span_context": SdkSpan.get_span_context} if same else {}
+
+
+_SAME_ACCESSORS: Final = _same_accessors()
+
+
 def _reads_directly(cls: type) -> bool:
-    direct = all(getattr(cls, name, None) is getattr(ReadableSpan, name) for name in _SPAN_API)
+    direct = True
+    for name in _SPAN_API:
+        accessor = getattr(cls, name, None)
+        if accessor is not getattr(ReadableSpan, name) and (
+            accessor is None or accessor is not _SAME_ACCESSORS.get(name)
+        ):
+            direct = False
+            break
     _DIRECT[cls] = direct
     return direct
 
@@ -823,14 +850,21 @@ def _schema_field(schema_url: str | None) -> bytes:
     return b"\x1a" + _lp_str(schema_url) if schema_url else b""  # Resource*/Scope* 3 schema_url
 
 
-def _span_one(span: Any) -> tuple[Any, Any, bytes]:
-    """(resource, scope, the span's ``ScopeSpans.spans`` field)."""
-    cls = type(span)
-    if not (_DIRECT.get(cls) or _reads_directly(cls)):
-        span = _snapshot(span)
+def _span_field(span: ReadableSpan) -> bytes:
+    """One span's ``ScopeSpans.spans`` field (tag, length, ``Span``): :func:`_write_spans` for a batch of one."""
     buf = bytearray()
     _write_spans(buf, (span,))
-    return span._resource, span._instrumentation_scope, bytes(buf)
+    return bytes(buf)
+
+
+def _span_one(span: Any) -> tuple[Any, Any, bytes]:
+    """(resource, scope, the span's ``ScopeSpans.spans`` field)."""
+    direct = _DIRECT.get(type(span))
+    if direct is None:
+        direct = _reads_directly(type(span))
+    if not direct:
+        span = _snapshot(span)
+    return span._resource, span._instrumentation_scope, _span_field(span)
 
 
 def _log_one(record: Any) -> tuple[Any, Any, bytes]:
@@ -1415,9 +1449,16 @@ if _compat.speedups is not None:
     def _write_spans_compiled(buf: bytearray, spans: Iterable[ReadableSpan]) -> None:
         _write_sdk_spans(buf, spans, _SDK_TYPES)
 
+    # an extension built before sdk_span_field existed: the pure one over the compiled batch writer
+    _span_field_compiled = (
+        functools.partial(_compat.speedups.sdk_span_field, _SDK_TYPES)
+        if hasattr(_compat.speedups, "sdk_span_field")
+        else _span_field
+    )
     _compat.accelerate(
         globals(),
         _write_attributes=_compat.speedups.write_attributes,
         _write_any=_compat.speedups.write_any,
         _write_spans=_write_spans_compiled,
+        _span_field=_span_field_compiled,
     )
