@@ -874,6 +874,11 @@ def _log_one(record: Any) -> tuple[Any, Any, bytes]:
     return record.resource, record.instrumentation_scope, bytes(buf)
 
 
+_TUPLE_ONLY: Final = {tuple}
+_first: Final = operator.itemgetter(0)
+_second: Final = operator.itemgetter(1)
+
+
 class SourceEncoder:
     """Encodes SDK spans or log records one at a time, as they end, and frames batches of them into requests.
 
@@ -950,6 +955,15 @@ class SourceEncoder:
         """The request of ``items`` (:data:`SourceItem` tuples, or objects :meth:`item` left as they are).
         Raises if an object among them cannot be encoded; an empty sequence gives ``b""``."""
         groups = self._groups
+        if items and set(map(type, items)) == _TUPLE_ONLY:  # the common batch, at C speed: one group, all bytes
+            keys = set(map(_first, items))
+            if len(keys) == 1:
+                group = groups[keys.pop()]
+                parts = list(map(_second, items))
+                # Resource* 2 scope_{spans,logs}: the scope, the items, the scope's schema_url
+                size = len(group[4]) + sum(map(len, parts)) + len(group[5])
+                body = (group[3], b"\x12", varint(size), group[4], *parts, group[5], group[6])
+                return b"".join((b"\x0a", varint(sum(map(len, body))), *body))
         buckets: dict[int, list[bytes]] = {}
         local: dict[tuple[Any, Any], int] | None = None  # pairs past max_groups, by equality -> a batch key
         for item in items:
