@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 import random
+import subprocess
 import sys
 import weakref
 from typing import Any
@@ -194,7 +196,9 @@ async def test_log_records_both_paths_send_the_same_requests(collector: FakeColl
 async def test_log_records_through_a_logger_provider(collector: FakeCollector) -> None:
     """The records as a LoggerProvider hands them over (ReadWriteLogRecord), changed after emit: the bytes were
     taken at emit."""
-    processor = BatchLogRecordProcessor(LogExporter(endpoint=endpoint(collector, "http/protobuf", "logs")))
+    processor = BatchLogRecordProcessor(
+        LogExporter(endpoint=endpoint(collector, "http/protobuf", "logs")), encode_at_source=True
+    )
     assert processor.encodes_at_source
     provider = LoggerProvider(resource=Resource({"service.name": "logs"}), shutdown_on_exit=False)
     provider.add_log_record_processor(processor)
@@ -216,6 +220,7 @@ async def test_a_span_that_cannot_be_encoded_is_counted_as_invalid(collector: Fa
     processor = BatchSpanProcessor(
         SpanExporter(endpoint=endpoint(collector, protocol, "traces"), protocol=protocol),  # type: ignore[arg-type]
         schedule_delay_millis=60_000,
+        encode_at_source=True,
     )
     assert processor.encodes_at_source
     context = SpanContext(trace_id=0x1234, span_id=0x99, is_remote=False, trace_flags=TraceFlags(1))
@@ -234,7 +239,7 @@ async def test_a_span_that_cannot_be_encoded_is_counted_as_invalid(collector: Fa
 
 async def test_the_queue_has_a_byte_capacity_in_encoded_bytes(collector: FakeCollector) -> None:
     exporter = SpanExporter(endpoint=endpoint(collector, "http/protobuf", "traces"))
-    assert BatchSpanProcessor(exporter).statistics().byte_capacity == DEFAULT_MAX_QUEUE_BYTES
+    assert BatchSpanProcessor(exporter, encode_at_source=True).statistics().byte_capacity == DEFAULT_MAX_QUEUE_BYTES
     assert BatchSpanProcessor(exporter, encode_at_source=False).statistics().byte_capacity is None
     for bad in (0, -1, True, 1.5):
         with pytest.raises(Exception, match="max_queue_bytes"):
@@ -248,7 +253,9 @@ async def test_the_queue_has_a_byte_capacity_in_encoded_bytes(collector: FakeCol
             span.add_event("cache lookup", {"key": "users:12345"})
         spans.append(span)
     size = len(encode_spans(spans[:1])) - len(encode_spans([]))  # about: one span's request
-    processor = BatchSpanProcessor(exporter, schedule_delay_millis=60_000, max_queue_bytes=5 * size)
+    processor = BatchSpanProcessor(
+        exporter, schedule_delay_millis=60_000, max_queue_bytes=5 * size, encode_at_source=True
+    )
     for span in spans:
         processor.on_end(span)
     stats = processor.statistics()
@@ -288,3 +295,17 @@ def test_the_sdks_own_spans_are_read_directly_not_snapshotted() -> None:
             return "renamed"
 
     assert not _reads_directly(Renamed)
+
+
+@pytest.mark.parametrize(("value", "on"), [("", True), ("0", True), ("1", False), ("yes", False)])
+def test_the_kill_switch_sets_the_default(value: str, on: bool) -> None:
+    """AIOTLP_NO_ENCODE_AT_SOURCE, read once at import by aiotlp.encoding._compat: the processors' default."""
+    code = (
+        "from aiotlp.encoding import _compat; from aiotlp.sdk import BatchSpanProcessor, SpanExporter; "
+        "p = BatchSpanProcessor(SpanExporter(endpoint='http://127.0.0.1:1/v1/traces')); "
+        "print(_compat.ENCODE_AT_SOURCE, p.encodes_at_source); p.shutdown()"
+    )
+    environment = {**os.environ, "AIOTLP_NO_ENCODE_AT_SOURCE": value}
+    done = subprocess.run([sys.executable, "-c", code], env=environment, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [str(on), str(on)]
