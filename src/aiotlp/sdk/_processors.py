@@ -519,7 +519,7 @@ class BatchSpanProcessor(_Batching, SpanProcessor):
         if source is None or self._is_shut_down:
             self._processor.put_nowait(span)
         else:  # its bytes, or the span itself if it cannot be encoded (encoded at export, or dropped as invalid)
-            self._processor.put_nowait(source.item(span))
+            self._processor.put_nowait(source.span_item(span))
 
 
 _EMPTY_CONTEXT: Final = Context()
