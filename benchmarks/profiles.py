@@ -8,8 +8,8 @@ prints tables, asserts nothing (a program, not a test):
   producer idle, under ``cProfile``; CPU ms per export, event-loop iterations per export (each one releases the
   GIL in ``epoll_wait``), and the top functions by own time.
 * ``gc``: the harness's ``instrumented_app`` (an asyncio app asking for 20K spans/s, exports on its own loop):
-  the loop lag p99 and the garbage collector's pauses by generation, next to the app without an exporter, and
-  with ``gc.freeze()`` called after start-up.
+  the loop lag p99 and the garbage collector's pauses by generation, next to the app without an exporter, with
+  the spans queued as objects (``encode_at_source=False``), and with ``gc.freeze()`` called after start-up.
 * ``gil``: the harness's flat-out thread producer (``batched_pipeline``, exports on the bridge thread): spans
   delivered and dropped, and the CPU of the producer thread and of the bridge thread, at CPython's default
   switch interval (5 ms) and at 1 ms and 0.2 ms (``sys.setswitchinterval``).
@@ -199,7 +199,8 @@ async def study_gc(rotel: Rotel, protocol: str, seconds: float) -> None:
         "| app | gc.freeze() | spans/s made | loop lag p99 ms | gen 0: n, max ms | gen 1: n, max ms | "
         "gen 2: n, max ms, total ms |\n|---|---|---|---|---|---|---|"
     )
-    for side, freeze in (("no-op", False), ("aiotlp", False), ("aiotlp", True), ("official", False)):
+    sides = (("no-op", False), ("aiotlp", False), ("aiotlp, objects", False), ("aiotlp", True), ("official", False))
+    for side, freeze in sides:
         args = ("gc", side, protocol, rotel.grpc_endpoint, rotel.http_endpoint, str(seconds))
         r = await run_child(*args, "freeze" if freeze else "no")
         g = {int(k): v for k, v in r["gc"].items()}

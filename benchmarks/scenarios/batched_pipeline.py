@@ -4,7 +4,11 @@ Each side runs in a fresh process (so peak RSS does not mix), a ``TracerProvider
 
 * ``official``: the SDK's ``BatchSpanProcessor`` and the official ``OTLPSpanExporter``;
 * ``aiotlp``: the SDK's ``BatchSpanProcessor`` and ``aiotlp.sdk.SpanExporter`` (the exporter swapped alone);
-* ``aiotlp processor``: ``aiotlp.sdk.BatchSpanProcessor`` and ``aiotlp.sdk.SpanExporter`` (the drop-in pair);
+* ``aiotlp processor``: ``aiotlp.sdk.BatchSpanProcessor`` and ``aiotlp.sdk.SpanExporter`` (the drop-in pair;
+  spans encoded at the source, in ``on_end``; gRPC over aiotlp's h2 client);
+* ``aiotlp processor, objects``: the same with ``encode_at_source=False`` (SDK objects queued, each batch encoded
+  on the bridge thread: the path before encoding at the source);
+* ``aiotlp processor, grpc.aio`` (and ``..., grpc.aio, objects``), gRPC only: the same over the grpc.aio client;
 * ``no-op``: a span processor that does nothing with the spans (counted as delivered): the producer alone, the
   baseline of the targets "delivered >= 90% of what the same producer achieves with a no-op exporter" and
   "aiotlp's own CPU per exported span, beyond the SDK's span creation" (CPU per span minus this row's).
@@ -13,13 +17,22 @@ The app (a plain thread, no event loop: its exports run on aiotlp's bridge threa
 1 event) as fast as it can for N seconds, then shuts the provider down (which flushes). Reports spans
 delivered/s (exported / time until shutdown returned), spans dropped (produced minus exported: a processor drops
 when its queue is full), the peak RSS growth over the start of the run (sampled every 5 ms) and the process CPU
-µs per produced span.
+µs per produced span. For the ``aiotlp processor`` rows also, per export of 512 spans, the bridge thread's
+wake-ups (blocking ``epoll_wait`` calls that returned events: each one may wait up to the switch interval for
+the GIL) and its GIL waits seen at zero-timeout ``epoll_wait`` calls (count, and their wall time: such a call
+does no waiting of its own, so its time is the wait for the GIL), its CPU per span sent, and the bytes a queued
+span holds (the encoded length plus the ``bytes`` and ``tuple`` objects' headers, 89 bytes; the queue's mean
+just before the shutdown), and the export's wall time (p50) while the producer runs: beyond its CPU and the
+network, what the bridge waited for the GIL after each wake-up (a zero-timeout call rarely waits: the bridge
+takes the GIL back before the waiting producer thread has woken up).
 """
 
 from __future__ import annotations
 
 import json
+import selectors
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -36,6 +49,7 @@ from ._common import (
     aiotlp_endpoint,
     child_arguments,
     official_exporter,
+    percentile,
     run_child,
 )
 
@@ -79,11 +93,20 @@ def _sdk_batch(make: Callable[[str, str, str], Any]) -> Pipeline:
     return build
 
 
-def _aiotlp_pair(protocol: str, grpc_endpoint: str, http_endpoint: str) -> tuple[SpanProcessor, Callable[[], int]]:
-    import aiotlp.sdk
+def _aiotlp_pair(encode: bool, client: str = "h2") -> Pipeline:
+    def build(protocol: str, grpc_endpoint: str, http_endpoint: str) -> tuple[SpanProcessor, Callable[[], int]]:
+        import aiotlp.sdk
+        from aiotlp.transport import make_transport
 
-    processor = aiotlp.sdk.BatchSpanProcessor(aiotlp_exporter(protocol, grpc_endpoint, http_endpoint))
-    return processor, lambda: processor.statistics().exported
+        exporter = aiotlp.sdk.SpanExporter(
+            aiotlp_endpoint(grpc_endpoint, http_endpoint, protocol),
+            protocol=protocol,  # type: ignore[arg-type]
+            transport_factory=lambda config: make_transport(config, grpc_implementation=client),  # type: ignore[arg-type]
+        )
+        processor = aiotlp.sdk.BatchSpanProcessor(exporter, encode_at_source=encode)
+        return processor, lambda: processor.statistics().exported
+
+    return build
 
 
 class _Noop(SpanProcessor):
@@ -101,8 +124,55 @@ def _noop(protocol: str, grpc_endpoint: str, http_endpoint: str) -> tuple[SpanPr
 
 PIPELINES[OFFICIAL] = _sdk_batch(official_exporter)
 PIPELINES["aiotlp"] = _sdk_batch(aiotlp_exporter)
-PIPELINES["aiotlp processor"] = _aiotlp_pair
+PIPELINES["aiotlp processor"] = _aiotlp_pair(True)
+PIPELINES["aiotlp processor, objects"] = _aiotlp_pair(False)
+PIPELINES["aiotlp processor, grpc.aio"] = _aiotlp_pair(True, "grpcio")
+PIPELINES["aiotlp processor, grpc.aio, objects"] = _aiotlp_pair(False, "grpcio")
 PIPELINES["no-op"] = _noop
+GRPC_ONLY = ("aiotlp processor, grpc.aio", "aiotlp processor, grpc.aio, objects")
+
+
+class BridgeWaits:
+    """Counts the bridge thread's wake-ups and zero-timeout ``epoll_wait`` calls (installed before it starts)."""
+
+    def __init__(self) -> None:
+        self.wakeups = self.zero = 0
+        self.zero_seconds = 0.0
+        self.export_seconds: list[float] = []
+        self._producer = threading.get_ident()
+        self._select = selectors.EpollSelector.select
+
+    def install(self) -> None:
+        select = self._select
+
+        def counting(selector: selectors.EpollSelector, timeout: float | None = None) -> Any:
+            if threading.get_ident() == self._producer:
+                return select(selector, timeout)
+            if timeout is not None and timeout <= 0:
+                start = time.perf_counter()
+                events = select(selector, timeout)
+                self.zero += 1
+                self.zero_seconds += time.perf_counter() - start
+                return events
+            events = select(selector, timeout)
+            self.wakeups += bool(events)
+            return events
+
+        selectors.EpollSelector.select = counting  # type: ignore[method-assign,assignment]
+
+        from aiotlp.sdk._processors import _FastAdapter
+
+        export = _FastAdapter._export
+        durations = self.export_seconds
+
+        async def timed(adapter: Any, items: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return await export(adapter, items)
+            finally:
+                durations.append(time.perf_counter() - start)
+
+        _FastAdapter._export = timed  # type: ignore[method-assign]
 
 
 def request_span(tracer: Any, i: int) -> None:
@@ -125,6 +195,9 @@ def request_span(tracer: Any, i: int) -> None:
 
 def produce(side: str, protocol: str, grpc_endpoint: str, http_endpoint: str, seconds: float) -> dict[str, float]:
     """The child process's work: returns what the parent reports."""
+    waits = BridgeWaits()
+    if side.startswith("aiotlp processor"):
+        waits.install()
     processor, exported = PIPELINES[side](protocol, grpc_endpoint, http_endpoint)
     provider = TracerProvider()
     provider.add_span_processor(processor)
@@ -137,10 +210,23 @@ def produce(side: str, protocol: str, grpc_endpoint: str, http_endpoint: str, se
         for i in range(100):
             request_span(tracer, i)
         produced += 100
+    queued_bytes = _queued_bytes(processor)
+    bridge_cpu = _bridge_cpu() if side.startswith("aiotlp processor") else float("nan")
     provider.shutdown()  # flushes what is queued
     elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
     rss.__exit__()
-    return {
+    exports = max(exported() / 512, 1)
+    extra = {}
+    if side.startswith("aiotlp processor"):
+        extra = {
+            "wakeups_per_export": waits.wakeups / exports,
+            "gil_waits_per_export": waits.zero / exports,
+            "gil_wait_ms_per_export": waits.zero_seconds * 1000 / exports,
+            "bridge_cpu_us_per_span": bridge_cpu / max(exported(), 1) * 1e6,
+            "bytes_per_queued_span": queued_bytes,
+            "export_ms_p50": percentile(waits.export_seconds, 0.5) * 1000,
+        }
+    return extra | {
         "delivered_per_s": exported() / elapsed,
         "dropped": produced - exported(),
         "produced": produced,
@@ -148,6 +234,26 @@ def produce(side: str, protocol: str, grpc_endpoint: str, http_endpoint: str, se
         "peak_rss_total_mib": rss.peak_mib,
         "cpu_us_per_span": cpu / produced * 1e6,
     }
+
+
+def _queued_bytes(processor: Any) -> float:
+    """A queued span's bytes (encoded length + the bytes and tuple headers), or NaN for queued objects."""
+    statistics = getattr(processor, "statistics", None)
+    if statistics is None or not getattr(processor, "encodes_at_source", False):
+        return float("nan")
+    stats = statistics()
+    if not stats.queued:
+        return float("nan")
+    return float(stats.queued_bytes / stats.queued + sys.getsizeof(b"") + sys.getsizeof((0, b"")))
+
+
+def _bridge_cpu() -> float:
+    from aiotlp.sdk._bridge import get_bridge
+
+    async def now() -> float:
+        return time.thread_time()
+
+    return get_bridge().submit(now()).result()
 
 
 async def run(ctx: Context) -> list[Sample]:
@@ -159,14 +265,37 @@ async def run(ctx: Context) -> list[Sample]:
         rss = Sample(f"peak RSS growth, {protocol}", "MiB", higher_is_better=False)
         rss_total = Sample(f"peak RSS of the process, {protocol}", "MiB", higher_is_better=False)
         cpu = Sample(f"CPU per produced span, {protocol}", "µs", higher_is_better=False)
+        beyond = Sample(f"CPU per produced span beyond the no-op, {protocol}", "µs", higher_is_better=False)
+        share = Sample(f"delivered, share of the no-op rate, {protocol}", "%")
+        bridge = {
+            key: Sample(f"{label}, {protocol}", unit, higher_is_better=False)
+            for key, label, unit in (
+                ("wakeups_per_export", "bridge wake-ups per export", "wake-ups"),
+                ("gil_waits_per_export", "bridge GIL waits per export (zero-timeout epoll)", "waits"),
+                ("gil_wait_ms_per_export", "bridge GIL wait per export (zero-timeout epoll)", "ms"),
+                ("bridge_cpu_us_per_span", "bridge thread CPU per span sent", "µs"),
+                ("bytes_per_queued_span", "bytes per queued span", "B"),
+                ("export_ms_p50", "export wall time p50, under the producer", "ms"),
+            )
+        }
         for side in PIPELINES:
+            if side in GRPC_ONLY and protocol != "grpc":
+                continue
             r = await run_child(
                 __name__, side, protocol, ctx.grpc_endpoint, ctx.http_endpoint, str(seconds), timeout=seconds + 60
             )
             rate.values[side], dropped.values[side] = r["delivered_per_s"], r["dropped"]
             rss.values[side], cpu.values[side] = r["peak_rss_mib"], r["cpu_us_per_span"]
             rss_total.values[side] = r["peak_rss_total_mib"]
-        samples += [rate, dropped, rss, rss_total, cpu]
+            for key, sample in bridge.items():
+                if key in r and r[key] == r[key]:  # not NaN
+                    sample.values[side] = r[key]
+        for side in rate.values:
+            if side != "no-op":
+                beyond.values[side] = cpu.values[side] - cpu.values["no-op"]
+                share.values[side] = rate.values[side] / max(rate.values["no-op"], 1e-9) * 100
+        samples += [rate, share, dropped, rss, rss_total, cpu, beyond]
+        samples += [sample for sample in bridge.values() if sample.values]
     return samples
 
 

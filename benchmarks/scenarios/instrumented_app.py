@@ -4,11 +4,16 @@ The issue's loop-lag target: "event-loop lag p99 <= 2 ms while exporting 20K spa
 asyncio app". Each side runs in a fresh process on the harness's loop (asyncio or uvloop):
 
 * ``official``: the SDK's ``BatchSpanProcessor`` (a thread) and the official ``OTLPSpanExporter``;
-* ``aiotlp``: ``aiotlp.sdk.BatchSpanProcessor`` and ``aiotlp.sdk.SpanExporter``, exporting on the app's loop;
+* ``aiotlp``: ``aiotlp.sdk.BatchSpanProcessor`` and ``aiotlp.sdk.SpanExporter``, exporting on the app's loop
+  (spans encoded at the source: the queue holds bytes);
+* ``aiotlp, objects``: the same with ``encode_at_source=False`` (the queue holds the SDK's span objects);
 * ``aiotlp + gc.freeze()``: the same, with ``gc.freeze()`` called once the app has started (spans waiting in the
   queue make the collector's full collections frequent, and each walks every object of the process: the main
   source of the lag; see ``benchmarks/profiles.py gc``);
 * ``no-op``: the app alone (its lag and CPU without any exporter).
+
+With the spans encoded at the source no span object waits in the queue, which is what ``gc.freeze()`` worked
+around.
 
 The app task creates spans (8 attributes + 1 event) at a steady 20,000/s: every millisecond it catches up with
 the schedule (at most 100 spans at once), then sleeps. A ticker task sleeps 1 ms again and again and records
@@ -33,7 +38,13 @@ from .batched_pipeline import PIPELINES, request_span
 RATE = 20_000
 TICK = 0.001
 # our side name -> batched_pipeline's pipeline
-SIDES = {OFFICIAL: OFFICIAL, "aiotlp": "aiotlp processor", "aiotlp + gc.freeze()": "aiotlp processor", "no-op": "no-op"}
+SIDES = {
+    OFFICIAL: OFFICIAL,
+    "aiotlp": "aiotlp processor",
+    "aiotlp, objects": "aiotlp processor, objects",
+    "aiotlp + gc.freeze()": "aiotlp processor",
+    "no-op": "no-op",
+}
 FROZEN = frozenset({"aiotlp + gc.freeze()"})
 
 

@@ -49,9 +49,11 @@ def test_profiles_print_their_three_studies() -> None:
     sections = out.split("\n## ")[1:]
     assert [section.split(":", 1)[0] for section in sections] == ["export", "gc", "gil"], out
     export, gc_study, gil = sections
-    assert "(2048 spans)" in export and "write_sdk_spans" in export, export
+    # spans are encoded at the source (in on_end, on the producer's thread): the bridge's top functions vary
+    assert "(2048 spans)" in export and "bridge thread CPU per export" in export, export
+    assert len([line for line in export.splitlines() if line.startswith("| `")]) >= 5, export
     assert [line.split(" | ")[0] for line in gc_study.splitlines() if line.startswith("| ") and "|---" not in line][
         1:
-    ] == ["| no-op", "| aiotlp", "| aiotlp", "| official"], gc_study
+    ] == ["| no-op", "| aiotlp", "| aiotlp, objects", "| aiotlp", "| official"], gc_study
     rates = [line.split(" | ")[1] for line in gil.splitlines() if line.startswith("| ") and " ms |" in line]
     assert len(rates) == 3 and all(rate.replace(",", "").isdigit() and int(rate.replace(",", "")) > 0 for rate in rates)

@@ -15,6 +15,12 @@ The choice, made once at import:
 - otherwise the extension when it imports, else pure Python (no compiler at install time, or an interpreter
   the build does not support).
 
+The same switch holds the one for *encoding at the source* (:class:`aiotlp.sdk._encode.SourceEncoder`): the SDK
+batch processors encode each span / log record in the thread that ends it and queue bytes. It is on by default;
+``AIOTLP_NO_ENCODE_AT_SOURCE`` set to anything but ``""`` or ``"0"`` turns it off (:data:`ENCODE_AT_SOURCE`):
+the processors then queue the SDK objects and encode each batch at export, as before (a safety switch: both
+paths send the same bytes). A processor's ``encode_at_source=`` argument wins over it.
+
 How the twins are wired: each encoding module defines its pure functions, then calls :func:`accelerate` with
 its module namespace and the compiled twins. :func:`accelerate` records (namespace, name, pure, compiled) and
 binds the name to the chosen one; the hot loops look these names up per call (they bind them to locals at
@@ -31,13 +37,25 @@ from collections.abc import MutableMapping
 from types import ModuleType
 from typing import Any, Final, Literal
 
-__all__ = ["IMPLEMENTATIONS", "NO_EXTENSIONS", "Implementation", "accelerate", "implementation", "speedups", "use"]
+__all__ = [
+    "ENCODE_AT_SOURCE",
+    "IMPLEMENTATIONS",
+    "NO_EXTENSIONS",
+    "Implementation",
+    "accelerate",
+    "implementation",
+    "speedups",
+    "use",
+]
 
 Implementation = Literal["python", "c"]
 IMPLEMENTATIONS: Final[tuple[Implementation, ...]] = ("python", "c")
 
 NO_EXTENSIONS: Final = os.environ.get("AIOTLP_NO_EXTENSIONS", "") not in ("", "0")
 """The kill switch is set: the compiled accelerator is never used."""
+
+ENCODE_AT_SOURCE: Final = os.environ.get("AIOTLP_NO_ENCODE_AT_SOURCE", "") in ("", "0")
+"""The SDK batch processors encode each item where it ends (unless ``AIOTLP_NO_ENCODE_AT_SOURCE`` is set)."""
 
 speedups: ModuleType | None
 """The compiled accelerator module, or ``None`` (not built, not importable, or switched off)."""

@@ -8,6 +8,7 @@
  *   write_any(buf, field_tag, value[, depth])                     aiotlp.encoding._protobuf._write_any
  *   write_spans(buf, spans)                     aiotlp.encoding._protobuf._write_spans (aiotlp's model)
  *   write_sdk_spans(buf, spans, types)          aiotlp.sdk._encode._write_spans (OpenTelemetry SDK spans)
+ *   sdk_span_field(types, span) -> bytes        aiotlp.sdk._encode._span_field (one span, encoded at the source)
  *
  * Sans-IO and duck-typed: nothing here imports opentelemetry or any I/O module. SDK objects are read by
  * attribute name, exactly as the pure-Python encoder reads them; the SDK classes the pure encoder compares
@@ -1530,6 +1531,34 @@ py_write_sdk_spans(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     return buf_close(&b, ok);
 }
 
+/* One SDK span's ScopeSpans.spans field (tag, length, Span) as bytes: what write_sdk_spans writes for a batch of
+ * one, without the caller's bytearray (encoding at the source, once per span in on_end). */
+static PyObject *
+py_sdk_span_field(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    Buf b;
+    Sdk sdk;
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "sdk_span_field(types, span) takes 2 arguments");
+        return NULL;
+    }
+    PyObject *ba = PyByteArray_FromStringAndSize(NULL, 0);
+    if (ba == NULL)
+        return NULL;
+    if (buf_open(&b, ba) < 0 || sdk_open(args[0], &sdk) < 0) {
+        Py_DECREF(ba);
+        return NULL;
+    }
+    PyObject *span = Py_NewRef(args[1]);
+    Py_ssize_t start = begin_guess(&b, 0x12, 2); /* ScopeSpans 2 spans */
+    int ok = start >= 0 && w_sdk_span(&b, span, &sdk) == 0 && end_guess(&b, start, 2) > 0;
+    Py_DECREF(span);
+    sdk_close(&sdk);
+    PyObject *result = ok ? PyBytes_FromStringAndSize(b.data, b.len) : NULL;
+    Py_DECREF(ba);
+    return result;
+}
+
 /* ---------------------------------------------------------------------------------------------------------- */
 /* aiotlp's own model spans: aiotlp.encoding._protobuf._write_spans */
 
@@ -1803,6 +1832,8 @@ static PyMethodDef methods[] = {
      "write_spans(buf, spans): ScopeSpans.spans entries of aiotlp model spans, appended to buf."},
     {"write_sdk_spans", (PyCFunction)(void (*)(void))py_write_sdk_spans, METH_FASTCALL,
      "write_sdk_spans(buf, spans, types): ScopeSpans.spans entries of OpenTelemetry SDK ReadableSpans."},
+    {"sdk_span_field", (PyCFunction)(void (*)(void))py_sdk_span_field, METH_FASTCALL,
+     "sdk_span_field(types, span) -> bytes: one SDK span's ScopeSpans.spans entry."},
     {NULL, NULL, 0, NULL},
 };
 

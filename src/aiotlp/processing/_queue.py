@@ -96,7 +96,7 @@ class BoundedQueue(Generic[T]):
         self._weigh = weigh
         self._size_of = size_of
         self._unit = weigh is None and size_of is None
-        self.put: Put[T] = self._put_unit if self._unit else self._put_measured
+        self.put: Put[T] = self._put_unit if self._unit else self._put_sized if weigh is None else self._put_measured
         self._chunks: deque[_Chunk[T]] = deque()
         self._tail: _Chunk[T] | None = None
         self.closed = False
@@ -144,6 +144,35 @@ class BoundedQueue(Generic[T]):
             self.admitted += 1
             # A unit chunk is only ever closed by filling it, so "a batch is ready" is "the tail just filled".
             if len(tail) >= self._batch_size and not self.wake_pending:
+                self.wake_pending = True
+                return READY
+            return ADMITTED
+
+    def _put_sized(self, item: T, wait: bool = False) -> int:
+        """``put`` for unit weights under a byte cap (spans and log records encoded at the source): what
+        :meth:`_put_measured` does for a weight of 1, kept short."""
+        try:
+            size = max(int(self._size_of(item)), 0)  # type: ignore[misc]
+        except Exception:
+            size = _FALLBACK_SIZE
+        with self.lock:
+            if self.queued >= self._limit or self.queued_bytes + size > self._max_bytes:
+                code = self._overflow(1, size, wait)
+                if code != ADMITTED:
+                    return code
+            tail = self._tail
+            if tail is None or (tail and tail.weight >= self._batch_size):
+                tail = self._tail = _Chunk(sizes=True, weights=False)
+                self._chunks.append(tail)
+            tail.append(item)
+            tail.weight += 1
+            tail.sizes.append(size)  # type: ignore[union-attr]
+            tail.nbytes += size
+            self.produced += 1
+            self.queued += 1
+            self.queued_bytes += size
+            self.admitted += 1
+            if not self.wake_pending and (tail.weight >= self._batch_size or len(self._chunks) > 1):
                 self.wake_pending = True
                 return READY
             return ADMITTED

@@ -28,8 +28,17 @@ first (cancelling and re-sending what was in flight), then blocks as the officia
 The exporter
 ------------
 * an :class:`aiotlp.sdk.SpanExporter` / :class:`aiotlp.sdk.LogExporter` (the *fast path*): each batch is
-  encoded by the direct SDK encoder and sent by the underlying async ``OTLPExporter.export_encoded`` on the
-  processor's loop: no thread hop per batch, no blocking;
+  sent by the underlying async ``OTLPExporter.export_encoded`` on the processor's loop: no thread hop per batch,
+  no blocking. Over protobuf (gRPC, HTTP/protobuf) each item is *encoded at the source*: ``on_end`` /
+  ``on_emit`` encode it in the thread that ends it (the compiled encoder: 1 to 2 us) into its protobuf field
+  bytes, kept with a small key of its resource and scope (:class:`aiotlp.sdk._encode.SourceEncoder`), and let
+  go of the SDK object there; a batch is framed from those bytes without encoding again (a batch split by size
+  is framed again from a subset), so the export thread only ships bytes, and the queue holds no SDK objects
+  for the garbage collector to walk. The queue then has a byte capacity as well (``max_queue_bytes``, default
+  :data:`DEFAULT_MAX_QUEUE_BYTES`, measured as each item's encoded length). Over OTLP/JSON, with
+  ``encode_at_source=False`` or ``AIOTLP_NO_ENCODE_AT_SOURCE=1`` (:mod:`aiotlp.encoding._compat`), the
+  objects are queued and each batch encoded at export, as before; both paths send the same bytes. An item that
+  cannot be encoded is queued as the object, and dropped at export as ``invalid`` (counted);
 * any other SDK exporter (the *generic path*): its synchronous ``export`` runs in a worker thread
   (``loop.run_in_executor``), so the loop never blocks. An export cut off by ``export_timeout`` keeps running
   in its thread; the next one waits for it, so the exporter is never called concurrently.
@@ -75,18 +84,28 @@ from opentelemetry.sdk.trace.export import SpanExportResult
 from aiotlp._exceptions import ConfigurationError
 from aiotlp.config import BatchConfig, queue_dir_from_env
 from aiotlp.durable import DurableExporter
+from aiotlp.encoding import _compat
 from aiotlp.export import ExportResult
 from aiotlp.model import Signal
-from aiotlp.processing import BatchProcessor, FlushOutcome, FlushStatus, ProcessorStatistics
+from aiotlp.processing import BatchProcessor, FlushOutcome, FlushStatus, ProcessorStatistics, estimate_size
 
 from ._bridge import abandon, get_bridge
+from ._encode import SourceEncoder
 from ._exporters import _SUPPRESSED, LogExporter, SpanExporter, _Common, _encode_batch
 
-__all__ = ["BatchLogRecordProcessor", "BatchSpanProcessor"]
+__all__ = ["DEFAULT_MAX_QUEUE_BYTES", "BatchLogRecordProcessor", "BatchSpanProcessor"]
 
 logger = logging.getLogger("aiotlp.sdk")
 
 _DEFAULT_SHUTDOWN_TIMEOUT: Final = 30.0
+
+DEFAULT_MAX_QUEUE_BYTES: Final = 32 * 1024 * 1024
+"""The queue's byte capacity when items are encoded at the source and ``max_queue_bytes`` is not given."""
+
+
+def _source_size(item: Any) -> int:
+    """An item's bytes in the queue: the encoded length of an item encoded at the source."""
+    return len(item[1]) if type(item) is tuple else estimate_size(item)
 
 
 def _bridge_loop() -> asyncio.AbstractEventLoop:
@@ -100,11 +119,13 @@ def _bridge_loop() -> asyncio.AbstractEventLoop:
 class _FastAdapter:
     """Sends batches through the aiotlp SDK exporter's own OTLPExporter, on the running loop."""
 
-    def __init__(self, exporter: _Common, signal: Signal, what: str) -> None:
+    def __init__(self, exporter: _Common, signal: Signal, what: str, source: SourceEncoder | None = None) -> None:
         self._sdk = exporter
         self._signal = signal
         self._what = what
-        self._encode: Callable[[Sequence[Any]], bytes] = exporter._encode  # type: ignore[attr-defined]
+        # items encoded at the source are framed into a request; SDK objects are encoded
+        encode = exporter._encode if source is None else source.frame  # type: ignore[attr-defined]
+        self._encode: Callable[[Sequence[Any]], bytes] = encode
         exporter._client.load_client()  # now, not at the first export on the application's loop
 
     @property
@@ -262,6 +283,8 @@ class _Batching:
         loop: asyncio.AbstractEventLoop | None,
         meter_provider: object | None,
         queue_dir: str | os.PathLike[str] | None = None,
+        encode_at_source: bool | None = None,
+        max_queue_bytes: int | None = None,
     ) -> None:
         # The disk queue is the exporter's: an aiotlp.sdk exporter has read AIOTLP_QUEUE_DIR (its own business);
         # queue_dir= here is handed to it. Any other exporter is used as it is.
@@ -286,6 +309,18 @@ class _Batching:
             on_invalid="warn",  # as the official processors: a variable that is not an integer gets the default
         )
         self._exporter = exporter
+        if encode_at_source is None:
+            encode_at_source = _compat.ENCODE_AT_SOURCE
+        self._source: SourceEncoder | None = None
+        if encode_at_source and self._fast(exporter) and not exporter._client.json:
+            self._source = SourceEncoder("spans" if kind == "span" else "logs")
+        if max_queue_bytes is not None and (
+            isinstance(max_queue_bytes, bool) or not isinstance(max_queue_bytes, int) or max_queue_bytes <= 0
+        ):
+            raise ConfigurationError(f"max_queue_bytes must be a positive int or None, got {max_queue_bytes!r}")
+        if max_queue_bytes is None and self._source is not None:
+            max_queue_bytes = DEFAULT_MAX_QUEUE_BYTES
+        self._max_queue_bytes = max_queue_bytes
         self._explicit_loop = loop
         self._meter_provider = meter_provider
         self._start_lock = threading.Lock()
@@ -295,12 +330,25 @@ class _Batching:
         self._background: set[asyncio.Future[Any]] = set()
         _live.add(self)
 
-    # subclasses: the adapter for their signal
+    # subclasses: the adapter for their signal, and whether an exporter takes the fast path
     def _adapter(self) -> Any:
         raise NotImplementedError
 
+    @staticmethod
+    def _fast(exporter: object) -> bool:
+        raise NotImplementedError
+
+    @property
+    def encodes_at_source(self) -> bool:
+        """Whether ``on_end`` / ``on_emit`` encode each item and queue bytes (see the module docstring)."""
+        return self._source is not None
+
     def _new_processor(self) -> BatchProcessor[Any]:
         kwargs: dict[str, Any] = {"fallback_loop": _bridge_loop}
+        if self._max_queue_bytes is not None:
+            kwargs["max_queue_bytes"] = self._max_queue_bytes
+            if self._source is not None:
+                kwargs["size_of"] = _source_size
         if self._meter_provider is not None:
             kwargs["meter_provider"] = self._meter_provider
         return BatchProcessor.from_config(self._adapter(), self._signal, self._config, **kwargs)
@@ -408,6 +456,8 @@ class BatchSpanProcessor(_Batching, SpanProcessor):
     ``loop`` (export on this event loop), ``meter_provider`` (self-metrics) and ``queue_dir`` (the crash-safe disk
     queue, in ``<queue_dir>/traces``: the exporter's ``queue_dir``, which also reads ``AIOTLP_QUEUE_DIR``).
     ``span_exporter`` is an :class:`aiotlp.sdk.SpanExporter` (fast path) or any SDK ``SpanExporter``.
+    ``encode_at_source`` (default: on, unless ``AIOTLP_NO_ENCODE_AT_SOURCE`` is set) and ``max_queue_bytes``
+    (the queue's byte capacity): see the module docstring.
     """
 
     _signal = Signal.TRACES
@@ -423,6 +473,8 @@ class BatchSpanProcessor(_Batching, SpanProcessor):
         loop: asyncio.AbstractEventLoop | None = None,
         meter_provider: object | None = None,
         queue_dir: str | os.PathLike[str] | None = None,
+        encode_at_source: bool | None = None,
+        max_queue_bytes: int | None = None,
     ) -> None:
         super().__init__(
             span_exporter,
@@ -434,6 +486,8 @@ class BatchSpanProcessor(_Batching, SpanProcessor):
             loop=loop,
             meter_provider=meter_provider,
             queue_dir=queue_dir,
+            encode_at_source=encode_at_source,
+            max_queue_bytes=max_queue_bytes,
         )
 
     @property
@@ -441,9 +495,13 @@ class BatchSpanProcessor(_Batching, SpanProcessor):
         exporter: SdkSpanExporter = self._exporter
         return exporter
 
+    @staticmethod
+    def _fast(exporter: object) -> bool:
+        return isinstance(exporter, SpanExporter)
+
     def _adapter(self) -> Any:
         if isinstance(self._exporter, SpanExporter):
-            return _FastAdapter(self._exporter, Signal.TRACES, "spans")
+            return _FastAdapter(self._exporter, Signal.TRACES, "spans", self._source)
         return _GenericAdapter(self._exporter, SpanExportResult.SUCCESS)
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
@@ -462,7 +520,11 @@ class BatchSpanProcessor(_Batching, SpanProcessor):
             return
         if not self._started:
             self._start_quietly()
-        self._processor.put_nowait(span)
+        source = self._source
+        if source is None or self._is_shut_down:
+            self._processor.put_nowait(span)
+        else:  # its bytes, or the span itself if it cannot be encoded (encoded at export, or dropped as invalid)
+            self._processor.put_nowait(source.span_item(span))
 
 
 _EMPTY_CONTEXT: Final = Context()
@@ -561,9 +623,9 @@ def _queue_other(log_record: ReadWriteLogRecord, resource: Resource) -> _QueuedO
 class BatchLogRecordProcessor(_Batching, LogRecordProcessor):
     """A drop-in replacement for the SDK's ``BatchLogRecordProcessor``, batching on aiotlp.
 
-    Arguments as the official one (``None`` reads ``OTEL_BLRP_*``), plus ``loop`` and ``meter_provider`` as
-    :class:`BatchSpanProcessor`. ``exporter`` is an :class:`aiotlp.sdk.LogExporter` (fast path) or any SDK
-    ``LogRecordExporter``.
+    Arguments as the official one (``None`` reads ``OTEL_BLRP_*``), plus ``loop``, ``meter_provider``,
+    ``queue_dir``, ``encode_at_source`` and ``max_queue_bytes`` as :class:`BatchSpanProcessor`. ``exporter`` is
+    an :class:`aiotlp.sdk.LogExporter` (fast path) or any SDK ``LogRecordExporter``.
     """
 
     _signal = Signal.LOGS
@@ -579,6 +641,8 @@ class BatchLogRecordProcessor(_Batching, LogRecordProcessor):
         loop: asyncio.AbstractEventLoop | None = None,
         meter_provider: object | None = None,
         queue_dir: str | os.PathLike[str] | None = None,
+        encode_at_source: bool | None = None,
+        max_queue_bytes: int | None = None,
     ) -> None:
         super().__init__(
             exporter,
@@ -590,6 +654,8 @@ class BatchLogRecordProcessor(_Batching, LogRecordProcessor):
             loop=loop,
             meter_provider=meter_provider,
             queue_dir=queue_dir,
+            encode_at_source=encode_at_source,
+            max_queue_bytes=max_queue_bytes,
         )
         # The last (resource, scope, limits) and its _QueuedLog class: one identity check per record.
         self._memo: tuple[object, object, object, type[_QueuedLog] | None] = (_NOTHING, _NOTHING, _NOTHING, None)
@@ -599,9 +665,13 @@ class BatchLogRecordProcessor(_Batching, LogRecordProcessor):
         exporter: LogRecordExporter = self._exporter
         return exporter
 
+    @staticmethod
+    def _fast(exporter: object) -> bool:
+        return isinstance(exporter, LogExporter)
+
     def _adapter(self) -> Any:
         if isinstance(self._exporter, LogExporter):
-            return _FastAdapter(self._exporter, Signal.LOGS, "log records")
+            return _FastAdapter(self._exporter, Signal.LOGS, "log records", self._source)
         return _GenericAdapter(self._exporter, LogRecordExportResult.SUCCESS)
 
     def on_emit(self, log_record: ReadWriteLogRecord) -> None:
@@ -611,8 +681,17 @@ class BatchLogRecordProcessor(_Batching, LogRecordProcessor):
         API record without its context (so the queue does not keep the context's objects alive, and later
         changes to the record's fields do not reach the export), made cheaply: one object, a ``__dict__`` copy
         that is also its own ``ReadableLogRecord`` (``_QueuedLog``); a foreign exporter gets real
-        ``ReadableLogRecord`` objects, made at export time.
+        ``ReadableLogRecord`` objects, made at export time. Encoded at the source (the module docstring), the
+        record's bytes are queued instead; a record that cannot be encoded there is queued as above.
         """
+        source = self._source
+        if source is not None and log_record.resource is not None and not self._is_shut_down:
+            encoded = source.item(log_record)
+            if encoded is not log_record:
+                if not self._started:
+                    self._start_quietly()
+                self._processor.put_nowait(encoded)
+                return
         try:
             record = log_record.log_record
             resource = log_record.resource
