@@ -266,3 +266,58 @@ metrics.get_meter("auto").create_histogram("auto.latency").record(12.5)
     }
     assert {r.headers["x-tenant"] for r in collector.received} == {"acme"}
     assert not any("authorization" in r.headers for r in collector.received)
+
+
+@pytest.mark.parametrize("protocol", ["http/protobuf", "http/json", "grpc"])
+async def test_sdk_auto_configuration_with_zstd(protocol: str) -> None:
+    """OTEL_EXPORTER_OTLP_COMPRESSION=zstd with aiotlp chosen by entry point: every signal arrives in zstd, byte
+    for byte as aiotlp encodes it (gRPC: the FakeCollector's h2 server, as grpc core has no zstd)."""
+    code = """
+from opentelemetry import metrics, trace
+from opentelemetry.sdk._configuration import _initialize_components
+
+_initialize_components()
+exporter = trace.get_tracer_provider()._active_span_processor._span_processors[0]._batch_processor._exporter
+print("compression", exporter.config.traces.compression)
+with trace.get_tracer("auto").start_as_current_span("squeezed"):
+    pass
+metrics.get_meter("auto").create_counter("auto.count").add(3)
+"""
+    async with FakeCollector(grpc_server="h2") as collector:
+        env = {
+            "OTEL_TRACES_EXPORTER": "aiotlp",
+            "OTEL_METRICS_EXPORTER": "aiotlp",
+            "OTEL_LOGS_EXPORTER": "none",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": collector.grpc_endpoint if protocol == "grpc" else collector.http_endpoint,
+            "OTEL_EXPORTER_OTLP_PROTOCOL": protocol,
+            "OTEL_EXPORTER_OTLP_COMPRESSION": "zstd",
+            "OTEL_METRIC_EXPORT_INTERVAL": "600000",
+            "OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED": "false",
+        }
+        returncode, output = await run_python(code, env=env)
+        assert returncode == 0, output
+        assert "compression zstd" in output
+        assert span_names(collector) == ["squeezed"]
+        assert {(r.signal.value, r.compression) for r in collector.received} == {
+            ("traces", "zstd"),
+            ("metrics", "zstd"),
+        }
+
+
+async def test_sdk_zstd_without_a_binding_is_one_line_at_construction() -> None:
+    code = """
+import sys
+for name in ("zstandard", "compression", "compression.zstd", "backports.zstd"):
+    sys.modules[name] = None
+from aiotlp import MissingExtraError
+from aiotlp.sdk import SpanExporter
+try:
+    SpanExporter(compression="zstd")
+except MissingExtraError as exc:
+    print("refused:", exc)
+"""
+    returncode, output = await run_python(code)
+    assert returncode == 0, output
+    assert output.strip() == (
+        "refused: zstandard (for compression 'zstd') is not installed: install it with `pip install 'aiotlp[zstd]'`"
+    )

@@ -15,16 +15,36 @@ import os
 import time
 from collections.abc import Sequence
 
-from .._exceptions import AttemptTimeoutError, ConnectError, DeadlineExceededError, ExportError, RetriesExhaustedError
+from .._exceptions import (
+    AttemptTimeoutError,
+    ConnectError,
+    DeadlineExceededError,
+    ExportError,
+    MissingExtraError,
+    RetriesExhaustedError,
+)
 from ..config import BatchConfig, ExporterConfig, MetricReaderConfig, SignalConfig
 from ..export import ExportResult, OTLPExporter, RetryPolicy
 from ..model import Gauge, LogRecord, Metric, NumberDataPoint, Resource, SeverityNumber, Signal, Span
+from ..transport import zstd_binding
 from ._ui import UI, Node
 
 __all__ = ["explain", "run_check"]
 
 _RESOURCE = Resource({"service.name": "aiotlp-check"})
 _SECONDS_HINT = " (under 100 ms: OTEL_EXPORTER_OTLP_TIMEOUT is in milliseconds; were seconds meant?)"
+
+
+def _compression(config: SignalConfig) -> str:
+    """The compression; for zstd, the binding that will do it (or the extra to install)."""
+    if config.compression != "zstd":
+        return config.compression
+    try:
+        name = zstd_binding().name
+    except MissingExtraError:
+        return "zstd (no zstd binding: pip install 'aiotlp[zstd]')"
+    grpcio = " (not with grpc.aio: aiotlp's h2 gRPC client sends it)" if config.protocol == "grpc" else ""
+    return f"zstd, by {name}{grpcio}"
 
 
 def _config_node(config: SignalConfig) -> Node:
@@ -38,7 +58,7 @@ def _config_node(config: SignalConfig) -> Node:
     node.children = [
         Node("headers", headers),
         Node("timeout", f"{config.timeout:g}s per export" + _SECONDS_HINT * (config.timeout < 0.1)),
-        Node("compression", config.compression),
+        Node("compression", _compression(config)),
         Node("transport security", tls),
         Node("max request size", f"{config.max_request_bytes:,} bytes"),
     ]
@@ -107,6 +127,13 @@ def explain(error: BaseException | None, config: SignalConfig) -> str:
             f"HTTP 404: the collector has nothing at {config.endpoint_for_display}. OTLP/HTTP posts to /v1/{name} "
             f"under OTEL_EXPORTER_OTLP_ENDPOINT; a per-signal OTEL_EXPORTER_OTLP_{name.upper()}_ENDPOINT is used "
             "verbatim and must include that path"
+        )
+    zstd = config.compression == "zstd"
+    if zstd and (status in (400, 415) or "encoding" in lowered or "compressed" in lowered):
+        # rotel (0.0.1a15) answers UNIMPLEMENTED over gRPC and 400 over HTTP (it reads the body as uncompressed)
+        return (
+            f"{text}: the collector does not take zstd-compressed requests; use OTEL_EXPORTER_OTLP_COMPRESSION=gzip "
+            "(the OTLP standard)"
         )
     if status == 415:
         other = "http/json" if config.protocol == "http/protobuf" else "http/protobuf"

@@ -56,6 +56,7 @@ from opentelemetry.sdk.trace.export import SpanExportResult
 
 from aiotlp._exceptions import ConfigurationError, DeadlineExceededError
 from aiotlp.config import (
+    COMPRESSIONS,
     ExporterConfig,
     Headers,
     OtlpProtocol,
@@ -67,6 +68,7 @@ from aiotlp.durable import DurableExporter
 from aiotlp.export import ExportResult, OTLPExporter, RetryPolicy
 from aiotlp.export._exporter import TransportFactory
 from aiotlp.model import Signal
+from aiotlp.transport import zstd_compress
 
 from . import _encode
 from ._bridge import abandon, get_bridge, is_bridge_loop, on_running_loop
@@ -117,9 +119,9 @@ def _headers(value: object) -> Headers | None:
 
 
 def _compression(value: object) -> str | None:
-    """``compression`` as ``"gzip"``, ``"deflate"`` or ``"none"``, from a string or any of the official
-    Compression enums (deflate: HTTP ``Content-Encoding: deflate``, gRPC's ``deflate`` message encoding, as the
-    official exporters send it)."""
+    """``compression`` as ``"gzip"``, ``"deflate"``, ``"zstd"`` or ``"none"`` (checked by the configuration), from
+    a string or any of the official Compression enums (deflate: HTTP ``Content-Encoding: deflate``, gRPC's
+    ``deflate`` message encoding, as the official exporters send it; zstd, which they do not have, as a string)."""
     if value is None:
         return None
     if isinstance(value, enum.Enum):
@@ -130,7 +132,8 @@ def _compression(value: object) -> str | None:
         text = value.strip().lower()
     else:
         raise ConfigurationError(
-            f"compression: expected 'gzip', 'deflate', 'none' or a Compression enum, got {type(value).__name__}"
+            f"compression: expected one of {', '.join(repr(c) for c in COMPRESSIONS)} or a Compression enum, "
+            f"got {type(value).__name__}"
         )
     return text
 
@@ -564,6 +567,9 @@ class _Common:
             meter_provider=meter_provider,
             environ=environ,
         )
+        if config.for_signal(signal).compression == "zstd":
+            # the transports are made on the first export: a missing zstd binding is one line now, not then
+            zstd_compress(b"")
         directory = queue_dir_from_env(environ, queue_dir=queue_dir)
         self._client = _Client(
             signal,

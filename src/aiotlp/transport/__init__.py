@@ -18,7 +18,17 @@ from typing import TYPE_CHECKING, Literal
 
 from .._exceptions import ConfigurationError
 from ._base import Transport, user_agent
-from ._compression import MAX_RESPONSE_BYTES, BoundedInflater, compress, deflate_compress, gzip_compress
+from ._compression import (
+    ENCODINGS,
+    MAX_RESPONSE_BYTES,
+    BoundedInflater,
+    accepted_encodings,
+    compress,
+    deflate_compress,
+    gzip_compress,
+    zstd_compress,
+    zstd_decompress,
+)
 from ._fleet import (
     EndpointState,
     EndpointStatistics,
@@ -29,12 +39,15 @@ from ._fleet import (
     resolve_host,
 )
 from ._http import HttpTransport
+from ._zstd import Zstd
+from ._zstd import binding as zstd_binding
 
 if TYPE_CHECKING:
     from ..config import SignalConfig
 
 __all__ = [
     "DEFAULT_GRPC_IMPLEMENTATION",
+    "ENCODINGS",
     "MAX_RESPONSE_BYTES",
     "BoundedInflater",
     "EndpointState",
@@ -47,6 +60,8 @@ __all__ = [
     "HttpTransport",
     "Resolver",
     "Transport",
+    "Zstd",
+    "accepted_encodings",
     "compress",
     "deflate_compress",
     "gzip_compress",
@@ -54,6 +69,9 @@ __all__ = [
     "make_transport",
     "resolve_host",
     "user_agent",
+    "zstd_binding",
+    "zstd_compress",
+    "zstd_decompress",
 ]
 
 
