@@ -126,6 +126,31 @@ with provider.get_tracer("exit").start_as_current_span("batched, flushed at exit
     assert span_names(collector) == ["batched, flushed at exit"]
 
 
+async def test_batched_spans_are_flushed_at_exit_when_no_thread_can_start(collector: FakeCollector) -> None:
+    """Python 3.12 refuses to start threads while atexit handlers run: the bridge, started by the provider's exit
+    flush, then runs its loop on the flushing thread. Simulated here (on every version) by an atexit handler,
+    registered last so it runs first, that makes Thread.start raise as 3.12 does."""
+    code = """
+import atexit, sys, threading
+from aiotlp.sdk import SpanExporter
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+provider = TracerProvider()
+provider.add_span_processor(BatchSpanProcessor(SpanExporter(sys.argv[1] + "/v1/traces"), schedule_delay_millis=60_000))
+with provider.get_tracer("exit").start_as_current_span("flushed without a bridge thread"):
+    pass
+
+def refuse(self):
+    raise RuntimeError("can't create new thread at interpreter shutdown")
+
+atexit.register(lambda: setattr(threading.Thread, "start", refuse))
+"""
+    returncode, output = await run_python(code, collector.http_endpoint)
+    assert returncode == 0, output
+    assert span_names(collector) == ["flushed without a bridge thread"]
+
+
 async def test_an_export_handed_over_is_delivered_at_exit(collector: FakeCollector) -> None:
     code = (
         SPAN_HELPER

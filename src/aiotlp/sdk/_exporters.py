@@ -436,7 +436,7 @@ class _Client:
         if on_running_loop():
             return False
         remaining = max(0.0, deadline - time.monotonic())
-        future = asyncio.run_coroutine_threadsafe(durable.force_flush(remaining), loop)
+        future = get_bridge().submit(durable.force_flush(remaining))  # on ``loop``, the bridge's
         try:
             return future.result(remaining + _GRACE)
         except concurrent.futures.TimeoutError:
@@ -448,7 +448,7 @@ class _Client:
         exporter, loop = self._otlp, self._otlp_loop
         if self.closed or exporter is None or loop is None or os.getpid() != self._pid:
             return
-        if loop is get_bridge().running_loop:
+        if loop is get_bridge().running_loop and not get_bridge().inline:  # (never run a loop from a finalizer)
             with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
                 asyncio.run_coroutine_threadsafe(exporter.shutdown(self.timeout), loop)
 
@@ -476,7 +476,7 @@ class _Client:
         exporter, loop = self._otlp, self._otlp_loop
         if exporter is None or loop is None or loop is not get_bridge().running_loop:
             return  # never used, or its loop is gone (the bridge stopped and closed it already)
-        future = asyncio.run_coroutine_threadsafe(exporter.shutdown(timeout), loop)
+        future = get_bridge().submit(exporter.shutdown(timeout))  # on ``loop``, the bridge's
         if on_running_loop():
             return
         try:
