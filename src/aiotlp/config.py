@@ -26,8 +26,8 @@ Exporter, :meth:`ExporterConfig.from_env` (every ``OTEL_EXPORTER_OTLP_X`` also h
 |                                         |                           | ``http/json``, any case              |
 | OTEL_EXPORTER_OTLP_HEADERS              | none                      | ``k=v,k2=v2`` (2)                    |
 | OTEL_EXPORTER_OTLP_TIMEOUT              | ``10000``                 | positive integer ms, per export (3)  |
-| OTEL_EXPORTER_OTLP_COMPRESSION          | ``none``                  | ``gzip``/``deflate``/``none``, any   |
-|                                         |                           | case                                 |
+| OTEL_EXPORTER_OTLP_COMPRESSION          | ``none``                  | ``gzip``/``deflate``/``zstd``/       |
+|                                         |                           | ``none``, any case (7)               |
 | OTEL_EXPORTER_OTLP_CERTIFICATE          | system CAs                | readable PEM file of trusted CAs     |
 | OTEL_EXPORTER_OTLP_CLIENT_KEY           | none                      | readable PEM mTLS key (4)            |
 | OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE   | none                      | readable PEM mTLS certificate (4)    |
@@ -58,6 +58,11 @@ Exporter, :meth:`ExporterConfig.from_env` (every ``OTEL_EXPORTER_OTLP_X`` also h
    use the same scheme, and none may repeat. Precedence for a signal: ``AIOTLP_EXPORTER_OTLP_<SIGNAL>_ENDPOINTS``
    > ``OTEL_EXPORTER_OTLP_<SIGNAL>_ENDPOINT`` > ``AIOTLP_EXPORTER_OTLP_ENDPOINTS`` >
    ``OTEL_EXPORTER_OTLP_ENDPOINT``. The ``endpoint=`` argument takes a list too.
+7. The specification defines ``gzip`` and ``none``; ``deflate`` (a zlib stream) is accepted as the official
+   Python exporters accept it, and ``zstd`` is aiotlp's extension (the OpenTelemetry Collector decodes both over
+   HTTP, and zstd over gRPC too). zstd needs a binding: the standard library's ``compression.zstd`` (Python
+   3.14+) or ``aiotlp[zstd]``; the transport says so when it is built. grpc.aio cannot send zstd (use the h2
+   gRPC client). :data:`COMPRESSIONS` is the list.
 
 Batching, :meth:`BatchConfig.from_env` (``OTEL_BSP_*`` for spans, ``OTEL_BLRP_*`` for logs), and the metric
 reader, :meth:`MetricReaderConfig.from_env`:
@@ -99,6 +104,7 @@ from aiotlp._exceptions import ConfigurationError
 from aiotlp.model._signal import Signal
 
 __all__ = [
+    "COMPRESSIONS",
     "DEFAULT_MAX_REQUEST_BYTES",
     "BatchConfig",
     "Compression",
@@ -117,7 +123,7 @@ __all__ = [
 ]
 
 OtlpProtocol = Literal["grpc", "http/protobuf", "http/json"]
-Compression = Literal["gzip", "deflate", "none"]
+Compression = Literal["gzip", "deflate", "zstd", "none"]
 TemporalityPreference = Literal["cumulative", "delta", "lowmemory"]
 HistogramAggregation = Literal["explicit_bucket_histogram", "base2_exponential_bucket_histogram"]
 OnInvalid = Literal["raise", "warn"]
@@ -127,7 +133,9 @@ exporters do for the same variables (:mod:`aiotlp.sdk` turns it on, so the drop-
 that runs with the official exporters)."""
 
 _PROTOCOLS: Final[tuple[str, ...]] = get_args(OtlpProtocol)
-_COMPRESSIONS: Final[tuple[str, ...]] = get_args(Compression)
+COMPRESSIONS: Final[tuple[Compression, ...]] = get_args(Compression)
+"""Every ``compression`` value, ``"none"`` last: the one list (transports, the SDK exporters, tests and the
+interoperability matrices take it from here)."""
 _TEMPORALITIES: Final[tuple[str, ...]] = get_args(TemporalityPreference)
 _HISTOGRAM_AGGREGATIONS: Final[tuple[str, ...]] = get_args(HistogramAggregation)
 
@@ -368,8 +376,11 @@ def _check_protocol(value: object, name: str) -> OtlpProtocol:
 
 
 def _check_compression(value: object, name: str) -> Compression:
-    choice = _check_choice(value, name, _COMPRESSIONS)
-    return "gzip" if choice == "gzip" else "deflate" if choice == "deflate" else "none"
+    choice = _check_choice(value, name, COMPRESSIONS)
+    for compression in COMPRESSIONS:
+        if choice == compression:
+            return compression
+    return "none"  # not reached: _check_choice raised
 
 
 def _check_temporality(value: object, name: str) -> TemporalityPreference:

@@ -263,3 +263,34 @@ async def test_check_shows_the_disk_queue_and_refuses_an_unusable_one(tmp_path: 
     code, out, err = await run("--plain", "check", "--no-export", env={"AIOTLP_QUEUE_DIR": str(not_a_dir)})
     assert code == 1, out + err
     assert f"{not_a_dir} is not a directory" in out
+
+
+async def test_check_prints_zstd_and_its_binding() -> None:
+    code, out, err = await run("--plain", "check", "--no-export", env={"OTEL_EXPORTER_OTLP_COMPRESSION": "zstd"})
+    assert code == 0, out + err
+    assert out.count("compression  zstd, by zstandard") == 3
+
+
+async def test_check_exports_zstd_over_http_and_grpc_and_explains_a_collector_without_it() -> None:
+    async with FakeCollector(grpc_server="h2") as collector:
+        http = {"OTEL_EXPORTER_OTLP_ENDPOINT": collector.http_endpoint, "OTEL_EXPORTER_OTLP_COMPRESSION": "zstd"}
+        grpc_env = {
+            **http,
+            "OTEL_EXPORTER_OTLP_ENDPOINT": collector.grpc_endpoint,
+            "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
+        }
+        results = await asyncio.gather(
+            run("check", "--signals", "traces", env=http), run("check", "--signals", "traces", env=grpc_env)
+        )
+        for code, out, err in results:
+            assert code == 0, out + err
+        assert sorted((r.transport, r.compression) for r in collector.received) == [("grpc", "zstd"), ("http", "zstd")]
+    async with FakeCollector() as grpcio_collector:  # grpc core refuses grpc-encoding zstd
+        env = {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": grpcio_collector.grpc_endpoint,
+            "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
+            "OTEL_EXPORTER_OTLP_COMPRESSION": "zstd",
+        }
+        code, out, err = await run("--plain", "check", "--signals", "traces", env=env)
+        assert code == 1
+        assert "the collector does not take zstd-compressed requests; use OTEL_EXPORTER_OTLP_COMPRESSION=gzip" in out

@@ -39,6 +39,18 @@ async def collector() -> AsyncIterator[FakeCollector]:
         yield running
 
 
+async def acknowledged(exporter: DurableExporter, items: int, timeout: float = 10.0) -> None:
+    """Wait until ``items`` items were delivered and acknowledged. The FakeCollector records a request before it
+    answers, so its ``wait_for`` returns before the exporter has read the answer; which of the two runs first
+    after that differs between Python versions (3.11 happened to finish the delivery first)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while exporter.statistics().delivered_items < items:
+        if loop.time() > deadline:
+            raise TimeoutError(f"{exporter.statistics().delivered_items} of {items} items acknowledged")
+        await asyncio.sleep(0.001)
+
+
 def dead_endpoint() -> str:
     return f"http://127.0.0.1:{free_port()}"
 
@@ -198,6 +210,7 @@ async def test_byte_cap_drops_exact_batches_and_never_raises(tmp_path: Path, col
     assert (stats.disk_full_items, stats.disk_full_batches, stats.accepted_items) == (30, 3, 50)
     await collector.start()
     await collector.wait_for(has_all(range(50)))
+    await acknowledged(exporter, 50)
     result = await exporter.export_traces(make_spans(100, 10))  # delivered and acknowledged: room again
     assert result.accepted == 10
     await collector.wait_for(has_all(range(100, 110)))
@@ -357,6 +370,7 @@ async def test_a_full_disk_drops_exact_counts_and_resumes_at_once(tmpfs: Path, c
     first = await exporter.export_traces(make_spans(0, batch, padding=1000))
     assert first.accepted == batch
     await collector.wait_for(has_all(range(batch)))
+    await acknowledged(exporter, batch)
     filler = tmpfs / "filler"
     assert fill_disk(filler) == errno.ENOSPC
     dropped = 0

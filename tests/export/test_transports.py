@@ -28,7 +28,14 @@ from aiotlp import (
     ServerBusyError,
     Signal,
 )
-from aiotlp.encoding import encode_logs, encode_metrics, encode_traces
+from aiotlp.encoding import (
+    encode_logs,
+    encode_logs_json,
+    encode_metrics,
+    encode_metrics_json,
+    encode_traces,
+    encode_traces_json,
+)
 from aiotlp.testing import FakeCollector, Reply
 
 PROTOCOLS = ("grpc", "http/protobuf", "http/json")
@@ -308,3 +315,75 @@ async def test_grpcio_client_retry_matrix(collector: FakeCollector, code: grpc.S
         result = await exporter.export_traces(samples.spans(2))
     assert result.failed == 2
     assert len(collector.received) == (3 if code in RETRYABLE_GRPC else 1), result.error
+
+
+# -- zstd (aiotlp's extension of gzip/none): gRPC through the FakeCollector's h2 server, which grpc core is not
+
+
+@pytest.fixture
+async def h2_collector() -> AsyncIterator[FakeCollector]:
+    async with FakeCollector(grpc_server="h2") as c:
+        yield c
+
+
+def _assert_zstd_byte_for_byte(collector: FakeCollector, protocol: str, results: list[object]) -> None:
+    spans, metrics, logs = samples.spans(), samples.metrics(), samples.logs()
+    assert [r.ok for r in results] == [True, True, True], [r.error for r in results]  # type: ignore[attr-defined]
+    json = protocol == "http/json"
+    expected = {
+        Signal.TRACES: encode_traces_json(spans) if json else encode_traces(spans),
+        Signal.METRICS: encode_metrics_json(metrics) if json else encode_metrics(metrics),
+        Signal.LOGS: encode_logs_json(logs) if json else encode_logs(logs),
+    }
+    assert [(r.signal, r.compression) for r in collector.received] == [
+        (Signal.TRACES, "zstd"),
+        (Signal.METRICS, "zstd"),
+        (Signal.LOGS, "zstd"),
+    ]
+    for request in collector.received:
+        assert request.body == expected[request.signal]
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+async def test_zstd_every_signal_arrives_byte_for_byte(h2_collector: FakeCollector, protocol: str) -> None:
+    spans, metrics, logs = samples.spans(), samples.metrics(), samples.logs()
+    async with exporter_for(h2_collector, protocol, compression="zstd") as exporter:
+        results = [
+            await exporter.export_traces(spans),
+            await exporter.export_metrics(metrics),
+            await exporter.export_logs(logs),
+        ]
+    _assert_zstd_byte_for_byte(h2_collector, protocol, results)
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+@pytest.mark.parametrize("per_signal", [False, True])
+async def test_zstd_from_the_environment(
+    h2_collector: FakeCollector, protocol: str, per_signal: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if per_signal:  # the per-signal variables win over the generic one
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip")
+        for signal in ("TRACES", "METRICS", "LOGS"):
+            monkeypatch.setenv(f"OTEL_EXPORTER_OTLP_{signal}_COMPRESSION", "zstd")
+    else:
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_COMPRESSION", "ZSTD")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", protocol)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint_for(h2_collector, protocol))
+    spans, metrics, logs = samples.spans(), samples.metrics(), samples.logs()
+    async with OTLPExporter(retry=FAST_RETRY, timeout=5.0) as exporter:
+        results = [
+            await exporter.export_traces(spans),
+            await exporter.export_metrics(metrics),
+            await exporter.export_logs(logs),
+        ]
+    _assert_zstd_byte_for_byte(h2_collector, protocol, results)
+
+
+async def test_zstd_large_batch_over_h2_grpc(h2_collector: FakeCollector) -> None:
+    """A batch whose zstd message spans many DATA frames and windows."""
+    spans = samples.spans() * 400
+    async with exporter_for(h2_collector, "grpc", compression="zstd") as exporter:
+        result = await exporter.export_traces(spans)
+    assert result.ok, result.error
+    (request,) = h2_collector.received
+    assert request.body == encode_traces(spans)

@@ -16,7 +16,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportM
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from tests import samples
 
-from aiotlp import OTLPExporter, RetryPolicy, Signal
+from aiotlp import OTLPExporter, RejectedError, RetryPolicy, Signal
 from aiotlp.encoding import encode_logs, encode_metrics, encode_traces
 from aiotlp.testing import FakeCollector, Rotel
 
@@ -94,3 +94,22 @@ async def test_every_signal_arrives_unchanged_through_rotel(
     for signal in Signal:
         got = flatten([r.message for r in sink.requests(signal)], signal)
         assert got == expected[signal], f"{signal.value} changed on the way through rotel"
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf", "http/json"])
+async def test_rotel_does_not_take_zstd(rotel: Rotel, sink: FakeCollector, protocol: str) -> None:
+    """rotel 0.0.1a15 has no zstd (nor deflate): gRPC answers UNIMPLEMENTED ("Content is compressed with `zstd`
+    which isn't supported"), HTTP reads the body as if uncompressed and answers 400. Both are final, not retried.
+    When this fails, rotel has learnt zstd: add "zstd" to the matrix above (and see docs/configuration.md)."""
+    endpoint = rotel.grpc_endpoint if protocol == "grpc" else rotel.http_endpoint
+    retry = RetryPolicy(initial_backoff=0.05, max_attempts=3)
+    async with OTLPExporter(endpoint=endpoint, protocol=protocol, compression="zstd", retry=retry) as exporter:
+        result = await exporter.export_traces(samples.spans(finite=True))
+    assert not result.ok
+    assert isinstance(result.error, RejectedError)  # final: not retried
+    assert str(result.error).endswith(
+        "gRPC UNIMPLEMENTED from collector: Content is compressed with `zstd` which isn't supported"
+        if protocol == "grpc"
+        else "HTTP 400 Bad Request from collector"
+    )
+    assert sink.received == []

@@ -241,7 +241,7 @@ def test_compression_accepts_strings_and_the_official_enums(compression: Any, ex
     assert SpanExporter(compression=compression).config.traces.compression == expected
 
 
-@pytest.mark.parametrize("compression", ["brotli", "zstd", 3])
+@pytest.mark.parametrize("compression", ["brotli", "snappy", 3])
 def test_unsupported_compression_is_refused(compression: Any) -> None:
     with pytest.raises(ConfigurationError, match="compression"):
         SpanExporter(compression=compression)
@@ -611,7 +611,8 @@ async def test_bad_variables_warn_and_take_the_default_as_the_official_exporter_
         "is left out",
         "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT: must be a positive integer number of milliseconds (the OTLP unit is "
         "milliseconds, not seconds as in the official Python exporters: 2.5 s is 2500); using the default, 10000 ms",
-        "OTEL_EXPORTER_OTLP_COMPRESSION: must be one of 'gzip', 'deflate', 'none'; using the default, no compression",
+        "OTEL_EXPORTER_OTLP_COMPRESSION: must be one of 'gzip', 'deflate', 'zstd', 'none'; using the default, no "
+        "compression",
         f"OTEL_EXPORTER_OTLP_CERTIFICATE: cannot read file {str(tmp_path / 'missing-ca.pem')!r}: No such file or "
         "directory; using the default, the system's CAs",
     ]
@@ -711,3 +712,42 @@ async def test_deflate_compression_is_decoded_byte_for_byte(
     encode = encode_spans_json if protocol == "http/json" else encode_spans
     assert request.body == encode(spans)
     assert len(collector.spans()) == 50
+
+
+@pytest.mark.parametrize(("protocol", "implementation"), [("http/protobuf", None), ("http/json", None), ("grpc", "h2")])
+@pytest.mark.parametrize("compression", ["zstd", " ZSTD "])
+async def test_zstd_compression_is_decoded_byte_for_byte(
+    protocol: str, implementation: GrpcImplementation | None, compression: str
+) -> None:
+    async with FakeCollector(grpc_server="h2") as collector:  # grpc core has no zstd: the h2 server takes it
+        endpoint = collector.grpc_endpoint if protocol == "grpc" else f"{collector.http_endpoint}/v1/traces"
+        exporter = SpanExporter(
+            endpoint,
+            protocol=protocol,  # type: ignore[arg-type]
+            compression=compression,
+            transport_factory=lambda config: make_transport(config, grpc_implementation=implementation),
+        )
+        spans = make_spans(50, text="compressible " * 20)
+        try:
+            assert await asyncio.to_thread(exporter.export, spans) is SpanExportResult.SUCCESS
+        finally:
+            await asyncio.to_thread(exporter.shutdown)
+        (request,) = collector.received
+        assert request.compression == "zstd"
+        encode = encode_spans_json if protocol == "http/json" else encode_spans
+        assert request.body == encode(spans)
+
+
+def test_zstd_with_grpcio_fails_the_export_with_the_reason(caplog: pytest.LogCaptureFixture) -> None:
+    # a transport factory is called on the first export (on the loop that exports), so that is where it fails
+    exporter = SpanExporter(
+        "http://127.0.0.1:9",
+        protocol="grpc",
+        compression="zstd",
+        transport_factory=lambda config: make_transport(config, grpc_implementation="grpcio"),
+    )
+    try:
+        assert exporter.export(make_spans(1)) is SpanExportResult.FAILURE
+    finally:
+        exporter.shutdown()
+    assert "grpc.aio (grpc_implementation='grpcio') cannot send zstd" in caplog.text

@@ -126,6 +126,31 @@ with provider.get_tracer("exit").start_as_current_span("batched, flushed at exit
     assert span_names(collector) == ["batched, flushed at exit"]
 
 
+async def test_batched_spans_are_flushed_at_exit_when_no_thread_can_start(collector: FakeCollector) -> None:
+    """Python 3.12 refuses to start threads while atexit handlers run: the bridge, started by the provider's exit
+    flush, then runs its loop on the flushing thread. Simulated here (on every version) by an atexit handler,
+    registered last so it runs first, that makes Thread.start raise as 3.12 does."""
+    code = """
+import atexit, sys, threading
+from aiotlp.sdk import SpanExporter
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+provider = TracerProvider()
+provider.add_span_processor(BatchSpanProcessor(SpanExporter(sys.argv[1] + "/v1/traces"), schedule_delay_millis=60_000))
+with provider.get_tracer("exit").start_as_current_span("flushed without a bridge thread"):
+    pass
+
+def refuse(self):
+    raise RuntimeError("can't create new thread at interpreter shutdown")
+
+atexit.register(lambda: setattr(threading.Thread, "start", refuse))
+"""
+    returncode, output = await run_python(code, collector.http_endpoint)
+    assert returncode == 0, output
+    assert span_names(collector) == ["flushed without a bridge thread"]
+
+
 async def test_an_export_handed_over_is_delivered_at_exit(collector: FakeCollector) -> None:
     code = (
         SPAN_HELPER
@@ -328,3 +353,58 @@ print("parent ok", os.getpid())
             span.name: {kv.key: kv.value.int_value for kv in span.attributes}["pid"] for span in collector.spans()
         }
         assert by_pid["child"] != parent_pid and by_pid["parent after fork"] == parent_pid
+
+
+@pytest.mark.parametrize("protocol", ["http/protobuf", "http/json", "grpc"])
+async def test_sdk_auto_configuration_with_zstd(protocol: str) -> None:
+    """OTEL_EXPORTER_OTLP_COMPRESSION=zstd with aiotlp chosen by entry point: every signal arrives in zstd, byte
+    for byte as aiotlp encodes it (gRPC: the FakeCollector's h2 server, as grpc core has no zstd)."""
+    code = """
+from opentelemetry import metrics, trace
+from opentelemetry.sdk._configuration import _initialize_components
+
+_initialize_components()
+exporter = trace.get_tracer_provider()._active_span_processor._span_processors[0]._batch_processor._exporter
+print("compression", exporter.config.traces.compression)
+with trace.get_tracer("auto").start_as_current_span("squeezed"):
+    pass
+metrics.get_meter("auto").create_counter("auto.count").add(3)
+"""
+    async with FakeCollector(grpc_server="h2") as collector:
+        env = {
+            "OTEL_TRACES_EXPORTER": "aiotlp",
+            "OTEL_METRICS_EXPORTER": "aiotlp",
+            "OTEL_LOGS_EXPORTER": "none",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": collector.grpc_endpoint if protocol == "grpc" else collector.http_endpoint,
+            "OTEL_EXPORTER_OTLP_PROTOCOL": protocol,
+            "OTEL_EXPORTER_OTLP_COMPRESSION": "zstd",
+            "OTEL_METRIC_EXPORT_INTERVAL": "600000",
+            "OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED": "false",
+        }
+        returncode, output = await run_python(code, env=env)
+        assert returncode == 0, output
+        assert "compression zstd" in output
+        assert span_names(collector) == ["squeezed"]
+        assert {(r.signal.value, r.compression) for r in collector.received} == {
+            ("traces", "zstd"),
+            ("metrics", "zstd"),
+        }
+
+
+async def test_sdk_zstd_without_a_binding_is_one_line_at_construction() -> None:
+    code = """
+import sys
+for name in ("zstandard", "compression", "compression.zstd", "backports.zstd"):
+    sys.modules[name] = None
+from aiotlp import MissingExtraError
+from aiotlp.sdk import SpanExporter
+try:
+    SpanExporter(compression="zstd")
+except MissingExtraError as exc:
+    print("refused:", exc)
+"""
+    returncode, output = await run_python(code)
+    assert returncode == 0, output
+    assert output.strip() == (
+        "refused: zstandard (for compression 'zstd') is not installed: install it with `pip install 'aiotlp[zstd]'`"
+    )

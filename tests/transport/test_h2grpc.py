@@ -13,6 +13,7 @@ import logging
 import time
 import tracemalloc
 import urllib.parse
+import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,6 +36,7 @@ from aiotlp import (
     ConfigurationError,
     ConnectError,
     DeadlineExceededError,
+    ExportError,
     ExporterShutdownError,
     OTLPExporter,
     PermanentError,
@@ -50,7 +52,14 @@ from aiotlp.config import SignalConfig
 from aiotlp.encoding import encode_logs, encode_metrics, encode_traces
 from aiotlp.model import Span
 from aiotlp.testing import FakeCollector, Reply, Rotel, free_port
-from aiotlp.transport import DEFAULT_GRPC_IMPLEMENTATION, GrpcTransport, H2GrpcTransport, make_transport
+from aiotlp.transport import (
+    DEFAULT_GRPC_IMPLEMENTATION,
+    GrpcTransport,
+    H2GrpcTransport,
+    make_transport,
+    zstd_compress,
+    zstd_decompress,
+)
 
 FAST_RETRY = RetryPolicy(initial_backoff=0.005, max_backoff=0.02, jitter=0.1, max_attempts=3)
 MESSAGES: dict[Signal, type[Message]] = {
@@ -530,12 +539,13 @@ class Stream:
         grpc_status: int | None = 0,
         message: bytes | None = b"",
         grpc_message: str = "",
-        compress: bool = False,
+        compress: bool | str = False,  # True: gzip; or the encoding's name
         trailers_only: bool = False,
     ) -> None:
         headers = [(":status", str(status)), ("content-type", "application/grpc")]
-        if compress:
-            headers.append(("grpc-encoding", "gzip"))
+        encoding = "gzip" if compress is True else compress
+        if encoding:
+            headers.append(("grpc-encoding", encoding))
         status_headers = [] if grpc_status is None else [("grpc-status", str(grpc_status))]
         if grpc_message:
             status_headers.append(("grpc-message", urllib.parse.quote(grpc_message, safe=" ")))
@@ -544,7 +554,7 @@ class Stream:
         else:
             self.conn.send_headers(self.stream_id, headers, end_stream=message is None and not status_headers)
             if message is not None:
-                payload = gzip.compress(message) if compress else message
+                payload = compress_as(encoding, message) if encoding else message
                 flag = b"\x01" if compress else b"\x00"
                 self.conn.send_data(self.stream_id, flag + len(payload).to_bytes(4, "big") + payload)
             if status_headers:
@@ -555,6 +565,12 @@ class Stream:
 
 
 Handler = Callable[[Stream], Awaitable[None]]
+
+
+def compress_as(encoding: str, message: bytes) -> bytes:
+    if encoding == "zstd":
+        return zstd_compress(message)
+    return zlib.compress(message) if encoding == "deflate" else gzip.compress(message)
 
 
 async def answer_ok(stream: Stream) -> None:
@@ -678,7 +694,7 @@ async def test_request_headers_follow_the_grpc_wire_format() -> None:
     assert headers[":authority"] == endpoint.removeprefix("http://")
     assert headers["content-type"] == "application/grpc"
     assert headers["te"] == "trailers"
-    assert headers["grpc-accept-encoding"] == "identity,gzip"
+    assert headers["grpc-accept-encoding"] == "identity,gzip,deflate,zstd"
     assert "grpc-encoding" not in headers
     assert 1400 <= int(headers["grpc-timeout"].removesuffix("m")) <= 1500
     assert headers["user-agent"].startswith("app/1 OTel-OTLP-Exporter-Python/")
@@ -705,6 +721,49 @@ async def test_gzip_request_and_response() -> None:
     assert stream.headers["grpc-encoding"] == "gzip"
     assert stream.body[0] == 1
     assert gzip.decompress(bytes(stream.body[5:])) == b"hello" * 100
+
+
+@pytest.mark.parametrize("encoding", ["zstd", "deflate"])
+async def test_zstd_request_and_zstd_or_deflate_response(encoding: str) -> None:
+    response = b"\x0a\x07\x08\x03\x12\x03old"  # partial_success {rejected: 3, error_message: "old"}
+
+    async def handler(stream: Stream) -> None:
+        stream.reply(message=response, compress=encoding)
+
+    async with H2Server(handler) as server:
+        transport = transport_for(server.endpoint, compression="zstd")
+        try:
+            body, compressed = transport.prepare(b"hello" * 100)
+            assert compressed
+            result = await transport.send(body, compressed=True, timeout=5)
+        finally:
+            await transport.close()
+    assert (result.rejected, result.error_message) == (3, "old")
+    stream = server.streams[0]
+    assert stream.headers["grpc-encoding"] == "zstd"
+    assert stream.body[0] == 1
+    assert zstd_decompress(bytes(stream.body[5:]), 1000) == b"hello" * 100
+
+
+@pytest.mark.parametrize(("encoding", "match"), [("zstd", "larger than"), ("br", "unsupported encoding")])
+async def test_a_zstd_bomb_or_an_unknown_encoding_in_a_response_is_refused(encoding: str, match: str) -> None:
+    async def handler(stream: Stream) -> None:
+        if encoding == "zstd":
+            stream.reply(message=bytes(32 * 1024 * 1024), compress="zstd")
+        else:
+            headers = [(":status", "200"), ("content-type", "application/grpc"), ("grpc-encoding", "br")]
+            stream.conn.send_headers(stream.stream_id, headers)
+            stream.conn.send_data(stream.stream_id, b"\x01\x00\x00\x00\x03abc")
+            stream.conn.send_headers(stream.stream_id, [("grpc-status", "0")], end_stream=True)
+            stream.flush()
+
+    async with H2Server(handler) as server:
+        transport = transport_for(server.endpoint)
+        try:
+            with pytest.raises(ExportError, match=match):
+                await transport.send(b"", compressed=False, timeout=5)
+        finally:
+            await transport.close()
 
 
 @pytest.mark.parametrize(

@@ -34,6 +34,7 @@ from .._exceptions import (
     DeadlineExceededError,
     DurableQueueError,
     ExportError,
+    MissingExtraError,
     RetriesExhaustedError,
 )
 from ..config import (
@@ -47,6 +48,7 @@ from ..config import (
 from ..durable import inspect_queue
 from ..export import ExportResult, OTLPExporter, RetryPolicy
 from ..model import Gauge, LogRecord, Metric, NumberDataPoint, Resource, SeverityNumber, Signal, Span
+from ..transport import zstd_binding
 from ._queue import lock_text, waiting_text
 from ._ui import UI, Node
 
@@ -58,6 +60,18 @@ HINT = "run `aiotlp check` to test the configuration and each endpoint"
 _RESOURCE = Resource({"service.name": "aiotlp-check"})
 _SECONDS_HINT = " (under 100 ms: OTEL_EXPORTER_OTLP_TIMEOUT is in milliseconds; were seconds meant?)"
 _DEFAULT = "(default)"
+
+
+def _compression(config: SignalConfig) -> str:
+    """The compression; for zstd, the binding that will do it (or the extra to install)."""
+    if config.compression != "zstd":
+        return config.compression
+    try:
+        name = zstd_binding().name
+    except MissingExtraError:
+        return "zstd (no zstd binding: pip install 'aiotlp[zstd]')"
+    grpcio = " (not with grpc.aio: aiotlp's h2 gRPC client sends it)" if config.protocol == "grpc" else ""
+    return f"zstd, by {name}{grpcio}"
 
 
 def _source(*names: str, default: str = _DEFAULT) -> str:
@@ -124,7 +138,7 @@ def _config_node(config: SignalConfig, timeout_given: bool) -> Node:
             "timeout",
             _with(f"{config.timeout:g}s per export" + _SECONDS_HINT * (config.timeout < 0.1), timeout_source),
         ),
-        Node("compression", _with(config.compression, _source(*_otlp(signal, "COMPRESSION")))),
+        Node("compression", _with(_compression(config), _source(*_otlp(signal, "COMPRESSION")))),
         Node("transport security", _with(tls, f"(from {', '.join(tls_sources)})")),
         Node("max request size", _with(f"{config.max_request_bytes:,} bytes", "(default)")),
     ]
@@ -259,6 +273,13 @@ def explain(error: BaseException | None, config: SignalConfig) -> str:
             f"HTTP 404: the collector has nothing at {config.endpoint_for_display}. OTLP/HTTP posts to /v1/{name} "
             f"under OTEL_EXPORTER_OTLP_ENDPOINT; a per-signal OTEL_EXPORTER_OTLP_{name.upper()}_ENDPOINT is used "
             "verbatim and must include that path"
+        )
+    zstd = config.compression == "zstd"
+    if zstd and (status in (400, 415) or "encoding" in lowered or "compressed" in lowered):
+        # rotel (0.0.1a15) answers UNIMPLEMENTED over gRPC and 400 over HTTP (it reads the body as uncompressed)
+        return (
+            f"{text}: the collector does not take zstd-compressed requests; use OTEL_EXPORTER_OTLP_COMPRESSION=gzip "
+            "(the OTLP standard)"
         )
     if status == 415:
         other = "http/json" if config.protocol == "http/protobuf" else "http/protobuf"

@@ -561,6 +561,8 @@ class DurableExporter:
                 self._down.set()
             if await _wait(self._stop, delay):
                 return
+            if self._down is not None:  # the next attempt starts: backing off no more (shutdown lets it finish)
+                self._down.clear()
             delay = min(delay * 2, self._retry_max)
         if self._down is not None:
             self._down.clear()

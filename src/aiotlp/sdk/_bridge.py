@@ -12,7 +12,10 @@ for the result. The bridge is:
 - **stopped at interpreter exit** (``atexit``, registered when this module is imported): exports still in flight
   get up to :data:`EXIT_TIMEOUT` seconds, then every exporter made on the loop is shut down (connections
   closed) and the thread ends. An export that comes later (another ``atexit`` handler flushing a provider)
-  starts a new bridge, and exporters notice the new loop and rebuild their connections on it.
+  starts a new bridge, and exporters notice the new loop and rebuild their connections on it. Python 3.12
+  refuses to start a thread once the interpreter is finalizing, which is when ``atexit`` handlers run: a bridge
+  started then runs its loop on the calling thread, one :meth:`Bridge.submit` at a time (``run_until_complete``),
+  so the last flush of a provider is still delivered.
 
 The loop's default executor (used by aiohttp to resolve host names) runs each call in its own daemon thread:
 ``concurrent.futures.ThreadPoolExecutor`` refuses work once the interpreter starts shutting down, which would
@@ -65,7 +68,10 @@ class _ThreadPerCallExecutor(concurrent.futures.ThreadPoolExecutor):
             else:
                 future.set_result(result)
 
-        threading.Thread(target=run, name="aiotlp-bridge-executor", daemon=True).start()
+        try:
+            threading.Thread(target=run, name="aiotlp-bridge-executor", daemon=True).start()
+        except RuntimeError:  # Python 3.12 at interpreter exit: no new threads; resolve on the loop's thread
+            run()
         return future
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
@@ -88,6 +94,7 @@ class Bridge:
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
+        self._inline = False  # the loop runs on the caller's thread, in submit() (no thread could be started)
         # The exporters to shut down when a loop stops, per loop; only touched on that loop's thread.
         self._tracked: dict[asyncio.AbstractEventLoop, weakref.WeakSet[Any]] = {}
 
@@ -117,14 +124,23 @@ class Bridge:
         loop.set_default_executor(_ThreadPerCallExecutor(max_workers=1))
         started = threading.Event()
         thread = threading.Thread(target=_run_loop, args=(loop, started), name="aiotlp-bridge", daemon=True)
-        thread.start()
+        try:
+            thread.start()
+        except RuntimeError:  # "can't create new thread at interpreter shutdown" (Python 3.12, in atexit handlers)
+            self._inline = True
+            self._loop = loop
+            return
         started.wait()
         self._thread = thread
         self._loop = loop
 
     def submit(self, coro: Coroutine[Any, Any, _T]) -> concurrent.futures.Future[_T]:
-        """Schedule ``coro`` on the bridge loop (starting it if needed); thread-safe, never blocks."""
-        return asyncio.run_coroutine_threadsafe(coro, self.loop())
+        """Schedule ``coro`` on the bridge loop (starting it if needed); thread-safe, never blocks (but when no
+        thread could be started, at interpreter exit: then ``coro`` runs to its end here, see the module)."""
+        loop = self.loop()
+        if self._inline:
+            return _run_inline(loop, coro)
+        return asyncio.run_coroutine_threadsafe(coro, loop)
 
     def track(self, exporter: _Closeable) -> None:
         """Shut ``exporter`` down when its loop stops. Call it on the bridge loop, for objects bound to it."""
@@ -132,6 +148,11 @@ class Bridge:
 
     def _untrack(self, loop: asyncio.AbstractEventLoop) -> list[Any]:
         return list(self._tracked.pop(loop, ()))
+
+    @property
+    def inline(self) -> bool:
+        """True when the loop has no thread and runs in :meth:`submit` (started at interpreter exit, 3.12)."""
+        return self._inline
 
     def in_thread(self) -> bool:
         """True when called on the bridge loop's own thread."""
@@ -141,8 +162,12 @@ class Bridge:
         """Let in-flight work finish and shut the tracked exporters down (within ``timeout`` seconds), then
         stop the loop and join the thread. A later :meth:`loop` call starts a new one."""
         with self._lock:
-            loop, thread = self._loop, self._thread
+            loop, thread, inline = self._loop, self._thread, self._inline
             self._loop = self._thread = None
+            self._inline = False
+        if loop is not None and inline:
+            _stop_inline(self, loop, timeout)
+            return
         if loop is None or thread is None:
             return
         deadline = time.monotonic() + timeout
@@ -181,6 +206,38 @@ async def _close_then_stop(bridge: Bridge, timeout: float, loop: asyncio.Abstrac
         logger.warning("aiotlp bridge: exporters did not shut down within %.3gs; stopping anyway", timeout)
     finally:
         loop.stop()
+
+
+def _run_inline(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, _T]) -> concurrent.futures.Future[_T]:
+    """Run ``coro`` on ``loop`` on this thread (a bridge without a thread); its outcome in a done future."""
+    future: concurrent.futures.Future[_T] = concurrent.futures.Future()
+    if on_running_loop():  # a loop already runs on this thread: none can be nested in it
+        coro.close()
+        future.set_exception(RuntimeError("aiotlp bridge: no thread can be started and this thread runs a loop"))
+        return future
+    try:
+        future.set_result(loop.run_until_complete(coro))
+    except Exception as exc:
+        future.set_exception(exc)
+    return future
+
+
+def _stop_inline(bridge: Bridge, loop: asyncio.AbstractEventLoop, timeout: float) -> None:
+    """:meth:`Bridge.stop` for a bridge without a thread: shut its exporters down here, then close the loop."""
+    if on_running_loop():  # pragma: no cover - stop() is called from atexit, outside any loop
+        return
+    try:
+        loop.run_until_complete(asyncio.wait_for(_close_all(bridge, timeout), timeout))
+    except asyncio.TimeoutError:
+        logger.warning("aiotlp bridge: exporters did not shut down within %.3gs; stopping anyway", timeout)
+    finally:
+        tasks = asyncio.all_tasks(loop)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
 
 
 def _run_loop(loop: asyncio.AbstractEventLoop, started: threading.Event) -> None:

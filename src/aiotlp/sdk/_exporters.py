@@ -56,6 +56,7 @@ from opentelemetry.sdk.trace.export import SpanExportResult
 
 from aiotlp._exceptions import ConfigurationError, DeadlineExceededError
 from aiotlp.config import (
+    COMPRESSIONS,
     ExporterConfig,
     Headers,
     OtlpProtocol,
@@ -66,7 +67,7 @@ from aiotlp.config import (
 from aiotlp.export import ExportResult, OTLPExporter, RetryPolicy
 from aiotlp.export._exporter import TransportFactory
 from aiotlp.model import Signal
-from aiotlp.transport import require_client
+from aiotlp.transport import require_client, zstd_compress
 
 from . import _encode
 from ._bridge import abandon, get_bridge, is_bridge_loop, on_running_loop
@@ -123,9 +124,9 @@ def _headers(value: object) -> Headers | None:
 
 
 def _compression(value: object) -> str | None:
-    """``compression`` as ``"gzip"``, ``"deflate"`` or ``"none"``, from a string or any of the official
-    Compression enums (deflate: HTTP ``Content-Encoding: deflate``, gRPC's ``deflate`` message encoding, as the
-    official exporters send it)."""
+    """``compression`` as ``"gzip"``, ``"deflate"``, ``"zstd"`` or ``"none"`` (checked by the configuration), from
+    a string or any of the official Compression enums (deflate: HTTP ``Content-Encoding: deflate``, gRPC's
+    ``deflate`` message encoding, as the official exporters send it; zstd, which they do not have, as a string)."""
     if value is None:
         return None
     if isinstance(value, enum.Enum):
@@ -136,7 +137,8 @@ def _compression(value: object) -> str | None:
         text = value.strip().lower()
     else:
         raise ConfigurationError(
-            f"compression: expected 'gzip', 'deflate', 'none' or a Compression enum, got {type(value).__name__}"
+            f"compression: expected one of {', '.join(repr(c) for c in COMPRESSIONS)} or a Compression enum, "
+            f"got {type(value).__name__}"
         )
     return text
 
@@ -567,7 +569,7 @@ class _Client:
         if on_running_loop():
             return False
         remaining = max(0.0, deadline - time.monotonic())
-        future = asyncio.run_coroutine_threadsafe(durable.force_flush(remaining), loop)
+        future = get_bridge().submit(durable.force_flush(remaining))  # on ``loop``, the bridge's
         try:
             return future.result(remaining + _GRACE)
         except concurrent.futures.TimeoutError:
@@ -579,7 +581,7 @@ class _Client:
         exporter, loop = self._otlp, self._otlp_loop
         if self.closed or exporter is None or loop is None or os.getpid() != self._pid:
             return
-        if loop is get_bridge().running_loop:
+        if loop is get_bridge().running_loop and not get_bridge().inline:  # (never run a loop from a finalizer)
             with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
                 asyncio.run_coroutine_threadsafe(exporter.shutdown(self.timeout), loop)
 
@@ -607,7 +609,7 @@ class _Client:
         exporter, loop = self._otlp, self._otlp_loop
         if exporter is None or loop is None or loop is not get_bridge().running_loop:
             return  # never used, or its loop is gone (the bridge stopped and closed it already)
-        future = asyncio.run_coroutine_threadsafe(exporter.shutdown(timeout), loop)
+        future = get_bridge().submit(exporter.shutdown(timeout))  # on ``loop``, the bridge's
         if on_running_loop():
             return
         try:
@@ -703,6 +705,9 @@ class _Common:
         )
         if transport_factory is None:  # one line now, not a traceback at every export
             require_client(config.for_signal(signal).protocol)
+        if config.for_signal(signal).compression == "zstd":
+            # the transports are made on the first export: a missing zstd binding is one line now, not then
+            zstd_compress(b"")
         directory = queue_dir_from_env(environ, queue_dir=queue_dir)
         self._client = _Client(
             signal,

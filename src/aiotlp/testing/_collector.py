@@ -9,11 +9,16 @@ async with FakeCollector() as collector:
 ```
 
 gRPC: a ``grpc.aio`` server with a generic handler for the three ``Export`` methods over raw bytes, so
-``ReceivedRequest.body`` is exactly what arrived (after gzip or deflate decompression, which the collector does
-itself: the server runs with ``grpc.per_message_decompression`` off and accepts identity, gzip and deflate, a
-zlib stream, told apart by their first bytes). HTTP: an ``aiohttp`` server for ``POST /v1/traces|metrics|logs``
-with ``application/x-protobuf`` or ``application/json`` bodies, optionally ``Content-Encoding: gzip`` or
-``deflate`` (a zlib stream, as in HTTP and the official exporter); it answers in the request's content type.
+``ReceivedRequest.body`` is exactly what arrived (after gzip, deflate or zstd decompression, which the collector
+does itself: the server runs with ``grpc.per_message_decompression`` off and accepts identity, gzip and deflate, a
+zlib stream, told apart by their first bytes). grpc core refuses ``grpc-encoding: zstd`` before any handler runs
+(INTERNAL, "Error parsing 'grpc-encoding' metadata"): ``FakeCollector(grpc_server="h2")`` serves gRPC with a
+small server of its own on ``h2`` instead (same handler, same records and replies) that also takes zstd. HTTP: an
+``aiohttp`` server for ``POST /v1/traces|metrics|logs`` with ``application/x-protobuf`` or ``application/json``
+bodies, optionally ``Content-Encoding: gzip``, ``deflate`` (a zlib stream, as in HTTP and the official exporter)
+or ``zstd``; it answers in the request's content type. Decompression is bounded by ``max_request_size`` for
+every encoding (413 / RESOURCE_EXHAUSTED past it); zstd needs a zstd binding (``aiotlp[zstd]``, in
+``aiotlp[testing]``).
 Requests it cannot accept get 404 (path), 405 (method), 413 (size), 415 (content type or encoding) or 400
 (body), with a ``google.rpc.Status`` body; they land in :attr:`FakeCollector.bad_requests` and consume no
 scripted reply.
@@ -60,7 +65,7 @@ from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 from opentelemetry.proto.metrics.v1.metrics_pb2 import Metric
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from aiotlp._exceptions import ConfigurationError
+from aiotlp._exceptions import ConfigurationError, MissingExtraError
 from aiotlp.model._signal import Signal
 from aiotlp.testing._otlp_json import (
     ExportRequest,
@@ -69,6 +74,7 @@ from aiotlp.testing._otlp_json import (
     request_class,
     response_class,
 )
+from aiotlp.transport import zstd_decompress
 
 __all__ = ["BadRequest", "FakeCollector", "ReceivedRequest", "Reply"]
 
@@ -171,7 +177,7 @@ class ReceivedRequest:
     signal: Signal
     transport: Literal["grpc", "http"]
     content_type: Literal["application/x-protobuf", "application/json", "application/grpc"]
-    compression: Literal["gzip", "deflate"] | None
+    compression: Literal["gzip", "deflate", "zstd"] | None
     headers: dict[str, str]
     body: bytes
     message: ExportRequest
@@ -332,6 +338,24 @@ def _inflate_zlib(data: bytes, limit: int) -> bytes:
     return out
 
 
+_ZSTD_MAGIC: Final = b"\x28\xb5\x2f\xfd"  # a zstd frame (RFC 8878); no export request has field 5 (tag 0x28)
+
+
+def _unzstd(data: bytes, limit: int) -> bytes:
+    """Decode a zstd body (every frame), refusing more than ``limit`` bytes of output."""
+    try:
+        out = zstd_decompress(data, limit)
+    except MissingExtraError:
+        raise _Refused(
+            415, grpc.StatusCode.UNIMPLEMENTED, "zstd: no zstd binding here (pip install 'aiotlp[zstd]')"
+        ) from None
+    except ValueError as exc:
+        raise _Refused(400, grpc.StatusCode.INVALID_ARGUMENT, f"invalid zstd body: {exc}") from None
+    if len(out) > limit:
+        raise _Refused(413, grpc.StatusCode.RESOURCE_EXHAUSTED, f"zstd body decompresses to more than {limit} bytes")
+    return out
+
+
 def _rpc_status(code: grpc.StatusCode, message: str, retry_delay: float | None) -> Any:
     status = status_pb2.Status(code=code.value[0], message=message)
     if retry_delay is not None:
@@ -403,6 +427,8 @@ class FakeCollector:
     ``client_ca`` (PEM) also requires client certificates signed by it (mTLS). ``max_request_size`` caps a
     request body after decompression (413 / RESOURCE_EXHAUSTED beyond it). ``grpc_port`` / ``http_port`` bind
     those ports on 127.0.0.1 (default 0: free ones, picked by the first start and kept by later starts).
+    ``grpc_server``: ``"grpcio"`` (grpc.aio, the default) or ``"h2"`` (a small asyncio server on ``h2``, needs
+    ``aiotlp[grpc]``), which also receives zstd, the one encoding grpc core refuses.
     """
 
     def __init__(
@@ -415,7 +441,10 @@ class FakeCollector:
         default: Reply | None = None,
         grpc_port: int = 0,
         http_port: int = 0,
+        grpc_server: Literal["grpcio", "h2"] = "grpcio",
     ) -> None:
+        if grpc_server not in ("grpcio", "h2"):
+            raise ConfigurationError(f"grpc_server must be 'grpcio' or 'h2', got {grpc_server!r}")
         for name, port in (("grpc_port", grpc_port), ("http_port", http_port)):
             if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
                 raise ConfigurationError(f"{name} must be a port number 0-65535, got {port!r}")
@@ -445,6 +474,7 @@ class FakeCollector:
         self._http_tasks: set[asyncio.Task[Any]] = set()
         self._grpc_port = grpc_port
         self._http_port = http_port
+        self._grpc_kind = grpc_server
 
     # -- lifecycle
 
@@ -480,11 +510,17 @@ class FakeCollector:
         if tasks:
             await asyncio.wait(tasks)
         if grpc_server is not None:
-            await grpc_server.stop(0)
+            if self._grpc_kind == "grpcio":
+                await grpc_server.stop(0)
+            else:
+                await grpc_server.stop()
         if runner is not None:
             await runner.cleanup()
 
     async def _start_grpc(self) -> None:
+        if self._grpc_kind == "h2":
+            await self._start_h2_grpc()
+            return
         server = grpc.aio.server(
             options=[
                 ("grpc.so_reuseport", 0),
@@ -518,6 +554,23 @@ class FakeCollector:
         self._grpc_server = server
         self._grpc_port = port
         await server.start()
+
+    async def _start_h2_grpc(self) -> None:
+        try:
+            from aiotlp.testing._h2server import H2GrpcServer
+        except ImportError:
+            raise MissingExtraError("grpc", "h2 (for FakeCollector(grpc_server='h2'))") from None
+        context = None
+        if self._ssl_cert is not None and self._ssl_key is not None:  # its own context: it offers ALPN h2
+            context = _server_ssl_context(self._ssl_cert, self._ssl_key, self._client_ca)
+        server = H2GrpcServer(
+            self._grpc_export,
+            {signal.grpc_method.encode("ascii"): signal for signal in Signal},
+            max_request_size=self._max_request_size,
+            ssl_context=context,
+        )
+        self._grpc_port = await server.start(_HOST, self._grpc_port)
+        self._grpc_server = server
 
     async def _start_http(self) -> None:
         app = web.Application(client_max_size=self._max_request_size)
@@ -676,9 +729,12 @@ class FakeCollector:
     async def _grpc_export(self, signal: Signal, request: bytes, context: Any) -> bytes:
         headers = _grpc_headers(context.invocation_metadata())
         body = request
-        compression: Literal["gzip", "deflate"] | None = None
+        compression: Literal["gzip", "deflate", "zstd"] | None = None
         try:
-            if body[:2] == b"\x1f\x8b":  # gzip magic; no protobuf message starts with 0x1f (wire type 7)
+            if body[:4] == _ZSTD_MAGIC:
+                compression = "zstd"
+                body = _unzstd(body, self._max_request_size)
+            elif body[:2] == b"\x1f\x8b":  # gzip magic; no protobuf message starts with 0x1f (wire type 7)
                 compression = "gzip"
                 body = _gunzip(body, self._max_request_size)
             elif _is_zlib(body):  # no export request has field 15, whose varint tag 0x78 starts a zlib stream
@@ -748,8 +804,11 @@ class FakeCollector:
                     f"body larger than {self._max_request_size} bytes",
                 ) from None
             encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
-            compression: Literal["gzip", "deflate"] | None = None
-            if encoding == "gzip":
+            compression: Literal["gzip", "deflate", "zstd"] | None = None
+            if encoding == "zstd":
+                compression = "zstd"
+                body = _unzstd(raw, self._max_request_size)
+            elif encoding == "gzip":
                 compression = "gzip"
                 body = _gunzip(raw, self._max_request_size)
             elif encoding == "deflate":

@@ -12,6 +12,7 @@ import os
 import shutil
 import signal
 import socket
+import sysconfig
 import tempfile
 import time
 from pathlib import Path
@@ -52,6 +53,22 @@ def _all_threads_stopped(pid: int) -> bool:
         if state not in (b"T", b"t"):
             return False
     return True
+
+
+def _libpython_dir() -> str | None:
+    """Where this interpreter's shared libpython is, when the loader would not find it by itself.
+
+    The ``rotel`` wheel's ``rotel-agent`` embeds Python (for its processors) and links ``libpython3.X.so.1.0``
+    of the Python the wheel is for. A Python installed under a prefix of its own (pyenv, ``--enable-shared``)
+    keeps that library in ``<prefix>/lib``, which only the interpreter's own run path names: rotel would exit with
+    "error while loading shared libraries"."""
+    if not sysconfig.get_config_var("Py_ENABLE_SHARED"):
+        return None
+    library_dir = sysconfig.get_config_var("LIBDIR")
+    library = sysconfig.get_config_var("INSTSONAME") or sysconfig.get_config_var("LDLIBRARY")
+    if not library_dir or not library or not os.path.exists(os.path.join(library_dir, library)):
+        return None
+    return str(library_dir)
 
 
 def free_port() -> int:
@@ -128,10 +145,17 @@ class Rotel:
         args += list(self.extra_args)
         self._log = tempfile.NamedTemporaryFile(prefix="rotel-", suffix=".log")  # noqa: SIM115
         env = {**os.environ, "NO_COLOR": "1"}
-        self.process = await asyncio.create_subprocess_exec(
-            *args, stdin=asyncio.subprocess.DEVNULL, stdout=self._log, stderr=self._log, env=env
-        )
-        await self._wait_listening()
+        library_dir = _libpython_dir()
+        if library_dir is not None:
+            env["LD_LIBRARY_PATH"] = os.pathsep.join(filter(None, (library_dir, env.get("LD_LIBRARY_PATH"))))
+        try:
+            self.process = await asyncio.create_subprocess_exec(
+                *args, stdin=asyncio.subprocess.DEVNULL, stdout=self._log, stderr=self._log, env=env
+            )
+            await self._wait_listening()
+        except BaseException:
+            await self.stop()  # the process reaped, the log closed
+            raise
 
     async def _wait_listening(self) -> None:
         """Wait until both ports accept connections (rotel has no readiness signal to wait on)."""

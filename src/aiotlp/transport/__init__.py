@@ -18,7 +18,17 @@ from typing import TYPE_CHECKING, Literal
 
 from .._exceptions import ConfigurationError, MissingExtraError
 from ._base import Transport, user_agent
-from ._compression import MAX_RESPONSE_BYTES, BoundedInflater, compress, deflate_compress, gzip_compress
+from ._compression import (
+    ENCODINGS,
+    MAX_RESPONSE_BYTES,
+    BoundedInflater,
+    accepted_encodings,
+    compress,
+    deflate_compress,
+    gzip_compress,
+    zstd_compress,
+    zstd_decompress,
+)
 from ._fleet import (
     EndpointState,
     EndpointStatistics,
@@ -28,6 +38,8 @@ from ._fleet import (
     is_endpoint_fault,
     resolve_host,
 )
+from ._zstd import Zstd
+from ._zstd import binding as zstd_binding
 
 if TYPE_CHECKING:
     from ..config import SignalConfig
@@ -37,6 +49,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_GRPC_IMPLEMENTATION",
+    "ENCODINGS",
     "MAX_RESPONSE_BYTES",
     "BoundedInflater",
     "EndpointState",
@@ -49,6 +62,8 @@ __all__ = [
     "HttpTransport",
     "Resolver",
     "Transport",
+    "Zstd",
+    "accepted_encodings",
     "compress",
     "deflate_compress",
     "gzip_compress",
@@ -57,6 +72,9 @@ __all__ = [
     "require_client",
     "resolve_host",
     "user_agent",
+    "zstd_binding",
+    "zstd_compress",
+    "zstd_decompress",
 ]
 
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._exceptions import (
     AttemptTimeoutError,
+    ConfigurationError,
     ConnectError,
     ExportError,
     ExporterShutdownError,
@@ -86,6 +87,14 @@ class GrpcTransport:
     ) -> None:
         if grpc is None:
             raise MissingExtraError("grpcio", "grpcio")
+        if config.compression == "zstd":
+            # grpc core knows identity, deflate and gzip only. Compressing the message here would not help: a
+            # call sends it with the compressed flag unset, and grpc core refuses grpc-encoding as metadata.
+            raise ConfigurationError(
+                "compression 'zstd': grpc.aio (grpc_implementation='grpcio') cannot send zstd, grpc core has no "
+                "zstd; use aiotlp's h2 gRPC client (grpc_implementation='h2', the default, aiotlp[grpc]) or "
+                "compression='gzip'"
+            )
         self.config = config
         self.method = config.signal.grpc_method
         self.max_response_bytes = max_response_bytes

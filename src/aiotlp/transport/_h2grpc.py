@@ -9,7 +9,8 @@ never delays an ACK and the server's response leaves at once.
 The wire (gRPC's PROTOCOL-HTTP2.md), one HTTP/2 connection per transport, one stream per call::
 
     HEADERS  :method POST, :scheme, :path /<service>/Export, :authority, content-type application/grpc,
-             te trailers, grpc-timeout 1500m, user-agent, grpc-accept-encoding, [grpc-encoding gzip|deflate], custom
+             te trailers, grpc-timeout 1500m, user-agent, grpc-accept-encoding, [grpc-encoding gzip|deflate|zstd],
+             custom
     DATA     1 byte compressed flag | 4 bytes big-endian length | message           (END_STREAM)
     <-  HEADERS :status 200, content-type;  DATA (the response message);  HEADERS grpc-status, grpc-message,
         grpc-status-details-bin (trailers)  -- or one "trailers-only" HEADERS frame carrying the status.
@@ -47,8 +48,9 @@ from .._exceptions import (
 )
 from .._version import __version__
 from ..encoding import PartialSuccess, classify_grpc_status, decode_export_response
+from . import _zstd
 from ._base import make_ssl_context, user_agent
-from ._compression import MAX_RESPONSE_BYTES, BoundedInflater, compress
+from ._compression import MAX_RESPONSE_BYTES, BoundedInflater, accepted_encodings, compress
 
 try:
     from h2.config import H2Configuration
@@ -552,12 +554,12 @@ class _Connection(asyncio.Protocol):
             raise classify_grpc_status(_INTERNAL, message="truncated response message", details=None)
         message = bytes(memoryview(data)[5:])
         if call.compressed_flag:
-            if call.encoding != b"gzip":
+            if call.encoding.decode("latin-1") not in accepted_encodings():
                 raise classify_grpc_status(
                     _INTERNAL, message="response compressed with an unsupported encoding", details=None
                 )
-            inflater = BoundedInflater(gzip=True, limit=self._limit)
             try:
+                inflater = BoundedInflater(call.encoding.decode("latin-1"), limit=self._limit)
                 inflater.feed(message)
                 message = inflater.finish()
             except ResponseError as exc:
@@ -841,8 +843,9 @@ class H2GrpcTransport:
     """Sends one signal's requests as unary gRPC calls over one HTTP/2 connection of its own (``h2``).
 
     Same contract as :class:`~aiotlp.transport.GrpcTransport`: ``prepare`` compresses the message once when
-    ``config.compression`` is ``"gzip"`` or ``"deflate"`` (so retries re-send the same bytes), ``send`` returns
-    the :class:`~aiotlp.encoding.PartialSuccess` or raises a classified :class:`~aiotlp.ExportError`:
+    ``config.compression`` is ``"gzip"``, ``"deflate"`` or ``"zstd"`` (so retries re-send the same bytes),
+    ``send`` returns the :class:`~aiotlp.encoding.PartialSuccess` or raises a classified
+    :class:`~aiotlp.ExportError`:
 
     - a non-OK ``grpc-status`` (trailers or trailers-only), or a non-200 ``:status`` through gRPC's
       HTTP-to-status table: :func:`~aiotlp.encoding.classify_grpc_status` (RetryInfo from
@@ -880,6 +883,8 @@ class H2GrpcTransport:
         self.max_response_bytes = max_response_bytes
         self._address = connect_address if connect_address is not None else (config.host, config.port)
         self._encoding = None if config.compression == "none" else config.compression
+        if self._encoding == "zstd":
+            _zstd.binding()  # MissingExtraError now, not at the first export
         self._ssl: ssl.SSLContext | None = None
         if config.use_tls:
             context = make_ssl_context(config)
@@ -910,7 +915,7 @@ class H2GrpcTransport:
             (b"content-type", b"application/grpc"),
             (b"te", b"trailers"),
             (b"user-agent", agent.encode("ascii", "replace")),
-            (b"grpc-accept-encoding", b"identity,gzip"),
+            (b"grpc-accept-encoding", ",".join(("identity", *accepted_encodings())).encode("ascii")),
         )
         self._tail = tuple(custom)
         self._compressed_tail = ((b"grpc-encoding", (self._encoding or "identity").encode("ascii")), *custom)

@@ -1,4 +1,7 @@
-"""OTLP/HTTP over aiohttp: POST protobuf or JSON, keep-alive, gzip or deflate, TLS and mTLS, bounded responses."""
+"""OTLP/HTTP over aiohttp: POST protobuf or JSON, keep-alive, gzip, deflate or zstd, TLS and mTLS, bounded responses.
+
+``Accept-Encoding`` lists exactly what :class:`~aiotlp.transport.BoundedInflater` decodes (gzip, deflate, and zstd
+when a zstd binding imports), not aiohttp's default (which adds ``br`` when Brotli is installed)."""
 
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from .._exceptions import (
     ConfigurationError,
     ConnectError,
     ExportError,
+    MissingExtraError,
     PermanentError,
     ResponseError,
 )
@@ -26,8 +30,9 @@ from ..encoding import (
     decode_export_response,
     decode_export_response_json,
 )
+from . import _zstd
 from ._base import make_ssl_context, user_agent
-from ._compression import MAX_RESPONSE_BYTES, BoundedInflater, compress
+from ._compression import MAX_RESPONSE_BYTES, BoundedInflater, accepted_encodings, compress
 
 if TYPE_CHECKING:
     from ..config import SignalConfig
@@ -51,8 +56,15 @@ class HttpTransport:
         self.content_type = "application/json" if self.json else "application/x-protobuf"
         self.max_response_bytes = max_response_bytes
         self._encoding = None if config.compression == "none" else config.compression
+        if self._encoding == "zstd":
+            _zstd.binding()  # MissingExtraError now, not at the first export
         self._ssl = make_ssl_context(config)
-        headers = {"user-agent": user_agent(), **config.headers, "content-type": self.content_type}
+        headers = {
+            "user-agent": user_agent(),
+            "accept-encoding": ", ".join(accepted_encodings()),
+            **config.headers,
+            "content-type": self.content_type,
+        }
         if basic_auth is not None:
             if "authorization" in config.headers:
                 raise ConfigurationError(
@@ -125,17 +137,15 @@ class HttpTransport:
 
     async def _read(self, response: aiohttp.ClientResponse) -> bytes:
         length = response.content_length
-        if (
-            length is not None
-            and length > self.max_response_bytes
-            and "gzip" not in response.headers.get("content-encoding", "")
-        ):
+        encoding = response.headers.get("content-encoding", "identity").strip().lower()
+        if length is not None and length > self.max_response_bytes and encoding in ("identity", ""):
             raise ResponseError(
                 f"the response from {self._where()} announces {length} bytes, more than {self.max_response_bytes}"
             )
-        inflater = BoundedInflater(
-            gzip="gzip" in response.headers.get("content-encoding", "").lower(), limit=self.max_response_bytes
-        )
+        try:
+            inflater = BoundedInflater(encoding, limit=self.max_response_bytes)
+        except MissingExtraError:  # zstd, which was not asked for (no binding: Accept-Encoding lacks it)
+            raise ResponseError(f"the response from {self._where()} is zstd-encoded, which was not asked for") from None
         async for chunk in response.content.iter_chunked(_READ_CHUNK):
             inflater.feed(chunk)
         return inflater.finish()
