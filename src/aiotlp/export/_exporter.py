@@ -394,11 +394,8 @@ class OTLPExporter:
     def _leave_at_exit(self) -> None:
         """Interpreter exit with the exporter open: the connections of loops left open (not running) are left
         as they are, never finalized (which would log "Unclosed client session" and the like)."""
-        with self._lock:
-            for loop, binding in list(self._bindings.items()):
-                if not loop.is_running():
-                    del self._bindings[loop]
-                    self._drop(binding)
+        for loop in list(self._bindings):
+            self.leave_loop(loop)
 
     async def _send(
         self, stack: SenderStack, request: ExportRequest, deadline: float, *, log_failure: bool = True

@@ -231,13 +231,7 @@ def _stop_inline(bridge: Bridge, loop: asyncio.AbstractEventLoop, timeout: float
     except asyncio.TimeoutError:
         logger.warning("aiotlp bridge: exporters did not shut down within %.3gs; stopping anyway", timeout)
     finally:
-        tasks = asyncio.all_tasks(loop)
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
-        loop.run_until_complete(loop.shutdown_asyncgens())
-        loop.close()
+        _close_loop(loop)
 
 
 def _run_loop(loop: asyncio.AbstractEventLoop, started: threading.Event) -> None:
@@ -247,15 +241,22 @@ def _run_loop(loop: asyncio.AbstractEventLoop, started: threading.Event) -> None
         loop.run_forever()
     finally:
         try:
-            tasks = asyncio.all_tasks(loop)
-            for task in tasks:
-                task.cancel()
-            if tasks:
-                loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
-            loop.run_until_complete(loop.shutdown_asyncgens())
+            _close_loop(loop)
         finally:
             asyncio.set_event_loop(None)
-            loop.close()
+
+
+def _close_loop(loop: asyncio.AbstractEventLoop) -> None:
+    """As ``asyncio.run`` ends a loop: cancel what is left and let it end, close async generators, close."""
+    try:
+        tasks = asyncio.all_tasks(loop)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+    finally:
+        loop.close()
 
 
 # ------------------------------------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ._rotel import _all_threads_stopped, free_port
+from ._rotel import free_port, suspend
 
 __all__ = ["OtelCollector", "OtelCollectorTLS", "find_otelcol"]
 
@@ -295,13 +295,8 @@ class OtelCollector:
 
     def pause(self) -> None:
         """SIGSTOP: the Collector hangs, connections stay open. Returns once every thread of it has stopped."""
-        if self.process is None:
-            return
-        pid = self.process.pid
-        os.kill(pid, signal.SIGSTOP)
-        deadline = time.monotonic() + 5.0
-        while not _all_threads_stopped(pid) and time.monotonic() < deadline:
-            time.sleep(0.001)
+        if self.process is not None:
+            suspend(self.process.pid)
 
     def resume(self) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -55,6 +55,15 @@ def _all_threads_stopped(pid: int) -> bool:
     return True
 
 
+def suspend(pid: int) -> None:
+    """SIGSTOP ``pid`` and return once every thread of it has stopped (at most 5 s): the signal is delivered
+    asynchronously, and on a loaded machine the process could otherwise still answer a request sent right after."""
+    os.kill(pid, signal.SIGSTOP)
+    deadline = time.monotonic() + 5.0
+    while not _all_threads_stopped(pid) and time.monotonic() < deadline:
+        time.sleep(0.001)
+
+
 def _libpython_dir() -> str | None:
     """Where this interpreter's shared libpython is, when the loader would not find it by itself.
 
@@ -187,13 +196,8 @@ class Rotel:
         """SIGSTOP: the collector hangs, connections stay open. Returns once every thread of it has stopped
         (the signal is delivered asynchronously: on a loaded machine the collector could otherwise still answer
         a request sent right after this call)."""
-        if self.process is None:
-            return
-        pid = self.process.pid
-        os.kill(pid, signal.SIGSTOP)
-        deadline = time.monotonic() + 5.0
-        while not _all_threads_stopped(pid) and time.monotonic() < deadline:
-            time.sleep(0.001)
+        if self.process is not None:
+            suspend(self.process.pid)
 
     def resume(self) -> None:
         if self.process is not None:
