@@ -29,6 +29,7 @@ from aiotlp import (
     Span,
 )
 from aiotlp._compat import timeout_at
+from aiotlp.export import reply_error
 from aiotlp.testing import FakeCollector, Outcome, Reply, ScriptedTransport
 from aiotlp.transport import (
     FleetPolicy,
@@ -39,6 +40,7 @@ from aiotlp.transport import (
     is_endpoint_fault,
     make_transport,
 )
+from aiotlp.transport import Reply as WireReply
 
 FAST = FleetPolicy(initial_backoff=0.05, max_backoff=0.2, jitter=0.0)
 NO_RETRY = RetryPolicy(max_attempts=1)
@@ -220,6 +222,51 @@ async def test_permanent_errors_are_not_failed_over_and_keep_the_endpoint_up() -
     with pytest.raises(ServerBusyError):
         await fleet.send(b"x", content_encoding="identity", timeout=5)
     assert len(other.attempts) == 0 and fleet.statistics()[0].state == "up"
+
+
+def reading_fleet(*transports: ScriptedTransport, policy: FleetPolicy = FAST) -> FleetTransport:
+    """A fleet that reads replies with the exporter's reader, as ``OTLPExporter`` builds it."""
+    members = [(f"e{i}", t) for i, t in enumerate(transports)]
+    return FleetTransport(members, policy=policy, rng=random.Random(1), classify=reply_error)
+
+
+async def test_replies_are_read_by_the_classifier_and_endpoint_faults_fail_over() -> None:
+    busy = ScriptedTransport(default=Outcome(response=WireReply(503, retry_after="7")))
+    picky = ScriptedTransport(default=Outcome(response=WireReply(400)))
+    fine = ScriptedTransport()
+    fleet = reading_fleet(busy, picky, fine)
+    reply = await fleet.send(b"x", content_encoding="identity", timeout=5)
+    assert reply.status == 400  # 503 failed over; 400 is the request's fault: returned to be read, not failed over
+    assert fine.attempts == []
+    first, second, third = fleet.statistics()
+    assert (first.state, first.failovers, first.last_error) == (
+        "down",
+        1,
+        "ServerBusyError: HTTP 503 Service Unavailable from collector",
+    )
+    assert 6.9 < first.retry_in <= 7  # the server's Retry-After, longer than the backoff
+    assert (second.state, second.failures, second.last_error) == (
+        "up",
+        1,
+        "RejectedError: HTTP 400 Bad Request from collector",
+    )
+    assert third.requests == 0
+    # every endpoint answers a fault: the last reply is returned (the reader raises it, retryable)
+    grpc = [ScriptedTransport(default=Outcome(response=WireReply(200, grpc_status=14))) for _ in range(2)]
+    for transport in grpc:
+        transport.content_type = "application/grpc"
+    fleet = reading_fleet(*grpc)
+    reply = await fleet.send(b"x", content_encoding="identity", timeout=5)
+    assert reply.grpc_status == 14 and [len(t.attempts) for t in grpc] == [1, 1]
+    assert [s.state for s in fleet.statistics()] == ["down", "down"]
+
+
+async def test_without_a_classifier_every_reply_is_an_answer() -> None:
+    busy = ScriptedTransport(default=Outcome(response=WireReply(503)))
+    other = ScriptedTransport()
+    fleet = scripted_fleet(busy, other)
+    assert (await fleet.send(b"x", content_encoding="identity", timeout=5)).status == 503
+    assert other.attempts == [] and fleet.statistics()[0].state == "up"
 
 
 async def test_all_down_raises_a_retryable_error_without_touching_the_network() -> None:
