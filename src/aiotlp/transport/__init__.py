@@ -41,6 +41,15 @@ from ._fleet import (
     is_endpoint_fault,
     resolve_host,
 )
+from ._mismatch import (
+    CHECK_HINT,
+    HTTP2_FRAMES,
+    http1_status_line,
+    http2_frames_in_text,
+    is_http2_settings,
+    port_advice,
+    wrong_port,
+)
 from ._zstd import Zstd
 from ._zstd import binding as zstd_binding
 
@@ -51,9 +60,11 @@ if TYPE_CHECKING:
     from ._http import HttpTransport
 
 __all__ = [
+    "CHECK_HINT",
     "DEFAULT_GRPC_IMPLEMENTATION",
     "ENCODINGS",
     "GRPC_METHODS",
+    "HTTP2_FRAMES",
     "IDENTITY",
     "MAX_RESPONSE_BYTES",
     "BoundedInflater",
@@ -75,11 +86,16 @@ __all__ = [
     "deflate_compress",
     "grpc_method",
     "gzip_compress",
+    "http1_status_line",
+    "http2_frames_in_text",
     "is_endpoint_fault",
+    "is_http2_settings",
     "make_transport",
+    "port_advice",
     "require_client",
     "resolve_host",
     "user_agent",
+    "wrong_port",
     "zstd_binding",
     "zstd_compress",
     "zstd_decompress",

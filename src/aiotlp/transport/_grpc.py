@@ -31,6 +31,7 @@ from .._fork import abandon
 from ._base import IDENTITY, Reply, Transport, grpc_method, user_agent
 from ._compression import MAX_RESPONSE_BYTES, compress
 from ._fleet import ReplyClassifier
+from ._mismatch import http1_in_grpc_details, wrong_port
 
 try:
     import grpc
@@ -227,6 +228,9 @@ class GrpcTransport:
                 f"the response from {self._where()} is larger than {self.max_response_bytes} bytes",
                 status="RESOURCE_EXHAUSTED",
             ) from None
+        seen = http1_in_grpc_details(details)
+        if seen is not None:  # an OTLP/HTTP port
+            raise wrong_port(self._where(), "grpc", seen) from None
         if code == grpc.StatusCode.UNAVAILABLE and _is_connect_failure(details):
             raise ConnectError(f"cannot connect to {self._where()}: {details}", status="UNAVAILABLE") from None
         status_details = None

@@ -50,6 +50,7 @@ from .._version import __version__
 from . import _zstd
 from ._base import IDENTITY, Reply, grpc_method, make_ssl_context, user_agent
 from ._compression import ENCODINGS, MAX_RESPONSE_BYTES, BoundedInflater, accepted_encodings
+from ._mismatch import http1_status_line, wrong_port
 
 try:
     from h2.config import H2Configuration
@@ -324,6 +325,9 @@ class _Connection(asyncio.Protocol):
         self.closed: asyncio.Future[None] = loop.create_future()  # connection_lost ran
         self.usable = False  # takes new calls: ready, not failed, no GOAWAY
         self._error: ExportError | None = None
+        # The server's first bytes while they may still be an HTTP/1.x status line (an OTLP/HTTP port answering
+        # our preface); None once they are known to be something else.
+        self._greeting: bytes | None = b""
 
     # -- asyncio.Protocol
 
@@ -351,6 +355,14 @@ class _Connection(asyncio.Protocol):
                 setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
             except OSError:
                 self._setsockopt = None
+        if self._greeting is not None:
+            greeting = self._greeting + data
+            if greeting.startswith(b"HTTP/"[: len(greeting)]):  # (the start of) an HTTP/1.x response
+                if not self._h1_reply(greeting):
+                    self._greeting = greeting  # wait for the rest of its status line
+                return
+            self._greeting = None
+            data = greeting
         try:
             self._handle(self._h2.receive_data(data))
         except ProtocolError as exc:
@@ -362,6 +374,16 @@ class _Connection(asyncio.Protocol):
             self._abort(PermanentError(f"reading from {self._where} failed: {type(exc).__name__}"))
             return
         self._flush()
+
+    def _h1_reply(self, greeting: bytes) -> bool:
+        """Fail every call if ``greeting`` (the server's first bytes, starting ``HTTP/``) holds an HTTP/1.x status
+        line; False while it may still become one."""
+        if len(greeting) < 5 or (b"\n" not in greeting and len(greeting) < 64):
+            return False
+        line = http1_status_line(greeting)
+        self._greeting = None
+        self._abort(wrong_port(self._where, "grpc", f"an HTTP/1.x reply ({line})" if line else "an HTTP/1.x reply"))
+        return True
 
     def _handle(self, events: list[Any]) -> None:
         calls = self._calls
@@ -410,6 +432,8 @@ class _Connection(asyncio.Protocol):
         self._transport = None
         self._setsockopt = None
         error = self._error
+        if error is None and self._greeting and self._greeting.startswith(b"HTTP/"):
+            error = wrong_port(self._where, "grpc", "an HTTP/1.x reply")  # it hung up within its status line
         if error is None:
             if isinstance(exc, ssl.SSLError):
                 error = PermanentError(f"TLS error talking to {self._where}: {exc.reason or type(exc).__name__}")

@@ -26,6 +26,7 @@ from .._exceptions import (
 from . import _zstd
 from ._base import IDENTITY, Reply, make_ssl_context, user_agent
 from ._compression import ENCODINGS, MAX_RESPONSE_BYTES, BoundedInflater, accepted_encodings
+from ._mismatch import HTTP2_FRAMES, http2_frames_in_text, wrong_port
 
 if TYPE_CHECKING:
     from ..config import SignalConfig
@@ -118,6 +119,8 @@ class HttpTransport:
         except aiohttp.ClientConnectorError as exc:
             raise ConnectError(f"cannot connect to {self._where()}: {_reason(exc)}") from None
         except (aiohttp.ClientError, OSError) as exc:
+            if http2_frames_in_text(str(exc)):  # an OTLP/gRPC port
+                raise wrong_port(self._where(), self.config.protocol, HTTP2_FRAMES) from None
             raise ConnectError(f"connection to {self._where()} failed: {_reason(exc)}") from None
         except (ValueError, TypeError, RuntimeError) as exc:
             # Anything else from aiohttp is a bug or a misuse: keep it permanent, and name only its type (its
