@@ -102,7 +102,7 @@ class GrpcTransport:
         self.config = config
         self.method = grpc_method(config.signal)
         self.max_response_bytes = max_response_bytes
-        self._classify = classify  # for the fallback's fleet (module docstring)
+        self.classify = classify  # for the fallback's fleet (module docstring); an exporter may set it
         self._target = target if target is not None else f"{config.host}:{config.port}"
         self._credentials: Any = None
         if config.use_tls:
@@ -170,7 +170,7 @@ class GrpcTransport:
                     self.config,
                     max_response_bytes=self.max_response_bytes,
                     grpc_implementation="h2",
-                    classify=self._classify,
+                    classify=self.classify,
                 )
             except MissingExtraError:
                 raise PermanentError(
