@@ -7,6 +7,7 @@ counted as failed under its own reason. A taken port: one line that names it."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
@@ -195,3 +196,36 @@ async def test_a_fake_collector_on_a_taken_grpc_port(kind: str, capfd: pytest.Ca
     assert "add_port" not in capfd.readouterr().err  # grpc core never got to log its own line
     async with FakeCollector(grpc_server=kind, grpc_port=port) as collector:  # free again: it binds
         assert collector.grpc_port == port
+
+
+# -- the h2 client reads an HTTP/1.x status line however it arrives -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("pieces", "seen"),
+    [
+        ([b"HTTP/1.1 400 Bad Request\r\n\r\n"], "an HTTP/1.x reply (HTTP/1.1 400 Bad Request)"),
+        ([b"H", b"TTP/1", b".1 505 HTTP Version Not Supported\r\n"], "(HTTP/1.1 505 HTTP Version Not Supported)"),
+        ([b"HTTP/1.0 4"], "the endpoint {base} answered with an HTTP/1.x reply: it does not speak grpc"),  # hangs up
+    ],
+)
+async def test_the_h2_client_recognises_a_status_line_in_pieces(pieces: list[bytes], seen: str) -> None:
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(24)  # the start of the HTTP/2 preface
+        for piece in pieces:
+            writer.write(piece)
+            await writer.drain()
+            await asyncio.sleep(0)
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    base = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    try:
+        exporter = OTLPExporter(endpoint=base, protocol="grpc", grpc_implementation="h2", timeout=5)
+        result = await exporter.export_traces(samples.spans(1))
+        await exporter.shutdown()
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert isinstance(result.error, ProtocolMismatchError), result.error
+    assert seen.format(base=base) in result.error.message and exporter.retries == 0
