@@ -20,10 +20,10 @@ import pytest
 from tests import samples
 from tests.cli._run import assert_one_line_error, run
 
-from aiotlp import OTLPExporter, ProtocolMismatchError, RetryPolicy, Signal
+from aiotlp import OTLPExporter, ProtocolMismatchError, RejectedError, RetryPolicy, Signal
 from aiotlp.cli._check import explain
 from aiotlp.processing import BatchProcessor
-from aiotlp.testing import FakeCollector, OtelCollector
+from aiotlp.testing import FakeCollector, OtelCollector, Rotel
 from aiotlp.transport import CHECK_HINT, http1_status_line, http2_frames_in_text, is_http2_settings
 
 BUILD_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "build-otelcol"
@@ -152,6 +152,29 @@ async def test_the_opentelemetry_collectors_other_port(
                 expected = TO_GRPC_PORT.format(protocol=protocol)
                 assert error.message == f"the endpoint {base}/v1/{signal.value} " + expected
             assert error.message in logged
+
+
+@pytest.mark.parametrize("implementation", ["h2", "grpcio"])
+async def test_grpc_to_an_http_port_that_speaks_h2c(implementation: str) -> None:
+    """rotel's OTLP/HTTP port also speaks HTTP/2 (h2c): it answers a gRPC call with an HTTP 404 that is not gRPC.
+    Permanent (UNIMPLEMENTED), not retried, and the message points at the port as check does."""
+    async with (
+        Rotel() as rotel,
+        OTLPExporter(
+            endpoint=rotel.http_endpoint,
+            protocol="grpc",
+            timeout=10,
+            retry=RetryPolicy(initial_backoff=0.01),
+            grpc_implementation=implementation,  # type: ignore[arg-type]
+        ) as exporter,
+    ):
+        result = await exporter.export_traces(samples.spans(1))
+        assert exporter.retries == 0
+    assert isinstance(result.error, RejectedError) and result.error.status == "UNIMPLEMENTED"
+    assert result.error.message == (
+        "gRPC UNIMPLEMENTED from collector: HTTP 404 (not a gRPC response)"
+        + TO_HTTP_PORT.removesuffix(f"; {CHECK_HINT}")
+    )
 
 
 def test_the_recognisers() -> None:
