@@ -11,6 +11,7 @@ import stat
 from typing import Final, Literal, NoReturn, TypeVar, get_args
 
 from .._exceptions import ConfigurationError
+from .._validate import is_int, is_number
 
 OtlpProtocol = Literal["grpc", "http/protobuf", "http/json"]
 Compression = Literal["gzip", "deflate", "zstd", "none"]
@@ -65,7 +66,7 @@ def _fail(message: str) -> NoReturn:
 
 
 def _check_seconds(value: object, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if not is_number(value):
         _fail(f"{name}: must be a number of seconds, got {type(value).__name__}")
     try:
         seconds = float(value)
@@ -77,7 +78,7 @@ def _check_seconds(value: object, name: str) -> float:
 
 
 def _check_positive_int(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
+    if not is_int(value):
         _fail(f"{name}: must be an int, got {type(value).__name__}")
     if value <= 0:
         _fail(f"{name}: must be a positive integer")
@@ -85,7 +86,7 @@ def _check_positive_int(value: object, name: str) -> int:
 
 
 def _check_max_request_bytes(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
+    if not is_int(value):
         _fail(f"{name}: must be an int, got {type(value).__name__}")
     if not _MIN_REQUEST_BYTES <= value <= _MAX_REQUEST_BYTES:
         _fail(f"{name}: must be between {_MIN_REQUEST_BYTES} (1 KiB) and {_MAX_REQUEST_BYTES} (64 MiB) bytes")

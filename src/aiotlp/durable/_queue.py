@@ -41,8 +41,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
 
-from .._exceptions import ConfigurationError, DurableQueueError, QueueFullError, QueueWriteError
-from ..export._ratelimit import RateLimitedLogger
+from .._exceptions import DurableQueueError, QueueFullError, QueueWriteError
+from .._ratelimit import RateLimitedLogger
+from .._validate import int_at_least
 from ..model import Signal
 from ._files import FileOps, OsFileOps
 from ._record import (
@@ -154,11 +155,11 @@ class DurableQueue:
         fsync: bool = True,
         file_ops: Callable[[str], FileOps] | None = None,
     ) -> None:
-        _check_int(max_bytes, "max_bytes", len(MAGIC) + HEADER + PAYLOAD_PREFIX)
-        _check_int(max_record_bytes, "max_record_bytes", PAYLOAD_PREFIX)
+        int_at_least(max_bytes, "max_bytes", len(MAGIC) + HEADER + PAYLOAD_PREFIX)
+        int_at_least(max_record_bytes, "max_record_bytes", PAYLOAD_PREFIX)
         if segment_bytes is None:
             segment_bytes = min(_MAX_SEGMENT_BYTES, max(max_bytes // 8, _MIN_SEGMENT_BYTES))
-        _check_int(segment_bytes, "segment_bytes", len(MAGIC) + HEADER + PAYLOAD_PREFIX)
+        int_at_least(segment_bytes, "segment_bytes", len(MAGIC) + HEADER + PAYLOAD_PREFIX)
         path = os.path.abspath(os.fspath(directory))
         self._max_bytes = max_bytes
         self._segment_bytes = segment_bytes
@@ -704,8 +705,3 @@ class DurableQueue:
 
     def __repr__(self) -> str:
         return f"<DurableQueue {self.directory} segments={len(self._segments)} bytes={self._bytes}>"
-
-
-def _check_int(value: object, name: str, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigurationError(f"{name} must be an int >= {minimum}, got {value!r}")

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from .._exceptions import ConfigurationError, EncodeError, ExportError, ExporterShutdownError, RequestTooLargeError
 from .._fork import abandon
+from .._ratelimit import RateLimitedLogger
 from ..config import ExporterConfig, Headers, SignalConfig
 from ..encoding import count_items, encode
 from ..model import LogRecord, Metric, Signal, Span
@@ -30,7 +31,6 @@ from ..transport import (
     make_transport,
     require_client,
 )
-from ._ratelimit import RateLimitedLogger
 from ._retry import RetryPolicy
 from ._stack import SenderStack, build_stack
 from ._suppress import suppress

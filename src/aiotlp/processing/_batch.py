@@ -33,7 +33,6 @@ import concurrent.futures
 import contextlib
 import dataclasses
 import logging
-import math
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from types import MappingProxyType
@@ -46,9 +45,10 @@ from .._exceptions import (
     QueueFullError,
     QueueWriteError,
 )
+from .._ratelimit import RateLimitedLogger
+from .._validate import is_int, optional_seconds, positive_int, seconds
 from ..config import BatchConfig
 from ..export import Exporter, ExportResult
-from ..export._ratelimit import RateLimitedLogger
 from ..model import Signal
 from ._binding import SHUTDOWN_GRACE, Batch, LoopBinding, _resolve
 from ._queue import ADMITTED, NO_ROOM, READY, BoundedQueue, estimate_size
@@ -69,26 +69,6 @@ _NOUN: Final = {Signal.TRACES: "spans", Signal.METRICS: "metric data points", Si
 
 
 _MAX_ERROR_LENGTH: Final = 300
-
-
-def _positive_int(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigurationError(f"{name} must be a positive int, got {value!r}")
-    return value
-
-
-def _positive_seconds(value: object, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0 < value < math.inf):
-        raise ConfigurationError(f"{name} must be a positive, finite number of seconds, got {value!r}")
-    return float(value)
-
-
-def _check_timeout(value: object) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0 <= value < math.inf):
-        raise ConfigurationError(f"timeout must be None or a non-negative, finite number of seconds, got {value!r}")
-    return float(value)
 
 
 def _describe(error: BaseException) -> str:
@@ -208,18 +188,18 @@ class BatchProcessor(LoopBinding[T]):
                 f"exporter must have {_EXPORT_METHOD[signal]}() and shutdown() (an aiotlp Exporter), "
                 f"got {type(exporter).__name__}"
             )
-        max_queue_size = _positive_int(max_queue_size, "max_queue_size")
+        max_queue_size = positive_int(max_queue_size, "max_queue_size")
         if max_queue_bytes is not None:
-            max_queue_bytes = _positive_int(max_queue_bytes, "max_queue_bytes")
-        max_export_batch_size = _positive_int(max_export_batch_size, "max_export_batch_size")
+            max_queue_bytes = positive_int(max_queue_bytes, "max_queue_bytes")
+        max_export_batch_size = positive_int(max_export_batch_size, "max_export_batch_size")
         if max_export_batch_size > max_queue_size:
             raise ConfigurationError(
                 f"max_export_batch_size ({max_export_batch_size}) must not be larger than "
                 f"max_queue_size ({max_queue_size})"
             )
-        self._schedule_delay = _positive_seconds(schedule_delay, "schedule_delay")
-        self._export_timeout = _positive_seconds(export_timeout, "export_timeout")
-        self._max_concurrent = _positive_int(max_concurrent_exports, "max_concurrent_exports")
+        self._schedule_delay = seconds(schedule_delay, "schedule_delay")
+        self._export_timeout = seconds(export_timeout, "export_timeout")
+        self._max_concurrent = positive_int(max_concurrent_exports, "max_concurrent_exports")
         if policy not in _POLICIES:
             raise ConfigurationError(f"policy must be one of {', '.join(map(repr, _POLICIES))}, got {policy!r}")
         if fallback_loop is not None and not callable(fallback_loop):
@@ -630,7 +610,7 @@ class BatchProcessor(LoopBinding[T]):
         processor is shut down); ``timeout``: the deadline came first (the exports go on; ``pending`` counts
         what was still queued or in flight). Items put after the call are not waited for.
         """
-        timeout = _check_timeout(timeout)
+        timeout = optional_seconds(timeout, "timeout")
         hop = self._elsewhere(self._force_flush, timeout, shutdown=False)
         if hop is not None:
             return await hop
@@ -682,7 +662,7 @@ class BatchProcessor(LoopBinding[T]):
         ``None`` sets no deadline beyond each export's ``export_timeout``. A second call returns at once: the
         first call's outcome, or a ``timeout`` outcome while the first is still running.
         """
-        timeout = _check_timeout(timeout)
+        timeout = optional_seconds(timeout, "timeout")
         if self._shutdown is not None:
             return self._repeated_shutdown()
         hop = self._elsewhere(self._shutdown_on_loop, timeout, shutdown=True)
@@ -849,7 +829,7 @@ class BatchProcessor(LoopBinding[T]):
 
         A processor that was never started is shut down on a private event loop in this thread.
         """
-        timeout = _check_timeout(timeout)
+        timeout = optional_seconds(timeout, "timeout")
         if self._shutdown is not None:
             return self._repeated_shutdown()
         if self._loop is None and asyncio._get_running_loop() is None:
@@ -862,7 +842,7 @@ class BatchProcessor(LoopBinding[T]):
         timeout: float | None,
         name: str,
     ) -> FlushOutcome:
-        timeout = _check_timeout(timeout)
+        timeout = optional_seconds(timeout, "timeout")
         own = self._loop
         if own is not None and not own.is_running() and self._move_from_stopped(own):
             own = self._loop
@@ -917,7 +897,7 @@ class BatchProcessor(LoopBinding[T]):
                 last_error=queue.last_error,
             )
         retries = getattr(self._exporter, "retries", None)
-        if isinstance(retries, int) and not isinstance(retries, bool):
+        if is_int(retries):
             return dataclasses.replace(stats, retries=retries)
         return stats
 

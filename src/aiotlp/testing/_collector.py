@@ -66,6 +66,7 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import Metric
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from aiotlp._exceptions import ConfigurationError, MissingExtraError
+from aiotlp._validate import is_int
 from aiotlp.model._signal import Signal
 from aiotlp.testing._otlp_json import (
     ExportRequest,
@@ -446,7 +447,7 @@ class FakeCollector:
         if grpc_server not in ("grpcio", "h2"):
             raise ConfigurationError(f"grpc_server must be 'grpcio' or 'h2', got {grpc_server!r}")
         for name, port in (("grpc_port", grpc_port), ("http_port", http_port)):
-            if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+            if not is_int(port) or not 0 <= port <= 65535:
                 raise ConfigurationError(f"{name} must be a port number 0-65535, got {port!r}")
         if (ssl_cert is None) != (ssl_key is None):
             raise ConfigurationError("ssl_cert and ssl_key must be given together")

@@ -35,7 +35,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final, cast
 from urllib.parse import unquote_to_bytes
 
-from .._compat import timeout_at
+from .._backports import timeout_at
 from .._exceptions import (
     AttemptTimeoutError,
     ConfigurationError,
