@@ -8,13 +8,14 @@ from ._limit import ConcurrencyLimit
 from ._retry import Retry, RetryPolicy
 from ._stack import SenderStack, TransportSender, build_stack
 from ._timeout import Timeout
-from ._types import Exporter, ExportRequest, ExportResult, Sender
+from ._types import Exporter, ExporterHooks, ExportRequest, ExportResult, Sender
 
 __all__ = [
     "ConcurrencyLimit",
     "ExportRequest",
     "ExportResult",
     "Exporter",
+    "ExporterHooks",
     "OTLPExporter",
     "Retry",
     "RetryPolicy",

@@ -13,7 +13,7 @@ The threading model is described in :mod:`aiotlp.processing._batch`; the queue l
 :mod:`aiotlp.processing._queue`; the self-metrics in :mod:`aiotlp.processing._selfmetrics`.
 """
 
-from ._batch import BatchProcessor, Policy
+from ._batch import BatchProcessor, OverflowPolicy
 from ._binding import SHUTDOWN_GRACE
 from ._queue import estimate_size
 from ._stats import DROP_REASONS, DropReason, FlushOutcome, FlushStatus, ProcessorStatistics
@@ -25,7 +25,7 @@ __all__ = [
     "DropReason",
     "FlushOutcome",
     "FlushStatus",
-    "Policy",
+    "OverflowPolicy",
     "ProcessorStatistics",
     "estimate_size",
 ]
