@@ -351,35 +351,25 @@ class FakeCollector:
 
     def spans(self) -> list[Span]:
         """Every span received, flattened across requests, resources and scopes."""
-        return [
-            span
-            for request in self.received
-            if isinstance(request.message, ExportTraceServiceRequest)
-            for resource_spans in request.message.resource_spans
-            for scope_spans in resource_spans.scope_spans
-            for span in scope_spans.spans
-        ]
+        return self._flatten(ExportTraceServiceRequest, "resource_spans", "scope_spans", "spans")
 
     def log_records(self) -> list[LogRecord]:
         """Every log record received, flattened."""
-        return [
-            record
-            for request in self.received
-            if isinstance(request.message, ExportLogsServiceRequest)
-            for resource_logs in request.message.resource_logs
-            for scope_logs in resource_logs.scope_logs
-            for record in scope_logs.log_records
-        ]
+        return self._flatten(ExportLogsServiceRequest, "resource_logs", "scope_logs", "log_records")
 
     def metrics(self) -> list[Metric]:
         """Every metric received, flattened (each with its data points)."""
+        return self._flatten(ExportMetricsServiceRequest, "resource_metrics", "scope_metrics", "metrics")
+
+    def _flatten(self, request_type: type, resources: str, scopes: str, items: str) -> list[Any]:
+        """The ``items`` of every ``scopes`` of every ``resources`` of the requests of ``request_type``."""
         return [
-            metric
+            item
             for request in self.received
-            if isinstance(request.message, ExportMetricsServiceRequest)
-            for resource_metrics in request.message.resource_metrics
-            for scope_metrics in resource_metrics.scope_metrics
-            for metric in scope_metrics.metrics
+            if isinstance(request.message, request_type)
+            for resource in getattr(request.message, resources)
+            for scope in getattr(resource, scopes)
+            for item in getattr(scope, items)
         ]
 
     def clear(self) -> None:
