@@ -508,7 +508,7 @@ def test_from_config_takes_the_batch_settings() -> None:
     p = BatchProcessor.from_config(RecordingExporter(), Signal.LOGS, config, policy="drop_oldest")
     stats = p.statistics()
     assert (stats.capacity, p.policy, p.signal) == (100, "drop_oldest", Signal.LOGS)
-    assert p._schedule_delay == 1.0  # OTEL_BLRP_SCHEDULE_DELAY's default
+    assert p.schedule_delay == 1.0  # OTEL_BLRP_SCHEDULE_DELAY's default
     with pytest.raises(ConfigurationError, match="config"):
         BatchProcessor.from_config(RecordingExporter(), Signal.LOGS, {"max_queue_size": 1})  # type: ignore[arg-type]
 

@@ -250,6 +250,11 @@ class BatchProcessor(Flushing[T], ThreadHops[T], LoopBinding[T]):
         return self._policy
 
     @property
+    def schedule_delay(self) -> float:
+        """Seconds between the periodic ticks that export whatever is queued."""
+        return self._schedule_delay
+
+    @property
     def loop(self) -> asyncio.AbstractEventLoop | None:
         """The processor's event loop, once started."""
         return self._loop

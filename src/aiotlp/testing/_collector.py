@@ -337,6 +337,13 @@ class FakeCollector:
         """How many scripted replies are still queued for ``signal`` (``None``: for any signal)."""
         return len(self._scripts[signal])
 
+    def clear_script(self, signal: Signal | None = None) -> int:
+        """Drop the replies still queued for ``signal`` (``None``: those for any signal); return how many."""
+        queue = self._scripts[signal]
+        dropped = len(queue)
+        queue.clear()
+        return dropped
+
     def _next_reply(self, signal: Signal) -> Reply:
         for queue in (self._scripts[signal], self._scripts[None]):
             if queue:

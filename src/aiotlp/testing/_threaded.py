@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from aiotlp.model import Signal
@@ -86,6 +86,15 @@ class CollectorThread:
 
     def requests(self, signal: Signal | None = None) -> list[Any]:
         return list(self._sync(self.collector.requests, signal))
+
+    def clear(self) -> None:
+        """:meth:`FakeCollector.clear`: forget the recorded requests."""
+        self._sync(self.collector.clear)
+
+    def wait_for(self, predicate: Callable[[FakeCollector], bool], timeout: float = 10.0) -> None:
+        """:meth:`FakeCollector.wait_for`, from any thread: ``TimeoutError`` when ``predicate`` is still false after
+        ``timeout`` seconds."""
+        self._call(self.collector.wait_for(predicate, timeout), timeout + 5)
 
     def wait_for_spans(self, count: int, timeout: float = 10.0) -> bool:
         """True once the collector holds at least ``count`` spans; False after ``timeout`` seconds."""
