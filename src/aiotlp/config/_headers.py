@@ -89,10 +89,7 @@ class Headers(Mapping[str, str]):
                 if problem is not None and problem.startswith("the name"):
                     problem += _HEADERS_FORMAT
             if problem is not None:
-                message = f"{source}: entry {index} is not a valid name=value pair: {problem}"
-                if on_invalid == "raise":
-                    _fail(message)
-                logger.warning("%s; the entry is left out", message)
+                _refuse(f"{source}: entry {index} is not a valid name=value pair: {problem}", on_invalid, "entry")
                 continue
             pairs.append((key, value))
         return cls(pairs, source=source)
@@ -147,6 +144,13 @@ def _header_problem(key: object, value: object) -> str | None:
     return None
 
 
+def _refuse(message: str, on_invalid: OnInvalid, what: str) -> None:
+    """Raise ``message``; or, with ``on_invalid="warn"``, warn that the ``what`` is left out (and return)."""
+    if on_invalid == "raise":
+        _fail(message)
+    logger.warning("%s; the %s is left out", message, what)
+
+
 def _check_grpc_metadata(headers: Headers, source: str, on_invalid: OnInvalid = "raise") -> Headers:
     """gRPC metadata values are printable ASCII (binary values only under names ending in ``-bin``).
 
@@ -156,9 +160,7 @@ def _check_grpc_metadata(headers: Headers, source: str, on_invalid: OnInvalid = 
     for position, (key, value) in enumerate(headers.items(), start=1):
         if not key.endswith("-bin") and not all(" " <= ch <= "~" for ch in value):
             message = f"{source}: the value of header {position} is not printable ASCII, which gRPC metadata requires"
-            if on_invalid == "raise":
-                _fail(message)
-            logger.warning("%s; the header is left out", message)
+            _refuse(message, on_invalid, "header")
             continue
         kept.append((key, value))
     return headers if len(kept) == len(headers) else Headers(kept, source=source)
