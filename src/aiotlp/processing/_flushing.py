@@ -12,6 +12,7 @@ import asyncio
 import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from .._validate import optional_seconds
@@ -30,19 +31,20 @@ T = TypeVar("T")
 logger = logging.getLogger("aiotlp.processing")
 
 
+@dataclass(slots=True, eq=False)  # compared by identity: it is looked up in the processor's list of flushes
 class FlushWaiter:
-    """A flush waiting until every entry admitted before ``mark`` is settled; sums their outcomes."""
+    """A flush waiting until every entry admitted before ``mark`` is settled; sums their outcomes.
 
-    __slots__ = ("dropped", "error", "exported", "failed", "future", "mark", "rejected")
+    ``future`` is resolved when the last of them settles (or the flush is abandoned); the counts and the last
+    ``error`` are those of the batches that held them."""
 
-    def __init__(self, mark: int, future: asyncio.Future[None]) -> None:
-        self.mark = mark
-        self.future = future
-        self.exported = 0
-        self.rejected = 0
-        self.failed = 0
-        self.dropped = 0
-        self.error = ""
+    mark: int
+    future: asyncio.Future[None]
+    exported: int = 0
+    rejected: int = 0
+    failed: int = 0
+    dropped: int = 0
+    error: str = ""
 
     def count(self, settled: Settlement) -> None:
         """Add the settlement of a batch admitted before :attr:`mark`."""
