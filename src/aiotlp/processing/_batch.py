@@ -285,6 +285,12 @@ class BatchProcessor(Flushing[T], ThreadHops[T], LoopBinding[T]):
             return True
         return False
 
+    def stop_accepting(self) -> None:
+        """Refuse every item from now on (dropped, counted as ``already_shutdown``), exporting nothing and shutting
+        nothing down: for a processor that must stay shut in a process where it cannot run (a forked child of a
+        process that shut it down). :meth:`shutdown` does this first, then exports what is queued."""
+        self._queue.close()
+
     async def put(self, item: T) -> bool:
         """Queue ``item``; under the ``block`` policy wait for room first. False if it was dropped (counted).
 
