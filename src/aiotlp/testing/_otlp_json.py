@@ -34,7 +34,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 from aiotlp._validate import is_int
-from aiotlp.model._signal import Signal
+from aiotlp.model import Signal
 
 __all__ = [
     "ExportRequest",
