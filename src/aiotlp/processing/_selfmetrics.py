@@ -164,7 +164,8 @@ class SelfMetrics:
         """One ``operation.duration`` observation; ``error_type`` None means full success."""
         attributes = self._duration_attributes.get(error_type)
         if attributes is None:
-            attributes = self._duration_attributes[error_type] = self._with(self.exporter_attributes, str(error_type))
+            attributes = self._with_error_type(self.exporter_attributes, str(error_type))
+            self._duration_attributes[error_type] = attributes
         self._duration.record(seconds, attributes)
 
     # ------------------------------------------------------------------------------------------- callbacks
@@ -185,7 +186,7 @@ class SelfMetrics:
 
         return callback
 
-    def _with(self, base: dict[str, str | int], error_type: str) -> dict[str, str | int]:
+    def _with_error_type(self, base: dict[str, str | int], error_type: str) -> dict[str, str | int]:
         return {**base, "error.type": error_type}
 
     def _queue_size(self, queue: BoundedQueue[Any]) -> list[tuple[int, dict[str, str | int]]]:
@@ -203,13 +204,13 @@ class SelfMetrics:
             (queue.dropped_shutdown, "shutdown"),
         ):
             if count:
-                values.append((count, self._with(base, error_type)))
+                values.append((count, self._with_error_type(base, error_type)))
         return values
 
     def _exported(self, queue: BoundedQueue[Any]) -> list[tuple[int, dict[str, str | int]]]:
         base = self.exporter_attributes
         values = [(queue.exported, base)]
-        values.extend((count, self._with(base, error_type)) for error_type, count in queue.outcomes.items())
+        values.extend((count, self._with_error_type(base, error_type)) for error_type, count in queue.outcomes.items())
         return values
 
     def _inflight(self, queue: BoundedQueue[Any]) -> list[tuple[int, dict[str, str | int]]]:
