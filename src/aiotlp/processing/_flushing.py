@@ -74,18 +74,19 @@ class Flushing(Generic[T]):
     """The flush and shutdown part of :class:`~aiotlp.processing.BatchProcessor` (see the module docstring).
     The processor provides the state below, the worker's ``_pump`` and ``_wake``, and the hop to its loop."""
 
+    # What each means: BatchProcessor.__init__, where they are set.
     _loop: asyncio.AbstractEventLoop | None
     _worker: asyncio.Task[None] | None
-    _stopping: bool
-    _drain_to: int
-    _running: dict[asyncio.Task[Any], Batch]
+    _stopping: bool  # the shutdown has exported what it could: the worker ends
+    _drain_to: int  # entries before this sequence number are due now, whole batch or not (a flush raises it)
+    _running: dict[asyncio.Task[Any], Batch]  # exports in flight on the current loop
     _flushes: list[FlushWaiter]  # flushes (and the shutdown) waiting on the current loop, in mark order
-    _room: set[asyncio.Future[None]]
+    _room: set[asyncio.Future[None]]  # puts waiting for room (block policy): woken at shutdown
     _shutdown: asyncio.Future[FlushOutcome] | None  # set when shutdown begins; its outcome once it has ended
     _queue: BoundedQueue[T]
     _signal: Signal
     _exporter: Exporter
-    _hooks: Hooks
+    _hooks: Hooks  # the exporter's optional hooks (force_flush)
 
     if TYPE_CHECKING:
 
