@@ -9,8 +9,12 @@ outcome = await processor.shutdown(timeout=5)
 processor.statistics()                 # produced == exported + rejected + failed + dropped + queued + in_flight
 ```
 
-The threading model is described in :mod:`aiotlp.processing._batch`; the queue layout in
-:mod:`aiotlp.processing._queue`; the self-metrics in :mod:`aiotlp.processing._selfmetrics`.
+The threading model is described in :mod:`aiotlp.processing._batch` (validation, producing, the worker); the
+queue layout in :mod:`aiotlp.processing._queue`; how an ended export settles its items in
+:mod:`aiotlp.processing._settle` (pure); flush and shutdown in :mod:`aiotlp.processing._flushing`; calls from
+other loops and threads in :mod:`aiotlp.processing._hops`; moving between loops in
+:mod:`aiotlp.processing._binding`; the exporter's optional hooks in :mod:`aiotlp.processing._hooks`; the
+self-metrics in :mod:`aiotlp.processing._selfmetrics`.
 """
 
 from ._batch import BatchProcessor, OverflowPolicy
