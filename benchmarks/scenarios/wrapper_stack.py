@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from aiotlp._compat import timeout_at
+from aiotlp._backports import timeout_at
 from aiotlp._exceptions import AttemptTimeoutError, DeadlineExceededError, RetryableError
 from aiotlp.encoding import PartialSuccess
 from aiotlp.export import (

@@ -542,9 +542,9 @@ CANARY = "s3cr3t-canary-sdk"
 @pytest.fixture
 def unit_warnings(monkeypatch: pytest.MonkeyPatch) -> None:
     """The seconds-like timeout warning is once per variable per process: start afresh."""
-    import aiotlp.config
+    import aiotlp.config._values
 
-    monkeypatch.setattr(aiotlp.config, "_unit_warned", set())
+    monkeypatch.setattr(aiotlp.config._values, "_unit_warned", set())
 
 
 @pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])

@@ -469,6 +469,20 @@ async def test_script_order_per_signal_then_any_then_default(
     assert collector.pending() == collector.pending(Signal.LOGS) == 0
 
 
+async def test_clear_script_drops_the_unused_replies_of_one_queue(
+    collector: FakeCollector, session: aiohttp.ClientSession
+) -> None:
+    collector.script(Reply(http_status=503), Reply(http_status=429))
+    collector.script(Reply(http_status=400), signal=Signal.LOGS)
+    assert collector.clear_script() == 2
+    assert (collector.pending(), collector.pending(Signal.LOGS)) == (0, 1)
+    status, _, _ = await http_post(session, collector, Signal.TRACES, b"")
+    assert status == 200  # the default: the dropped replies are not used
+    assert collector.clear_script(Signal.LOGS) == 1
+    status, _, _ = await http_post(session, collector, Signal.LOGS, b"")
+    assert status == 200
+
+
 @pytest.mark.parametrize(
     ("http_status", "grpc_code"),
     [

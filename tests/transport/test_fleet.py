@@ -29,7 +29,7 @@ from aiotlp import (
     SignalConfig,
     Span,
 )
-from aiotlp._compat import timeout_at
+from aiotlp._backports import timeout_at
 from aiotlp.export import reply_error
 from aiotlp.testing import FakeCollector, Outcome, Reply, ScriptedTransport
 from aiotlp.transport import (

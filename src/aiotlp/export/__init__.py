@@ -9,13 +9,14 @@ from ._reply import read_reply, reply_error
 from ._retry import Retry, RetryPolicy
 from ._stack import SenderStack, TransportSender, build_stack, compress_request
 from ._timeout import Timeout
-from ._types import Exporter, ExportRequest, ExportResult, Sender
+from ._types import Exporter, ExporterHooks, ExportRequest, ExportResult, Sender
 
 __all__ = [
     "ConcurrencyLimit",
     "ExportRequest",
     "ExportResult",
     "Exporter",
+    "ExporterHooks",
     "OTLPExporter",
     "Retry",
     "RetryPolicy",

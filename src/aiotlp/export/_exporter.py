@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 from .._exceptions import ConfigurationError, EncodeError, ExportError, ExporterShutdownError, RequestTooLargeError
 from .._fork import abandon
+from .._ratelimit import RateLimitedLogger
 from ..config import ExporterConfig, Headers, SignalConfig
 from ..encoding import count_items, encode
 from ..model import LogRecord, Metric, Signal, Span
@@ -31,7 +32,6 @@ from ..transport import (
     make_transport,
     require_client,
 )
-from ._ratelimit import RateLimitedLogger
 from ._reply import reply_error
 from ._retry import RetryPolicy
 from ._stack import SenderStack, build_stack, compress_request

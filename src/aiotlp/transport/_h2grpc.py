@@ -32,7 +32,7 @@ import math
 import ssl
 from typing import TYPE_CHECKING, Final
 
-from .._compat import timeout_at
+from .._backports import timeout_at
 from .._exceptions import (
     AttemptTimeoutError,
     ConfigurationError,
