@@ -167,8 +167,7 @@ def readable_fields(span: ReadableSpan) -> dict[str, Any]:
         "events": [(e.name, e.timestamp, dict(e.attributes or {}), e.dropped_attributes) for e in span.events],
         "dropped_events": span.dropped_events,
         "links": [
-            (context_tuple(link.context)[:3], dict(link.attributes or {}), link.dropped_attributes)
-            for link in span.links
+            (context_tuple(link.context), dict(link.attributes or {}), link.dropped_attributes) for link in span.links
         ],
         "dropped_links": span.dropped_links,
         "resource": span.resource,

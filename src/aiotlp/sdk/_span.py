@@ -102,6 +102,7 @@ def _make_span_class(core: type[Any]) -> type[Any]:
         """An ``opentelemetry.trace.Span`` of :class:`aiotlp.sdk.TracerProvider` (see the module docstring)."""
 
         __slots__ = (
+            "_link_contexts",
             "_parent",
             "_record_exception",
             "_set_status_on_exception",
@@ -113,6 +114,7 @@ def _make_span_class(core: type[Any]) -> type[Any]:
 
         _tracer: Tracer
         _parent: SpanContext | None
+        _link_contexts: list[SpanContext]
         _span_context: SpanContext | None
         _trace_flags: int
         _state: TraceState | None
@@ -150,6 +152,12 @@ def _make_span_class(core: type[Any]) -> type[Any]:
                 _state_text(context.trace_state),
                 attributes,
             )
+            # the context itself, for what foreign processors read (its trace flags are not in the core)
+            if not self.ended:
+                contexts = getattr(self, "_link_contexts", None)
+                if contexts is None:
+                    contexts = self._link_contexts = []
+                contexts.append(context)
 
         def set_status(self, status: Status | StatusCode, description: str | None = None) -> None:
             if self.ended:
@@ -276,14 +284,20 @@ def _make_span_class(core: type[Any]) -> type[Any]:
 
         def _links_list(self) -> list[Link]:
             links = []
-            for trace_id, span_id, flags, state, values, dropped in _core_links(self):
-                context = SpanContext(
-                    trace_id,
-                    span_id,
-                    flags & 0x200 != 0,
-                    TraceFlags(1),
-                    TraceState.from_header([state]) if state else _EMPTY_STATE,
-                )
+            kept = _core_links(self)
+            # the core keeps the last max_links links added: the same contexts, in the same order
+            contexts = (getattr(self, "_link_contexts", None) or [])[-len(kept) :] if kept else []
+            if len(contexts) != len(kept):
+                contexts = [None] * len(kept)
+            for (trace_id, span_id, flags, state, values, dropped), context in zip(kept, contexts, strict=True):
+                if context is None or context.trace_id != trace_id or context.span_id != span_id:
+                    context = SpanContext(
+                        trace_id,
+                        span_id,
+                        flags & 0x200 != 0,
+                        TraceFlags(0),
+                        TraceState.from_header([state]) if state else _EMPTY_STATE,
+                    )
                 links.append(Link(context, _bounded_attributes(values, dropped)))
             return links
 
