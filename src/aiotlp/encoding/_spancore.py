@@ -137,7 +137,13 @@ def _clean(value: Any, max_len: int) -> Any:
 
 def _clean_mapping(mapping: Mapping[Any, Any], max_len: int) -> dict[str, Any]:
     out: dict[str, Any] = {}
+    scalars = _SCALARS
     for key, value in mapping.items():
+        if type(key) is str and key:  # the common case, inlined: a str key, a scalar or a short str value
+            kind = type(value)
+            if kind in scalars or (kind is str and (max_len < 0 or len(value) <= max_len)):
+                out[key] = value
+                continue
         if not key:
             _warn(f"invalid attribute key `{key}`. must be non-empty string. Dropping key from attributes.")
             continue
@@ -286,6 +292,11 @@ class SpanCore:
                 return
             cleaned = _clean_mapping(attributes, self._limits[6])
             self._dropped_attributes += len(attributes) - len(cleaned)
+            current = self._attributes
+            maxlen = self._limits[0]
+            if (maxlen < 0 or len(current) + len(cleaned) <= maxlen) and current.keys().isdisjoint(cleaned):
+                current.update(cleaned)  # what _put does one by one: new keys, none evicted
+                return
             for key, value in cleaned.items():
                 self._put(key, value)
 
