@@ -32,6 +32,10 @@ Interface changes from the brief (issue 16), agreed for both twins (this one and
    "Setting attribute" or "Tried calling" to ``opentelemetry.sdk.trace``, the rest to ``opentelemetry.attributes``.
 6. ``encode()`` writes ``Span.kind``, ``Span.flags`` and ``Link.flags`` only when not 0 (proto3; the SDK layer
    always passes non-zero ones); ``trace_state`` is written as given when not empty.
+7. The methods the SDK layer inherits as the API's take the API's keyword names too: ``set_attribute(key,
+   value)``, ``set_attributes(attributes)``, ``add_event(name, attributes=None, timestamp=None)``,
+   ``update_name(name)`` (applications call ``span.add_event("x", attributes=..., timestamp=...)``). A core
+   without keywords still works: the SDK layer then wraps these four in Python (a little slower).
 
 The state of one span, as the SDK's ``Span`` keeps it (``opentelemetry/sdk/trace/__init__.py``: a
 ``BoundedAttributes`` for the attributes, bounded deques for events and links, each with its dropped count), held
