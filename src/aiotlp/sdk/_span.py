@@ -409,6 +409,8 @@ def _make_span_class(core: type[Any]) -> type[Any]:
                 instrumentation_scope=tracer._instrumentation_scope,
             )
 
+    Span._readable_span = Span._readable  # the SDK Span's name for it
+
     if not _takes_keywords(core):  # the API's keyword names, for a core whose methods are positional only
         _core_set_attribute = core.set_attribute
         _core_set_attributes = core.set_attributes
