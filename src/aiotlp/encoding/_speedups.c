@@ -1874,8 +1874,9 @@ py_set_warning_hook(PyObject *self, PyObject *hook)
         PyErr_Format(PyExc_TypeError, "hook must be a callable or None, got %.100s", Py_TYPE(hook)->tp_name);
         return NULL;
     }
-    Py_XSETREF(s_warning_hook, Py_NewRef(hook));
-    Py_RETURN_NONE;
+    PyObject *previous = s_warning_hook ? s_warning_hook : Py_NewRef(Py_None);
+    s_warning_hook = Py_NewRef(hook);
+    return previous; /* the hook it replaces (None: none), so a caller can put it back */
 }
 
 #define DICT_FULL_TEXT                                                                                              \
@@ -3182,7 +3183,7 @@ static PyMethodDef methods[] = {
     {"sdk_span_field", (PyCFunction)(void (*)(void))py_sdk_span_field, METH_FASTCALL,
      "sdk_span_field(types, span) -> bytes: one SDK span's ScopeSpans.spans entry."},
     {"set_warning_hook", (PyCFunction)py_set_warning_hook, METH_O,
-     "set_warning_hook(hook): SpanCore's warnings (the SDK's texts) go to hook(text); None drops them."},
+     "set_warning_hook(hook) -> previous hook: SpanCore's warnings (the SDK's texts) go to hook(text); None drops them."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -37,8 +37,9 @@ def write_sdk_spans(
 def sdk_span_field(types: tuple[type, type, type, Callable[[Any], str], type, type], span: Any, /) -> bytes:
     """``aiotlp.sdk._encode._span_field``: one SDK span's ``ScopeSpans.spans`` field (tag, length, ``Span``)."""
 
-def set_warning_hook(hook: Callable[[str], object] | None, /) -> None:
-    """Where :class:`SpanCore` reports its warnings (the SDK's texts, one ``str``); ``None`` drops them."""
+def set_warning_hook(hook: Callable[[str], object] | None, /) -> Callable[[str], object] | None:
+    """Where :class:`SpanCore` reports its warnings (the SDK's texts, one ``str``); ``None`` drops them. Returns
+    the hook it replaces."""
 
 class SpanCore:
     """The state of one span, encoded straight to OTLP protobuf: the twin of
