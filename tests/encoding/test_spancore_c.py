@@ -85,7 +85,12 @@ ODD_VALUES = [
 values = st.one_of(any_values(wide=True), st.sampled_from(ODD_VALUES))
 keys = st.one_of(texts(12), st.sampled_from(["", "k", StrKey("k"), StrKey(""), 5, None, b"k", 1.5]))
 mappings = st.dictionaries(keys, values, max_size=5)
-limits_st = st.tuples(*[st.one_of(st.just(-1), st.integers(0, 4)) for _ in range(5)], st.sampled_from([-1, 0, 3, 20]))
+_lengths = st.sampled_from([-1, 0, 3, 20])
+# 6 items, or 7: the span's own max_span_attribute_length after max_attribute_length (events' and links')
+limits_st = st.one_of(
+    st.tuples(*[st.one_of(st.just(-1), st.integers(0, 4)) for _ in range(5)], _lengths),
+    st.tuples(*[st.one_of(st.just(-1), st.integers(0, 4)) for _ in range(5)], _lengths, _lengths),
+)
 times = st.integers(1, 2**64 - 1)
 ids128 = st.one_of(st.just(0), st.integers(1, 2**128 - 1))
 ids64 = st.one_of(st.just(0), st.integers(1, 2**64 - 1))
@@ -170,7 +175,8 @@ class Pair:
         trace_state: list[tuple[str, str]] | None = None,
         start: int = 1_700_000_000_000_000_000,
     ) -> None:
-        max_attrs, max_events, max_links, max_event_attrs, max_link_attrs, max_len = limits
+        max_attrs, max_events, max_links, max_event_attrs, max_link_attrs, max_len = limits[:6]
+        max_span_len = limits[6] if len(limits) == 7 else max_len
         provider = TracerProvider(
             id_generator=_Ids(),
             span_limits=SpanLimits(
@@ -180,7 +186,7 @@ class Pair:
                 max_event_attributes=max_event_attrs,
                 max_link_attributes=max_link_attrs,
                 max_attribute_length=max_len,
-                max_span_attribute_length=max_len,
+                max_span_attribute_length=max_span_len,
             ),
         )
         context = None

@@ -1899,7 +1899,9 @@ typedef struct {
     Py_ssize_t dropped;
 } CoreLink;
 
-enum { LIM_ATTRS, LIM_EVENTS, LIM_LINKS, LIM_EVENT_ATTRS, LIM_LINK_ATTRS, LIM_LENGTH, N_LIMITS };
+/* limits: LIM_LENGTH bounds event and link attribute values, LIM_SPAN_LENGTH the span's own (the SDK's
+ * max_attribute_length and max_span_attribute_length). */
+enum { LIM_ATTRS, LIM_EVENTS, LIM_LINKS, LIM_EVENT_ATTRS, LIM_LINK_ATTRS, LIM_LENGTH, LIM_SPAN_LENGTH, N_LIMITS };
 
 typedef struct {
     PyObject_HEAD
@@ -2450,15 +2452,17 @@ core_init(SpanCoreObject *self, PyObject *args, PyObject *kwds)
         return -1;
     }
     PyObject *limits = a[8];
-    if (!PyTuple_Check(limits) || PyTuple_GET_SIZE(limits) != N_LIMITS) {
+    Py_ssize_t n_limits = PyTuple_Check(limits) ? PyTuple_GET_SIZE(limits) : 0;
+    if (n_limits != N_LIMITS && n_limits != N_LIMITS - 1) {
         PyErr_Format(PyExc_TypeError,
-                     "limits must be a tuple of 6 ints (max_attributes, max_events, max_links, max_event_attributes, "
-                     "max_link_attributes, max_attribute_length), got %.100s",
-                     Py_TYPE(limits)->tp_name);
+                     "limits must be a tuple of 6 or 7 ints (max_attributes, max_events, max_links, "
+                     "max_event_attributes, max_link_attributes, max_attribute_length[, max_span_attribute_length]), "
+                     "got %.100s of %zd items",
+                     Py_TYPE(limits)->tp_name, PyTuple_Check(limits) ? n_limits : (Py_ssize_t)-1);
         return -1;
     }
     Py_ssize_t lim[N_LIMITS];
-    for (int i = 0; i < N_LIMITS; i++) {
+    for (int i = 0; i < n_limits; i++) {
         PyObject *v = PyTuple_GET_ITEM(limits, i);
         if (arg_int(v, "limits item") < 0)
             return -1;
@@ -2470,6 +2474,8 @@ core_init(SpanCoreObject *self, PyObject *args, PyObject *kwds)
         PyErr_Format(PyExc_ValueError, "limits[%d] must be -1 (unlimited) or >= 0, got %R", i, v);
         return -1;
     }
+    if (n_limits == N_LIMITS - 1) /* no max_span_attribute_length: max_attribute_length for the span's too */
+        lim[LIM_SPAN_LENGTH] = lim[LIM_LENGTH];
     /* A second __init__ starts over. */
     core_clear(self);
     Py_SETREF(self->name, Py_NewRef(a[0]));
@@ -2559,9 +2565,9 @@ core_set_attribute(SpanCoreObject *self, PyObject *const *args, Py_ssize_t nargs
     if (t == &PyLong_Type || t == &PyFloat_Type || t == &PyBool_Type || value == Py_None)
         cleaned = Py_NewRef(value);
     else if (t == &PyUnicode_Type)
-        cleaned = clean_str(value, self->limits[LIM_LENGTH]);
+        cleaned = clean_str(value, self->limits[LIM_SPAN_LENGTH]);
     else
-        cleaned = clean_value(value, self->limits[LIM_LENGTH]);
+        cleaned = clean_value(value, self->limits[LIM_SPAN_LENGTH]);
     int rc = cleaned == NULL ? -1 : core_store(self, key, cleaned);
     Py_DECREF(key);
     Py_XDECREF(cleaned);
@@ -2594,7 +2600,7 @@ core_set_attributes(SpanCoreObject *self, PyObject *attributes)
             return NULL;
         }
     }
-    PyObject *cleaned = clean_mapping(attributes, self->limits[LIM_LENGTH], 1);
+    PyObject *cleaned = clean_mapping(attributes, self->limits[LIM_SPAN_LENGTH], 1);
     if (cleaned == NULL)
         return NULL;
     Py_ssize_t n = PyObject_Size(attributes);
@@ -2873,8 +2879,10 @@ w_core_span(Buf *b, SpanCoreObject *self)
         return -1;
     if (RESERVE(b, 20) < 0)
         return -1;
-    u_byte(b, 0x30);
-    u_byte(b, (unsigned char)self->kind);
+    if (self->kind) { /* proto3: 0 (UNSPECIFIED) is left out */
+        u_byte(b, 0x30);
+        u_byte(b, (unsigned char)self->kind);
+    }
     if (self->start_time) {
         u_byte(b, 0x39);
         u_fixed64(b, self->start_time);
@@ -2914,8 +2922,10 @@ w_core_span(Buf *b, SpanCoreObject *self)
         if ((PyUnicode_GET_LENGTH(l->trace_state) && w_tag_str(b, 0x1a, l->trace_state, "Link.trace_state") < 0)
             || w_core_attributes(b, 0x22, 0x28, l->attributes, l->dropped) < 0 || RESERVE(b, 5) < 0)
             return -1;
-        u_byte(b, 0x35); /* Link 6 flags */
-        u_fixed32(b, l->flags);
+        if (l->flags) { /* Link 6 flags (0: left out) */
+            u_byte(b, 0x35);
+            u_fixed32(b, l->flags);
+        }
         if (end(b, start) < 0)
             return -1;
     }
@@ -2929,11 +2939,13 @@ w_core_span(Buf *b, SpanCoreObject *self)
     else if (w_status_code_only(b, self->status_code) < 0) {
         return -1;
     }
-    if (RESERVE(b, 6) < 0)
-        return -1;
-    u_byte(b, 0x85);
-    u_byte(b, 0x01);
-    u_fixed32(b, self->flags);
+    if (self->flags) { /* Span 16 flags (0: left out) */
+        if (RESERVE(b, 6) < 0)
+            return -1;
+        u_byte(b, 0x85);
+        u_byte(b, 0x01);
+        u_fixed32(b, self->flags);
+    }
     return 0;
 }
 
