@@ -676,3 +676,77 @@ def test_many_spans_leave_no_memory_behind() -> None:
     finally:
         tracemalloc.stop()
     assert grown < 64 * 1024, f"{grown} bytes more after 20000 spans"
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Against the pure-Python twin, call for call, also outside what an SDK span can hold (kind 0, flags 0, a status
+# description with any code, set after end())
+
+core_ops = st.one_of(
+    st.tuples(st.just("set_attribute"), keys, values),
+    st.tuples(st.just("set_attributes"), mappings),
+    st.tuples(st.just("add_event"), texts(), st.one_of(st.none(), mappings), times),
+    st.tuples(
+        st.just("add_link"),
+        ids128,
+        ids64,
+        st.sampled_from([0, 0x100, 0x300, 2**32 - 1]),
+        st.sampled_from(["", "a=1", "a=1,b=v2"]),
+        st.one_of(st.none(), mappings),
+    ),
+    st.tuples(st.just("update_name"), texts()),
+    st.tuples(st.just("set_status_fields"), st.integers(0, 2), texts()),
+    st.tuples(st.just("end"), times),
+)
+
+
+@SETTINGS
+@given(
+    limits=limits_st,
+    name=texts(),
+    kind=st.integers(0, 5),
+    parent=ids64,
+    flags=st.sampled_from([0, 0x100, 0x300, 2**32 - 1]),
+    trace_state=st.sampled_from(["", "a=1", "vendor@x=v2,a=1"]),
+    start=st.one_of(st.just(0), times),
+    calls=st.lists(core_ops, max_size=12),
+)
+def test_random_calls_give_what_the_pure_twin_gives(
+    limits: tuple[int, ...],
+    name: str,
+    kind: int,
+    parent: int,
+    flags: int,
+    trace_state: str,
+    start: int,
+    calls: list[tuple[Any, ...]],
+) -> None:
+    from aiotlp.encoding import _spancore
+
+    args = (name, TRACE_ID, SPAN_ID, parent, flags, trace_state, kind, start, limits)
+    pure, compiled = _spancore.SpanCore(*args), SpanCore(*args)
+    pure_texts: list[str] = []
+    compiled_texts: list[str] = []
+    previous = set_warning_hook(compiled_texts.append)
+    _spancore.set_warning_hook(pure_texts.append)
+    try:
+        for verb, *call_args in calls:
+            assert getattr(compiled, verb)(*call_args) == getattr(pure, verb)(*call_args)
+            assert compiled.encode() == pure.encode()
+        for prop in ["name", "trace_id", "span_id", "parent_span_id", "flags", "trace_state", "kind", "start_time", "end_time", "ended", "status_code", "status_description", "dropped_attributes", "dropped_events", "dropped_links", "attributes", "events", "links"]:
+            assert getattr(compiled, prop) == getattr(pure, prop), prop
+        assert compiled_texts == pure_texts
+    finally:
+        set_warning_hook(previous)
+        _spancore.set_warning_hook(None)
+        _reinstall_sdk_hooks()
+
+
+def _reinstall_sdk_hooks() -> None:
+    """The SDK layer's hooks, when it is imported (this module's tests replace them for a while)."""
+    import sys
+
+    span_module = sys.modules.get("aiotlp.sdk._span")
+    install = getattr(span_module, "_install_warning_hooks", None)
+    if install is not None:
+        install()
