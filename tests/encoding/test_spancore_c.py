@@ -682,6 +682,27 @@ def test_many_spans_leave_no_memory_behind() -> None:
 # Against the pure-Python twin, call for call, also outside what an SDK span can hold (kind 0, flags 0, a status
 # description with any code, set after end())
 
+PROPERTIES = (
+    "name",
+    "trace_id",
+    "span_id",
+    "parent_span_id",
+    "flags",
+    "trace_state",
+    "kind",
+    "start_time",
+    "end_time",
+    "ended",
+    "status_code",
+    "status_description",
+    "dropped_attributes",
+    "dropped_events",
+    "dropped_links",
+    "attributes",
+    "events",
+    "links",
+)
+
 core_ops = st.one_of(
     st.tuples(st.just("set_attribute"), keys, values),
     st.tuples(st.just("set_attributes"), mappings),
@@ -733,7 +754,7 @@ def test_random_calls_give_what_the_pure_twin_gives(
         for verb, *call_args in calls:
             assert getattr(compiled, verb)(*call_args) == getattr(pure, verb)(*call_args)
             assert compiled.encode() == pure.encode()
-        for prop in ["name", "trace_id", "span_id", "parent_span_id", "flags", "trace_state", "kind", "start_time", "end_time", "ended", "status_code", "status_description", "dropped_attributes", "dropped_events", "dropped_links", "attributes", "events", "links"]:
+        for prop in PROPERTIES:
             assert getattr(compiled, prop) == getattr(pure, prop), prop
         assert compiled_texts == pure_texts
     finally:
