@@ -14,6 +14,7 @@ from __future__ import annotations
 import enum
 import gc
 import logging
+import sys
 import threading
 import time
 import types
@@ -25,6 +26,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from opentelemetry import trace
+from opentelemetry.proto.trace.v1.trace_pb2 import ScopeSpans
 from opentelemetry.sdk.trace import Span as SdkSpan
 from opentelemetry.sdk.trace import SpanLimits, TracerProvider
 from opentelemetry.sdk.trace.id_generator import IdGenerator
@@ -601,6 +603,54 @@ def test_threads_setting_at_once_lose_nothing_and_never_pass_the_limits() -> Non
     assert len(bounded.attributes) + bounded.dropped_attributes >= total_keys
     assert len(bounded.events) == limit
     assert bounded.dropped_events == threads_n * per_thread - limit
+
+
+def test_encoding_while_other_threads_add_and_evict_is_safe() -> None:
+    """encode() runs Python code for values of other types than the built-ins (an IntEnum here); other threads
+    then add and evict events, links and attributes under it. A stress test: nothing raises or crashes, and the
+    span encoded at the end decodes to what the core holds. (It does not reliably catch a freed dict being read:
+    CPython's dict free lists keep the memory valid; the C code holds what it writes instead, see w_core_span.)"""
+    limits = (4, 3, 3, 2, 2, -1)
+    core = SpanCore("s", TRACE_ID, SPAN_ID, 0, 0x100, "", 1, 1, limits)
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def encoder() -> None:
+        try:
+            while not stop.is_set():
+                core.encode()
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    def writer(n: int) -> None:
+        for i in range(3000):
+            core.set_attribute(f"k{n}-{i % 7}", Color.RED)
+            core.add_event("e", {"c": Color.RED, "s": StrKey("v")}, i + 1)
+            core.add_link(TRACE_ID, i + 1, 0x100, "a=1", {"c": Color.RED})
+
+    threads = [threading.Thread(target=encoder) for _ in range(2)]
+    writers = [threading.Thread(target=writer, args=(n,)) for n in range(3)]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible: inside encode()'s Python calls too
+    try:
+        for thread in threads + writers:
+            thread.start()
+        for thread in writers:
+            thread.join()
+        stop.set()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert errors == []
+    assert (len(core.attributes), len(core.events), len(core.links)) == (4, 3, 3)
+    assert core.dropped_events == core.dropped_links == 3 * 3000 - 3
+    span = ScopeSpans.FromString(core.encode()).spans[0]
+    assert [kv.value.int_value for kv in span.attributes] == [1, 1, 1, 1]
+    assert [(e.time_unix_nano, len(e.attributes)) for e in span.events] == [(e[1], 2) for e in core.events]
+    assert [link.span_id for link in span.links] == [link[1].to_bytes(8, "big") for link in core.links]
+    assert (span.dropped_events_count, span.dropped_links_count) == (core.dropped_events, core.dropped_links)
+    assert span.dropped_attributes_count == core.dropped_attributes > 0
 
 
 class Sub(SpanCore if _compat.speedups is not None else object):  # type: ignore[misc]

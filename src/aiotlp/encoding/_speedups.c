@@ -2525,8 +2525,16 @@ core_store(SpanCoreObject *self, PyObject *key, PyObject *value)
 static int
 core_need_dict(SpanCoreObject *self)
 {
-    if (self->attributes == NULL && (self->attributes = PyDict_New()) == NULL)
+    if (self->attributes != NULL)
+        return 0;
+    /* Allocating may run the GC, and so other threads: the dict is set only if none was set meanwhile. */
+    PyObject *dict = PyDict_New();
+    if (dict == NULL)
         return -1;
+    if (self->attributes == NULL)
+        self->attributes = dict;
+    else
+        Py_DECREF(dict);
     return 0;
 }
 
@@ -2891,40 +2899,60 @@ w_core_span(Buf *b, SpanCoreObject *self)
         u_byte(b, 0x41);
         u_fixed64(b, self->end_time);
     }
+    /* Writing a value of a type other than the built-ins runs Python code (_normalize), during which another
+     * thread may update this span: what is being written is held (a new reference) until it is written, and the
+     * events and links are read by index, each time from the span. */
     /* Span 9 attributes, 10 dropped_attributes_count */
-    if (w_core_attributes(b, 0x4a, 0x50, self->attributes, self->dropped_attributes) < 0)
+    PyObject *attributes = Py_XNewRef(self->attributes);
+    int rc = w_core_attributes(b, 0x4a, 0x50, attributes, self->dropped_attributes);
+    Py_XDECREF(attributes);
+    if (rc < 0)
         return -1;
     /* Span 11 events, 12 dropped_events_count */
     for (Py_ssize_t i = 0; i < self->n_events; i++) {
-        CoreEvent *e = &self->events[i];
+        CoreEvent e = self->events[i];
+        Py_INCREF(e.name);
+        Py_INCREF(e.attributes);
         Py_ssize_t start = begin(b, "\x5a", 1);
-        if (start < 0 || (e->time && w_fixed64_field(b, 0x09, e->time) < 0)          /* Event 1 time_unix_nano */
-            || (PyUnicode_GET_LENGTH(e->name) && w_tag_str(b, 0x12, e->name, "Event.name") < 0) /* 2 name */
-            || w_core_attributes(b, 0x1a, 0x20, e->attributes, e->dropped) < 0      /* 3 attributes, 4 dropped */
-            || end(b, start) < 0)
+        rc = (start < 0 || (e.time && w_fixed64_field(b, 0x09, e.time) < 0)           /* Event 1 time_unix_nano */
+              || (PyUnicode_GET_LENGTH(e.name) && w_tag_str(b, 0x12, e.name, "Event.name") < 0) /* 2 name */
+              || w_core_attributes(b, 0x1a, 0x20, e.attributes, e.dropped) < 0       /* 3 attributes, 4 dropped */
+              || end(b, start) < 0)
+                 ? -1
+                 : 0;
+        Py_DECREF(e.name);
+        Py_DECREF(e.attributes);
+        if (rc < 0)
             return -1;
     }
     if (self->dropped_events && (w_varint(b, 0x60) < 0 || w_varint(b, (uint64_t)self->dropped_events) < 0))
         return -1;
     /* Span 13 links, 14 dropped_links_count */
     for (Py_ssize_t i = 0; i < self->n_links; i++) {
-        CoreLink *l = &self->links[i];
+        CoreLink l = self->links[i];
         Py_ssize_t start = begin(b, "\x6a", 1);
         if (start < 0 || RESERVE(b, 28) < 0)
             return -1;
         u_byte(b, 0x0a); /* Link 1 trace_id, 2 span_id */
         u_byte(b, 0x10);
-        u_be64(b, l->trace_hi);
-        u_be64(b, l->trace_lo);
+        u_be64(b, l.trace_hi);
+        u_be64(b, l.trace_lo);
         u_byte(b, 0x12);
         u_byte(b, 0x08);
-        u_be64(b, l->span_id);
-        if ((PyUnicode_GET_LENGTH(l->trace_state) && w_tag_str(b, 0x1a, l->trace_state, "Link.trace_state") < 0)
-            || w_core_attributes(b, 0x22, 0x28, l->attributes, l->dropped) < 0 || RESERVE(b, 5) < 0)
+        u_be64(b, l.span_id);
+        Py_INCREF(l.trace_state);
+        Py_INCREF(l.attributes);
+        rc = ((PyUnicode_GET_LENGTH(l.trace_state) && w_tag_str(b, 0x1a, l.trace_state, "Link.trace_state") < 0)
+              || w_core_attributes(b, 0x22, 0x28, l.attributes, l.dropped) < 0 || RESERVE(b, 5) < 0)
+                 ? -1
+                 : 0;
+        Py_DECREF(l.trace_state);
+        Py_DECREF(l.attributes);
+        if (rc < 0)
             return -1;
-        if (l->flags) { /* Link 6 flags (0: left out) */
+        if (l.flags) { /* Link 6 flags (0: left out) */
             u_byte(b, 0x35);
-            u_fixed32(b, l->flags);
+            u_fixed32(b, l.flags);
         }
         if (end(b, start) < 0)
             return -1;
@@ -2933,7 +2961,10 @@ w_core_span(Buf *b, SpanCoreObject *self)
         return -1;
     /* Span 15 status, 16 flags */
     if (PyUnicode_GET_LENGTH(self->description)) {
-        if (w_status_with_message(b, self->description, self->status_code) < 0)
+        PyObject *description = Py_NewRef(self->description);
+        rc = w_status_with_message(b, description, self->status_code);
+        Py_DECREF(description);
+        if (rc < 0)
             return -1;
     }
     else if (w_status_code_only(b, self->status_code) < 0) {
