@@ -2100,7 +2100,7 @@ clean_mapping(PyObject *mapping, Py_ssize_t max_len, int exact_keys)
             if (key == NULL)
                 goto item_done;
         }
-        else if (exact_keys && !PyUnicode_CheckExact(key)) {
+        if (exact_keys && !PyUnicode_CheckExact(key)) { /* a str subclass (also what a __str__ may return) */
             Py_SETREF(key, PyUnicode_FromObject(key));
             if (key == NULL)
                 goto item_done;
