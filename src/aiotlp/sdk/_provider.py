@@ -26,7 +26,8 @@ generator is called.
 
 Processors are called in the order they were added, as the SDK's ``SynchronousMultiSpanProcessor`` calls them:
 ``on_start`` (with the span itself), ``_on_ending``, ``on_end``. A processor that does not override
-``SpanProcessor.on_start`` / ``_on_ending`` is not called for them (they do nothing). aiotlp's
+``SpanProcessor.on_start`` / ``_on_ending`` is not called for them (they do nothing), nor are aiotlp's own
+processors in ``on_start`` (theirs does nothing). aiotlp's
 ``BatchSpanProcessor`` takes a span at ``end()`` through its native hook (``_on_end_native``): the span's bytes,
 straight from the core, with no Python span object built. Any other processor gets in ``on_end`` an SDK
 ``ReadableSpan`` built from the core, one per span, only when such a processor is attached. With an
@@ -347,7 +348,8 @@ class TracerProvider(trace_api.TracerProvider):
         else:
             processors = (self._active_span_processor,)
         enders = tuple((callable(getattr(p, "_on_end_native", None)), p) for p in processors)
-        self._starters = tuple(p for p in processors if _overrides(p, "on_start"))
+        # aiotlp's own processors do nothing in on_start: not called
+        self._starters = tuple(p for (native, p) in enders if not native and _overrides(p, "on_start"))
         self._ending = tuple(p for p in processors if _overrides(p, "_on_ending"))
         self._only_native = all(native for native, _ in enders)
         self._enders = enders

@@ -97,11 +97,25 @@ def _bounded_list(items: list[Any], maxlen: int, dropped: int) -> BoundedList[An
     return bounded
 
 
+def _takes_keywords(core: type[Any]) -> bool:
+    """Whether the core's API methods take the API's keyword names (a probe on a throwaway span)."""
+    probe = core("probe", 1, 1, 0, 0x100, "", 1, 1, (-1, -1, -1, -1, -1, -1))
+    try:
+        probe.set_attribute(key="k", value=1)
+        probe.set_attributes(attributes={"k": 2})
+        probe.add_event(name="e", attributes=None, timestamp=1)
+        probe.update_name(name="n")
+    except TypeError:
+        return False
+    return True
+
+
 def _make_span_class(core: type[Any]) -> type[Any]:
     class Span(core, trace_api.Span):  # type: ignore[misc]
         """An ``opentelemetry.trace.Span`` of :class:`aiotlp.sdk.TracerProvider` (see the module docstring)."""
 
         __slots__ = (
+            "_link_contexts",
             "_parent",
             "_record_exception",
             "_set_status_on_exception",
@@ -113,6 +127,7 @@ def _make_span_class(core: type[Any]) -> type[Any]:
 
         _tracer: Tracer
         _parent: SpanContext | None
+        _link_contexts: list[SpanContext]
         _span_context: SpanContext | None
         _trace_flags: int
         _state: TraceState | None
@@ -150,6 +165,12 @@ def _make_span_class(core: type[Any]) -> type[Any]:
                 _state_text(context.trace_state),
                 attributes,
             )
+            # the context itself, for what foreign processors read (its trace flags are not in the core)
+            if not self.ended:
+                contexts = getattr(self, "_link_contexts", None)
+                if contexts is None:
+                    contexts = self._link_contexts = []
+                contexts.append(context)
 
         def set_status(self, status: Status | StatusCode, description: str | None = None) -> None:
             if self.ended:
@@ -276,14 +297,20 @@ def _make_span_class(core: type[Any]) -> type[Any]:
 
         def _links_list(self) -> list[Link]:
             links = []
-            for trace_id, span_id, flags, state, values, dropped in _core_links(self):
-                context = SpanContext(
-                    trace_id,
-                    span_id,
-                    flags & 0x200 != 0,
-                    TraceFlags(1),
-                    TraceState.from_header([state]) if state else _EMPTY_STATE,
-                )
+            kept = _core_links(self)
+            # the core keeps the last max_links links added: the same contexts, in the same order
+            contexts = (getattr(self, "_link_contexts", None) or [])[-len(kept) :] if kept else []
+            if len(contexts) != len(kept):
+                contexts = [None] * len(kept)
+            for (trace_id, span_id, flags, state, values, dropped), context in zip(kept, contexts, strict=True):
+                if context is None or context.trace_id != trace_id or context.span_id != span_id:
+                    context = SpanContext(
+                        trace_id,
+                        span_id,
+                        flags & 0x200 != 0,
+                        TraceFlags(0),
+                        TraceState.from_header([state]) if state else _EMPTY_STATE,
+                    )
                 links.append(Link(context, _bounded_attributes(values, dropped)))
             return links
 
@@ -306,6 +333,30 @@ def _make_span_class(core: type[Any]) -> type[Any]:
                 end_time=self.end_time,
                 instrumentation_scope=tracer._instrumentation_scope,
             )
+
+    if not _takes_keywords(core):  # the API's keyword names, for a core whose methods are positional only
+        _core_set_attribute = core.set_attribute
+        _core_set_attributes = core.set_attributes
+        _core_add_event = core.add_event
+        _core_update_name = core.update_name
+
+        def set_attribute(self: Any, key: str, value: Any) -> None:
+            _core_set_attribute(self, key, value)
+
+        def set_attributes(self: Any, attributes: Mapping[str, Any]) -> None:
+            _core_set_attributes(self, attributes)
+
+        def add_event(
+            self: Any, name: str, attributes: Mapping[str, Any] | None = None, timestamp: int | None = None
+        ) -> None:
+            _core_add_event(self, name, attributes, timestamp)
+
+        def update_name(self: Any, name: str) -> None:
+            _core_update_name(self, name)
+
+        for method in (set_attribute, set_attributes, add_event, update_name):
+            method.__qualname__ = f"Span.{method.__name__}"
+            setattr(Span, method.__name__, method)
 
     _core_end: Callable[..., bool] = core.end
     _core_add_link: Callable[..., None] = core.add_link
