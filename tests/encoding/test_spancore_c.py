@@ -571,6 +571,23 @@ def test_the_constructor_takes_keywords_and_method_arguments_are_checked() -> No
     assert core.attributes == {} and core.events == [] and core.links == []
 
 
+def test_the_api_methods_take_the_api_keyword_names() -> None:
+    core = SpanCore(*GOOD)
+    core.set_attribute(key="k", value=1)
+    core.set_attributes(attributes={"m": 2})
+    core.add_event(name="e", attributes={"a": 1}, timestamp=5)
+    core.add_event("f", timestamp=6)
+    core.update_name(name="renamed")
+    assert (core.name, core.attributes) == ("renamed", {"k": 1, "m": 2})
+    assert core.events == [("e", 5, {"a": 1}, 0), ("f", 6, {}, 0)]
+    with pytest.raises(TypeError, match="unexpected keyword argument 'nam'"):
+        core.add_event(nam="e")
+    with pytest.raises(TypeError, match="multiple values for argument 'value'"):
+        core.set_attribute("k", 1, value=2)
+    with pytest.raises(TypeError, match="missing required argument 'name'"):
+        core.update_name()
+
+
 # ------------------------------------------------------------------------------------------------------------
 # Threads, garbage collection, subclassing
 

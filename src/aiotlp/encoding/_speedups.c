@@ -2538,12 +2538,52 @@ core_need_dict(SpanCoreObject *self)
     return 0;
 }
 
-static PyObject *
-core_set_attribute(SpanCoreObject *self, PyObject *const *args, Py_ssize_t nargs)
+/* The arguments of a METH_FASTCALL | METH_KEYWORDS method, by position or by name, into out[0..n) (NULL: not
+ * given); the first `required` must be given. `usage` names the method in the errors. */
+static int
+call_args(const char *usage, const char *const *names, int n, int required, PyObject *const *args, Py_ssize_t nargs,
+          PyObject *kwnames, PyObject **out)
 {
-    if (nargs != 2) {
-        PyErr_Format(PyExc_TypeError, "set_attribute(key, value) takes 2 arguments (%zd given)", nargs);
-        return NULL;
+    if (nargs > n) {
+        PyErr_Format(PyExc_TypeError, "%s takes at most %d arguments (%zd given)", usage, n, nargs);
+        return -1;
+    }
+    for (int i = 0; i < n; i++)
+        out[i] = i < nargs ? args[i] : NULL;
+    Py_ssize_t nk = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    for (Py_ssize_t k = 0; k < nk; k++) {
+        PyObject *kw = PyTuple_GET_ITEM(kwnames, k);
+        int i = 0;
+        while (i < n && PyUnicode_CompareWithASCIIString(kw, names[i]) != 0)
+            i++;
+        if (i == n) {
+            PyErr_Format(PyExc_TypeError, "%s got an unexpected keyword argument '%U'", usage, kw);
+            return -1;
+        }
+        if (out[i] != NULL) {
+            PyErr_Format(PyExc_TypeError, "%s got multiple values for argument '%s'", usage, names[i]);
+            return -1;
+        }
+        out[i] = args[nargs + k];
+    }
+    for (int i = 0; i < required; i++) {
+        if (out[i] == NULL) {
+            PyErr_Format(PyExc_TypeError, "%s missing required argument '%s'", usage, names[i]);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static PyObject *
+core_set_attribute(SpanCoreObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    static const char *const names[] = {"key", "value"};
+    PyObject *a[2];
+    if (kwnames != NULL || nargs != 2) {
+        if (call_args("set_attribute(key, value)", names, 2, 2, args, nargs, kwnames, a) < 0)
+            return NULL;
+        args = a;
     }
     if (self->ended)
         return core_ended_attribute();
@@ -2585,8 +2625,17 @@ core_set_attribute(SpanCoreObject *self, PyObject *const *args, Py_ssize_t nargs
 }
 
 static PyObject *
-core_set_attributes(SpanCoreObject *self, PyObject *attributes)
+core_set_attributes(SpanCoreObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
+    static const char *const names[] = {"attributes"};
+    PyObject *attributes;
+    if (kwnames != NULL || nargs != 1) {
+        if (call_args("set_attributes(attributes)", names, 1, 1, args, nargs, kwnames, &attributes) < 0)
+            return NULL;
+    }
+    else {
+        attributes = args[0];
+    }
     if (self->ended)
         return core_ended_attribute();
     if (self->limits[LIM_ATTRS] == 0) {
@@ -2694,14 +2743,13 @@ evict_link(Grave *grave, CoreLink *l)
 }
 
 static PyObject *
-core_add_event(SpanCoreObject *self, PyObject *const *args, Py_ssize_t nargs)
+core_add_event(SpanCoreObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    if (nargs < 1 || nargs > 3) {
-        PyErr_Format(PyExc_TypeError, "add_event(name, attributes=None, timestamp=None) takes 1 to 3 arguments (%zd given)",
-                     nargs);
+    static const char *const names[] = {"name", "attributes", "timestamp"};
+    PyObject *a[3];
+    if (call_args("add_event(name, attributes=None, timestamp=None)", names, 3, 1, args, nargs, kwnames, a) < 0)
         return NULL;
-    }
-    PyObject *name = args[0], *attributes = nargs > 1 ? args[1] : Py_None, *timestamp = nargs > 2 ? args[2] : Py_None;
+    PyObject *name = a[0], *attributes = a[1] ? a[1] : Py_None, *timestamp = a[2] ? a[2] : Py_None;
     CoreEvent rec;
     if (arg_str(name, "name") < 0)
         return NULL;
@@ -2777,8 +2825,17 @@ core_add_link(SpanCoreObject *self, PyObject *const *args, Py_ssize_t nargs)
 }
 
 static PyObject *
-core_update_name(SpanCoreObject *self, PyObject *name)
+core_update_name(SpanCoreObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
+    static const char *const names[] = {"name"};
+    PyObject *name;
+    if (kwnames != NULL || nargs != 1) {
+        if (call_args("update_name(name)", names, 1, 1, args, nargs, kwnames, &name) < 0)
+            return NULL;
+    }
+    else {
+        name = args[0];
+    }
     if (arg_str(name, "name") < 0)
         return NULL;
     if (self->ended) {
@@ -3179,15 +3236,15 @@ static PyGetSetDef core_getset[] = {
 };
 
 static PyMethodDef core_methods[] = {
-    {"set_attribute", (PyCFunction)(void (*)(void))core_set_attribute, METH_FASTCALL,
+    {"set_attribute", (PyCFunction)(void (*)(void))core_set_attribute, METH_FASTCALL | METH_KEYWORDS,
      "set_attribute(key, value): the SDK's Span.set_attribute (BoundedAttributes rules)."},
-    {"set_attributes", (PyCFunction)core_set_attributes, METH_O,
+    {"set_attributes", (PyCFunction)(void (*)(void))core_set_attributes, METH_FASTCALL | METH_KEYWORDS,
      "set_attributes(mapping): the SDK's Span.set_attributes."},
-    {"add_event", (PyCFunction)(void (*)(void))core_add_event, METH_FASTCALL,
+    {"add_event", (PyCFunction)(void (*)(void))core_add_event, METH_FASTCALL | METH_KEYWORDS,
      "add_event(name, attributes=None, timestamp=None): the SDK's Span.add_event (timestamp None: now)."},
     {"add_link", (PyCFunction)(void (*)(void))core_add_link, METH_FASTCALL,
      "add_link(trace_id, span_id, flags, trace_state, attributes=None): the SDK's Span.add_link."},
-    {"update_name", (PyCFunction)core_update_name, METH_O, "update_name(name): a new name (not after end())."},
+    {"update_name", (PyCFunction)(void (*)(void))core_update_name, METH_FASTCALL | METH_KEYWORDS, "update_name(name): a new name (not after end())."},
     {"set_status_fields", (PyCFunction)(void (*)(void))core_set_status_fields, METH_FASTCALL,
      "set_status_fields(code, description): the status as stored (the rules are the caller's)."},
     {"end", (PyCFunction)(void (*)(void))core_end, METH_FASTCALL,
