@@ -9,6 +9,8 @@
  *   write_spans(buf, spans)                     aiotlp.encoding._protobuf._write_spans (aiotlp's model)
  *   write_sdk_spans(buf, spans, types)          aiotlp.sdk._encode._write_spans (OpenTelemetry SDK spans)
  *   sdk_span_field(types, span) -> bytes        aiotlp.sdk._encode._span_field (one span, encoded at the source)
+ *   SpanCore, set_warning_hook(hook)            aiotlp.encoding._spancore (a live span's state; its encode() writes
+ *                                               what _span_field writes for the SDK span with the same content)
  *
  * Sans-IO and duck-typed: nothing here imports opentelemetry or any I/O module. SDK objects are read by
  * attribute name, exactly as the pure-Python encoder reads them; the SDK classes the pure encoder compares
