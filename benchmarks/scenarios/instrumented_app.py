@@ -10,7 +10,10 @@ asyncio app". Each side runs in a fresh process on the harness's loop (asyncio o
 * ``aiotlp + gc.freeze()``: the same, with ``gc.freeze()`` called once the app has started (spans waiting in the
   queue make the collector's full collections frequent, and each walks every object of the process: the main
   source of the lag; see ``benchmarks/profiles.py gc``);
-* ``no-op``: the app alone (its lag and CPU without any exporter).
+* ``aiotlp provider``: the whole aiotlp path: ``aiotlp.sdk.TracerProvider`` (span state in the C core, or the
+  pure twin under the accelerator's kill switch), its spans taken to bytes at ``end()`` by aiotlp's processor;
+* ``no-op``: the app alone on the SDK's provider (its lag and CPU without any exporter);
+* ``no-op, aiotlp provider``: the app alone on aiotlp's provider.
 
 With the spans encoded at the source no span object waits in the queue, which is what ``gc.freeze()`` worked
 around.
@@ -32,6 +35,8 @@ from typing import Any
 
 from opentelemetry.sdk.trace import TracerProvider
 
+from aiotlp.sdk import TracerProvider as NativeTracerProvider
+
 from ._common import OFFICIAL, PROTOCOLS, Context, RssSampler, Sample, child_arguments, percentile, run_child, run_on
 from .batched_pipeline import PIPELINES, request_span
 
@@ -43,14 +48,17 @@ SIDES = {
     "aiotlp": "aiotlp processor",
     "aiotlp, objects": "aiotlp processor, objects",
     "aiotlp + gc.freeze()": "aiotlp processor",
+    "aiotlp provider": "aiotlp processor",
     "no-op": "no-op",
+    "no-op, aiotlp provider": "no-op",
 }
 FROZEN = frozenset({"aiotlp + gc.freeze()"})
+NATIVE = frozenset({"aiotlp provider", "no-op, aiotlp provider"})
 
 
 async def app(side: str, protocol: str, grpc_endpoint: str, http_endpoint: str, seconds: float) -> dict[str, Any]:
     processor, exported = PIPELINES[SIDES[side]](protocol, grpc_endpoint, http_endpoint)
-    provider = TracerProvider()
+    provider = NativeTracerProvider() if side in NATIVE else TracerProvider()
     provider.add_span_processor(processor)
     tracer = provider.get_tracer("bench.instrumentation", "0.1.0")
     if side in FROZEN:  # the app has started: what exists now is never walked by the collector again
