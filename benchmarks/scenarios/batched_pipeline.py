@@ -12,6 +12,8 @@ Each side runs in a fresh process (so peak RSS does not mix), a ``TracerProvider
 * ``no-op``: a span processor that does nothing with the spans (counted as delivered): the producer alone, the
   baseline of the targets "delivered >= 90% of what the same producer achieves with a no-op exporter" and
   "aiotlp's own CPU per exported span, beyond the SDK's span creation" (CPU per span minus this row's).
+* ``aiotlp processor, aiotlp provider``: the drop-in pair behind ``aiotlp.sdk.TracerProvider`` (span state in C,
+  taken to bytes at ``end()``); ``no-op, aiotlp provider``: that provider with no processor, its baseline.
 
 The app (a plain thread, no event loop: its exports run on aiotlp's bridge thread) creates spans (8 attributes +
 1 event) as fast as it can for N seconds, then shuts the provider down (which flushes). Reports spans
@@ -35,10 +37,12 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Final
 
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+from aiotlp.sdk import TracerProvider as NativeTracerProvider
 
 from ._common import (
     OFFICIAL,
@@ -130,6 +134,10 @@ PIPELINES["aiotlp processor, grpc.aio"] = _aiotlp_pair(True, "grpcio")
 PIPELINES["aiotlp processor, grpc.aio, objects"] = _aiotlp_pair(False, "grpcio")
 PIPELINES["no-op"] = _noop
 GRPC_ONLY = ("aiotlp processor, grpc.aio", "aiotlp processor, grpc.aio, objects")
+# a side named "<pipeline>, aiotlp provider" makes its spans with aiotlp.sdk.TracerProvider instead of the SDK's;
+# its share and CPU beyond are against the no-op producer on the same provider
+NATIVE: Final = ", aiotlp provider"
+SIDES: Final = (*PIPELINES, f"aiotlp processor{NATIVE}", f"no-op{NATIVE}")
 
 
 class BridgeWaits:
@@ -198,13 +206,16 @@ def produce(side: str, protocol: str, grpc_endpoint: str, http_endpoint: str, se
     waits = BridgeWaits()
     if side.startswith("aiotlp processor"):
         waits.install()
-    processor, exported = PIPELINES[side](protocol, grpc_endpoint, http_endpoint)
-    provider = TracerProvider()
-    provider.add_span_processor(processor)
+    processor, exported = PIPELINES[side.removesuffix(NATIVE)](protocol, grpc_endpoint, http_endpoint)
+    provider = NativeTracerProvider() if side.endswith(NATIVE) else TracerProvider()
+    produced = 0
+    if side == f"no-op{NATIVE}":  # no processor at all: a foreign one would make aiotlp's provider build objects
+        exported = lambda: produced  # noqa: E731 - every span made counts as delivered, as the no-op's do
+    else:
+        provider.add_span_processor(processor)
     tracer = provider.get_tracer("bench.instrumentation", "0.1.0")
     rss = RssSampler().__enter__()
     cpu, start = time.process_time(), time.perf_counter()
-    produced = 0
     end = start + seconds
     while time.perf_counter() < end:
         for i in range(100):
@@ -278,7 +289,7 @@ async def run(ctx: Context) -> list[Sample]:
                 ("export_ms_p50", "export wall time p50, under the producer", "ms"),
             )
         }
-        for side in PIPELINES:
+        for side in SIDES:
             if side in GRPC_ONLY and protocol != "grpc":
                 continue
             r = await run_child(
@@ -291,9 +302,10 @@ async def run(ctx: Context) -> list[Sample]:
                 if key in r and r[key] == r[key]:  # not NaN
                     sample.values[side] = r[key]
         for side in rate.values:
-            if side != "no-op":
-                beyond.values[side] = cpu.values[side] - cpu.values["no-op"]
-                share.values[side] = rate.values[side] / max(rate.values["no-op"], 1e-9) * 100
+            reference = f"no-op{NATIVE}" if side.endswith(NATIVE) else "no-op"
+            if side != reference:
+                beyond.values[side] = cpu.values[side] - cpu.values[reference]
+                share.values[side] = rate.values[side] / max(rate.values[reference], 1e-9) * 100
         samples += [rate, share, dropped, rss, rss_total, cpu, beyond]
         samples += [sample for sample in bridge.values() if sample.values]
     return samples
