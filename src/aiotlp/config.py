@@ -106,6 +106,7 @@ from aiotlp.model._signal import Signal
 __all__ = [
     "COMPRESSIONS",
     "DEFAULT_MAX_REQUEST_BYTES",
+    "MAX_REQUEST_BYTES",
     "BatchConfig",
     "Compression",
     "ExporterConfig",
@@ -143,7 +144,8 @@ logger = logging.getLogger("aiotlp.config")
 
 DEFAULT_MAX_REQUEST_BYTES: Final = 4 * 1024 * 1024
 _MIN_REQUEST_BYTES: Final = 1024
-_MAX_REQUEST_BYTES: Final = 64 * 1024 * 1024
+MAX_REQUEST_BYTES: Final = 64 * 1024 * 1024
+"""The largest request OTLP allows (64 MiB, before compression): ``max_request_bytes`` is at most this."""
 
 _DEFAULT_TIMEOUT_MS: Final = 10_000
 _DEFAULT_GRPC_ENDPOINT: Final = "http://localhost:4317"
@@ -357,8 +359,8 @@ def _check_positive_int(value: object, name: str) -> int:
 def _check_max_request_bytes(value: object, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         _fail(f"{name}: must be an int, got {type(value).__name__}")
-    if not _MIN_REQUEST_BYTES <= value <= _MAX_REQUEST_BYTES:
-        _fail(f"{name}: must be between {_MIN_REQUEST_BYTES} (1 KiB) and {_MAX_REQUEST_BYTES} (64 MiB) bytes")
+    if not _MIN_REQUEST_BYTES <= value <= MAX_REQUEST_BYTES:
+        _fail(f"{name}: must be between {_MIN_REQUEST_BYTES} (1 KiB) and {MAX_REQUEST_BYTES} (64 MiB) bytes")
     return value
 
 

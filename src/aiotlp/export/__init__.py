@@ -3,7 +3,7 @@
 The stack order is documented in :mod:`aiotlp.export._stack`.
 """
 
-from ._exporter import OTLPExporter
+from ._exporter import OTLPExporter, TransportFactory
 from ._limit import ConcurrencyLimit
 from ._retry import Retry, RetryPolicy
 from ._stack import SenderStack, TransportSender, build_stack
@@ -21,6 +21,7 @@ __all__ = [
     "Sender",
     "SenderStack",
     "Timeout",
+    "TransportFactory",
     "TransportSender",
     "build_stack",
 ]

@@ -325,6 +325,11 @@ class BatchProcessor(LoopBinding[T]):
         """True once :meth:`shutdown` has begun (puts are then dropped as ``already_shutdown``)."""
         return self._queue.closed
 
+    def refuse_items(self) -> None:
+        """From now on drop every put as ``already_shutdown``, without exporting or shutting anything down (a
+        processor made to replace one that was shut down, e.g. in a child process after ``os.fork``)."""
+        self._queue.close()
+
     # ---------------------------------------------------------------------------------------------- produce
 
     def _autostart(self) -> None:

@@ -83,15 +83,15 @@ from opentelemetry.sdk.trace.export import SpanExportResult
 
 from aiotlp._exceptions import ConfigurationError
 from aiotlp.config import BatchConfig, queue_dir_from_env
-from aiotlp.durable import DurableExporter
 from aiotlp.encoding import _compat
 from aiotlp.export import ExportResult
 from aiotlp.model import Signal
 from aiotlp.processing import BatchProcessor, FlushOutcome, FlushStatus, ProcessorStatistics, estimate_size
 
 from ._bridge import abandon, get_bridge
+from ._client import SUPPRESSED, encode_batch
 from ._encode import SourceEncoder
-from ._exporters import _SUPPRESSED, LogExporter, SpanExporter, _Common, _encode_batch
+from ._exporters import AiotlpExporter, LogExporter, SpanExporter
 
 __all__ = ["DEFAULT_MAX_QUEUE_BYTES", "BatchLogRecordProcessor", "BatchSpanProcessor"]
 
@@ -119,17 +119,19 @@ def _bridge_loop() -> asyncio.AbstractEventLoop:
 class _FastAdapter:
     """Sends batches through the aiotlp SDK exporter's own OTLPExporter, on the running loop."""
 
-    def __init__(self, exporter: _Common, signal: Signal, what: str, source: SourceEncoder | None = None) -> None:
+    def __init__(
+        self, exporter: AiotlpExporter, signal: Signal, what: str, source: SourceEncoder | None = None
+    ) -> None:
         self._sdk = exporter
         self._signal = signal
         self._what = what
         # items encoded at the source are framed into a request; SDK objects are encoded
-        encode = exporter._encode if source is None else source.frame  # type: ignore[attr-defined]
+        encode = exporter._encode if source is None else source.frame
         self._encode: Callable[[Sequence[Any]], bytes] = encode
         exporter._client.load_client()  # now, not at the first export on the application's loop
 
     @property
-    def wrapped(self) -> _Common:
+    def wrapped(self) -> AiotlpExporter:
         """The SDK exporter this adapter sends for (named in the processor's self-metrics)."""
         return self._sdk
 
@@ -138,8 +140,8 @@ class _FastAdapter:
         total = len(items)
         if client.closed:
             return ExportResult(items=total, failed=total)
-        client._check_fork()
-        good, body, dropped = _encode_batch(items, self._encode, self._what)
+        client.check_fork()
+        good, body, dropped = encode_batch(items, self._encode, self._what)
         client.ledger.drop("invalid", dropped)
         result = ExportResult(items=dropped, dropped=dropped, invalid=dropped)  # cannot be encoded
         if good:  # counted in the exporter's statistics, as its own exports
@@ -164,27 +166,15 @@ class _FastAdapter:
         """On the processor's loop as it starts: with the disk queue, open it now, so that what an earlier run
         left there is sent before (and without) any new export."""
         if self._sdk._client.queue_dir is not None:
-            self._sdk._client._exporter()
+            self._sdk._client.exporter_here()
 
     async def force_flush(self, timeout: float | None = None) -> bool:
         """After a flush's exports: with the disk queue, wait for its fsync (the items are then durable)."""
-        client = self._sdk._client
-        durable = client._otlp if client._otlp_loop is asyncio.get_running_loop() else None
-        if isinstance(durable, DurableExporter):
-            return await durable.force_flush(timeout)
-        return True
+        durable = self._sdk._client.durable_here()
+        return True if durable is None else await durable.force_flush(timeout)
 
     async def shutdown(self, timeout: float | None = None) -> None:
-        client = self._sdk._client
-        if client.closed:
-            return
-        client.closed = True
-        running = asyncio.get_running_loop()
-        local = client._local.pop(running, None)
-        client.close_local(0 if timeout is None else timeout)
-        otlp = client._otlp if client._otlp_loop is running else local
-        if otlp is not None:
-            await otlp.shutdown(timeout)
+        await self._sdk._client.shutdown_here(timeout)
 
 
 class _GenericAdapter:
@@ -201,7 +191,7 @@ class _GenericAdapter:
         return self._sdk
 
     def _call(self, func: Callable[..., Any], *args: Any) -> Any:
-        token = attach(_SUPPRESSED)
+        token = attach(SUPPRESSED)
         try:
             return func(*args)
         finally:
@@ -288,7 +278,7 @@ class _Batching:
     ) -> None:
         # The disk queue is the exporter's: an aiotlp.sdk exporter has read AIOTLP_QUEUE_DIR (its own business);
         # queue_dir= here is handed to it. Any other exporter is used as it is.
-        if isinstance(exporter, _Common):
+        if isinstance(exporter, AiotlpExporter):
             if queue_dir is not None:
                 directory = queue_dir_from_env(queue_dir=queue_dir)
                 assert directory is not None
@@ -385,7 +375,7 @@ class _Batching:
         self._started = False
         # shutdown state is kept: a processor shut down in the parent stays shut down in the child
         if self._is_shut_down:
-            self._processor._queue.close()
+            self._processor.refuse_items()
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop | None:
