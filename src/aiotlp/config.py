@@ -120,6 +120,7 @@ __all__ = [
     "endpoint_from_env",
     "metric_preferences_from_env",
     "queue_dir_from_env",
+    "sdk_internal_metrics_from_env",
     "variable_source",
 ]
 
@@ -1238,6 +1239,12 @@ def queue_dir_from_env(
     if "\0" in value:
         _fail(f"{name}: must not contain a NUL character")
     return value
+
+
+def sdk_internal_metrics_from_env(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether ``OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED`` turns the SDK's self-metrics on: ``true`` in any case,
+    as the OpenTelemetry Python SDK reads it (its processors and exporters; :mod:`aiotlp.sdk`'s exporters too)."""
+    return (_Env(environ).get("OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED") or "").lower() == "true"
 
 
 def endpoint_from_env(signal: Signal | str = Signal.TRACES, environ: Mapping[str, str] | None = None) -> str | None:

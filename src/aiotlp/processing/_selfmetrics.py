@@ -21,6 +21,10 @@ and ``otel.component.name`` (``<type>/<n>``); exporter instruments carry the exp
 ``aiotlp.sdk`` exporter; else the exporter's qualified class name), its name, and ``server.address`` /
 ``server.port`` when known.
 
+An exporter that writes to a disk queue and delivers later may say how many of the items it took are still on
+disk (``still_on_disk(taken) -> int``, the :mod:`aiotlp.sdk` processors' adapter with ``queue_dir=``): those are
+``inflight``, not ``exported``, until delivered.
+
 Only the OpenTelemetry *API* is used (imported here, lazily, when a meter provider is given). Observable
 callbacks run on whatever thread collects the metrics; they read the ledger under its lock, and hold the
 processor's queue by a weak reference so that a meter provider never keeps a dead processor alive.
@@ -43,7 +47,7 @@ from ._queue import BoundedQueue
 if TYPE_CHECKING:
     from opentelemetry.metrics import CallbackOptions, Histogram, Observation
 
-__all__ = ["SelfMetrics"]
+__all__ = ["SelfMetrics", "exporter_attributes"]
 
 _KIND: Final = {Signal.TRACES: "span", Signal.LOGS: "log", Signal.METRICS: "metric_data_point"}
 _UNIT: Final = {Signal.TRACES: "{span}", Signal.LOGS: "{log_record}", Signal.METRICS: "{data_point}"}
@@ -63,7 +67,7 @@ def _component_name(component_type: str) -> str:
         return f"{component_type}/{next(counter)}"
 
 
-def _exporter_attributes(exporter: object, signal: Signal) -> dict[str, str | int]:
+def exporter_attributes(exporter: object, signal: Signal) -> dict[str, str | int]:
     """What the exporter instruments say of ``exporter``: an adapter (the SDK processors') speaks for the exporter
     it wraps (its ``wrapped``); anything with an OTLP ``config`` (an :class:`~aiotlp.OTLPExporter`, a disk queue
     in front of one, an ``aiotlp.sdk`` exporter) is named by protocol, with the collector's address and port."""
@@ -101,7 +105,8 @@ class SelfMetrics:
         meter = get_meter("aiotlp.processing", __version__)
         self._queue_ref = weakref.ref(queue)
         kind, unit = _KIND[signal], _UNIT[signal]
-        self.exporter_attributes = _exporter_attributes(exporter, signal)
+        self.exporter_attributes = exporter_attributes(exporter, signal)
+        self._still_on_disk: Callable[[int], int] | None = getattr(exporter, "still_on_disk", None)
         self.processor_attributes: dict[str, str | int] = {}
         if signal in _PROCESSOR_TYPE:
             component_type = _PROCESSOR_TYPE[signal]
@@ -203,11 +208,14 @@ class SelfMetrics:
                 values.append((count, self._with(base, error_type)))
         return values
 
+    def _on_disk(self, queue: BoundedQueue[Any]) -> int:
+        return 0 if self._still_on_disk is None else self._still_on_disk(queue.exported)
+
     def _exported(self, queue: BoundedQueue[Any]) -> list[tuple[int, dict[str, str | int]]]:
         base = self.exporter_attributes
-        values = [(queue.exported, base)]
+        values = [(queue.exported - self._on_disk(queue), base)]
         values.extend((count, self._with(base, error_type)) for error_type, count in queue.outcomes.items())
         return values
 
     def _inflight(self, queue: BoundedQueue[Any]) -> list[tuple[int, dict[str, str | int]]]:
-        return [(queue.in_flight, self.exporter_attributes)]
+        return [(queue.in_flight + self._on_disk(queue), self.exporter_attributes)]

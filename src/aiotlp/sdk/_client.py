@@ -262,6 +262,15 @@ class ExportClient:
         exporter = self._on_bridge if self._bridge_loop is asyncio.get_running_loop() else None
         return exporter if is_durable(exporter) else None
 
+    def still_on_disk(self, taken: int) -> int:
+        """How many of the last ``taken`` items this client wrote to its disk queue wait there still (0 without
+        one). The queue delivers in order, so what waits on disk is the newest: at most ``taken`` of it. Any
+        thread."""
+        durable = self._on_bridge
+        if taken <= 0 or not is_durable(durable):
+            return 0
+        return min(taken, durable.statistics().queued_items)
+
     async def shutdown_here(self, timeout: float | None) -> None:
         """Close the client, from the running loop (a batch processor's shutdown there): its exporter on this
         loop is shut down and awaited, those on other application loops are closed without waiting."""

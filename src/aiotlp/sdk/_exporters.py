@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import itertools
 import os
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -52,6 +53,7 @@ from aiotlp.config import (
     TemporalityPreference,
     metric_preferences_from_env,
     queue_dir_from_env,
+    sdk_internal_metrics_from_env,
 )
 from aiotlp.export import RetryPolicy, TransportFactory
 from aiotlp.model import Signal
@@ -62,9 +64,19 @@ from ._client import MAX_DETACHED, ExportClient, encode_batch
 from ._options import ExporterOptions, resolve
 from ._stats import ExporterStatistics
 
-__all__ = ["MAX_DETACHED", "AiotlpExporter", "LogExporter", "MetricExporter", "SpanExporter"]
+__all__ = ["MAX_DETACHED", "AiotlpExporter", "LogExporter", "MetricExporter", "SpanExporter", "exporters"]
 
 _I = TypeVar("_I")
+
+_made = itertools.count()
+_live: weakref.WeakValueDictionary[int, AiotlpExporter] = weakref.WeakValueDictionary()
+
+
+def exporters() -> list[AiotlpExporter]:
+    """Every aiotlp SDK exporter of this process not yet garbage collected, oldest first: where their
+    ``statistics()`` are, when auto-configuration (``OTEL_TRACES_EXPORTER=aiotlp`` under
+    ``opentelemetry-instrument``) made them and put the official processors in front. Any thread."""
+    return [exporter for _, exporter in sorted(_live.items())]
 
 
 class AiotlpExporter:
@@ -126,6 +138,12 @@ class AiotlpExporter:
             queue_dir_explicit=options.queue_dir is not None,
         )
         self._encode = self._encoder(self._client.json)
+        self._self_metrics = None
+        if sdk_internal_metrics_from_env(options.environ):
+            from ._selfmetrics import ExporterSelfMetrics  # only with the self-metrics on
+
+            self._self_metrics = ExporterSelfMetrics(self, self._client)
+        _live[next(_made)] = self
         # Dropped without shutdown(): close its connections in the background (the bridge closes what is left
         # at interpreter exit).
         weakref.finalize(self, self._client.release).atexit = False

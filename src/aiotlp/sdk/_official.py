@@ -24,8 +24,7 @@ from typing import TYPE_CHECKING, Any, TypedDict, cast
 from opentelemetry.sdk.metrics.export import AggregationTemporality
 from opentelemetry.sdk.metrics.view import Aggregation
 
-from aiotlp.export import RetryPolicy
-from aiotlp.export._exporter import TransportFactory
+from aiotlp.export import RetryPolicy, TransportFactory
 
 from ._exporters import LogExporter, MetricExporter, SpanExporter
 

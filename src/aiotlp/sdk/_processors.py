@@ -63,6 +63,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 import functools
 import logging
 import operator
@@ -153,6 +154,11 @@ class _FastAdapter:
 
     async def export_logs(self, items: Sequence[Any]) -> ExportResult:
         return await self._export(items)
+
+    def still_on_disk(self, taken: int) -> int:
+        """Of the ``taken`` items this adapter's exports wrote to the disk queue, how many wait there still (0
+        without one): counted as ``persisted``, not ``exported``, in the statistics and the self-metrics."""
+        return self._sdk._client.still_on_disk(taken)
 
     async def detach_loop(self) -> None:
         """The processor leaves this (application) loop: close the exporter's connections on it."""
@@ -383,8 +389,15 @@ class _Batching:
         return self._processor.loop
 
     def statistics(self) -> ProcessorStatistics:
-        """The BatchProcessor's ledger: ``produced == exported + rejected + failed + dropped + queued + in_flight``."""
-        return self._processor.statistics()
+        """The BatchProcessor's ledger: ``produced == exported + persisted + rejected + failed + dropped + queued +
+        in_flight``. With the disk queue, ``persisted`` counts what was written to disk and waits there still,
+        ``exported`` what the queue has delivered to the collector since."""
+        stats = self._processor.statistics()
+        still_on_disk = getattr(self._processor.exporter, "still_on_disk", None)
+        on_disk = 0 if still_on_disk is None else still_on_disk(stats.exported)
+        if not on_disk:
+            return stats
+        return dataclasses.replace(stats, exported=stats.exported - on_disk, persisted=on_disk)
 
     def _on_own_loop(self, processor: BatchProcessor[Any]) -> bool:
         """True when called on the processor's loop thread, where waiting for it would deadlock; unless it

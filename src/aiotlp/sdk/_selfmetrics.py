@@ -1,0 +1,110 @@
+"""Self-metrics of an SDK exporter on its own (under the official processors, e.g. ``OTEL_TRACES_EXPORTER=aiotlp``).
+
+Turned on as the OpenTelemetry Python SDK turns on its own: ``OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED=true``
+(read by :func:`aiotlp.config.sdk_internal_metrics_from_env`, through the exporter's ``environ``), reported
+through the global ``MeterProvider`` (the one ``opentelemetry-instrument`` sets up with ``OTEL_METRICS_EXPORTER``;
+set later than the exporter is made, it is used as soon as it is set). The official processors then report
+their ``otel.sdk.processor.*`` instruments, and each aiotlp exporter these, named after the semantic
+conventions, read from its ledger (:class:`~._stats.Ledger`) when the metrics are collected:
+
+| instrument                               | kind                   | value, attributes                          |
+|------------------------------------------|------------------------|--------------------------------------------|
+| ``otel.sdk.exporter.<kind>.exported``    | observable counter     | delivered (no ``error.type``); else        |
+|                                          |                        | ``rejected``, a drop reason, ``timeout`` or |
+|                                          |                        | the error's class name                     |
+| ``otel.sdk.exporter.<kind>.inflight``    | observable up-down ctr | handed over, not settled; with the disk    |
+|                                          |                        | queue also what waits on disk              |
+| ``otel.sdk.exporter.operation.duration`` | histogram (s)          | one per export; ``error.type`` as above    |
+
+With the disk queue an export ends when the batch is on disk; those items are ``inflight`` until the queue
+delivers them (then ``exported``), never ``exported`` at the write. The attributes are those of the processors'
+self-metrics (:func:`aiotlp.processing.exporter_attributes`): ``otel.component.type`` (``otlp_grpc_span_exporter``,
+...), ``otel.component.name``, ``server.address``, ``server.port``. The callbacks hold the exporter's client by a
+weak reference: a meter provider never keeps a dropped exporter alive.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Final
+
+from aiotlp._version import __version__
+from aiotlp.model import Signal
+
+if TYPE_CHECKING:
+    from opentelemetry.metrics import CallbackOptions, Observation
+
+    from ._client import ExportClient
+
+__all__ = ["ExporterSelfMetrics"]
+
+_KIND: Final = {Signal.TRACES: "span", Signal.LOGS: "log", Signal.METRICS: "metric_data_point"}
+_UNIT: Final = {Signal.TRACES: "{span}", Signal.LOGS: "{log_record}", Signal.METRICS: "{data_point}"}
+_DURATION_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+_Values = list[tuple[int, dict[str, str | int]]]
+
+
+class ExporterSelfMetrics:
+    """The instruments of one SDK exporter (``exporter``: the SDK exporter, for its name; ``client``: its ledger)."""
+
+    def __init__(self, exporter: object, client: ExportClient) -> None:
+        from opentelemetry.metrics import Observation, get_meter_provider
+
+        from aiotlp.processing import exporter_attributes  # only with the self-metrics on
+
+        self._observation = Observation
+        signal = client.signal
+        self.attributes = exporter_attributes(exporter, signal)
+        self._client = weakref.ref(client)
+        meter = get_meter_provider().get_meter("aiotlp.sdk", __version__)
+        kind, unit = _KIND[signal], _UNIT[signal]
+        meter.create_observable_counter(
+            f"otel.sdk.exporter.{kind}.exported",
+            callbacks=[self._callback(self._exported)],
+            unit=unit,
+            description="The number of items for which the export has finished, either successful or failed.",
+        )
+        meter.create_observable_up_down_counter(
+            f"otel.sdk.exporter.{kind}.inflight",
+            callbacks=[self._callback(self._inflight)],
+            unit=unit,
+            description="The number of items passed to the exporter that have not been exported yet.",
+        )
+        self._duration = meter.create_histogram(
+            "otel.sdk.exporter.operation.duration",
+            unit="s",
+            description="The duration of exporting a batch of telemetry records.",
+            explicit_bucket_boundaries_advisory=_DURATION_BUCKETS,
+        )
+        self._duration_attributes: dict[str | None, dict[str, str | int]] = {None: self.attributes}
+        client.ledger.on_settled = self.record_export
+
+    def record_export(self, seconds: float, error_type: str | None) -> None:
+        """One ``operation.duration`` observation; ``error_type`` None means full success."""
+        attributes = self._duration_attributes.get(error_type)
+        if attributes is None:
+            attributes = self._duration_attributes[error_type] = {**self.attributes, "error.type": str(error_type)}
+        self._duration.record(seconds, attributes)
+
+    def _callback(self, read: Callable[[ExportClient], _Values]) -> Callable[[CallbackOptions], Iterable[Observation]]:
+        client_ref, observation = self._client, self._observation
+
+        def callback(options: CallbackOptions) -> Iterable[Observation]:
+            client = client_ref()
+            return [] if client is None else [observation(value, attributes) for value, attributes in read(client)]
+
+        return callback
+
+    def _exported(self, client: ExportClient) -> _Values:
+        stats = client.statistics()
+        delivered = stats.accepted + stats.kept_on_disk - min(stats.kept_on_disk, stats.on_disk)
+        values: _Values = [(delivered, self.attributes)]
+        for error_type, count in client.ledger.failures().items():
+            values.append((count, {**self.attributes, "error.type": error_type}))
+        return values
+
+    def _inflight(self, client: ExportClient) -> _Values:
+        stats = client.statistics()
+        return [(stats.in_flight + min(stats.kept_on_disk, stats.on_disk), self.attributes)]
