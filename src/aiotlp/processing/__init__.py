@@ -16,7 +16,7 @@ The threading model is described in :mod:`aiotlp.processing._batch`; the queue l
 from ._batch import BatchProcessor, Policy
 from ._binding import SHUTDOWN_GRACE
 from ._queue import estimate_size
-from ._selfmetrics import exporter_attributes
+from ._selfmetrics import ExporterInstruments, exporter_attributes
 from ._stats import DROP_REASONS, DropReason, FlushOutcome, FlushStatus, ProcessorStatistics
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "SHUTDOWN_GRACE",
     "BatchProcessor",
     "DropReason",
+    "ExporterInstruments",
     "FlushOutcome",
     "FlushStatus",
     "Policy",

@@ -45,9 +45,9 @@ from ..model import Signal
 from ._queue import BoundedQueue
 
 if TYPE_CHECKING:
-    from opentelemetry.metrics import CallbackOptions, Histogram, Observation
+    from opentelemetry.metrics import CallbackOptions, Histogram, Meter, Observation
 
-__all__ = ["SelfMetrics", "exporter_attributes"]
+__all__ = ["ExporterInstruments", "SelfMetrics", "exporter_attributes"]
 
 _KIND: Final = {Signal.TRACES: "span", Signal.LOGS: "log", Signal.METRICS: "metric_data_point"}
 _UNIT: Final = {Signal.TRACES: "{span}", Signal.LOGS: "{log_record}", Signal.METRICS: "{data_point}"}
@@ -85,6 +85,59 @@ def exporter_attributes(exporter: object, signal: Signal) -> dict[str, str | int
     cls = type(exporter)
     component_type = f"{cls.__module__}.{cls.__qualname__}"
     return {"otel.component.type": component_type, "otel.component.name": _component_name(component_type)}
+
+
+class ExporterInstruments:
+    """The exporter instruments of one exporter: ``exported`` and ``inflight`` (observed by the given callbacks)
+    and ``operation.duration`` (:meth:`record_export`, per export). A processor's :class:`SelfMetrics` makes them
+    for its exporter; an :mod:`aiotlp.sdk` exporter under another processor makes its own."""
+
+    def __init__(
+        self,
+        meter: Meter,
+        signal: Signal,
+        attributes: dict[str, str | int],
+        *,
+        exported: Callable[[CallbackOptions], Iterable[Observation]],
+        inflight: Callable[[CallbackOptions], Iterable[Observation]],
+    ) -> None:
+        kind, unit = _KIND[signal], _UNIT[signal]
+        prefix = f"otel.sdk.exporter.{kind}"
+        meter.create_observable_counter(
+            f"{prefix}.exported",
+            callbacks=[exported],
+            unit=unit,
+            description="The number of items for which the export has finished, either successful or failed.",
+        )
+        meter.create_observable_up_down_counter(
+            f"{prefix}.inflight",
+            callbacks=[inflight],
+            unit=unit,
+            description="The number of items passed to the exporter that have not been exported yet.",
+        )
+        self._duration: Histogram
+        try:
+            self._duration = meter.create_histogram(
+                "otel.sdk.exporter.operation.duration",
+                unit="s",
+                description="The duration of exporting a batch of telemetry records.",
+                explicit_bucket_boundaries_advisory=_DURATION_BUCKETS,
+            )
+        except TypeError:  # pragma: no cover - an API older than 1.23 has no advisory parameter
+            self._duration = meter.create_histogram(
+                "otel.sdk.exporter.operation.duration",
+                unit="s",
+                description="The duration of exporting a batch of telemetry records.",
+            )
+        self._duration_attributes: dict[str | None, dict[str, str | int]] = {None: attributes}
+
+    def record_export(self, seconds: float, error_type: str | None) -> None:
+        """One ``operation.duration`` observation; ``error_type`` None means full success. Any thread."""
+        attributes = self._duration_attributes.get(error_type)
+        if attributes is None:
+            base = self._duration_attributes[None]
+            attributes = self._duration_attributes[error_type] = {**base, "error.type": str(error_type)}
+        self._duration.record(seconds, attributes)
 
 
 class SelfMetrics:
@@ -133,41 +186,14 @@ class SelfMetrics:
                 unit=unit,
                 description="The number of items for which the processing has finished, either successful or failed.",
             )
-        prefix = f"otel.sdk.exporter.{kind}"
-        meter.create_observable_counter(
-            f"{prefix}.exported",
-            callbacks=[self._callback(self._exported)],
-            unit=unit,
-            description="The number of items for which the export has finished, either successful or failed.",
+        self._exporter_instruments = ExporterInstruments(
+            meter,
+            signal,
+            self.exporter_attributes,
+            exported=self._callback(self._exported),
+            inflight=self._callback(self._inflight),
         )
-        meter.create_observable_up_down_counter(
-            f"{prefix}.inflight",
-            callbacks=[self._callback(self._inflight)],
-            unit=unit,
-            description="The number of items passed to the exporter that have not been exported yet.",
-        )
-        self._duration: Histogram
-        try:
-            self._duration = meter.create_histogram(
-                "otel.sdk.exporter.operation.duration",
-                unit="s",
-                description="The duration of exporting a batch of telemetry records.",
-                explicit_bucket_boundaries_advisory=_DURATION_BUCKETS,
-            )
-        except TypeError:  # pragma: no cover - an API older than 1.23 has no advisory parameter
-            self._duration = meter.create_histogram(
-                "otel.sdk.exporter.operation.duration",
-                unit="s",
-                description="The duration of exporting a batch of telemetry records.",
-            )
-        self._duration_attributes: dict[str | None, dict[str, str | int]] = {None: self.exporter_attributes}
-
-    def record_export(self, seconds: float, error_type: str | None) -> None:
-        """One ``operation.duration`` observation; ``error_type`` None means full success."""
-        attributes = self._duration_attributes.get(error_type)
-        if attributes is None:
-            attributes = self._duration_attributes[error_type] = self._with(self.exporter_attributes, str(error_type))
-        self._duration.record(seconds, attributes)
+        self.record_export = self._exporter_instruments.record_export
 
     # ------------------------------------------------------------------------------------------- callbacks
 

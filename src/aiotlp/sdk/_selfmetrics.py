@@ -27,10 +27,9 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING
 
 from aiotlp._version import __version__
-from aiotlp.model import Signal
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import CallbackOptions, Observation
@@ -38,10 +37,6 @@ if TYPE_CHECKING:
     from ._client import ExportClient
 
 __all__ = ["ExporterSelfMetrics"]
-
-_KIND: Final = {Signal.TRACES: "span", Signal.LOGS: "log", Signal.METRICS: "metric_data_point"}
-_UNIT: Final = {Signal.TRACES: "{span}", Signal.LOGS: "{log_record}", Signal.METRICS: "{data_point}"}
-_DURATION_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 _Values = list[tuple[int, dict[str, str | int]]]
 
@@ -52,41 +47,19 @@ class ExporterSelfMetrics:
     def __init__(self, exporter: object, client: ExportClient) -> None:
         from opentelemetry.metrics import Observation, get_meter_provider
 
-        from aiotlp.processing import exporter_attributes  # only with the self-metrics on
+        from aiotlp.processing import ExporterInstruments, exporter_attributes  # only with the self-metrics on
 
         self._observation = Observation
-        signal = client.signal
-        self.attributes = exporter_attributes(exporter, signal)
+        self.attributes = exporter_attributes(exporter, client.signal)
         self._client = weakref.ref(client)
-        meter = get_meter_provider().get_meter("aiotlp.sdk", __version__)
-        kind, unit = _KIND[signal], _UNIT[signal]
-        meter.create_observable_counter(
-            f"otel.sdk.exporter.{kind}.exported",
-            callbacks=[self._callback(self._exported)],
-            unit=unit,
-            description="The number of items for which the export has finished, either successful or failed.",
+        instruments = ExporterInstruments(
+            get_meter_provider().get_meter("aiotlp.sdk", __version__),
+            client.signal,
+            self.attributes,
+            exported=self._callback(self._exported),
+            inflight=self._callback(self._inflight),
         )
-        meter.create_observable_up_down_counter(
-            f"otel.sdk.exporter.{kind}.inflight",
-            callbacks=[self._callback(self._inflight)],
-            unit=unit,
-            description="The number of items passed to the exporter that have not been exported yet.",
-        )
-        self._duration = meter.create_histogram(
-            "otel.sdk.exporter.operation.duration",
-            unit="s",
-            description="The duration of exporting a batch of telemetry records.",
-            explicit_bucket_boundaries_advisory=_DURATION_BUCKETS,
-        )
-        self._duration_attributes: dict[str | None, dict[str, str | int]] = {None: self.attributes}
-        client.ledger.on_settled = self.record_export
-
-    def record_export(self, seconds: float, error_type: str | None) -> None:
-        """One ``operation.duration`` observation; ``error_type`` None means full success."""
-        attributes = self._duration_attributes.get(error_type)
-        if attributes is None:
-            attributes = self._duration_attributes[error_type] = {**self.attributes, "error.type": str(error_type)}
-        self._duration.record(seconds, attributes)
+        client.ledger.on_settled = instruments.record_export
 
     def _callback(self, read: Callable[[ExportClient], _Values]) -> Callable[[CallbackOptions], Iterable[Observation]]:
         client_ref, observation = self._client, self._observation
