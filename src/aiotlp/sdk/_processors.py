@@ -31,12 +31,12 @@ The exporter
   sent by the underlying async ``OTLPExporter.export_encoded`` on the processor's loop: no thread hop per batch,
   no blocking. Over protobuf (gRPC, HTTP/protobuf) each item is *encoded at the source*: ``on_end`` /
   ``on_emit`` encode it in the thread that ends it (the compiled encoder: 1 to 2 us) into its protobuf field
-  bytes, kept with a small key of its resource and scope (:class:`aiotlp.sdk._encode.SourceEncoder`), and let
+  bytes, kept with a small key of its resource and scope (:class:`aiotlp.sdk._encode_source.SourceEncoder`), and let
   go of the SDK object there; a batch is framed from those bytes without encoding again (a batch split by size
   is framed again from a subset), so the export thread only ships bytes, and the queue holds no SDK objects
   for the garbage collector to walk. The queue then has a byte capacity as well (``max_queue_bytes``, default
   :data:`DEFAULT_MAX_QUEUE_BYTES`, measured as each item's encoded length). Over OTLP/JSON, with
-  ``encode_at_source=False`` or ``AIOTLP_NO_ENCODE_AT_SOURCE=1`` (:mod:`aiotlp.encoding._compat`), the
+  ``encode_at_source=False`` or ``AIOTLP_NO_ENCODE_AT_SOURCE=1`` (:data:`aiotlp.encoding.ENCODE_AT_SOURCE`), the
   objects are queued and each batch encoded at export, as before; both paths send the same bytes. An item that
   cannot be encoded is queued as the object, and dropped at export as ``invalid`` (counted);
 * any other SDK exporter (the *generic path*): its synchronous ``export`` runs in a worker thread
@@ -84,7 +84,7 @@ from opentelemetry.sdk.trace.export import SpanExportResult
 
 from aiotlp._exceptions import ConfigurationError
 from aiotlp.config import BatchConfig, queue_dir_from_env
-from aiotlp.encoding import _compat
+from aiotlp.encoding import ENCODE_AT_SOURCE
 from aiotlp.export import ExportResult
 from aiotlp.model import Signal
 from aiotlp.processing import BatchProcessor, FlushOutcome, FlushStatus, ProcessorStatistics, estimate_size
@@ -306,7 +306,7 @@ class _Batching:
         )
         self._exporter = exporter
         if encode_at_source is None:
-            encode_at_source = _compat.ENCODE_AT_SOURCE
+            encode_at_source = ENCODE_AT_SOURCE
         self._source: SourceEncoder | None = None
         if encode_at_source and self._fast(exporter) and not exporter._client.json:
             self._source = SourceEncoder("spans" if kind == "span" else "logs")
