@@ -223,6 +223,8 @@ class MetricWriter:
             _patch(buf, start)
 
     def number_points(self, buf: bytearray, points: Sequence[Any], with_start: bool) -> None:
+        plain, write_attributes = self._plain, _write_attributes
+        flagged = bool(points) and hasattr(points[0], "flags")  # the points of a metric are of one class
         for point in points:
             buf += b"\x0a\x00"  # Gauge/Sum 1 data_points
             start = len(buf)
@@ -240,11 +242,12 @@ class MetricWriter:
             if is_int:
                 buf += b"\x31"  # NumberDataPoint 6 as_int (sfixed64)
                 buf += _pack_sq(value)
-            self._attributes(buf, b"\x3a", point.attributes)  # NumberDataPoint 7 attributes
-            flags = getattr(point, "flags", 0)
-            if flags:
+            attributes = point.attributes if plain is None else plain(point.attributes)
+            if attributes:
+                write_attributes(buf, b"\x3a", attributes)  # NumberDataPoint 7 attributes
+            if flagged and point.flags:
                 buf += b"\x40"  # NumberDataPoint 8 flags
-                buf += varint(flags)
+                buf += varint(point.flags)
             _patch(buf, start)
 
     def histogram_points(self, buf: bytearray, points: Sequence[Any]) -> None:
@@ -257,6 +260,8 @@ class MetricWriter:
             raise
 
     def _histogram_points(self, buf: bytearray, points: Sequence[Any]) -> None:
+        plain, write_attributes = self._plain, _write_attributes
+        flagged = bool(points) and hasattr(points[0], "flags")  # the points of a metric are of one class
         for point in points:
             buf += b"\x0a\x00"  # Histogram 1 data_points
             start = len(buf)
@@ -279,11 +284,12 @@ class MetricWriter:
                 buf += struct.pack(f"<{len(bounds)}d", *bounds)
             if point.exemplars:
                 self.exemplars(buf, b"\x42", point.exemplars)  # HistogramDataPoint 8 exemplars
-            self._attributes(buf, b"\x4a", point.attributes)  # HistogramDataPoint 9 attributes
-            flags = getattr(point, "flags", 0)
-            if flags:
+            attributes = point.attributes if plain is None else plain(point.attributes)
+            if attributes:
+                write_attributes(buf, b"\x4a", attributes)  # HistogramDataPoint 9 attributes
+            if flagged and point.flags:
                 buf += b"\x50"  # HistogramDataPoint 10 flags
-                buf += varint(flags)
+                buf += varint(point.flags)
             if point.min is not None:
                 buf += b"\x59"  # HistogramDataPoint 11 min (optional double)
                 buf += _pack_d(point.min)
