@@ -161,3 +161,54 @@ def test_with_the_disk_queue_and_a_dead_collector_nothing_counts_as_delivered(tm
     assert {value for value, attributes in exported if "error.type" not in attributes} == {0}
     assert {value for value, _ in inflight} == {SPANS}  # on disk: handed over, not exported yet
     assert os.listdir(tmp_path / "queue" / "traces")
+
+
+ONE_SERIES = """
+import sys
+
+from opentelemetry import metrics
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+
+import aiotlp.sdk
+
+reader = InMemoryMetricReader()
+meters = MeterProvider(metric_readers=[reader])
+metrics.set_meter_provider(meters)  # the exporter's own self-metrics would go here too
+exporter = aiotlp.sdk.SpanExporter(endpoint=sys.argv[1] + "/v1/traces")
+provider = TracerProvider(shutdown_on_exit=False)
+provider.add_span_processor(aiotlp.sdk.BatchSpanProcessor(exporter, meter_provider=meters))
+for n in range(10):
+    with provider.get_tracer("app").start_as_current_span(f"job {n}"):
+        pass
+assert provider.force_flush(10_000)
+points = [
+    (point.value, dict(point.attributes))
+    for resource_metrics in reader.get_metrics_data().resource_metrics
+    for scope_metrics in resource_metrics.scope_metrics
+    for metric in scope_metrics.metrics
+    if metric.name == "otel.sdk.exporter.span.exported"
+    for point in metric.data.data_points
+]
+print(len(points), points[0][0], points[0][1]["otel.component.name"])
+provider.shutdown()
+"""
+
+
+def test_behind_aiotlps_processor_with_a_meter_provider_the_exporter_is_reported_once() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "AIOTLP_"))}
+    env["OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED"] = "true"
+    with CollectorThread() as collector:
+        done = subprocess.run(
+            [sys.executable, "-c", ONE_SERIES, collector.http_endpoint],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 0, done.stdout + done.stderr
+    count, value, name = done.stdout.split()
+    assert (count, value) == ("1", "10")  # one series: the processor's, not the exporter's own beside it
+    assert name.startswith("otlp_http_span_exporter/")

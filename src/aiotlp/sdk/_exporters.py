@@ -23,7 +23,7 @@ import itertools
 import os
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, ClassVar, Final, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Final, TypeVar
 
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
@@ -63,6 +63,9 @@ from . import _encode
 from ._client import MAX_DETACHED, ExportClient, encode_batch
 from ._options import ExporterOptions, resolve
 from ._stats import ExporterStatistics
+
+if TYPE_CHECKING:
+    from ._selfmetrics import ExporterSelfMetrics
 
 __all__ = ["MAX_DETACHED", "AiotlpExporter", "LogExporter", "MetricExporter", "SpanExporter", "exporters"]
 
@@ -138,7 +141,7 @@ class AiotlpExporter:
             queue_dir_explicit=options.queue_dir is not None,
         )
         self._encode = self._encoder(self._client.json)
-        self._self_metrics = None
+        self._self_metrics: ExporterSelfMetrics | None = None
         if sdk_internal_metrics_from_env(options.environ):
             from ._selfmetrics import ExporterSelfMetrics  # only with the self-metrics on
 
@@ -168,6 +171,11 @@ class AiotlpExporter:
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         """Nothing is buffered here; waits for exports handed over from a running event loop."""
         return self._client.force_flush(timeout_millis / 1000)
+
+    def stop_self_metrics(self) -> None:
+        """An aiotlp processor reports this exporter's instruments (its ``meter_provider=``): stop its own."""
+        if self._self_metrics is not None:
+            self._self_metrics.stop()
 
     @property
     def config(self) -> ExporterConfig:

@@ -319,6 +319,8 @@ class _Batching:
         self._max_queue_bytes = max_queue_bytes
         self._explicit_loop = loop
         self._meter_provider = meter_provider
+        if meter_provider is not None and isinstance(exporter, AiotlpExporter):
+            exporter.stop_self_metrics()  # this processor reports the exporter's instruments
         self._start_lock = threading.Lock()
         self._is_shut_down = False
         self._processor = self._new_processor()

@@ -20,7 +20,8 @@ With the disk queue an export ends when the batch is on disk; those items are ``
 delivers them (then ``exported``), never ``exported`` at the write. The attributes are those of the processors'
 self-metrics (:func:`aiotlp.processing.exporter_attributes`): ``otel.component.type`` (``otlp_grpc_span_exporter``,
 ...), ``otel.component.name``, ``server.address``, ``server.port``. The callbacks hold the exporter's client by a
-weak reference: a meter provider never keeps a dropped exporter alive.
+weak reference: a meter provider never keeps a dropped exporter alive. Behind aiotlp's own processors given a
+``meter_provider=``, the processor reports the exporter instruments, and the exporter's own stop (no series twice).
 """
 
 from __future__ import annotations
@@ -60,13 +61,24 @@ class ExporterSelfMetrics:
             inflight=self._callback(self._inflight),
         )
         client.ledger.on_settled = instruments.record_export
+        self._stopped = False
+
+    def stop(self) -> None:
+        """Report nothing more: an aiotlp processor with ``meter_provider=`` reports this exporter's instruments
+        (one series per exporter, never two)."""
+        self._stopped = True
+        client = self._client()
+        if client is not None:
+            client.ledger.on_settled = None
 
     def _callback(self, read: Callable[[ExportClient], _Values]) -> Callable[[CallbackOptions], Iterable[Observation]]:
         client_ref, observation = self._client, self._observation
 
         def callback(options: CallbackOptions) -> Iterable[Observation]:
             client = client_ref()
-            return [] if client is None else [observation(value, attributes) for value, attributes in read(client)]
+            if client is None or self._stopped:
+                return []
+            return [observation(value, attributes) for value, attributes in read(client)]
 
         return callback
 
