@@ -262,6 +262,25 @@ def _millis(value: float | None, name: str) -> float | None:
     return value / 1000
 
 
+_BATCHING_ARGUMENTS: Final = (
+    "max_queue_size",
+    "schedule_delay_millis",
+    "max_export_batch_size",
+    "export_timeout_millis",
+    "loop",
+    "meter_provider",
+    "queue_dir",
+    "encode_at_source",
+    "max_queue_bytes",
+)
+
+
+def _batching_arguments(arguments: dict[str, Any]) -> dict[str, Any]:
+    """:class:`_Batching`'s keyword arguments among a processor ``__init__``'s ``locals()`` (its signature is
+    written out, for ``help()`` and IDEs; the arguments are passed on once)."""
+    return {name: arguments[name] for name in _BATCHING_ARGUMENTS}
+
+
 class _Batching:
     """The common part: a BatchProcessor on the bridge loop (or ``loop``), flush/shutdown from sync code."""
 
@@ -481,19 +500,7 @@ class BatchSpanProcessor(_Batching, SpanProcessor):
         encode_at_source: bool | None = None,
         max_queue_bytes: int | None = None,
     ) -> None:
-        super().__init__(
-            span_exporter,
-            "span",
-            max_queue_size=max_queue_size,
-            schedule_delay_millis=schedule_delay_millis,
-            max_export_batch_size=max_export_batch_size,
-            export_timeout_millis=export_timeout_millis,
-            loop=loop,
-            meter_provider=meter_provider,
-            queue_dir=queue_dir,
-            encode_at_source=encode_at_source,
-            max_queue_bytes=max_queue_bytes,
-        )
+        super().__init__(span_exporter, "span", **_batching_arguments(locals()))
 
     @property
     def span_exporter(self) -> SdkSpanExporter:
@@ -649,19 +656,7 @@ class BatchLogRecordProcessor(_Batching, LogRecordProcessor):
         encode_at_source: bool | None = None,
         max_queue_bytes: int | None = None,
     ) -> None:
-        super().__init__(
-            exporter,
-            "log",
-            max_queue_size=max_queue_size,
-            schedule_delay_millis=schedule_delay_millis,
-            max_export_batch_size=max_export_batch_size,
-            export_timeout_millis=export_timeout_millis,
-            loop=loop,
-            meter_provider=meter_provider,
-            queue_dir=queue_dir,
-            encode_at_source=encode_at_source,
-            max_queue_bytes=max_queue_bytes,
-        )
+        super().__init__(exporter, "log", **_batching_arguments(locals()))
         # The last (resource, scope, limits) and its _QueuedLog class: one identity check per record.
         self._memo: tuple[object, object, object, type[_QueuedLog] | None] = (_NOTHING, _NOTHING, _NOTHING, None)
 
