@@ -43,6 +43,10 @@ Responses: :func:`decode_export_response` / :func:`decode_export_response_json` 
 and :func:`classify_grpc_status` turn a failed attempt into a retryable or permanent error;
 :func:`parse_retry_after` reads an HTTP ``Retry-After`` header.
 
+Live spans: :class:`SpanCore` holds one span's state and writes its protobuf bytes (``aiotlp.sdk.TracerProvider``
+builds its spans on it; see :mod:`aiotlp.encoding._spancore`): the compiled one when the extension has it, else
+the pure-Python twin, chosen in :mod:`aiotlp.encoding._compat`.
+
 Building blocks, for the other encoder of this package's requests (the SDK drop-in's, :mod:`aiotlp.sdk._encode`,
 which writes OpenTelemetry SDK objects with the same writers and the same rules): the protobuf writers
 (:func:`write_attributes`, :func:`write_any`, :func:`lp_str` with its cache :data:`LP_CACHE`,
@@ -61,7 +65,7 @@ from typing import Any
 
 from aiotlp.model import Signal
 
-from ._compat import ENCODE_AT_SOURCE, accelerate, speedups
+from ._compat import ENCODE_AT_SOURCE, SpanCore, accelerate, speedups
 from ._json import _any as json_any
 from ._json import _attributes as json_attributes
 from ._json import _finish as json_document
@@ -80,6 +84,7 @@ from ._protobuf import _write_any as write_any
 from ._protobuf import _write_attributes as write_attributes
 from ._protobuf_metrics import MetricWriter, as_double, count_error, encode_metrics, write_metric_names
 from ._response import (
+    GRPC_CODE_FOR_HTTP_STATUS,
     PartialSuccess,
     RpcStatus,
     classify_grpc_status,
@@ -95,6 +100,7 @@ __all__ = [
     "BODY_INT_OUT_OF_RANGE",
     "BODY_TOO_DEEP",
     "ENCODE_AT_SOURCE",
+    "GRPC_CODE_FOR_HTTP_STATUS",
     "INT64_MAX",
     "INT64_MIN",
     "LP_CACHE",
@@ -105,6 +111,7 @@ __all__ = [
     "MetricWriter",
     "PartialSuccess",
     "RpcStatus",
+    "SpanCore",
     "accelerate",
     "as_double",
     "classify_grpc_status",

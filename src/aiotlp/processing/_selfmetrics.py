@@ -161,6 +161,7 @@ class SelfMetrics:
         self.exporter_attributes = exporter_attributes(exporter, signal)
         self._still_on_disk: Callable[[int], int] | None = getattr(exporter, "still_on_disk", None)
         self.processor_attributes: dict[str, str | int] = {}
+        observed = []  # (name, an up-down counter rather than a counter, callback, description)
         if signal in _PROCESSOR_TYPE:
             component_type = _PROCESSOR_TYPE[signal]
             self.processor_attributes = {
@@ -168,24 +169,24 @@ class SelfMetrics:
                 "otel.component.name": _component_name(component_type),
             }
             prefix = f"otel.sdk.processor.{kind}"
-            meter.create_observable_up_down_counter(
-                f"{prefix}.queue.size",
-                callbacks=[self._callback(self._queue_size)],
-                unit=unit,
-                description="The number of items in the queue of the processor.",
-            )
-            meter.create_observable_up_down_counter(
-                f"{prefix}.queue.capacity",
-                callbacks=[self._callback(self._queue_capacity)],
-                unit=unit,
-                description="The maximum number of items the queue of the processor can hold.",
-            )
-            meter.create_observable_counter(
-                f"{prefix}.processed",
-                callbacks=[self._callback(self._processed)],
-                unit=unit,
-                description="The number of items for which the processing has finished, either successful or failed.",
-            )
+            observed += [
+                (f"{prefix}.queue.size", True, self._queue_size, "The number of items in the queue of the processor."),
+                (
+                    f"{prefix}.queue.capacity",
+                    True,
+                    self._queue_capacity,
+                    "The maximum number of items the queue of the processor can hold.",
+                ),
+                (
+                    f"{prefix}.processed",
+                    False,
+                    self._processed,
+                    "The number of items for which the processing has finished, either successful or failed.",
+                ),
+            ]
+        for name, up_down, read, description in observed:
+            create = meter.create_observable_up_down_counter if up_down else meter.create_observable_counter
+            create(name, callbacks=[self._callback(read)], unit=unit, description=description)
         self._exporter_instruments = ExporterInstruments(
             meter,
             signal,
@@ -213,7 +214,7 @@ class SelfMetrics:
 
         return callback
 
-    def _with(self, base: dict[str, str | int], error_type: str) -> dict[str, str | int]:
+    def _with_error_type(self, base: dict[str, str | int], error_type: str) -> dict[str, str | int]:
         return {**base, "error.type": error_type}
 
     def _queue_size(self, queue: BoundedQueue[Any]) -> list[tuple[int, dict[str, str | int]]]:
@@ -231,7 +232,7 @@ class SelfMetrics:
             (queue.dropped_shutdown, "shutdown"),
         ):
             if count:
-                values.append((count, self._with(base, error_type)))
+                values.append((count, self._with_error_type(base, error_type)))
         return values
 
     def _on_disk(self, queue: BoundedQueue[Any]) -> int:
@@ -240,7 +241,7 @@ class SelfMetrics:
     def _exported(self, queue: BoundedQueue[Any]) -> list[tuple[int, dict[str, str | int]]]:
         base = self.exporter_attributes
         values = [(queue.exported - self._on_disk(queue), base)]
-        values.extend((count, self._with(base, error_type)) for error_type, count in queue.outcomes.items())
+        values.extend((count, self._with_error_type(base, error_type)) for error_type, count in queue.outcomes.items())
         return values
 
     def _inflight(self, queue: BoundedQueue[Any]) -> list[tuple[int, dict[str, str | int]]]:

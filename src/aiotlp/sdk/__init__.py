@@ -25,6 +25,9 @@ Or with the SDK's auto-configuration: ``OTEL_TRACES_EXPORTER=aiotlp``, ``OTEL_LO
   rejected, failed, dropped by reason, retries, the last error; :func:`exporters` lists the exporters of the
   process (those auto-configuration made, too); ``OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED=true`` turns their
   self-metrics on (:mod:`aiotlp.sdk._selfmetrics`);
+- :class:`TracerProvider` (with its :class:`Tracer` and :class:`Span`): the SDK's TracerProvider, same arguments
+  and API, with each span's state in a native SpanCore; aiotlp's :class:`BatchSpanProcessor` takes its spans
+  as bytes straight from it (see :mod:`aiotlp.sdk._provider`);
 - :func:`encode_spans`, :func:`encode_log_records`, :func:`encode_metrics_data` and their ``_json`` twins: SDK
   objects straight to OTLP request bytes, as the official encoder maps them (see :mod:`aiotlp.sdk._encode`).
 
@@ -54,6 +57,8 @@ if TYPE_CHECKING:
     )
     from ._exporters import LogExporter, MetricExporter, SpanExporter, exporters
     from ._processors import BatchLogRecordProcessor, BatchSpanProcessor
+    from ._provider import Tracer, TracerProvider
+    from ._span import Span
     from ._stats import ExporterStatistics
 
 _LAZY: dict[str, str] = {
@@ -70,6 +75,9 @@ _LAZY: dict[str, str] = {
     "BatchLogRecordProcessor": "._processors",
     "BatchSpanProcessor": "._processors",
     "ExporterStatistics": "._stats",
+    "Span": "._span",
+    "Tracer": "._provider",
+    "TracerProvider": "._provider",
 }
 """Where each public name lives, imported on first use (PEP 562): an application that only exports spans never
 imports the processors, and nothing here imports aiohttp, h2 or grpcio (the transport of the configured
@@ -81,7 +89,10 @@ __all__ = [
     "ExporterStatistics",
     "LogExporter",
     "MetricExporter",
+    "Span",
     "SpanExporter",
+    "Tracer",
+    "TracerProvider",
     "encode_log_records",
     "encode_log_records_json",
     "encode_metrics_data",

@@ -39,6 +39,10 @@ The exporter
   ``encode_at_source=False`` or ``AIOTLP_NO_ENCODE_AT_SOURCE=1`` (:data:`aiotlp.encoding.ENCODE_AT_SOURCE`), the
   objects are queued and each batch encoded at export, as before; both paths send the same bytes. An item that
   cannot be encoded is queued as the object, and dropped at export as ``invalid`` (counted);
+* spans of :class:`aiotlp.sdk.TracerProvider` (issue 16) come to ``BatchSpanProcessor`` through its native hook
+  (``_on_end_native``) instead of ``on_end``: encoded at the source, the span's bytes are taken straight from its
+  SpanCore (``span.encode()``, the same bytes), with no ``ReadableSpan`` built; otherwise an SDK
+  ``ReadableSpan`` of it is queued, as any other span;
 * any other SDK exporter (the *generic path*): its synchronous ``export`` runs in a worker thread
   (``loop.run_in_executor``), so the loop never blocks. An export cut off by ``export_timeout`` keeps running
   in its thread; the next one waits for it, so the exporter is never called concurrently.
@@ -402,7 +406,7 @@ class _Batching:
         self._started = False
         # shutdown state is kept: a processor shut down in the parent stays shut down in the child
         if self._is_shut_down:
-            self._processor.refuse_items()
+            self._processor.stop_accepting()
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop | None:
@@ -537,6 +541,37 @@ class BatchSpanProcessor(_Batching, SpanProcessor):
             self._processor.put_nowait(span)
         else:  # its bytes, or the span itself if it cannot be encoded (encoded at export, or dropped as invalid)
             self._processor.put_nowait(source.span_item(span))
+
+    def _on_end_native(self, span: Any) -> None:
+        """``aiotlp.sdk.TracerProvider``'s hook at a span's ``end()`` (instead of ``on_end``): a sampled span is
+        queued as its bytes, ``(key, span.encode())``, straight from its SpanCore, with no Python span object
+        built. Without encoding at the source (OTLP/JSON, or turned off), past the source encoder's groups, or
+        if the span cannot be encoded, an SDK ``ReadableSpan`` of it is queued (encoded, or dropped as invalid
+        and counted, at export). Any thread; never blocks or raises."""
+        if not span._trace_flags & 1:
+            return
+        if not self._started:
+            self._start_quietly()
+        source = self._source
+        if self._is_shut_down:
+            self._processor.put_nowait(span)  # dropped, counted as already_shutdown
+            return
+        try:
+            if source is not None:
+                tracer = span._tracer
+                key = source.key(tracer._provider._resource, tracer._instrumentation_scope)
+                if key >= 0:
+                    try:
+                        item: Any = (key, span.encode())
+                    except Exception:  # queued as an object: dropped as invalid at export, and counted
+                        item = span._readable()
+                    self._processor.put_nowait(item)
+                    return
+            item = span._readable()
+        except Exception:  # never raise into the application
+            logger.exception("cannot queue a span")
+            return
+        self._processor.put_nowait(item)
 
 
 _EMPTY_CONTEXT: Final = Context()
