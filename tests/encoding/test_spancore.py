@@ -3,7 +3,7 @@ C twin (``aiotlp.encoding._compat.SPAN_CORES``), against the OpenTelemetry SDK's
 
 Each case plays one script of operations on an SDK span (a real ``TracerProvider``'s, fixed ids and times) and on
 a SpanCore made with the same content, and compares: the bytes (``encode()`` against
-``aiotlp.sdk._encode._span_field`` of the SDK span, with the pure and the compiled attribute writers), the state
+``aiotlp.sdk._encode_spans._span_field`` of the SDK span, with the pure and the compiled attribute writers), the state
 (attributes, dropped counts, events, links), and the warnings (the SDK's log records against the texts the
 core's warning hook received).
 """
@@ -28,7 +28,7 @@ from opentelemetry.trace.status import Status, StatusCode
 from tests.strategies import any_values
 
 from aiotlp.encoding import _compat, _spancore
-from aiotlp.sdk._encode import _span_field
+from aiotlp.sdk._encode_spans import _span_field
 
 TRACE_ID = 0x0AF7651916CD43DD8448EB211C80319C
 SPAN_ID = 0x00F067AA0BA902B7

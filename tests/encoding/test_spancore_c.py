@@ -35,7 +35,7 @@ from opentelemetry.trace.status import Status, StatusCode
 from tests.strategies import any_values, texts
 
 from aiotlp.encoding import _compat
-from aiotlp.sdk import _encode
+from aiotlp.sdk import _encode_spans as _encode
 
 pytestmark = pytest.mark.skipif(_compat.speedups is None, reason="the C accelerator is not built or switched off")
 

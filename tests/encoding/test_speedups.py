@@ -40,7 +40,7 @@ from tests.strategies import INT64_MAX, INT64_MIN, any_values, attributes, span_
 from aiotlp import EncodeError
 from aiotlp.encoding import _compat, _protobuf, encode_traces
 from aiotlp.model import MAX_NESTING_DEPTH, Span
-from aiotlp.sdk import _encode, encode_spans
+from aiotlp.sdk import _encode_common, _encode_logs, _encode_spans, encode_spans
 
 # Without the kill switch the accelerator must be here: a build that silently fell back to pure Python fails
 # test_the_accelerator_is_built_here_and_chosen_by_default (and every comparison below) instead of passing.
@@ -113,9 +113,10 @@ def test_the_fixture_switches_every_twin(encoder_implementation: str) -> None:
         (_protobuf, "_write_attributes"): speedups.write_attributes,
         (_protobuf, "_write_any"): speedups.write_any,
         (_protobuf, "_write_spans"): speedups.write_spans,
-        (_encode, "_write_attributes"): speedups.write_attributes,
-        (_encode, "_write_any"): speedups.write_any,
-        (_encode, "_write_spans"): _encode._write_spans_compiled,
+        (_encode_common, "_write_attributes"): speedups.write_attributes,
+        (_encode_logs, "_write_attributes"): speedups.write_attributes,
+        (_encode_logs, "_write_any"): speedups.write_any,
+        (_encode_spans, "_write_spans"): _encode_spans._write_spans_compiled,
     }
     for (module, name), compiled in twins.items():
         bound = getattr(module, name)
@@ -123,7 +124,7 @@ def test_the_fixture_switches_every_twin(encoder_implementation: str) -> None:
             assert bound is compiled, name
         else:
             assert bound is not compiled, name
-            # the pure function: sdk._encode imports the attribute writers from encoding._protobuf
+            # the pure function: the sdk encoders import the attribute writers from aiotlp.encoding (_protobuf's)
             defined_in = _protobuf if name != "_write_spans" else module
             assert (bound.__module__, bound.__name__) == (defined_in.__name__, name)
 

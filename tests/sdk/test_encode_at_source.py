@@ -281,7 +281,7 @@ def test_the_sdks_own_spans_are_read_directly_not_snapshotted() -> None:
     spans are read through their fields, in ``on_end`` and in a batch, not copied through the public API."""
     from opentelemetry.sdk.trace import Span as SdkSpan
 
-    from aiotlp.sdk._encode import _reads_directly
+    from aiotlp.sdk._encode_spans import _reads_directly
 
     provider = TracerProvider(shutdown_on_exit=False)
     with provider.get_tracer("direct").start_as_current_span("span") as span:

@@ -392,7 +392,7 @@ def test_on_emit_keeps_each_records_resource_scope_and_limits(monkeypatch: pytes
     from opentelemetry.sdk._logs import LogRecordLimits
     from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
-    from aiotlp.sdk import _processors
+    from aiotlp.sdk import _queued_logs as _processors
 
     monkeypatch.setattr(_processors, "_MAX_QUEUED_CLASSES", cap)
     monkeypatch.setattr(_processors, "_QUEUED_CLASSES", {})

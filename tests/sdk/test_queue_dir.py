@@ -109,7 +109,8 @@ def test_the_sdk_pair_works_with_the_disk_queue(tmp_path: Path, monkeypatch: pyt
     assert provider.force_flush(10_000) is True
     assert os.listdir(directory / "traces")
     provider.shutdown()
-    assert processor.statistics().exported == 20
+    stats = processor.statistics()  # on disk, not delivered: persisted, not exported
+    assert (stats.exported, stats.persisted) == (0, 20) and stats.balanced
 
     with CollectorThread() as collector:
         provider2, _, _ = pipeline(collector.http_endpoint, **kwargs)

@@ -88,12 +88,19 @@ warned about and replaced the same way.
 """
 
 from ._batch import BatchConfig, MetricReaderConfig
-from ._env import endpoint_from_env, metric_preferences_from_env, queue_dir_from_env, variable_source
+from ._env import (
+    endpoint_from_env,
+    metric_preferences_from_env,
+    queue_dir_from_env,
+    sdk_internal_metrics_from_env,
+    variable_source,
+)
 from ._exporter import ExporterConfig, SignalConfig
 from ._headers import Headers
 from ._values import (
     COMPRESSIONS,
     DEFAULT_MAX_REQUEST_BYTES,
+    MAX_REQUEST_BYTES,
     Compression,
     HistogramAggregation,
     OnInvalid,
@@ -104,6 +111,7 @@ from ._values import (
 __all__ = [
     "COMPRESSIONS",
     "DEFAULT_MAX_REQUEST_BYTES",
+    "MAX_REQUEST_BYTES",
     "BatchConfig",
     "Compression",
     "ExporterConfig",
@@ -117,5 +125,6 @@ __all__ = [
     "endpoint_from_env",
     "metric_preferences_from_env",
     "queue_dir_from_env",
+    "sdk_internal_metrics_from_env",
     "variable_source",
 ]

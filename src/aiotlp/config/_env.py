@@ -113,6 +113,12 @@ def queue_dir_from_env(
     return value
 
 
+def sdk_internal_metrics_from_env(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether ``OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED`` turns the SDK's self-metrics on: ``true`` in any case,
+    as the OpenTelemetry Python SDK reads it (its processors and exporters; :mod:`aiotlp.sdk`'s exporters too)."""
+    return (_Env(environ).get("OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED") or "").lower() == "true"
+
+
 def endpoint_from_env(signal: Signal | str = Signal.TRACES, environ: Mapping[str, str] | None = None) -> str | None:
     """The endpoint the environment sets for ``signal`` (``OTEL_EXPORTER_OTLP_<SIGNAL>_ENDPOINT``, else
     ``OTEL_EXPORTER_OTLP_ENDPOINT``), unvalidated, or None when neither is set (or both are blank).

@@ -34,7 +34,8 @@ logger = logging.getLogger("aiotlp.config")
 
 DEFAULT_MAX_REQUEST_BYTES: Final = 4 * 1024 * 1024
 _MIN_REQUEST_BYTES: Final = 1024
-_MAX_REQUEST_BYTES: Final = 64 * 1024 * 1024
+MAX_REQUEST_BYTES: Final = 64 * 1024 * 1024
+"""The largest request OTLP allows (64 MiB, before compression): ``max_request_bytes`` is at most this."""
 
 _DEFAULT_TIMEOUT_MS: Final = 10_000
 _DEFAULT_GRPC_ENDPOINT: Final = "http://localhost:4317"
@@ -88,8 +89,8 @@ def _check_positive_int(value: object, name: str) -> int:
 def _check_max_request_bytes(value: object, name: str) -> int:
     if not is_int(value):
         _fail(f"{name}: must be an int, got {type(value).__name__}")
-    if not _MIN_REQUEST_BYTES <= value <= _MAX_REQUEST_BYTES:
-        _fail(f"{name}: must be between {_MIN_REQUEST_BYTES} (1 KiB) and {_MAX_REQUEST_BYTES} (64 MiB) bytes")
+    if not _MIN_REQUEST_BYTES <= value <= MAX_REQUEST_BYTES:
+        _fail(f"{name}: must be between {_MIN_REQUEST_BYTES} (1 KiB) and {MAX_REQUEST_BYTES} (64 MiB) bytes")
     return value
 
 

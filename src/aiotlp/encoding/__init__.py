@@ -46,6 +46,16 @@ and :func:`classify_grpc_status` turn a failed attempt into a retryable or perma
 Live spans: :class:`SpanCore` holds one span's state and writes its protobuf bytes (``aiotlp.sdk.TracerProvider``
 builds its spans on it; see :mod:`aiotlp.encoding._spancore`): the compiled one when the extension has it, else
 the pure-Python twin, chosen in :mod:`aiotlp.encoding._compat`.
+
+Building blocks, for the other encoder of this package's requests (the SDK drop-in's, :mod:`aiotlp.sdk._encode`,
+which writes OpenTelemetry SDK objects with the same writers and the same rules): the protobuf writers
+(:func:`write_attributes`, :func:`write_any`, :func:`lp_str` with its cache :data:`LP_CACHE`,
+:func:`patch_length`, :class:`MetricWriter` with :func:`write_metric_names`), the wire primitives (:func:`varint`,
+:data:`VARINT`), the JSON converters (:func:`json_any`, :func:`json_attributes`, :func:`json_float`,
+:func:`json_document`), the rules' constants and errors (:data:`INT64_MIN`, ..., :class:`LeftOut`,
+:func:`too_deep`, :func:`as_double`, :func:`count_error`) and the accelerator switch (:data:`speedups`,
+:func:`accelerate`, :data:`ENCODE_AT_SOURCE`, see :mod:`aiotlp.encoding._compat`). :func:`write_attributes` and
+:func:`write_any` are the chosen implementation (compiled or pure), kept so by :func:`accelerate`.
 """
 
 from __future__ import annotations
@@ -55,9 +65,24 @@ from typing import Any
 
 from aiotlp.model import Signal
 
-from ._compat import SpanCore
+from ._compat import ENCODE_AT_SOURCE, SpanCore, accelerate, speedups
+from ._json import _any as json_any
+from ._json import _attributes as json_attributes
+from ._json import _finish as json_document
+from ._json import _float as json_float
 from ._json import encode_logs_json, encode_metrics_json, encode_traces_json
-from ._protobuf import encode_logs, encode_metrics, encode_traces
+from ._protobuf import _INT64_MAX as INT64_MAX
+from ._protobuf import _INT64_MIN as INT64_MIN
+from ._protobuf import _LP as LP_CACHE
+from ._protobuf import _UINT64_MAX as UINT64_MAX
+from ._protobuf import BODY_INT_OUT_OF_RANGE, BODY_TOO_DEEP, encode_logs, encode_traces
+from ._protobuf import _LeftOut as LeftOut
+from ._protobuf import _lp_str as lp_str
+from ._protobuf import _patch as patch_length
+from ._protobuf import _too_deep as too_deep
+from ._protobuf import _write_any as write_any
+from ._protobuf import _write_attributes as write_attributes
+from ._protobuf_metrics import MetricWriter, as_double, count_error, encode_metrics, write_metric_names
 from ._response import (
     GRPC_CODE_FOR_HTTP_STATUS,
     PartialSuccess,
@@ -69,14 +94,29 @@ from ._response import (
     decode_rpc_status,
     parse_retry_after,
 )
+from ._wire import VARINT, VARINT_TABLE_SIZE, varint
 
 __all__ = [
+    "BODY_INT_OUT_OF_RANGE",
+    "BODY_TOO_DEEP",
+    "ENCODE_AT_SOURCE",
     "GRPC_CODE_FOR_HTTP_STATUS",
+    "INT64_MAX",
+    "INT64_MIN",
+    "LP_CACHE",
+    "UINT64_MAX",
+    "VARINT",
+    "VARINT_TABLE_SIZE",
+    "LeftOut",
+    "MetricWriter",
     "PartialSuccess",
     "RpcStatus",
     "SpanCore",
+    "accelerate",
+    "as_double",
     "classify_grpc_status",
     "classify_http_response",
+    "count_error",
     "count_items",
     "decode_export_response",
     "decode_export_response_json",
@@ -88,7 +128,19 @@ __all__ = [
     "encode_metrics_json",
     "encode_traces",
     "encode_traces_json",
+    "json_any",
+    "json_attributes",
+    "json_document",
+    "json_float",
+    "lp_str",
     "parse_retry_after",
+    "patch_length",
+    "speedups",
+    "too_deep",
+    "varint",
+    "write_any",
+    "write_attributes",
+    "write_metric_names",
 ]
 
 _ENCODERS: dict[tuple[Signal, bool], Callable[[Sequence[Any]], bytes]] = {
@@ -111,3 +163,8 @@ def count_items(signal: Signal, items: Sequence[Any]) -> int:
     if signal is Signal.METRICS:
         return sum(metric.data_point_count for metric in items)
     return len(items)
+
+
+# The package-level writers follow the accelerator switch like the modules' own names (see _compat.use).
+if speedups is not None:
+    accelerate(globals(), write_attributes=speedups.write_attributes, write_any=speedups.write_any)

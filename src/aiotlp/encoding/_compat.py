@@ -3,7 +3,7 @@
 ``aiotlp.encoding._speedups`` is an optional C extension, built by the package's own build when a C compiler is
 present (``setup.py``), holding the compiled twins of the protobuf encoder's hot paths: attributes and
 ``AnyValue`` (``_protobuf._write_attributes`` / ``_write_any``), aiotlp's model spans (``_protobuf._write_spans``)
-and OpenTelemetry SDK spans (``sdk._encode._write_spans``). Each twin writes exactly the bytes of the function
+and OpenTelemetry SDK spans (``sdk._encode_spans._write_spans``). Each twin writes exactly the bytes of the function
 it replaces; the test suite runs every encoding test against both implementations.
 
 The choice, made once at import:
@@ -15,7 +15,7 @@ The choice, made once at import:
 - otherwise the extension when it imports, else pure Python (no compiler at install time, or an interpreter
   the build does not support).
 
-The same switch holds the one for *encoding at the source* (:class:`aiotlp.sdk._encode.SourceEncoder`): the SDK
+The same switch holds the one for *encoding at the source* (:class:`aiotlp.sdk._encode_source.SourceEncoder`): the SDK
 batch processors encode each span / log record in the thread that ends it and queue bytes. It is on by default;
 ``AIOTLP_NO_ENCODE_AT_SOURCE`` set to anything but ``""`` or ``"0"`` turns it off (:data:`ENCODE_AT_SOURCE`):
 the processors then queue the SDK objects and encode each batch at export, as before (a safety switch: both

@@ -30,9 +30,9 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final, TypeVar
 
 from aiotlp._exceptions import EncodeError
-from aiotlp.model._common import MAX_NESTING_DEPTH, AnyValue, InstrumentationScope, Resource
-from aiotlp.model._logs import LogRecord
-from aiotlp.model._metrics import (
+from aiotlp.model import (
+    MAX_NESTING_DEPTH,
+    AnyValue,
     Buckets,
     Exemplar,
     ExponentialHistogram,
@@ -40,23 +40,27 @@ from aiotlp.model._metrics import (
     Gauge,
     Histogram,
     HistogramDataPoint,
+    InstrumentationScope,
+    LogRecord,
     Metric,
     NumberDataPoint,
+    Resource,
+    Span,
     Sum,
     Summary,
     SummaryDataPoint,
 )
-from aiotlp.model._trace import Span
 
 from ._protobuf import (
     _INT64_MAX,
     _INT64_MIN,
-    _as_double,
     _int_out_of_range,
     _LeftOut,
+    _normalize,
     _too_deep,
     group_by_resource_and_scope,
 )
+from ._protobuf_metrics import as_double
 from ._wire import double
 
 __all__ = ["encode_logs_json", "encode_metrics_json", "encode_traces_json"]
@@ -125,25 +129,6 @@ def _any(value: AnyValue, depth: int = 0) -> JsonObject:
     if t is bytes:
         return {"bytesValue": b64encode(value).decode("ascii")}  # type: ignore[arg-type]
     return _any(_normalize(value), depth)
-
-
-def _normalize(value: object) -> AnyValue:
-    """A subclass of an AnyValue type (``IntEnum``, a ``str`` subclass, ...) as its plain base type."""
-    if isinstance(value, bool):
-        return bool(value)
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        return float(value)
-    if isinstance(value, str):
-        return str.__str__(value)
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return bytes(value)
-    if isinstance(value, Mapping):
-        return dict(value)
-    if isinstance(value, Sequence):
-        return tuple(value)
-    raise EncodeError(f"cannot encode a {type(value).__name__} as an attribute value")
 
 
 def _attributes(attributes: Mapping[str, AnyValue], depth: int = 0) -> list[JsonObject]:
@@ -351,7 +336,7 @@ def _put_number(out: JsonObject, value: float) -> None:
         if _INT64_MIN <= value <= _INT64_MAX:
             out["asInt"] = str(int(value))
             return
-        value = _as_double(value)
+        value = as_double(value)
     out["asDouble"] = _float(value)
 
 

@@ -33,7 +33,6 @@ encoded once and kept in bounded caches; everything the loops use is bound to a 
 
 from __future__ import annotations
 
-import math
 import struct
 from collections.abc import Callable, Mapping, Sequence
 from itertools import repeat
@@ -41,28 +40,20 @@ from operator import attrgetter, is_
 from typing import Final, TypeVar
 
 from aiotlp._exceptions import EncodeError
-from aiotlp.model._common import MAX_NESTING_DEPTH, AnyValue, InstrumentationScope, Resource
-from aiotlp.model._logs import LogRecord
-from aiotlp.model._metrics import (
-    Buckets,
-    Exemplar,
-    ExponentialHistogram,
-    ExponentialHistogramDataPoint,
-    Gauge,
-    Histogram,
-    HistogramDataPoint,
+from aiotlp.model import (
+    MAX_NESTING_DEPTH,
+    AnyValue,
+    InstrumentationScope,
+    LogRecord,
     Metric,
-    NumberDataPoint,
-    Sum,
-    Summary,
-    SummaryDataPoint,
+    Resource,
+    Span,
 )
-from aiotlp.model._trace import Span
 
 from . import _compat
-from ._wire import VARINT, VARINT_TABLE_SIZE, utf8, varint, zigzag32
+from ._wire import VARINT, VARINT_TABLE_SIZE, utf8, varint
 
-__all__ = ["encode_logs", "encode_metrics", "encode_traces", "group_by_resource_and_scope"]
+__all__ = ["encode_logs", "encode_traces", "group_by_resource_and_scope"]
 
 _T = TypeVar("_T", Span, LogRecord, Metric)
 
@@ -695,275 +686,6 @@ def _write_log_records(buf: bytearray, records: Sequence[LogRecord]) -> None:
 def encode_logs(records: Sequence[LogRecord]) -> bytes:
     """Serialize ``records`` as an ``ExportLogsServiceRequest``. An empty sequence gives ``b""``."""
     return _write_request(records, _write_log_records)
-
-
-# ------------------------------------------------------------------------------------------------------------
-# Metrics
-
-
-def _as_double(value: int) -> float:
-    """An int metric value outside int64 (``as_int`` is an sfixed64), for ``as_double``: the nearest double;
-    beyond the double range, an infinity of its sign. The point is kept, with a double's precision."""
-    try:
-        return float(value)
-    except OverflowError:
-        return math.inf if value > 0 else -math.inf
-
-
-def _uint64_varint(value: int) -> bytes:
-    """The varint of a ``uint64`` count; :class:`EncodeError` outside ``[0, 2**64 - 1]``."""
-    if not 0 <= value <= _UINT64_MAX:
-        raise EncodeError(f"cannot encode the count {value}: it is outside the uint64 range")
-    return varint(value)
-
-
-def _write_double(buf: bytearray, field_tag: bytes, value: float) -> None:
-    """An implicit-presence ``double``: left out at +0.0 only (``-0.0`` is written, as protobuf does)."""
-    if value or _pack_d(value) == _NEG_ZERO:
-        buf += field_tag
-        buf += _pack_d(value)
-
-
-def _write_times(buf: bytearray, start_time: int, time: int) -> None:
-    """``start_time_unix_nano`` (2) and ``time_unix_nano`` (3), both fixed64, in every data point."""
-    if start_time and time:
-        buf += _pack_two_fixed64(0x11, start_time, 0x19, time)
-    else:
-        if start_time:
-            buf += b"\x11"
-            buf += _pack_q(start_time)
-        if time:
-            buf += b"\x19"
-            buf += _pack_q(time)
-
-
-def _write_exemplars(buf: bytearray, field_tag: bytes, exemplars: Sequence[Exemplar]) -> None:
-    for exemplar in exemplars:
-        buf += field_tag
-        buf.append(0)
-        start = len(buf)
-        if exemplar.time_unix_nano:
-            buf += b"\x11"  # Exemplar 2 time_unix_nano
-            buf += _pack_q(exemplar.time_unix_nano)
-        value = exemplar.value
-        is_int = isinstance(value, int)
-        if is_int and not _INT64_MIN <= value <= _INT64_MAX:
-            value, is_int = _as_double(value), False  # type: ignore[arg-type]
-        if not is_int:
-            buf += b"\x19"  # Exemplar 3 as_double
-            buf += _pack_d(value)
-        if exemplar.span_id:
-            buf += b"\x22\x08"  # Exemplar 4 span_id, len 8
-            buf += exemplar.span_id
-        if exemplar.trace_id:
-            buf += b"\x2a\x10"  # Exemplar 5 trace_id, len 16
-            buf += exemplar.trace_id
-        if is_int:
-            buf += b"\x31"  # Exemplar 6 as_int (sfixed64)
-            buf += _pack_sq(value)
-        if exemplar.filtered_attributes:
-            _write_attributes(buf, b"\x3a", exemplar.filtered_attributes)  # Exemplar 7 filtered_attributes
-        _patch(buf, start)
-
-
-def _write_number_points(buf: bytearray, points: Sequence[NumberDataPoint]) -> None:
-    for point in points:
-        buf += b"\x0a\x00"  # Gauge/Sum 1 data_points
-        start = len(buf)
-        _write_times(buf, point.start_time_unix_nano, point.time_unix_nano)  # NumberDataPoint 2, 3
-        value = point.value
-        is_int = isinstance(value, int)
-        if is_int and not _INT64_MIN <= value <= _INT64_MAX:
-            value, is_int = _as_double(value), False  # type: ignore[arg-type]
-        if not is_int:
-            buf += b"\x21"  # NumberDataPoint 4 as_double
-            buf += _pack_d(value)
-        if point.exemplars:
-            _write_exemplars(buf, b"\x2a", point.exemplars)  # NumberDataPoint 5 exemplars
-        if is_int:
-            buf += b"\x31"  # NumberDataPoint 6 as_int (sfixed64)
-            buf += _pack_sq(value)
-        if point.attributes:
-            _write_attributes(buf, b"\x3a", point.attributes)  # NumberDataPoint 7 attributes
-        if point.flags:
-            buf += b"\x40"  # NumberDataPoint 8 flags
-            buf += varint(point.flags)
-        _patch(buf, start)
-
-
-def _write_histogram_points(buf: bytearray, points: Sequence[HistogramDataPoint]) -> None:
-    for point in points:
-        buf += b"\x0a\x00"  # Histogram 1 data_points
-        start = len(buf)
-        _write_times(buf, point.start_time_unix_nano, point.time_unix_nano)  # HistogramDataPoint 2, 3
-        if point.count:
-            buf += b"\x21"  # HistogramDataPoint 4 count (fixed64)
-            buf += _pack_q(point.count)
-        if point.sum is not None:
-            buf += b"\x29"  # HistogramDataPoint 5 sum (optional double)
-            buf += _pack_d(point.sum)
-        counts = point.bucket_counts
-        if counts:
-            buf += b"\x32"  # HistogramDataPoint 6 bucket_counts (packed fixed64)
-            buf += varint(8 * len(counts))
-            buf += struct.pack(f"<{len(counts)}Q", *counts)
-        bounds = point.explicit_bounds
-        if bounds:
-            buf += b"\x3a"  # HistogramDataPoint 7 explicit_bounds (packed double)
-            buf += varint(8 * len(bounds))
-            buf += struct.pack(f"<{len(bounds)}d", *bounds)
-        if point.exemplars:
-            _write_exemplars(buf, b"\x42", point.exemplars)  # HistogramDataPoint 8 exemplars
-        if point.attributes:
-            _write_attributes(buf, b"\x4a", point.attributes)  # HistogramDataPoint 9 attributes
-        if point.flags:
-            buf += b"\x50"  # HistogramDataPoint 10 flags
-            buf += varint(point.flags)
-        if point.min is not None:
-            buf += b"\x59"  # HistogramDataPoint 11 min (optional double)
-            buf += _pack_d(point.min)
-        if point.max is not None:
-            buf += b"\x61"  # HistogramDataPoint 12 max (optional double)
-            buf += _pack_d(point.max)
-        _patch(buf, start)
-
-
-def _write_buckets(buf: bytearray, field_tag: bytes, buckets: Buckets) -> None:
-    buf += field_tag
-    buf.append(0)
-    start = len(buf)
-    if buckets.offset:
-        buf += b"\x08"  # Buckets 1 offset (sint32)
-        buf += varint(zigzag32(buckets.offset))
-    if buckets.bucket_counts:
-        V = _V
-        data = b"".join([V[c] if 0 <= c < _VN else _uint64_varint(c) for c in buckets.bucket_counts])
-        buf += b"\x12"  # Buckets 2 bucket_counts (packed uint64)
-        buf += varint(len(data))
-        buf += data
-    _patch(buf, start)
-
-
-def _write_exponential_points(buf: bytearray, points: Sequence[ExponentialHistogramDataPoint]) -> None:
-    for point in points:
-        buf += b"\x0a\x00"  # ExponentialHistogram 1 data_points
-        start = len(buf)
-        if point.attributes:
-            _write_attributes(buf, b"\x0a", point.attributes)  # ExponentialHistogramDataPoint 1 attributes
-        _write_times(buf, point.start_time_unix_nano, point.time_unix_nano)  # 2, 3
-        if point.count:
-            buf += b"\x21"  # 4 count (fixed64)
-            buf += _pack_q(point.count)
-        if point.sum is not None:
-            buf += b"\x29"  # 5 sum (optional double)
-            buf += _pack_d(point.sum)
-        if point.scale:
-            buf += b"\x30"  # 6 scale (sint32)
-            buf += varint(zigzag32(point.scale))
-        if point.zero_count:
-            buf += b"\x39"  # 7 zero_count (fixed64)
-            buf += _pack_q(point.zero_count)
-        _write_buckets(buf, b"\x42", point.positive)  # 8 positive
-        _write_buckets(buf, b"\x4a", point.negative)  # 9 negative
-        if point.flags:
-            buf += b"\x50"  # 10 flags
-            buf += varint(point.flags)
-        if point.exemplars:
-            _write_exemplars(buf, b"\x5a", point.exemplars)  # 11 exemplars
-        if point.min is not None:
-            buf += b"\x61"  # 12 min (optional double)
-            buf += _pack_d(point.min)
-        if point.max is not None:
-            buf += b"\x69"  # 13 max (optional double)
-            buf += _pack_d(point.max)
-        _write_double(buf, b"\x71", point.zero_threshold)  # 14 zero_threshold
-        _patch(buf, start)
-
-
-def _write_summary_points(buf: bytearray, points: Sequence[SummaryDataPoint]) -> None:
-    for point in points:
-        buf += b"\x0a\x00"  # Summary 1 data_points
-        start = len(buf)
-        _write_times(buf, point.start_time_unix_nano, point.time_unix_nano)  # SummaryDataPoint 2, 3
-        if point.count:
-            buf += b"\x21"  # SummaryDataPoint 4 count (fixed64)
-            buf += _pack_q(point.count)
-        _write_double(buf, b"\x29", point.sum)  # SummaryDataPoint 5 sum
-        for quantile in point.quantile_values:
-            buf += b"\x32\x00"  # SummaryDataPoint 6 quantile_values
-            quantile_start = len(buf)
-            _write_double(buf, b"\x09", quantile.quantile)  # ValueAtQuantile 1 quantile
-            _write_double(buf, b"\x11", quantile.value)  # ValueAtQuantile 2 value
-            _patch(buf, quantile_start)
-        if point.attributes:
-            _write_attributes(buf, b"\x3a", point.attributes)  # SummaryDataPoint 7 attributes
-        if point.flags:
-            buf += b"\x40"  # SummaryDataPoint 8 flags
-            buf += varint(point.flags)
-        _patch(buf, start)
-
-
-def _write_metrics(buf: bytearray, metrics: Sequence[Metric]) -> None:
-    lp_get = _LP.get
-    for metric in metrics:
-        buf += b"\x12\x00"  # ScopeMetrics 2 metrics
-        start = len(buf)
-        text = metric.name
-        if text:
-            buf += b"\x0a"  # Metric 1 name
-            buf += lp_get(text) or _lp_str(text)
-        text = metric.description
-        if text:
-            buf += b"\x12"  # Metric 2 description
-            buf += lp_get(text) or _lp_str(text)
-        text = metric.unit
-        if text:
-            buf += b"\x1a"  # Metric 3 unit
-            buf += lp_get(text) or _lp_str(text)
-        data = metric.data
-        # The data kind is a oneof member: written even when it has no points.
-        if isinstance(data, Sum):
-            buf += b"\x3a\x00"  # Metric 7 sum
-            data_start = len(buf)
-            _write_number_points(buf, data.data_points)  # Sum 1 data_points
-            if data.aggregation_temporality:
-                buf += b"\x10"  # Sum 2 aggregation_temporality
-                buf += _V[data.aggregation_temporality]
-            if data.is_monotonic:
-                buf += b"\x18\x01"  # Sum 3 is_monotonic
-        elif isinstance(data, Gauge):
-            buf += b"\x2a\x00"  # Metric 5 gauge
-            data_start = len(buf)
-            _write_number_points(buf, data.data_points)  # Gauge 1 data_points
-        elif isinstance(data, Histogram):
-            buf += b"\x4a\x00"  # Metric 9 histogram
-            data_start = len(buf)
-            _write_histogram_points(buf, data.data_points)  # Histogram 1 data_points
-            if data.aggregation_temporality:
-                buf += b"\x10"  # Histogram 2 aggregation_temporality
-                buf += _V[data.aggregation_temporality]
-        elif isinstance(data, ExponentialHistogram):
-            buf += b"\x52\x00"  # Metric 10 exponential_histogram
-            data_start = len(buf)
-            _write_exponential_points(buf, data.data_points)  # ExponentialHistogram 1 data_points
-            if data.aggregation_temporality:
-                buf += b"\x10"  # ExponentialHistogram 2 aggregation_temporality
-                buf += _V[data.aggregation_temporality]
-        elif isinstance(data, Summary):
-            buf += b"\x5a\x00"  # Metric 11 summary
-            data_start = len(buf)
-            _write_summary_points(buf, data.data_points)  # Summary 1 data_points
-        else:
-            raise EncodeError(f"Metric.data: cannot encode a {type(data).__name__}")
-        _patch(buf, data_start)
-        if metric.metadata:
-            _write_attributes(buf, b"\x62", metric.metadata)  # Metric 12 metadata
-        _patch(buf, start)
-
-
-def encode_metrics(metrics: Sequence[Metric]) -> bytes:
-    """Serialize ``metrics`` as an ``ExportMetricsServiceRequest``. An empty sequence gives ``b""``."""
-    return _write_request(metrics, _write_metrics)
 
 
 # ------------------------------------------------------------------------------------------------------------

@@ -42,7 +42,7 @@ The state of one span, as the SDK's ``Span`` keeps it (``opentelemetry/sdk/trace
 in plain Python values: ints for ids, times, kind (the OTLP enum value) and status code; ``str`` for the name, the
 trace state (W3C header form) and the status description; a dict for the attributes; events and links as tuples.
 :meth:`SpanCore.encode` writes the span's ``ScopeSpans.spans`` field, byte for byte what
-``aiotlp.sdk._encode._span_field`` writes for the SDK span with the same content, through the same attribute
+``aiotlp.sdk._encode_spans._span_field`` writes for the SDK span with the same content, through the same attribute
 writer (``aiotlp.encoding._protobuf._write_attributes``, compiled or pure as ``_compat`` chose).
 
 Sans-IO: no OpenTelemetry, no asyncio. The SDK layer (``aiotlp.sdk._span.Span``) subclasses the implementation

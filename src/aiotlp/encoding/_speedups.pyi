@@ -29,7 +29,7 @@ def write_sdk_spans(
     types: tuple[type, type, type, Callable[[Any], str], type, type],
     /,
 ) -> None:
-    """``aiotlp.sdk._encode._write_spans``: ``ScopeSpans.spans`` entries of OpenTelemetry SDK ``ReadableSpan``s.
+    """``aiotlp.sdk._encode_spans._write_spans``: ``ScopeSpans.spans`` entries of OpenTelemetry SDK ``ReadableSpan``s.
 
     ``types`` is ``(BoundedAttributes, BoundedList, Event, trace_state_text, TraceState, Status)``.
     """

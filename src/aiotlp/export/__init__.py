@@ -3,7 +3,7 @@
 The stack order is documented in :mod:`aiotlp.export._stack`.
 """
 
-from ._exporter import OTLPExporter
+from ._exporter import OTLPExporter, TransportFactory
 from ._limit import ConcurrencyLimit
 from ._reply import read_reply, reply_error
 from ._retry import Retry, RetryPolicy
@@ -23,6 +23,7 @@ __all__ = [
     "Sender",
     "SenderStack",
     "Timeout",
+    "TransportFactory",
     "TransportSender",
     "build_stack",
     "compress_request",

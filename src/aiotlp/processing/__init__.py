@@ -20,6 +20,7 @@ self-metrics in :mod:`aiotlp.processing._selfmetrics`.
 from ._batch import BatchProcessor, OverflowPolicy
 from ._binding import SHUTDOWN_GRACE
 from ._queue import estimate_size
+from ._selfmetrics import ExporterInstruments, exporter_attributes
 from ._stats import DROP_REASONS, DropReason, FlushOutcome, FlushStatus, ProcessorStatistics
 
 __all__ = [
@@ -27,9 +28,11 @@ __all__ = [
     "SHUTDOWN_GRACE",
     "BatchProcessor",
     "DropReason",
+    "ExporterInstruments",
     "FlushOutcome",
     "FlushStatus",
     "OverflowPolicy",
     "ProcessorStatistics",
     "estimate_size",
+    "exporter_attributes",
 ]

@@ -21,6 +21,10 @@ and ``otel.component.name`` (``<type>/<n>``); exporter instruments carry the exp
 ``aiotlp.sdk`` exporter; else the exporter's qualified class name), its name, and ``server.address`` /
 ``server.port`` when known.
 
+An exporter that writes to a disk queue and delivers later may say how many of the items it took are still on
+disk (``still_on_disk(taken) -> int``, the :mod:`aiotlp.sdk` processors' adapter with ``queue_dir=``): those are
+``inflight``, not ``exported``, until delivered.
+
 Only the OpenTelemetry *API* is used (imported here, lazily, when a meter provider is given). Observable
 callbacks run on whatever thread collects the metrics; they read the ledger under its lock, and hold the
 processor's queue by a weak reference so that a meter provider never keeps a dead processor alive.
@@ -41,9 +45,9 @@ from ..model import Signal
 from ._queue import BoundedQueue
 
 if TYPE_CHECKING:
-    from opentelemetry.metrics import CallbackOptions, Histogram, Observation
+    from opentelemetry.metrics import CallbackOptions, Histogram, Meter, Observation
 
-__all__ = ["SelfMetrics"]
+__all__ = ["ExporterInstruments", "SelfMetrics", "exporter_attributes"]
 
 _KIND: Final = {Signal.TRACES: "span", Signal.LOGS: "log", Signal.METRICS: "metric_data_point"}
 _UNIT: Final = {Signal.TRACES: "{span}", Signal.LOGS: "{log_record}", Signal.METRICS: "{data_point}"}
@@ -63,7 +67,7 @@ def _component_name(component_type: str) -> str:
         return f"{component_type}/{next(counter)}"
 
 
-def _exporter_attributes(exporter: object, signal: Signal) -> dict[str, str | int]:
+def exporter_attributes(exporter: object, signal: Signal) -> dict[str, str | int]:
     """What the exporter instruments say of ``exporter``: an adapter (the SDK processors') speaks for the exporter
     it wraps (its ``wrapped``); anything with an OTLP ``config`` (an :class:`~aiotlp.OTLPExporter`, a disk queue
     in front of one, an ``aiotlp.sdk`` exporter) is named by protocol, with the collector's address and port."""
@@ -81,6 +85,59 @@ def _exporter_attributes(exporter: object, signal: Signal) -> dict[str, str | in
     cls = type(exporter)
     component_type = f"{cls.__module__}.{cls.__qualname__}"
     return {"otel.component.type": component_type, "otel.component.name": _component_name(component_type)}
+
+
+class ExporterInstruments:
+    """The exporter instruments of one exporter: ``exported`` and ``inflight`` (observed by the given callbacks)
+    and ``operation.duration`` (:meth:`record_export`, per export). A processor's :class:`SelfMetrics` makes them
+    for its exporter; an :mod:`aiotlp.sdk` exporter under another processor makes its own."""
+
+    def __init__(
+        self,
+        meter: Meter,
+        signal: Signal,
+        attributes: dict[str, str | int],
+        *,
+        exported: Callable[[CallbackOptions], Iterable[Observation]],
+        inflight: Callable[[CallbackOptions], Iterable[Observation]],
+    ) -> None:
+        kind, unit = _KIND[signal], _UNIT[signal]
+        prefix = f"otel.sdk.exporter.{kind}"
+        meter.create_observable_counter(
+            f"{prefix}.exported",
+            callbacks=[exported],
+            unit=unit,
+            description="The number of items for which the export has finished, either successful or failed.",
+        )
+        meter.create_observable_up_down_counter(
+            f"{prefix}.inflight",
+            callbacks=[inflight],
+            unit=unit,
+            description="The number of items passed to the exporter that have not been exported yet.",
+        )
+        self._duration: Histogram
+        try:
+            self._duration = meter.create_histogram(
+                "otel.sdk.exporter.operation.duration",
+                unit="s",
+                description="The duration of exporting a batch of telemetry records.",
+                explicit_bucket_boundaries_advisory=_DURATION_BUCKETS,
+            )
+        except TypeError:  # pragma: no cover - an API older than 1.23 has no advisory parameter
+            self._duration = meter.create_histogram(
+                "otel.sdk.exporter.operation.duration",
+                unit="s",
+                description="The duration of exporting a batch of telemetry records.",
+            )
+        self._duration_attributes: dict[str | None, dict[str, str | int]] = {None: attributes}
+
+    def record_export(self, seconds: float, error_type: str | None) -> None:
+        """One ``operation.duration`` observation; ``error_type`` None means full success. Any thread."""
+        attributes = self._duration_attributes.get(error_type)
+        if attributes is None:
+            base = self._duration_attributes[None]
+            attributes = self._duration_attributes[error_type] = {**base, "error.type": str(error_type)}
+        self._duration.record(seconds, attributes)
 
 
 class SelfMetrics:
@@ -101,7 +158,8 @@ class SelfMetrics:
         meter = get_meter("aiotlp.processing", __version__)
         self._queue_ref = weakref.ref(queue)
         kind, unit = _KIND[signal], _UNIT[signal]
-        self.exporter_attributes = _exporter_attributes(exporter, signal)
+        self.exporter_attributes = exporter_attributes(exporter, signal)
+        self._still_on_disk: Callable[[int], int] | None = getattr(exporter, "still_on_disk", None)
         self.processor_attributes: dict[str, str | int] = {}
         observed = []  # (name, an up-down counter rather than a counter, callback, description)
         if signal in _PROCESSOR_TYPE:
@@ -126,47 +184,17 @@ class SelfMetrics:
                     "The number of items for which the processing has finished, either successful or failed.",
                 ),
             ]
-        prefix = f"otel.sdk.exporter.{kind}"
-        observed += [
-            (
-                f"{prefix}.exported",
-                False,
-                self._exported,
-                "The number of items for which the export has finished, either successful or failed.",
-            ),
-            (
-                f"{prefix}.inflight",
-                True,
-                self._inflight,
-                "The number of items passed to the exporter that have not been exported yet.",
-            ),
-        ]
         for name, up_down, read, description in observed:
             create = meter.create_observable_up_down_counter if up_down else meter.create_observable_counter
             create(name, callbacks=[self._callback(read)], unit=unit, description=description)
-        self._duration: Histogram
-        try:
-            self._duration = meter.create_histogram(
-                "otel.sdk.exporter.operation.duration",
-                unit="s",
-                description="The duration of exporting a batch of telemetry records.",
-                explicit_bucket_boundaries_advisory=_DURATION_BUCKETS,
-            )
-        except TypeError:  # pragma: no cover - an API older than 1.23 has no advisory parameter
-            self._duration = meter.create_histogram(
-                "otel.sdk.exporter.operation.duration",
-                unit="s",
-                description="The duration of exporting a batch of telemetry records.",
-            )
-        self._duration_attributes: dict[str | None, dict[str, str | int]] = {None: self.exporter_attributes}
-
-    def record_export(self, seconds: float, error_type: str | None) -> None:
-        """One ``operation.duration`` observation; ``error_type`` None means full success."""
-        attributes = self._duration_attributes.get(error_type)
-        if attributes is None:
-            attributes = self._with_error_type(self.exporter_attributes, str(error_type))
-            self._duration_attributes[error_type] = attributes
-        self._duration.record(seconds, attributes)
+        self._exporter_instruments = ExporterInstruments(
+            meter,
+            signal,
+            self.exporter_attributes,
+            exported=self._callback(self._exported),
+            inflight=self._callback(self._inflight),
+        )
+        self.record_export = self._exporter_instruments.record_export
 
     # ------------------------------------------------------------------------------------------- callbacks
 
@@ -207,11 +235,14 @@ class SelfMetrics:
                 values.append((count, self._with_error_type(base, error_type)))
         return values
 
+    def _on_disk(self, queue: BoundedQueue[Any]) -> int:
+        return 0 if self._still_on_disk is None else self._still_on_disk(queue.exported)
+
     def _exported(self, queue: BoundedQueue[Any]) -> list[tuple[int, dict[str, str | int]]]:
         base = self.exporter_attributes
-        values = [(queue.exported, base)]
+        values = [(queue.exported - self._on_disk(queue), base)]
         values.extend((count, self._with_error_type(base, error_type)) for error_type, count in queue.outcomes.items())
         return values
 
     def _inflight(self, queue: BoundedQueue[Any]) -> list[tuple[int, dict[str, str | int]]]:
-        return [(queue.in_flight, self.exporter_attributes)]
+        return [(queue.in_flight + self._on_disk(queue), self.exporter_attributes)]

@@ -4,7 +4,10 @@ Every count is in the unit the OTLP specification counts for the signal: spans, 
 points*. The ledger behind :class:`ProcessorStatistics` is kept under the queue's lock, so every snapshot, taken
 on any thread, satisfies exactly::
 
-    produced == exported + rejected + failed + sum(dropped.values()) + queued + in_flight
+    produced == exported + persisted + rejected + failed + sum(dropped.values()) + queued + in_flight
+
+``persisted`` is 0 unless the exporter is a disk queue that reports what it still holds (the :mod:`aiotlp.sdk`
+processors with ``queue_dir=`` / ``AIOTLP_QUEUE_DIR``): written to disk, not delivered yet.
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ class ProcessorStatistics:
     * ``in_flight``: handed to the exporter, result not back yet;
     * ``exported``: accepted by the collector; ``rejected``: refused in a partial success; ``failed``: their
       export failed (error, ``export_timeout``, cancelled at the shutdown deadline);
+    * ``persisted``: written to a disk queue that has not delivered them yet (see the module docstring);
     * ``dropped``: by :data:`DropReason`, every reason present (0 when none);
     * ``batches``: export calls made; ``retries``: the exporter's ``retries`` attribute, when it has one;
     * ``last_error``: the last export failure, as ``"ErrorClass: message"`` (aiotlp's messages hold no secrets).
@@ -74,6 +78,7 @@ class ProcessorStatistics:
     byte_capacity: int | None = None
     retries: int | None = None
     last_error: str | None = None
+    persisted: int = 0
 
     @property
     def dropped_total(self) -> int:
@@ -82,7 +87,7 @@ class ProcessorStatistics:
     @property
     def balanced(self) -> bool:
         """Whether the accounting identity holds (it always should)."""
-        settled = self.exported + self.rejected + self.failed + self.dropped_total
+        settled = self.exported + self.persisted + self.rejected + self.failed + self.dropped_total
         return self.produced == settled + self.queued + self.in_flight
 
 

@@ -22,7 +22,9 @@ Or with the SDK's auto-configuration: ``OTEL_TRACES_EXPORTER=aiotlp``, ``OTEL_LO
   (``OTLPSpanExporter``, ``OTLPLogExporter``, ``OTLPMetricExporter``: same names, arguments and defaults), on
   the classes above with the protocol fixed: migrating is an import change;
 - ``statistics()`` of each exporter (:class:`ExporterStatistics`): exports, items accepted, kept on disk,
-  rejected, failed, dropped by reason, retries, the last error;
+  rejected, failed, dropped by reason, retries, the last error; :func:`exporters` lists the exporters of the
+  process (those auto-configuration made, too); ``OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED=true`` turns their
+  self-metrics on (:mod:`aiotlp.sdk._selfmetrics`);
 - :class:`TracerProvider` (with its :class:`Tracer` and :class:`Span`): the SDK's TracerProvider, same arguments
   and API, with each span's state in a native SpanCore; aiotlp's :class:`BatchSpanProcessor` takes its spans
   as bytes straight from it (see :mod:`aiotlp.sdk._provider`);
@@ -53,7 +55,7 @@ if TYPE_CHECKING:
         encode_spans,
         encode_spans_json,
     )
-    from ._exporters import LogExporter, MetricExporter, SpanExporter
+    from ._exporters import LogExporter, MetricExporter, SpanExporter, exporters
     from ._processors import BatchLogRecordProcessor, BatchSpanProcessor
     from ._provider import Tracer, TracerProvider
     from ._span import Span
@@ -69,6 +71,7 @@ _LAZY: dict[str, str] = {
     "LogExporter": "._exporters",
     "MetricExporter": "._exporters",
     "SpanExporter": "._exporters",
+    "exporters": "._exporters",
     "BatchLogRecordProcessor": "._processors",
     "BatchSpanProcessor": "._processors",
     "ExporterStatistics": "._stats",
@@ -96,6 +99,7 @@ __all__ = [
     "encode_metrics_data_json",
     "encode_spans",
     "encode_spans_json",
+    "exporters",
 ]
 
 

@@ -24,8 +24,7 @@ from typing import TYPE_CHECKING, Any, TypedDict, cast
 from opentelemetry.sdk.metrics.export import AggregationTemporality
 from opentelemetry.sdk.metrics.view import Aggregation
 
-from aiotlp.export import RetryPolicy
-from aiotlp.export._exporter import TransportFactory
+from aiotlp.export import RetryPolicy, TransportFactory
 
 from ._exporters import LogExporter, MetricExporter, SpanExporter
 
@@ -53,6 +52,13 @@ class AiotlpOptions(TypedDict, total=False):
     queue_dir: str | os.PathLike[str] | None
 
 
+def _forwarded(arguments: dict[str, Any]) -> dict[str, Any]:
+    """An official signature's arguments (an ``__init__``'s ``locals()``) with aiotlp's ``**options``, as keyword
+    arguments of the protocol-neutral class."""
+    forwarded = {name: value for name, value in arguments.items() if name not in ("self", "__class__", "options")}
+    return {**forwarded, **arguments["options"]}
+
+
 _Headers = Mapping[str, str] | Iterable[tuple[str, str]] | str | None
 _Compression = str | enum.Enum | None
 
@@ -74,19 +80,7 @@ class _GrpcArguments:
         meter_provider: object = None,
         **options: Unpack[AiotlpOptions],
     ) -> None:
-        cast(Any, super()).__init__(
-            endpoint,
-            protocol="grpc",
-            insecure=insecure,
-            credentials=credentials,
-            headers=headers,
-            timeout=timeout,
-            compression=compression,
-            channel_options=channel_options,
-            retryable_error_codes=retryable_error_codes,
-            meter_provider=meter_provider,
-            **options,
-        )
+        cast(Any, super()).__init__(protocol="grpc", **_forwarded(locals()))
 
 
 class _HttpArguments:
@@ -107,20 +101,7 @@ class _HttpArguments:
         meter_provider: object = None,
         **options: Unpack[AiotlpOptions],
     ) -> None:
-        cast(Any, super()).__init__(
-            endpoint,
-            protocol="http/protobuf",
-            certificate_file=certificate_file,
-            client_key_file=client_key_file,
-            client_certificate_file=client_certificate_file,
-            headers=headers,
-            timeout=timeout,
-            compression=compression,
-            session=session,
-            max_request_size=max_request_size,
-            meter_provider=meter_provider,
-            **options,
-        )
+        cast(Any, super()).__init__(protocol="http/protobuf", **_forwarded(locals()))
 
 
 class GrpcSpanExporter(_GrpcArguments, SpanExporter):
@@ -169,22 +150,7 @@ class GrpcMetricExporter(MetricExporter):
         meter_provider: object = None,
         **options: Unpack[AiotlpOptions],
     ) -> None:
-        super().__init__(
-            endpoint,
-            protocol="grpc",
-            insecure=insecure,
-            credentials=credentials,
-            headers=headers,
-            timeout=timeout,
-            compression=compression,
-            preferred_temporality=preferred_temporality,
-            preferred_aggregation=preferred_aggregation,
-            max_export_batch_size=max_export_batch_size,
-            channel_options=channel_options,
-            retryable_error_codes=retryable_error_codes,
-            meter_provider=meter_provider,
-            **options,
-        )
+        super().__init__(protocol="grpc", **_forwarded(locals()))
 
 
 class HttpMetricExporter(MetricExporter):
@@ -210,20 +176,4 @@ class HttpMetricExporter(MetricExporter):
         meter_provider: object = None,
         **options: Unpack[AiotlpOptions],
     ) -> None:
-        super().__init__(
-            endpoint,
-            protocol="http/protobuf",
-            certificate_file=certificate_file,
-            client_key_file=client_key_file,
-            client_certificate_file=client_certificate_file,
-            headers=headers,
-            timeout=timeout,
-            compression=compression,
-            session=session,
-            preferred_temporality=preferred_temporality,
-            preferred_aggregation=preferred_aggregation,
-            max_export_batch_size=max_export_batch_size,
-            max_request_size=max_request_size,
-            meter_provider=meter_provider,
-            **options,
-        )
+        super().__init__(protocol="http/protobuf", **_forwarded(locals()))

@@ -31,12 +31,12 @@ The exporter
   sent by the underlying async ``OTLPExporter.export_encoded`` on the processor's loop: no thread hop per batch,
   no blocking. Over protobuf (gRPC, HTTP/protobuf) each item is *encoded at the source*: ``on_end`` /
   ``on_emit`` encode it in the thread that ends it (the compiled encoder: 1 to 2 us) into its protobuf field
-  bytes, kept with a small key of its resource and scope (:class:`aiotlp.sdk._encode.SourceEncoder`), and let
+  bytes, kept with a small key of its resource and scope (:class:`aiotlp.sdk._encode_source.SourceEncoder`), and let
   go of the SDK object there; a batch is framed from those bytes without encoding again (a batch split by size
   is framed again from a subset), so the export thread only ships bytes, and the queue holds no SDK objects
   for the garbage collector to walk. The queue then has a byte capacity as well (``max_queue_bytes``, default
   :data:`DEFAULT_MAX_QUEUE_BYTES`, measured as each item's encoded length). Over OTLP/JSON, with
-  ``encode_at_source=False`` or ``AIOTLP_NO_ENCODE_AT_SOURCE=1`` (:mod:`aiotlp.encoding._compat`), the
+  ``encode_at_source=False`` or ``AIOTLP_NO_ENCODE_AT_SOURCE=1`` (:data:`aiotlp.encoding.ENCODE_AT_SOURCE`), the
   objects are queued and each batch encoded at export, as before; both paths send the same bytes. An item that
   cannot be encoded is queued as the object, and dropped at export as ``invalid`` (counted);
 * spans of :class:`aiotlp.sdk.TracerProvider` (issue 16) come to ``BatchSpanProcessor`` through its native hook
@@ -66,10 +66,8 @@ bridge on first use); the parent's queue, tasks and connections are never touche
 from __future__ import annotations
 
 import asyncio
-import copy
-import functools
+import dataclasses
 import logging
-import operator
 import os
 import threading
 import weakref
@@ -78,24 +76,34 @@ from typing import Any, Final, Literal
 
 from opentelemetry._logs import LogRecord as ApiLogRecord
 from opentelemetry.context import Context, attach, detach
-from opentelemetry.sdk._logs import LogRecordLimits, LogRecordProcessor, ReadableLogRecord, ReadWriteLogRecord
+from opentelemetry.sdk._logs import LogRecordProcessor, ReadWriteLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
-from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter as SdkSpanExporter
 from opentelemetry.sdk.trace.export import SpanExportResult
 
 from aiotlp._exceptions import ConfigurationError
 from aiotlp.config import BatchConfig, queue_dir_from_env
-from aiotlp.durable import DurableExporter
-from aiotlp.encoding import _compat
+from aiotlp.encoding import ENCODE_AT_SOURCE
 from aiotlp.export import ExportResult
 from aiotlp.model import Signal
 from aiotlp.processing import BatchProcessor, FlushOutcome, FlushStatus, ProcessorStatistics, estimate_size
 
 from ._bridge import abandon, get_bridge
+from ._client import SUPPRESSED, encode_batch
 from ._encode import SourceEncoder
-from ._exporters import _SUPPRESSED, LogExporter, SpanExporter, _Common, _encode_batch
+from ._exporters import AiotlpExporter, LogExporter, SpanExporter
+from ._queued_logs import (
+    _API_FIELDS,
+    _EMPTY_CONTEXT,
+    _NOTHING,
+    _QUEUED,
+    _default_resource,
+    _new_object,
+    _queue_other,
+    _queued_class,
+    _QueuedLog,
+)
 
 __all__ = ["DEFAULT_MAX_QUEUE_BYTES", "BatchLogRecordProcessor", "BatchSpanProcessor"]
 
@@ -123,17 +131,19 @@ def _bridge_loop() -> asyncio.AbstractEventLoop:
 class _FastAdapter:
     """Sends batches through the aiotlp SDK exporter's own OTLPExporter, on the running loop."""
 
-    def __init__(self, exporter: _Common, signal: Signal, what: str, source: SourceEncoder | None = None) -> None:
+    def __init__(
+        self, exporter: AiotlpExporter, signal: Signal, what: str, source: SourceEncoder | None = None
+    ) -> None:
         self._sdk = exporter
         self._signal = signal
         self._what = what
         # items encoded at the source are framed into a request; SDK objects are encoded
-        encode = exporter._encode if source is None else source.frame  # type: ignore[attr-defined]
+        encode = exporter._encode if source is None else source.frame
         self._encode: Callable[[Sequence[Any]], bytes] = encode
         exporter._client.load_client()  # now, not at the first export on the application's loop
 
     @property
-    def wrapped(self) -> _Common:
+    def wrapped(self) -> AiotlpExporter:
         """The SDK exporter this adapter sends for (named in the processor's self-metrics)."""
         return self._sdk
 
@@ -142,8 +152,8 @@ class _FastAdapter:
         total = len(items)
         if client.closed:
             return ExportResult(items=total, failed=total)
-        client._check_fork()
-        good, body, dropped = _encode_batch(items, self._encode, self._what)
+        client.check_fork()
+        good, body, dropped = encode_batch(items, self._encode, self._what)
         client.ledger.drop("invalid", dropped)
         result = ExportResult(items=dropped, dropped=dropped, invalid=dropped)  # cannot be encoded
         if good:  # counted in the exporter's statistics, as its own exports
@@ -155,6 +165,11 @@ class _FastAdapter:
 
     async def export_logs(self, items: Sequence[Any]) -> ExportResult:
         return await self._export(items)
+
+    def still_on_disk(self, taken: int) -> int:
+        """Of the ``taken`` items this adapter's exports wrote to the disk queue, how many wait there still (0
+        without one): counted as ``persisted``, not ``exported``, in the statistics and the self-metrics."""
+        return self._sdk._client.still_on_disk(taken)
 
     async def detach_loop(self) -> None:
         """The processor leaves this (application) loop: close the exporter's connections on it."""
@@ -168,27 +183,15 @@ class _FastAdapter:
         """On the processor's loop as it starts: with the disk queue, open it now, so that what an earlier run
         left there is sent before (and without) any new export."""
         if self._sdk._client.queue_dir is not None:
-            self._sdk._client._exporter()
+            self._sdk._client.exporter_here()
 
     async def force_flush(self, timeout: float | None = None) -> bool:
         """After a flush's exports: with the disk queue, wait for its fsync (the items are then durable)."""
-        client = self._sdk._client
-        durable = client._otlp if client._otlp_loop is asyncio.get_running_loop() else None
-        if isinstance(durable, DurableExporter):
-            return await durable.force_flush(timeout)
-        return True
+        durable = self._sdk._client.durable_here()
+        return True if durable is None else await durable.force_flush(timeout)
 
     async def shutdown(self, timeout: float | None = None) -> None:
-        client = self._sdk._client
-        if client.closed:
-            return
-        client.closed = True
-        running = asyncio.get_running_loop()
-        local = client._local.pop(running, None)
-        client.close_local(0 if timeout is None else timeout)
-        otlp = client._otlp if client._otlp_loop is running else local
-        if otlp is not None:
-            await otlp.shutdown(timeout)
+        await self._sdk._client.shutdown_here(timeout)
 
 
 class _GenericAdapter:
@@ -205,7 +208,7 @@ class _GenericAdapter:
         return self._sdk
 
     def _call(self, func: Callable[..., Any], *args: Any) -> Any:
-        token = attach(_SUPPRESSED)
+        token = attach(SUPPRESSED)
         try:
             return func(*args)
         finally:
@@ -270,6 +273,25 @@ def _millis(value: float | None, name: str) -> float | None:
     return value / 1000
 
 
+_BATCHING_ARGUMENTS: Final = (
+    "max_queue_size",
+    "schedule_delay_millis",
+    "max_export_batch_size",
+    "export_timeout_millis",
+    "loop",
+    "meter_provider",
+    "queue_dir",
+    "encode_at_source",
+    "max_queue_bytes",
+)
+
+
+def _batching_arguments(arguments: dict[str, Any]) -> dict[str, Any]:
+    """:class:`_Batching`'s keyword arguments among a processor ``__init__``'s ``locals()`` (its signature is
+    written out, for ``help()`` and IDEs; the arguments are passed on once)."""
+    return {name: arguments[name] for name in _BATCHING_ARGUMENTS}
+
+
 class _Batching:
     """The common part: a BatchProcessor on the bridge loop (or ``loop``), flush/shutdown from sync code."""
 
@@ -292,7 +314,7 @@ class _Batching:
     ) -> None:
         # The disk queue is the exporter's: an aiotlp.sdk exporter has read AIOTLP_QUEUE_DIR (its own business);
         # queue_dir= here is handed to it. Any other exporter is used as it is.
-        if isinstance(exporter, _Common):
+        if isinstance(exporter, AiotlpExporter):
             if queue_dir is not None:
                 directory = queue_dir_from_env(queue_dir=queue_dir)
                 assert directory is not None
@@ -314,7 +336,7 @@ class _Batching:
         )
         self._exporter = exporter
         if encode_at_source is None:
-            encode_at_source = _compat.ENCODE_AT_SOURCE
+            encode_at_source = ENCODE_AT_SOURCE
         self._source: SourceEncoder | None = None
         if encode_at_source and self._fast(exporter) and not exporter._client.json:
             self._source = SourceEncoder("spans" if kind == "span" else "logs")
@@ -327,6 +349,8 @@ class _Batching:
         self._max_queue_bytes = max_queue_bytes
         self._explicit_loop = loop
         self._meter_provider = meter_provider
+        if meter_provider is not None and isinstance(exporter, AiotlpExporter):
+            exporter.stop_self_metrics()  # this processor reports the exporter's instruments
         self._start_lock = threading.Lock()
         self._is_shut_down = False
         self._processor = self._new_processor()
@@ -397,8 +421,15 @@ class _Batching:
         return self._processor.loop
 
     def statistics(self) -> ProcessorStatistics:
-        """The BatchProcessor's ledger: ``produced == exported + rejected + failed + dropped + queued + in_flight``."""
-        return self._processor.statistics()
+        """The BatchProcessor's ledger: ``produced == exported + persisted + rejected + failed + dropped + queued +
+        in_flight``. With the disk queue, ``persisted`` counts what was written to disk and waits there still,
+        ``exported`` what the queue has delivered to the collector since."""
+        stats = self._processor.statistics()
+        still_on_disk = getattr(self._processor.exporter, "still_on_disk", None)
+        on_disk = 0 if still_on_disk is None else still_on_disk(stats.exported)
+        if not on_disk:
+            return stats
+        return dataclasses.replace(stats, exported=stats.exported - on_disk, persisted=on_disk)
 
     def _on_own_loop(self, processor: BatchProcessor[Any]) -> bool:
         """True when called on the processor's loop thread, where waiting for it would deadlock; unless it
@@ -480,19 +511,7 @@ class BatchSpanProcessor(_Batching, SpanProcessor):
         encode_at_source: bool | None = None,
         max_queue_bytes: int | None = None,
     ) -> None:
-        super().__init__(
-            span_exporter,
-            "span",
-            max_queue_size=max_queue_size,
-            schedule_delay_millis=schedule_delay_millis,
-            max_export_batch_size=max_export_batch_size,
-            export_timeout_millis=export_timeout_millis,
-            loop=loop,
-            meter_provider=meter_provider,
-            queue_dir=queue_dir,
-            encode_at_source=encode_at_source,
-            max_queue_bytes=max_queue_bytes,
-        )
+        super().__init__(span_exporter, "span", **_batching_arguments(locals()))
 
     @property
     def span_exporter(self) -> SdkSpanExporter:
@@ -562,99 +581,6 @@ class BatchSpanProcessor(_Batching, SpanProcessor):
         self._processor.put_nowait(item)
 
 
-_EMPTY_CONTEXT: Final = Context()
-_NOTHING: Final = object()
-_READABLE_FIELDS: Final = ("resource", "instrumentation_scope", "limits")
-
-
-class _QueuedLog(ApiLogRecord):
-    """What ``on_emit`` queues for an API ``LogRecord`` (the common case): a shallow copy of it, made as one
-    ``__dict__`` copy, without its context, that is its own ``log_record``. The other three fields of a
-    ``ReadableLogRecord`` (``resource``, ``instrumentation_scope``, ``limits``) are class attributes of a subclass
-    made once per combination (:func:`_queued_class`; a process has a few: one per logger), so the copy keeps
-    the API record's shared-key (split) dictionary layout: one small allocation per record, no resize, no
-    frozen-dataclass construction. The direct encoder reads it as it reads a ``ReadableLogRecord``."""
-
-    resource: Resource
-    instrumentation_scope: Any
-    limits: Any
-
-    @property
-    def log_record(self) -> ApiLogRecord:
-        return self
-
-    def readable(self) -> ReadableLogRecord:
-        """A real ``ReadableLogRecord`` over a plain API ``LogRecord`` (for a foreign exporter)."""
-        record = _new_object(ApiLogRecord)
-        record.__dict__ = dict(self.__dict__)
-        return ReadableLogRecord(
-            log_record=record,
-            resource=self.resource,
-            instrumentation_scope=self.instrumentation_scope,
-            limits=self.limits,
-        )
-
-
-class _QueuedOther(tuple):  # type: ignore[type-arg]
-    """The same for a record of another class (``copy.copy`` of it): a tuple whose fields are read by name."""
-
-    __slots__ = ()
-
-    log_record = property(operator.itemgetter(0))
-    resource = property(operator.itemgetter(1))
-    instrumentation_scope = property(operator.itemgetter(2))
-    limits = property(operator.itemgetter(3))
-
-    def readable(self) -> ReadableLogRecord:
-        return ReadableLogRecord(log_record=self[0], resource=self[1], instrumentation_scope=self[2], limits=self[3])
-
-
-_new_object = object.__new__
-_queued_other = functools.partial(tuple.__new__, _QueuedOther)
-_QUEUED: Final = (_QueuedLog, _QueuedOther)
-
-
-def _api_field_count() -> int:
-    """How many fields an API ``LogRecord`` has: a record with exactly these (and none of the names
-    ``_QueuedLog`` gives its class) takes the fast path; -1 (never) if a future API version uses one."""
-    fields = ApiLogRecord().__dict__
-    return -1 if not fields.keys().isdisjoint((*_READABLE_FIELDS, "log_record", "readable")) else len(fields)
-
-
-_API_FIELDS: Final = _api_field_count()
-_DEFAULT_LIMITS: Final = LogRecordLimits()
-_QUEUED_CLASSES: dict[tuple[int, int, int], type[_QueuedLog]] = {}
-_MAX_QUEUED_CLASSES: Final = 256  # beyond this many (resource, scope, limits) combinations: the tuple path
-
-
-def _queued_class(resource: Resource, scope: object, limits: object) -> type[_QueuedLog] | None:
-    """The ``_QueuedLog`` subclass for one (resource, scope, limits), made once; keyed by identity (the class
-    keeps the three alive, so the ids stay theirs). Limits equal to the defaults share one object (a record made
-    without a logger gets a new one each time). None past the cap of combinations."""
-    if type(limits) is LogRecordLimits and limits.__dict__ == _DEFAULT_LIMITS.__dict__:
-        limits = _DEFAULT_LIMITS
-    key = (id(resource), id(scope), id(limits))
-    cls = _QUEUED_CLASSES.get(key)
-    if cls is None:
-        if len(_QUEUED_CLASSES) >= _MAX_QUEUED_CLASSES:
-            return None
-        namespace = {"resource": resource, "instrumentation_scope": scope, "limits": limits, "__slots__": ()}
-        cls = _QUEUED_CLASSES.setdefault(key, type("_QueuedLog", (_QueuedLog,), namespace))
-    return cls
-
-
-@functools.cache
-def _default_resource() -> Resource:
-    """The resource of a record emitted without one (what the official processor would make each time)."""
-    return Resource.create({})
-
-
-def _queue_other(log_record: ReadWriteLogRecord, resource: Resource) -> _QueuedOther:
-    copied = copy.copy(log_record.log_record)
-    copied.context = Context()
-    return _queued_other((copied, resource, log_record.instrumentation_scope, log_record.limits))
-
-
 class BatchLogRecordProcessor(_Batching, LogRecordProcessor):
     """A drop-in replacement for the SDK's ``BatchLogRecordProcessor``, batching on aiotlp.
 
@@ -679,19 +605,7 @@ class BatchLogRecordProcessor(_Batching, LogRecordProcessor):
         encode_at_source: bool | None = None,
         max_queue_bytes: int | None = None,
     ) -> None:
-        super().__init__(
-            exporter,
-            "log",
-            max_queue_size=max_queue_size,
-            schedule_delay_millis=schedule_delay_millis,
-            max_export_batch_size=max_export_batch_size,
-            export_timeout_millis=export_timeout_millis,
-            loop=loop,
-            meter_provider=meter_provider,
-            queue_dir=queue_dir,
-            encode_at_source=encode_at_source,
-            max_queue_bytes=max_queue_bytes,
-        )
+        super().__init__(exporter, "log", **_batching_arguments(locals()))
         # The last (resource, scope, limits) and its _QueuedLog class: one identity check per record.
         self._memo: tuple[object, object, object, type[_QueuedLog] | None] = (_NOTHING, _NOTHING, _NOTHING, None)
 

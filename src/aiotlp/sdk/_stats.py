@@ -14,11 +14,12 @@ waits in it now (read from the queue at the same moment, not under the ledger's 
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
-from aiotlp._exceptions import ExportError, QueueFullError, QueueWriteError
+from aiotlp._exceptions import AttemptTimeoutError, DeadlineExceededError, ExportError, QueueFullError, QueueWriteError
 from aiotlp.export import ExportResult
 from aiotlp.model import Signal
 
@@ -81,14 +82,22 @@ def _describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
+def _error_type(error: BaseException | None) -> str:
+    """The ``error.type`` of failed items in the self-metrics: ``timeout`` for deadlines, else the class name."""
+    if isinstance(error, (DeadlineExceededError, AttemptTimeoutError)):
+        return "timeout"
+    return "_OTHER" if error is None else type(error).__name__
+
+
 class Ticket:
     """One export in flight: settled once, by whichever of its outcomes comes first."""
 
-    __slots__ = ("items", "open")
+    __slots__ = ("items", "open", "started")
 
     def __init__(self, items: int) -> None:
         self.items = items
         self.open = True
+        self.started = time.monotonic()
 
 
 class Ledger:
@@ -105,6 +114,11 @@ class Ledger:
         self.dropped: dict[str, int] = {}
         self.in_flight = 0
         self.last_error: str | None = None
+        self.failed_by: dict[str, int] = {}
+        """Failed items by ``error.type`` (for the self-metrics)."""
+        self.on_settled: Callable[[float, str | None], None] | None = None
+        """Called (outside the lock) with each export's seconds and ``error.type`` (None: full success): the
+        self-metrics' ``operation.duration``, when they are on."""
 
     def started(self, items: int) -> Ticket:
         """An export of ``items`` begins: in flight until its ticket is :meth:`settled` or :meth:`failed_now`."""
@@ -135,13 +149,15 @@ class Ledger:
             items = ticket.items
             self.in_flight -= items
             # whatever the result does not account for (never expected) counts as failed
-            self.failed += max(0, items - (result.accepted + result.rejected + result.failed + result.dropped))
+            failed = result.failed + max(
+                0, items - (result.accepted + result.rejected + result.failed + result.dropped)
+            )
             if durable:
                 self.kept_on_disk += result.accepted
             else:
                 self.accepted += result.accepted
             self.rejected += result.rejected
-            self.failed += result.failed
+            self.failed += failed
             if result.dropped:
                 reason = _drop_reason(result)
                 self.dropped[reason] = self.dropped.get(reason, 0) + result.dropped - result.invalid
@@ -150,6 +166,13 @@ class Ledger:
                 self.dropped = {key: value for key, value in self.dropped.items() if value}
             if result.error is not None and (result.failed or result.dropped):
                 self.last_error = _describe(result.error)
+            error_type = _outcome_type(result)
+            if failed:
+                key = _error_type(result.error)
+                self.failed_by[key] = self.failed_by.get(key, 0) + failed
+                error_type = error_type or key
+        if self.on_settled is not None:
+            self.on_settled(time.monotonic() - ticket.started, error_type)
 
     def failed_now(self, ticket: Ticket, error: BaseException) -> None:
         """An export failed without a result (cancelled, timed out, an unexpected error). Ignored if the ticket
@@ -161,6 +184,16 @@ class Ledger:
             self.in_flight -= ticket.items
             self.failed += ticket.items
             self.last_error = _describe(error)
+            error_type = _error_type(error)
+            self.failed_by[error_type] = self.failed_by.get(error_type, 0) + ticket.items
+        if self.on_settled is not None:
+            self.on_settled(time.monotonic() - ticket.started, error_type)
+
+    def failures(self) -> dict[str, int]:
+        """Items that did not reach the collector, by ``error.type`` (rejected, dropped by reason, failed by
+        error), for the self-metrics."""
+        with self._lock:
+            return {**({"rejected": self.rejected} if self.rejected else {}), **self.dropped, **self.failed_by}
 
     def snapshot(
         self, signal: Signal, *, retries: int, delivered: int | None, on_disk: int, queue_dir: str | None
@@ -182,6 +215,15 @@ class Ledger:
                 queue_dir=queue_dir,
                 last_error=self.last_error,
             )
+
+
+def _outcome_type(result: ExportResult) -> str | None:
+    """The ``error.type`` of an export that was not a full success but failed nothing (None: full success)."""
+    if result.rejected:
+        return "rejected"
+    if result.invalid:
+        return "invalid"
+    return _drop_reason(result) if result.dropped else None
 
 
 def _drop_reason(result: ExportResult) -> str:

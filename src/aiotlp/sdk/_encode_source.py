@@ -1,0 +1,228 @@
+"""Encoding at the source: each span (log record) encoded as it ends, framed into requests later
+(:class:`SourceEncoder`). See :mod:`._encode` and :mod:`._processors`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import operator
+from collections.abc import Callable, Sequence
+from typing import Any, Final
+
+from opentelemetry.sdk.resources import Resource
+
+from aiotlp.encoding import accelerate as _accelerate
+from aiotlp.encoding import lp_str as _lp_str
+from aiotlp.encoding import speedups as _speedups
+from aiotlp.encoding import (
+    varint,
+)
+
+from . import _encode_spans as _spans_module
+from ._encode_common import (
+    _NOTHING,
+    _resource_pb,
+    _scope_pb,
+)
+from ._encode_logs import (
+    _write_log_records,
+)
+from ._encode_spans import (
+    _DIRECT,
+    _reads_directly,
+    _snapshot,
+    _span_field,
+)
+
+__all__ = ["MAX_SOURCE_GROUPS", "SourceEncoder", "SourceItem"]
+
+# ------------------------------------------------------------------------------------------------------------
+# Encoding at the source: each span (log record) encoded as it ends, framed into requests later
+
+SourceItem = tuple[int, bytes]
+"""A span or log record encoded where it ended: ``(group key, its Scope* field bytes)`` (see :class:`SourceEncoder`)."""
+
+# A group: (resource index, resource, scope, the resource's field, the scope's field, the scope's schema_url
+# field, the resource's schema_url field); the index is the same for equal resources.
+_Group = tuple[int, Resource, Any, bytes, bytes, bytes, bytes]
+
+MAX_SOURCE_GROUPS: Final = 1024
+"""Distinct (resource, scope) pairs a :class:`SourceEncoder` keys; items of further pairs are queued as objects."""
+
+
+def _schema_field(schema_url: str | None) -> bytes:
+    return b"\x1a" + _lp_str(schema_url) if schema_url else b""  # Resource*/Scope* 3 schema_url
+
+
+def _span_one(span: Any) -> tuple[Any, Any, bytes]:
+    """(resource, scope, the span's ``ScopeSpans.spans`` field)."""
+    direct = _DIRECT.get(type(span))
+    if direct is None:
+        direct = _reads_directly(type(span))
+    if not direct:
+        span = _snapshot(span)
+    return span._resource, span._instrumentation_scope, _span_field(span)
+
+
+def _log_one(record: Any) -> tuple[Any, Any, bytes]:
+    """(resource, scope, the record's ``ScopeLogs.log_records`` field)."""
+    buf = bytearray()
+    _write_log_records(buf, (record,))
+    return record.resource, record.instrumentation_scope, bytes(buf)
+
+
+_TUPLE_ONLY: Final = {tuple}
+_first: Final = operator.itemgetter(0)
+_second: Final = operator.itemgetter(1)
+
+
+class SourceEncoder:
+    """Encodes SDK spans or log records one at a time, as they end, and frames batches of them into requests.
+
+    An item becomes a :data:`SourceItem`: a small group key (its resource and scope) and the bytes of its
+    ``ScopeSpans.spans`` / ``ScopeLogs.log_records`` field (tag, length, message), written by the writer of the
+    batch encoder (:func:`_write_spans`, compiled or pure; :func:`_write_log_records`). The tuple of an int and
+    bytes holds no reference to the span, which is freed by the thread that ended it, and the garbage
+    collector stops tracking it. :meth:`frame` puts an ``Export*ServiceRequest`` around any subset of such
+    items (a batch, or a part of a batch split by size) without encoding them again: the bytes are those of
+    :func:`encode_spans` / :func:`encode_log_records` for the same items, in the same order.
+
+    Groups are by *equality* of (resource, scope), as the batch encoders group: one key per distinct pair,
+    kept for the encoder's life (SDK resources and scopes are immutable), the last pair seen remembered by
+    identity (one check per item). Past ``max_groups`` pairs, or when an item cannot be encoded, :meth:`item`
+    returns the object itself; :meth:`frame` accepts such objects mixed with encoded items and encodes them
+    then (one that cannot be raises there, and the exporter drops it as ``invalid``, counted). Any thread: keys
+    are taken without a lock (a lost race registers a spare group, never a wrong one), so a forked child can
+    go on using it.
+    """
+
+    def __init__(self, kind: str, *, max_groups: int = MAX_SOURCE_GROUPS) -> None:
+        if kind == "spans":
+            self._one: Callable[[Any], tuple[Any, Any, bytes]] = _span_one
+        elif kind == "logs":
+            self._one = _log_one
+        else:
+            raise ValueError(f"kind must be 'spans' or 'logs', got {kind!r}")
+        self._max_groups = max_groups
+        self._keys: dict[tuple[Any, Any], int] = {}  # (resource, scope), by equality -> key
+        self._resources: dict[Any, int] = {}  # resource, by equality -> resource index
+        self._groups: dict[int, _Group] = {}
+        self._next = itertools.count()
+        self._memo: tuple[object, object, int] = (_NOTHING, _NOTHING, -1)
+
+    def key(self, resource: Any, scope: Any) -> int:
+        """The key of (resource, scope): registered on first sight; -1 past ``max_groups`` pairs."""
+        memo = self._memo  # one tuple, replaced whole: other threads see an old or a new one, never a mix
+        if memo[0] is resource and memo[1] is scope:
+            return memo[2]
+        pair = (resource, scope)
+        key = self._keys.get(pair)
+        if key is None:
+            if len(self._groups) >= self._max_groups:
+                return -1
+            candidate = next(self._next)
+            self._groups[candidate] = self._group(self._resources.setdefault(resource, candidate), resource, scope)
+            key = self._keys.setdefault(pair, candidate)  # another thread may have won: its key
+        self._memo = (resource, scope, key)
+        return key
+
+    @staticmethod
+    def _group(index: int, resource: Any, scope: Any) -> _Group:
+        scope_schema = _schema_field(scope.schema_url) if scope is not None else b""
+        return (
+            index,
+            resource,
+            scope,
+            _resource_pb(resource),
+            _scope_pb(scope),
+            scope_schema,
+            _schema_field(resource.schema_url),
+        )
+
+    def item(self, item: Any) -> Any:
+        """``item`` encoded (a :data:`SourceItem`), or ``item`` itself when it cannot be (encoded at export)."""
+        try:
+            resource, scope, data = self._one(item)
+            key = self.key(resource, scope)
+        except Exception:  # framed from the object at export: dropped there as invalid, and counted
+            return item
+        return item if key < 0 else (key, data)
+
+    def span_item(self, span: Any) -> Any:
+        """:meth:`item` for a span (``on_end``'s hot path): a span of a class read directly, of the last
+        (resource, scope) seen, costs one dictionary lookup, one identity check and the encoder's call."""
+        if _DIRECT.get(type(span)) is True:
+            resource = span._resource
+            scope = span._instrumentation_scope
+            memo = self._memo
+            if memo[0] is resource and memo[1] is scope and memo[2] >= 0:
+                try:
+                    return (memo[2], _span_field(span))
+                except Exception:  # framed from the object at export: dropped there as invalid, and counted
+                    return span
+        return self.item(span)
+
+    def frame(self, items: Sequence[Any]) -> bytes:
+        """The request of ``items`` (:data:`SourceItem` tuples, or objects :meth:`item` left as they are).
+        Raises if an object among them cannot be encoded; an empty sequence gives ``b""``."""
+        groups = self._groups
+        if items and set(map(type, items)) == _TUPLE_ONLY:  # the common batch, at C speed: one group, all bytes
+            keys = set(map(_first, items))
+            if len(keys) == 1:
+                group = groups[keys.pop()]
+                parts = list(map(_second, items))
+                # Resource* 2 scope_{spans,logs}: the scope, the items, the scope's schema_url
+                size = len(group[4]) + sum(map(len, parts)) + len(group[5])
+                body = (group[3], b"\x12", varint(size), group[4], *parts, group[5], group[6])
+                return b"".join((b"\x0a", varint(sum(map(len, body))), *body))
+        buckets: dict[int, list[bytes]] = {}
+        local: dict[tuple[Any, Any], int] | None = None  # pairs past max_groups, by equality -> a batch key
+        for item in items:
+            if type(item) is tuple:
+                key, data = item
+            else:
+                resource, scope, data = self._one(item)
+                key = self.key(resource, scope)
+                if key < 0:
+                    if local is None:
+                        local = {}
+                        groups = dict(groups)
+                    key = local.get((resource, scope), 0)
+                    if key >= 0:  # first in this batch: a negative key, its resource's index or a new one
+                        key = -1 - len(local)
+                        index = self._resources.get(resource)
+                        if index is None:
+                            same = [g[0] for k, g in groups.items() if k < 0 and g[1] == resource]
+                            index = same[0] if same else key
+                        groups[key] = self._group(index, resource, scope)
+                        local[(resource, scope)] = key
+            bucket = buckets.get(key)
+            if bucket is None:
+                buckets[key] = [data]
+            else:
+                bucket.append(data)
+        # ResourceSpans in first-seen order of (equal) resources; within one, its scopes in first-seen order
+        by_resource: dict[int, list[tuple[_Group, list[bytes]]]] = {}
+        for key, parts in buckets.items():
+            group = groups[key]
+            scopes = by_resource.get(group[0])
+            if scopes is None:
+                by_resource[group[0]] = [(group, parts)]
+            else:
+                scopes.append((group, parts))
+        out: list[bytes] = []
+        for scopes in by_resource.values():
+            resource_parts = [scopes[0][0][3]]
+            for group, parts in scopes:
+                # Resource* 2 scope_{spans,logs}: the scope, the items, the scope's schema_url
+                size = len(group[4]) + sum(map(len, parts)) + len(group[5])
+                resource_parts += (b"\x12", varint(size), group[4], *parts, group[5])
+            resource_parts.append(scopes[0][0][6])
+            out += (b"\x0a", varint(sum(map(len, resource_parts))), *resource_parts)  # Export* 1 resource_*
+        return b"".join(out)
+
+
+# The compiled one-span writer, when the accelerator is chosen (bound here too: on_end's hot path reads it as a
+# global of this module).
+if _speedups is not None:
+    _accelerate(globals(), _span_field=_spans_module._span_field_compiled)

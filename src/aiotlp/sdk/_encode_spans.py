@@ -1,0 +1,324 @@
+"""SDK spans (``ReadableSpan``) as protobuf: :func:`encode_spans`, and :func:`_span_field` (one span's field, for
+:class:`~._encode_source.SourceEncoder`). The writer reads the span's private fields (checked once per class), and
+has a compiled twin (``_speedups.write_sdk_spans``, chosen as :mod:`aiotlp.encoding._compat` says). See
+:mod:`._encode`.
+"""
+
+from __future__ import annotations
+
+import functools
+import operator
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Final
+
+from opentelemetry.attributes import BoundedAttributes
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace import Span as SdkSpan
+from opentelemetry.sdk.util import BoundedList
+from opentelemetry.trace import TraceState
+from opentelemetry.trace.status import Status
+
+from aiotlp.encoding import LP_CACHE as _LP
+from aiotlp.encoding import accelerate as _accelerate
+from aiotlp.encoding import lp_str as _lp_str
+from aiotlp.encoding import patch_length as _patch
+from aiotlp.encoding import speedups as _speedups
+from aiotlp.encoding import (
+    varint,
+)
+
+from ._encode_common import (
+    _BA,
+    _BL,
+    _EVENT,
+    _KIND,
+    _LINK_FLAGS_LOCAL,
+    _LINK_FLAGS_REMOTE,
+    _M64,
+    _SPAN_FLAGS_LOCAL,
+    _SPAN_FLAGS_REMOTE,
+    _STATUS,
+    _V,
+    _VN,
+    _group,
+    _pack_id8,
+    _pack_ids,
+    _pack_ids_parent,
+    _pack_q,
+    _pack_two_fixed64,
+    _trace_state,
+    _write_counted_attributes,
+    _write_request,
+)
+
+__all__ = ["encode_spans"]
+
+# ------------------------------------------------------------------------------------------------------------
+# Traces
+
+# The ReadableSpan API the encoder reads through the private fields behind it.
+_SPAN_API: Final = (
+    "name",
+    "context",
+    "get_span_context",
+    "kind",
+    "parent",
+    "start_time",
+    "end_time",
+    "status",
+    "attributes",
+    "events",
+    "links",
+    "resource",
+    "instrumentation_scope",
+    "dropped_attributes",
+    "dropped_events",
+    "dropped_links",
+)
+_DIRECT: dict[type, bool] = {ReadableSpan: True}
+"""Span class -> whether its fields may be read directly (it overrides none of ReadableSpan's accessors)."""
+
+
+def _same_accessors() -> dict[str, object]:
+    """Overrides known to read the same field as ReadableSpan's accessor: the SDK's own ``Span`` (what
+    ``on_end`` gets from a ``TracerProvider``) overrides ``get_span_context`` with one that returns
+    ``self._context`` (SDK 1.45); checked here on a probe, so that an SDK whose override differs is read through
+    its public API, as any other class."""
+    probe: Any = object.__new__(SdkSpan)
+    marker = object()
+    probe._context = marker
+    try:
+        same = SdkSpan.get_span_context(probe) is marker
+    except Exception:
+        same = False
+    return {"get_span_context": SdkSpan.get_span_context} if same else {}
+
+
+_SAME_ACCESSORS: Final = _same_accessors()
+
+
+def _reads_directly(cls: type) -> bool:
+    direct = True
+    for name in _SPAN_API:
+        accessor = getattr(cls, name, None)
+        if accessor is not getattr(ReadableSpan, name) and (
+            accessor is None or accessor is not _SAME_ACCESSORS.get(name)
+        ):
+            direct = False
+            break
+    _DIRECT[cls] = direct
+    return direct
+
+
+def _snapshot(span: ReadableSpan) -> ReadableSpan:
+    """A plain ReadableSpan built from ``span``'s public API (for classes that override its accessors)."""
+    attributes = BoundedAttributes(maxlen=None, attributes=span.attributes, immutable=True)
+    attributes.dropped = span.dropped_attributes
+    events: BoundedList[Any] = BoundedList.from_seq(None, span.events)
+    events.dropped = span.dropped_events
+    links: BoundedList[Any] = BoundedList.from_seq(None, span.links)
+    links.dropped = span.dropped_links
+    return ReadableSpan(
+        name=span.name,
+        context=span.get_span_context(),
+        parent=span.parent,
+        resource=span.resource,
+        attributes=attributes,
+        events=events,
+        links=links,
+        kind=span.kind,
+        status=span.status,
+        start_time=span.start_time,
+        end_time=span.end_time,
+        instrumentation_scope=span.instrumentation_scope,
+    )
+
+
+def _direct_spans(spans: Sequence[ReadableSpan]) -> Sequence[ReadableSpan]:
+    """``spans``, with every span of a class that overrides ReadableSpan's accessors replaced by a snapshot."""
+    direct = _DIRECT
+    if all(direct.get(kind) or _reads_directly(kind) for kind in set(map(type, spans))):
+        return spans  # the common batch: one or two span classes, all read directly
+    out: list[ReadableSpan] | None = None
+    for index, span in enumerate(spans):
+        ok = direct.get(type(span))
+        if ok is None:
+            ok = _reads_directly(type(span))
+        if not ok:
+            if out is None:
+                out = list(spans)
+            out[index] = _snapshot(span)
+    return spans if out is None else out
+
+
+_span_key: Final[Callable[[ReadableSpan], tuple[Any, Any]]] = operator.attrgetter("_resource", "_instrumentation_scope")
+
+
+def _write_spans(buf: bytearray, spans: Iterable[ReadableSpan]) -> None:
+    V = _V
+    lp_get = _LP.get
+    lp_str = _lp_str
+    pack_q = _pack_q
+    pack_qq = _pack_two_fixed64
+    pack_ids = _pack_ids
+    pack_ids_parent = _pack_ids_parent
+    write_attributes = _write_counted_attributes
+    kinds = _KIND
+    M = _M64
+    BL = _BL
+    EVENT = _EVENT
+    last_status: object = None
+    status_field = b""
+    for span in spans:
+        buf += b"\x12\x00"  # ScopeSpans 2 spans
+        start = len(buf)
+        context: Any = span._context
+        trace_id = context[0]
+        parent: Any = span._parent
+        trace_state = context[4]
+        # Span 1 trace_id (len 16), 2 span_id (len 8), 3 trace_state, 4 parent_span_id (len 8)
+        if trace_state:
+            buf += pack_ids(b"\x0a\x10", trace_id >> 64, trace_id & M, b"\x12\x08", context[1])
+            text = _trace_state(trace_state)
+            buf += b"\x1a"
+            buf += lp_get(text) or lp_str(text)
+            if parent is not None:
+                buf += b"\x22\x08"
+                buf += _pack_id8(parent[1])
+        elif parent is not None:
+            buf += pack_ids_parent(
+                b"\x0a\x10", trace_id >> 64, trace_id & M, b"\x12\x08", context[1], b"\x22\x08", parent[1]
+            )
+        else:
+            buf += pack_ids(b"\x0a\x10", trace_id >> 64, trace_id & M, b"\x12\x08", context[1])
+        text = span._name
+        if text:
+            buf += b"\x2a"  # Span 5 name
+            buf += lp_get(text) or lp_str(text)
+        buf += kinds[span._kind._value_]  # Span 6 kind
+        t0 = span._start_time
+        t1 = span._end_time
+        if t0 and t1:
+            buf += pack_qq(0x39, t0, 0x41, t1)  # Span 7 start_time_unix_nano, 8 end_time_unix_nano
+        else:
+            if t0:
+                buf += b"\x39"
+                buf += pack_q(t0)
+            if t1:
+                buf += b"\x41"
+                buf += pack_q(t1)
+        # Span 9 attributes, 10 dropped_attributes_count
+        write_attributes(buf, b"\x4a", b"\x50", span._attributes)
+        events: Any = span._events
+        if type(events) is BL:
+            dropped = events.dropped
+            events = events._dq  # type: ignore[attr-defined]
+        else:
+            dropped = 0
+        for event in events:
+            buf += b"\x5a\x00"  # Span 11 events
+            event_start = len(buf)
+            if type(event) is EVENT:
+                time, text, attributes = event._timestamp, event._name, event._attributes
+            else:
+                time, text, attributes = event.timestamp, event.name, event.attributes
+            if time:
+                buf += b"\x09"  # Event 1 time_unix_nano
+                buf += pack_q(time)
+            if text:
+                buf += b"\x12"  # Event 2 name
+                buf += lp_get(text) or lp_str(text)
+            write_attributes(buf, b"\x1a", b"\x20", attributes)  # Event 3 attributes, 4 dropped_attributes_count
+            n = len(buf) - event_start
+            if n < 0x80:
+                buf[event_start - 1] = n
+            else:
+                buf[event_start - 1 : event_start] = V[n] if n < _VN else varint(n)
+        if dropped:
+            buf += b"\x60"  # Span 12 dropped_events_count
+            buf += varint(dropped)
+        links: Any = span._links
+        if type(links) is BL:
+            dropped = links.dropped
+            links = links._dq  # type: ignore[attr-defined]
+        else:
+            dropped = 0
+        for link in links:
+            _write_link(buf, link)
+        if dropped:
+            buf += b"\x70"  # Span 14 dropped_links_count
+            buf += varint(dropped)
+        status = span._status
+        if status is not last_status:
+            status_field = _status_field(status)
+            last_status = status
+        buf += status_field  # Span 15 status
+        # Span 16 flags
+        buf += _SPAN_FLAGS_REMOTE if parent is not None and parent[2] else _SPAN_FLAGS_LOCAL
+        n = len(buf) - start
+        if n < 0x80:
+            buf[start - 1] = n
+        else:
+            buf[start - 1 : start] = V[n] if n < _VN else varint(n)
+
+
+def _write_link(buf: bytearray, link: Any) -> None:
+    context = link.context
+    trace_id = context[0]
+    buf += b"\x6a\x00"  # Span 13 links
+    start = len(buf)
+    # Link 1 trace_id (len 16), 2 span_id (len 8)
+    buf += _pack_ids(b"\x0a\x10", trace_id >> 64, trace_id & _M64, b"\x12\x08", context[1])
+    if context[4]:
+        buf += b"\x1a"  # Link 3 trace_state (the official encoder leaves it out)
+        buf += _lp_str(_trace_state(context[4]))
+    _write_counted_attributes(buf, b"\x22", b"\x28", link.attributes)  # Link 4 attributes, 5 dropped count
+    buf += _LINK_FLAGS_REMOTE if context[2] else _LINK_FLAGS_LOCAL  # Link 6 flags
+    _patch(buf, start)
+
+
+def _status_field(status: Any) -> bytes:
+    code = status.status_code._value_
+    description = status.description
+    if not description:
+        return _STATUS[code]
+    body = b"\x12" + _lp_str(description)  # Status 2 message
+    if code:
+        body += b"\x18" + _V[code]  # Status 3 code
+    return b"\x7a" + varint(len(body)) + body
+
+
+def encode_spans(spans: Sequence[ReadableSpan]) -> bytes:
+    """An ``ExportTraceServiceRequest`` (protobuf) of SDK spans. An empty batch gives ``b""``."""
+    return _write_request(_group(_direct_spans(spans), _span_key), _write_spans)
+
+
+def _span_field(span: ReadableSpan) -> bytes:
+    """One span's ``ScopeSpans.spans`` field (tag, length, ``Span``): :func:`_write_spans` for a batch of one."""
+    buf = bytearray()
+    _write_spans(buf, (span,))
+    return bytes(buf)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# The compiled twins, when aiotlp.encoding._compat chose them (same bytes, see there). The span writer reads the
+# same private fields as _write_spans; it is given the SDK classes that _write_spans compares types against (the
+# extension imports nothing from OpenTelemetry), the trace-state formatter, and TraceState and Status, whose
+# len() and properties it reads from their fields.
+
+if _speedups is not None:
+    _SDK_TYPES: Final = (_BA, _BL, _EVENT, _trace_state, TraceState, Status)
+    _write_sdk_spans: Final = _speedups.write_sdk_spans
+
+    def _write_spans_compiled(buf: bytearray, spans: Iterable[ReadableSpan]) -> None:
+        _write_sdk_spans(buf, spans, _SDK_TYPES)
+
+    # an extension built before sdk_span_field existed: the pure one over the compiled batch writer
+    _span_field_compiled = (
+        functools.partial(_speedups.sdk_span_field, _SDK_TYPES) if hasattr(_speedups, "sdk_span_field") else _span_field
+    )
+    _accelerate(
+        globals(),
+        _write_spans=_write_spans_compiled,
+        _span_field=_span_field_compiled,
+    )
