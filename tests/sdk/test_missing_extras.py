@@ -152,7 +152,8 @@ async def test_otlp_http_needs_no_aiohttp() -> None:
 
 
 def test_the_fake_collector_without_aiohttp_names_aiotlp_testing() -> None:
-    assert _import_error("import aiotlp.testing") == "aiohttp is not installed: install it with `pip install 'aiotlp[testing]'`"
+    expected = "aiohttp is not installed: install it with `pip install 'aiotlp[testing]'`"
+    assert _import_error("import aiotlp.testing") == expected
 
 
 def _import_error(statement: str) -> str:
