@@ -31,8 +31,9 @@ from ..transport import (
     require_client,
 )
 from ._ratelimit import RateLimitedLogger
+from ._reply import reply_error
 from ._retry import RetryPolicy
-from ._stack import SenderStack, build_stack
+from ._stack import SenderStack, build_stack, compress_request
 from ._suppress import suppress
 from ._types import ExportRequest, ExportResult
 
@@ -126,7 +127,11 @@ class OTLPExporter:
 
             def transport_factory(cfg: SignalConfig) -> Transport:
                 return make_transport(
-                    cfg, max_response_bytes=max_response_bytes, grpc_implementation=grpc_implementation, fleet=fleet
+                    cfg,
+                    max_response_bytes=max_response_bytes,
+                    grpc_implementation=grpc_implementation,
+                    fleet=fleet,
+                    classify=reply_error,
                 )
 
         factory = transport_factory
@@ -400,9 +405,7 @@ class OTLPExporter:
     async def _send(
         self, stack: SenderStack, request: ExportRequest, deadline: float, *, log_failure: bool = True
     ) -> ExportResult:
-        body, compressed = stack.transport.prepare(request.body)
-        if compressed:
-            request = dataclasses.replace(request, body=body, compressed=True)
+        request = compress_request(request, stack.transport.compression)
         restore = suppress()  # instrumented HTTP and gRPC clients must not trace the exporter's own calls
         try:
             partial = await stack.top.send(request, deadline)

@@ -23,15 +23,20 @@ __all__ = ["ExportRequest", "ExportResult", "Exporter", "Sender"]
 class ExportRequest:
     """One encoded OTLP request, ready to send as it is; a retry sends these same bytes again.
 
-    ``body`` is already compressed when ``compressed`` is true. ``items`` counts spans, log records or metric
-    data points, and ``size`` is the encoded size before compression.
+    ``content_encoding`` says how ``body`` is compressed (``"identity"``: as encoded; else ``"gzip"``,
+    ``"deflate"`` or ``"zstd"``, compressed once by :func:`~aiotlp.export.compress_request`). ``items`` counts
+    spans, log records or metric data points, and ``size`` is the encoded size before compression.
     """
 
     signal: Signal
     body: bytes
     items: int
     size: int
-    compressed: bool = False
+    content_encoding: str = "identity"
+
+    @property
+    def compressed(self) -> bool:
+        return self.content_encoding != "identity"
 
 
 class Sender(Protocol):

@@ -74,7 +74,7 @@ from aiotlp.testing._otlp_json import (
     request_class,
     response_class,
 )
-from aiotlp.transport import zstd_decompress
+from aiotlp.transport import grpc_method, zstd_decompress
 
 __all__ = ["BadRequest", "FakeCollector", "ReceivedRequest", "Reply"]
 
@@ -91,7 +91,7 @@ _REJECTED_FIELD = {
     Signal.LOGS: "rejected_log_records",
 }
 _BY_PATH = {signal.http_path: signal for signal in Signal}
-_GRPC_SERVICES = {signal: signal.grpc_method.strip("/").rsplit("/", 1)[0] for signal in Signal}
+_GRPC_SERVICES = {signal: grpc_method(signal).strip("/").rsplit("/", 1)[0] for signal in Signal}
 
 
 @dataclass(frozen=True, slots=True)
@@ -565,7 +565,7 @@ class FakeCollector:
             context = _server_ssl_context(self._ssl_cert, self._ssl_key, self._client_ca)
         server = H2GrpcServer(
             self._grpc_export,
-            {signal.grpc_method.encode("ascii"): signal for signal in Signal},
+            {grpc_method(signal).encode("ascii"): signal for signal in Signal},
             max_request_size=self._max_request_size,
             ssl_context=context,
         )
@@ -742,7 +742,7 @@ class FakeCollector:
                 body = _inflate_zlib(body, self._max_request_size)
             message = _decode_protobuf(signal, body)
         except _Refused as refused:
-            bad = BadRequest("grpc", signal.grpc_method, refused.grpc_code.name, refused.reason, headers, request)
+            bad = BadRequest("grpc", grpc_method(signal), refused.grpc_code.name, refused.reason, headers, request)
             await self._record_bad(bad)
             await context.abort(refused.grpc_code, refused.reason)
             raise  # not reached: abort() raises

@@ -26,6 +26,8 @@ import time
 from collections.abc import Mapping
 from typing import Final, Protocol
 
+from ._mismatch import is_http2_settings
+
 __all__ = [
     "KEEPALIVE_SECONDS",
     "MAX_HEADER_BYTES",
@@ -260,8 +262,8 @@ class _Connection(asyncio.Protocol):
 
 
 def _bad_start(data: bytes | bytearray) -> BadResponse:
-    # An HTTP/2 server answers an HTTP/1.1 request with a SETTINGS frame (type 4, stream 0) or a GOAWAY (type 7)
-    if len(data) >= 9 and data[3] in (0x04, 0x07) and data[5:9] == b"\x00\x00\x00\x00":
+    # an HTTP/2-only server (an OTLP/gRPC port) answers an HTTP/1.1 request with its SETTINGS frame
+    if is_http2_settings(bytes(data[:9])):
         return BadResponse("bad status line: the server answered with HTTP/2 frames, not HTTP/1.1", http2=True)
     return BadResponse("bad status line: the response does not start with HTTP/1.x")
 

@@ -47,10 +47,10 @@ from .._exceptions import (
     ResponseError,
 )
 from .._version import __version__
-from ..encoding import PartialSuccess, classify_grpc_status, decode_export_response
 from . import _zstd
-from ._base import make_ssl_context, user_agent
-from ._compression import MAX_RESPONSE_BYTES, BoundedInflater, accepted_encodings, compress
+from ._base import IDENTITY, Reply, grpc_method, make_ssl_context, user_agent
+from ._compression import ENCODINGS, MAX_RESPONSE_BYTES, BoundedInflater, accepted_encodings
+from ._mismatch import http1_status_line, wrong_port
 
 try:
     from h2.config import H2Configuration
@@ -103,21 +103,9 @@ __all__ = ["H2GrpcTransport"]
 #: Linux only; 0 where the platform has no TCP_QUICKACK.
 _QUICKACK: Final[int] = socket.TCP_QUICKACK if hasattr(socket, "TCP_QUICKACK") else 0
 
-# gRPC codes (aiotlp.encoding works with plain ints).
+# gRPC codes this client reports itself for a broken stream, as grpc core does (plain ints).
 _OK, _CANCELLED, _UNKNOWN, _PERMISSION_DENIED, _RESOURCE_EXHAUSTED = 0, 1, 2, 7, 8
-_UNIMPLEMENTED, _INTERNAL, _UNAVAILABLE, _UNAUTHENTICATED = 12, 13, 14, 16
-
-#: gRPC's HTTP-status-to-code table (a non-200 ``:status`` means the peer is not speaking gRPC for this call).
-_HTTP_TO_GRPC: Final = {
-    400: _INTERNAL,
-    401: _UNAUTHENTICATED,
-    403: _PERMISSION_DENIED,
-    404: _UNIMPLEMENTED,
-    429: _UNAVAILABLE,
-    502: _UNAVAILABLE,
-    503: _UNAVAILABLE,
-    504: _UNAVAILABLE,
-}
+_INTERNAL, _UNAVAILABLE = 13, 14
 
 #: RST_STREAM error code -> gRPC code (grpc-go's http2ErrConvTab); anything else is INTERNAL.
 _RESET_TO_GRPC: Final = {7: _UNAVAILABLE, 8: _CANCELLED, 11: _RESOURCE_EXHAUSTED, 12: _PERMISSION_DENIED}
@@ -157,7 +145,6 @@ _SENSITIVE_NAMES: Final = frozenset({b"authorization", b"proxy-authorization", b
 #: Header fields whose value changes from call to call: not cached by the HPACK encoder.
 _VOLATILE_NAMES: Final = frozenset({b"grpc-timeout"})
 
-_SUCCESS: Final = PartialSuccess()
 _LAST_STREAM_ID: Final = 2**31 - 1 - 2 * 1024  # leave room for calls racing to start on this connection
 _FLUSH_BYTES: Final = 256 * 1024  # while sending a large body: write out and yield to the loop this often
 
@@ -267,12 +254,12 @@ class _Call:
 
     __slots__ = (
         "compressed_flag",
+        "content_type",
         "data",
         "details",
         "encoding",
         "ended",
         "future",
-        "grpc_content",
         "grpc_message",
         "grpc_status",
         "http_status",
@@ -283,7 +270,7 @@ class _Call:
         "waiter",
     )
 
-    def __init__(self, stream_id: int, future: asyncio.Future[PartialSuccess]) -> None:
+    def __init__(self, stream_id: int, future: asyncio.Future[Reply]) -> None:
         self.stream_id = stream_id
         self.future = future
         self.waiter: asyncio.Future[None] | None = None  # a sender waiting for flow-control window
@@ -291,7 +278,7 @@ class _Call:
         self.ended = False  # the server ended (or reset) the stream
         self.reset = False  # a RST_STREAM was sent or received: nothing more to send on it
         self.http_status = 0
-        self.grpc_content = False
+        self.content_type = b""
         self.encoding = b""
         self.grpc_status: int | None = None
         self.grpc_message = b""
@@ -338,6 +325,9 @@ class _Connection(asyncio.Protocol):
         self.closed: asyncio.Future[None] = loop.create_future()  # connection_lost ran
         self.usable = False  # takes new calls: ready, not failed, no GOAWAY
         self._error: ExportError | None = None
+        # The server's first bytes while they may still be an HTTP/1.x status line (an OTLP/HTTP port answering
+        # our preface); None once they are known to be something else.
+        self._greeting: bytes | None = b""
 
     # -- asyncio.Protocol
 
@@ -365,6 +355,14 @@ class _Connection(asyncio.Protocol):
                 setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
             except OSError:
                 self._setsockopt = None
+        if self._greeting is not None:
+            greeting = self._greeting + data
+            if greeting.startswith(b"HTTP/"[: len(greeting)]):  # (the start of) an HTTP/1.x response
+                if not self._h1_reply(greeting):
+                    self._greeting = greeting  # wait for the rest of its status line
+                return
+            self._greeting = None
+            data = greeting
         try:
             self._handle(self._h2.receive_data(data))
         except ProtocolError as exc:
@@ -376,6 +374,16 @@ class _Connection(asyncio.Protocol):
             self._abort(PermanentError(f"reading from {self._where} failed: {type(exc).__name__}"))
             return
         self._flush()
+
+    def _h1_reply(self, greeting: bytes) -> bool:
+        """Fail every call if ``greeting`` (the server's first bytes, starting ``HTTP/``) holds an HTTP/1.x status
+        line; False while it may still become one."""
+        if len(greeting) < 5 or (b"\n" not in greeting and len(greeting) < 64):
+            return False
+        line = http1_status_line(greeting)
+        self._greeting = None
+        self._abort(wrong_port(self._where, "grpc", f"an HTTP/1.x reply ({line})" if line else "an HTTP/1.x reply"))
+        return True
 
     def _handle(self, events: list[Any]) -> None:
         calls = self._calls
@@ -424,6 +432,8 @@ class _Connection(asyncio.Protocol):
         self._transport = None
         self._setsockopt = None
         error = self._error
+        if error is None and self._greeting and self._greeting.startswith(b"HTTP/"):
+            error = wrong_port(self._where, "grpc", "an HTTP/1.x reply")  # it hung up within its status line
         if error is None:
             if isinstance(exc, ssl.SSLError):
                 error = PermanentError(f"TLS error talking to {self._where}: {exc.reason or type(exc).__name__}")
@@ -472,7 +482,7 @@ class _Connection(asyncio.Protocol):
                 except ValueError:
                     call.grpc_status = _UNKNOWN
             elif name == b"content-type":
-                call.grpc_content = value.startswith(b"application/grpc")
+                call.content_type = value
             elif name == b"grpc-message":
                 call.grpc_message = value
             elif name == b"grpc-status-details-bin":
@@ -494,7 +504,7 @@ class _Connection(asyncio.Protocol):
             flag = buffer[0]
             length = int.from_bytes(buffer[1:5], "big")
             if flag > 1:
-                self._fail(call, classify_grpc_status(_INTERNAL, message="bad message flag", details=None))
+                self._answer(call, _broken(_INTERNAL, "bad message flag"))
                 return
             if length > (self._compressed_limit if flag else self._limit):
                 self._fail(
@@ -516,7 +526,7 @@ class _Connection(asyncio.Protocol):
         else:  # h2 reset it: the server broke the protocol on this stream
             code = _INTERNAL
             message = f"the server's response broke HTTP/2 ({name})"
-        self._fail(call, classify_grpc_status(code, message=message, details=None))
+        self._answer(call, _broken(code, message))
 
     def _finish(self, call: _Call) -> None:
         """The server ended the stream: resolve the call from its status and message."""
@@ -530,41 +540,43 @@ class _Connection(asyncio.Protocol):
             call.future.set_result(result)
         _wake(call.waiter)
 
-    def _outcome(self, call: _Call) -> PartialSuccess:
-        status = call.http_status
-        if status != 200:
-            code = _HTTP_TO_GRPC.get(status, _UNKNOWN)
-            what = f"HTTP {status}" if status > 0 else "no HTTP status"
-            raise classify_grpc_status(code, message=f"{what} (not a gRPC response)", details=None)
+    def _outcome(self, call: _Call) -> Reply:
+        """The reply as received; the message is unframed and decompressed only under an OK status."""
+        content_type = call.content_type.decode("latin-1")
         grpc_status = call.grpc_status
-        if grpc_status is None:
-            if not call.grpc_content:
-                raise classify_grpc_status(_UNKNOWN, message="not a gRPC response (content-type)", details=None)
-            raise classify_grpc_status(_INTERNAL, message="the stream ended without a grpc-status", details=None)
+        if call.http_status != 200 or grpc_status is None:
+            return Reply(call.http_status, content_type=content_type, grpc_status=grpc_status)
         if grpc_status != _OK:
             text = unquote_to_bytes(call.grpc_message).decode("utf-8", "replace") if call.grpc_message else ""
-            raise classify_grpc_status(grpc_status, message=text, details=call.details)
+            return Reply(
+                200, content_type=content_type, grpc_status=grpc_status, grpc_message=text, grpc_details=call.details
+            )
         data = call.data
         length = call.length
         if length <= 0:
-            if not data or length == 0:
-                return _SUCCESS  # an empty message (or, leniently, none at all): full success
-            raise classify_grpc_status(_INTERNAL, message="truncated response message", details=None)
+            if not data or length == 0:  # an empty message (or, leniently, none at all)
+                return Reply(200, content_type=content_type, grpc_status=_OK)
+            return _broken(_INTERNAL, "truncated response message")
         if len(data) < 5 + length:
-            raise classify_grpc_status(_INTERNAL, message="truncated response message", details=None)
+            return _broken(_INTERNAL, "truncated response message")
         message = bytes(memoryview(data)[5:])
         if call.compressed_flag:
             if call.encoding.decode("latin-1") not in accepted_encodings():
-                raise classify_grpc_status(
-                    _INTERNAL, message="response compressed with an unsupported encoding", details=None
-                )
+                return _broken(_INTERNAL, "response compressed with an unsupported encoding")
             try:
                 inflater = BoundedInflater(call.encoding.decode("latin-1"), limit=self._limit)
                 inflater.feed(message)
                 message = inflater.finish()
             except ResponseError as exc:
                 raise ResponseError(f"the response from {self._where}: {exc.message}") from None
-        return decode_export_response(message)
+        return Reply(200, message, content_type=content_type, grpc_status=_OK)
+
+    def _answer(self, call: _Call, reply: Reply) -> None:
+        """Resolve ``call`` with ``reply`` before its stream ended and, if the stream is still open, reset it."""
+        if not call.future.done():
+            call.future.set_result(reply)
+        _wake(call.waiter)
+        self._reset(call)
 
     def _fail(self, call: _Call, error: ExportError) -> None:
         """Resolve ``call`` with ``error`` and, if the stream is still open, reset it."""
@@ -617,7 +629,7 @@ class _Connection(asyncio.Protocol):
 
     async def unary(
         self, headers: list[tuple[bytes, bytes]], body: bytes, compressed: bool, deadline: float, timeout: float
-    ) -> PartialSuccess:
+    ) -> Reply:
         """One call on this connection: HEADERS, DATA (length-prefixed ``body``), then wait for the response."""
         loop = self._loop
         if len(self._calls) >= self._max_streams:
@@ -635,7 +647,7 @@ class _Connection(asyncio.Protocol):
             raise ConnectError(
                 f"cannot start a call on the connection to {self._where}: {type(exc).__name__}"
             ) from None
-        future: asyncio.Future[PartialSuccess] = loop.create_future()
+        future: asyncio.Future[Reply] = loop.create_future()
         call = _Call(stream_id, future)
         self._calls[stream_id] = call
         timer = loop.call_at(deadline, self._expire, call, timeout)
@@ -842,19 +854,19 @@ class _Connection(asyncio.Protocol):
 class H2GrpcTransport:
     """Sends one signal's requests as unary gRPC calls over one HTTP/2 connection of its own (``h2``).
 
-    Same contract as :class:`~aiotlp.transport.GrpcTransport`: ``prepare`` compresses the message once when
-    ``config.compression`` is ``"gzip"``, ``"deflate"`` or ``"zstd"`` (so retries re-send the same bytes),
-    ``send`` returns the :class:`~aiotlp.encoding.PartialSuccess` or raises a classified
-    :class:`~aiotlp.ExportError`:
+    Same contract as :class:`~aiotlp.transport.GrpcTransport`: ``compression`` is ``config.compression`` (the
+    export step compresses the message once, so retries re-send the same bytes, and ``send`` is told its
+    ``content_encoding``, sent as ``grpc-encoding``); ``send`` returns the :class:`~aiotlp.transport.Reply` or
+    raises a classified :class:`~aiotlp.ExportError`:
 
-    - a non-OK ``grpc-status`` (trailers or trailers-only), or a non-200 ``:status`` through gRPC's
-      HTTP-to-status table: :func:`~aiotlp.encoding.classify_grpc_status` (RetryInfo from
-      ``grpc-status-details-bin`` honoured);
+    - the reply: ``:status``, ``content-type``, the ``grpc-status`` of the trailers (or of a trailers-only
+      response) with its message and ``grpc-status-details-bin``, and the response message, unframed and
+      decompressed; a stream the server reset, or whose message is malformed (bad flag, truncated, an encoding
+      not asked for), is reported as grpc core reports it, a status (REFUSED_STREAM -> UNAVAILABLE, ...);
     - connection refused, reset or closed before the response, GOAWAY before the server took the call:
       :class:`~aiotlp.ConnectError`; the attempt's ``timeout``: :class:`~aiotlp.AttemptTimeoutError` (the stream
-      is reset with CANCEL, and the server was told the deadline in ``grpc-timeout``); a stream reset by the
-      server: by its code (REFUSED_STREAM -> UNAVAILABLE, retryable); TLS failures and a peer that does not
-      speak HTTP/2: :class:`~aiotlp.PermanentError`;
+      is reset with CANCEL, and the server was told the deadline in ``grpc-timeout``); TLS failures and a peer
+      that does not speak HTTP/2: :class:`~aiotlp.PermanentError`;
     - a response message over ``max_response_bytes`` (after decompression; never inflated in memory):
       :class:`~aiotlp.ResponseError`.
 
@@ -879,11 +891,11 @@ class H2GrpcTransport:
         if max_response_bytes <= 0:
             raise ConfigurationError(f"max_response_bytes must be > 0, got {max_response_bytes!r}")
         self.config = config
-        self.method = config.signal.grpc_method
+        self.method = grpc_method(config.signal)
         self.max_response_bytes = max_response_bytes
         self._address = connect_address if connect_address is not None else (config.host, config.port)
-        self._encoding = None if config.compression == "none" else config.compression
-        if self._encoding == "zstd":
+        self.compression: str = config.compression
+        if self.compression == "zstd":
             _zstd.binding()  # MissingExtraError now, not at the first export
         self._ssl: ssl.SSLContext | None = None
         if config.use_tls:
@@ -917,8 +929,9 @@ class H2GrpcTransport:
             (b"user-agent", agent.encode("ascii", "replace")),
             (b"grpc-accept-encoding", ",".join(("identity", *accepted_encodings())).encode("ascii")),
         )
-        self._tail = tuple(custom)
-        self._compressed_tail = ((b"grpc-encoding", (self._encoding or "identity").encode("ascii")), *custom)
+        self._tails = {IDENTITY: tuple(custom)}
+        for encoding in ENCODINGS:
+            self._tails[encoding] = ((b"grpc-encoding", encoding.encode("ascii")), *custom)
         self._connection: _Connection | None = None
         self._connecting: asyncio.Task[_Connection] | None = None
         self._old: set[_Connection] = set()  # replaced connections still finishing their calls
@@ -930,14 +943,12 @@ class H2GrpcTransport:
     def _where(self) -> str:
         return self.config.endpoint_for_display
 
-    def prepare(self, body: bytes) -> tuple[bytes, bool]:
-        if self._encoding is not None:
-            return compress(body, self._encoding), True
-        return body, False
-
-    async def send(self, body: bytes, *, compressed: bool, timeout: float) -> PartialSuccess:
+    async def send(self, body: bytes, *, content_encoding: str, timeout: float) -> Reply:
         if self._closed:
             raise PermanentError("the gRPC transport is closed")
+        tail = self._tails.get(content_encoding)
+        if tail is None:
+            raise PermanentError(f"the gRPC transport cannot send a message encoded as {content_encoding[:20]!r}")
         if not timeout > 0:
             raise AttemptTimeoutError(f"no time left to send to {self._where()}")
         loop = asyncio.get_running_loop()
@@ -948,9 +959,9 @@ class H2GrpcTransport:
         headers = [
             *self._head,
             (b"grpc-timeout", _grpc_timeout(timeout)),
-            *(self._compressed_tail if compressed else self._tail),
+            *tail,
         ]
-        return await connection.unary(headers, body, compressed, deadline, timeout)
+        return await connection.unary(headers, body, content_encoding != IDENTITY, deadline, timeout)
 
     async def close(self) -> None:
         """Fail pending calls with :class:`ExporterShutdownError` and close the connection(s) now."""
@@ -1048,6 +1059,11 @@ class H2GrpcTransport:
             if connection is not None and not connection.ready.done():
                 connection.ready.cancel()
             raise _connect_error(exc, where) from None
+
+
+def _broken(code: int, message: str) -> Reply:
+    """The status this client reports for a stream that broke (as grpc core would): ``code``, ``message``."""
+    return Reply(200, content_type="application/grpc", grpc_status=code, grpc_message=message)
 
 
 def _message_slice(prefix: bytes, body: memoryview, start: int, end: int) -> bytes | memoryview:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import time
 import urllib.parse
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
@@ -24,16 +23,11 @@ from .._exceptions import (
     PermanentError,
     ResponseError,
 )
-from ..encoding import (
-    PartialSuccess,
-    classify_http_response,
-    decode_export_response,
-    decode_export_response_json,
-)
 from . import _zstd
-from ._base import make_ssl_context, user_agent
-from ._compression import MAX_RESPONSE_BYTES, BoundedInflater, accepted_encodings, compress
+from ._base import IDENTITY, Reply, make_ssl_context, user_agent
+from ._compression import ENCODINGS, MAX_RESPONSE_BYTES, BoundedInflater, accepted_encodings
 from ._h1 import BadResponse, ConnectFailed, Disconnected, H1Client, H1Error, TLSFailed
+from ._mismatch import HTTP2_FRAMES, wrong_port
 
 if TYPE_CHECKING:
     from ..config import SignalConfig
@@ -55,8 +49,8 @@ class HttpTransport:
         self.json = config.protocol == "http/json"
         self.content_type = "application/json" if self.json else "application/x-protobuf"
         self.max_response_bytes = max_response_bytes
-        self._encoding = None if config.compression == "none" else config.compression
-        if self._encoding == "zstd":
+        self.compression: str = config.compression
+        if self.compression == "zstd":
             _zstd.binding()  # MissingExtraError now, not at the first export
         self._ssl = make_ssl_context(config)
         headers = {
@@ -73,29 +67,27 @@ class HttpTransport:
                 )
             headers["authorization"] = basic_auth
         self._headers = headers
-        self._compressed_headers = {**headers, "content-encoding": self._encoding or "identity"}
+        self._encoded_headers = {IDENTITY: headers}  # by the body's content-encoding
+        for encoding in ENCODINGS:
+            self._encoded_headers[encoding] = {**headers, "content-encoding": encoding}
         self._client = H1Client(config.host, config.port, ssl=self._ssl if config.use_tls else None)
         target = _target(self.url)
-        self._head = self._client.request_head(target, headers)
-        self._compressed_head = self._client.request_head(target, self._compressed_headers)
+        # the request line and headers, encoded once per content-encoding
+        self._heads = {name: self._client.request_head(target, value) for name, value in self._encoded_headers.items()}
         self._closed = False
 
     def __repr__(self) -> str:
         return f"HttpTransport({self.config.endpoint_for_display!r}, {self.content_type})"
 
-    def prepare(self, body: bytes) -> tuple[bytes, bool]:
-        if self._encoding is not None:
-            return compress(body, self._encoding), True
-        return body, False
-
-    async def send(self, body: bytes, *, compressed: bool, timeout: float) -> PartialSuccess:
+    async def send(self, body: bytes, *, content_encoding: str, timeout: float) -> Reply:
         if self._closed:
             raise PermanentError("the HTTP transport is closed")
+        head = self._heads.get(content_encoding)
+        if head is None:
+            raise PermanentError(f"the HTTP transport cannot send a body encoded as {content_encoding[:20]!r}")
         try:
             async with async_timeout(timeout):
-                response = await self._client.post(
-                    self._compressed_head if compressed else self._head, body, self._sink
-                )
+                response = await self._client.post(head, body, self._sink)
         except ExportError:
             raise
         except asyncio.TimeoutError:
@@ -106,19 +98,19 @@ class HttpTransport:
             raise PermanentError(f"TLS error talking to {self._where()}: {exc}") from None
         except ConnectFailed as exc:
             raise ConnectError(f"cannot connect to {self._where()}: {exc}") from None
-        except (Disconnected, BadResponse) as exc:
+        except BadResponse as exc:
+            if exc.http2:  # an OTLP/gRPC port
+                raise wrong_port(self._where(), self.config.protocol, HTTP2_FRAMES) from None
+            raise ConnectError(f"connection to {self._where()} failed: {exc}") from None
+        except Disconnected as exc:
             raise ConnectError(f"connection to {self._where()} failed: {exc}") from None
         except H1Error as exc:
             raise PermanentError(f"the HTTP client failed sending to {self._where()}: {exc}") from None
-        content_type = response.headers.get("content-type", "")
-        if 200 <= response.status < 300:
-            return self._decode(response.body, content_type)
-        raise classify_http_response(
+        return Reply(
             response.status,
+            response.body,
+            content_type=response.headers.get("content-type", ""),
             retry_after=response.headers.get("retry-after"),
-            body=response.body,
-            content_type=content_type,
-            now=time.time(),
         )
 
     def _sink(self, status: int, headers: Mapping[str, str]) -> BoundedInflater:
@@ -133,11 +125,6 @@ class HttpTransport:
             return BoundedInflater(encoding, limit=self.max_response_bytes)
         except MissingExtraError:  # zstd, which was not asked for (no binding: Accept-Encoding lacks it)
             raise ResponseError(f"the response from {self._where()} is zstd-encoded, which was not asked for") from None
-
-    def _decode(self, payload: bytes, content_type: str) -> PartialSuccess:
-        if "json" in content_type or (self.json and "protobuf" not in content_type):
-            return decode_export_response_json(payload)
-        return decode_export_response(payload)
 
     def _where(self) -> str:
         return self.config.endpoint_for_display
