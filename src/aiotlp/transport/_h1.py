@@ -193,6 +193,8 @@ class _Connection(asyncio.Protocol):
         start = 0
         while True:
             end = self.buffer.find(b"\r\n\r\n", start)
+            if end > MAX_HEADER_BYTES:
+                raise BadResponse(f"the response's {what} is larger than {MAX_HEADER_BYTES} bytes")
             if end >= 0:
                 section = bytes(self.buffer[:end])
                 del self.buffer[: end + 4]
