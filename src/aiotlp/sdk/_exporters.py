@@ -184,7 +184,7 @@ def _exporter_config(
     _reject(
         session,
         "session",
-        "aiotlp sends over its own aiohttp connections and cannot use a requests.Session: pass headers= for "
+        "aiotlp sends over its own HTTP/1.1 connections and cannot use a requests.Session: pass headers= for "
         "authentication and certificate_file= (client_key_file=, client_certificate_file=) for TLS",
     )
     _reject(channel_options, "channel_options", "gRPC channel options are not supported by aiotlp's gRPC transport")
