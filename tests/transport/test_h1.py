@@ -404,8 +404,13 @@ async def test_malformed_responses(response: bytes, match: str, client_for: Call
         assert client.idle == 0
 
 
-async def test_a_gzip_bomb_stops_at_the_cap(client_for: Callable[..., H1Client]) -> None:
-    bomb = gzip.compress(bytes(64 * 1024 * 1024))  # 64 MiB of zeros in ~64 KiB
+@pytest.fixture(scope="module")
+def bomb() -> bytes:
+    """64 MiB of zeros gzipped (~64 KiB), made once, off the event loop (it takes a while)."""
+    return gzip.compress(bytes(64 * 1024 * 1024), compresslevel=1)
+
+
+async def test_a_gzip_bomb_stops_at_the_cap(bomb: bytes) -> None:
     head = b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n" % len(bomb)
     async with Server(answering(head + bomb)) as server:
         transport = HttpTransport(config(server.url))
@@ -618,3 +623,45 @@ async def test_ipv6_loopback() -> None:
             await transport.close()
         assert server.requests[0].headers["host"] == f"[::1]:{server.port}"
         assert server.connections == 1
+
+
+def test_runs_on_uvloop(ca: trustme.CA, tmp_path: Path) -> None:
+    """Keep-alive, a server's idle close (the one retry) and TLS, on uvloop's transports."""
+    uvloop = pytest.importorskip("uvloop")
+    cafile = _pem(tmp_path / "ca.pem", [ca.cert_pem.bytes()])
+
+    async def main() -> tuple[int, int, int]:
+        async with Server(answering(OK)) as plain:
+            transport = HttpTransport(config(plain.url))
+            try:
+                for _ in range(3):
+                    assert (await transport.send(b"x", content_encoding=IDENTITY, timeout=5)).status == 200
+            finally:
+                await transport.close()
+
+        async def close_after_one(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, server: Server) -> None:
+            await server.read_request(reader)
+            writer.write(OK)
+            await server.read_request(reader)  # the next one on this connection: closed unanswered
+
+        async with Server(close_after_one) as closing:
+            client = H1Client(closing.host, closing.port)
+            try:
+                for _ in range(2):
+                    assert (await post(client)).status == 200
+            finally:
+                await client.close()
+        async with Server(answering(OK), ssl=_server_context(ca, mtls=False, seen=[])) as tls:
+            transport = HttpTransport(config(f"https://localhost:{tls.port}/v1/traces", certificate_file=cafile))
+            try:
+                for _ in range(2):
+                    assert (await transport.send(b"x", content_encoding=IDENTITY, timeout=5)).status == 200
+            finally:
+                await transport.close()
+        return plain.connections, closing.connections, tls.connections
+
+    loop = uvloop.new_event_loop()
+    try:
+        assert loop.run_until_complete(main()) == (1, 2, 1)
+    finally:
+        loop.close()
