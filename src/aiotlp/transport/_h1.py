@@ -5,8 +5,9 @@ origin (scheme, host, port), over plain TCP or TLS. Responses are read in full: 
 of at most :data:`MAX_HEADER_BYTES`, and the body by ``Content-Length``, chunked transfer-coding or read to close,
 fed as it arrives to a :class:`Sink` (which decompresses and bounds it). ``1xx`` interim responses are skipped.
 
-Connections are kept alive and reused, a few at a time (:class:`H1Client` keeps at most ``max_idle`` idle ones,
-each for at most ``keepalive`` seconds). A connection is not reused when the response said ``Connection: close``,
+Connections are kept alive and reused: the pool holds as many as were in use at once (the exporter's concurrency
+limit bounds that; ``max_idle`` is only a safety cap), each reused for at most ``keepalive`` seconds after its last
+response (an older one is closed when next taken, or at :meth:`H1Client.close`). A connection is not reused when the response said ``Connection: close``,
 was HTTP/1.0 without ``keep-alive``, was read to close, or came early (before the request body was written), nor
 when the server closed it, or sent anything, while it was idle. A request that fails on a reused connection before
 any byte of the response arrived is sent again, once, on a new connection: a server that closed an idle
@@ -183,7 +184,7 @@ class _Connection(asyncio.Protocol):
         elif self.error is not None:
             how = f"the connection was lost ({type(self.error).__name__})"
         else:
-            how = "the server closed the connection"
+            how = "the connection closed"
         if not self.received:
             return Disconnected(f"{how} before the response", received=False)
         return Disconnected(f"{how} in the middle of the response ({what})", received=True)
@@ -330,7 +331,7 @@ class H1Client:
         *,
         ssl: ssl.SSLContext | None = None,
         host_header: str | None = None,
-        max_idle: int = 16,
+        max_idle: int = 64,
         keepalive: float = KEEPALIVE_SECONDS,
     ) -> None:
         self.host = host
