@@ -40,9 +40,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import errno
 import functools
 import json
 import os
+import socket
 import ssl
 import struct
 import tempfile
@@ -518,6 +520,10 @@ class FakeCollector:
             await runner.cleanup()
 
     async def _start_grpc(self) -> None:
+        if self._grpc_port:
+            # a taken port: one line naming it (grpc core would log its own line to stderr, and raise a text that
+            # points at GRPC_VERBOSITY)
+            _check_free("gRPC", self._grpc_port)
         if self._grpc_kind == "h2":
             await self._start_h2_grpc()
             return
@@ -586,7 +592,12 @@ class FakeCollector:
             reuse_address=True,
             reuse_port=False,
         )
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise OSError(f"the HTTP port {self._http_port} on {_HOST} is already in use") from None
+            raise
         self._http_port = site.port
 
     # -- addresses
@@ -861,6 +872,18 @@ class FakeCollector:
         else:
             body = _status_body(_rpc_status(reply.effective_grpc_code, reply.message, reply.retry_delay), media_type)
         return web.Response(status=status, headers=headers, body=body, content_type=media_type)
+
+
+def _check_free(what: str, port: int) -> None:
+    """Raise a one-line OSError naming ``port`` if it cannot be bound on 127.0.0.1 (another server holds it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as a server binds: TIME_WAIT is no obstacle
+        try:
+            probe.bind((_HOST, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise OSError(f"the {what} port {port} on {_HOST} is already in use") from None
+            raise OSError(f"cannot bind the {what} port {port} on {_HOST}: {exc.strerror or exc}") from None
 
 
 def _export_response(signal: Signal, reply: Reply) -> Any:
