@@ -98,6 +98,14 @@ FAILURES = [
         "HTTP 503 (not a gRPC response)",
     ),
     (GRPC, Reply(404), RejectedError, "UNIMPLEMENTED", None, "HTTP 404 (not a gRPC response)"),
+    (
+        GRPC,
+        Reply(404, content_type="text/plain"),
+        RejectedError,
+        "UNIMPLEMENTED",
+        None,
+        "OTLP/HTTP port: use port 4317",
+    ),
     (GRPC, Reply(400), RejectedError, "INTERNAL", None, "HTTP 400"),
     (GRPC, Reply(418), RejectedError, "UNKNOWN", None, "HTTP 418"),
     (GRPC, Reply(0), RejectedError, "UNKNOWN", None, "no HTTP status"),
@@ -118,6 +126,15 @@ def test_failures(
     with pytest.raises(kind) as raised:
         read_reply(reply, request_type, now=NOW)
     assert raised.value.message == error.message
+
+
+def test_only_a_404_that_is_not_grpc_points_at_the_port() -> None:
+    advice = "it looks like an OTLP/HTTP port"
+    assert advice in reply_error(Reply(404, content_type="text/html"), GRPC).message  # type: ignore[union-attr]
+    assert advice in reply_error(Reply(404), GRPC).message  # type: ignore[union-attr]
+    assert advice not in reply_error(Reply(404, content_type=GRPC), GRPC).message  # type: ignore[union-attr]
+    assert advice not in reply_error(Reply(503, content_type="text/html"), GRPC).message  # type: ignore[union-attr]
+    assert advice not in reply_error(Reply(404), PROTOBUF).message  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import random
 from collections.abc import AsyncIterator, Sequence
 
@@ -431,6 +432,23 @@ async def test_http_failover_when_one_endpoint_refuses(pair: tuple[FakeCollector
     assert dead.state == "down" and dead.failures >= 1 and dead.failovers == dead.failures
     assert dead.last_error is not None and dead.last_error.startswith("ConnectError")
     assert (alive.state, alive.successes) == ("up", 20)
+
+
+@pytest.mark.parametrize("protocol", ["http/protobuf", "grpc"])
+async def test_a_fleet_from_a_transport_factory_reads_replies_too(
+    pair: tuple[FakeCollector, FakeCollector], protocol: str
+) -> None:
+    """``transport_factory=make_transport`` (the SDK exporters' way to pick a client) makes the fleet without a
+    reader: the exporter gives it its own, so an UNAVAILABLE / 503 still fails over."""
+    a, b = pair
+    endpoints = [a.grpc_endpoint, b.grpc_endpoint] if protocol == "grpc" else [a.http_endpoint, b.http_endpoint]
+    resting = FleetPolicy(initial_backoff=60, max_backoff=60)
+    factory = functools.partial(make_transport, fleet=resting)
+    async with OTLPExporter(endpoint=endpoints, protocol=protocol, retry=NO_RETRY, transport_factory=factory) as e:
+        a.script(Reply(http_status=503))  # gRPC: UNAVAILABLE
+        assert (await e.export_traces([span(1)])).ok
+        assert (len(a.requests()), len(b.requests())) == (1, 1)  # refused by a, taken by b
+        assert [s.state for s in e.endpoints_statistics()] == ["down", "up"]
 
 
 async def test_http_503_fails_over_but_400_and_401_do_not(pair: tuple[FakeCollector, FakeCollector]) -> None:

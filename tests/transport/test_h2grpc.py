@@ -1052,7 +1052,7 @@ def test_runs_on_uvloop() -> None:
 def test_the_stateless_hpack_encoder_round_trips() -> None:
     from hpack import Decoder, NeverIndexedHeaderTuple
 
-    from aiotlp.transport._h2grpc import _StaticEncoder
+    from aiotlp.transport._hpack import StaticEncoder as _StaticEncoder
 
     encoder, decoder = _StaticEncoder(), Decoder()
     headers: list[tuple[bytes, bytes]] = [

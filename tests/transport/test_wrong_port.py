@@ -7,6 +7,7 @@ counted as failed under its own reason. A taken port: one line that names it."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
@@ -19,10 +20,10 @@ import pytest
 from tests import samples
 from tests.cli._run import assert_one_line_error, run
 
-from aiotlp import OTLPExporter, ProtocolMismatchError, RetryPolicy, Signal
+from aiotlp import OTLPExporter, ProtocolMismatchError, RejectedError, RetryPolicy, Signal
 from aiotlp.cli._check import explain
 from aiotlp.processing import BatchProcessor
-from aiotlp.testing import FakeCollector, OtelCollector
+from aiotlp.testing import FakeCollector, OtelCollector, Rotel
 from aiotlp.transport import CHECK_HINT, http1_status_line, http2_frames_in_text, is_http2_settings
 
 BUILD_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "build-otelcol"
@@ -153,6 +154,29 @@ async def test_the_opentelemetry_collectors_other_port(
             assert error.message in logged
 
 
+@pytest.mark.parametrize("implementation", ["h2", "grpcio"])
+async def test_grpc_to_an_http_port_that_speaks_h2c(implementation: str) -> None:
+    """rotel's OTLP/HTTP port also speaks HTTP/2 (h2c): it answers a gRPC call with an HTTP 404 that is not gRPC.
+    Permanent (UNIMPLEMENTED), not retried, and the message points at the port as check does."""
+    async with (
+        Rotel() as rotel,
+        OTLPExporter(
+            endpoint=rotel.http_endpoint,
+            protocol="grpc",
+            timeout=10,
+            retry=RetryPolicy(initial_backoff=0.01),
+            grpc_implementation=implementation,  # type: ignore[arg-type]
+        ) as exporter,
+    ):
+        result = await exporter.export_traces(samples.spans(1))
+        assert exporter.retries == 0
+    assert isinstance(result.error, RejectedError) and result.error.status == "UNIMPLEMENTED"
+    assert result.error.message == (
+        "gRPC UNIMPLEMENTED from collector: HTTP 404 (not a gRPC response)"
+        + TO_HTTP_PORT.removesuffix(f"; {CHECK_HINT}")
+    )
+
+
 def test_the_recognisers() -> None:
     settings = b"\x00\x00\x06\x04\x00\x00\x00\x00\x00\x00\x05\x00\x00@\x00"
     assert is_http2_settings(settings)
@@ -195,3 +219,36 @@ async def test_a_fake_collector_on_a_taken_grpc_port(kind: str, capfd: pytest.Ca
     assert "add_port" not in capfd.readouterr().err  # grpc core never got to log its own line
     async with FakeCollector(grpc_server=kind, grpc_port=port) as collector:  # free again: it binds
         assert collector.grpc_port == port
+
+
+# -- the h2 client reads an HTTP/1.x status line however it arrives -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("pieces", "seen"),
+    [
+        ([b"HTTP/1.1 400 Bad Request\r\n\r\n"], "an HTTP/1.x reply (HTTP/1.1 400 Bad Request)"),
+        ([b"H", b"TTP/1", b".1 505 HTTP Version Not Supported\r\n"], "(HTTP/1.1 505 HTTP Version Not Supported)"),
+        ([b"HTTP/1.0 4"], "the endpoint {base} answered with an HTTP/1.x reply: it does not speak grpc"),  # hangs up
+    ],
+)
+async def test_the_h2_client_recognises_a_status_line_in_pieces(pieces: list[bytes], seen: str) -> None:
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(24)  # the start of the HTTP/2 preface
+        for piece in pieces:
+            writer.write(piece)
+            await writer.drain()
+            await asyncio.sleep(0)
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    base = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    try:
+        exporter = OTLPExporter(endpoint=base, protocol="grpc", grpc_implementation="h2", timeout=5)
+        result = await exporter.export_traces(samples.spans(1))
+        await exporter.shutdown()
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert isinstance(result.error, ProtocolMismatchError), result.error
+    assert seen.format(base=base) in result.error.message and exporter.retries == 0

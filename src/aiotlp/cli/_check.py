@@ -293,7 +293,10 @@ def explain(error: BaseException | None, config: SignalConfig) -> str:
     if status in (401, 403, "UNAUTHENTICATED", "PERMISSION_DENIED"):
         return f"{text}: the collector refused the credentials; check OTEL_EXPORTER_OTLP_HEADERS"
     if status == "UNIMPLEMENTED" or "not a grpc response" in lowered:
-        return f"{text}: {where} {port_advice('grpc')}"
+        advice = port_advice("grpc")
+        if inner is not None and advice in str(inner):  # the reply's reader said it already
+            return str(inner)
+        return f"{text}: {where} {advice}"
     if "bad status line" in lowered or "closed before the response" in lowered or "http/2" in lowered:
         return f"{text}: {where} {port_advice(config.protocol)}"
     if status in (400, "INVALID_ARGUMENT"):

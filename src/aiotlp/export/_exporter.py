@@ -10,6 +10,7 @@ import dataclasses
 import functools
 import logging
 import os
+import sys
 import threading
 import weakref
 from collections.abc import AsyncGenerator, Callable, Iterator, Mapping, Sequence
@@ -139,7 +140,7 @@ class OTLPExporter:
         def make_stacks() -> dict[Signal, SenderStack]:
             return {
                 signal: build_stack(
-                    factory(config.for_signal(signal)),
+                    _reading_replies(factory(config.for_signal(signal))),
                     retry=retry,
                     max_concurrent=max_concurrent,
                     attempt_timeout=attempt_timeout,
@@ -598,6 +599,17 @@ atexit.register(_at_exit)
 _LOOP_END_GRACE = 1.0
 
 _closing: set[asyncio.Task[None]] = set()
+
+
+def _reading_replies(transport: Transport) -> Transport:
+    """``transport``, whose fleet (if it is one, or may become one: grpc.aio in a forked child) reads replies with
+    :func:`reply_error` when its maker gave it no reader (``transport_factory=make_transport``): so that a 503 or
+    UNAVAILABLE fails over to the next collector whoever built the transport."""
+    grpcio = sys.modules.get("aiotlp.transport._grpc")  # (not imported here: it imports grpc)
+    readers = (FleetTransport, grpcio.GrpcTransport) if grpcio is not None else (FleetTransport,)
+    if isinstance(transport, readers) and transport.classify is None:
+        transport.classify = reply_error
+    return transport
 
 
 def _where(config: SignalConfig) -> str:

@@ -11,10 +11,11 @@ JSON)                     json, or says nothing and the request was JSON; protob
                           :func:`~aiotlp.encoding.classify_http_response` (429/502/503/504 retryable with
                           ``Retry-After`` or the body's RetryInfo; the rest final)
 OTLP/gRPC                 ``:status`` not 200: gRPC's HTTP-status table (:data:`GRPC_CODE_FOR_HTTP_STATUS`),
-                          "not a gRPC response". No ``grpc-status``: UNKNOWN when the content type is not gRPC,
-                          else INTERNAL. ``grpc-status`` not OK: :func:`~aiotlp.encoding.classify_grpc_status`
-                          (RESOURCE_EXHAUSTED retryable only with RetryInfo). OK: the message's
-                          ``partial_success``
+                          "not a gRPC response" (a 404 that is not gRPC: an OTLP/HTTP port that speaks h2c,
+                          said with :func:`~aiotlp.transport.port_advice`). No ``grpc-status``: UNKNOWN when
+                          the content type is not gRPC, else INTERNAL. ``grpc-status`` not OK:
+                          :func:`~aiotlp.encoding.classify_grpc_status` (RESOURCE_EXHAUSTED retryable only with
+                          RetryInfo). OK: the message's ``partial_success``
 ========================  ======================================================================================
 """
 
@@ -31,7 +32,7 @@ from ..encoding import (
     decode_export_response,
     decode_export_response_json,
 )
-from ..transport import Reply
+from ..transport import Reply, port_advice
 
 __all__ = ["GRPC", "read_reply", "reply_error"]
 
@@ -48,7 +49,10 @@ def reply_error(reply: Reply, content_type: str, *, now: float | None = None) ->
         if reply.status != 200:
             what = f"HTTP {reply.status}" if reply.status > 0 else "no HTTP status"
             code = GRPC_CODE_FOR_HTTP_STATUS.get(reply.status, _UNKNOWN)
-            return classify_grpc_status(code, message=f"{what} (not a gRPC response)", details=None)
+            text = f"{what} (not a gRPC response)"
+            if reply.status == 404 and not reply.content_type.startswith(GRPC):
+                text += f": it {port_advice('grpc')}"  # an HTTP server that speaks HTTP/2 (h2c): an OTLP/HTTP port
+            return classify_grpc_status(code, message=text, details=None)
         if reply.grpc_status is None:
             if not reply.content_type.startswith(GRPC):
                 return classify_grpc_status(_UNKNOWN, message="not a gRPC response (content-type)", details=None)

@@ -259,7 +259,8 @@ class FleetTransport:
         if not members:
             raise ConfigurationError("FleetTransport: needs at least one endpoint")
         self.policy = policy if policy is not None else FleetPolicy()
-        self._classify = classify
+        self.classify = classify
+        """How replies are read (:data:`ReplyClassifier`); an exporter sets it on a fleet made without one."""
         self._rng = rng if rng is not None else random.Random()
         self._members: list[_Member] = [_Member(label, transport) for label, transport in members]
         self._prototype: Transport = members[0][1]
@@ -303,7 +304,7 @@ class FleetTransport:
         fleet._prototype = prototype
         fleet.content_type = prototype.content_type
         fleet.compression = prototype.compression
-        fleet._classify = classify
+        fleet.classify = classify
         fleet._next = 0
         fleet._closed = False
         fleet._names = tuple(_Name(label, host, port) for label, host, port in names)
@@ -349,7 +350,8 @@ class FleetTransport:
             member.sent_bytes += len(body)
             try:
                 reply = await member.transport.send(body, content_encoding=content_encoding, timeout=remaining)
-                error = self._classify(reply, self.content_type) if self._classify is not None else None
+                classify = self.classify
+                error = classify(reply, self.content_type) if classify is not None else None
             except RetryableError as exc:
                 fault = is_endpoint_fault(exc)
                 self._failed(member, exc, loop.time(), probe=probe, fault=fault)

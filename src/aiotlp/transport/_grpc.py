@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 from typing import TYPE_CHECKING, Any
 
 from .._exceptions import (
@@ -102,7 +103,7 @@ class GrpcTransport:
         self.config = config
         self.method = grpc_method(config.signal)
         self.max_response_bytes = max_response_bytes
-        self._classify = classify  # for the fallback's fleet (module docstring)
+        self.classify = classify  # for the fallback's fleet (module docstring); an exporter may set it
         self._target = target if target is not None else f"{config.host}:{config.port}"
         self._credentials: Any = None
         if config.use_tls:
@@ -170,7 +171,7 @@ class GrpcTransport:
                     self.config,
                     max_response_bytes=self.max_response_bytes,
                     grpc_implementation="h2",
-                    classify=self._classify,
+                    classify=self.classify,
                 )
             except MissingExtraError:
                 raise PermanentError(
@@ -231,6 +232,9 @@ class GrpcTransport:
         seen = http1_in_grpc_details(details)
         if seen is not None:  # an OTLP/HTTP port
             raise wrong_port(self._where(), "grpc", seen) from None
+        http_status = _NOT_GRPC.fullmatch(details.strip())
+        if http_status is not None:  # grpc core mapped a non-200 :status: hand over the status, as h2 does
+            return Reply(int(http_status.group(1)))
         if code == grpc.StatusCode.UNAVAILABLE and _is_connect_failure(details):
             raise ConnectError(f"cannot connect to {self._where()}: {details}", status="UNAVAILABLE") from None
         status_details = None
@@ -258,6 +262,10 @@ class GrpcTransport:
             self._channel = self._call = None
         if self._fallback is not None:
             await self._fallback.close()
+
+
+#: grpc core's details for a response whose HTTP/2 ``:status`` is not 200 (a server that is not gRPC).
+_NOT_GRPC = re.compile(r"Received http2 header with status: ([0-9]{3})")
 
 
 def _is_own_receive_limit(details: str) -> bool:
