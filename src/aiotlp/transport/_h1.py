@@ -7,11 +7,11 @@ fed as it arrives to a :class:`Sink` (which decompresses and bounds it). ``1xx``
 
 Connections are kept alive and reused: the pool holds as many as were in use at once (the exporter's concurrency
 limit bounds that; ``max_idle`` is only a safety cap), each reused for at most ``keepalive`` seconds after its last
-response (an older one is closed when next taken, or at :meth:`H1Client.close`). A connection is not reused when the response said ``Connection: close``,
-was HTTP/1.0 without ``keep-alive``, was read to close, or came early (before the request body was written), nor
-when the server closed it, or sent anything, while it was idle. A request that fails on a reused connection before
-any byte of the response arrived is sent again, once, on a new connection: a server that closed an idle
-connection just as it was reused never surfaces as an error.
+response (an older one is closed when next taken, or at :meth:`H1Client.close`). A connection is not reused when
+the response said ``Connection: close``, was HTTP/1.0 without ``keep-alive``, was read to close, or came early
+(before the request body was written), nor when the server closed it, or sent anything, while it was idle. A
+request that fails on a reused connection before any byte of the response arrived is sent again, once, on a new
+connection: a server that closed an idle connection just as it was reused never surfaces as an error.
 
 Errors are this module's own (:class:`H1Error` and its subclasses), with messages that name no header and quote
 no request; the transport (:mod:`aiotlp.transport._http`) translates them. A request interrupted in any way
