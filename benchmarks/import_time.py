@@ -12,7 +12,7 @@ Rows: ``import aiotlp``; ``import aiotlp.sdk``; the gRPC-only configuration (``a
 protocol="grpc")`` and ``aiotlp.sdk.grpc.OTLPSpanExporter()`` built) against importing and building the official
 gRPC span exporter; the HTTP one likewise against the official HTTP span exporter. Making an exporter imports
 no client: its first export does (aiotlp's processors, when they are made); the ``+ client`` rows add that import
-(h2, aiohttp), which the official exporters pay when they are imported.
+(h2, aiotlp's HTTP/1.1 client), which the official exporters pay when they are imported.
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ ROWS: tuple[Row, ...] = (
         "from aiotlp.sdk.http import OTLPSpanExporter\nOTLPSpanExporter()",
         "official HTTP: import + OTLPSpanExporter()",
     ),
-    # what the first export adds: the client's import (h2, aiohttp), which the official exporters paid at import
+    # what the first export adds: the client's import (h2, aiotlp's HTTP/1.1 client), paid by the official at import
     Row(
         "aiotlp.sdk.grpc.OTLPSpanExporter() + client",
         "from aiotlp.sdk.grpc import OTLPSpanExporter\nOTLPSpanExporter()\n" + _CLIENT.format(protocol="grpc"),

@@ -92,7 +92,7 @@ _LAZY: dict[str, str] = {
     "FleetPolicy": "aiotlp.transport",
 }
 """Where each public name lives: imported on first use (PEP 562), so ``import aiotlp`` costs little and a
-configuration pays only for what it uses (aiohttp only for OTLP/HTTP, h2 or grpcio only for gRPC)."""
+configuration pays only for what it uses (the HTTP/1.1 client only for OTLP/HTTP, h2 or grpcio only for gRPC)."""
 
 __all__ = [
     "AggregationTemporality",

@@ -24,8 +24,8 @@ AiotlpError
         └── QueueWriteError                     the disk queue could not write the batch (EIO, ...): dropped
 ```
 
-Errors from grpc, aiohttp and the OS are translated into this tree at the transport boundary, so callers never
-catch a foreign exception. No message ever contains a header value.
+Errors from grpc, h2, the HTTP/1.1 client and the OS are translated into this tree at the transport boundary, so
+callers never catch a foreign exception. No message ever contains a header value.
 """
 
 from __future__ import annotations

@@ -7,8 +7,8 @@ cannot be called at all in the child. A connection made on an event loop that wa
 and a closed loop raises ``RuntimeError('Event loop is closed')``.
 
 :func:`abandon` keeps such an object referenced for the life of the process, so that nothing finalizes it: no
-``__del__`` runs (aiohttp's "Unclosed client session", asyncio's "unclosed transport" ResourceWarning, grpc's
-channel close), not even at interpreter exit. Its file descriptors stay open until the process exits.
+``__del__`` runs (asyncio's "unclosed transport" ResourceWarning, grpc's channel close), not even at interpreter
+exit. Its file descriptors stay open until the process exits.
 """
 
 from __future__ import annotations

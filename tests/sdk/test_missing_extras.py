@@ -1,5 +1,7 @@
 """A missing gRPC client is one line at construction naming the extra to install, on every way in: the standalone
-exporter, the SDK exporters, the SDK's auto-configuration, and grpcio asked for by name.
+exporter, the SDK exporters, the SDK's auto-configuration, and grpcio asked for by name. OTLP/HTTP needs no
+extra (no aiohttp); aiohttp is named, with the right extra, by what still uses it (the FakeCollector, `aiotlp
+receive`).
 
 Each case runs in a child interpreter that blocks the modules (``sys.modules[name] = None`` before aiotlp is
 imported: ``import h2`` then raises ImportError, as if the extra were not installed).
@@ -7,6 +9,7 @@ imported: ``import h2`` then raises ImportError, as if the extra were not instal
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -108,3 +111,60 @@ def test_auto_configuration_reports_it_once_at_start_and_never_per_export() -> N
         "`pip install 'aiotlp[grpc]'`",
         "DONE",
     ]
+
+
+EXPORT_OVER_HTTP = """
+import sys
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExportResult
+from opentelemetry.trace import SpanContext
+import aiotlp.sdk
+
+exporter = aiotlp.sdk.SpanExporter(sys.argv[1])
+span = ReadableSpan(name="s", context=SpanContext(1, 2, False), resource=Resource({}), start_time=1, end_time=2)
+print(exporter.export([span]).name)
+exporter.shutdown()
+"""
+
+
+async def test_otlp_http_needs_no_aiohttp() -> None:
+    """aiohttp is not a core dependency: an OTLP/HTTP export goes over aiotlp's own HTTP/1.1 client."""
+    from aiotlp.testing import FakeCollector
+
+    async with FakeCollector() as collector:
+        endpoint = collector.http_endpoint + "/v1/traces"
+        blocked = BLOCK.format(blocked=("aiohttp", "yarl", "multidict"))
+        base = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+        child = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            blocked + textwrap.dedent(EXPORT_OVER_HTTP),
+            endpoint,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=base,
+        )
+        out, err = await child.communicate()
+        assert child.returncode == 0, err.decode()
+        assert out.decode().split() == ["SUCCESS"], err.decode()
+        assert len(collector.spans()) == 1
+
+
+def test_the_fake_collector_without_aiohttp_names_aiotlp_testing() -> None:
+    expected = "aiohttp is not installed: install it with `pip install 'aiotlp[testing]'`"
+    assert _import_error("import aiotlp.testing") == expected
+
+
+def _import_error(statement: str) -> str:
+    code = f"try:\n    {statement}\nexcept ImportError as exc:\n    print(type(exc).__name__, exc)\n"
+    return run(code, ("aiohttp",)).strip().removeprefix("MissingExtraError ")
+
+
+def test_the_cli_receiver_without_aiohttp_names_aiotlp_receiver() -> None:
+    code = "import sys; sys.argv = ['aiotlp', 'receive', '--grpc-port', '0', '--http-port', '0']\n"
+    code += "from aiotlp.cli import main\nprint('EXIT', main())\n"
+    out = run(code, ("aiohttp",))
+    assert "aiohttp (the OTLP receiver of `aiotlp receive`) is not installed" in out, out
+    assert out.count("pip install 'aiotlp[receiver]'") == 1, out
+    assert "EXIT 1" in out, out

@@ -80,7 +80,7 @@ _LAZY: dict[str, str] = {
     "TracerProvider": "._provider",
 }
 """Where each public name lives, imported on first use (PEP 562): an application that only exports spans never
-imports the processors, and nothing here imports aiohttp, h2 or grpcio (the transport of the configured
+imports the processors, and nothing here imports a client (HTTP/1.1, h2 or grpcio: the transport of the configured
 protocol is imported when the first export makes it)."""
 
 __all__ = [

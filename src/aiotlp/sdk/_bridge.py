@@ -17,9 +17,9 @@ for the result. The bridge is:
   started then runs its loop on the calling thread, one :meth:`Bridge.submit` at a time (``run_until_complete``),
   so the last flush of a provider is still delivered.
 
-The loop's default executor (used by aiohttp to resolve host names) runs each call in its own daemon thread:
-``concurrent.futures.ThreadPoolExecutor`` refuses work once the interpreter starts shutting down, which would
-make the final flush at exit fail to resolve ``localhost``.
+The loop's default executor (used by asyncio to resolve host names when a connection is opened) runs each call in
+its own daemon thread: ``concurrent.futures.ThreadPoolExecutor`` refuses work once the interpreter starts shutting
+down, which would make the final flush at exit fail to resolve ``localhost``.
 """
 
 from __future__ import annotations
@@ -53,7 +53,8 @@ class _Closeable(Protocol):
 
 class _ThreadPerCallExecutor(concurrent.futures.ThreadPoolExecutor):
     """Runs each call in a new daemon thread: unlike ThreadPoolExecutor, it keeps working during interpreter
-    exit. The bridge loop's only executor work is host-name resolution (aiohttp caches the answers)."""
+    exit. The bridge loop's only executor work is host-name resolution (once per new connection: they are kept
+    alive)."""
 
     def submit(self, fn: Callable[..., _T], /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[_T]:
         future: concurrent.futures.Future[_T] = concurrent.futures.Future()

@@ -68,8 +68,9 @@ ClientExporter: TypeAlias = "OTLPExporter | DurableExporter"
 
 def is_durable(exporter: object) -> TypeGuard[DurableExporter]:
     """Whether ``exporter`` is a disk queue, without importing :mod:`aiotlp.durable` (imported only with one)."""
-    module = sys.modules.get("aiotlp.durable")
-    return module is not None and isinstance(exporter, module.DurableExporter)
+    # another thread may be importing it right now: until the class exists, no instance of it does
+    durable = getattr(sys.modules.get("aiotlp.durable"), "DurableExporter", None)
+    return durable is not None and isinstance(exporter, durable)
 
 
 class ExportClient:

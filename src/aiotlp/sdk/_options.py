@@ -129,7 +129,7 @@ def _refuse_unsupported(options: ExporterOptions) -> None:
     _reject(
         options.session,
         "session",
-        "aiotlp sends over its own aiohttp connections and cannot use a requests.Session: pass headers= for "
+        "aiotlp sends over its own HTTP/1.1 connections and cannot use a requests.Session: pass headers= for "
         "authentication and certificate_file= (client_key_file=, client_certificate_file=) for TLS",
     )
     _reject(

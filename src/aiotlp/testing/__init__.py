@@ -10,7 +10,8 @@
 - :class:`OtelCollector` (with :class:`OtelCollectorTLS`), :func:`find_otelcol`: the OpenTelemetry Collector
   (Go) as a child process, built by ``scripts/build-otelcol``.
 
-Needs grpcio, opentelemetry-proto and googleapis-common-protos: ``pip install 'aiotlp[testing]'``.
+Needs aiohttp (the HTTP server), grpcio, opentelemetry-proto and googleapis-common-protos:
+``pip install 'aiotlp[testing]'``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 from aiotlp._exceptions import MissingExtraError
 
 try:
+    import aiohttp  # noqa: F401
     import google.rpc.status_pb2  # type: ignore[import-untyped]  # noqa: F401
     import grpc  # noqa: F401
     import opentelemetry.proto  # noqa: F401

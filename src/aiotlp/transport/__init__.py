@@ -135,11 +135,12 @@ def require_client(protocol: str, grpc_implementation: GrpcImplementation | None
     """Raise :class:`~aiotlp.MissingExtraError`, naming the extra to install, if the client that ``protocol``
     needs is not installed (checked without importing it). For gRPC without ``grpc_implementation``: h2
     (``aiotlp[grpc]``), or grpcio when only that one is installed; when neither is, the default's extra is named.
+    OTLP/HTTP needs nothing beyond the core: its client is aiotlp's own (:mod:`aiotlp.transport._h1`).
 
-    ``load=True`` also imports it now (aiohttp, h2 or grpcio, with aiotlp's module over it): otherwise that
-    happens when the first transport is made, which may be on an application's event loop (an import there
-    blocks the loop, ~80 ms for aiohttp). Exporters check at construction; processors that export on the
-    application's loop load."""
+    ``load=True`` also imports it now (aiotlp's HTTP/1.1 client, h2 or grpcio, with aiotlp's module over it):
+    otherwise that happens when the first transport is made, which may be on an application's event loop (an
+    import there blocks the loop, ~15-60 ms for h2 or grpcio). Exporters check at construction; processors that
+    export on the application's loop load."""
     if protocol != "grpc":
         if load:
             from . import _http  # noqa: F401
@@ -188,7 +189,7 @@ def make_transport(
         raise ConfigurationError(
             "fleet.resolve_dns: applies to gRPC only; for OTLP/HTTP list the collectors' URLs as endpoints"
         )
-    from ._http import HttpTransport  # aiohttp, imported when an HTTP transport is first made
+    from ._http import HttpTransport  # aiotlp's HTTP/1.1 client, imported when an HTTP transport is first made
 
     if len(config.endpoints) == 1:
         return HttpTransport(config, max_response_bytes=max_response_bytes)
@@ -285,7 +286,7 @@ def _is_name(host: str) -> bool:
 
 
 def __getattr__(name: str) -> object:
-    # imported lazily (PEP 562): a configuration pays only for the client it uses (aiohttp, h2 or grpcio)
+    # imported lazily (PEP 562): a configuration pays only for the client it uses (aiotlp's HTTP/1.1, h2 or grpcio)
     if name == "HttpTransport":
         from ._http import HttpTransport
 

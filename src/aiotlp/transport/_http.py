@@ -1,19 +1,19 @@
-"""OTLP/HTTP over aiohttp: POST protobuf or JSON, keep-alive, gzip, deflate or zstd, TLS and mTLS, bounded responses.
+"""OTLP/HTTP over aiotlp's own HTTP/1.1 client (:mod:`aiotlp.transport._h1`): POST protobuf or JSON, keep-alive,
+gzip, deflate or zstd, TLS and mTLS, bounded responses.
 
 ``Accept-Encoding`` lists exactly what :class:`~aiotlp.transport.BoundedInflater` decodes (gzip, deflate, and zstd
-when a zstd binding imports), not aiohttp's default (which adds ``br`` when Brotli is installed)."""
+when a zstd binding imports). Proxy environment variables (``HTTP_PROXY``, ``HTTPS_PROXY``) are not used, as they
+were not with aiohttp before (``trust_env`` off): the transport connects to the collector directly."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import warnings
+import urllib.parse
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING
 
-import aiohttp
-import yarl
-
+from .._compat import timeout as async_timeout
 from .._exceptions import (
     AttemptTimeoutError,
     ConfigurationError,
@@ -26,21 +26,21 @@ from .._exceptions import (
 from . import _zstd
 from ._base import IDENTITY, Reply, make_ssl_context, user_agent
 from ._compression import ENCODINGS, MAX_RESPONSE_BYTES, BoundedInflater, accepted_encodings
-from ._mismatch import HTTP2_FRAMES, http2_frames_in_text, wrong_port
+from ._h1 import BadResponse, ConnectFailed, Disconnected, H1Client, H1Error, TLSFailed
+from ._mismatch import HTTP2_FRAMES, wrong_port
 
 if TYPE_CHECKING:
     from ..config import SignalConfig
 
 __all__ = ["HttpTransport"]
 
-_READ_CHUNK = 64 * 1024
-
 
 class HttpTransport:
     """Sends one signal's requests to ``config.endpoint`` (the full URL, ``.../v1/traces``).
 
-    The aiohttp session (and its keep-alive connection pool) is made on first use, inside the running loop.
-    Redirects are never followed. The response is read at most ``max_response_bytes`` after decompression.
+    Its keep-alive connections (an :class:`~aiotlp.transport._h1.H1Client`) are made on first use, inside the
+    running loop. Redirects are never followed. The response is read at most ``max_response_bytes`` after
+    decompression.
     """
 
     def __init__(self, config: SignalConfig, *, max_response_bytes: int = MAX_RESPONSE_BYTES) -> None:
@@ -70,115 +70,86 @@ class HttpTransport:
         self._encoded_headers = {IDENTITY: headers}  # by the body's content-encoding
         for encoding in ENCODINGS:
             self._encoded_headers[encoding] = {**headers, "content-encoding": encoding}
-        self._session: aiohttp.ClientSession | None = None
+        self._client = H1Client(config.host, config.port, ssl=self._ssl if config.use_tls else None)
+        target = _target(self.url)
+        # the request line and headers, encoded once per content-encoding
+        self._heads = {name: self._client.request_head(target, value) for name, value in self._encoded_headers.items()}
         self._closed = False
 
     def __repr__(self) -> str:
         return f"HttpTransport({self.config.endpoint_for_display!r}, {self.content_type})"
 
-    def _get_session(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(ssl=self._ssl if self._ssl is not None else False, limit=0)
-            self._session = aiohttp.ClientSession(
-                connector=connector, auto_decompress=False, skip_auto_headers=("User-Agent",)
-            )
-        return self._session
-
     async def send(self, body: bytes, *, content_encoding: str, timeout: float) -> Reply:
         if self._closed:
             raise PermanentError("the HTTP transport is closed")
-        headers = self._encoded_headers.get(content_encoding)
-        if headers is None:
+        head = self._heads.get(content_encoding)
+        if head is None:
             raise PermanentError(f"the HTTP transport cannot send a body encoded as {content_encoding[:20]!r}")
-        session = self._get_session()
         try:
-            async with session.post(
-                self.url,
-                data=_payload(body, headers),
-                headers=headers,
-                allow_redirects=False,
-                timeout=aiohttp.ClientTimeout(total=timeout),
-            ) as response:
-                payload = await self._read(response)
-                return Reply(
-                    response.status,
-                    payload,
-                    content_type=response.headers.get("content-type", ""),
-                    retry_after=response.headers.get("retry-after"),
-                )
+            async with async_timeout(timeout):
+                response = await self._client.post(head, body, self._sink)
         except ExportError:
             raise
         except asyncio.TimeoutError:
             raise AttemptTimeoutError(f"no response from {self._where()} within {timeout:.3g}s") from None
-        except aiohttp.ClientConnectorCertificateError as exc:
-            raise PermanentError(
-                f"TLS certificate verification failed for {self._where()}: {exc.certificate_error}"
-            ) from None
-        except aiohttp.ClientSSLError as exc:
-            raise PermanentError(f"TLS error talking to {self._where()}: {_reason(exc)}") from None
-        except aiohttp.ClientConnectorError as exc:
-            raise ConnectError(f"cannot connect to {self._where()}: {_reason(exc)}") from None
-        except (aiohttp.ClientError, OSError) as exc:
-            if http2_frames_in_text(str(exc)):  # an OTLP/gRPC port
+        except TLSFailed as exc:
+            if exc.verification:
+                raise PermanentError(f"TLS certificate verification failed for {self._where()}: {exc}") from None
+            raise PermanentError(f"TLS error talking to {self._where()}: {exc}") from None
+        except ConnectFailed as exc:
+            raise ConnectError(f"cannot connect to {self._where()}: {exc}") from None
+        except BadResponse as exc:
+            if exc.http2:  # an OTLP/gRPC port
                 raise wrong_port(self._where(), self.config.protocol, HTTP2_FRAMES) from None
-            raise ConnectError(f"connection to {self._where()} failed: {_reason(exc)}") from None
-        except (ValueError, TypeError, RuntimeError) as exc:
-            # Anything else from aiohttp is a bug or a misuse: keep it permanent, and name only its type (its
-            # text may quote the request).
-            raise PermanentError(f"the HTTP client failed sending to {self._where()}: {type(exc).__name__}") from None
+            raise ConnectError(f"connection to {self._where()} failed: {exc}") from None
+        except Disconnected as exc:
+            raise ConnectError(f"connection to {self._where()} failed: {exc}") from None
+        except H1Error as exc:
+            raise PermanentError(f"the HTTP client failed sending to {self._where()}: {exc}") from None
+        return Reply(
+            response.status,
+            response.body,
+            content_type=response.headers.get("content-type", ""),
+            retry_after=response.headers.get("retry-after"),
+        )
 
-    async def _read(self, response: aiohttp.ClientResponse) -> bytes:
-        length = response.content_length
-        encoding = response.headers.get("content-encoding", "identity").strip().lower()
-        if length is not None and length > self.max_response_bytes and encoding in ("identity", ""):
+    def _sink(self, status: int, headers: Mapping[str, str]) -> BoundedInflater:
+        """The response body's reader: refuses an announced length over the cap, decodes and bounds the rest."""
+        encoding = headers.get("content-encoding", "identity").strip().lower()
+        length = headers.get("content-length", "")
+        if encoding in ("identity", "") and length.isdigit() and int(length) > self.max_response_bytes:
             raise ResponseError(
-                f"the response from {self._where()} announces {length} bytes, more than {self.max_response_bytes}"
+                f"the response from {self._where()} announces {int(length)} bytes, more than {self.max_response_bytes}"
             )
         try:
-            inflater = BoundedInflater(encoding, limit=self.max_response_bytes)
+            return BoundedInflater(encoding, limit=self.max_response_bytes)
         except MissingExtraError:  # zstd, which was not asked for (no binding: Accept-Encoding lacks it)
             raise ResponseError(f"the response from {self._where()} is zstd-encoded, which was not asked for") from None
-        async for chunk in response.content.iter_chunked(_READ_CHUNK):
-            inflater.feed(chunk)
-        return inflater.finish()
 
     def _where(self) -> str:
         return self.config.endpoint_for_display
 
     async def close(self) -> None:
         self._closed = True
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self._client.close()
 
 
 def _split_credentials(endpoint: str) -> tuple[str, str | None]:
     """Move ``user:password@`` out of the URL into a Basic ``Authorization`` value (sent as a header)."""
-    url = yarl.URL(endpoint)
-    if url.user is None and url.password is None:
+    parts = urllib.parse.urlsplit(endpoint)
+    if parts.username is None and parts.password is None:
         return endpoint, None
-    token = base64.b64encode(f"{url.user or ''}:{url.password or ''}".encode()).decode("ascii")
-    return str(url.with_user(None)), f"Basic {token}"
+    user = urllib.parse.unquote(parts.username or "")
+    password = urllib.parse.unquote(parts.password or "")
+    token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+    netloc = parts.netloc.rpartition("@")[2]
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc)), f"Basic {token}"
 
 
-def _reason(exc: BaseException) -> str:
-    """The error text without anything the request carried (aiohttp messages name only host and port)."""
-    os_error = getattr(exc, "os_error", None)
-    if isinstance(os_error, OSError) and os_error.strerror:
-        return os_error.strerror
-    return str(exc) or type(exc).__name__
-
-
-_LARGE_BODY: Final = 2**20  # aiohttp's TOO_LARGE_BYTES_BODY
-
-
-def _payload(body: bytes, headers: Mapping[str, str]) -> bytes | aiohttp.BytesPayload:
-    """``body`` as aiohttp sends it. Over 1 MiB, aiohttp warns (``ResourceWarning``) that raw bytes "might lock
-    the event loop", which only holds for bodies built on the fly: ours is encoded already, and is written to the
-    socket as is either way. The payload is made here with that advisory warning silenced (synchronously: no
-    other code runs meanwhile), so that no warning escapes ``export_*`` where warnings are errors."""
-    if len(body) <= _LARGE_BODY:
-        return body
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ResourceWarning)
-        return aiohttp.BytesPayload(body, content_type=headers["content-type"])
+def _target(url: str) -> str:
+    """The request target of ``url``: its path (``/`` when empty) and query, percent-encoded where needed."""
+    parts = urllib.parse.urlsplit(url)
+    path = urllib.parse.quote(parts.path or "/", safe="/%:@!$&'()*+,;=-._~")
+    if parts.query:
+        return path + "?" + urllib.parse.quote(parts.query, safe="/?%:@!$&'()*+,;=-._~")
+    return path
