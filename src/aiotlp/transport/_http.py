@@ -13,7 +13,7 @@ import urllib.parse
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from .._compat import timeout as async_timeout
+from .._backports import timeout as async_timeout
 from .._exceptions import (
     AttemptTimeoutError,
     ConfigurationError,
