@@ -1,15 +1,13 @@
 """The standalone OTLPExporter's own network calls are not traced by instrumented HTTP and gRPC clients.
 
-With an OpenTelemetry SDK TracerProvider recording into memory and the client instrumentations on, an export
-produces no span, over HTTP (protobuf and JSON), gRPC with grpcio (opentelemetry-instrumentation-grpc's grpc.aio
-client interceptors) and gRPC with aiotlp's h2 client (no instrumentation applies to it); directly and through
-the disk queue's delivery task. Each case first shows that the instrumentation does trace a call the test makes
-itself, so that "no span" means suppressed, not "not instrumented".
-
-opentelemetry-instrumentation-aiohttp-client cannot be installed next to this environment's
-opentelemetry-instrumentation (its newest release pins an older one), so :class:`AiohttpClientInstrumentation`
-stands in for it: the same hook (a ``TraceConfig`` added to every ``ClientSession``) and the same check
-(``opentelemetry.instrumentation.utils.is_http_instrumentation_enabled``) as the official package.
+gRPC with grpcio: with an OpenTelemetry SDK TracerProvider recording into memory and
+opentelemetry-instrumentation-grpc's grpc.aio client interceptors on, an export produces no span (the test first
+shows that the instrumentation does trace a call the test makes itself, so that "no span" means suppressed, not
+"not instrumented"). aiotlp's own clients (HTTP/1.1 and h2) are not hooked by any instrumentation package; what
+such a package checks is the context the request is sent in, so for them the tests read it where a client
+library's hook would: in the transport, at the moment of sending (``is_http_instrumentation_enabled`` and
+``is_instrumentation_enabled`` are False there, and True in the caller's context before and after). Directly and
+through the disk queue's delivery task.
 """
 
 from __future__ import annotations
@@ -20,23 +18,21 @@ import sys
 import textwrap
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any
 
-import aiohttp
 import grpc
 import grpc.aio
 import pytest
-from opentelemetry.instrumentation.utils import is_http_instrumentation_enabled
+from opentelemetry.instrumentation.utils import is_http_instrumentation_enabled, is_instrumentation_enabled
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from tests.samples import spans
 
-from aiotlp import DurableExporter, OTLPExporter
+from aiotlp import DurableExporter, OTLPExporter, SignalConfig
+from aiotlp.export import reply_error
 from aiotlp.model import Signal
 from aiotlp.testing import FakeCollector
-from aiotlp.transport import grpc_method
+from aiotlp.transport import Reply, Transport, grpc_method, make_transport
 
 
 @pytest.fixture
@@ -54,67 +50,48 @@ def recorded() -> Iterator[tuple[TracerProvider, InMemorySpanExporter]]:
     provider.shutdown()
 
 
-class AiohttpClientInstrumentation:
-    """What opentelemetry-instrumentation-aiohttp-client does, reduced to the part under test: every new
-    ClientSession gets a TraceConfig that starts a CLIENT span per request unless HTTP instrumentation is
-    suppressed in the current context."""
+class ContextAtSend:
+    """A transport factory: the real transport of each signal, wrapped to record, at each send, whether an
+    instrumentation would trace a request made there (the checks instrumentation packages make)."""
 
-    def __init__(self, provider: TracerProvider, monkeypatch: pytest.MonkeyPatch) -> None:
-        tracer = provider.get_tracer("aiohttp-client-stand-in")
-        original = aiohttp.ClientSession.__init__
+    def __init__(self) -> None:
+        self.seen: list[tuple[bool, bool]] = []  # (HTTP instrumentation enabled, instrumentation enabled)
 
-        async def on_request_start(
-            session: aiohttp.ClientSession, context: SimpleNamespace, params: aiohttp.TraceRequestStartParams
-        ) -> None:
-            context.span = None
-            if is_http_instrumentation_enabled():
-                context.span = tracer.start_span(f"{params.method} {params.url}")
+    def __call__(self, config: SignalConfig) -> Transport:
+        inner = make_transport(config, grpc_implementation="h2", classify=reply_error)
+        seen = self.seen
 
-        async def on_request_end(session: aiohttp.ClientSession, context: SimpleNamespace, params: Any) -> None:
-            if context.span is not None:
-                context.span.end()
+        class Recording:
+            content_type = inner.content_type
+            compression = inner.compression
 
-        def init(session: aiohttp.ClientSession, *args: Any, **kwargs: Any) -> None:
-            trace_config = aiohttp.TraceConfig()
-            trace_config.on_request_start.append(on_request_start)
-            trace_config.on_request_end.append(on_request_end)
-            trace_config.on_request_exception.append(on_request_end)
-            kwargs["trace_configs"] = [*(kwargs.get("trace_configs") or ()), trace_config]
-            original(session, *args, **kwargs)
+            async def send(self, body: bytes, *, content_encoding: str, timeout: float) -> Reply:
+                seen.append((is_http_instrumentation_enabled(), is_instrumentation_enabled()))
+                return await inner.send(body, content_encoding=content_encoding, timeout=timeout)
 
-        monkeypatch.setattr(aiohttp.ClientSession, "__init__", init)
+            async def close(self) -> None:
+                await inner.close()
+
+        return Recording()
 
 
-@pytest.mark.parametrize("protocol", ["http/protobuf", "http/json"])
+@pytest.mark.parametrize("protocol", ["http/protobuf", "http/json", "grpc"])
 @pytest.mark.parametrize("durable", [False, True], ids=["direct", "disk-queue"])
-async def test_http_export_is_not_traced(
-    protocol: str,
-    durable: bool,
-    collector: FakeCollector,
-    recorded: tuple[TracerProvider, InMemorySpanExporter],
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
+async def test_aiotlp_clients_send_in_a_suppressed_context(
+    protocol: str, durable: bool, collector: FakeCollector, tmp_path: Path
 ) -> None:
-    provider, memory = recorded
-    AiohttpClientInstrumentation(provider, monkeypatch)
-    # the instrumentation works: the test's own request is traced
-    headers = {"content-type": "application/x-protobuf"}
-    async with (
-        aiohttp.ClientSession() as session,
-        session.post(collector.http_endpoint + "/v1/traces", data=b"", headers=headers) as response,
-    ):
-        assert response.status == 200
-    assert len(memory.get_finished_spans()) == 1
-    memory.clear()
-
-    exporter = OTLPExporter(endpoint=collector.http_endpoint, protocol=protocol)
+    assert is_http_instrumentation_enabled() and is_instrumentation_enabled()  # the caller's context: on
+    recorder = ContextAtSend()
+    endpoint = collector.grpc_endpoint if protocol == "grpc" else collector.http_endpoint
+    exporter = OTLPExporter(endpoint=endpoint, protocol=protocol, transport_factory=recorder)
     sender: OTLPExporter | DurableExporter = DurableExporter(exporter, tmp_path) if durable else exporter
     async with sender:
         result = await sender.export_traces(spans(3))
         assert result.accepted == 3
         await collector.wait_for(lambda c: len(c.spans()) >= 3)
     assert len(collector.spans()) == 3
-    assert memory.get_finished_spans() == ()
+    assert recorder.seen and set(recorder.seen) == {(False, False)}
+    assert is_http_instrumentation_enabled() and is_instrumentation_enabled()  # and on again after
 
 
 @pytest.mark.parametrize("implementation", ["grpcio", "h2"])
