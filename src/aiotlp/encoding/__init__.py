@@ -42,6 +42,10 @@ Responses: :func:`decode_export_response` / :func:`decode_export_response_json` 
 :func:`decode_rpc_status` reads a ``google.rpc.Status`` (with ``RetryInfo``); :func:`classify_http_response`
 and :func:`classify_grpc_status` turn a failed attempt into a retryable or permanent error;
 :func:`parse_retry_after` reads an HTTP ``Retry-After`` header.
+
+Live spans: :class:`SpanCore` holds one span's state and writes its protobuf bytes (``aiotlp.sdk.TracerProvider``
+builds its spans on it; see :mod:`aiotlp.encoding._spancore`): the compiled one when the extension has it, else
+the pure-Python twin, chosen in :mod:`aiotlp.encoding._compat`.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ from typing import Any
 
 from aiotlp.model import Signal
 
+from ._compat import SpanCore
 from ._json import encode_logs_json, encode_metrics_json, encode_traces_json
 from ._protobuf import encode_logs, encode_metrics, encode_traces
 from ._response import (
@@ -67,6 +72,7 @@ from ._response import (
 __all__ = [
     "PartialSuccess",
     "RpcStatus",
+    "SpanCore",
     "classify_grpc_status",
     "classify_http_response",
     "count_items",

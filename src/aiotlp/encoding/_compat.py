@@ -28,6 +28,11 @@ the top of each function, once per batch), so rebinding a name switches every ca
 them all, in every module: the tests run each case against both implementations with it, and the benchmarks
 time both side by side in one process. It is not for production code (the choice is not thread-safe while
 encoders run).
+
+The same choice gives :data:`SpanCore` (issue 16: a live span's state, for ``aiotlp.sdk.TracerProvider``): the
+extension's ``SpanCore`` when the extension is used and has one, else the pure-Python twin
+(:class:`aiotlp.encoding._spancore.SpanCore`). It is a class that the SDK layer subclasses once, at import, so
+:func:`use` does not switch it; :data:`SPAN_CORES` lists every implementation available (for the tests).
 """
 
 from __future__ import annotations
@@ -35,13 +40,18 @@ from __future__ import annotations
 import os
 from collections.abc import MutableMapping
 from types import ModuleType
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
+
+if TYPE_CHECKING:
+    from ._spancore import SpanCore
 
 __all__ = [
     "ENCODE_AT_SOURCE",
     "IMPLEMENTATIONS",
     "NO_EXTENSIONS",
+    "SPAN_CORES",
     "Implementation",
+    "SpanCore",
     "accelerate",
     "implementation",
     "speedups",
@@ -68,6 +78,9 @@ else:
         speedups = None
     else:
         speedups = _speedups
+
+SPAN_CORES: dict[Implementation, type[SpanCore]]
+"""Every available SpanCore implementation: ``"python"``, and ``"c"`` when the extension is used and has one."""
 
 _active: Implementation = "c" if speedups is not None else "python"
 _bindings: list[tuple[MutableMapping[str, Any], str, object, object]] = []
@@ -107,3 +120,19 @@ def use(choice: Implementation) -> None:
 def implementation() -> Implementation:
     """Which implementation the encoders use now: ``"c"`` (the compiled accelerator) or ``"python"``."""
     return _active
+
+
+def __getattr__(name: str) -> Any:
+    """``SpanCore`` and ``SPAN_CORES``, resolved on first use: ``_spancore`` imports ``_protobuf``, which imports
+    this module."""
+    if name not in ("SpanCore", "SPAN_CORES"):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from . import _spancore
+
+    cores: dict[Implementation, type[SpanCore]] = {"python": _spancore.SpanCore}
+    compiled = getattr(speedups, "SpanCore", None)
+    if compiled is not None:
+        cores["c"] = compiled
+    globals()["SPAN_CORES"] = cores
+    globals()["SpanCore"] = cores.get("c", cores["python"])
+    return globals()[name]

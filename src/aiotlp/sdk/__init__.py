@@ -23,6 +23,9 @@ Or with the SDK's auto-configuration: ``OTEL_TRACES_EXPORTER=aiotlp``, ``OTEL_LO
   the classes above with the protocol fixed: migrating is an import change;
 - ``statistics()`` of each exporter (:class:`ExporterStatistics`): exports, items accepted, kept on disk,
   rejected, failed, dropped by reason, retries, the last error;
+- :class:`TracerProvider` (with its :class:`Tracer` and :class:`Span`): the SDK's TracerProvider, same arguments
+  and API, with each span's state in a native SpanCore; aiotlp's :class:`BatchSpanProcessor` takes its spans
+  as bytes straight from it (see :mod:`aiotlp.sdk._provider`);
 - :func:`encode_spans`, :func:`encode_log_records`, :func:`encode_metrics_data` and their ``_json`` twins: SDK
   objects straight to OTLP request bytes, as the official encoder maps them (see :mod:`aiotlp.sdk._encode`).
 
@@ -52,6 +55,8 @@ if TYPE_CHECKING:
     )
     from ._exporters import LogExporter, MetricExporter, SpanExporter
     from ._processors import BatchLogRecordProcessor, BatchSpanProcessor
+    from ._provider import Tracer, TracerProvider
+    from ._span import Span
     from ._stats import ExporterStatistics
 
 _LAZY: dict[str, str] = {
@@ -67,6 +72,9 @@ _LAZY: dict[str, str] = {
     "BatchLogRecordProcessor": "._processors",
     "BatchSpanProcessor": "._processors",
     "ExporterStatistics": "._stats",
+    "Span": "._span",
+    "Tracer": "._provider",
+    "TracerProvider": "._provider",
 }
 """Where each public name lives, imported on first use (PEP 562): an application that only exports spans never
 imports the processors, and nothing here imports aiohttp, h2 or grpcio (the transport of the configured
@@ -78,7 +86,10 @@ __all__ = [
     "ExporterStatistics",
     "LogExporter",
     "MetricExporter",
+    "Span",
     "SpanExporter",
+    "Tracer",
+    "TracerProvider",
     "encode_log_records",
     "encode_log_records_json",
     "encode_metrics_data",

@@ -526,6 +526,37 @@ class BatchSpanProcessor(_Batching, SpanProcessor):
         else:  # its bytes, or the span itself if it cannot be encoded (encoded at export, or dropped as invalid)
             self._processor.put_nowait(source.span_item(span))
 
+    def _on_end_native(self, span: Any) -> None:
+        """``aiotlp.sdk.TracerProvider``'s hook at a span's ``end()`` (instead of ``on_end``): a sampled span is
+        queued as its bytes, ``(key, span.encode())``, straight from its SpanCore, with no Python span object
+        built. Without encoding at the source (OTLP/JSON, or turned off), past the source encoder's groups, or
+        if the span cannot be encoded, an SDK ``ReadableSpan`` of it is queued (encoded, or dropped as invalid
+        and counted, at export). Any thread; never blocks or raises."""
+        if not span._trace_flags & 1:
+            return
+        if not self._started:
+            self._start_quietly()
+        source = self._source
+        if self._is_shut_down:
+            self._processor.put_nowait(span)  # dropped, counted as already_shutdown
+            return
+        try:
+            if source is not None:
+                tracer = span._tracer
+                key = source.key(tracer._provider._resource, tracer._instrumentation_scope)
+                if key >= 0:
+                    try:
+                        item: Any = (key, span.encode())
+                    except Exception:  # queued as an object: dropped as invalid at export, and counted
+                        item = span._readable()
+                    self._processor.put_nowait(item)
+                    return
+            item = span._readable()
+        except Exception:  # never raise into the application
+            logger.exception("cannot queue a span")
+            return
+        self._processor.put_nowait(item)
+
 
 _EMPTY_CONTEXT: Final = Context()
 _NOTHING: Final = object()
