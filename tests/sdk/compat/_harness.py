@@ -41,8 +41,8 @@ from opentelemetry.sdk.trace import TracerProvider as SDKTracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-# The provider under test: aiotlp's. The one line to switch (the SDK's stands in until aiotlp's lands):
-AiotlpTracerProvider: Callable[..., Any] = SDKTracerProvider  # aiotlp.sdk.TracerProvider
+# The provider under test (one line: the SDK's stood in here until aiotlp's landed)
+from aiotlp.sdk import TracerProvider as AiotlpTracerProvider
 
 PROVIDERS: dict[str, Callable[..., Any]] = {"sdk": SDKTracerProvider, "aiotlp": AiotlpTracerProvider}
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import logging
 import sqlite3
 from typing import Any
@@ -31,7 +32,10 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanLimits
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased, TraceIdRatioBased
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from tests.sdk.compat import _harness
 from tests.sdk.compat._harness import LOGGER, Run, by_label, compare
+
+from aiotlp.encoding import _compat
 
 RESOURCE = Resource.create({"service.name": "shop", "service.instance.id": "1", "deployment.environment": "test"})
 
@@ -44,6 +48,17 @@ FIXED_LINK = SpanContext(
 CHOSEN = frozenset({REMOTE_TRACE_ID, REMOTE_SPAN_ID, FIXED_LINK.trace_id, FIXED_LINK.span_id})
 
 log = logging.getLogger(LOGGER)
+
+
+@pytest.fixture(autouse=True, params=list(_compat.SPAN_CORES))
+def span_core(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each test with each SpanCore implementation under aiotlp's provider: ``"python"``, and ``"c"`` when the
+    extension has it (as in tests/sdk/test_provider.py)."""
+    core: str = request.param
+    monkeypatch.setitem(
+        _harness.PROVIDERS, "aiotlp", functools.partial(_harness.AiotlpTracerProvider, _implementation=core)
+    )
+    return core
 
 
 def shop(run: Run) -> FastAPI:
@@ -302,7 +317,6 @@ async def test_fastapi_workload_with_provider_arguments(provider_kwargs: dict[st
 async def test_the_comparison_sees_a_difference(monkeypatch: pytest.MonkeyPatch) -> None:
     """A provider that behaves differently in one way (here: at most one attribute per span) fails the comparison,
     with the first differing span shown."""
-    from tests.sdk.compat import _harness
 
     def one_attribute(**kwargs: Any) -> Any:
         return _harness.SDKTracerProvider(span_limits=SpanLimits(max_attributes=1), **kwargs)
