@@ -41,8 +41,11 @@ from opentelemetry.sdk.trace import TracerProvider as SDKTracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+import aiotlp.sdk
+
 # The provider under test (one line: the SDK's stood in here until aiotlp's landed)
 from aiotlp.sdk import TracerProvider as AiotlpTracerProvider
+from aiotlp.testing import FakeCollector
 
 PROVIDERS: dict[str, Callable[..., Any]] = {"sdk": SDKTracerProvider, "aiotlp": AiotlpTracerProvider}
 
@@ -62,6 +65,7 @@ class Run:
     logs: InMemoryLogRecordExporter = field(default_factory=InMemoryLogRecordExporter)  # instrumentation handler
     sdk_logs: InMemoryLogRecordExporter = field(default_factory=InMemoryLogRecordExporter)  # the SDK's handler
     records: list[logging.LogRecord] = field(default_factory=list)
+    wire: list[Any] = field(default_factory=list)  # capture="collector": the ExportTraceServiceRequests received
 
     @property
     def tracer(self) -> Any:
@@ -120,30 +124,58 @@ def _logging_captured(run: Run) -> Iterator[None]:
         sdk_logger_provider.shutdown()
 
 
-async def run(side: str, workload: Workload, **provider_kwargs: Any) -> Run:
-    """The workload under one provider (``side`` is ``"sdk"`` or ``"aiotlp"``), its spans and logs captured."""
+async def run(side: str, workload: Workload, capture: str = "processor", **provider_kwargs: Any) -> Run:
+    """The workload under one provider (``side`` is ``"sdk"`` or ``"aiotlp"``), its spans and logs captured.
+
+    ``capture="processor"``: the spans as a foreign processor receives them (``ReadableSpan``);
+    ``capture="collector"``: as aiotlp's ``BatchSpanProcessor`` and exporter deliver them to a FakeCollector
+    (under aiotlp's provider, from the span's core: no Python span object is built)."""
     provider = PROVIDERS[side](shutdown_on_exit=False, **provider_kwargs)
     result = Run(side, provider)
-    provider.add_span_processor(SimpleSpanProcessor(result.spans))
-    try:
-        with _logging_captured(result):
-            await workload(result)
-    finally:
-        provider.shutdown()
+    if capture == "processor":
+        provider.add_span_processor(SimpleSpanProcessor(result.spans))
+        try:
+            with _logging_captured(result):
+                await workload(result)
+        finally:
+            provider.shutdown()
+        return result
+    assert capture == "collector", capture
+    async with FakeCollector() as collector:
+        processor = aiotlp.sdk.BatchSpanProcessor(
+            aiotlp.sdk.SpanExporter(endpoint=collector.http_endpoint + "/v1/traces")
+        )
+        provider.add_span_processor(processor)
+        try:
+            with _logging_captured(result):
+                await workload(result)
+        finally:
+            outcome = await processor.ashutdown()
+            provider.shutdown()
+        assert outcome.status.name == "SUCCESS", outcome
+        result.wire = [r.message for r in collector.received if r.signal.value == "traces"]
     return result
 
 
 async def compare(
-    workload: Workload, *, chosen: frozenset[int] = frozenset(), **provider_kwargs: Any
+    workload: Workload, *, capture: str = "processor", chosen: frozenset[int] = frozenset(), **provider_kwargs: Any
 ) -> dict[str, Any]:
     """Runs the workload under both providers and asserts the same shape; returns the SDK run's shape (for the
-    caller to check that the workload did what it meant to: the comparison alone passes on two empty runs).
-    ``chosen``: trace and span ids the workload chose itself (a traceparent it sends), compared as they are."""
-    expected = shape(await run("sdk", workload, **provider_kwargs), chosen)
-    actual = shape(await run("aiotlp", workload, **provider_kwargs), chosen)
+    caller to check that the workload did what it meant to: the comparison alone passes on two empty runs), as
+    a foreign processor sees it.
+    ``capture``: see :func:`run`; ``chosen``: trace and span ids the workload chose itself (a traceparent it
+    sends), compared as they are."""
+    expected = shape(await run("sdk", workload, capture, **provider_kwargs), chosen)
+    actual = shape(await run("aiotlp", workload, capture, **provider_kwargs), chosen)
     for key in expected:
         assert actual[key] == expected[key], _diff(key, expected[key], actual[key])
-    return expected
+    if capture == "processor":
+        return expected
+    # the same spans reached the collector as a processor sees (none lost on the way); the caller's checks
+    # read the processor's shape
+    seen = shape(await run("sdk", workload, "processor", **provider_kwargs), chosen)
+    assert [span["label"] for span in expected["spans"]] == [span["label"] for span in seen["spans"]]
+    return seen
 
 
 def _diff(key: str, expected: Any, actual: Any) -> str:
@@ -163,19 +195,18 @@ def _diff(key: str, expected: Any, actual: Any) -> str:
 class _Ids:
     """Generated ids -> names: a span id by its span's label, a trace id by its order of first appearance."""
 
-    def __init__(self, spans: list[ReadableSpan], chosen: frozenset[int]) -> None:
+    def __init__(self, spans: list[tuple[str, int, int]], chosen: frozenset[int]) -> None:
+        """``spans``: (name, span id, trace id) in the order they started."""
         self.spans: dict[int, str] = {}
         self.traces: dict[int, str] = {}
         self.chosen = chosen
         seen: dict[str, int] = {}
-        for span in spans:
-            context = span.get_span_context()
-            assert context is not None
-            number = seen.get(span.name, 0)
-            seen[span.name] = number + 1
-            self.spans[context.span_id] = f"{span.name}#{number}"
-            if context.trace_id not in chosen:
-                self.traces.setdefault(context.trace_id, f"trace-{len(self.traces)}")
+        for name, span_id, trace_id in spans:
+            number = seen.get(name, 0)
+            seen[name] = number + 1
+            self.spans[span_id] = f"{name}#{number}"
+            if trace_id not in chosen:
+                self.traces.setdefault(trace_id, f"trace-{len(self.traces)}")
 
     def span(self, span_id: int) -> str:
         return self.spans.get(span_id) or self._other(span_id, 16)
@@ -291,13 +322,82 @@ def _record(ids: _Ids, record: logging.LogRecord) -> dict[str, Any]:
     }
 
 
+def _any(value: Any) -> Any:
+    """An OTLP AnyValue as Python."""
+    which = value.WhichOneof("value")
+    if which == "array_value":
+        return [_any(item) for item in value.array_value.values]
+    if which == "kvlist_value":
+        return {kv.key: _any(kv.value) for kv in value.kvlist_value.values}
+    return None if which is None else getattr(value, which)
+
+
+def _wire_attributes(ids: _Ids, attributes: Any) -> list[list[Any]]:
+    """OTLP attributes in their order on the wire."""
+    return [[kv.key, _value(ids, kv.key, _any(kv.value))] for kv in attributes]
+
+
+def _number(value: bytes) -> int:
+    return int.from_bytes(value, "big")
+
+
+def _wire_span(ids: _Ids, resource_spans: Any, scope_spans: Any, span: Any) -> dict[str, Any]:
+    assert 0 < span.start_time_unix_nano <= span.end_time_unix_nano, span.name
+    for event in span.events:
+        assert span.start_time_unix_nano <= event.time_unix_nano <= span.end_time_unix_nano, (span.name, event.name)
+    resource, scope = resource_spans.resource, scope_spans.scope
+    return {
+        "name": span.name,
+        "label": ids.span(_number(span.span_id)),
+        "trace": ids.trace(_number(span.trace_id)),
+        "flags": span.flags,
+        "trace_state": span.trace_state,
+        "kind": span.kind,
+        "parent": ids.span(_number(span.parent_span_id)) if span.parent_span_id else None,
+        "attributes": _wire_attributes(ids, span.attributes),
+        "dropped_attributes": span.dropped_attributes_count,
+        "events": [[e.name, _wire_attributes(ids, e.attributes), e.dropped_attributes_count] for e in span.events],
+        "dropped_events": span.dropped_events_count,
+        "links": [
+            {
+                "span": ids.span(_number(link.span_id)),
+                "trace": ids.trace(_number(link.trace_id)),
+                "trace_state": link.trace_state,
+                "flags": link.flags,
+                "attributes": _wire_attributes(ids, link.attributes),
+                "dropped_attributes": link.dropped_attributes_count,
+            }
+            for link in span.links
+        ],
+        "dropped_links": span.dropped_links_count,
+        "status": [span.status.code, span.status.message],
+        "resource": [_wire_attributes(ids, resource.attributes), resource.dropped_attributes_count],
+        "resource_schema_url": resource_spans.schema_url,
+        "scope": [scope.name, scope.version, _wire_attributes(ids, scope.attributes), scope_spans.schema_url],
+    }
+
+
 def shape(result: Run, chosen: frozenset[int] = frozenset()) -> dict[str, Any]:
     """What the run produced, ids named and times left out, in the order the spans were started; the trace ids
     and span ids in ``chosen`` (the workload's own) are kept as they are."""
-    finished = sorted(result.spans.get_finished_spans(), key=lambda span: span.start_time or 0)
-    ids = _Ids(finished, chosen)
+    if result.wire:
+        found = [
+            (resource_spans, scope_spans, span)
+            for message in result.wire
+            for resource_spans in message.resource_spans
+            for scope_spans in resource_spans.scope_spans
+            for span in scope_spans.spans
+        ]
+        found.sort(key=lambda item: item[2].start_time_unix_nano)
+        ids = _Ids([(span.name, _number(span.span_id), _number(span.trace_id)) for _, _, span in found], chosen)
+        spans = [_wire_span(ids, *item) for item in found]
+    else:
+        finished = sorted(result.spans.get_finished_spans(), key=lambda span: span.start_time or 0)
+        contexts = [span.get_span_context() for span in finished]
+        ids = _Ids([(s.name, c.span_id, c.trace_id) for s, c in zip(finished, contexts, strict=True) if c], chosen)
+        spans = [_span(ids, span) for span in finished]
     return {
-        "spans": [_span(ids, span) for span in finished],
+        "spans": spans,
         "logs": [_log(ids, data) for data in result.logs.get_finished_logs()],
         "sdk_logs": [_log(ids, data) for data in result.sdk_logs.get_finished_logs()],
         "records": [_record(ids, record) for record in result.records],

@@ -61,6 +61,13 @@ def span_core(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -
     return core
 
 
+@pytest.fixture(params=["processor", "collector"])
+def capture(request: pytest.FixtureRequest) -> str:
+    """How the spans are captured (tests/sdk/compat/_harness.py's ``run``): as a foreign processor receives them,
+    and as aiotlp's batch processor sends them to a collector (under aiotlp's provider: from the span's core)."""
+    return str(request.param)
+
+
 def shop(run: Run) -> FastAPI:
     """A FastAPI app whose handlers use the tracer, baggage, logging and the instrumented database."""
     tracer = run.tracer
@@ -148,8 +155,8 @@ async def fastapi_workload(run: Run) -> None:
             root.add_event("done", {"requests": 6})
 
 
-async def test_fastapi_httpx_sqlite_logging() -> None:
-    shape = await compare(fastapi_workload, chosen=CHOSEN, resource=RESOURCE)
+async def test_fastapi_httpx_sqlite_logging(capture: str) -> None:
+    shape = await compare(fastapi_workload, capture=capture, chosen=CHOSEN, resource=RESOURCE)
     spans = by_label(shape["spans"])
     root = spans["checkout#0"]
     assert root["parent"] is None
@@ -220,8 +227,8 @@ async def asgi_workload(run: Run) -> None:
         await http.get("/fresh", headers={"traceparent": "00-garbage"})
 
 
-async def test_asgi_middleware_continues_the_callers_trace() -> None:
-    shape = await compare(asgi_workload, chosen=CHOSEN, resource=RESOURCE)
+async def test_asgi_middleware_continues_the_callers_trace(capture: str) -> None:
+    shape = await compare(asgi_workload, capture=capture, chosen=CHOSEN, resource=RESOURCE)
     names = [span["name"] for span in shape["spans"] if span["kind"] == "SERVER"]
     assert names == ["GET /remote", "GET /fresh"]
     remote = shape["spans"][0]
@@ -270,8 +277,8 @@ async def use_span_workload(run: Run) -> None:
         log.info("in unsampled")
 
 
-async def test_use_span_get_current_span_and_links() -> None:
-    shape = await compare(use_span_workload, chosen=CHOSEN, resource=RESOURCE)
+async def test_use_span_get_current_span_and_links(capture: str) -> None:
+    shape = await compare(use_span_workload, capture=capture, chosen=CHOSEN, resource=RESOURCE)
     spans = by_label(shape["spans"])
     assert set(spans) == {"outer renamed#0", "inner#0", "sibling#0", "orphan#0"}
     assert spans["inner#0"]["parent"]["span"] == "outer renamed#0"
@@ -298,8 +305,8 @@ async def test_use_span_get_current_span_and_links() -> None:
         pytest.param({}, id="default-resource"),
     ],
 )
-async def test_fastapi_workload_with_provider_arguments(provider_kwargs: dict[str, Any]) -> None:
-    shape = await compare(fastapi_workload, chosen=CHOSEN, **provider_kwargs)
+async def test_fastapi_workload_with_provider_arguments(provider_kwargs: dict[str, Any], capture: str) -> None:
+    shape = await compare(fastapi_workload, capture=capture, chosen=CHOSEN, **provider_kwargs)
     if "sampler" in provider_kwargs:
         assert shape["spans"] == []
         assert all(record["otelTraceSampled"] is False for record in shape["records"])
