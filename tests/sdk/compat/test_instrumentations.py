@@ -321,6 +321,43 @@ async def test_fastapi_workload_with_provider_arguments(provider_kwargs: dict[st
         assert "telemetry.sdk.version" in shape["spans"][0]["resource"][0]
 
 
+def sync_work(run: Run) -> None:
+    """In a worker thread (asyncio.to_thread copies the context): a synchronous httpx client on a MockTransport,
+    whose handler reports the traceparent it received, and a sqlite3 query."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        _, trace_id, span_id, flags = request.headers["traceparent"].split("-")
+        log.info("request received", extra={"sent.trace": trace_id, "sent.span": span_id, "sent.flags": flags})
+        return httpx.Response(204)
+
+    with httpx.Client(transport=httpx.MockTransport(handler), base_url="http://mock") as http:
+        HTTPXClientInstrumentor.instrument_client(http, tracer_provider=run.provider)
+        assert http.delete("/carts/1").status_code == 204
+    database = dbapi.instrument_connection(
+        "compat.sqlite3", sqlite3.connect(":memory:"), "sqlite", tracer_provider=run.provider
+    )
+    assert database.cursor().execute("SELECT 1").fetchall() == [(1,)]
+    database.close()
+
+
+async def thread_workload(run: Run) -> None:
+    with run.tracer.start_as_current_span("clear cart", kind=SpanKind.SERVER):
+        await asyncio.to_thread(sync_work, run)
+
+
+async def test_sync_client_and_database_in_a_thread(capture: str) -> None:
+    shape = await compare(thread_workload, capture=capture, chosen=CHOSEN, resource=RESOURCE)
+    spans = by_label(shape["spans"])
+    assert spans["DELETE#0"]["parent"]["span"] == "clear cart#0"
+    assert spans["SELECT#0"]["parent"]["span"] == "clear cart#0"
+    (received,) = [entry for entry in shape["logs"] if entry["body"] == "request received"]
+    # the traceparent httpx injected names its own span, in the thread's span's trace
+    assert received["attributes"]["sent.span"] == "DELETE#0"
+    assert received["attributes"]["sent.trace"] == spans["clear cart#0"]["trace"]
+    assert int(received["attributes"]["sent.flags"], 16) & 1  # sampled (the SDK also sets W3C's random flag, 02)
+    assert received["span"] == "DELETE#0"
+
+
 async def test_the_comparison_sees_a_difference(monkeypatch: pytest.MonkeyPatch) -> None:
     """A provider that behaves differently in one way (here: at most one attribute per span) fails the comparison,
     with the first differing span shown."""

@@ -212,3 +212,17 @@ async def test_tracer_provider_variable_with_a_plain_get_tracer(tmp_path: Path) 
         assert set(spans) == {"parent", "child"}
         assert spans["child"].parent_span_id == spans["parent"].span_id
         assert resource_of(collector)["service.name"] == "shop"  # the provider's default resource reads the env
+
+
+async def test_configurator_aiotlp_refuses_a_configuration_file(tmp_path: Path) -> None:
+    """OTEL_CONFIG_FILE builds the SDK's own provider: with OTEL_PYTHON_CONFIGURATOR=aiotlp the configurator says
+    which two variables conflict (opentelemetry-instrument logs it and runs the app unconfigured)."""
+    async with FakeCollector() as collector:
+        config = tmp_path / "otel.yaml"
+        config.write_text("file_format: '1.0'\n")
+        env = environment(tmp_path, collector, OTEL_PYTHON_CONFIGURATOR="aiotlp", OTEL_CONFIG_FILE=str(config))
+        printed = await run(tmp_path, SERVICE, env)
+        assert "OTEL_CONFIG_FILE is set" in printed["stderr"][0], printed
+        assert "OTEL_PYTHON_CONFIGURATOR=aiotlp" in printed["stderr"][0], printed
+        assert printed["tracer"] == ["opentelemetry.trace.ProxyTracerProvider"], printed
+        assert collector.received == []
