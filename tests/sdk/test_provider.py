@@ -734,3 +734,35 @@ def test_module_exports() -> None:
     assert issubclass(Tracer, trace_api.Tracer)
     assert issubclass(TracerProvider, trace_api.TracerProvider)
     assert issubclass(Span, _compat.SpanCore)
+
+
+def test_a_core_without_keyword_arguments_still_takes_the_apis_keywords() -> None:
+    """The API's keyword names (``span.add_event("x", attributes=..., timestamp=...)``) work over a core whose
+    methods are positional only (the SDK layer wraps them)."""
+    from aiotlp.encoding._spancore import SpanCore
+    from aiotlp.sdk._span import _make_span_class, _takes_keywords
+
+    class PositionalOnly(SpanCore):
+        __slots__ = ()
+
+        def set_attribute(self, key: str, value: Any, /) -> None:
+            SpanCore.set_attribute(self, key, value)
+
+        def set_attributes(self, attributes: Any, /) -> None:
+            SpanCore.set_attributes(self, attributes)
+
+        def add_event(self, name: str, attributes: Any = None, timestamp: int | None = None, /) -> None:
+            SpanCore.add_event(self, name, attributes, timestamp)
+
+        def update_name(self, name: str, /) -> None:
+            SpanCore.update_name(self, name)
+
+    assert _takes_keywords(SpanCore) and not _takes_keywords(PositionalOnly)
+    cls = _make_span_class(PositionalOnly)
+    span = cls("x", 1, 2, 0, 0x100, "", 1, T0, (-1, -1, -1, -1, -1, -1))
+    span.set_attribute(key="k", value=1)
+    span.set_attributes(attributes={"j": 2})
+    span.add_event(name="e", attributes={"a": 1}, timestamp=T0 + 1)
+    span.update_name(name="renamed")
+    assert (span.name, dict(span.attributes)) == ("renamed", {"k": 1, "j": 2})
+    assert [(e.name, e.timestamp, dict(e.attributes)) for e in span.events] == [("e", T0 + 1, {"a": 1})]

@@ -32,6 +32,10 @@ Interface changes from the brief (issue 16), agreed for both twins (this one and
    "Setting attribute" or "Tried calling" to ``opentelemetry.sdk.trace``, the rest to ``opentelemetry.attributes``.
 6. ``encode()`` writes ``Span.kind``, ``Span.flags`` and ``Link.flags`` only when not 0 (proto3; the SDK layer
    always passes non-zero ones); ``trace_state`` is written as given when not empty.
+7. The methods the SDK layer inherits as the API's take the API's keyword names too: ``set_attribute(key,
+   value)``, ``set_attributes(attributes)``, ``add_event(name, attributes=None, timestamp=None)``,
+   ``update_name(name)`` (applications call ``span.add_event("x", attributes=..., timestamp=...)``). A core
+   without keywords still works: the SDK layer then wraps these four in Python (a little slower).
 
 The state of one span, as the SDK's ``Span`` keeps it (``opentelemetry/sdk/trace/__init__.py``: a
 ``BoundedAttributes`` for the attributes, bounded deques for events and links, each with its dropped count), held
@@ -137,7 +141,13 @@ def _clean(value: Any, max_len: int) -> Any:
 
 def _clean_mapping(mapping: Mapping[Any, Any], max_len: int) -> dict[str, Any]:
     out: dict[str, Any] = {}
+    scalars = _SCALARS
     for key, value in mapping.items():
+        if type(key) is str and key:  # the common case, inlined: a str key, a scalar or a short str value
+            kind = type(value)
+            if kind in scalars or (kind is str and (max_len < 0 or len(value) <= max_len)):
+                out[key] = value
+                continue
         if not key:
             _warn(f"invalid attribute key `{key}`. must be non-empty string. Dropping key from attributes.")
             continue
@@ -286,6 +296,11 @@ class SpanCore:
                 return
             cleaned = _clean_mapping(attributes, self._limits[6])
             self._dropped_attributes += len(attributes) - len(cleaned)
+            current = self._attributes
+            maxlen = self._limits[0]
+            if (maxlen < 0 or len(current) + len(cleaned) <= maxlen) and current.keys().isdisjoint(cleaned):
+                current.update(cleaned)  # what _put does one by one: new keys, none evicted
+                return
             for key, value in cleaned.items():
                 self._put(key, value)
 

@@ -97,6 +97,19 @@ def _bounded_list(items: list[Any], maxlen: int, dropped: int) -> BoundedList[An
     return bounded
 
 
+def _takes_keywords(core: type[Any]) -> bool:
+    """Whether the core's API methods take the API's keyword names (a probe on a throwaway span)."""
+    probe = core("probe", 1, 1, 0, 0x100, "", 1, 1, (-1, -1, -1, -1, -1, -1))
+    try:
+        probe.set_attribute(key="k", value=1)
+        probe.set_attributes(attributes={"k": 2})
+        probe.add_event(name="e", attributes=None, timestamp=1)
+        probe.update_name(name="n")
+    except TypeError:
+        return False
+    return True
+
+
 def _make_span_class(core: type[Any]) -> type[Any]:
     class Span(core, trace_api.Span):  # type: ignore[misc]
         """An ``opentelemetry.trace.Span`` of :class:`aiotlp.sdk.TracerProvider` (see the module docstring)."""
@@ -320,6 +333,30 @@ def _make_span_class(core: type[Any]) -> type[Any]:
                 end_time=self.end_time,
                 instrumentation_scope=tracer._instrumentation_scope,
             )
+
+    if not _takes_keywords(core):  # the API's keyword names, for a core whose methods are positional only
+        _core_set_attribute = core.set_attribute
+        _core_set_attributes = core.set_attributes
+        _core_add_event = core.add_event
+        _core_update_name = core.update_name
+
+        def set_attribute(self: Any, key: str, value: Any) -> None:
+            _core_set_attribute(self, key, value)
+
+        def set_attributes(self: Any, attributes: Mapping[str, Any]) -> None:
+            _core_set_attributes(self, attributes)
+
+        def add_event(
+            self: Any, name: str, attributes: Mapping[str, Any] | None = None, timestamp: int | None = None
+        ) -> None:
+            _core_add_event(self, name, attributes, timestamp)
+
+        def update_name(self: Any, name: str) -> None:
+            _core_update_name(self, name)
+
+        for method in (set_attribute, set_attributes, add_event, update_name):
+            method.__qualname__ = f"Span.{method.__name__}"
+            setattr(Span, method.__name__, method)
 
     _core_end: Callable[..., bool] = core.end
     _core_add_link: Callable[..., None] = core.add_link
