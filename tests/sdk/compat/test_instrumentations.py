@@ -112,8 +112,18 @@ def shop(run: Run) -> FastAPI:
             log.exception("query failed")
             raise HTTPException(status_code=500, detail="database") from None
 
-    FastAPIInstrumentor.instrument_app(app, tracer_provider=run.provider)
+    def server_request_hook(span: Any, scope: dict[str, Any]) -> None:
+        if span is not None and span.is_recording():
+            span.set_attribute("hook.path", scope["path"])
+
+    FastAPIInstrumentor.instrument_app(app, tracer_provider=run.provider, server_request_hook=server_request_hook)
     return app
+
+
+async def response_hook(span: Any, request: Any, response: Any) -> None:
+    """httpx's hook, as applications write them: reads the live span's attributes, adds an event."""
+    if span.is_recording():
+        span.add_event("response", {"seen.method": str(dict(span.attributes).get("http.method"))})
 
 
 def elsewhere(app: Any) -> Any:
@@ -131,7 +141,7 @@ def client(run: Run, app: Any) -> httpx.AsyncClient:
     instance = httpx.AsyncClient(
         transport=httpx.ASGITransport(app=elsewhere(app), raise_app_exceptions=False), base_url="http://shop"
     )
-    HTTPXClientInstrumentor.instrument_client(instance, tracer_provider=run.provider)
+    HTTPXClientInstrumentor.instrument_client(instance, tracer_provider=run.provider, response_hook=response_hook)
     return instance
 
 
@@ -175,6 +185,8 @@ async def test_fastapi_httpx_sqlite_logging(capture: str) -> None:
     assert server["parent"]["remote"] is True
     assert spans[server["parent"]["span"]]["kind"] == "CLIENT"
     assert spans[server["parent"]["span"]]["parent"]["span"] == "checkout#0"
+    assert server["attributes"]["hook.path"] == "/items/7"  # the server hook's
+    assert spans["GET#0"]["events"] == [{"name": "response", "attributes": {"seen.method": "GET"}}]  # httpx's hook
     load = spans["load item#0"]
     assert load["parent"]["span"] == "GET /items/{item_id}#0"
     assert load["attributes"]["baggage.user"] == "42"  # baggage crossed the wire too
@@ -265,6 +277,33 @@ async def use_span_workload(run: Run) -> None:
     outer.update_name("outer renamed")
     outer.end()
     assert not outer.is_recording()
+    # the other ways of starting spans that applications use
+    with tracer.start_span("span as context manager", kind=SpanKind.CLIENT) as managed:
+        managed.set_attributes({"a": 1, "b": [True, False]})
+    assert not managed.is_recording()
+    with tracer.start_as_current_span("kept open", end_on_exit=False) as kept:
+        pass
+    assert kept.is_recording()
+    kept.end()
+    try:
+        with tracer.start_as_current_span("quiet", record_exception=False, set_status_on_exception=False):
+            raise LookupError("not recorded")
+    except LookupError:
+        pass
+
+    @tracer.start_as_current_span("decorated sync")
+    def decorated(n: int) -> int:
+        trace.get_current_span().set_attribute("n", n)
+        return n + 1
+
+    @tracer.start_as_current_span("decorated async", attributes={"async": True})
+    async def decorated_async(n: int) -> int:
+        await asyncio.sleep(0)
+        trace.get_current_span().set_attribute("n", n)
+        return n * 2
+
+    assert decorated(1) == 2
+    assert await decorated_async(2) == 4
     # not sampled: nothing recorded, the context still carried
     with tracer.start_as_current_span(
         "parent of unsampled",
@@ -280,7 +319,21 @@ async def use_span_workload(run: Run) -> None:
 async def test_use_span_get_current_span_and_links(capture: str) -> None:
     shape = await compare(use_span_workload, capture=capture, chosen=CHOSEN, resource=RESOURCE)
     spans = by_label(shape["spans"])
-    assert set(spans) == {"outer renamed#0", "inner#0", "sibling#0", "orphan#0"}
+    assert set(spans) == {
+        "outer renamed#0",
+        "inner#0",
+        "sibling#0",
+        "orphan#0",
+        "span as context manager#0",
+        "kept open#0",
+        "quiet#0",
+        "decorated sync#0",
+        "decorated async#0",
+    }
+    assert spans["quiet#0"]["events"] == []
+    assert spans["quiet#0"]["status"] == ["UNSET", None]
+    assert spans["decorated sync#0"]["attributes"] == {"n": 1}
+    assert spans["decorated async#0"]["attributes"] == {"async": True, "n": 2}
     assert spans["inner#0"]["parent"]["span"] == "outer renamed#0"
     assert spans["inner#0"]["links"][0]["span"] == "outer renamed#0"
     assert spans["inner#0"]["status"] == ["ERROR", "KeyError: 'missing'"]
