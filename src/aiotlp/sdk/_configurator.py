@@ -52,7 +52,7 @@ _logger = logging.getLogger(__name__)
 
 
 def _provider_class() -> Any:
-    from aiotlp.sdk import TracerProvider  # the SDK stays the only import of this module until configure runs
+    from aiotlp.sdk import TracerProvider  # imported when it is made: handing over never imports it
 
     return TracerProvider
 
