@@ -21,6 +21,7 @@ traceparent it sends, a link to a fixed context) are kept as they are.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import re
@@ -130,7 +131,8 @@ async def run(side: str, workload: Workload, capture: str = "processor", **provi
     ``capture="processor"``: the spans as a foreign processor receives them (``ReadableSpan``);
     ``capture="collector"``: as aiotlp's ``BatchSpanProcessor`` and exporter deliver them to a FakeCollector
     (under aiotlp's provider, from the span's core: no Python span object is built)."""
-    provider = PROVIDERS[side](shutdown_on_exit=False, **provider_kwargs)
+    # each run its own copy: an id generator with a counter, a sampler with state start over
+    provider = PROVIDERS[side](shutdown_on_exit=False, **copy.deepcopy(provider_kwargs))
     result = Run(side, provider)
     if capture == "processor":
         provider.add_span_processor(SimpleSpanProcessor(result.spans))
