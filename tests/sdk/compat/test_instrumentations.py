@@ -444,3 +444,13 @@ async def test_the_comparison_sees_a_difference(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setitem(_harness.PROVIDERS, "aiotlp", one_attribute)
     with pytest.raises(AssertionError, match=r"spans\[\d+\] differs"):
         await compare(fastapi_workload, chosen=CHOSEN, resource=RESOURCE)
+
+
+async def test_the_aiotlp_side_runs_aiotlps_provider(span_core: str) -> None:
+    async def nothing(run: Run) -> None:
+        with run.tracer.start_as_current_span("one") as span:
+            assert type(span).__module__ == "aiotlp.sdk._span"
+
+    result = await _harness.run("aiotlp", nothing)
+    assert type(result.provider).__module__ == "aiotlp.sdk._provider"
+    assert [span.name for span in result.spans.get_finished_spans()] == ["one"]
