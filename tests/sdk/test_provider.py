@@ -766,3 +766,41 @@ def test_a_core_without_keyword_arguments_still_takes_the_apis_keywords() -> Non
     span.update_name(name="renamed")
     assert (span.name, dict(span.attributes)) == ("renamed", {"k": 1, "j": 2})
     assert [(e.name, e.timestamp, dict(e.attributes)) for e in span.events] == [("e", T0 + 1, {"a": 1})]
+
+
+@pytest.mark.parametrize("sampler", ["default", "parent_based_custom"])
+def test_internal_tracer_metrics(span_core: str, monkeypatch: pytest.MonkeyPatch, sampler: str) -> None:
+    """OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED: the SDK's otel.sdk.span.started / .live, as the SDK counts."""
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    monkeypatch.setenv("OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED", "true")
+    points = []
+    for provider_cls in (SdkTracerProvider, aiotlp.sdk.TracerProvider):
+        reader = InMemoryMetricReader()
+        meter_provider = MeterProvider(metric_readers=[reader])
+        kwargs: dict[str, Any] = {"meter_provider": meter_provider, "shutdown_on_exit": False}
+        kwargs["sampler"] = SAMPLERS[sampler]()
+        kwargs["id_generator"] = SequentialIds()
+        if provider_cls is aiotlp.sdk.TracerProvider:
+            kwargs["_implementation"] = span_core
+        tracer = provider_cls(**kwargs).get_tracer("t")
+        open_span = tracer.start_span("open")
+        for i in range(4):
+            tracer.start_span(f"s{i}").end()
+        parent = trace_api.set_span_in_context(NonRecordingSpan(REMOTE_NOT_SAMPLED))
+        tracer.start_span("dropped", context=parent).end()
+        data = reader.get_metrics_data()
+        assert data is not None
+        seen = {
+            (metric.name, tuple(sorted(point.attributes.items())), point.value)  # type: ignore[union-attr]
+            for resource_metrics in data.resource_metrics
+            for scope_metrics in resource_metrics.scope_metrics
+            for metric in scope_metrics.metrics
+            for point in metric.data.data_points
+        }
+        points.append(seen)
+        open_span.end()
+        meter_provider.shutdown()
+    assert points[1] == points[0]
+    assert any(name == "otel.sdk.span.live" and value == 1 for name, _, value in points[1])

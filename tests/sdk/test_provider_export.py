@@ -216,3 +216,33 @@ asyncio.run(main())
     }[style]
     names = await run_both(collector, code, span_core)
     assert names["aiotlp"] == names["sdk"] == [f"span {i}" for i in range(5)]
+
+
+@pytest.mark.parametrize("processor", ["simple", "batch"])
+def test_the_sdks_own_processors_and_the_official_encoder(span_core: str, processor: str) -> None:
+    """Foreign processors (the SDK's SimpleSpanProcessor and BatchSpanProcessor, to an in-memory exporter) get
+    ReadableSpans that the official OTLP encoder serializes exactly as those of the SDK's provider."""
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans as official_encode
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor as SdkBatchSpanProcessor
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    resource = Resource({"service.name": "foreign"})
+    encoded = []
+    for provider in (
+        SdkTracerProvider(resource=resource, id_generator=SequentialIds(), shutdown_on_exit=False),
+        aiotlp.sdk.TracerProvider(
+            resource=resource, id_generator=SequentialIds(), shutdown_on_exit=False, _implementation=span_core
+        ),
+    ):
+        memory = InMemorySpanExporter()
+        provider.add_span_processor(
+            SimpleSpanProcessor(memory) if processor == "simple" else SdkBatchSpanProcessor(memory)
+        )
+        workload(provider)
+        assert provider.force_flush()
+        provider.shutdown()
+        spans = memory.get_finished_spans()
+        assert len(spans) == 6
+        encoded.append(official_encode(spans).SerializeToString(deterministic=True))
+    assert encoded[1] == encoded[0]

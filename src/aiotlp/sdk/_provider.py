@@ -26,7 +26,8 @@ generator is called.
 
 Processors are called in the order they were added, as the SDK's ``SynchronousMultiSpanProcessor`` calls them:
 ``on_start`` (with the span itself), ``_on_ending``, ``on_end``. A processor that does not override
-``SpanProcessor.on_start`` / ``_on_ending`` is not called for them (they do nothing). aiotlp's
+``SpanProcessor.on_start`` / ``_on_ending`` is not called for them (they do nothing), nor are aiotlp's own
+processors in ``on_start`` (theirs does nothing). aiotlp's
 ``BatchSpanProcessor`` takes a span at ``end()`` through its native hook (``_on_end_native``): the span's bytes,
 straight from the core, with no Python span object built. Any other processor gets in ``on_end`` an SDK
 ``ReadableSpan`` built from the core, one per span, only when such a processor is attached. With an
@@ -36,8 +37,9 @@ Lifecycle, as the SDK: ``shutdown_on_exit`` registers ``shutdown`` with ``atexit
 provider merges the process-dependent resource again (its new pid) and keeps working; aiotlp's processors start
 clean in the child on their own.
 
-Not carried over: the SDK's private tracer configurator (``_tracer_configurator``) and its internal tracer metrics
-(``OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED``); ``meter_provider`` is accepted and unused.
+The SDK's internal tracer metrics (``otel.sdk.span.started``, ``otel.sdk.span.live``) are its own objects, made
+the same way: only with ``OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED=true``, on ``meter_provider`` (else the
+global one). Not carried over: the SDK's private tracer configurator (``_tracer_configurator``).
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ from time import time_ns
 from typing import Any, Final
 
 from opentelemetry import context as context_api
+from opentelemetry import metrics as metrics_api
 from opentelemetry import trace as trace_api
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import (
@@ -68,6 +71,13 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationInfo, Instrume
 from opentelemetry.trace import NonRecordingSpan, NoOpTracer, SpanContext, SpanKind, TraceFlags, TraceState
 
 from ._span import CurrentSpan, _state_text, span_class
+
+try:  # the SDK's internal tracer metrics (SDK 1.39+; private modules: without them, no such metrics)
+    from opentelemetry.sdk.environment_variables import OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED
+    from opentelemetry.sdk.environment_variables._internal import parse_boolean_environment_variable
+    from opentelemetry.sdk.trace._tracer_metrics import NoOpTracerMetrics, create_tracer_metrics
+except ImportError:  # pragma: no cover - depends on the SDK's version
+    create_tracer_metrics = None  # type: ignore[assignment]
 
 __all__ = ["Tracer", "TracerProvider"]
 
@@ -132,6 +142,14 @@ class Tracer(trace_api.Tracer):
         self._span_cls = provider._span_cls
         self.sampler = provider.sampler
         self.id_generator = provider.id_generator
+        self._metrics: Any = None  # the SDK's tracer metrics, when OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED
+        if create_tracer_metrics is not None:
+            metrics = create_tracer_metrics(
+                provider._meter_provider or metrics_api.get_meter_provider(),
+                parse_boolean_environment_variable(OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED),
+            )
+            if not isinstance(metrics, NoOpTracerMetrics):
+                self._metrics = metrics
 
     @property
     def sampler(self) -> sampling.Sampler:
@@ -228,6 +246,16 @@ class Tracer(trace_api.Tracer):
                 span_id = _getrandbits(64)
         else:
             span_id = self._id_generator.generate_span_id()
+        metrics = self._metrics
+        if metrics is not None:
+            end_metrics = metrics.start_span(
+                parent,
+                sampling.Decision.RECORD_AND_SAMPLE
+                if sampled
+                else sampling.Decision.RECORD_ONLY
+                if recording
+                else sampling.Decision.DROP,
+            )
         if not recording:
             return NonRecordingSpan(SpanContext(trace_id, span_id, False, TraceFlags(flags), state))
         provider = self._provider
@@ -249,6 +277,8 @@ class Tracer(trace_api.Tracer):
         span._state = state
         span._record_exception = record_exception
         span._set_status_on_exception = set_status_on_exception
+        if metrics is not None:
+            span._end_metrics = end_metrics
         if attributes:
             span.set_attributes(attributes)
         if links:
@@ -347,13 +377,17 @@ class TracerProvider(trace_api.TracerProvider):
         else:
             processors = (self._active_span_processor,)
         enders = tuple((callable(getattr(p, "_on_end_native", None)), p) for p in processors)
-        self._starters = tuple(p for p in processors if _overrides(p, "on_start"))
+        # aiotlp's own processors do nothing in on_start: not called
+        self._starters = tuple(p for (native, p) in enders if not native and _overrides(p, "on_start"))
         self._ending = tuple(p for p in processors if _overrides(p, "_on_ending"))
         self._only_native = all(native for native, _ in enders)
         self._enders = enders
 
     def _end(self, span: Any) -> None:
         """A span ended: the processors, in order."""
+        end_metrics = getattr(span, "_end_metrics", None)
+        if end_metrics is not None:
+            end_metrics()
         for processor in self._ending:
             processor._on_ending(span)
         enders = self._enders

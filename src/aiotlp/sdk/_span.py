@@ -115,6 +115,7 @@ def _make_span_class(core: type[Any]) -> type[Any]:
         """An ``opentelemetry.trace.Span`` of :class:`aiotlp.sdk.TracerProvider` (see the module docstring)."""
 
         __slots__ = (
+            "_end_metrics",
             "_link_contexts",
             "_parent",
             "_record_exception",
@@ -128,6 +129,7 @@ def _make_span_class(core: type[Any]) -> type[Any]:
         _tracer: Tracer
         _parent: SpanContext | None
         _link_contexts: list[SpanContext]
+        _end_metrics: Callable[[], None]
         _span_context: SpanContext | None
         _trace_flags: int
         _state: TraceState | None
