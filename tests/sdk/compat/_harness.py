@@ -66,7 +66,7 @@ class Run:
     logs: InMemoryLogRecordExporter = field(default_factory=InMemoryLogRecordExporter)  # instrumentation handler
     sdk_logs: InMemoryLogRecordExporter = field(default_factory=InMemoryLogRecordExporter)  # the SDK's handler
     records: list[logging.LogRecord] = field(default_factory=list)
-    wire: list[Any] = field(default_factory=list)  # capture="collector": the ExportTraceServiceRequests received
+    wire: list[Any] = field(default_factory=list)  # captured by a collector: the ExportTraceServiceRequests
 
     @property
     def tracer(self) -> Any:
@@ -125,16 +125,16 @@ def _logging_captured(run: Run) -> Iterator[None]:
         sdk_logger_provider.shutdown()
 
 
-async def run(side: str, workload: Workload, capture: str = "processor", **provider_kwargs: Any) -> Run:
+async def run(side: str, workload: Workload, capture: FakeCollector | None = None, **provider_kwargs: Any) -> Run:
     """The workload under one provider (``side`` is ``"sdk"`` or ``"aiotlp"``), its spans and logs captured.
 
-    ``capture="processor"``: the spans as a foreign processor receives them (``ReadableSpan``);
-    ``capture="collector"``: as aiotlp's ``BatchSpanProcessor`` and exporter deliver them to a FakeCollector
-    (under aiotlp's provider, from the span's core: no Python span object is built)."""
+    ``capture=None``: the spans as a foreign processor receives them (``ReadableSpan``); a FakeCollector (the
+    fixture's, started outside the test's body): as aiotlp's ``BatchSpanProcessor`` and exporter deliver them
+    there (under aiotlp's provider, from the span's core: no Python span object is built)."""
     # each run its own copy: an id generator with a counter, a sampler with state start over
     provider = PROVIDERS[side](shutdown_on_exit=False, **copy.deepcopy(provider_kwargs))
     result = Run(side, provider)
-    if capture == "processor":
+    if capture is None:
         provider.add_span_processor(SimpleSpanProcessor(result.spans))
         try:
             with _logging_captured(result):
@@ -142,25 +142,26 @@ async def run(side: str, workload: Workload, capture: str = "processor", **provi
         finally:
             provider.shutdown()
         return result
-    assert capture == "collector", capture
-    async with FakeCollector() as collector:
-        processor = aiotlp.sdk.BatchSpanProcessor(
-            aiotlp.sdk.SpanExporter(endpoint=collector.http_endpoint + "/v1/traces")
-        )
-        provider.add_span_processor(processor)
-        try:
-            with _logging_captured(result):
-                await workload(result)
-        finally:
-            outcome = await processor.ashutdown()
-            provider.shutdown()
-        assert outcome.status.name == "SUCCESS", outcome
-        result.wire = [r.message for r in collector.received if r.signal.value == "traces"]
+    before = len(capture.received)
+    processor = aiotlp.sdk.BatchSpanProcessor(aiotlp.sdk.SpanExporter(endpoint=capture.http_endpoint + "/v1/traces"))
+    provider.add_span_processor(processor)
+    try:
+        with _logging_captured(result):
+            await workload(result)
+    finally:
+        outcome = await processor.ashutdown()
+        provider.shutdown()
+    assert outcome.status.name == "SUCCESS", outcome
+    result.wire = [r.message for r in capture.received[before:] if r.signal.value == "traces"]
     return result
 
 
 async def compare(
-    workload: Workload, *, capture: str = "processor", chosen: frozenset[int] = frozenset(), **provider_kwargs: Any
+    workload: Workload,
+    *,
+    capture: FakeCollector | None = None,
+    chosen: frozenset[int] = frozenset(),
+    **provider_kwargs: Any,
 ) -> dict[str, Any]:
     """Runs the workload under both providers and asserts the same shape; returns the SDK run's shape (for the
     caller to check that the workload did what it meant to: the comparison alone passes on two empty runs), as
@@ -171,11 +172,11 @@ async def compare(
     actual = shape(await run("aiotlp", workload, capture, **provider_kwargs), chosen)
     for key in expected:
         assert actual[key] == expected[key], _diff(key, expected[key], actual[key])
-    if capture == "processor":
+    if capture is None:
         return expected
     # the same spans reached the collector as a processor sees (none lost on the way); the caller's checks
     # read the processor's shape
-    seen = shape(await run("sdk", workload, "processor", **provider_kwargs), chosen)
+    seen = shape(await run("sdk", workload, None, **provider_kwargs), chosen)
     assert [span["label"] for span in expected["spans"]] == [span["label"] for span in seen["spans"]]
     return seen
 

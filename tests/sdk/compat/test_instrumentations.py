@@ -37,6 +37,7 @@ from tests.sdk.compat import _harness
 from tests.sdk.compat._harness import LOGGER, Run, by_label, compare
 
 from aiotlp.encoding import _compat
+from aiotlp.testing import FakeCollector
 
 RESOURCE = Resource.create({"service.name": "shop", "service.instance.id": "1", "deployment.environment": "test"})
 
@@ -80,10 +81,14 @@ def span_core(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -
 
 
 @pytest.fixture(params=["processor", "collector"])
-def capture(request: pytest.FixtureRequest) -> str:
-    """How the spans are captured (tests/sdk/compat/_harness.py's ``run``): as a foreign processor receives them,
-    and as aiotlp's batch processor sends them to a collector (under aiotlp's provider: from the span's core)."""
-    return str(request.param)
+def capture(request: pytest.FixtureRequest) -> FakeCollector | None:
+    """How the spans are captured (tests/sdk/compat/_harness.py's ``run``): as a foreign processor receives them
+    (``None``), and as aiotlp's batch processor sends them to a collector (under aiotlp's provider: from the
+    span's core). The collector is tests/sdk/conftest.py's fixture, started outside the test's body."""
+    if request.param == "processor":
+        return None
+    collector: FakeCollector = request.getfixturevalue("collector")
+    return collector
 
 
 def shop(run: Run) -> FastAPI:
@@ -183,7 +188,7 @@ async def fastapi_workload(run: Run) -> None:
             root.add_event("done", {"requests": 6})
 
 
-async def test_fastapi_httpx_sqlite_logging(capture: str) -> None:
+async def test_fastapi_httpx_sqlite_logging(capture: FakeCollector | None) -> None:
     shape = await compare(fastapi_workload, capture=capture, chosen=CHOSEN, resource=RESOURCE)
     spans = by_label(shape["spans"])
     root = spans["checkout#0"]
@@ -257,7 +262,7 @@ async def asgi_workload(run: Run) -> None:
         await http.get("/fresh", headers={"traceparent": "00-garbage"})
 
 
-async def test_asgi_middleware_continues_the_callers_trace(capture: str) -> None:
+async def test_asgi_middleware_continues_the_callers_trace(capture: FakeCollector | None) -> None:
     shape = await compare(asgi_workload, capture=capture, chosen=CHOSEN, resource=RESOURCE)
     names = [span["name"] for span in shape["spans"] if span["kind"] == "SERVER"]
     assert names == ["GET /remote", "GET /fresh"]
@@ -334,7 +339,7 @@ async def use_span_workload(run: Run) -> None:
         log.info("in unsampled")
 
 
-async def test_use_span_get_current_span_and_links(capture: str) -> None:
+async def test_use_span_get_current_span_and_links(capture: FakeCollector | None) -> None:
     shape = await compare(use_span_workload, capture=capture, chosen=CHOSEN, resource=RESOURCE)
     spans = by_label(shape["spans"])
     assert set(spans) == {
@@ -377,7 +382,9 @@ async def test_use_span_get_current_span_and_links(capture: str) -> None:
         pytest.param({"sampler": ParentBased(TraceIdRatioBased(0.5)), "id_generator": CountingIds()}, id="ratio-half"),
     ],
 )
-async def test_fastapi_workload_with_provider_arguments(provider_kwargs: dict[str, Any], capture: str) -> None:
+async def test_fastapi_workload_with_provider_arguments(
+    provider_kwargs: dict[str, Any], capture: FakeCollector | None
+) -> None:
     shape = await compare(fastapi_workload, capture=capture, chosen=CHOSEN, **provider_kwargs)
     if "id_generator" in provider_kwargs:
         # the same ids drawn in the same order under both providers: the same traces sampled, the rest not
@@ -421,7 +428,7 @@ async def thread_workload(run: Run) -> None:
         await asyncio.to_thread(sync_work, run)
 
 
-async def test_sync_client_and_database_in_a_thread(capture: str) -> None:
+async def test_sync_client_and_database_in_a_thread(capture: FakeCollector | None) -> None:
     shape = await compare(thread_workload, capture=capture, chosen=CHOSEN, resource=RESOURCE)
     spans = by_label(shape["spans"])
     assert spans["DELETE#0"]["parent"]["span"] == "clear cart#0"

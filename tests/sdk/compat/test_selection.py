@@ -152,77 +152,74 @@ AIOTLP_PROVIDER = "aiotlp.sdk._provider.TracerProvider"
 SDK_PROVIDER = "opentelemetry.sdk.trace.TracerProvider"
 
 
-async def test_configurator_aiotlp_with_aiotlp_exporters(tmp_path: Path) -> None:
-    async with FakeCollector() as collector:
-        env = environment(
-            tmp_path,
-            collector,
-            OTEL_PYTHON_CONFIGURATOR="aiotlp",
-            OTEL_TRACES_EXPORTER="aiotlp",
-            OTEL_METRICS_EXPORTER="aiotlp",
-            OTEL_LOGS_EXPORTER="aiotlp",
-        )
-        printed = await run(tmp_path, SERVICE, env)
-        assert printed["tracer"] == [AIOTLP_PROVIDER], printed
-        # metrics and logs: the SDK's providers, as the SDK's configurator makes them
-        assert printed["meter"] == ["opentelemetry.sdk.metrics._internal.MeterProvider"], printed
-        assert printed["logger"][0].startswith("opentelemetry.sdk._logs"), printed
-        assert printed["processor"] == ["aiotlp.sdk._processors.BatchSpanProcessor aiotlp.sdk._exporters.SpanExporter"]
-        assert resource_of(collector)["service.name"] == "shop"
-        assert {r.signal.value for r in collector.received} == {"traces", "metrics", "logs"}
-        spans = {span.name: span for span in collector.spans()}
-        assert spans["load item"].parent_span_id == spans["GET /items/{item_id}"].span_id
-        (record,) = [r for r in collector.log_records() if "asked for" in str(r.body)]
-        assert record.span_id == spans["GET /items/{item_id}"].span_id  # the logging instrumentation's handler
+async def test_configurator_aiotlp_with_aiotlp_exporters(tmp_path: Path, collector: FakeCollector) -> None:
+    env = environment(
+        tmp_path,
+        collector,
+        OTEL_PYTHON_CONFIGURATOR="aiotlp",
+        OTEL_TRACES_EXPORTER="aiotlp",
+        OTEL_METRICS_EXPORTER="aiotlp",
+        OTEL_LOGS_EXPORTER="aiotlp",
+    )
+    printed = await run(tmp_path, SERVICE, env)
+    assert printed["tracer"] == [AIOTLP_PROVIDER], printed
+    # metrics and logs: the SDK's providers, as the SDK's configurator makes them
+    assert printed["meter"] == ["opentelemetry.sdk.metrics._internal.MeterProvider"], printed
+    assert printed["logger"][0].startswith("opentelemetry.sdk._logs"), printed
+    assert printed["processor"] == ["aiotlp.sdk._processors.BatchSpanProcessor aiotlp.sdk._exporters.SpanExporter"]
+    assert resource_of(collector)["service.name"] == "shop"
+    assert {r.signal.value for r in collector.received} == {"traces", "metrics", "logs"}
+    spans = {span.name: span for span in collector.spans()}
+    assert spans["load item"].parent_span_id == spans["GET /items/{item_id}"].span_id
+    (record,) = [r for r in collector.log_records() if "asked for" in str(r.body)]
+    assert record.span_id == spans["GET /items/{item_id}"].span_id  # the logging instrumentation's handler
 
 
-async def test_configurator_aiotlp_with_the_distros_default_exporter(tmp_path: Path) -> None:
+async def test_configurator_aiotlp_with_the_distros_default_exporter(tmp_path: Path, collector: FakeCollector) -> None:
     """OTEL_TRACES_EXPORTER unset: opentelemetry-distro's default ``otlp``, the official gRPC exporter behind the
     SDK's batch processor, on aiotlp's provider (a foreign processor)."""
-    async with FakeCollector() as collector:
-        env = environment(tmp_path, collector, OTEL_PYTHON_CONFIGURATOR="aiotlp", OTEL_LOGS_EXPORTER="none")
-        printed = await run(tmp_path, SERVICE, env)
-        assert printed["tracer"] == [AIOTLP_PROVIDER], printed
-        assert printed["processor"] == [
-            "opentelemetry.sdk.trace.export.BatchSpanProcessor"
-            " opentelemetry.exporter.otlp.proto.grpc.trace_exporter.OTLPSpanExporter"
-        ], printed
-        assert {"GET /items/{item_id}", "load item"} <= names(collector)
-        assert {r.signal.value for r in collector.received} == {"traces", "metrics"}
+    env = environment(tmp_path, collector, OTEL_PYTHON_CONFIGURATOR="aiotlp", OTEL_LOGS_EXPORTER="none")
+    printed = await run(tmp_path, SERVICE, env)
+    assert printed["tracer"] == [AIOTLP_PROVIDER], printed
+    assert printed["processor"] == [
+        "opentelemetry.sdk.trace.export.BatchSpanProcessor"
+        " opentelemetry.exporter.otlp.proto.grpc.trace_exporter.OTLPSpanExporter"
+    ], printed
+    assert {"GET /items/{item_id}", "load item"} <= names(collector)
+    assert {r.signal.value for r in collector.received} == {"traces", "metrics"}
 
 
-async def test_without_the_variable_opentelemetry_instrument_runs_on_the_sdk(tmp_path: Path) -> None:
+async def test_without_the_variable_opentelemetry_instrument_runs_on_the_sdk(
+    tmp_path: Path, collector: FakeCollector
+) -> None:
     """Installing aiotlp changes nothing until it is asked for: the SDK's provider, configured from the same
     variables. aiotlp's metadata comes first on the path here, so its configurator is the one loaded, and hands
     over to opentelemetry-distro's."""
-    async with FakeCollector() as collector:
-        env = environment(tmp_path, collector, OTEL_TRACES_EXPORTER="aiotlp", OTEL_LOGS_EXPORTER="none")
-        printed = await run(tmp_path, SERVICE, env)
-        assert printed["tracer"] == [SDK_PROVIDER], printed
-        assert {"GET /items/{item_id}", "load item"} <= names(collector)
+    env = environment(tmp_path, collector, OTEL_TRACES_EXPORTER="aiotlp", OTEL_LOGS_EXPORTER="none")
+    printed = await run(tmp_path, SERVICE, env)
+    assert printed["tracer"] == [SDK_PROVIDER], printed
+    assert {"GET /items/{item_id}", "load item"} <= names(collector)
 
 
-async def test_tracer_provider_variable_with_a_plain_get_tracer(tmp_path: Path) -> None:
-    async with FakeCollector() as collector:
-        env = environment(tmp_path, collector, OTEL_PYTHON_TRACER_PROVIDER="aiotlp")
-        env["OTEL_EXPORTER_OTLP_ENDPOINT"] = collector.http_endpoint  # aiotlp's default protocol: http/protobuf
-        printed = await run(tmp_path, PLAIN, env, instrument=False)
-        assert printed["tracer"] == [AIOTLP_PROVIDER], printed
-        spans = {span.name: span for span in collector.spans()}
-        assert set(spans) == {"parent", "child"}
-        assert spans["child"].parent_span_id == spans["parent"].span_id
-        assert resource_of(collector)["service.name"] == "shop"  # the provider's default resource reads the env
+async def test_tracer_provider_variable_with_a_plain_get_tracer(tmp_path: Path, collector: FakeCollector) -> None:
+    env = environment(tmp_path, collector, OTEL_PYTHON_TRACER_PROVIDER="aiotlp")
+    env["OTEL_EXPORTER_OTLP_ENDPOINT"] = collector.http_endpoint  # aiotlp's default protocol: http/protobuf
+    printed = await run(tmp_path, PLAIN, env, instrument=False)
+    assert printed["tracer"] == [AIOTLP_PROVIDER], printed
+    spans = {span.name: span for span in collector.spans()}
+    assert set(spans) == {"parent", "child"}
+    assert spans["child"].parent_span_id == spans["parent"].span_id
+    assert resource_of(collector)["service.name"] == "shop"  # the provider's default resource reads the env
 
 
-async def test_configurator_aiotlp_refuses_a_configuration_file(tmp_path: Path) -> None:
+async def test_configurator_aiotlp_refuses_a_configuration_file(tmp_path: Path, collector: FakeCollector) -> None:
     """OTEL_CONFIG_FILE builds the SDK's own provider: with OTEL_PYTHON_CONFIGURATOR=aiotlp the configurator says
     which two variables conflict (opentelemetry-instrument logs it and runs the app unconfigured)."""
-    async with FakeCollector() as collector:
-        config = tmp_path / "otel.yaml"
-        config.write_text("file_format: '1.0'\n")
-        env = environment(tmp_path, collector, OTEL_PYTHON_CONFIGURATOR="aiotlp", OTEL_CONFIG_FILE=str(config))
-        printed = await run(tmp_path, SERVICE, env)
-        assert "OTEL_CONFIG_FILE is set" in printed["stderr"][0], printed
-        assert "OTEL_PYTHON_CONFIGURATOR=aiotlp" in printed["stderr"][0], printed
-        assert printed["tracer"] == ["opentelemetry.trace.ProxyTracerProvider"], printed
-        assert collector.received == []
+    config = tmp_path / "otel.yaml"
+    config.write_text("file_format: '1.0'\n")
+    env = environment(tmp_path, collector, OTEL_PYTHON_CONFIGURATOR="aiotlp", OTEL_CONFIG_FILE=str(config))
+    printed = await run(tmp_path, SERVICE, env)
+    assert "OTEL_CONFIG_FILE is set" in printed["stderr"][0], printed
+    assert "OTEL_PYTHON_CONFIGURATOR=aiotlp" in printed["stderr"][0], printed
+    assert printed["tracer"] == ["opentelemetry.trace.ProxyTracerProvider"], printed
+    assert collector.received == []
