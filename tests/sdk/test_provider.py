@@ -804,3 +804,23 @@ def test_internal_tracer_metrics(span_core: str, monkeypatch: pytest.MonkeyPatch
         meter_provider.shutdown()
     assert points[1] == points[0]
     assert any(name == "otel.sdk.span.live" and value == 1 for name, _, value in points[1])
+
+
+def test_spans_of_both_providers_nest(span_core: str) -> None:
+    """A span of the SDK's provider under one of aiotlp's, and the other way round: the same trace."""
+    sdk_provider, our_provider = providers(span_core)
+    sdk_recorder, our_recorder = Recorder(), Recorder()
+    sdk_provider.add_span_processor(sdk_recorder)
+    our_provider.add_span_processor(our_recorder)
+    sdk_tracer, our_tracer = sdk_provider.get_tracer("sdk"), our_provider.get_tracer("ours")
+    with (
+        our_tracer.start_as_current_span("ours outer") as outer,
+        sdk_tracer.start_as_current_span("sdk inner") as inner,
+        our_tracer.start_as_current_span("ours innermost") as innermost,
+    ):
+        pass
+    assert inner.parent == outer.get_span_context()
+    assert innermost.parent == inner.get_span_context()
+    assert len({outer.get_span_context().trace_id, inner.get_span_context().trace_id}) == 1
+    assert [s.name for s in our_recorder.ended] == ["ours innermost", "ours outer"]
+    assert innermost._readable_span().name == "ours innermost"  # the SDK Span's method name

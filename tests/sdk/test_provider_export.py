@@ -127,18 +127,22 @@ async def test_the_collector_receives_the_same_bytes_as_from_the_sdk_provider(
 async def test_native_spans_are_queued_as_bytes(collector: FakeCollector, span_core: str) -> None:
     """At end() the batch processor queues the span's bytes: the span is freed at once, its encoded length is
     what the queue holds."""
-    provider = aiotlp.sdk.TracerProvider(shutdown_on_exit=False, _implementation=span_core)
-    processor = BatchSpanProcessor(
-        SpanExporter(endpoint=endpoint(collector, "http/protobuf")), schedule_delay_millis=60_000
-    )
-    provider.add_span_processor(processor)
-    tracer = provider.get_tracer("t")
-    with tracer.start_as_current_span("one", attributes={"a": 1}) as span:
-        pass
-    size = len(span.encode())
-    alive = weakref.ref(span)
-    del span
-    gc.collect()
+
+    def in_a_thread() -> tuple[Any, Any, Any, int]:  # gc.collect() may take a while: not on the test's loop
+        provider = aiotlp.sdk.TracerProvider(shutdown_on_exit=False, _implementation=span_core)
+        processor = BatchSpanProcessor(
+            SpanExporter(endpoint=endpoint(collector, "http/protobuf")), schedule_delay_millis=60_000
+        )
+        provider.add_span_processor(processor)
+        with provider.get_tracer("t").start_as_current_span("one", attributes={"a": 1}) as span:
+            pass
+        size = len(span.encode())
+        alive = weakref.ref(span)
+        del span
+        gc.collect()
+        return provider, processor, alive, size
+
+    provider, processor, alive, size = await asyncio.to_thread(in_a_thread)
     assert alive() is None
     stats = processor.statistics()
     assert (stats.queued, stats.queued_bytes) == (1, size)

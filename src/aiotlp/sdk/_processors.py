@@ -39,6 +39,10 @@ The exporter
   ``encode_at_source=False`` or ``AIOTLP_NO_ENCODE_AT_SOURCE=1`` (:mod:`aiotlp.encoding._compat`), the
   objects are queued and each batch encoded at export, as before; both paths send the same bytes. An item that
   cannot be encoded is queued as the object, and dropped at export as ``invalid`` (counted);
+* spans of :class:`aiotlp.sdk.TracerProvider` (issue 16) come to ``BatchSpanProcessor`` through its native hook
+  (``_on_end_native``) instead of ``on_end``: encoded at the source, the span's bytes are taken straight from its
+  SpanCore (``span.encode()``, the same bytes), with no ``ReadableSpan`` built; otherwise an SDK
+  ``ReadableSpan`` of it is queued, as any other span;
 * any other SDK exporter (the *generic path*): its synchronous ``export`` runs in a worker thread
   (``loop.run_in_executor``), so the loop never blocks. An export cut off by ``export_timeout`` keeps running
   in its thread; the next one waits for it, so the exporter is never called concurrently.

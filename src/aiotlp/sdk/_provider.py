@@ -266,7 +266,7 @@ class Tracer(trace_api.Tracer):
             0 if parent is None else parent.span_id,
             0x100 if parent is None or not parent.is_remote else 0x300,
             _state_text(state) if state else "",
-            kind.value + 1,
+            kind._value_ + 1,  # SpanKind.value: an enum property, slower
             time_ns() if start_time is None else start_time,
             provider._limits,
         )
@@ -385,9 +385,8 @@ class TracerProvider(trace_api.TracerProvider):
 
     def _end(self, span: Any) -> None:
         """A span ended: the processors, in order."""
-        end_metrics = getattr(span, "_end_metrics", None)
-        if end_metrics is not None:
-            end_metrics()
+        if span._tracer._metrics is not None:  # (a slot read only when set: a missing one costs an exception)
+            span._end_metrics()
         for processor in self._ending:
             processor._on_ending(span)
         enders = self._enders

@@ -27,8 +27,10 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import threading
 import traceback
 import warnings
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType, TracebackType
 from typing import TYPE_CHECKING, Any, Final
@@ -36,6 +38,7 @@ from typing import TYPE_CHECKING, Any, Final
 from opentelemetry import context as context_api
 from opentelemetry import trace as trace_api
 from opentelemetry.attributes import BoundedAttributes
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.util import BoundedList
 from opentelemetry.trace import Link, SpanContext, SpanKind, TraceFlags, TraceState
@@ -44,7 +47,6 @@ from opentelemetry.trace.status import Status, StatusCode
 from aiotlp.encoding import _compat, _spancore
 
 if TYPE_CHECKING:
-    from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
     from ._provider import Tracer
@@ -81,8 +83,53 @@ def _state_text(state: TraceState | None) -> str:
     return ",".join([f"{key}={value}" for key, value in state.items()]) if state else ""
 
 
+_new: Final = object.__new__
+_SHARED_LOCK: Final = threading.Lock()  # the containers below are never changed: their lock guards nothing
+
+
+def _fields(obj: object) -> frozenset[str]:
+    return frozenset(vars(obj))
+
+
+_READABLE_FIELDS: Final = frozenset(
+    (
+        "_name",
+        "_context",
+        "_kind",
+        "_instrumentation_info",
+        "_instrumentation_scope",
+        "_parent",
+        "_start_time",
+        "_end_time",
+        "_attributes",
+        "_events",
+        "_links",
+        "_resource",
+        "_status",
+    )
+)
+# A ReadableSpan (and the containers in it) is built by setting its fields at once when they are these: checked
+# on real ones here, once, so that an SDK whose classes have other fields gets its constructors instead.
+_READABLE_FIELDS_KNOWN: Final = (
+    _fields(ReadableSpan("probe", resource=Resource.get_empty())) == _READABLE_FIELDS
+    and _fields(BoundedAttributes()) == {"_dict", "maxlen", "dropped", "max_value_len", "_lock", "_immutable"}
+    and _fields(BoundedList(None)) == {"dropped", "_dq", "_lock"}
+)
+
+
 def _bounded_attributes(values: Mapping[str, Any], dropped: int) -> BoundedAttributes:
     """An immutable BoundedAttributes holding ``values`` as they are (already clean), with its dropped count."""
+    if _READABLE_FIELDS_KNOWN:
+        attributes = _new(BoundedAttributes)
+        attributes.__dict__ = {
+            "_dict": dict(values),
+            "maxlen": None,
+            "dropped": dropped,
+            "max_value_len": None,
+            "_lock": _SHARED_LOCK,
+            "_immutable": True,
+        }
+        return attributes
     attributes = BoundedAttributes(immutable=False)
     attributes._dict = dict(values)
     attributes.dropped = dropped
@@ -91,7 +138,15 @@ def _bounded_attributes(values: Mapping[str, Any], dropped: int) -> BoundedAttri
 
 
 def _bounded_list(items: list[Any], maxlen: int, dropped: int) -> BoundedList[Any]:
-    bounded: BoundedList[Any] = BoundedList(None if maxlen < 0 else maxlen)
+    if _READABLE_FIELDS_KNOWN:
+        bounded = _new(BoundedList)
+        bounded.__dict__ = {
+            "dropped": dropped,
+            "_dq": deque(items, None if maxlen < 0 else maxlen),
+            "_lock": _SHARED_LOCK,
+        }
+        return bounded
+    bounded = BoundedList(None if maxlen < 0 else maxlen)
     bounded._dq.extend(items)  # type: ignore[attr-defined]
     bounded.dropped = dropped
     return bounded
@@ -320,6 +375,24 @@ def _make_span_class(core: type[Any]) -> type[Any]:
             """A ReadableSpan of the span's state now (for foreign processors, exporters and ``to_json``)."""
             tracer = self._tracer
             limits = tracer._provider._limits
+            if _READABLE_FIELDS_KNOWN:  # its fields set at once, as its __init__ would set them
+                readable = _new(ReadableSpan)
+                readable.__dict__ = {
+                    "_name": self.name,
+                    "_context": self.get_span_context(),
+                    "_kind": _KINDS[_core_kind(self)],
+                    "_instrumentation_info": tracer._instrumentation_info(),
+                    "_instrumentation_scope": tracer._instrumentation_scope,
+                    "_parent": self._parent,
+                    "_start_time": self.start_time,
+                    "_end_time": self.end_time,
+                    "_attributes": _bounded_attributes(_core_attributes(self), self.dropped_attributes),
+                    "_events": _bounded_list(self._events_list(), limits[1], self.dropped_events),
+                    "_links": _bounded_list(self._links_list(), limits[2], self.dropped_links),
+                    "_resource": tracer._provider._resource,
+                    "_status": self.status,
+                }
+                return readable
             return ReadableSpan(
                 name=self.name,
                 context=self.get_span_context(),
@@ -335,6 +408,8 @@ def _make_span_class(core: type[Any]) -> type[Any]:
                 end_time=self.end_time,
                 instrumentation_scope=tracer._instrumentation_scope,
             )
+
+    Span._readable_span = Span._readable  # the SDK Span's name for it
 
     if not _takes_keywords(core):  # the API's keyword names, for a core whose methods are positional only
         _core_set_attribute = core.set_attribute
