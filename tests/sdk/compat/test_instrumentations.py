@@ -6,9 +6,14 @@ through httpx's ``ASGITransport``, called by an httpx client (``-httpx``), which
 and baggage the server extracts (one trace across client and server); sqlite3 in memory through the DB-API
 instrumentation (``-dbapi``, what ``-sqlite3`` wraps: its last release pins an older instrumentation core);
 ``logging`` (``-logging``: trace ids injected in records, and its ``LoggingHandler`` and the SDK's with the
-span context); ``use_span``, ``get_current_span`` and baggage. The comparison covers names, kinds, attributes,
-events, links, status, parent-child structure, resource, scope and ``to_json()``; each test then checks that
-the workload did what it meant to, so that two runs that produced nothing cannot pass.
+span context); ``use_span``, ``get_current_span``, baggage, instrumentation hooks, decorators, a synchronous
+client and database in a worker thread. The comparison covers names, kinds, attributes, events, links, status,
+parent-child structure, resource, scope and ``to_json()``; each test then checks that the workload did what it
+meant to, so that two runs that produced nothing cannot pass.
+
+Every workload is compared twice: as a foreign span processor receives the spans (``ReadableSpan``), and as
+aiotlp's ``BatchSpanProcessor`` sends them to a FakeCollector (under aiotlp's provider: the bytes come from the
+span's core, no Python span object is built); and under each SpanCore implementation.
 """
 
 from __future__ import annotations
