@@ -346,6 +346,7 @@ class TracerProvider(trace_api.TracerProvider):
         self._ending: tuple[Any, ...] = ()
         self._enders: tuple[tuple[bool, Any], ...] = ()
         self._only_native = True
+        self._native_ends: tuple[Any, ...] = ()
         self._refresh()
         if hasattr(os, "register_at_fork"):  # pragma: no branch - POSIX
             weak_fork = weakref.WeakMethod(self._handle_fork)
@@ -381,6 +382,7 @@ class TracerProvider(trace_api.TracerProvider):
         self._starters = tuple(p for (native, p) in enders if not native and _overrides(p, "on_start"))
         self._ending = tuple(p for p in processors if _overrides(p, "_on_ending"))
         self._only_native = all(native for native, _ in enders)
+        self._native_ends = tuple(p._on_end_native for native, p in enders if native)
         self._enders = enders
 
     def _end(self, span: Any) -> None:
@@ -389,13 +391,12 @@ class TracerProvider(trace_api.TracerProvider):
             span._end_metrics()
         for processor in self._ending:
             processor._on_ending(span)
-        enders = self._enders
         if self._only_native:
-            for _, processor in enders:
-                processor._on_end_native(span)
+            for end in self._native_ends:
+                end(span)
             return
         readable = None
-        for native, processor in enders:
+        for native, processor in self._enders:
             if native:
                 processor._on_end_native(span)
             else:
