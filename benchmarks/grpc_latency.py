@@ -117,12 +117,12 @@ async def measure_transport(endpoint: str, implementation: str, body: bytes, cal
     transport = IMPLEMENTATIONS[implementation](SignalConfig(signal="traces", protocol="grpc", endpoint=endpoint))
     try:
         for _ in range(10):
-            await transport.send(body, compressed=False, timeout=10)
+            await transport.send(body, content_encoding="identity", timeout=10)
         latencies = []
         cpu_start = time.process_time()
         for _ in range(calls):
             start = time.perf_counter()
-            await transport.send(body, compressed=False, timeout=10)
+            await transport.send(body, content_encoding="identity", timeout=10)
             latencies.append((time.perf_counter() - start) * 1000)
         cpu = time.process_time() - cpu_start
     finally:

@@ -1410,9 +1410,9 @@ def test_signals_reads_only_the_variables_of_those_signals(caplog: pytest.LogCap
 @pytest.fixture
 def unit_warnings(monkeypatch: pytest.MonkeyPatch) -> None:
     """The seconds-like warning is once per variable per process: start each test afresh."""
-    import aiotlp.config
+    import aiotlp.config._values
 
-    monkeypatch.setattr(aiotlp.config, "_unit_warned", set())
+    monkeypatch.setattr(aiotlp.config._values, "_unit_warned", set())
 
 
 @pytest.mark.usefixtures("unit_warnings")

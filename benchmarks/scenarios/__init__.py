@@ -18,6 +18,7 @@ NAMES = (
     "instrumented_app",
     "multiprocess",
     "wrapper_stack",
+    "span_cost",
 )
 
 

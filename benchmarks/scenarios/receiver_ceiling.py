@@ -77,7 +77,7 @@ async def over_aiotlp(ctx: Context, body: bytes, seconds: float, protocol: str) 
     try:
 
         async def send() -> None:
-            await transport.send(body, compressed=False, timeout=10)
+            await transport.send(body, content_encoding="identity", timeout=10)
 
         return await rate(send, seconds)
     finally:

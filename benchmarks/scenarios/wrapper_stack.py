@@ -11,26 +11,34 @@ from __future__ import annotations
 import asyncio
 import time
 
-from aiotlp._compat import timeout_at
+from aiotlp._backports import timeout_at
 from aiotlp._exceptions import AttemptTimeoutError, DeadlineExceededError, RetryableError
 from aiotlp.encoding import PartialSuccess
-from aiotlp.export import ConcurrencyLimit, ExportRequest, Retry, RetryPolicy, Sender, Timeout, TransportSender
+from aiotlp.export import (
+    ConcurrencyLimit,
+    ExportRequest,
+    Retry,
+    RetryPolicy,
+    Sender,
+    Timeout,
+    TransportSender,
+    read_reply,
+)
 from aiotlp.model import Signal
+from aiotlp.transport import Reply
 
 from ._common import Context, Sample
 
-_DONE = PartialSuccess()
+_DONE = Reply(200)
 
 
 class NoopTransport:
     """A transport whose ``send`` returns a success at once (no I/O, no suspension)."""
 
     content_type = "application/x-protobuf"
+    compression = "none"
 
-    def prepare(self, body: bytes) -> tuple[bytes, bool]:
-        return body, False
-
-    async def send(self, body: bytes, *, compressed: bool, timeout: float) -> PartialSuccess:
+    async def send(self, body: bytes, *, content_encoding: str, timeout: float) -> Reply:
         return _DONE
 
     async def close(self) -> None:
@@ -62,9 +70,10 @@ class Inlined:
                     raise AttemptTimeoutError("no time left")
                 try:
                     async with timeout_at(deadline):
-                        return await self.transport.send(
-                            request.body, compressed=request.compressed, timeout=deadline - loop.time()
+                        reply = await self.transport.send(
+                            request.body, content_encoding=request.content_encoding, timeout=deadline - loop.time()
                         )
+                        return read_reply(reply, self.transport.content_type)
                 except asyncio.TimeoutError:
                     raise AttemptTimeoutError("the attempt was cancelled at the deadline") from None
                 except RetryableError:

@@ -14,6 +14,7 @@ AiotlpError
     │   └── ServerBusyError                     HTTP 429/502/503/504, gRPC UNAVAILABLE and friends
     └── PermanentError                          sending it again will not help
         ├── RejectedError                       the collector refused the request (HTTP 4xx/5xx, gRPC status)
+        ├── ProtocolMismatchError               the endpoint speaks the other OTLP protocol (a wrong port)
         ├── ResponseError                       the response could not be read (too large, malformed)
         ├── RequestTooLargeError                one item alone is over the request byte cap
         ├── RetriesExhaustedError               every attempt failed; ``last`` is the final RetryableError
@@ -41,6 +42,7 @@ __all__ = [
     "ExporterShutdownError",
     "MissingExtraError",
     "PermanentError",
+    "ProtocolMismatchError",
     "QueueFullError",
     "QueueLockedError",
     "QueueWriteError",
@@ -133,6 +135,12 @@ class PermanentError(ExportError):
 
 class RejectedError(PermanentError):
     """The collector refused the request with a non-retryable status."""
+
+
+class ProtocolMismatchError(PermanentError):
+    """The endpoint answered in the other OTLP protocol: OTLP/HTTP sent to an OTLP/gRPC port (HTTP/2 frames came
+    back), or OTLP/gRPC to an OTLP/HTTP port (an HTTP/1.x reply). A misconfiguration: never retried; the message
+    says what was seen and what to change."""
 
 
 class ResponseError(PermanentError):

@@ -23,9 +23,10 @@ from aiotlp import (
     Signal,
 )
 from aiotlp.encoding import PartialSuccess, encode_traces
-from aiotlp.export import ConcurrencyLimit, ExportRequest, Retry, Timeout, TransportSender
+from aiotlp.export import ConcurrencyLimit, ExportRequest, Retry, Timeout, TransportSender, compress_request
 from aiotlp.model import Gauge, Metric, NumberDataPoint, Span
 from aiotlp.testing import Outcome, ScriptedTransport
+from aiotlp.transport import Reply as WireReply
 
 pytestmark = pytest.mark.looptime
 
@@ -348,6 +349,32 @@ async def test_gzip_happens_once_and_retries_resend_the_compressed_bytes() -> No
     import gzip
 
     assert gzip.decompress(first.body) == encode_traces(make_spans(3))
+    await exporter.shutdown()
+
+
+@pytest.mark.parametrize("compression", ["gzip", "deflate", "zstd"])
+def test_compress_request_compresses_once_and_never_twice(compression: str) -> None:
+    body = encode_traces(make_spans(3))
+    plain = ExportRequest(Signal.TRACES, body, items=3, size=len(body))
+    assert compress_request(plain, "none") is plain
+    packed = compress_request(plain, compression)
+    assert (packed.content_encoding, packed.compressed, packed.size) == (compression, True, len(body))
+    assert packed.body != body
+    assert compress_request(packed, compression) is packed  # already compressed: as it is
+    assert compress_request(packed, "gzip") is packed
+
+
+async def test_a_reply_is_read_by_the_leaf_and_retried_by_what_it_means() -> None:
+    busy = WireReply(503, retry_after="0")
+    partial = WireReply(200, b"\x0a\x04\x08\x01\x12\x00")  # partial_success {rejected: 1}
+    transport = ScriptedTransport([Outcome(response=busy), Outcome(response=partial)])
+    exporter = make_exporter(transport, retry=RetryPolicy(initial_backoff=0.01, jitter=0))
+    result = await exporter.export_traces(make_spans(3))
+    assert (result.accepted, result.rejected, exporter.retries) == (2, 1, 1)
+    transport.script.append(Outcome(response=WireReply(400)))
+    result = await exporter.export_traces(make_spans(3))
+    assert (result.failed, exporter.retries) == (3, 1)
+    assert isinstance(result.error, RejectedError) and result.error.status == 400
     await exporter.shutdown()
 
 

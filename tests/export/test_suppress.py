@@ -36,6 +36,7 @@ from tests.samples import spans
 from aiotlp import DurableExporter, OTLPExporter
 from aiotlp.model import Signal
 from aiotlp.testing import FakeCollector
+from aiotlp.transport import grpc_method
 
 
 @pytest.fixture
@@ -126,7 +127,7 @@ async def test_grpc_export_is_not_traced(
     instrumentor.instrument(tracer_provider=provider)
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{collector.grpc_port}") as channel:
-            await channel.unary_unary(Signal.TRACES.grpc_method)(b"")  # traced: the instrumentation works
+            await channel.unary_unary(grpc_method(Signal.TRACES))(b"")  # traced: the instrumentation works
         assert len(memory.get_finished_spans()) == 1
         memory.clear()
 

@@ -19,10 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from aiotlp import Exporter, ExportResult, ProcessorStatistics
-from aiotlp.encoding import PartialSuccess
 from aiotlp.model import LogRecord, Metric, Span
 from aiotlp.testing import find_rotel
-from aiotlp.transport import Transport
+from aiotlp.transport import Reply, Transport
 
 # -- accounting ----------------------------------------------------------------------------------------------
 
@@ -89,17 +88,18 @@ class TimedTransport:
     def content_type(self) -> str:
         return self.inner.content_type
 
-    def prepare(self, body: bytes) -> tuple[bytes, bool]:
-        return self.inner.prepare(body)
+    @property
+    def compression(self) -> str:
+        return self.inner.compression
 
-    async def send(self, body: bytes, *, compressed: bool, timeout: float) -> PartialSuccess:
+    async def send(self, body: bytes, *, content_encoding: str, timeout: float) -> Reply:
         loop = asyncio.get_running_loop()
         attempt = Attempt(loop.time(), timeout)
         self.attempts.append(attempt)
         self.active += 1
         self.max_active = max(self.max_active, self.active)
         try:
-            partial = await self.inner.send(body, compressed=compressed, timeout=timeout)
+            partial = await self.inner.send(body, content_encoding=content_encoding, timeout=timeout)
         except asyncio.CancelledError:
             attempt.outcome = "cancelled"
             raise

@@ -187,6 +187,20 @@ async def test_block_put_gives_up_when_shutdown_begins() -> None:
     assert balanced(p.statistics()).exported == 4
 
 
+async def test_stop_accepting_refuses_items_and_exports_nothing_more() -> None:
+    exporter = RecordingExporter()
+    p = processor(exporter, schedule_delay=100)
+    assert p.put_nowait(make_spans(1)[0])
+    p.stop_accepting()
+    assert p.is_shutdown
+    assert not p.put_nowait(make_spans(1, start=1)[0])
+    assert not await p.put(make_spans(1, start=2)[0])
+    stats = balanced(p.statistics())
+    assert (stats.produced, stats.queued, stats.dropped["already_shutdown"]) == (3, 1, 2)
+    assert exporter.batches == []  # nothing exported by it: shutdown exports what is queued
+    assert (await p.shutdown(timeout=5)).exported == 1
+
+
 async def test_byte_cap_with_a_custom_size_of() -> None:
     exporter = ControlledExporter()
 
@@ -508,7 +522,7 @@ def test_from_config_takes_the_batch_settings() -> None:
     p = BatchProcessor.from_config(RecordingExporter(), Signal.LOGS, config, policy="drop_oldest")
     stats = p.statistics()
     assert (stats.capacity, p.policy, p.signal) == (100, "drop_oldest", Signal.LOGS)
-    assert p._schedule_delay == 1.0  # OTEL_BLRP_SCHEDULE_DELAY's default
+    assert p.schedule_delay == 1.0  # OTEL_BLRP_SCHEDULE_DELAY's default
     with pytest.raises(ConfigurationError, match="config"):
         BatchProcessor.from_config(RecordingExporter(), Signal.LOGS, {"max_queue_size": 1})  # type: ignore[arg-type]
 

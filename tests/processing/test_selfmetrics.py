@@ -135,9 +135,9 @@ async def test_the_meter_provider_does_not_keep_a_processor_alive(reader: InMemo
     p.put_nowait(make_spans(1)[0])
     await p.shutdown()
     assert "otel.sdk.processor.span.queue.size" in collect(reader)
-    queue = weakref.ref(p._queue)
+    processor = weakref.ref(p)
     del p
     gc.collect()
-    assert queue() is None
+    assert processor() is None
     reporting = {name for name, metric in collect(reader).items() if metric.data.data_points}
     assert reporting == {"otel.sdk.exporter.operation.duration"}  # the callbacks observe nothing any more

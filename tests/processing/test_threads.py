@@ -233,7 +233,7 @@ def test_shutdown_when_the_processors_loop_has_stopped_drops_what_is_queued() ->
         stats = balanced(p.statistics())
         assert (stats.dropped["shutdown"], stats.dropped["already_shutdown"], stats.queued) == (4, 1, 0)
     finally:
-        if p._worker is not None:  # let the worker end, so that closing the loop leaves no pending task
-            p._worker.cancel()
+        for task in asyncio.all_tasks(loop):  # let the worker end, so that closing the loop leaves no pending task
+            task.cancel()
         loop.run_until_complete(asyncio.sleep(0))
         loop.close()

@@ -49,13 +49,13 @@ from tests.sdk import sdk_data
 
 from aiotlp import ConfigurationError, OTLPExporter, RetryPolicy
 from aiotlp.config import SignalConfig
-from aiotlp.encoding import PartialSuccess
 from aiotlp.sdk import LogExporter, MetricExporter, SpanExporter
 from aiotlp.sdk._bridge import get_bridge
 from aiotlp.sdk._encode import count_data_points, encode_spans, encode_spans_json, metric_items
 from aiotlp.sdk._exporters import MAX_DETACHED
 from aiotlp.testing import FakeCollector, Reply, free_port
 from aiotlp.transport import GrpcImplementation, make_transport
+from aiotlp.transport import Reply as TransportReply
 
 FAST_RETRY = RetryPolicy(initial_backoff=0.01, max_backoff=0.02, jitter=0.1, max_attempts=3)
 RESOURCE = Resource({"service.name": "tests"})
@@ -94,10 +94,9 @@ class ProbeTransport:
     def __call__(self, config: SignalConfig) -> ProbeTransport:  # the transport_factory
         return self
 
-    def prepare(self, body: bytes) -> tuple[bytes, bool]:
-        return body, False
+    compression = "none"
 
-    async def send(self, body: bytes, *, compressed: bool, timeout: float) -> PartialSuccess:
+    async def send(self, body: bytes, *, content_encoding: str, timeout: float) -> TransportReply:
         self.contexts.append(
             (
                 get_value(_SUPPRESS_INSTRUMENTATION_KEY),
@@ -109,7 +108,7 @@ class ProbeTransport:
         self.entered.set()
         if self.block:
             await asyncio.Event().wait()
-        return PartialSuccess()
+        return TransportReply(200)
 
     async def close(self) -> None:
         self.closed = True
@@ -543,9 +542,9 @@ CANARY = "s3cr3t-canary-sdk"
 @pytest.fixture
 def unit_warnings(monkeypatch: pytest.MonkeyPatch) -> None:
     """The seconds-like timeout warning is once per variable per process: start afresh."""
-    import aiotlp.config
+    import aiotlp.config._values
 
-    monkeypatch.setattr(aiotlp.config, "_unit_warned", set())
+    monkeypatch.setattr(aiotlp.config._values, "_unit_warned", set())
 
 
 @pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])

@@ -37,9 +37,10 @@ from aiotlp.encoding._response import (
     decode_rpc_status,
     decode_rpc_status_json,
 )
+from aiotlp.export import read_reply
 from aiotlp.model._signal import Signal
 from aiotlp.testing import FakeCollector, Reply, message_to_otlp_json, otlp_json_to_message
-from aiotlp.transport import H2GrpcTransport, zstd_compress
+from aiotlp.transport import H2GrpcTransport, grpc_method, zstd_compress
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
@@ -131,7 +132,7 @@ REQUESTS: dict[Signal, Any] = {
 
 def grpc_export(channel: grpc.aio.Channel, signal: Signal, body: bytes, **kwargs: Any) -> grpc.aio.UnaryUnaryCall:
     """Start one raw unary Export call (bytes in, bytes out); await it for the response bytes."""
-    return channel.unary_unary(signal.grpc_method)(body, **kwargs)
+    return channel.unary_unary(grpc_method(signal))(body, **kwargs)
 
 
 async def http_post(
@@ -443,7 +444,7 @@ async def test_grpc_refuses_undecodable_body(collector: FakeCollector, channel: 
     assert "cannot decode logs request" in (info.value.details() or "")
     [bad] = collector.bad_requests
     assert (bad.transport, bad.status, bad.body) == ("grpc", "INVALID_ARGUMENT", b"\x0a\x05ab")
-    assert bad.path == Signal.LOGS.grpc_method
+    assert bad.path == grpc_method(Signal.LOGS)
 
 
 # -- scripted replies ----------------------------------------------------------------------------------------
@@ -466,6 +467,20 @@ async def test_script_order_per_signal_then_any_then_default(
         statuses.append(status)
     assert statuses == [206, 201, 203, 202, 202]
     assert collector.pending() == collector.pending(Signal.LOGS) == 0
+
+
+async def test_clear_script_drops_the_unused_replies_of_one_queue(
+    collector: FakeCollector, session: aiohttp.ClientSession
+) -> None:
+    collector.script(Reply(http_status=503), Reply(http_status=429))
+    collector.script(Reply(http_status=400), signal=Signal.LOGS)
+    assert collector.clear_script() == 2
+    assert (collector.pending(), collector.pending(Signal.LOGS)) == (0, 1)
+    status, _, _ = await http_post(session, collector, Signal.TRACES, b"")
+    assert status == 200  # the default: the dropped replies are not used
+    assert collector.clear_script(Signal.LOGS) == 1
+    status, _, _ = await http_post(session, collector, Signal.LOGS, b"")
+    assert status == 200
 
 
 @pytest.mark.parametrize(
@@ -1013,24 +1028,16 @@ async def test_grpcio_server_cannot_take_zstd_and_the_h2_server_can() -> None:
             config = ExporterConfig.from_env(endpoint=collector.grpc_endpoint, protocol="grpc", compression="zstd")
             transport = H2GrpcTransport(config.traces)
             try:
+                reply = await transport.send(zstd_compress(spans), content_encoding="zstd", timeout=5)
                 if ok:
-                    assert (
-                        await transport.send(_prepared(transport, spans), compressed=True, timeout=5)
-                        == PartialSuccess()
-                    )
+                    assert read_reply(reply, transport.content_type) == PartialSuccess()
                     [received] = collector.received
                     assert (received.compression, received.body) == ("zstd", spans)
                 else:
                     with pytest.raises(RejectedError, match="grpc-encoding"):
-                        await transport.send(_prepared(transport, spans), compressed=True, timeout=5)
+                        read_reply(reply, transport.content_type)
             finally:
                 await transport.close()
-
-
-def _prepared(transport: H2GrpcTransport, body: bytes) -> bytes:
-    prepared, compressed = transport.prepare(body)
-    assert compressed
-    return prepared
 
 
 @pytest.fixture
@@ -1110,8 +1117,9 @@ async def test_h2_server_size_limit_and_zstd_bomb() -> None:
         config = ExporterConfig.from_env(endpoint=collector.grpc_endpoint, protocol="grpc", compression="zstd")
         transport = H2GrpcTransport(config.traces)
         try:
+            body = zstd_compress(bytes(64 * 1024 * 1024))
             with pytest.raises(RejectedError, match="RESOURCE_EXHAUSTED"):
-                await transport.send(_prepared(transport, bytes(64 * 1024 * 1024)), compressed=True, timeout=5)
+                read_reply(await transport.send(body, content_encoding="zstd", timeout=5), transport.content_type)
         finally:
             await transport.close()
         [bad] = collector.bad_requests

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import random
 from collections.abc import AsyncIterator, Sequence
 
@@ -28,7 +29,8 @@ from aiotlp import (
     SignalConfig,
     Span,
 )
-from aiotlp._compat import timeout_at
+from aiotlp._backports import timeout_at
+from aiotlp.export import reply_error
 from aiotlp.testing import FakeCollector, Outcome, Reply, ScriptedTransport
 from aiotlp.transport import (
     FleetPolicy,
@@ -39,6 +41,7 @@ from aiotlp.transport import (
     is_endpoint_fault,
     make_transport,
 )
+from aiotlp.transport import Reply as WireReply
 
 FAST = FleetPolicy(initial_backoff=0.05, max_backoff=0.2, jitter=0.0)
 NO_RETRY = RetryPolicy(max_attempts=1)
@@ -183,7 +186,7 @@ def scripted_fleet(*transports: ScriptedTransport, policy: FleetPolicy = FAST) -
 async def test_round_robin_is_exact_with_concurrent_sends() -> None:
     transports = [ScriptedTransport(default=Outcome(delay=0.001)) for _ in range(3)]
     fleet = scripted_fleet(*transports)
-    await asyncio.gather(*(fleet.send(b"x", compressed=False, timeout=5) for _ in range(300)))
+    await asyncio.gather(*(fleet.send(b"x", content_encoding="identity", timeout=5) for _ in range(300)))
     assert [len(t.attempts) for t in transports] == [100, 100, 100]
     stats = fleet.statistics()
     assert [(s.requests, s.successes, s.failures, s.state) for s in stats] == [(100, 100, 0, "up")] * 3
@@ -194,7 +197,7 @@ async def test_failover_sends_the_same_bytes_once_to_each_endpoint_at_most() -> 
     also_down = ScriptedTransport(default=Outcome(error=ServerBusyError("HTTP 503", status=503)))
     up = ScriptedTransport()
     fleet = scripted_fleet(down, also_down, up)
-    await fleet.send(b"payload", compressed=False, timeout=5)
+    await fleet.send(b"payload", content_encoding="identity", timeout=5)
     assert [[a.body for a in t.attempts] for t in (down, also_down, up)] == [[b"payload"]] * 3
     first, second, third = fleet.statistics()
     assert (first.state, first.failovers, first.consecutive_failures) == ("down", 1, 1)
@@ -202,7 +205,7 @@ async def test_failover_sends_the_same_bytes_once_to_each_endpoint_at_most() -> 
     assert (third.state, third.successes) == ("up", 1)
     # both down ones rest: the next sends all go to the healthy one
     for _ in range(5):
-        await fleet.send(b"more", compressed=False, timeout=5)
+        await fleet.send(b"more", content_encoding="identity", timeout=5)
     assert (len(down.attempts), len(also_down.attempts), len(up.attempts)) == (1, 1, 6)
 
 
@@ -211,15 +214,60 @@ async def test_permanent_errors_are_not_failed_over_and_keep_the_endpoint_up() -
     other = ScriptedTransport()
     fleet = scripted_fleet(picky, other)
     with pytest.raises(RejectedError):
-        await fleet.send(b"x", compressed=False, timeout=5)
+        await fleet.send(b"x", content_encoding="identity", timeout=5)
     assert other.attempts == []
     assert fleet.statistics()[0].state == "up" and fleet.statistics()[0].failures == 1
     # a request-level retryable gRPC status is not an endpoint fault either: the Retry layer handles it
     aborting = ScriptedTransport([Outcome(error=ServerBusyError("ABORTED", status="ABORTED"))])
     fleet = scripted_fleet(aborting, other)
     with pytest.raises(ServerBusyError):
-        await fleet.send(b"x", compressed=False, timeout=5)
+        await fleet.send(b"x", content_encoding="identity", timeout=5)
     assert len(other.attempts) == 0 and fleet.statistics()[0].state == "up"
+
+
+def reading_fleet(*transports: ScriptedTransport, policy: FleetPolicy = FAST) -> FleetTransport:
+    """A fleet that reads replies with the exporter's reader, as ``OTLPExporter`` builds it."""
+    members = [(f"e{i}", t) for i, t in enumerate(transports)]
+    return FleetTransport(members, policy=policy, rng=random.Random(1), classify=reply_error)
+
+
+async def test_replies_are_read_by_the_classifier_and_endpoint_faults_fail_over() -> None:
+    busy = ScriptedTransport(default=Outcome(response=WireReply(503, retry_after="7")))
+    picky = ScriptedTransport(default=Outcome(response=WireReply(400)))
+    fine = ScriptedTransport()
+    fleet = reading_fleet(busy, picky, fine)
+    reply = await fleet.send(b"x", content_encoding="identity", timeout=5)
+    assert reply.status == 400  # 503 failed over; 400 is the request's fault: returned to be read, not failed over
+    assert fine.attempts == []
+    first, second, third = fleet.statistics()
+    assert (first.state, first.failovers, first.last_error) == (
+        "down",
+        1,
+        "ServerBusyError: HTTP 503 Service Unavailable from collector",
+    )
+    assert 6.9 < first.retry_in <= 7  # the server's Retry-After, longer than the backoff
+    assert (second.state, second.failures, second.last_error) == (
+        "up",
+        1,
+        "RejectedError: HTTP 400 Bad Request from collector",
+    )
+    assert third.requests == 0
+    # every endpoint answers a fault: the last reply is returned (the reader raises it, retryable)
+    grpc = [ScriptedTransport(default=Outcome(response=WireReply(200, grpc_status=14))) for _ in range(2)]
+    for transport in grpc:
+        transport.content_type = "application/grpc"
+    fleet = reading_fleet(*grpc)
+    reply = await fleet.send(b"x", content_encoding="identity", timeout=5)
+    assert reply.grpc_status == 14 and [len(t.attempts) for t in grpc] == [1, 1]
+    assert [s.state for s in fleet.statistics()] == ["down", "down"]
+
+
+async def test_without_a_classifier_every_reply_is_an_answer() -> None:
+    busy = ScriptedTransport(default=Outcome(response=WireReply(503)))
+    other = ScriptedTransport()
+    fleet = scripted_fleet(busy, other)
+    assert (await fleet.send(b"x", content_encoding="identity", timeout=5)).status == 503
+    assert other.attempts == [] and fleet.statistics()[0].state == "up"
 
 
 async def test_all_down_raises_a_retryable_error_without_touching_the_network() -> None:
@@ -227,9 +275,9 @@ async def test_all_down_raises_a_retryable_error_without_touching_the_network() 
     b = ScriptedTransport(default=Outcome(error=ConnectError("refused b")))
     fleet = scripted_fleet(a, b, policy=FleetPolicy(initial_backoff=10, max_backoff=10, jitter=0))
     with pytest.raises(ConnectError, match="refused b"):  # both tried: the last fault
-        await fleet.send(b"x", compressed=False, timeout=5)
+        await fleet.send(b"x", content_encoding="identity", timeout=5)
     with pytest.raises(ConnectError, match="all 2 collector endpoints are down") as caught:
-        await fleet.send(b"x", compressed=False, timeout=5)
+        await fleet.send(b"x", content_encoding="identity", timeout=5)
     assert caught.value.retryable
     assert (len(a.attempts), len(b.attempts)) == (1, 1)
     assert all(9 < s.retry_in <= 10 for s in fleet.statistics())
@@ -246,14 +294,14 @@ async def test_backoff_grows_per_endpoint_and_a_successful_probe_brings_it_back(
     loop = asyncio.get_running_loop()
     rests = []
     for _ in range(3):
-        await fleet.send(b"x", compressed=False, timeout=5)  # fails on flaky (a probe), served by steady
+        await fleet.send(b"x", content_encoding="identity", timeout=5)  # fails on flaky (a probe), served by steady
         stats = fleet.statistics()[0]
         rests.append(round(stats.retry_in, 2))
         await asyncio.sleep(stats.retry_in)  # exactly its backoff: then it may be probed again
         fleet._next = 0  # make flaky the next in the rotation, so the probe happens now
     assert rests == [0.05, 0.1, 0.3]  # 0.05, 0.05*2, then the server's Retry-After (longer than 0.2)
     start = loop.time()
-    await fleet.send(b"x", compressed=False, timeout=5)  # the probe succeeds
+    await fleet.send(b"x", content_encoding="identity", timeout=5)  # the probe succeeds
     assert loop.time() - start < 1
     stats = fleet.statistics()[0]
     assert (stats.state, stats.consecutive_failures, stats.requests, stats.successes) == ("up", 0, 4, 1)
@@ -263,10 +311,10 @@ async def test_one_probe_at_a_time_while_a_down_endpoint_recovers() -> None:
     recovering = ScriptedTransport([Outcome(error=ConnectError("refused")), Outcome(delay=0.05)])
     steady = ScriptedTransport(default=Outcome(delay=0.01))
     fleet = scripted_fleet(recovering, steady, policy=FleetPolicy(initial_backoff=0.01, jitter=0))
-    await fleet.send(b"x", compressed=False, timeout=5)
+    await fleet.send(b"x", content_encoding="identity", timeout=5)
     await asyncio.sleep(fleet.statistics()[0].retry_in)
     fleet._next = 0
-    await asyncio.gather(*(fleet.send(b"y", compressed=False, timeout=5) for _ in range(10)))
+    await asyncio.gather(*(fleet.send(b"y", content_encoding="identity", timeout=5) for _ in range(10)))
     assert len(recovering.attempts) == 2  # the failure, then exactly one probe while the others went to steady
     assert fleet.statistics()[0].state == "up"
 
@@ -276,15 +324,17 @@ async def test_a_probe_answered_with_a_request_level_error_brings_the_endpoint_b
         [Outcome(error=ConnectError("refused")), Outcome(error=ServerBusyError("ABORTED", status="ABORTED"))]
     )
     fleet = scripted_fleet(flaky, ScriptedTransport(), policy=FleetPolicy(initial_backoff=0.01, jitter=0))
-    await fleet.send(b"x", compressed=False, timeout=5)
+    await fleet.send(b"x", content_encoding="identity", timeout=5)
     await asyncio.sleep(fleet.statistics()[0].retry_in)
     fleet._next = 0
     with pytest.raises(ServerBusyError):  # not an endpoint fault: raised for the Retry layer, not failed over
-        await fleet.send(b"x", compressed=False, timeout=5)
+        await fleet.send(b"x", content_encoding="identity", timeout=5)
     stats = fleet.statistics()[0]
     assert (stats.state, stats.failures, stats.consecutive_failures) == ("up", 2, 0)
     fleet._next = 0
-    await fleet.send(b"x", compressed=False, timeout=5)  # and it is in the rotation again (not stuck probing)
+    await fleet.send(
+        b"x", content_encoding="identity", timeout=5
+    )  # and it is in the rotation again (not stuck probing)
     assert len(flaky.attempts) == 3
 
 
@@ -296,11 +346,11 @@ async def test_a_timeout_marks_the_endpoint_down_and_the_next_attempt_goes_elsew
     deadline = loop.time() + 0.05
     with pytest.raises(asyncio.TimeoutError):  # TimeoutError itself from 3.11
         async with timeout_at(deadline):  # as the Timeout layer does (asyncio.timeout_at from 3.11)
-            await fleet.send(b"x", compressed=False, timeout=deadline - loop.time())
+            await fleet.send(b"x", content_encoding="identity", timeout=deadline - loop.time())
     stats = fleet.statistics()[0]
     assert (stats.state, stats.failures, stats.last_error) == ("down", 1, stats.last_error)
     assert stats.last_error is not None and stats.last_error.startswith("AttemptTimeoutError")
-    await fleet.send(b"x", compressed=False, timeout=5)
+    await fleet.send(b"x", content_encoding="identity", timeout=5)
     assert len(fine.attempts) == 1
 
 
@@ -321,7 +371,7 @@ async def test_resolving_fleet_follows_the_names_addresses() -> None:
         ScriptedTransport(), [("http://collectors.test:4317", "collectors.test", 4317)], factory, resolver=resolver
     )
     for _ in range(4):
-        await fleet.send(b"x", compressed=False, timeout=5)
+        await fleet.send(b"x", content_encoding="identity", timeout=5)
     assert {a: len(t.attempts) for a, t in made.items()} == {("10.0.0.1", 4317): 2, ("10.0.0.2", 4317): 2}
     assert [s.endpoint for s in fleet.statistics()] == [
         "http://collectors.test:4317 (10.0.0.1:4317)",
@@ -351,7 +401,7 @@ async def test_resolving_fleet_that_cannot_resolve_fails_retryably() -> None:
         resolver=resolver,
     )
     with pytest.raises(ConnectError, match="no collector address is known"):
-        await fleet.send(b"x", compressed=False, timeout=5)
+        await fleet.send(b"x", content_encoding="identity", timeout=5)
     await fleet.close()
 
 
@@ -382,6 +432,23 @@ async def test_http_failover_when_one_endpoint_refuses(pair: tuple[FakeCollector
     assert dead.state == "down" and dead.failures >= 1 and dead.failovers == dead.failures
     assert dead.last_error is not None and dead.last_error.startswith("ConnectError")
     assert (alive.state, alive.successes) == ("up", 20)
+
+
+@pytest.mark.parametrize("protocol", ["http/protobuf", "grpc"])
+async def test_a_fleet_from_a_transport_factory_reads_replies_too(
+    pair: tuple[FakeCollector, FakeCollector], protocol: str
+) -> None:
+    """``transport_factory=make_transport`` (the SDK exporters' way to pick a client) makes the fleet without a
+    reader: the exporter gives it its own, so an UNAVAILABLE / 503 still fails over."""
+    a, b = pair
+    endpoints = [a.grpc_endpoint, b.grpc_endpoint] if protocol == "grpc" else [a.http_endpoint, b.http_endpoint]
+    resting = FleetPolicy(initial_backoff=60, max_backoff=60)
+    factory = functools.partial(make_transport, fleet=resting)
+    async with OTLPExporter(endpoint=endpoints, protocol=protocol, retry=NO_RETRY, transport_factory=factory) as e:
+        a.script(Reply(http_status=503))  # gRPC: UNAVAILABLE
+        assert (await e.export_traces([span(1)])).ok
+        assert (len(a.requests()), len(b.requests())) == (1, 1)  # refused by a, taken by b
+        assert [s.state for s in e.endpoints_statistics()] == ["down", "up"]
 
 
 async def test_http_503_fails_over_but_400_and_401_do_not(pair: tuple[FakeCollector, FakeCollector]) -> None:

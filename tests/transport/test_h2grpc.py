@@ -30,6 +30,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from tests import samples
+from tests.transport.support import call as exchange
 
 from aiotlp import (
     AttemptTimeoutError,
@@ -270,7 +271,7 @@ async def test_the_status_message_and_retry_info_are_read(collector: FakeCollect
     transport = transport_for(collector.grpc_endpoint)
     try:
         with pytest.raises(ServerBusyError) as info:
-            await transport.send(encode_traces(samples.spans(1)), compressed=False, timeout=5)
+            await exchange(transport, encode_traces(samples.spans(1)), timeout=5)
     finally:
         await transport.close()
     assert info.value.retry_after == pytest.approx(0.6)
@@ -285,9 +286,9 @@ async def test_a_hung_server_times_out_and_the_connection_survives(collector: Fa
     try:
         start = time.monotonic()
         with pytest.raises(AttemptTimeoutError):
-            await transport.send(body, compressed=False, timeout=0.3)
+            await exchange(transport, body, timeout=0.3)
         assert 0.29 <= time.monotonic() - start < 0.8
-        assert await transport.send(body, compressed=False, timeout=5) is not None  # same connection, next stream
+        assert await exchange(transport, body, timeout=5) is not None  # same connection, next stream
     finally:
         await transport.close()
     assert len({r.peer for r in collector.received}) == 1
@@ -307,7 +308,7 @@ async def test_the_export_deadline_holds_against_a_hung_server(collector: FakeCo
 async def test_close_during_a_call_fails_it_at_once(collector: FakeCollector) -> None:
     collector.script(Reply(delay=30))
     transport = transport_for(collector.grpc_endpoint)
-    call = asyncio.create_task(transport.send(encode_traces(samples.spans(1)), compressed=False, timeout=20))
+    call = asyncio.create_task(exchange(transport, encode_traces(samples.spans(1)), timeout=20))
     await collector.wait_for(1)
     start = time.monotonic()
     await transport.close()
@@ -315,7 +316,7 @@ async def test_close_during_a_call_fails_it_at_once(collector: FakeCollector) ->
         await call
     assert time.monotonic() - start < 0.5
     with pytest.raises(PermanentError):
-        await transport.send(b"", compressed=False, timeout=1)
+        await exchange(transport, b"", timeout=1)
 
 
 async def test_shutdown_of_the_exporter_during_a_call(collector: FakeCollector) -> None:
@@ -336,12 +337,12 @@ async def test_a_cancelled_caller_resets_only_its_stream(collector: FakeCollecto
     transport = transport_for(collector.grpc_endpoint)
     body = encode_traces(samples.spans(1))
     try:
-        call = asyncio.create_task(transport.send(body, compressed=False, timeout=20))
+        call = asyncio.create_task(exchange(transport, body, timeout=20))
         await collector.wait_for(1)
         call.cancel()
         with pytest.raises(asyncio.CancelledError):
             await call
-        await transport.send(body, compressed=False, timeout=5)
+        await exchange(transport, body, timeout=5)
     finally:
         await transport.close()
     assert len({r.peer for r in collector.received}) == 1
@@ -351,12 +352,12 @@ async def test_reconnects_after_the_collector_restarts(collector: FakeCollector)
     transport = transport_for(collector.grpc_endpoint)
     body = encode_traces(samples.spans(1))
     try:
-        await transport.send(body, compressed=False, timeout=5)
+        await exchange(transport, body, timeout=5)
         await collector.stop()
         with pytest.raises(ConnectError):
-            await transport.send(body, compressed=False, timeout=5)
+            await exchange(transport, body, timeout=5)
         await collector.start()  # the same port
-        await transport.send(body, compressed=False, timeout=5)
+        await exchange(transport, body, timeout=5)
     finally:
         await transport.close()
     assert len(collector.received) == 2
@@ -393,7 +394,7 @@ async def test_connection_refused_is_a_connect_error() -> None:
     transport = transport_for(f"http://127.0.0.1:{port}")
     try:
         with pytest.raises(ConnectError, match=f"127.0.0.1:{port}"):
-            await transport.send(b"", compressed=False, timeout=2)
+            await exchange(transport, b"", timeout=2)
     finally:
         await transport.close()
     async with h2_exporter(f"http://127.0.0.1:{port}") as exporter:
@@ -408,8 +409,8 @@ async def test_a_5_mib_reply_is_refused(collector: FakeCollector) -> None:
     body = encode_traces(samples.spans(1))
     try:
         with pytest.raises(ResponseError, match="more than"):
-            await transport.send(body, compressed=False, timeout=5)
-        await transport.send(body, compressed=False, timeout=5)  # the connection is still good
+            await exchange(transport, body, timeout=5)
+        await exchange(transport, body, timeout=5)  # the connection is still good
     finally:
         await transport.close()
     async with h2_exporter(collector.grpc_endpoint) as exporter:
@@ -424,7 +425,7 @@ async def test_a_gzip_bomb_reply_from_the_fake_collector_is_refused(collector: F
     transport = transport_for(collector.grpc_endpoint)
     try:
         with pytest.raises(ResponseError):
-            await transport.send(encode_traces(samples.spans(1)), compressed=False, timeout=10)
+            await exchange(transport, encode_traces(samples.spans(1)), timeout=10)
     finally:
         await transport.close()
 
@@ -433,7 +434,7 @@ async def test_a_reply_just_under_the_limit_is_read(collector: FakeCollector) ->
     collector.script(Reply(body_size=1000))
     transport = transport_for(collector.grpc_endpoint, max_response_bytes=1000)
     try:
-        result = await transport.send(encode_traces(samples.spans(1)), compressed=False, timeout=5)
+        result = await exchange(transport, encode_traces(samples.spans(1)), timeout=5)
     finally:
         await transport.close()
     assert result.rejected == 0
@@ -452,7 +453,7 @@ async def test_tls(pki: dict[str, Any]) -> None:
         transport = transport_for(collector.grpc_endpoint, certificate_file=pki["other_ca"])
         try:
             with pytest.raises(PermanentError, match="certificate verification failed") as info:
-                await transport.send(encode_traces(samples.spans(1)), compressed=False, timeout=3)
+                await exchange(transport, encode_traces(samples.spans(1)), timeout=3)
             assert collector.grpc_endpoint in str(info.value)
         finally:
             await transport.close()
@@ -460,7 +461,7 @@ async def test_tls(pki: dict[str, Any]) -> None:
         plain = transport_for(collector.grpc_endpoint.replace("https://", "http://"))
         try:
             with pytest.raises((PermanentError, ConnectError)):
-                await plain.send(encode_traces(samples.spans(1)), compressed=False, timeout=3)
+                await exchange(plain, encode_traces(samples.spans(1)), timeout=3)
         finally:
             await plain.close()
         assert len(collector.received) == 1
@@ -482,7 +483,7 @@ async def test_mtls(pki: dict[str, Any]) -> None:
         transport = transport_for(collector.grpc_endpoint, certificate_file=pki["ca"])
         try:
             with pytest.raises(PermanentError, match="TLS"):
-                await transport.send(encode_logs(samples.logs()), compressed=False, timeout=3)
+                await exchange(transport, encode_logs(samples.logs()), timeout=3)
         finally:
             await transport.close()
         assert len(collector.received) == 1
@@ -493,7 +494,7 @@ async def test_a_tls_shutdown_is_prompt_and_closes_the_socket(pki: dict[str, Any
     async with FakeCollector(ssl_cert=pki["server_cert"], ssl_key=pki["server_key"]) as collector:
         for _ in range(2):
             transport = transport_for(collector.grpc_endpoint, certificate_file=pki["ca"])
-            await transport.send(encode_traces(samples.spans(1)), compressed=False, timeout=3)
+            await exchange(transport, encode_traces(samples.spans(1)), timeout=3)
             connection = transport._connection
             assert connection is not None and connection.usable
             loop = asyncio.get_running_loop()
@@ -677,7 +678,7 @@ class H2Server:
 async def send_to(server: H2Server, body: bytes = b"\x0a\x00", *, timeout: float = 5, **kwargs: Any) -> Any:
     transport = transport_for(server.endpoint, **kwargs)
     try:
-        return await transport.send(body, compressed=False, timeout=timeout)
+        return await exchange(transport, body, timeout=timeout)
     finally:
         await transport.close()
 
@@ -711,9 +712,7 @@ async def test_gzip_request_and_response() -> None:
     async with H2Server(handler) as server:
         transport = transport_for(server.endpoint, compression="gzip")
         try:
-            body, compressed = transport.prepare(b"hello" * 100)
-            assert compressed
-            result = await transport.send(body, compressed=True, timeout=5)
+            result = await exchange(transport, b"hello" * 100, timeout=5, compress_body=True)
         finally:
             await transport.close()
     assert (result.rejected, result.error_message) == (3, "old")
@@ -733,9 +732,7 @@ async def test_zstd_request_and_zstd_or_deflate_response(encoding: str) -> None:
     async with H2Server(handler) as server:
         transport = transport_for(server.endpoint, compression="zstd")
         try:
-            body, compressed = transport.prepare(b"hello" * 100)
-            assert compressed
-            result = await transport.send(body, compressed=True, timeout=5)
+            result = await exchange(transport, b"hello" * 100, timeout=5, compress_body=True)
         finally:
             await transport.close()
     assert (result.rejected, result.error_message) == (3, "old")
@@ -761,7 +758,7 @@ async def test_a_zstd_bomb_or_an_unknown_encoding_in_a_response_is_refused(encod
         transport = transport_for(server.endpoint)
         try:
             with pytest.raises(ExportError, match=match):
-                await transport.send(b"", compressed=False, timeout=5)
+                await exchange(transport, b"", timeout=5)
         finally:
             await transport.close()
 
@@ -833,8 +830,8 @@ async def test_goaway_fails_the_calls_the_server_did_not_take_and_reconnects() -
         transport = transport_for(server.endpoint)
         try:
             with pytest.raises(ConnectError, match="GOAWAY"):
-                await transport.send(b"", compressed=False, timeout=5)
-            await transport.send(b"", compressed=False, timeout=5)
+                await exchange(transport, b"", timeout=5)
+            await exchange(transport, b"", timeout=5)
         finally:
             await transport.close()
     assert server.connections == 2
@@ -853,7 +850,7 @@ async def test_goaway_lets_the_calls_the_server_took_finish() -> None:
         transport = transport_for(server.endpoint)
         try:
             for _ in range(2):
-                assert (await transport.send(b"", compressed=False, timeout=5)).rejected == 0
+                assert (await exchange(transport, b"", timeout=5)).rejected == 0
         finally:
             await transport.close()
     assert server.connections == 2
@@ -877,7 +874,7 @@ async def test_grpc_go_graceful_goaway_with_a_ping_lets_the_calls_in_flight_fini
         transport = transport_for(server.endpoint)
         try:
             for _ in range(2):
-                assert (await transport.send(b"", compressed=False, timeout=5)).rejected == 0
+                assert (await exchange(transport, b"", timeout=5)).rejected == 0
         finally:
             await transport.close()
     assert server.connections == 2
@@ -901,8 +898,8 @@ async def test_max_concurrent_streams_is_respected() -> None:
     async with H2Server(handler, settings=settings) as server:
         transport = transport_for(server.endpoint)
         try:
-            await transport.send(b"", compressed=False, timeout=5)  # connected: the server's SETTINGS are known
-            results = await asyncio.gather(*(transport.send(b"", compressed=False, timeout=5) for _ in range(8)))
+            await exchange(transport, b"", timeout=5)  # connected: the server's SETTINGS are known
+            results = await asyncio.gather(*(exchange(transport, b"", timeout=5) for _ in range(8)))
         finally:
             await transport.close()
     assert len(results) == 8
@@ -947,7 +944,7 @@ async def test_data_frames_respect_the_servers_frame_size_and_windows(window: in
         transport = transport_for(server.endpoint, max_request_bytes=16 * 1024 * 1024)
         try:
             for body in bodies:
-                await transport.send(body, compressed=False, timeout=10)
+                await exchange(transport, body, timeout=10)
         finally:
             await transport.close()
     assert server.connections == 1
@@ -961,7 +958,7 @@ async def test_a_timeout_while_the_socket_buffer_is_full_is_prompt() -> None:
         try:
             start = time.monotonic()
             with pytest.raises(AttemptTimeoutError):
-                await transport.send(bytes(64 * 1024 * 1024), compressed=False, timeout=0.5)
+                await exchange(transport, bytes(64 * 1024 * 1024), timeout=0.5)
             assert time.monotonic() - start < 1.0
             assert server.stalled.is_set()
         finally:
@@ -981,7 +978,7 @@ async def test_a_server_that_does_not_speak_http2_is_a_permanent_error() -> None
         transport = transport_for(f"http://127.0.0.1:{port}")
         try:
             with pytest.raises((PermanentError, ConnectError)):
-                await transport.send(b"", compressed=False, timeout=2)
+                await exchange(transport, b"", timeout=2)
         finally:
             await transport.close()
     finally:
@@ -1025,7 +1022,7 @@ async def test_a_timeout_resets_the_stream_with_cancel() -> None:
         transport = transport_for(server.endpoint)
         try:
             with pytest.raises(AttemptTimeoutError):
-                await transport.send(b"", compressed=False, timeout=0.2)
+                await exchange(transport, b"", timeout=0.2)
             await asyncio.wait_for(server.reset_seen.wait(), 2)
         finally:
             await transport.close()
@@ -1040,7 +1037,7 @@ def test_runs_on_uvloop() -> None:
             transport = transport_for(server.endpoint)
             try:
                 for _ in range(3):
-                    await transport.send(b"\x0a\x00", compressed=False, timeout=5)
+                    await exchange(transport, b"\x0a\x00", timeout=5)
             finally:
                 await transport.close()
         return server.connections
@@ -1055,7 +1052,7 @@ def test_runs_on_uvloop() -> None:
 def test_the_stateless_hpack_encoder_round_trips() -> None:
     from hpack import Decoder, NeverIndexedHeaderTuple
 
-    from aiotlp.transport._h2grpc import _StaticEncoder
+    from aiotlp.transport._hpack import StaticEncoder as _StaticEncoder
 
     encoder, decoder = _StaticEncoder(), Decoder()
     headers: list[tuple[bytes, bytes]] = [

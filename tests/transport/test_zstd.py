@@ -13,9 +13,12 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp import web
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+from tests.transport.support import call
 
 from aiotlp import ConfigurationError, OTLPExporter, ResponseError
 from aiotlp.config import COMPRESSIONS, ExporterConfig
+from aiotlp.export import ExportRequest, compress_request
+from aiotlp.model import Signal
 from aiotlp.transport import (
     ENCODINGS,
     BoundedInflater,
@@ -163,12 +166,12 @@ async def test_h2_and_http_send_zstd_and_ask_for_what_they_decode() -> None:
     http = HttpTransport(_config("http/protobuf").traces)
     try:
         for transport in (h2, http):
-            body, compressed = transport.prepare(DATA)
-            assert compressed
+            assert transport.compression == "zstd"  # what the export step compresses with
+            body = compress_request(ExportRequest(Signal.TRACES, DATA, 1, len(DATA)), transport.compression).body
             assert _zstd.binding().decompress(body, len(DATA)) == DATA
         assert (b"grpc-accept-encoding", b"identity,gzip,deflate,zstd") in h2._head
         assert http._headers["accept-encoding"] == "gzip, deflate, zstd"
-        assert http._compressed_headers["content-encoding"] == "zstd"
+        assert http._encoded_headers["zstd"]["content-encoding"] == "zstd"
     finally:
         await h2.close()
         await http.close()
@@ -206,8 +209,7 @@ async def test_http_reads_a_zstd_response(zstd_answering_server: tuple[str, list
     endpoint, seen = zstd_answering_server
     transport = HttpTransport(_config("http/protobuf", compression, endpoint).traces)
     try:
-        body, compressed = transport.prepare(b"")
-        result = await transport.send(body, compressed=compressed, timeout=5.0)
+        result = await call(transport, b"", timeout=5.0, compress_body=compression != "none")
     finally:
         await transport.close()
     assert result.rejected == 2

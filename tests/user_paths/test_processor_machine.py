@@ -276,7 +276,7 @@ class ProcessorMachine(RuleBasedStateMachine):
                     loop.stop_thread()
                 if not loop.loop.is_closed():
                     loop.loop.close()
-            self.collector._sync(self.collector.collector.clear)
+            self.collector.clear()
             # a failure's traceback keeps this machine alive: not what it made (collected, and checked, by _run)
             self.loops, self.processor, self.provider = [], None, None
 

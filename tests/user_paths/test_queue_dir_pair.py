@@ -46,7 +46,7 @@ def collector() -> Iterator[CollectorThread]:
 
 def wait_until(collector: CollectorThread, predicate: Callable[[FakeCollector], bool], timeout: float) -> bool:
     try:
-        collector._call(collector.collector.wait_for(predicate, timeout), timeout + 5)
+        collector.wait_for(predicate, timeout)
     except TimeoutError:
         return False
     return True

@@ -35,6 +35,7 @@ from .._exceptions import (
     DurableQueueError,
     ExportError,
     MissingExtraError,
+    ProtocolMismatchError,
     RetriesExhaustedError,
 )
 from ..config import (
@@ -48,7 +49,7 @@ from ..config import (
 from ..durable import inspect_queue
 from ..export import ExportResult, OTLPExporter, RetryPolicy
 from ..model import Gauge, LogRecord, Metric, NumberDataPoint, Resource, SeverityNumber, Signal, Span
-from ..transport import zstd_binding
+from ..transport import CHECK_HINT, port_advice, zstd_binding
 from ._queue import lock_text, waiting_text
 from ._ui import UI, Node
 
@@ -248,6 +249,8 @@ def explain(error: BaseException | None, config: SignalConfig) -> str:
         text = text[:159] + "…"
     where = f"{config.host}:{config.port}"
     status = inner.status if isinstance(inner, ExportError) else None
+    if isinstance(inner, ProtocolMismatchError):  # the transport's diagnosis, in the words said here (port_advice)
+        return inner.message.removesuffix(f"; {CHECK_HINT}")
     if isinstance(inner, ConnectError) and any(m in lowered for m in ("name or service", "nodename", "getaddrinfo")):
         return f"cannot resolve the host {config.host!r}: check the endpoint's host name"
     if isinstance(inner, ConnectError) and any(m in lowered for m in ("refused", "connect call failed", "errno 111")):
@@ -290,13 +293,12 @@ def explain(error: BaseException | None, config: SignalConfig) -> str:
     if status in (401, 403, "UNAUTHENTICATED", "PERMISSION_DENIED"):
         return f"{text}: the collector refused the credentials; check OTEL_EXPORTER_OTLP_HEADERS"
     if status == "UNIMPLEMENTED" or "not a grpc response" in lowered:
-        return f"{text}: {where} does not serve OTLP/gRPC; is it an OTLP/HTTP port (4318)? Use a gRPC port (4317)"
+        advice = port_advice("grpc")
+        if inner is not None and advice in str(inner):  # the reply's reader said it already
+            return str(inner)
+        return f"{text}: {where} {advice}"
     if "bad status line" in lowered or "closed before the response" in lowered or "http/2" in lowered:
-        port = "an OTLP/gRPC port (4317)" if config.protocol == "grpc" else "an OTLP/HTTP port (4318)"
-        return (
-            f"{text}: {where} does not speak {config.protocol}; {config.protocol} needs {port}. "
-            "Check OTEL_EXPORTER_OTLP_PROTOCOL and the port"
-        )
+        return f"{text}: {where} {port_advice(config.protocol)}"
     if status in (400, "INVALID_ARGUMENT"):
         return f"{text}: the collector could not read the request; does {where} speak {config.protocol}?"
     return text

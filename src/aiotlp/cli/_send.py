@@ -61,10 +61,10 @@ class Loaded:
 
 def _protobuf() -> Any:
     try:
-        from ..testing import _otlp_json
+        from .. import testing
     except ImportError:
         raise MissingExtraError("receiver", "opentelemetry-proto (the OTLP decoders of `aiotlp send`)") from None
-    return _otlp_json
+    return testing
 
 
 def _count(signal: Signal, message: Any) -> int:

@@ -55,7 +55,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal, TypeVar
 
-from .._compat import timeout as async_timeout
+from .._backports import timeout as async_timeout
 from .._exceptions import (
     ConfigurationError,
     DeadlineExceededError,
@@ -69,10 +69,11 @@ from .._exceptions import (
     RetryableError,
 )
 from .._fork import abandon
+from .._ratelimit import RateLimitedLogger
+from .._validate import positive_int, seconds
 from ..config import ExporterConfig
 from ..encoding import count_items
 from ..export import ExportRequest, ExportResult, OTLPExporter
-from ..export._ratelimit import RateLimitedLogger
 from ..model import LogRecord, Metric, Signal, Span
 from ._files import FileOps
 from ._queue import DEFAULT_MAX_BYTES, DurableQueue, QueuedRecord
@@ -126,12 +127,6 @@ class DurableStatistics:
 _UNITS: Final = {Signal.TRACES: "spans", Signal.LOGS: "log records", Signal.METRICS: "metric data points"}
 
 
-def _check_seconds(value: object, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or value != value:
-        raise ConfigurationError(f"{name} must be a positive number of seconds, got {value!r}")
-    return float(value)
-
-
 class DurableExporter:
     """Queues encoded export requests on disk and delivers them through ``inner`` (see the module docstring).
 
@@ -168,13 +163,12 @@ class DurableExporter:
             raise ConfigurationError(f"inner must be an aiotlp OTLPExporter, got {type(inner).__name__}")
         if fsync not in _POLICIES:
             raise ConfigurationError(f"fsync must be one of {', '.join(_POLICIES)}, got {fsync!r}")
-        self._interval = _check_seconds(fsync_interval, "fsync_interval")
-        self._retry_initial = _check_seconds(retry_initial, "retry_initial")
-        self._retry_max = _check_seconds(retry_max, "retry_max")
+        self._interval = seconds(fsync_interval, "fsync_interval", finite=False)
+        self._retry_initial = seconds(retry_initial, "retry_initial", finite=False)
+        self._retry_max = seconds(retry_max, "retry_max", finite=False)
         if self._retry_max < self._retry_initial:
             raise ConfigurationError(f"retry_max ({retry_max!r}) must be >= retry_initial ({retry_initial!r})")
-        if isinstance(max_in_flight, bool) or not isinstance(max_in_flight, int) or max_in_flight < 1:
-            raise ConfigurationError(f"max_in_flight must be a positive int, got {max_in_flight!r}")
+        positive_int(max_in_flight, "max_in_flight")
         self._inner = inner
         self._policy: FsyncPolicy = fsync
         self._max_in_flight = max_in_flight

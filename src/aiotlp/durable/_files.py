@@ -35,6 +35,20 @@ _FILE_MODE = 0o600
 _DIR_MODE = 0o700
 
 
+def open_directory(path: str) -> int:
+    """A descriptor of the directory ``path``, never through a symlink (``OSError`` otherwise)."""
+    return os.open(path, os.O_RDONLY | os.O_DIRECTORY | _NOFOLLOW)
+
+
+def directory_problem(path: str, exc: OSError, *, symlink: str) -> str:
+    """Why :func:`open_directory` failed, in words; ``symlink`` says why a symlink is refused."""
+    if os.path.islink(path) or exc.errno == errno.ELOOP:
+        return f"it is a symlink ({symlink})"
+    if exc.errno == errno.ENOTDIR:
+        return "it is not a directory"
+    return exc.strerror or str(exc)
+
+
 class FileOps(Protocol):
     """File operations on the names of one directory (which the implementation opened and locked).
 
@@ -102,14 +116,9 @@ class OsFileOps:
                 f"cannot create the queue directory {path}: {exc.strerror}", directory=path
             ) from exc
         try:
-            dir_fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | _NOFOLLOW)
+            dir_fd = open_directory(path)
         except OSError as exc:
-            if os.path.islink(path) or exc.errno == errno.ELOOP:
-                reason = "it is a symlink (refused: the queue never follows symlinks)"
-            elif exc.errno == errno.ENOTDIR:
-                reason = "it is not a directory"
-            else:
-                reason = exc.strerror or str(exc)
+            reason = directory_problem(path, exc, symlink="refused: the queue never follows symlinks")
             raise DurableQueueError(f"cannot open the queue directory {path}: {reason}", directory=path) from exc
         self._dir_fd = dir_fd
         self._lock_fd = -1

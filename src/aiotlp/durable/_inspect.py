@@ -20,7 +20,6 @@ What it reports, and how it knows:
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import os
 import struct
@@ -31,7 +30,7 @@ from typing import Final, Literal
 
 from .._exceptions import DurableQueueError
 from ..model import Signal
-from ._files import LOCK_NAME
+from ._files import LOCK_NAME, directory_problem, open_directory
 from ._queue import DEFAULT_MAX_RECORD_BYTES
 from ._record import HEADER, MAGIC, PAYLOAD_PREFIX, CorruptRecord, check_header, decode_payload, parse_header
 from ._segments import CORRUPT_SUFFIX, CURSOR_NAME, parse_segment_name
@@ -86,14 +85,9 @@ def inspect_queue(
     """
     path = os.path.abspath(os.fspath(directory))
     try:
-        dir_fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | _NOFOLLOW)
+        dir_fd = open_directory(path)
     except OSError as exc:
-        if os.path.islink(path) or exc.errno == errno.ELOOP:
-            reason = "it is a symlink (a queue never follows symlinks)"
-        elif exc.errno == errno.ENOTDIR:
-            reason = "it is not a directory"
-        else:
-            reason = exc.strerror or str(exc)
+        reason = directory_problem(path, exc, symlink="a queue never follows symlinks")
         raise DurableQueueError(f"cannot read the queue directory {path}: {reason}", directory=path) from None
     try:
         return _inspect(path, dir_fd, max_record_bytes)

@@ -41,8 +41,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
 
-from .._exceptions import ConfigurationError, DurableQueueError, QueueFullError, QueueWriteError
-from ..export._ratelimit import RateLimitedLogger
+from .._exceptions import DurableQueueError, QueueFullError, QueueWriteError
+from .._ratelimit import RateLimitedLogger
+from .._validate import int_at_least
 from ..model import Signal
 from ._files import FileOps, OsFileOps
 from ._record import (
@@ -82,10 +83,10 @@ class QueuedRecord:
     body: bytes
     segment: int
     offset: int
-    _entry: _Entry = field(repr=False, compare=False)
+    _entry: _Unacked = field(repr=False, compare=False)
 
 
-class _Entry:
+class _Unacked:
     """A record handed out and not yet acknowledged (the commit point moves over acknowledged ones)."""
 
     __slots__ = ("acked", "end", "items", "segment")
@@ -154,11 +155,11 @@ class DurableQueue:
         fsync: bool = True,
         file_ops: Callable[[str], FileOps] | None = None,
     ) -> None:
-        _check_int(max_bytes, "max_bytes", len(MAGIC) + HEADER + PAYLOAD_PREFIX)
-        _check_int(max_record_bytes, "max_record_bytes", PAYLOAD_PREFIX)
+        int_at_least(max_bytes, "max_bytes", len(MAGIC) + HEADER + PAYLOAD_PREFIX)
+        int_at_least(max_record_bytes, "max_record_bytes", PAYLOAD_PREFIX)
         if segment_bytes is None:
             segment_bytes = min(_MAX_SEGMENT_BYTES, max(max_bytes // 8, _MIN_SEGMENT_BYTES))
-        _check_int(segment_bytes, "segment_bytes", len(MAGIC) + HEADER + PAYLOAD_PREFIX)
+        int_at_least(segment_bytes, "segment_bytes", len(MAGIC) + HEADER + PAYLOAD_PREFIX)
         path = os.path.abspath(os.fspath(directory))
         self._max_bytes = max_bytes
         self._segment_bytes = segment_bytes
@@ -172,7 +173,7 @@ class DurableQueue:
         self._writer: Segment | None = None
         self._sealed_fds: list[int] = []  # finished segments' write descriptors, closed by the next sync
         self._dir_dirty = False
-        self._inflight: deque[_Entry] = deque()
+        self._inflight: deque[_Unacked] = deque()
         self._commit: tuple[int, int] | None = None
         self._cursor_dirty = False
         self._appended_seq = 0
@@ -215,7 +216,7 @@ class DurableQueue:
             if name.endswith(CORRUPT_SUFFIX):
                 self._corrupt_files += 1
             elif name == CURSOR_NAME + ".tmp":
-                self._try(ops.unlink, name)
+                self._counting_errors(ops.unlink, name)
             if segment_id is None:
                 continue
             if ops.is_symlink(name):
@@ -237,14 +238,14 @@ class DurableQueue:
         for segment_id in ids:
             segment = Segment(segment_id, 0, sealed=True, checked=False)
             if segment_id < cursor_id:  # every record in it was acknowledged before the last stop
-                self._try(ops.unlink, segment.name)
+                self._counting_errors(ops.unlink, segment.name)
                 continue
             fd = self._open_read(segment.name)
             segment.read_fd = fd
             segment.size = ops.size(fd)
             if segment.size == 0:  # created, then a crash before its header was written: nothing in it
                 ops.close(fd)
-                self._try(ops.unlink, segment.name)
+                self._counting_errors(ops.unlink, segment.name)
                 continue
             if segment_id == cursor_id:
                 segment.read_off = min(cursor_off, segment.size)
@@ -426,7 +427,7 @@ class DurableQueue:
                 view = view[ops.write(fd, view) :]
         except OSError:
             ops.close(fd)
-            self._try(ops.unlink, segment.name)
+            self._counting_errors(ops.unlink, segment.name)
             raise
         segment.write_fd = fd
         segment.read_off = len(MAGIC)
@@ -449,7 +450,7 @@ class DurableQueue:
                 self._sealed_fds.append(fd)
                 fd = None
         if fd is not None:
-            self._try(self._ops.close, fd)
+            self._counting_errors(self._ops.close, fd)
 
     def sync(self) -> None:
         """fsync everything appended so far (and the directory, if segments were created). Thread-safe.
@@ -480,7 +481,7 @@ class DurableQueue:
                 self._sealed_fds.remove(fd)
             self._synced_seq = max(self._synced_seq, target)
         for fd in sealed:
-            self._try(self._ops.close, fd)
+            self._counting_errors(self._ops.close, fd)
 
     # -- reading
 
@@ -544,7 +545,7 @@ class DurableQueue:
             segment.unread_items = max(segment.unread_items - decoded.items, 0)
             self._unread_records -= 1
             self._unread_items = max(self._unread_items - decoded.items, 0)
-        entry = _Entry(segment, end, decoded.items)
+        entry = _Unacked(segment, end, decoded.items)
         self._inflight.append(entry)
         self._inflight_items += decoded.items
         return QueuedRecord(decoded.signal, decoded.format, decoded.items, decoded.body, segment.id, offset, entry)
@@ -606,14 +607,14 @@ class DurableQueue:
             return
         self._segments.remove(segment)
         if segment.read_fd is not None:
-            self._try(self._ops.close, segment.read_fd)
+            self._counting_errors(self._ops.close, segment.read_fd)
             segment.read_fd = None
         self._bytes -= segment.size
         if segment.damaged:
-            if self._try(self._ops.rename, segment.name, segment.name + CORRUPT_SUFFIX):
+            if self._counting_errors(self._ops.rename, segment.name, segment.name + CORRUPT_SUFFIX):
                 self._corrupt_files += 1
         else:
-            self._try(self._ops.unlink, segment.name)
+            self._counting_errors(self._ops.unlink, segment.name)
 
     def save_cursor(self) -> None:
         """Write the commit point to the cursor file if it moved (an I/O error is counted and logged)."""
@@ -621,12 +622,13 @@ class DurableQueue:
             return
         segment_id, offset = self._commit
         data = struct.pack("<QQ", segment_id, offset)
-        if self._try(self._ops.write_small, CURSOR_NAME, data + struct.pack("<I", zlib.crc32(data))):
+        if self._counting_errors(self._ops.write_small, CURSOR_NAME, data + struct.pack("<I", zlib.crc32(data))):
             self._cursor_dirty = False
 
     # -- the rest
 
-    def _try(self, operation: Callable[..., object], *args: object) -> bool:
+    def _counting_errors(self, operation: Callable[..., object], *args: object) -> bool:
+        """``operation(*args)``; an ``OSError`` is counted and logged (rate-limited), not raised. True if it worked."""
         try:
             operation(*args)
         except OSError as exc:
@@ -694,7 +696,7 @@ class DurableQueue:
                 fds.append(segment.read_fd)
                 segment.read_fd = None
         for fd in fds:
-            self._try(self._ops.close, fd)
+            self._counting_errors(self._ops.close, fd)
 
     def __enter__(self) -> DurableQueue:
         return self
@@ -704,8 +706,3 @@ class DurableQueue:
 
     def __repr__(self) -> str:
         return f"<DurableQueue {self.directory} segments={len(self._segments)} bytes={self._bytes}>"
-
-
-def _check_int(value: object, name: str, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigurationError(f"{name} must be an int >= {minimum}, got {value!r}")

@@ -59,6 +59,7 @@ from ._compat import SpanCore
 from ._json import encode_logs_json, encode_metrics_json, encode_traces_json
 from ._protobuf import encode_logs, encode_metrics, encode_traces
 from ._response import (
+    GRPC_CODE_FOR_HTTP_STATUS,
     PartialSuccess,
     RpcStatus,
     classify_grpc_status,
@@ -70,6 +71,7 @@ from ._response import (
 )
 
 __all__ = [
+    "GRPC_CODE_FOR_HTTP_STATUS",
     "PartialSuccess",
     "RpcStatus",
     "SpanCore",

@@ -30,6 +30,7 @@ from aiotlp._exceptions import ExportError, RejectedError, ResponseError, Server
 from aiotlp.encoding._reader import WIRE_LEN, WIRE_VARINT, Buffer, iter_fields
 
 __all__ = [
+    "GRPC_CODE_FOR_HTTP_STATUS",
     "GRPC_CODE_NAMES",
     "GRPC_RESOURCE_EXHAUSTED",
     "MAX_ERROR_TEXT",
@@ -69,6 +70,19 @@ GRPC_CODE_NAMES: dict[int, str] = {
     16: "UNAUTHENTICATED",
 }
 """gRPC status code -> its canonical name (the ``status`` of a gRPC :class:`ExportError`)."""
+
+GRPC_CODE_FOR_HTTP_STATUS: dict[int, int] = {
+    400: 13,  # INTERNAL
+    401: 16,  # UNAUTHENTICATED
+    403: 7,  # PERMISSION_DENIED
+    404: 12,  # UNIMPLEMENTED
+    429: 14,  # UNAVAILABLE
+    502: 14,
+    503: 14,
+    504: 14,
+}
+"""gRPC's table for a call answered with an HTTP status other than 200 (the peer did not speak gRPC for it);
+every status not listed means UNKNOWN (gRPC's ``doc/http-grpc-status-mapping.md``)."""
 
 RETRYABLE_GRPC_CODES = frozenset({1, 4, 10, 11, 14, 15})
 """CANCELLED, DEADLINE_EXCEEDED, ABORTED, OUT_OF_RANGE, UNAVAILABLE, DATA_LOSS: always retryable."""

@@ -9,6 +9,8 @@
  *   write_spans(buf, spans)                     aiotlp.encoding._protobuf._write_spans (aiotlp's model)
  *   write_sdk_spans(buf, spans, types)          aiotlp.sdk._encode._write_spans (OpenTelemetry SDK spans)
  *   sdk_span_field(types, span) -> bytes        aiotlp.sdk._encode._span_field (one span, encoded at the source)
+ *   SpanCore, set_warning_hook(hook)            aiotlp.encoding._spancore (a live span's state; its encode() writes
+ *                                               what _span_field writes for the SDK span with the same content)
  *
  * Sans-IO and duck-typed: nothing here imports opentelemetry or any I/O module. SDK objects are read by
  * attribute name, exactly as the pure-Python encoder reads them; the SDK classes the pure encoder compares
@@ -34,6 +36,7 @@
 #include <Python.h>
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 
 /* ---------------------------------------------------------------------------------------------------------- */
 /* Module state (module-level statics: the module is single-phase initialised and holds only immutable data
@@ -1822,6 +1825,1453 @@ py_write_spans(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 }
 
 /* ---------------------------------------------------------------------------------------------------------- */
+/* SpanCore: the state of one span, kept here, encoded straight from here (the twin of
+ * aiotlp.encoding._spancore.SpanCore; the interface is in that module's docstring).
+ *
+ * Attributes are the SDK's BoundedAttributes (opentelemetry.attributes): values cleaned as _clean_attribute_value
+ * cleans them, strings cut to max_attribute_length, a new key past max_attributes evicting the oldest. Events and
+ * links are the SDK's BoundedList (a deque with a maxlen): C arrays of records, the oldest evicted past the limit.
+ * Every count is as the SDK counts it.
+ *
+ * Thread safety comes from the GIL: everything that may run Python code (cleaning a value: isinstance against
+ * the collections.abc ABCs, str() of odd values and keys, the warning hook, allocating a GC-tracked object) is
+ * done before an update or after it, never in the middle. An update itself only touches C fields and a dict whose
+ * keys are exact str objects; what it removes (an old value, an evicted item) is released after it. So two
+ * threads updating one span at once lose nothing and never exceed a limit. */
+
+static PyObject *s_warning_hook;   /* set_warning_hook(callable): one str argument; None: warnings are dropped */
+static PyObject *s_abc_sequence;   /* collections.abc.Sequence, imported on first use */
+static PyObject *s_abc_mapping;    /* collections.abc.Mapping, imported on first use */
+static PyObject *s_object_str;     /* object.__str__ and object.__repr__ (the SDK's _is_non_custom_str) */
+static PyObject *s_object_repr;
+static PyObject *s_scratch;        /* encode()'s reusable buffer (a bytearray) ... */
+static int s_scratch_busy;         /* ... in use (encode() re-entered from another thread: a new buffer) */
+
+/* Report a warning through the hook (the SDK's text). Call it only outside an update. -1 if the hook raised. */
+static int
+core_warn(const char *format, ...)
+{
+    if (s_warning_hook == NULL || s_warning_hook == Py_None)
+        return 0;
+    va_list vargs;
+    va_start(vargs, format);
+    PyObject *message = PyUnicode_FromFormatV(format, vargs);
+    va_end(vargs);
+    if (message == NULL)
+        return -1;
+    PyObject *hook = Py_NewRef(s_warning_hook);
+    PyObject *result = PyObject_CallOneArg(hook, message);
+    Py_DECREF(hook);
+    Py_DECREF(message);
+    if (result == NULL)
+        return -1;
+    Py_DECREF(result);
+    return 0;
+}
+
+static PyObject *
+py_set_warning_hook(PyObject *self, PyObject *hook)
+{
+    if (hook != Py_None && !PyCallable_Check(hook)) {
+        PyErr_Format(PyExc_TypeError, "hook must be a callable or None, got %.100s", Py_TYPE(hook)->tp_name);
+        return NULL;
+    }
+    PyObject *previous = s_warning_hook ? s_warning_hook : Py_NewRef(Py_None);
+    s_warning_hook = Py_NewRef(hook);
+    return previous; /* the hook it replaces (None: none), so a caller can put it back */
+}
+
+#define DICT_FULL_TEXT                                                                                              \
+    "Attributes dict is full. Dropping the oldest key-value pair from attributes to make space for the new "       \
+    "key-value pair."
+
+typedef struct {
+    PyObject *name;       /* str */
+    uint64_t time;        /* ns */
+    PyObject *attributes; /* dict (exact; its keys exact str) */
+    Py_ssize_t dropped;   /* its dropped_attributes_count (the SDK's BoundedAttributes.dropped) */
+} CoreEvent;
+
+typedef struct {
+    PyObject *trace_id;   /* int, for the property */
+    uint64_t trace_hi, trace_lo, span_id;
+    uint32_t flags;       /* Link.flags as written */
+    PyObject *trace_state; /* str */
+    PyObject *attributes; /* dict */
+    Py_ssize_t dropped;
+} CoreLink;
+
+/* limits: LIM_LENGTH bounds event and link attribute values, LIM_SPAN_LENGTH the span's own (the SDK's
+ * max_attribute_length and max_span_attribute_length). */
+enum { LIM_ATTRS, LIM_EVENTS, LIM_LINKS, LIM_EVENT_ATTRS, LIM_LINK_ATTRS, LIM_LENGTH, LIM_SPAN_LENGTH, N_LIMITS };
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *name;        /* str */
+    PyObject *trace_state; /* str */
+    PyObject *attributes;  /* dict (exact; its keys exact str), NULL until the first attribute */
+    PyObject *description; /* str: Status.message */
+    uint64_t trace_hi, trace_lo, span_id, parent_span_id, start_time, end_time;
+    uint32_t flags;
+    int kind, status_code, ended;
+    Py_ssize_t limits[N_LIMITS]; /* -1: unlimited */
+    Py_ssize_t dropped_attributes, dropped_events, dropped_links;
+    CoreEvent *events;
+    Py_ssize_t n_events, cap_events;
+    CoreLink *links;
+    Py_ssize_t n_links, cap_links;
+} SpanCoreObject;
+
+static PyTypeObject SpanCore_Type;
+
+/* Up to this many objects an update removed, released when it is over. */
+#define GRAVE 6
+typedef struct {
+    PyObject *items[GRAVE];
+    int n;
+} Grave;
+
+static inline void
+grave_put(Grave *g, PyObject *o) /* steals o */
+{
+    g->items[g->n++] = o;
+}
+
+static void
+grave_release(Grave *g)
+{
+    for (int i = 0; i < g->n; i++)
+        Py_DECREF(g->items[i]);
+    g->n = 0;
+}
+
+static uint64_t
+now_ns(void)
+{
+    struct timespec ts;
+    if (timespec_get(&ts, TIME_UTC) == 0)
+        return 0;
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- cleaning: opentelemetry.attributes._clean_attribute_value ---- */
+
+static int
+load_abcs(void)
+{
+    if (s_abc_mapping != NULL)
+        return 0;
+    PyObject *abc = PyImport_ImportModule("collections.abc");
+    if (abc == NULL)
+        return -1;
+    s_abc_sequence = PyObject_GetAttrString(abc, "Sequence");
+    s_abc_mapping = s_abc_sequence ? PyObject_GetAttrString(abc, "Mapping") : NULL;
+    Py_DECREF(abc);
+    if (s_abc_mapping == NULL) {
+        Py_CLEAR(s_abc_sequence);
+        return -1;
+    }
+    s_object_str = PyObject_GetAttrString((PyObject *)&PyBaseObject_Type, "__str__");
+    s_object_repr = s_object_str ? PyObject_GetAttrString((PyObject *)&PyBaseObject_Type, "__repr__") : NULL;
+    if (s_object_repr == NULL) {
+        Py_CLEAR(s_object_str);
+        Py_CLEAR(s_abc_sequence);
+        Py_CLEAR(s_abc_mapping);
+        return -1;
+    }
+    return 0;
+}
+
+/* The SDK's _is_non_custom_str: the type defines __str__ or __repr__ (str() says more than object's default). */
+static int
+has_custom_str(PyObject *o)
+{
+    PyObject *t = (PyObject *)Py_TYPE(o);
+    PyObject *s = PyObject_GetAttrString(t, "__str__");
+    if (s == NULL)
+        return -1;
+    int custom = s != s_object_str;
+    Py_DECREF(s);
+    if (custom)
+        return 1;
+    PyObject *r = PyObject_GetAttrString(t, "__repr__");
+    if (r == NULL)
+        return -1;
+    custom = r != s_object_repr;
+    Py_DECREF(r);
+    return custom;
+}
+
+/* A str cut to max_len code points (the SDK warns each time). New reference. */
+static PyObject *
+clean_str(PyObject *value, Py_ssize_t max_len)
+{
+    if (max_len >= 0 && PyUnicode_GET_LENGTH(value) > max_len) {
+        if (core_warn("String attribute value exceeds max length of %zd, truncating.", max_len) < 0)
+            return NULL;
+        return PyUnicode_Substring(value, 0, max_len);
+    }
+    return Py_NewRef(value);
+}
+
+static PyObject *clean_value(PyObject *value, Py_ssize_t max_len);
+
+/* A dict the SDK's cleaning leaves as it is, with exact str keys: its keys non-empty exact str, its values exact
+ * int, float, bool, None, bytes, or str of at most max_len code points. Runs no Python code. */
+static int
+plain_dict(PyObject *mapping, Py_ssize_t max_len)
+{
+    if (!PyDict_CheckExact(mapping))
+        return 0;
+    Py_ssize_t pos = 0;
+    PyObject *key, *value;
+    while (PyDict_Next(mapping, &pos, &key, &value)) {
+        if (!PyUnicode_CheckExact(key) || PyUnicode_GET_LENGTH(key) == 0)
+            return 0;
+        PyTypeObject *t = Py_TYPE(value);
+        if (t == &PyUnicode_Type) {
+            if (max_len >= 0 && PyUnicode_GET_LENGTH(value) > max_len)
+                return 0;
+        }
+        else if (!(t == &PyLong_Type || t == &PyFloat_Type || t == &PyBool_Type || value == Py_None
+                   || t == &PyBytes_Type)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* The SDK's cleaning of a mapping: a new dict; empty keys dropped, other non-str keys made str when they have a
+ * str() of their own (else dropped), each with the SDK's warning. `exact_keys`: str subclass keys become exact
+ * str (a span's or item's own attributes: a dict update then runs no Python code). */
+static PyObject *
+clean_mapping(PyObject *mapping, Py_ssize_t max_len, int exact_keys)
+{
+    if (exact_keys && plain_dict(mapping, max_len))
+        return PyDict_Copy(mapping);
+    PyObject *out = PyDict_New(), *items = NULL, *it = NULL, *item = NULL;
+    if (out == NULL)
+        return NULL;
+    if (PyDict_CheckExact(mapping)) {
+        items = PyDict_Items(mapping); /* a snapshot: cleaning runs Python code that may change the dict */
+    }
+    else {
+        PyObject *view = PyObject_CallMethodNoArgs(mapping, str_items);
+        items = view ? PySequence_List(view) : NULL;
+        Py_XDECREF(view);
+    }
+    if (items == NULL)
+        goto error;
+    it = PyObject_GetIter(items);
+    if (it == NULL)
+        goto error;
+    while ((item = PyIter_Next(it)) != NULL) {
+        PyObject *key, *value;
+        if (PyTuple_CheckExact(item) && PyTuple_GET_SIZE(item) == 2) {
+            key = Py_NewRef(PyTuple_GET_ITEM(item, 0));
+            value = Py_NewRef(PyTuple_GET_ITEM(item, 1));
+        }
+        else {
+            key = PySequence_GetItem(item, 0);
+            value = key ? PySequence_GetItem(item, 1) : NULL;
+            if (value == NULL) {
+                Py_XDECREF(key);
+                goto error;
+            }
+        }
+        Py_CLEAR(item);
+        int truth = PyObject_IsTrue(key), rc = -1;
+        if (truth < 0)
+            goto item_done;
+        if (!truth) {
+            rc = core_warn("invalid attribute key `%S`. must be non-empty string. Dropping key from attributes.", key);
+            goto item_done;
+        }
+        if (!PyUnicode_Check(key)) {
+            if (core_warn("Invalid type `%S` for attribute key `%S`, must be a str. Key's `__str__/__repr__` method "
+                          "will be called if it exists, otherwise the key/value pair will be dropped.",
+                          (PyObject *)Py_TYPE(key), key)
+                < 0)
+                goto item_done;
+            int custom = has_custom_str(key);
+            if (custom <= 0) {
+                rc = custom;
+                goto item_done;
+            }
+            Py_SETREF(key, PyObject_Str(key));
+            if (key == NULL)
+                goto item_done;
+        }
+        if (exact_keys && !PyUnicode_CheckExact(key)) { /* a str subclass (also what a __str__ may return) */
+            Py_SETREF(key, PyUnicode_FromObject(key));
+            if (key == NULL)
+                goto item_done;
+        }
+        PyObject *cleaned = clean_value(value, max_len);
+        if (cleaned != NULL) {
+            rc = PyDict_SetItem(out, key, cleaned);
+            Py_DECREF(cleaned);
+        }
+    item_done:
+        Py_XDECREF(key);
+        Py_DECREF(value);
+        if (rc < 0)
+            goto error;
+    }
+    if (PyErr_Occurred())
+        goto error;
+    Py_DECREF(it);
+    Py_DECREF(items);
+    return out;
+error:
+    Py_XDECREF(item);
+    Py_XDECREF(it);
+    Py_XDECREF(items);
+    Py_DECREF(out);
+    return NULL;
+}
+
+static PyObject *
+clean_sequence(PyObject *value, Py_ssize_t max_len)
+{
+    PyObject *items = PySequence_Tuple(value);
+    if (items == NULL)
+        return NULL;
+    Py_ssize_t n = PyTuple_GET_SIZE(items);
+    PyObject *out = PyTuple_New(n);
+    if (out == NULL) {
+        Py_DECREF(items);
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *v = PyTuple_GET_ITEM(items, i), *c;
+        PyTypeObject *t = Py_TYPE(v);
+        if (t == &PyLong_Type || t == &PyFloat_Type || t == &PyBool_Type || v == Py_None)
+            c = Py_NewRef(v);
+        else if (t == &PyUnicode_Type)
+            c = clean_str(v, max_len);
+        else
+            c = clean_value(v, max_len);
+        if (c == NULL) {
+            Py_DECREF(items);
+            Py_DECREF(out);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(out, i, c);
+    }
+    Py_DECREF(items);
+    return out;
+}
+
+/* _clean_attribute_value: a new reference to the value the SDK would store. */
+static PyObject *
+clean_value(PyObject *value, Py_ssize_t max_len)
+{
+    PyTypeObject *t = Py_TYPE(value);
+    if (t == &PyUnicode_Type)
+        return clean_str(value, max_len);
+    if (value == Py_None || PyLong_Check(value) || PyFloat_Check(value) || PyBytes_Check(value))
+        return Py_NewRef(value); /* bool is an int */
+    if (PyUnicode_Check(value))
+        return clean_str(value, max_len);
+    if (Py_EnterRecursiveCall(" while cleaning an attribute value"))
+        return NULL;
+    PyObject *out = NULL;
+    int is;
+    if (t == &PyTuple_Type || t == &PyList_Type) {
+        out = clean_sequence(value, max_len);
+        goto done;
+    }
+    if (t == &PyDict_Type) {
+        out = clean_mapping(value, max_len, 0);
+        goto done;
+    }
+    if (load_abcs() < 0)
+        goto done;
+    if ((is = PyObject_IsInstance(value, s_abc_sequence)) != 0) {
+        out = is < 0 ? NULL : clean_sequence(value, max_len);
+        goto done;
+    }
+    if ((is = PyObject_IsInstance(value, s_abc_mapping)) != 0) {
+        out = is < 0 ? NULL : clean_mapping(value, max_len, 0);
+        goto done;
+    }
+    if (core_warn("Invalid type `%S` for attribute value. Expected one of bool, str, None, bytes, int, float or a "
+                  "Mapping or Sequence of those types. Value's __str__ method will be called if it exists, otherwise "
+                  "the value will be replaced with None.",
+                  (PyObject *)t)
+        < 0)
+        goto done;
+    is = has_custom_str(value);
+    if (is >= 0)
+        out = is ? PyObject_Str(value) : Py_NewRef(Py_None);
+done:
+    Py_LeaveRecursiveCall();
+    return out;
+}
+
+/* ---- bounded attributes: BoundedAttributes._setitem_locked ---- */
+
+/* Store key (an exact str) -> value in `dict`, bounded by maxlen (-1: none): an existing key moves to the end, a
+ * new key past the limit evicts the oldest (*dropped and *evicted + 1). Runs no Python code; what it removes goes
+ * to `grave` (up to 3 objects). -1 only on a memory error. */
+static int
+bounded_set(PyObject *dict, PyObject *key, PyObject *value, Py_ssize_t maxlen, Py_ssize_t *dropped, int *evicted,
+            Grave *grave)
+{
+    PyObject *old = PyDict_GetItemWithError(dict, key);
+    if (old != NULL) {
+        grave_put(grave, Py_NewRef(old));
+        if (PyDict_DelItem(dict, key) < 0)
+            return -1;
+    }
+    else if (PyErr_Occurred()) {
+        return -1;
+    }
+    if (maxlen >= 0 && PyDict_GET_SIZE(dict) >= maxlen && PyDict_GET_SIZE(dict) > 0) {
+        Py_ssize_t pos = 0;
+        PyObject *k, *v;
+        if (PyDict_Next(dict, &pos, &k, &v)) {
+            grave_put(grave, Py_NewRef(k));
+            grave_put(grave, Py_NewRef(v));
+            if (PyDict_DelItem(dict, k) < 0)
+                return -1;
+            (*dropped)++;
+            (*evicted)++;
+        }
+    }
+    return PyDict_SetItem(dict, key, value);
+}
+
+/* BoundedAttributes(maxlen, attributes, max_value_len=max_len): a new dict (*out) and its dropped count. */
+static int
+bounded_attributes(PyObject *attributes, Py_ssize_t maxlen, Py_ssize_t max_len, PyObject **out, Py_ssize_t *dropped)
+{
+    *out = NULL;
+    *dropped = 0;
+    int truth = attributes == Py_None ? 0 : PyObject_IsTrue(attributes);
+    if (truth < 0)
+        return -1;
+    if (truth && !PyDict_Check(attributes)) {
+        if (load_abcs() < 0)
+            return -1;
+        int is = PyObject_IsInstance(attributes, s_abc_mapping);
+        if (is <= 0) {
+            if (is == 0)
+                PyErr_Format(PyExc_TypeError, "attributes must be a mapping or None, got %.100s",
+                             Py_TYPE(attributes)->tp_name);
+            return -1;
+        }
+    }
+    if (truth && maxlen != 0 && PyDict_CheckExact(attributes)
+        && (maxlen < 0 || PyDict_GET_SIZE(attributes) <= maxlen) && plain_dict(attributes, max_len))
+        return (*out = PyDict_Copy(attributes)) == NULL ? -1 : 0; /* the common case: nothing to clean or drop */
+    PyObject *dict = PyDict_New();
+    if (dict == NULL)
+        return -1;
+    if (!truth) {
+        *out = dict;
+        return 0;
+    }
+    if (maxlen == 0) {
+        Py_ssize_t n = PyObject_Size(attributes);
+        if (n < 0) {
+            Py_DECREF(dict);
+            return -1;
+        }
+        *dropped = n;
+        *out = dict;
+        return 0;
+    }
+    PyObject *cleaned = clean_mapping(attributes, max_len, 1);
+    Py_ssize_t n = cleaned ? PyObject_Size(attributes) : -1;
+    if (n < 0) {
+        Py_XDECREF(cleaned);
+        Py_DECREF(dict);
+        return -1;
+    }
+    *dropped = n - PyDict_GET_SIZE(cleaned);
+    Py_ssize_t pos = 0;
+    PyObject *key, *value;
+    int evicted = 0, rc = 0;
+    Grave grave = {{NULL}, 0};
+    while (rc == 0 && PyDict_Next(cleaned, &pos, &key, &value)) {
+        rc = bounded_set(dict, key, value, maxlen, dropped, &evicted, &grave);
+        grave_release(&grave);
+    }
+    Py_DECREF(cleaned);
+    for (; rc == 0 && evicted > 0; evicted--)
+        rc = core_warn(DICT_FULL_TEXT);
+    if (rc < 0) {
+        Py_DECREF(dict);
+        return -1;
+    }
+    *out = dict;
+    return 0;
+}
+
+/* ---- the type ---- */
+
+static void
+core_clear_items(SpanCoreObject *self)
+{
+    CoreEvent *events = self->events;
+    Py_ssize_t n = self->n_events;
+    self->events = NULL;
+    self->n_events = self->cap_events = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_XDECREF(events[i].name);
+        Py_XDECREF(events[i].attributes);
+    }
+    PyMem_Free(events);
+    CoreLink *links = self->links;
+    n = self->n_links;
+    self->links = NULL;
+    self->n_links = self->cap_links = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_XDECREF(links[i].trace_id);
+        Py_XDECREF(links[i].trace_state);
+        Py_XDECREF(links[i].attributes);
+    }
+    PyMem_Free(links);
+}
+
+static int
+core_traverse(SpanCoreObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->attributes);
+    for (Py_ssize_t i = 0; i < self->n_events; i++)
+        Py_VISIT(self->events[i].attributes);
+    for (Py_ssize_t i = 0; i < self->n_links; i++)
+        Py_VISIT(self->links[i].attributes);
+    return 0;
+}
+
+static int
+core_clear(SpanCoreObject *self)
+{
+    Py_CLEAR(self->attributes);
+    core_clear_items(self);
+    return 0;
+}
+
+static void
+core_dealloc(SpanCoreObject *self)
+{
+    PyTypeObject *type = Py_TYPE(self);
+    PyObject_GC_UnTrack(self);
+    core_clear(self);
+    Py_CLEAR(self->name);
+    Py_CLEAR(self->trace_state);
+    Py_CLEAR(self->description);
+    type->tp_free((PyObject *)self);
+}
+
+static PyObject *
+core_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    SpanCoreObject *self = (SpanCoreObject *)type->tp_alloc(type, 0);
+    if (self == NULL)
+        return NULL;
+    /* A valid, empty state until __init__ runs (tp_alloc zeroed the rest). */
+    self->name = PyUnicode_New(0, 0);
+    self->trace_state = Py_NewRef(self->name);
+    self->description = Py_NewRef(self->name);
+    for (int i = 0; i < N_LIMITS; i++)
+        self->limits[i] = -1;
+    return (PyObject *)self;
+}
+
+/* Constructor argument checks: TypeError for a wrong type, ValueError for a value out of range, naming it. */
+static int
+arg_str(PyObject *value, const char *what)
+{
+    if (PyUnicode_Check(value))
+        return 0;
+    PyErr_Format(PyExc_TypeError, "%s must be a str, got %.100s", what, Py_TYPE(value)->tp_name);
+    return -1;
+}
+
+static int
+arg_int(PyObject *value, const char *what)
+{
+    if (PyLong_Check(value) && !PyBool_Check(value))
+        return 0;
+    PyErr_Format(PyExc_TypeError, "%s must be an int, got %.100s", what, Py_TYPE(value)->tp_name);
+    return -1;
+}
+
+/* An int in [min, 2**bits): bits 32 or 64. */
+static int
+arg_uint(PyObject *value, const char *what, uint64_t min, int bits, uint64_t *out)
+{
+    if (arg_int(value, what) < 0)
+        return -1;
+    uint64_t u = 0;
+    if (u64_of(value, &u) < 0 || u < min || (bits == 32 && u > 0xFFFFFFFFu)) {
+        PyErr_Format(PyExc_ValueError, "%s must be an int in [%llu, 2**%d), got %R", what, (unsigned long long)min,
+                     bits, value);
+        return -1;
+    }
+    *out = u;
+    return 0;
+}
+
+static int
+arg_trace_id(PyObject *value, const char *what, int nonzero, uint64_t *hi, uint64_t *lo)
+{
+    if (arg_int(value, what) < 0)
+        return -1;
+    if (u128_of(value, hi, lo) < 0 || (nonzero && *hi == 0 && *lo == 0)) {
+        PyErr_Format(PyExc_ValueError, "%s must be an int in [%d, 2**128), got %R", what, nonzero, value);
+        return -1;
+    }
+    return 0;
+}
+
+static int
+core_init(SpanCoreObject *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"name", "trace_id", "span_id", "parent_span_id", "flags", "trace_state", "kind",
+                             "start_time", "limits", NULL};
+    PyObject *a[9];
+    if (kwds == NULL && PyTuple_GET_SIZE(args) == 9) {
+        for (int i = 0; i < 9; i++)
+            a[i] = PyTuple_GET_ITEM(args, i);
+    }
+    else if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOOOOOOO:SpanCore", kwlist, &a[0], &a[1], &a[2], &a[3],
+                                          &a[4], &a[5], &a[6], &a[7], &a[8])) {
+        return -1;
+    }
+    uint64_t hi, lo, span_id, parent, flags, kind, start;
+    if (arg_str(a[0], "name") < 0 || arg_trace_id(a[1], "trace_id", 1, &hi, &lo) < 0
+        || arg_uint(a[2], "span_id", 1, 64, &span_id) < 0 || arg_uint(a[3], "parent_span_id", 0, 64, &parent) < 0
+        || arg_uint(a[4], "flags", 0, 32, &flags) < 0 || arg_str(a[5], "trace_state") < 0
+        || arg_uint(a[6], "kind", 0, 32, &kind) < 0 || arg_uint(a[7], "start_time", 0, 64, &start) < 0)
+        return -1;
+    if (kind > 5) {
+        PyErr_Format(PyExc_ValueError, "kind must be an OTLP Span.kind value (0 to 5), got %R", a[6]);
+        return -1;
+    }
+    PyObject *limits = a[8];
+    Py_ssize_t n_limits = PyTuple_Check(limits) ? PyTuple_GET_SIZE(limits) : 0;
+    if (n_limits != N_LIMITS && n_limits != N_LIMITS - 1) {
+        PyErr_Format(PyExc_TypeError,
+                     "limits must be a tuple of 6 or 7 ints (max_attributes, max_events, max_links, "
+                     "max_event_attributes, max_link_attributes, max_attribute_length[, max_span_attribute_length]), "
+                     "got %.100s of %zd items",
+                     Py_TYPE(limits)->tp_name, PyTuple_Check(limits) ? n_limits : (Py_ssize_t)-1);
+        return -1;
+    }
+    Py_ssize_t lim[N_LIMITS];
+    for (int i = 0; i < n_limits; i++) {
+        PyObject *v = PyTuple_GET_ITEM(limits, i);
+        if (arg_int(v, "limits item") < 0)
+            return -1;
+        lim[i] = PyLong_AsSsize_t(v);
+        if (lim[i] == -1 && PyErr_Occurred())
+            PyErr_Clear();
+        else if (lim[i] >= -1)
+            continue;
+        PyErr_Format(PyExc_ValueError, "limits[%d] must be -1 (unlimited) or >= 0, got %R", i, v);
+        return -1;
+    }
+    if (n_limits == N_LIMITS - 1) /* no max_span_attribute_length: max_attribute_length for the span's too */
+        lim[LIM_SPAN_LENGTH] = lim[LIM_LENGTH];
+    /* A second __init__ starts over. */
+    core_clear(self);
+    Py_SETREF(self->name, Py_NewRef(a[0]));
+    Py_SETREF(self->trace_state, Py_NewRef(a[5]));
+    Py_SETREF(self->description, PyUnicode_New(0, 0));
+    self->trace_hi = hi;
+    self->trace_lo = lo;
+    self->span_id = span_id;
+    self->parent_span_id = parent;
+    self->flags = (uint32_t)flags;
+    self->kind = (int)kind;
+    self->start_time = start;
+    self->end_time = 0;
+    self->ended = 0;
+    self->status_code = 0;
+    self->dropped_attributes = self->dropped_events = self->dropped_links = 0;
+    memcpy(self->limits, lim, sizeof(lim));
+    return 0;
+}
+
+/* ---- methods ---- */
+
+static PyObject *
+core_ended_attribute(void)
+{
+    if (core_warn("Setting attribute on ended span.") < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+/* One cleaned attribute (key an exact str) into the span: the update (no Python code), then its warnings. */
+static int
+core_store(SpanCoreObject *self, PyObject *key, PyObject *value)
+{
+    Grave grave = {{NULL}, 0};
+    int evicted = 0;
+    if (self->ended) /* ended while the value was cleaned */
+        return core_warn("Setting attribute on ended span.");
+    int rc = bounded_set(self->attributes, key, value, self->limits[LIM_ATTRS], &self->dropped_attributes, &evicted,
+                         &grave);
+    grave_release(&grave);
+    for (; rc == 0 && evicted > 0; evicted--)
+        rc = core_warn(DICT_FULL_TEXT);
+    return rc;
+}
+
+static int
+core_need_dict(SpanCoreObject *self)
+{
+    if (self->attributes != NULL)
+        return 0;
+    /* Allocating may run the GC, and so other threads: the dict is set only if none was set meanwhile. */
+    PyObject *dict = PyDict_New();
+    if (dict == NULL)
+        return -1;
+    if (self->attributes == NULL)
+        self->attributes = dict;
+    else
+        Py_DECREF(dict);
+    return 0;
+}
+
+/* The arguments of a METH_FASTCALL | METH_KEYWORDS method, by position or by name, into out[0..n) (NULL: not
+ * given); the first `required` must be given. `usage` names the method in the errors. */
+static int
+call_args(const char *usage, const char *const *names, int n, int required, PyObject *const *args, Py_ssize_t nargs,
+          PyObject *kwnames, PyObject **out)
+{
+    if (nargs > n) {
+        PyErr_Format(PyExc_TypeError, "%s takes at most %d arguments (%zd given)", usage, n, nargs);
+        return -1;
+    }
+    for (int i = 0; i < n; i++)
+        out[i] = i < nargs ? args[i] : NULL;
+    Py_ssize_t nk = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    for (Py_ssize_t k = 0; k < nk; k++) {
+        PyObject *kw = PyTuple_GET_ITEM(kwnames, k);
+        int i = 0;
+        while (i < n && PyUnicode_CompareWithASCIIString(kw, names[i]) != 0)
+            i++;
+        if (i == n) {
+            PyErr_Format(PyExc_TypeError, "%s got an unexpected keyword argument '%U'", usage, kw);
+            return -1;
+        }
+        if (out[i] != NULL) {
+            PyErr_Format(PyExc_TypeError, "%s got multiple values for argument '%s'", usage, names[i]);
+            return -1;
+        }
+        out[i] = args[nargs + k];
+    }
+    for (int i = 0; i < required; i++) {
+        if (out[i] == NULL) {
+            PyErr_Format(PyExc_TypeError, "%s missing required argument '%s'", usage, names[i]);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static PyObject *
+core_set_attribute(SpanCoreObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    static const char *const names[] = {"key", "value"};
+    PyObject *a[2];
+    if (kwnames != NULL || nargs != 2) {
+        if (call_args("set_attribute(key, value)", names, 2, 2, args, nargs, kwnames, a) < 0)
+            return NULL;
+        args = a;
+    }
+    if (self->ended)
+        return core_ended_attribute();
+    if (self->limits[LIM_ATTRS] == 0) {
+        self->dropped_attributes++;
+        Py_RETURN_NONE;
+    }
+    PyObject *key = args[0], *value = args[1];
+    if (core_need_dict(self) < 0)
+        return NULL;
+    if (!PyUnicode_CheckExact(key) || PyUnicode_GET_LENGTH(key) == 0) {
+        if (!PyUnicode_Check(key) || PyUnicode_GET_LENGTH(key) == 0) {
+            if (core_warn("invalid key `%S`. must be non-empty string. Dropping key from attributes.", key) < 0)
+                return NULL;
+            self->dropped_attributes++;
+            Py_RETURN_NONE;
+        }
+        key = PyUnicode_FromObject(key); /* a str subclass: an exact str, so the dict runs no Python code */
+        if (key == NULL)
+            return NULL;
+    }
+    else {
+        Py_INCREF(key);
+    }
+    PyTypeObject *t = Py_TYPE(value);
+    PyObject *cleaned;
+    if (t == &PyLong_Type || t == &PyFloat_Type || t == &PyBool_Type || value == Py_None)
+        cleaned = Py_NewRef(value);
+    else if (t == &PyUnicode_Type)
+        cleaned = clean_str(value, self->limits[LIM_SPAN_LENGTH]);
+    else
+        cleaned = clean_value(value, self->limits[LIM_SPAN_LENGTH]);
+    int rc = cleaned == NULL ? -1 : core_store(self, key, cleaned);
+    Py_DECREF(key);
+    Py_XDECREF(cleaned);
+    if (rc < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+core_set_attributes(SpanCoreObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    static const char *const names[] = {"attributes"};
+    PyObject *attributes;
+    if (kwnames != NULL || nargs != 1) {
+        if (call_args("set_attributes(attributes)", names, 1, 1, args, nargs, kwnames, &attributes) < 0)
+            return NULL;
+    }
+    else {
+        attributes = args[0];
+    }
+    if (self->ended)
+        return core_ended_attribute();
+    if (self->limits[LIM_ATTRS] == 0) {
+        Py_ssize_t n = PyObject_Size(attributes);
+        if (n < 0)
+            return NULL;
+        self->dropped_attributes += n;
+        Py_RETURN_NONE;
+    }
+    if (core_need_dict(self) < 0)
+        return NULL;
+    if (!PyDict_Check(attributes)) {
+        if (load_abcs() < 0)
+            return NULL;
+        int is = PyObject_IsInstance(attributes, s_abc_mapping);
+        if (is <= 0) {
+            if (is == 0)
+                PyErr_Format(PyExc_TypeError, "attributes must be a mapping, got %.100s", Py_TYPE(attributes)->tp_name);
+            return NULL;
+        }
+    }
+    PyObject *cleaned = clean_mapping(attributes, self->limits[LIM_SPAN_LENGTH], 1);
+    if (cleaned == NULL)
+        return NULL;
+    Py_ssize_t n = PyObject_Size(attributes);
+    if (n < 0) {
+        Py_DECREF(cleaned);
+        return NULL;
+    }
+    if (self->ended) {
+        Py_DECREF(cleaned);
+        return core_ended_attribute();
+    }
+    self->dropped_attributes += n - PyDict_GET_SIZE(cleaned);
+    Py_ssize_t pos = 0;
+    PyObject *key, *value;
+    int rc = 0;
+    while (rc == 0 && PyDict_Next(cleaned, &pos, &key, &value)) {
+        Py_INCREF(key);
+        Py_INCREF(value);
+        rc = core_store(self, key, value);
+        Py_DECREF(key);
+        Py_DECREF(value);
+    }
+    Py_DECREF(cleaned);
+    if (rc < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+/* A timestamp argument: None -> now; else an int in [0, 2**64). */
+static int
+arg_time(PyObject *value, const char *what, uint64_t *out)
+{
+    if (value == Py_None) {
+        *out = now_ns();
+        return 0;
+    }
+    return arg_uint(value, what, 0, 64, out);
+}
+
+/* Append to a bounded C array of records (the SDK's BoundedList): past maxlen the oldest is evicted (its fields
+ * go to the grave) and counted. Runs no Python code. */
+#define BOUNDED_APPEND(grave, arr, n, cap, maxlen, dropped, rec, evict)                                             \
+    do {                                                                                                            \
+        if ((maxlen) == 0) {                                                                                        \
+            (dropped)++;                                                                                            \
+            evict((grave), &(rec));                                                                                          \
+            break;                                                                                                  \
+        }                                                                                                           \
+        if ((maxlen) > 0 && (n) >= (maxlen)) {                                                                      \
+            evict((grave), &(arr)[0]);                                                                                       \
+            memmove(&(arr)[0], &(arr)[1], sizeof((arr)[0]) * (size_t)((n)-1));                                      \
+            (n)--;                                                                                                  \
+            (dropped)++;                                                                                            \
+        }                                                                                                           \
+        if ((n) == (cap)) {                                                                                         \
+            Py_ssize_t new_cap = (cap) ? (cap)*2 : 2;                                                               \
+            void *grown = PyMem_Realloc((arr), sizeof((arr)[0]) * (size_t)new_cap);                                 \
+            if (grown == NULL) {                                                                                    \
+                evict((grave), &(rec));                                                                                      \
+                PyErr_NoMemory();                                                                                   \
+                ok = 0;                                                                                             \
+                break;                                                                                              \
+            }                                                                                                       \
+            (arr) = grown;                                                                                          \
+            (cap) = new_cap;                                                                                        \
+        }                                                                                                           \
+        (arr)[(n)++] = (rec);                                                                                       \
+    } while (0)
+
+static void
+evict_event(Grave *grave, CoreEvent *e)
+{
+    grave_put(grave, e->name);
+    grave_put(grave, e->attributes);
+}
+
+static void
+evict_link(Grave *grave, CoreLink *l)
+{
+    grave_put(grave, l->trace_id);
+    grave_put(grave, l->trace_state);
+    grave_put(grave, l->attributes);
+}
+
+static PyObject *
+core_add_event(SpanCoreObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    static const char *const names[] = {"name", "attributes", "timestamp"};
+    PyObject *a[3];
+    if (call_args("add_event(name, attributes=None, timestamp=None)", names, 3, 1, args, nargs, kwnames, a) < 0)
+        return NULL;
+    PyObject *name = a[0], *attributes = a[1] ? a[1] : Py_None, *timestamp = a[2] ? a[2] : Py_None;
+    CoreEvent rec;
+    if (arg_str(name, "name") < 0)
+        return NULL;
+    if (bounded_attributes(attributes, self->limits[LIM_EVENT_ATTRS], self->limits[LIM_LENGTH], &rec.attributes,
+                           &rec.dropped) < 0)
+        return NULL;
+    if (arg_time(timestamp, "timestamp", &rec.time) < 0) {
+        Py_DECREF(rec.attributes);
+        return NULL;
+    }
+    if (self->ended) {
+        Py_DECREF(rec.attributes);
+        if (core_warn("Tried calling _add_event on an ended span.") < 0)
+            return NULL;
+        Py_RETURN_NONE;
+    }
+    rec.name = Py_NewRef(name);
+    Grave grave = {{NULL}, 0};
+    int ok = 1;
+    BOUNDED_APPEND(&grave, self->events, self->n_events, self->cap_events, self->limits[LIM_EVENTS],
+                   self->dropped_events, rec, evict_event);
+    grave_release(&grave);
+    if (!ok)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+core_add_link(SpanCoreObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs < 4 || nargs > 5) {
+        PyErr_Format(PyExc_TypeError,
+                     "add_link(trace_id, span_id, flags, trace_state, attributes=None) takes 4 or 5 arguments (%zd "
+                     "given)",
+                     nargs);
+        return NULL;
+    }
+    CoreLink rec;
+    uint64_t flags;
+    PyObject *attributes = nargs > 4 ? args[4] : Py_None;
+    if (arg_trace_id(args[0], "trace_id", 0, &rec.trace_hi, &rec.trace_lo) < 0
+        || arg_uint(args[1], "span_id", 0, 64, &rec.span_id) < 0 || arg_uint(args[2], "flags", 0, 32, &flags) < 0
+        || arg_str(args[3], "trace_state") < 0)
+        return NULL;
+    rec.flags = (uint32_t)flags;
+    /* The SDK's _is_valid_link: a valid context, or else attributes or a trace state to carry. */
+    if ((rec.trace_hi == 0 && rec.trace_lo == 0) || rec.span_id == 0) {
+        int truth = attributes == Py_None ? 0 : PyObject_IsTrue(attributes);
+        if (truth < 0)
+            return NULL;
+        if (!truth && PyUnicode_GET_LENGTH(args[3]) == 0)
+            Py_RETURN_NONE;
+    }
+    if (bounded_attributes(attributes, self->limits[LIM_LINK_ATTRS], self->limits[LIM_LENGTH], &rec.attributes,
+                           &rec.dropped) < 0)
+        return NULL;
+    if (self->ended) {
+        Py_DECREF(rec.attributes);
+        if (core_warn("Tried calling _add_link on an ended span.") < 0)
+            return NULL;
+        Py_RETURN_NONE;
+    }
+    rec.trace_id = Py_NewRef(args[0]);
+    rec.trace_state = Py_NewRef(args[3]);
+    Grave grave = {{NULL}, 0};
+    int ok = 1;
+    BOUNDED_APPEND(&grave, self->links, self->n_links, self->cap_links, self->limits[LIM_LINKS], self->dropped_links,
+                   rec, evict_link);
+    grave_release(&grave);
+    if (!ok)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+core_update_name(SpanCoreObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    static const char *const names[] = {"name"};
+    PyObject *name;
+    if (kwnames != NULL || nargs != 1) {
+        if (call_args("update_name(name)", names, 1, 1, args, nargs, kwnames, &name) < 0)
+            return NULL;
+    }
+    else {
+        name = args[0];
+    }
+    if (arg_str(name, "name") < 0)
+        return NULL;
+    if (self->ended) {
+        if (core_warn("Tried calling update_name on an ended span.") < 0)
+            return NULL;
+        Py_RETURN_NONE;
+    }
+    Py_SETREF(self->name, Py_NewRef(name));
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+core_set_status_fields(SpanCoreObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    uint64_t code;
+    if (nargs != 2) {
+        PyErr_Format(PyExc_TypeError, "set_status_fields(code, description) takes 2 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    if (arg_uint(args[0], "code", 0, 32, &code) < 0)
+        return NULL;
+    if (code > 2) {
+        PyErr_Format(PyExc_ValueError, "code must be an OTLP status code (0 unset, 1 ok, 2 error), got %R", args[0]);
+        return NULL;
+    }
+    PyObject *description = args[1] == Py_None ? NULL : args[1];
+    if (description != NULL && arg_str(description, "description") < 0)
+        return NULL;
+    self->status_code = (int)code;
+    Py_SETREF(self->description, description ? Py_NewRef(description) : PyUnicode_New(0, 0));
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+core_end(SpanCoreObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    uint64_t t;
+    if (nargs > 1) {
+        PyErr_Format(PyExc_TypeError, "end(end_time=None) takes at most 1 argument (%zd given)", nargs);
+        return NULL;
+    }
+    if (arg_time(nargs ? args[0] : Py_None, "end_time", &t) < 0)
+        return NULL;
+    if (self->ended)
+        Py_RETURN_FALSE;
+    self->end_time = t;
+    self->ended = 1;
+    Py_RETURN_TRUE;
+}
+
+/* ---- encode() ---- */
+
+/* An item's attributes and dropped_attributes_count: what w_sdk_attributes writes for a BoundedAttributes. */
+static int
+w_core_attributes(Buf *b, unsigned char tag, unsigned char dropped_tag, PyObject *dict, Py_ssize_t dropped)
+{
+    char t = (char)tag;
+    Py_ssize_t left_out = 0;
+    if (dict != NULL && PyDict_GET_SIZE(dict) && w_attributes(b, &t, 1, dict, 0, &left_out) < 0)
+        return -1;
+    dropped += left_out;
+    if (dropped) {
+        if (RESERVE(b, 11) < 0)
+            return -1;
+        u_byte(b, dropped_tag);
+        u_varint(b, (uint64_t)dropped);
+    }
+    return 0;
+}
+
+static inline int
+w_fixed64_field(Buf *b, unsigned char tag, uint64_t v)
+{
+    if (RESERVE(b, 9) < 0)
+        return -1;
+    u_byte(b, tag);
+    u_fixed64(b, v);
+    return 0;
+}
+
+/* The Span message (no tag, no length): the field order of aiotlp.sdk._encode._write_spans. */
+static int
+w_core_span(Buf *b, SpanCoreObject *self)
+{
+    /* Span 1 trace_id, 2 span_id, 3 trace_state, 4 parent_span_id */
+    if (RESERVE(b, 38) < 0)
+        return -1;
+    u_byte(b, 0x0a);
+    u_byte(b, 0x10);
+    u_be64(b, self->trace_hi);
+    u_be64(b, self->trace_lo);
+    u_byte(b, 0x12);
+    u_byte(b, 0x08);
+    u_be64(b, self->span_id);
+    if (PyUnicode_GET_LENGTH(self->trace_state) && w_tag_str(b, 0x1a, self->trace_state, "Span.trace_state") < 0)
+        return -1;
+    if (self->parent_span_id) {
+        if (RESERVE(b, 10) < 0)
+            return -1;
+        u_byte(b, 0x22);
+        u_byte(b, 0x08);
+        u_be64(b, self->parent_span_id);
+    }
+    /* Span 5 name, 6 kind, 7 start_time_unix_nano, 8 end_time_unix_nano */
+    if (PyUnicode_GET_LENGTH(self->name) && w_tag_str(b, 0x2a, self->name, "Span.name") < 0)
+        return -1;
+    if (RESERVE(b, 20) < 0)
+        return -1;
+    if (self->kind) { /* proto3: 0 (UNSPECIFIED) is left out */
+        u_byte(b, 0x30);
+        u_byte(b, (unsigned char)self->kind);
+    }
+    if (self->start_time) {
+        u_byte(b, 0x39);
+        u_fixed64(b, self->start_time);
+    }
+    if (self->end_time) {
+        u_byte(b, 0x41);
+        u_fixed64(b, self->end_time);
+    }
+    /* Writing a value of a type other than the built-ins runs Python code (_normalize), during which another
+     * thread may update this span: what is being written is held (a new reference) until it is written, and the
+     * events and links are read by index, each time from the span. */
+    /* Span 9 attributes, 10 dropped_attributes_count */
+    PyObject *attributes = Py_XNewRef(self->attributes);
+    int rc = w_core_attributes(b, 0x4a, 0x50, attributes, self->dropped_attributes);
+    Py_XDECREF(attributes);
+    if (rc < 0)
+        return -1;
+    /* Span 11 events, 12 dropped_events_count */
+    for (Py_ssize_t i = 0; i < self->n_events; i++) {
+        CoreEvent e = self->events[i];
+        Py_INCREF(e.name);
+        Py_INCREF(e.attributes);
+        Py_ssize_t start = begin(b, "\x5a", 1);
+        rc = (start < 0 || (e.time && w_fixed64_field(b, 0x09, e.time) < 0)           /* Event 1 time_unix_nano */
+              || (PyUnicode_GET_LENGTH(e.name) && w_tag_str(b, 0x12, e.name, "Event.name") < 0) /* 2 name */
+              || w_core_attributes(b, 0x1a, 0x20, e.attributes, e.dropped) < 0       /* 3 attributes, 4 dropped */
+              || end(b, start) < 0)
+                 ? -1
+                 : 0;
+        Py_DECREF(e.name);
+        Py_DECREF(e.attributes);
+        if (rc < 0)
+            return -1;
+    }
+    if (self->dropped_events && (w_varint(b, 0x60) < 0 || w_varint(b, (uint64_t)self->dropped_events) < 0))
+        return -1;
+    /* Span 13 links, 14 dropped_links_count */
+    for (Py_ssize_t i = 0; i < self->n_links; i++) {
+        CoreLink l = self->links[i];
+        Py_ssize_t start = begin(b, "\x6a", 1);
+        if (start < 0 || RESERVE(b, 28) < 0)
+            return -1;
+        u_byte(b, 0x0a); /* Link 1 trace_id, 2 span_id */
+        u_byte(b, 0x10);
+        u_be64(b, l.trace_hi);
+        u_be64(b, l.trace_lo);
+        u_byte(b, 0x12);
+        u_byte(b, 0x08);
+        u_be64(b, l.span_id);
+        Py_INCREF(l.trace_state);
+        Py_INCREF(l.attributes);
+        rc = ((PyUnicode_GET_LENGTH(l.trace_state) && w_tag_str(b, 0x1a, l.trace_state, "Link.trace_state") < 0)
+              || w_core_attributes(b, 0x22, 0x28, l.attributes, l.dropped) < 0 || RESERVE(b, 5) < 0)
+                 ? -1
+                 : 0;
+        Py_DECREF(l.trace_state);
+        Py_DECREF(l.attributes);
+        if (rc < 0)
+            return -1;
+        if (l.flags) { /* Link 6 flags (0: left out) */
+            u_byte(b, 0x35);
+            u_fixed32(b, l.flags);
+        }
+        if (end(b, start) < 0)
+            return -1;
+    }
+    if (self->dropped_links && (w_varint(b, 0x70) < 0 || w_varint(b, (uint64_t)self->dropped_links) < 0))
+        return -1;
+    /* Span 15 status, 16 flags */
+    if (PyUnicode_GET_LENGTH(self->description)) {
+        PyObject *description = Py_NewRef(self->description);
+        rc = w_status_with_message(b, description, self->status_code);
+        Py_DECREF(description);
+        if (rc < 0)
+            return -1;
+    }
+    else if (w_status_code_only(b, self->status_code) < 0) {
+        return -1;
+    }
+    if (self->flags) { /* Span 16 flags (0: left out) */
+        if (RESERVE(b, 6) < 0)
+            return -1;
+        u_byte(b, 0x85);
+        u_byte(b, 0x01);
+        u_fixed32(b, self->flags);
+    }
+    return 0;
+}
+
+#define SPAN_HEAD 6 /* room before the Span message for its tag and length (a varint of at most 5 bytes) */
+
+static PyObject *
+core_encode(SpanCoreObject *self, PyObject *unused)
+{
+    Buf b;
+    PyObject *ba;
+    int shared = 0;
+    if (!s_scratch_busy && s_scratch != NULL) {
+        ba = Py_NewRef(s_scratch);
+        shared = 1;
+    }
+    else if ((ba = PyByteArray_FromStringAndSize(NULL, 0)) == NULL) {
+        return NULL;
+    }
+    else if (!s_scratch_busy && s_scratch == NULL) {
+        s_scratch = Py_NewRef(ba);
+        shared = 1;
+    }
+    if (shared)
+        s_scratch_busy = 1;
+    b.ba = ba;
+    b.data = PyByteArray_AS_STRING(ba);
+    b.cap = PyByteArray_GET_SIZE(ba);
+    b.len = b.orig = 0;
+    PyObject *result = NULL;
+    if (RESERVE(&b, 512) == 0) {
+        b.len = SPAN_HEAD;
+        if (w_core_span(&b, self) == 0) {
+            uint64_t n = (uint64_t)(b.len - SPAN_HEAD);
+            if (n > 0xFFFFFFFFu) {
+                raise_encode_error("a span of %llu bytes is too large to encode", (unsigned long long)n);
+            }
+            else {
+                int size = varint_size(n);
+                Py_ssize_t at = SPAN_HEAD - 1 - size;
+                b.len = at;
+                u_byte(&b, 0x12); /* ScopeSpans 2 spans */
+                u_varint(&b, n);
+                result = PyBytes_FromStringAndSize(b.data + at, (Py_ssize_t)n + 1 + size);
+            }
+        }
+    }
+    if (shared) {
+        s_scratch_busy = 0;
+        /* A very large span: give the memory back rather than keep it for every later span. */
+        if (b.cap > (1 << 20) && PyByteArray_Resize(ba, 4096) < 0)
+            PyErr_Clear();
+    }
+    Py_DECREF(ba);
+    return result;
+}
+
+/* ---- properties ---- */
+
+static PyObject *
+u128_obj(uint64_t hi, uint64_t lo)
+{
+    if (hi == 0)
+        return PyLong_FromUnsignedLongLong(lo);
+    PyObject *h = PyLong_FromUnsignedLongLong(hi), *shift = PyLong_FromLong(64), *l = PyLong_FromUnsignedLongLong(lo);
+    PyObject *s = (h && shift && l) ? PyNumber_Lshift(h, shift) : NULL;
+    PyObject *r = s ? PyNumber_Or(s, l) : NULL;
+    Py_XDECREF(h);
+    Py_XDECREF(shift);
+    Py_XDECREF(l);
+    Py_XDECREF(s);
+    return r;
+}
+
+static PyObject *
+dict_copy(PyObject *dict)
+{
+    return dict ? PyDict_Copy(dict) : PyDict_New();
+}
+
+#define CORE_GETTER(field, expr)                                                                                    \
+    static PyObject *core_get_##field(SpanCoreObject *self, void *closure) { return (expr); }
+
+CORE_GETTER(name, Py_NewRef(self->name))
+CORE_GETTER(trace_id, u128_obj(self->trace_hi, self->trace_lo))
+CORE_GETTER(span_id, PyLong_FromUnsignedLongLong(self->span_id))
+CORE_GETTER(parent_span_id, PyLong_FromUnsignedLongLong(self->parent_span_id))
+CORE_GETTER(flags, PyLong_FromUnsignedLong(self->flags))
+CORE_GETTER(trace_state, Py_NewRef(self->trace_state))
+CORE_GETTER(kind, PyLong_FromLong(self->kind))
+CORE_GETTER(start_time, PyLong_FromUnsignedLongLong(self->start_time))
+CORE_GETTER(end_time, self->ended ? PyLong_FromUnsignedLongLong(self->end_time) : Py_NewRef(Py_None))
+CORE_GETTER(ended, PyBool_FromLong(self->ended))
+CORE_GETTER(status_code, PyLong_FromLong(self->status_code))
+CORE_GETTER(status_description, Py_NewRef(self->description))
+CORE_GETTER(dropped_attributes, PyLong_FromSsize_t(self->dropped_attributes))
+CORE_GETTER(dropped_events, PyLong_FromSsize_t(self->dropped_events))
+CORE_GETTER(dropped_links, PyLong_FromSsize_t(self->dropped_links))
+CORE_GETTER(attributes, dict_copy(self->attributes))
+
+static PyObject *
+core_get_events(SpanCoreObject *self, void *closure)
+{
+    /* A snapshot of the records first: building the tuples may run the GC and so other threads' updates. */
+    Py_ssize_t n = self->n_events;
+    PyObject *out = PyList_New(n);
+    if (out == NULL)
+        return NULL;
+    CoreEvent *copy = PyMem_Malloc(sizeof(CoreEvent) * (size_t)(n ? n : 1));
+    if (copy == NULL) {
+        Py_DECREF(out);
+        return PyErr_NoMemory();
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        copy[i] = self->events[i];
+        Py_INCREF(copy[i].name);
+        Py_INCREF(copy[i].attributes);
+    }
+    int ok = 1;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        CoreEvent *e = &copy[i];
+        if (ok) {
+            PyObject *item = Py_BuildValue("(OKNn)", e->name, (unsigned long long)e->time, PyDict_Copy(e->attributes),
+                                           e->dropped);
+            if (item == NULL)
+                ok = 0;
+            else
+                PyList_SET_ITEM(out, i, item);
+        }
+        Py_DECREF(e->name);
+        Py_DECREF(e->attributes);
+    }
+    PyMem_Free(copy);
+    if (!ok)
+        Py_CLEAR(out);
+    return out;
+}
+
+static PyObject *
+core_get_links(SpanCoreObject *self, void *closure)
+{
+    Py_ssize_t n = self->n_links;
+    PyObject *out = PyList_New(n);
+    if (out == NULL)
+        return NULL;
+    CoreLink *copy = PyMem_Malloc(sizeof(CoreLink) * (size_t)(n ? n : 1));
+    if (copy == NULL) {
+        Py_DECREF(out);
+        return PyErr_NoMemory();
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        copy[i] = self->links[i];
+        Py_INCREF(copy[i].trace_id);
+        Py_INCREF(copy[i].trace_state);
+        Py_INCREF(copy[i].attributes);
+    }
+    int ok = 1;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        CoreLink *l = &copy[i];
+        if (ok) {
+            PyObject *item = Py_BuildValue("(NKkONn)", u128_obj(l->trace_hi, l->trace_lo),
+                                           (unsigned long long)l->span_id, (unsigned long)l->flags, l->trace_state,
+                                           PyDict_Copy(l->attributes), l->dropped);
+            if (item == NULL)
+                ok = 0;
+            else
+                PyList_SET_ITEM(out, i, item);
+        }
+        Py_DECREF(l->trace_id);
+        Py_DECREF(l->trace_state);
+        Py_DECREF(l->attributes);
+    }
+    PyMem_Free(copy);
+    if (!ok)
+        Py_CLEAR(out);
+    return out;
+}
+
+#define GETSET(field, doc) {#field, (getter)core_get_##field, NULL, doc, NULL}
+
+static PyGetSetDef core_getset[] = {
+    GETSET(name, "The span's name (str)."),
+    GETSET(trace_id, "The 128-bit trace id (int)."),
+    GETSET(span_id, "The 64-bit span id (int)."),
+    GETSET(parent_span_id, "The parent's span id (int; 0: no parent)."),
+    GETSET(flags, "Span.flags as the encoder writes it (int)."),
+    GETSET(trace_state, "The W3C trace state header form (str; \"\": none)."),
+    GETSET(kind, "Span.kind, the OTLP enum value (int)."),
+    GETSET(start_time, "Start time, ns since the epoch (int)."),
+    GETSET(end_time, "End time, ns since the epoch (int), or None until ended."),
+    GETSET(ended, "end() was called (bool)."),
+    GETSET(status_code, "OTLP status code: 0 unset, 1 ok, 2 error (int)."),
+    GETSET(status_description, "Status message (str; \"\": none)."),
+    GETSET(dropped_attributes, "Attributes dropped by the limits (int)."),
+    GETSET(dropped_events, "Events dropped by the limits (int)."),
+    GETSET(dropped_links, "Links dropped by the limits (int)."),
+    GETSET(attributes, "A new dict of the attributes, in insertion order."),
+    GETSET(events, "A new list of (name, timestamp, attributes dict, dropped_attributes_count)."),
+    GETSET(links, "A new list of (trace_id, span_id, flags, trace_state, attributes dict, dropped_attributes_count)."),
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyMethodDef core_methods[] = {
+    {"set_attribute", (PyCFunction)(void (*)(void))core_set_attribute, METH_FASTCALL | METH_KEYWORDS,
+     "set_attribute(key, value): the SDK's Span.set_attribute (BoundedAttributes rules)."},
+    {"set_attributes", (PyCFunction)(void (*)(void))core_set_attributes, METH_FASTCALL | METH_KEYWORDS,
+     "set_attributes(mapping): the SDK's Span.set_attributes."},
+    {"add_event", (PyCFunction)(void (*)(void))core_add_event, METH_FASTCALL | METH_KEYWORDS,
+     "add_event(name, attributes=None, timestamp=None): the SDK's Span.add_event (timestamp None: now)."},
+    {"add_link", (PyCFunction)(void (*)(void))core_add_link, METH_FASTCALL,
+     "add_link(trace_id, span_id, flags, trace_state, attributes=None): the SDK's Span.add_link."},
+    {"update_name", (PyCFunction)(void (*)(void))core_update_name, METH_FASTCALL | METH_KEYWORDS, "update_name(name): a new name (not after end())."},
+    {"set_status_fields", (PyCFunction)(void (*)(void))core_set_status_fields, METH_FASTCALL,
+     "set_status_fields(code, description): the status as stored (the rules are the caller's)."},
+    {"end", (PyCFunction)(void (*)(void))core_end, METH_FASTCALL,
+     "end(end_time=None) -> bool: True the first time (end_time None: now); later calls change nothing."},
+    {"encode", (PyCFunction)core_encode, METH_NOARGS,
+     "encode() -> bytes: the span's ScopeSpans.spans field (tag, length, Span)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject SpanCore_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "aiotlp.encoding._speedups.SpanCore",
+    .tp_basicsize = sizeof(SpanCoreObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "SpanCore(name, trace_id, span_id, parent_span_id, flags, trace_state, kind, start_time, limits)\n\n"
+              "The state of one span, encoded straight to OTLP protobuf (aiotlp.encoding._spancore.SpanCore's twin).",
+    .tp_new = core_new,
+    .tp_init = (initproc)core_init,
+    .tp_dealloc = (destructor)core_dealloc,
+    .tp_traverse = (traverseproc)core_traverse,
+    .tp_clear = (inquiry)core_clear,
+    .tp_methods = core_methods,
+    .tp_getset = core_getset,
+};
+
+/* ---------------------------------------------------------------------------------------------------------- */
 
 static PyMethodDef methods[] = {
     {"write_attributes", (PyCFunction)(void (*)(void))py_write_attributes, METH_FASTCALL,
@@ -1834,6 +3284,8 @@ static PyMethodDef methods[] = {
      "write_sdk_spans(buf, spans, types): ScopeSpans.spans entries of OpenTelemetry SDK ReadableSpans."},
     {"sdk_span_field", (PyCFunction)(void (*)(void))py_sdk_span_field, METH_FASTCALL,
      "sdk_span_field(types, span) -> bytes: one SDK span's ScopeSpans.spans entry."},
+    {"set_warning_hook", (PyCFunction)py_set_warning_hook, METH_O,
+     "set_warning_hook(hook) -> previous hook: SpanCore's warnings (the SDK's texts) go to hook(text); None drops them."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1895,6 +3347,8 @@ PyInit__speedups(void)
     INTERN(str_m_status, "status");
     PyObject *m = PyModule_Create(&module);
     if (m != NULL && PyModule_AddIntConstant(m, "MAX_NESTING_DEPTH", MAX_NESTING_DEPTH) < 0)
+        Py_CLEAR(m);
+    if (m != NULL && (PyType_Ready(&SpanCore_Type) < 0 || PyModule_AddObjectRef(m, "SpanCore", (PyObject *)&SpanCore_Type) < 0))
         Py_CLEAR(m);
     return m;
 }

@@ -5,16 +5,18 @@ The stack order is documented in :mod:`aiotlp.export._stack`.
 
 from ._exporter import OTLPExporter
 from ._limit import ConcurrencyLimit
+from ._reply import read_reply, reply_error
 from ._retry import Retry, RetryPolicy
-from ._stack import SenderStack, TransportSender, build_stack
+from ._stack import SenderStack, TransportSender, build_stack, compress_request
 from ._timeout import Timeout
-from ._types import Exporter, ExportRequest, ExportResult, Sender
+from ._types import Exporter, ExporterHooks, ExportRequest, ExportResult, Sender
 
 __all__ = [
     "ConcurrencyLimit",
     "ExportRequest",
     "ExportResult",
     "Exporter",
+    "ExporterHooks",
     "OTLPExporter",
     "Retry",
     "RetryPolicy",
@@ -23,4 +25,7 @@ __all__ = [
     "Timeout",
     "TransportSender",
     "build_stack",
+    "compress_request",
+    "read_reply",
+    "reply_error",
 ]

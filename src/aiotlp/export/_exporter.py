@@ -10,6 +10,7 @@ import dataclasses
 import functools
 import logging
 import os
+import sys
 import threading
 import weakref
 from collections.abc import AsyncGenerator, Callable, Iterator, Mapping, Sequence
@@ -17,6 +18,7 @@ from typing import Any, TypeVar
 
 from .._exceptions import ConfigurationError, EncodeError, ExportError, ExporterShutdownError, RequestTooLargeError
 from .._fork import abandon
+from .._ratelimit import RateLimitedLogger
 from ..config import ExporterConfig, Headers, SignalConfig
 from ..encoding import count_items, encode
 from ..model import LogRecord, Metric, Signal, Span
@@ -30,9 +32,9 @@ from ..transport import (
     make_transport,
     require_client,
 )
-from ._ratelimit import RateLimitedLogger
+from ._reply import reply_error
 from ._retry import RetryPolicy
-from ._stack import SenderStack, build_stack
+from ._stack import SenderStack, build_stack, compress_request
 from ._suppress import suppress
 from ._types import ExportRequest, ExportResult
 
@@ -126,7 +128,11 @@ class OTLPExporter:
 
             def transport_factory(cfg: SignalConfig) -> Transport:
                 return make_transport(
-                    cfg, max_response_bytes=max_response_bytes, grpc_implementation=grpc_implementation, fleet=fleet
+                    cfg,
+                    max_response_bytes=max_response_bytes,
+                    grpc_implementation=grpc_implementation,
+                    fleet=fleet,
+                    classify=reply_error,
                 )
 
         factory = transport_factory
@@ -134,7 +140,7 @@ class OTLPExporter:
         def make_stacks() -> dict[Signal, SenderStack]:
             return {
                 signal: build_stack(
-                    factory(config.for_signal(signal)),
+                    _reading_replies(factory(config.for_signal(signal))),
                     retry=retry,
                     max_concurrent=max_concurrent,
                     attempt_timeout=attempt_timeout,
@@ -400,9 +406,7 @@ class OTLPExporter:
     async def _send(
         self, stack: SenderStack, request: ExportRequest, deadline: float, *, log_failure: bool = True
     ) -> ExportResult:
-        body, compressed = stack.transport.prepare(request.body)
-        if compressed:
-            request = dataclasses.replace(request, body=body, compressed=True)
+        request = compress_request(request, stack.transport.compression)
         restore = suppress()  # instrumented HTTP and gRPC clients must not trace the exporter's own calls
         try:
             partial = await stack.top.send(request, deadline)
@@ -595,6 +599,17 @@ atexit.register(_at_exit)
 _LOOP_END_GRACE = 1.0
 
 _closing: set[asyncio.Task[None]] = set()
+
+
+def _reading_replies(transport: Transport) -> Transport:
+    """``transport``, whose fleet (if it is one, or may become one: grpc.aio in a forked child) reads replies with
+    :func:`reply_error` when its maker gave it no reader (``transport_factory=make_transport``): so that a 503 or
+    UNAVAILABLE fails over to the next collector whoever built the transport."""
+    grpcio = sys.modules.get("aiotlp.transport._grpc")  # (not imported here: it imports grpc)
+    readers = (FleetTransport, grpcio.GrpcTransport) if grpcio is not None else (FleetTransport,)
+    if isinstance(transport, readers) and transport.classify is None:
+        transport.classify = reply_error
+    return transport
 
 
 def _where(config: SignalConfig) -> str:

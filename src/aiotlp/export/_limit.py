@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from .._compat import timeout_at
+from .._backports import timeout_at
 from .._exceptions import ConfigurationError, DeadlineExceededError
 from ..encoding import PartialSuccess
 from ._types import ExportRequest, Sender

@@ -12,7 +12,7 @@ import asyncio
 import random
 from dataclasses import dataclass
 
-from .._compat import timeout
+from .._backports import timeout
 from .._exceptions import (
     ConfigurationError,
     DeadlineExceededError,

@@ -10,28 +10,36 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from .._exceptions import ExportError
 from ..encoding import PartialSuccess
 from ..model import LogRecord, Metric, Signal, Span
 
-__all__ = ["ExportRequest", "ExportResult", "Exporter", "Sender"]
+if TYPE_CHECKING:
+    import asyncio
+
+__all__ = ["ExportRequest", "ExportResult", "Exporter", "ExporterHooks", "Sender"]
 
 
 @dataclass(frozen=True, slots=True)
 class ExportRequest:
     """One encoded OTLP request, ready to send as it is; a retry sends these same bytes again.
 
-    ``body`` is already compressed when ``compressed`` is true. ``items`` counts spans, log records or metric
-    data points, and ``size`` is the encoded size before compression.
+    ``content_encoding`` says how ``body`` is compressed (``"identity"``: as encoded; else ``"gzip"``,
+    ``"deflate"`` or ``"zstd"``, compressed once by :func:`~aiotlp.export.compress_request`). ``items`` counts
+    spans, log records or metric data points, and ``size`` is the encoded size before compression.
     """
 
     signal: Signal
     body: bytes
     items: int
     size: int
-    compressed: bool = False
+    content_encoding: str = "identity"
+
+    @property
+    def compressed(self) -> bool:
+        return self.content_encoding != "identity"
 
 
 class Sender(Protocol):
@@ -91,7 +99,11 @@ class ExportResult:
 
 @runtime_checkable
 class Exporter(Protocol):
-    """The async exporter interface. Implementations never raise for a failed export: they return the result."""
+    """The async exporter interface. Implementations never raise for a failed export: they return the result.
+
+    An exporter may also have any of the optional hooks declared by :class:`ExporterHooks`; a batch processor
+    calls those it has.
+    """
 
     async def export_traces(self, spans: Sequence[Span]) -> ExportResult: ...
 
@@ -100,3 +112,29 @@ class Exporter(Protocol):
     async def export_logs(self, records: Sequence[LogRecord]) -> ExportResult: ...
 
     async def shutdown(self, timeout: float | None = None) -> None: ...
+
+
+class ExporterHooks(Protocol):
+    """The optional hooks of an :class:`Exporter`, each called by the batch processor when the exporter has it.
+
+    * ``start()``: on the processor's loop, when its worker starts (a DurableExporter starts its delivery task,
+      which sends what an earlier run left on disk); an exception is logged and the exports go on;
+    * ``async detach_loop()``: the loop the processor exports on is ending (or the processor leaves it from that
+      loop's thread): close the connections held there, on that loop;
+    * ``release_loop(loop)``: the processor left ``loop``, which is not running: let go of the connections held
+      there without closing them (any thread);
+    * ``async force_flush(timeout) -> bool``: after a flush's exports (a DurableExporter makes its queue durable);
+      False fails the flush;
+    * ``retries``: retries made so far, shown in the processor's statistics.
+    """
+
+    def start(self) -> None: ...
+
+    async def detach_loop(self) -> None: ...
+
+    def release_loop(self, loop: asyncio.AbstractEventLoop) -> None: ...
+
+    async def force_flush(self, timeout: float | None = None) -> bool: ...
+
+    @property
+    def retries(self) -> int: ...

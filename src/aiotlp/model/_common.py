@@ -11,6 +11,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Union
 
+from .._validate import is_int, is_number
+
 __all__ = [
     "MAX_NESTING_DEPTH",
     "AnyValue",
@@ -98,7 +100,7 @@ def validate_attributes(attributes: Mapping[str, object] | None, where: str) -> 
 
 
 def check_uint(value: int, where: str, maximum: int = UINT32_MAX) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
+    if not is_int(value):
         raise TypeError(f"{where}: expected an int, got {type(value).__name__}")
     if not 0 <= value <= maximum:
         raise ValueError(f"{where}: {value} is outside 0..{maximum}")
@@ -117,7 +119,7 @@ def check_str(value: str, where: str) -> str:
 
 
 def check_float(value: float, where: str, *, finite: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if not is_number(value):
         raise TypeError(f"{where}: expected a float, got {type(value).__name__}")
     value = float(value)
     if finite and not math.isfinite(value):
@@ -131,7 +133,7 @@ def check_id(value: bytes | int | None, size: int, where: str, *, optional: bool
         if optional:
             return b""
         raise ValueError(f"{where}: is required")
-    if isinstance(value, int) and not isinstance(value, bool):
+    if is_int(value):
         if not 0 <= value < 2 ** (8 * size):
             raise ValueError(f"{where}: {value} does not fit in {size} bytes")
         if value == 0 and not optional:

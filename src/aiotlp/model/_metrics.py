@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Union
 
+from .._validate import is_int, is_number
 from ._common import (
     EMPTY_RESOURCE,
     EMPTY_SCOPE,
@@ -49,7 +50,7 @@ class AggregationTemporality(enum.IntEnum):
 
 
 def _number(value: int | float, where: str) -> int | float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if not is_number(value):
         raise TypeError(f"{where}: expected an int or a float, got {type(value).__name__}")
     # An int outside int64 is accepted: the encoders send it as as_double (see aiotlp.encoding).
     return value
@@ -148,7 +149,7 @@ class Buckets:
     bucket_counts: Sequence[int] = ()
 
     def __post_init__(self) -> None:
-        if isinstance(self.offset, bool) or not isinstance(self.offset, int):
+        if not is_int(self.offset):
             raise TypeError(f"Buckets.offset: expected an int, got {type(self.offset).__name__}")
         if not -(2**31) <= self.offset < 2**31:
             raise ValueError(f"Buckets.offset: {self.offset} is outside the int32 range")
@@ -175,7 +176,7 @@ class ExponentialHistogramDataPoint:
     def __post_init__(self) -> None:
         name = "ExponentialHistogramDataPoint"
         _count(self.count, f"{name}.count")
-        if isinstance(self.scale, bool) or not isinstance(self.scale, int) or not -(2**31) <= self.scale < 2**31:
+        if not is_int(self.scale) or not -(2**31) <= self.scale < 2**31:
             raise ValueError(f"{name}.scale: expected an int32, got {self.scale!r}")
         _count(self.zero_count, f"{name}.zero_count")
         _instance(self.positive, Buckets, f"{name}.positive")

@@ -17,9 +17,3 @@ class Signal(str, enum.Enum):
     @property
     def http_path(self) -> str:
         return f"/v1/{self.value}"
-
-    @property
-    def grpc_method(self) -> str:
-        service = {"traces": "trace", "metrics": "metrics", "logs": "logs"}[self.value]
-        name = {"traces": "Trace", "metrics": "Metrics", "logs": "Logs"}[self.value]
-        return f"/opentelemetry.proto.collector.{service}.v1.{name}Service/Export"

@@ -9,11 +9,15 @@ outcome = await processor.shutdown(timeout=5)
 processor.statistics()                 # produced == exported + rejected + failed + dropped + queued + in_flight
 ```
 
-The threading model is described in :mod:`aiotlp.processing._batch`; the queue layout in
-:mod:`aiotlp.processing._queue`; the self-metrics in :mod:`aiotlp.processing._selfmetrics`.
+The threading model is described in :mod:`aiotlp.processing._batch` (validation, producing, the worker); the
+queue layout in :mod:`aiotlp.processing._queue`; how an ended export settles its items in
+:mod:`aiotlp.processing._settle` (pure); flush and shutdown in :mod:`aiotlp.processing._flushing`; calls from
+other loops and threads in :mod:`aiotlp.processing._hops`; moving between loops in
+:mod:`aiotlp.processing._binding`; the exporter's optional hooks in :mod:`aiotlp.processing._hooks`; the
+self-metrics in :mod:`aiotlp.processing._selfmetrics`.
 """
 
-from ._batch import BatchProcessor, Policy
+from ._batch import BatchProcessor, OverflowPolicy
 from ._binding import SHUTDOWN_GRACE
 from ._queue import estimate_size
 from ._stats import DROP_REASONS, DropReason, FlushOutcome, FlushStatus, ProcessorStatistics
@@ -25,7 +29,7 @@ __all__ = [
     "DropReason",
     "FlushOutcome",
     "FlushStatus",
-    "Policy",
+    "OverflowPolicy",
     "ProcessorStatistics",
     "estimate_size",
 ]

@@ -41,8 +41,8 @@ import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 
-from ..export import Exporter
 from ..model import Signal
+from ._hooks import Hooks
 from ._queue import BoundedQueue
 
 __all__ = ["SHUTDOWN_GRACE", "Batch", "LoopBinding"]
@@ -90,7 +90,7 @@ class LoopBinding(Generic[T]):
     _room: set[asyncio.Future[None]]  # blocked puts
     _queue: BoundedQueue[T]
     _schedule_delay: float
-    _exporter: Exporter
+    _hooks: Hooks  # the exporter's optional hooks (detach_loop, release_loop)
     _signal: Signal
 
     if TYPE_CHECKING:
@@ -166,8 +166,8 @@ class LoopBinding(Generic[T]):
         """The worker was cancelled from outside while its loop is shutting down: let the exporter let go of
         the loop (close its connections there), then move once the cancelled exports have ended."""
         self._lost = True
-        detach = getattr(self._exporter, "detach_loop", None)
-        if callable(detach):
+        detach = self._hooks.detach_loop
+        if detach is not None:
             try:
                 await asyncio.wait_for(detach(), SHUTDOWN_GRACE)
             except Exception as exc:  # its connections stay behind; nothing queued is lost
@@ -231,20 +231,20 @@ class LoopBinding(Generic[T]):
                 task._log_destroy_pending = False  # type: ignore[attr-defined]
 
         running = old.is_running()  # only on its own thread (move_to_fallback): it gets control back soon
-        detach = getattr(self._exporter, "detach_loop", None) if running else None
+        detach = self._hooks.detach_loop if running else None
 
         def on_old_loop() -> None:
             for task in tasks:
                 task.cancel()
             for future in futures:
-                _resolve(future)
-            if callable(detach):
+                resolve(future)
+            if detach is not None:
                 old.create_task(detach()).add_done_callback(_ignore_result)
 
         with contextlib.suppress(RuntimeError):  # closed: nothing of it will run again
             old.call_soon_threadsafe(on_old_loop)
-        release = getattr(self._exporter, "release_loop", None)
-        if callable(release) and not running:
+        release = self._hooks.release_loop
+        if release is not None and not running:
             try:
                 release(old)
             except Exception as exc:  # its connections stay there: nothing queued is lost
@@ -282,7 +282,7 @@ class LoopBinding(Generic[T]):
         return self._move(old, take_running=True)
 
 
-def _resolve(future: asyncio.Future[None]) -> None:
+def resolve(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
 

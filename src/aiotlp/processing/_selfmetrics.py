@@ -103,6 +103,7 @@ class SelfMetrics:
         kind, unit = _KIND[signal], _UNIT[signal]
         self.exporter_attributes = _exporter_attributes(exporter, signal)
         self.processor_attributes: dict[str, str | int] = {}
+        observed = []  # (name, an up-down counter rather than a counter, callback, description)
         if signal in _PROCESSOR_TYPE:
             component_type = _PROCESSOR_TYPE[signal]
             self.processor_attributes = {
@@ -110,37 +111,39 @@ class SelfMetrics:
                 "otel.component.name": _component_name(component_type),
             }
             prefix = f"otel.sdk.processor.{kind}"
-            meter.create_observable_up_down_counter(
-                f"{prefix}.queue.size",
-                callbacks=[self._callback(self._queue_size)],
-                unit=unit,
-                description="The number of items in the queue of the processor.",
-            )
-            meter.create_observable_up_down_counter(
-                f"{prefix}.queue.capacity",
-                callbacks=[self._callback(self._queue_capacity)],
-                unit=unit,
-                description="The maximum number of items the queue of the processor can hold.",
-            )
-            meter.create_observable_counter(
-                f"{prefix}.processed",
-                callbacks=[self._callback(self._processed)],
-                unit=unit,
-                description="The number of items for which the processing has finished, either successful or failed.",
-            )
+            observed += [
+                (f"{prefix}.queue.size", True, self._queue_size, "The number of items in the queue of the processor."),
+                (
+                    f"{prefix}.queue.capacity",
+                    True,
+                    self._queue_capacity,
+                    "The maximum number of items the queue of the processor can hold.",
+                ),
+                (
+                    f"{prefix}.processed",
+                    False,
+                    self._processed,
+                    "The number of items for which the processing has finished, either successful or failed.",
+                ),
+            ]
         prefix = f"otel.sdk.exporter.{kind}"
-        meter.create_observable_counter(
-            f"{prefix}.exported",
-            callbacks=[self._callback(self._exported)],
-            unit=unit,
-            description="The number of items for which the export has finished, either successful or failed.",
-        )
-        meter.create_observable_up_down_counter(
-            f"{prefix}.inflight",
-            callbacks=[self._callback(self._inflight)],
-            unit=unit,
-            description="The number of items passed to the exporter that have not been exported yet.",
-        )
+        observed += [
+            (
+                f"{prefix}.exported",
+                False,
+                self._exported,
+                "The number of items for which the export has finished, either successful or failed.",
+            ),
+            (
+                f"{prefix}.inflight",
+                True,
+                self._inflight,
+                "The number of items passed to the exporter that have not been exported yet.",
+            ),
+        ]
+        for name, up_down, read, description in observed:
+            create = meter.create_observable_up_down_counter if up_down else meter.create_observable_counter
+            create(name, callbacks=[self._callback(read)], unit=unit, description=description)
         self._duration: Histogram
         try:
             self._duration = meter.create_histogram(
@@ -161,7 +164,8 @@ class SelfMetrics:
         """One ``operation.duration`` observation; ``error_type`` None means full success."""
         attributes = self._duration_attributes.get(error_type)
         if attributes is None:
-            attributes = self._duration_attributes[error_type] = self._with(self.exporter_attributes, str(error_type))
+            attributes = self._with_error_type(self.exporter_attributes, str(error_type))
+            self._duration_attributes[error_type] = attributes
         self._duration.record(seconds, attributes)
 
     # ------------------------------------------------------------------------------------------- callbacks
@@ -182,7 +186,7 @@ class SelfMetrics:
 
         return callback
 
-    def _with(self, base: dict[str, str | int], error_type: str) -> dict[str, str | int]:
+    def _with_error_type(self, base: dict[str, str | int], error_type: str) -> dict[str, str | int]:
         return {**base, "error.type": error_type}
 
     def _queue_size(self, queue: BoundedQueue[Any]) -> list[tuple[int, dict[str, str | int]]]:
@@ -200,13 +204,13 @@ class SelfMetrics:
             (queue.dropped_shutdown, "shutdown"),
         ):
             if count:
-                values.append((count, self._with(base, error_type)))
+                values.append((count, self._with_error_type(base, error_type)))
         return values
 
     def _exported(self, queue: BoundedQueue[Any]) -> list[tuple[int, dict[str, str | int]]]:
         base = self.exporter_attributes
         values = [(queue.exported, base)]
-        values.extend((count, self._with(base, error_type)) for error_type, count in queue.outcomes.items())
+        values.extend((count, self._with_error_type(base, error_type)) for error_type, count in queue.outcomes.items())
         return values
 
     def _inflight(self, queue: BoundedQueue[Any]) -> list[tuple[int, dict[str, str | int]]]:

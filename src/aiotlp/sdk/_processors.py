@@ -389,7 +389,7 @@ class _Batching:
         self._started = False
         # shutdown state is kept: a processor shut down in the parent stays shut down in the child
         if self._is_shut_down:
-            self._processor._queue.close()
+            self._processor.stop_accepting()
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop | None:

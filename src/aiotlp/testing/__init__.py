@@ -3,6 +3,7 @@
 - :class:`FakeCollector` (with :class:`Reply`, :class:`ReceivedRequest`, :class:`BadRequest`): a real OTLP
   receiver, gRPC and HTTP on 127.0.0.1, scripted and recording; :class:`CollectorThread` runs one in a thread;
 - :func:`otlp_json_to_message` / :func:`message_to_otlp_json`: OTLP/JSON <-> the official protobuf messages;
+  :func:`request_class` / :func:`response_class`: the official message class of a signal's request and response;
 - :class:`ScriptedTransport` (with :class:`Outcome`, :class:`Attempt`) and :class:`RecordingExporter`:
   in-memory fakes of the transport and of an exporter;
 - :class:`Rotel`, :func:`find_rotel`, :func:`free_port`: the real ``rotel`` collector as a child process;
@@ -25,7 +26,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from aiotlp.testing._collector import BadRequest, FakeCollector, ReceivedRequest, Reply
 from aiotlp.testing._otelcol import OtelCollector, OtelCollectorTLS, find_otelcol
-from aiotlp.testing._otlp_json import message_to_otlp_json, otlp_json_to_message
+from aiotlp.testing._otlp_json import message_to_otlp_json, otlp_json_to_message, request_class, response_class
 from aiotlp.testing._rotel import Rotel, find_rotel, free_port
 from aiotlp.testing._threaded import CollectorThread
 from aiotlp.testing._transport import Attempt, Outcome, RecordingExporter, ScriptedTransport
@@ -48,4 +49,6 @@ __all__ = [
     "free_port",
     "message_to_otlp_json",
     "otlp_json_to_message",
+    "request_class",
+    "response_class",
 ]

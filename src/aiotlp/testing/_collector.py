@@ -40,24 +40,18 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import errno
 import functools
-import json
 import os
+import socket
 import ssl
-import struct
 import tempfile
-import zlib
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Any, Literal
 
 import grpc
 from aiohttp import web
-from google.protobuf import json_format  # type: ignore[import-untyped]
-from google.protobuf.any_pb2 import Any as AnyProto  # type: ignore[import-untyped]
-from google.protobuf.message import DecodeError  # type: ignore[import-untyped]
-from google.rpc import error_details_pb2, status_pb2  # type: ignore[import-untyped]
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -66,319 +60,34 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import Metric
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from aiotlp._exceptions import ConfigurationError, MissingExtraError
-from aiotlp.model._signal import Signal
-from aiotlp.testing._otlp_json import (
-    ExportRequest,
-    message_to_otlp_json,
-    otlp_json_to_message,
-    request_class,
-    response_class,
+from aiotlp._validate import is_int
+from aiotlp.model import Signal
+from aiotlp.transport import grpc_method
+
+from ._bodies import ZSTD_MAGIC, Filler, gunzip, inflate_zlib, is_zlib, unzstd
+from ._replies import (
+    GRPC,
+    JSON,
+    PROTOBUF,
+    BadRequest,
+    ReceivedRequest,
+    Refused,
+    Reply,
+    decode_json,
+    decode_protobuf,
+    export_response,
+    rpc_status,
+    serialize,
+    status_body,
 )
-from aiotlp.transport import zstd_decompress
 
 __all__ = ["BadRequest", "FakeCollector", "ReceivedRequest", "Reply"]
-
-PROTOBUF: Final = "application/x-protobuf"
-JSON: Final = "application/json"
-GRPC: Final = "application/grpc"
 
 _HOST = "127.0.0.1"
 _DEFAULT_MAX_REQUEST_SIZE = 64 * 1024 * 1024 + 1024 * 1024  # the 64 MiB OTLP cap, and room for the envelope
 _CHUNK = 64 * 1024
-_REJECTED_FIELD = {
-    Signal.TRACES: "rejected_spans",
-    Signal.METRICS: "rejected_data_points",
-    Signal.LOGS: "rejected_log_records",
-}
 _BY_PATH = {signal.http_path: signal for signal in Signal}
-_GRPC_SERVICES = {signal: signal.grpc_method.strip("/").rsplit("/", 1)[0] for signal in Signal}
-
-
-@dataclass(frozen=True, slots=True)
-class Reply:
-    """One scripted answer. Each transport reads its own fields.
-
-    - ``http_status`` (HTTP) and ``grpc_code`` (gRPC): the status. When ``grpc_code`` is ``None`` gRPC derives
-      it from ``http_status``: 2xx -> OK, 429 -> RESOURCE_EXHAUSTED, 502/503/504 -> UNAVAILABLE,
-      400 -> INVALID_ARGUMENT, any other -> INTERNAL. ``grpc_code`` never changes the HTTP status.
-    - ``message``: the error text (``google.rpc.Status.message`` in an HTTP error body, the gRPC details).
-    - ``retry_after``: the HTTP ``Retry-After`` header value, verbatim (any status).
-    - ``retry_delay``: seconds of a ``google.rpc.RetryInfo``: in the ``grpc-status-details-bin`` trailer of a
-      gRPC error, and in the ``google.rpc.Status`` body of an HTTP error status.
-    - ``delay``: seconds to wait before answering (the request is recorded at once, before the wait).
-    - ``rejected`` and ``error_message``: the ``partial_success`` of a successful response.
-    - ``body``: the raw response body instead of the generated one (both transports).
-    - ``body_size``: a well-formed response of exactly this many bytes, with ``http_status``: protobuf, one
-      large unknown field of zeros; JSON, an object with one large unknown string member. Streamed in 64 KiB
-      chunks over HTTP, never whole in memory; gRPC needs it in one piece.
-    - ``gzip_bomb``: HTTP: the same well-formed body of this many bytes, sent as ``Content-Encoding: gzip``
-      (about 1 KiB per MiB, built from one cached deflate block, once per size); gRPC: a response of this
-      many bytes sent with gRPC gzip compression.
-    - ``drop_connection``: HTTP: close the connection without a response; gRPC: abort with UNAVAILABLE.
-    """
-
-    http_status: int = 200
-    grpc_code: grpc.StatusCode | None = None
-    message: str = ""
-    retry_after: str | None = None
-    retry_delay: float | None = None
-    delay: float = 0.0
-    rejected: int = 0
-    error_message: str = ""
-    body: bytes | None = None
-    body_size: int | None = None
-    gzip_bomb: int | None = None
-    drop_connection: bool = False
-
-    def __post_init__(self) -> None:
-        if not 100 <= self.http_status <= 599:
-            raise ConfigurationError(f"http_status must be in 100..599, got {self.http_status}")
-        if self.grpc_code is not None and not isinstance(self.grpc_code, grpc.StatusCode):
-            raise ConfigurationError(f"grpc_code must be a grpc.StatusCode, got {self.grpc_code!r}")
-        for name in ("retry_delay", "delay"):
-            value = getattr(self, name)
-            if value is not None and not value >= 0:
-                raise ConfigurationError(f"{name} must be >= 0, got {value}")
-        for name in ("body_size", "gzip_bomb"):
-            value = getattr(self, name)
-            if value is not None and value < 0:
-                raise ConfigurationError(f"{name} must be >= 0, got {value}")
-        if self.retry_after is not None and any(ch in self.retry_after for ch in "\r\n\0"):
-            raise ConfigurationError("retry_after must not contain CR, LF or NUL")
-        if sum(x is not None for x in (self.body, self.body_size, self.gzip_bomb)) > 1:
-            raise ConfigurationError("body, body_size and gzip_bomb are exclusive: give at most one")
-
-    @property
-    def effective_grpc_code(self) -> grpc.StatusCode:
-        """``grpc_code``, or the code derived from ``http_status`` (see the class docstring)."""
-        if self.grpc_code is not None:
-            return self.grpc_code
-        status = self.http_status
-        if 200 <= status <= 299:
-            return grpc.StatusCode.OK
-        if status == 429:
-            return grpc.StatusCode.RESOURCE_EXHAUSTED
-        if status in (502, 503, 504):
-            return grpc.StatusCode.UNAVAILABLE
-        if status == 400:
-            return grpc.StatusCode.INVALID_ARGUMENT
-        return grpc.StatusCode.INTERNAL
-
-
-@dataclass(frozen=True, slots=True)
-class ReceivedRequest:
-    """One accepted export request.
-
-    ``headers``: lowercased names; for gRPC the invocation metadata, with ``-bin`` values base64-encoded (as
-    on the wire); repeated names joined with ``", "``. ``body``: the exact bytes received, after
-    decompression. ``peer``: the client's address and port (``"127.0.0.1:54321"``): one connection, one peer.
-    """
-
-    signal: Signal
-    transport: Literal["grpc", "http"]
-    content_type: Literal["application/x-protobuf", "application/json", "application/grpc"]
-    compression: Literal["gzip", "deflate", "zstd"] | None
-    headers: dict[str, str]
-    body: bytes
-    message: ExportRequest
-    peer: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class BadRequest:
-    """A request the collector refused before any scripted reply: ``status`` is the HTTP status or gRPC code
-    name it answered with, ``reason`` the error text, ``body`` the bytes as received (still compressed)."""
-
-    transport: Literal["grpc", "http"]
-    path: str
-    status: int | str
-    reason: str
-    headers: dict[str, str]
-    body: bytes
-
-
-class _Refused(Exception):
-    """Internal: a request the collector refuses (HTTP status, gRPC code, reason)."""
-
-    def __init__(self, http_status: int, grpc_code: grpc.StatusCode, reason: str) -> None:
-        super().__init__(reason)
-        self.http_status = http_status
-        self.grpc_code = grpc_code
-        self.reason = reason
-
-
-# -- response bodies -----------------------------------------------------------------------------------------
-
-
-def _varint(value: int, width: int = 0) -> bytes:
-    """``value`` as a varint, padded to ``width`` bytes with redundant continuation bytes if needed."""
-    out = bytearray()
-    while value > 0x7F or len(out) + 1 < width:
-        out.append(value & 0x7F | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
-@dataclass(frozen=True, slots=True)
-class _Filler:
-    """A well-formed response of exactly ``size`` bytes, mostly one repeated byte: ``head``, ``count`` times
-    ``fill``, ``tail``. Protobuf: one unknown length-delimited field (number 15) of zeros; JSON: an object
-    with one unknown string member of ``"0"`` characters."""
-
-    head: bytes
-    fill: int
-    count: int
-    tail: bytes
-
-    @classmethod
-    def of(cls, size: int, media_type: str) -> _Filler:
-        if media_type == JSON:
-            head, tail = b'{"filler":"', b'"}'
-            if size < len(head) + len(tail):
-                return cls(b"", 0x20, size, b"")  # blank: an empty JSON response
-            return cls(head, 0x30, size - len(head) - len(tail), tail)
-        if size < 2:
-            return cls(b"", 0, size, b"")  # b"" is a valid message; one byte cannot be
-        for width in range(1, 11):
-            length = size - 1 - width
-            # where no minimal varint fits exactly (130 bytes, ...), pad it: every decoder accepts that
-            if length >= 0 and len(_varint(length)) <= width:
-                return cls(b"\x7a" + _varint(length, width), 0, length, b"")
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def chunks(self) -> Iterator[bytes]:
-        """The body in chunks of at most 64 KiB, never all of it in memory."""
-        if self.head:
-            yield self.head
-        block = bytes([self.fill]) * min(_CHUNK, self.count)
-        remaining = self.count
-        while remaining > 0:
-            step = min(_CHUNK, remaining)
-            yield block if step == len(block) else block[:step]
-            remaining -= step
-        if self.tail:
-            yield self.tail
-
-    def gzip(self) -> bytes:
-        """The body as one gzip member, built from a cached deflate block of 1 MiB: ~1 KiB per MiB."""
-        return _gzip_filler(self)
-
-
-_BOMB_UNIT = 1 << 20
-
-
-def _deflate_flushed(data: bytes) -> bytes:
-    """Raw deflate ending in a full flush: byte-aligned and self-contained, so blocks can be concatenated."""
-    compressor = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
-    return compressor.compress(data) + compressor.flush(zlib.Z_FULL_FLUSH)
-
-
-@functools.cache
-def _deflated_run(fill: int, count: int) -> bytes:
-    return _deflate_flushed(bytes([fill]) * count)
-
-
-@functools.cache
-def _gzip_filler(filler: _Filler) -> bytes:
-    full, rest = divmod(filler.count, _BOMB_UNIT)
-    unit = bytes([filler.fill]) * _BOMB_UNIT
-    crc = zlib.crc32(filler.head)
-    for _ in range(full):
-        crc = zlib.crc32(unit, crc)
-    crc = zlib.crc32(unit[:rest], crc)
-    crc = zlib.crc32(filler.tail, crc)
-    size = len(filler.head) + filler.count + len(filler.tail)
-    return b"".join(
-        (
-            b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff",  # gzip header: deflate, no name, no mtime
-            _deflate_flushed(filler.head),
-            _deflated_run(filler.fill, _BOMB_UNIT) * full,
-            _deflated_run(filler.fill, rest) if rest else b"",
-            _deflate_flushed(filler.tail),
-            b"\x03\x00",  # the final, empty, block
-            struct.pack("<II", crc, size & 0xFFFFFFFF),
-        )
-    )
-
-
-def _gunzip(data: bytes, limit: int) -> bytes:
-    """Inflate a gzip body (all members), refusing more than ``limit`` bytes of output."""
-    out = bytearray()
-    while data:
-        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        try:
-            out += inflater.decompress(data, limit + 1 - len(out))
-        except zlib.error as exc:
-            raise _Refused(400, grpc.StatusCode.INVALID_ARGUMENT, f"invalid gzip body: {exc}") from None
-        if len(out) > limit or inflater.unconsumed_tail:
-            raise _Refused(413, grpc.StatusCode.RESOURCE_EXHAUSTED, f"gzip body inflates to more than {limit} bytes")
-        if not inflater.eof:
-            raise _Refused(400, grpc.StatusCode.INVALID_ARGUMENT, "invalid gzip body: truncated")
-        data = inflater.unused_data
-    return bytes(out)
-
-
-def _is_zlib(data: bytes) -> bool:
-    """A zlib stream's header (RFC 1950) as zlib and grpc write it: deflate, 32 KiB window, valid check value."""
-    return len(data) >= 2 and data[0] == 0x78 and (0x7800 | data[1]) % 31 == 0
-
-
-def _inflate_zlib(data: bytes, limit: int) -> bytes:
-    """Inflate a zlib stream (``deflate`` in HTTP and gRPC), refusing more than ``limit`` bytes of output."""
-    inflater = zlib.decompressobj(zlib.MAX_WBITS)
-    try:
-        out = inflater.decompress(data, limit + 1)
-    except zlib.error as exc:
-        raise _Refused(400, grpc.StatusCode.INVALID_ARGUMENT, f"invalid deflate body: {exc}") from None
-    if len(out) > limit or inflater.unconsumed_tail:
-        raise _Refused(413, grpc.StatusCode.RESOURCE_EXHAUSTED, f"deflate body inflates to more than {limit} bytes")
-    if not inflater.eof or inflater.unused_data:
-        raise _Refused(400, grpc.StatusCode.INVALID_ARGUMENT, "invalid deflate body: truncated or trailing bytes")
-    return out
-
-
-_ZSTD_MAGIC: Final = b"\x28\xb5\x2f\xfd"  # a zstd frame (RFC 8878); no export request has field 5 (tag 0x28)
-
-
-def _unzstd(data: bytes, limit: int) -> bytes:
-    """Decode a zstd body (every frame), refusing more than ``limit`` bytes of output."""
-    try:
-        out = zstd_decompress(data, limit)
-    except MissingExtraError:
-        raise _Refused(
-            415, grpc.StatusCode.UNIMPLEMENTED, "zstd: no zstd binding here (pip install 'aiotlp[zstd]')"
-        ) from None
-    except ValueError as exc:
-        raise _Refused(400, grpc.StatusCode.INVALID_ARGUMENT, f"invalid zstd body: {exc}") from None
-    if len(out) > limit:
-        raise _Refused(413, grpc.StatusCode.RESOURCE_EXHAUSTED, f"zstd body decompresses to more than {limit} bytes")
-    return out
-
-
-def _rpc_status(code: grpc.StatusCode, message: str, retry_delay: float | None) -> Any:
-    status = status_pb2.Status(code=code.value[0], message=message)
-    if retry_delay is not None:
-        info = error_details_pb2.RetryInfo()
-        info.retry_delay.FromNanoseconds(round(retry_delay * 1e9))
-        packed = AnyProto()
-        packed.Pack(info)
-        status.details.append(packed)
-    return status
-
-
-def _serialize(message: Any, media_type: str) -> bytes:
-    if media_type == JSON:
-        return json.dumps(message_to_otlp_json(message)).encode()
-    data: bytes = message.SerializeToString()
-    return data
-
-
-def _status_body(status: Any, media_type: str) -> bytes:
-    if media_type == JSON:
-        return json.dumps(json_format.MessageToDict(status)).encode()
-    data: bytes = status.SerializeToString()
-    return data
+_GRPC_SERVICES = {signal: grpc_method(signal).strip("/").rsplit("/", 1)[0] for signal in Signal}
 
 
 def _join_headers(pairs: Iterator[tuple[str, str]]) -> dict[str, str]:
@@ -446,7 +155,7 @@ class FakeCollector:
         if grpc_server not in ("grpcio", "h2"):
             raise ConfigurationError(f"grpc_server must be 'grpcio' or 'h2', got {grpc_server!r}")
         for name, port in (("grpc_port", grpc_port), ("http_port", http_port)):
-            if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+            if not is_int(port) or not 0 <= port <= 65535:
                 raise ConfigurationError(f"{name} must be a port number 0-65535, got {port!r}")
         if (ssl_cert is None) != (ssl_key is None):
             raise ConfigurationError("ssl_cert and ssl_key must be given together")
@@ -518,6 +227,10 @@ class FakeCollector:
             await runner.cleanup()
 
     async def _start_grpc(self) -> None:
+        if self._grpc_port:
+            # a taken port: one line naming it (grpc core would log its own line to stderr, and raise a text that
+            # points at GRPC_VERBOSITY)
+            _check_free("gRPC", self._grpc_port)
         if self._grpc_kind == "h2":
             await self._start_h2_grpc()
             return
@@ -565,7 +278,7 @@ class FakeCollector:
             context = _server_ssl_context(self._ssl_cert, self._ssl_key, self._client_ca)
         server = H2GrpcServer(
             self._grpc_export,
-            {signal.grpc_method.encode("ascii"): signal for signal in Signal},
+            {grpc_method(signal).encode("ascii"): signal for signal in Signal},
             max_request_size=self._max_request_size,
             ssl_context=context,
         )
@@ -586,7 +299,12 @@ class FakeCollector:
             reuse_address=True,
             reuse_port=False,
         )
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise OSError(f"the HTTP port {self._http_port} on {_HOST} is already in use") from None
+            raise
         self._http_port = site.port
 
     # -- addresses
@@ -631,6 +349,13 @@ class FakeCollector:
         """How many scripted replies are still queued for ``signal`` (``None``: for any signal)."""
         return len(self._scripts[signal])
 
+    def clear_script(self, signal: Signal | None = None) -> int:
+        """Drop the replies still queued for ``signal`` (``None``: those for any signal); return how many."""
+        queue = self._scripts[signal]
+        dropped = len(queue)
+        queue.clear()
+        return dropped
+
     def _next_reply(self, signal: Signal) -> Reply:
         for queue in (self._scripts[signal], self._scripts[None]):
             if queue:
@@ -645,35 +370,25 @@ class FakeCollector:
 
     def spans(self) -> list[Span]:
         """Every span received, flattened across requests, resources and scopes."""
-        return [
-            span
-            for request in self.received
-            if isinstance(request.message, ExportTraceServiceRequest)
-            for resource_spans in request.message.resource_spans
-            for scope_spans in resource_spans.scope_spans
-            for span in scope_spans.spans
-        ]
+        return self._flatten(ExportTraceServiceRequest, "resource_spans", "scope_spans", "spans")
 
     def log_records(self) -> list[LogRecord]:
         """Every log record received, flattened."""
-        return [
-            record
-            for request in self.received
-            if isinstance(request.message, ExportLogsServiceRequest)
-            for resource_logs in request.message.resource_logs
-            for scope_logs in resource_logs.scope_logs
-            for record in scope_logs.log_records
-        ]
+        return self._flatten(ExportLogsServiceRequest, "resource_logs", "scope_logs", "log_records")
 
     def metrics(self) -> list[Metric]:
         """Every metric received, flattened (each with its data points)."""
+        return self._flatten(ExportMetricsServiceRequest, "resource_metrics", "scope_metrics", "metrics")
+
+    def _flatten(self, request_type: type, resources: str, scopes: str, items: str) -> list[Any]:
+        """The ``items`` of every ``scopes`` of every ``resources`` of the requests of ``request_type``."""
         return [
-            metric
+            item
             for request in self.received
-            if isinstance(request.message, ExportMetricsServiceRequest)
-            for resource_metrics in request.message.resource_metrics
-            for scope_metrics in resource_metrics.scope_metrics
-            for metric in scope_metrics.metrics
+            if isinstance(request.message, request_type)
+            for resource in getattr(request.message, resources)
+            for scope in getattr(resource, scopes)
+            for item in getattr(scope, items)
         ]
 
     def clear(self) -> None:
@@ -731,18 +446,18 @@ class FakeCollector:
         body = request
         compression: Literal["gzip", "deflate", "zstd"] | None = None
         try:
-            if body[:4] == _ZSTD_MAGIC:
+            if body[:4] == ZSTD_MAGIC:
                 compression = "zstd"
-                body = _unzstd(body, self._max_request_size)
+                body = unzstd(body, self._max_request_size)
             elif body[:2] == b"\x1f\x8b":  # gzip magic; no protobuf message starts with 0x1f (wire type 7)
                 compression = "gzip"
-                body = _gunzip(body, self._max_request_size)
-            elif _is_zlib(body):  # no export request has field 15, whose varint tag 0x78 starts a zlib stream
+                body = gunzip(body, self._max_request_size)
+            elif is_zlib(body):  # no export request has field 15, whose varint tag 0x78 starts a zlib stream
                 compression = "deflate"
-                body = _inflate_zlib(body, self._max_request_size)
-            message = _decode_protobuf(signal, body)
-        except _Refused as refused:
-            bad = BadRequest("grpc", signal.grpc_method, refused.grpc_code.name, refused.reason, headers, request)
+                body = inflate_zlib(body, self._max_request_size)
+            message = decode_protobuf(signal, body)
+        except Refused as refused:
+            bad = BadRequest("grpc", grpc_method(signal), refused.grpc_code.name, refused.reason, headers, request)
             await self._record_bad(bad)
             await context.abort(refused.grpc_code, refused.reason)
             raise  # not reached: abort() raises
@@ -759,17 +474,17 @@ class FakeCollector:
         if code is not grpc.StatusCode.OK:
             trailers: tuple[tuple[str, bytes], ...] = ()
             if reply.retry_delay is not None:
-                details = _rpc_status(code, reply.message, reply.retry_delay).SerializeToString()
+                details = rpc_status(code, reply.message, reply.retry_delay).SerializeToString()
                 trailers = (("grpc-status-details-bin", details),)
             await context.abort(code, reply.message, trailing_metadata=trailers)
         if reply.body is not None:
             return reply.body
         if reply.body_size is not None:
-            return b"".join(_Filler.of(reply.body_size, PROTOBUF).chunks())
+            return b"".join(Filler.of(reply.body_size, PROTOBUF).chunks())
         if reply.gzip_bomb is not None:
             context.set_compression(grpc.Compression.Gzip)
-            return b"".join(_Filler.of(reply.gzip_bomb, PROTOBUF).chunks())
-        return _serialize(_export_response(signal, reply), PROTOBUF)
+            return b"".join(Filler.of(reply.gzip_bomb, PROTOBUF).chunks())
+        return serialize(export_response(signal, reply), PROTOBUF)
 
     # -- HTTP
 
@@ -790,15 +505,15 @@ class FakeCollector:
         try:
             signal = _BY_PATH.get(request.path)
             if signal is None:
-                raise _Refused(404, grpc.StatusCode.UNIMPLEMENTED, f"unknown path {request.path!r}")
+                raise Refused(404, grpc.StatusCode.UNIMPLEMENTED, f"unknown path {request.path!r}")
             if request.method != "POST":
-                raise _Refused(405, grpc.StatusCode.UNIMPLEMENTED, f"method {request.method} is not allowed")
+                raise Refused(405, grpc.StatusCode.UNIMPLEMENTED, f"method {request.method} is not allowed")
             if media_type not in (PROTOBUF, JSON):
-                raise _Refused(415, grpc.StatusCode.INVALID_ARGUMENT, f"unsupported content type {media_type!r}")
+                raise Refused(415, grpc.StatusCode.INVALID_ARGUMENT, f"unsupported content type {media_type!r}")
             try:
                 raw = await request.read()
             except web.HTTPRequestEntityTooLarge:
-                raise _Refused(
+                raise Refused(
                     413,
                     grpc.StatusCode.RESOURCE_EXHAUSTED,
                     f"body larger than {self._max_request_size} bytes",
@@ -807,25 +522,25 @@ class FakeCollector:
             compression: Literal["gzip", "deflate", "zstd"] | None = None
             if encoding == "zstd":
                 compression = "zstd"
-                body = _unzstd(raw, self._max_request_size)
+                body = unzstd(raw, self._max_request_size)
             elif encoding == "gzip":
                 compression = "gzip"
-                body = _gunzip(raw, self._max_request_size)
+                body = gunzip(raw, self._max_request_size)
             elif encoding == "deflate":
                 compression = "deflate"
-                body = _inflate_zlib(raw, self._max_request_size)
+                body = inflate_zlib(raw, self._max_request_size)
             elif encoding in ("identity", ""):
                 body = raw
             else:
-                raise _Refused(415, grpc.StatusCode.INVALID_ARGUMENT, f"unsupported Content-Encoding {encoding!r}")
-            message = _decode_json(signal, body) if media_type == JSON else _decode_protobuf(signal, body)
-        except _Refused as refused:
+                raise Refused(415, grpc.StatusCode.INVALID_ARGUMENT, f"unsupported Content-Encoding {encoding!r}")
+            message = decode_json(signal, body) if media_type == JSON else decode_protobuf(signal, body)
+        except Refused as refused:
             await self._record_bad(BadRequest("http", request.path, refused.http_status, refused.reason, headers, raw))
             response_headers = {"Allow": "POST"} if refused.http_status == 405 else None
             return web.Response(
                 status=refused.http_status,
                 headers=response_headers,
-                body=_status_body(_rpc_status(refused.grpc_code, refused.reason, None), answer_type),
+                body=status_body(rpc_status(refused.grpc_code, refused.reason, None), answer_type),
                 content_type=answer_type,
             )
         content_type: Literal["application/x-protobuf", "application/json"] = JSON if media_type == JSON else PROTOBUF
@@ -849,41 +564,30 @@ class FakeCollector:
         if reply.gzip_bomb is not None:
             headers["Content-Encoding"] = "gzip"
             # the CRC of a GiB takes ~0.5 s: computed off the loop, once per size
-            payload = await asyncio.to_thread(_Filler.of(reply.gzip_bomb, media_type).gzip)
+            payload = await asyncio.to_thread(Filler.of(reply.gzip_bomb, media_type).gzip)
             return await _stream(request, status, headers, media_type, len(payload), _slices(payload))
         if reply.body_size is not None:
-            filler = _Filler.of(reply.body_size, media_type)
+            filler = Filler.of(reply.body_size, media_type)
             return await _stream(request, status, headers, media_type, reply.body_size, filler.chunks())
         if reply.body is not None:
             body = reply.body
         elif 200 <= status <= 299:
-            body = _serialize(_export_response(signal, reply), media_type)
+            body = serialize(export_response(signal, reply), media_type)
         else:
-            body = _status_body(_rpc_status(reply.effective_grpc_code, reply.message, reply.retry_delay), media_type)
+            body = status_body(rpc_status(reply.effective_grpc_code, reply.message, reply.retry_delay), media_type)
         return web.Response(status=status, headers=headers, body=body, content_type=media_type)
 
 
-def _export_response(signal: Signal, reply: Reply) -> Any:
-    response = response_class(signal)()
-    if reply.rejected or reply.error_message:
-        setattr(response.partial_success, _REJECTED_FIELD[signal], reply.rejected)
-        response.partial_success.error_message = reply.error_message
-    return response
-
-
-def _decode_protobuf(signal: Signal, body: bytes) -> ExportRequest:
-    try:
-        message: ExportRequest = request_class(signal).FromString(body)
-    except DecodeError as exc:
-        raise _Refused(400, grpc.StatusCode.INVALID_ARGUMENT, f"cannot decode {signal.value} request: {exc}") from None
-    return message
-
-
-def _decode_json(signal: Signal, body: bytes) -> ExportRequest:
-    try:
-        return otlp_json_to_message(signal, body)
-    except ValueError as exc:
-        raise _Refused(400, grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
+def _check_free(what: str, port: int) -> None:
+    """Raise a one-line OSError naming ``port`` if it cannot be bound on 127.0.0.1 (another server holds it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as a server binds: TIME_WAIT is no obstacle
+        try:
+            probe.bind((_HOST, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise OSError(f"the {what} port {port} on {_HOST} is already in use") from None
+            raise OSError(f"cannot bind the {what} port {port} on {_HOST}: {exc.strerror or exc}") from None
 
 
 def _slices(data: bytes) -> Iterator[bytes]:

@@ -35,7 +35,7 @@ from h2.events import (
 )
 from h2.exceptions import H2Error
 
-from ..model._signal import Signal
+from ..model import Signal
 
 __all__ = ["H2GrpcServer"]
 

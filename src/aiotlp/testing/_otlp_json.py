@@ -33,7 +33,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-from aiotlp.model._signal import Signal
+from aiotlp._validate import is_int
+from aiotlp.model import Signal
 
 __all__ = [
     "ExportRequest",
@@ -128,7 +129,7 @@ def _walk(obj: _Json, descriptor: Any, convert: _IdConverter, strict: bool, path
         elif field.type == FieldDescriptor.TYPE_ENUM and strict:
             items = value if _is_repeated(field) and isinstance(value, list) else [value]
             for item in items:
-                if isinstance(item, bool) or not isinstance(item, int):
+                if not is_int(item):
                     raise ValueError(f"OTLP/JSON enums are integers: {where} is {item!r}")
         elif field.type == FieldDescriptor.TYPE_MESSAGE:
             children = value if _is_repeated(field) and isinstance(value, list) else [value]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from aiotlp.model import Signal
@@ -41,7 +41,7 @@ class CollectorThread:
     def __enter__(self) -> CollectorThread:
         self._thread.start()
         try:
-            self._call(self.collector.start(), 30)
+            self._await(self.collector.start(), 30)
         except BaseException:
             self._stop_loop()
             raise
@@ -49,7 +49,7 @@ class CollectorThread:
 
     def __exit__(self, *exc_info: object) -> None:
         try:
-            self._call(self.collector.stop(), 30)
+            self._await(self.collector.stop(), 30)
         finally:
             self._stop_loop()
 
@@ -58,14 +58,14 @@ class CollectorThread:
         self._thread.join(30)
         self._loop.close()
 
-    def _call(self, coro: Coroutine[Any, Any, _T], timeout: float | None) -> _T:
+    def _await(self, coro: Coroutine[Any, Any, _T], timeout: float | None) -> _T:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
 
     async def _run(self, func: Any, *args: Any, **kwargs: Any) -> Any:
         return func(*args, **kwargs)
 
-    def _sync(self, func: Any, *args: Any, **kwargs: Any) -> Any:
-        return self._call(self._run(func, *args, **kwargs), 30)
+    def _on_loop(self, func: Any, *args: Any, **kwargs: Any) -> Any:
+        return self._await(self._run(func, *args, **kwargs), 30)
 
     @property
     def http_endpoint(self) -> str:
@@ -76,16 +76,25 @@ class CollectorThread:
         return self.collector.grpc_endpoint
 
     def script(self, *replies: Reply, signal: Signal | None = None) -> None:
-        self._sync(self.collector.script, *replies, signal=signal)
+        self._on_loop(self.collector.script, *replies, signal=signal)
 
     def spans(self) -> list[Any]:
-        return list(self._sync(self.collector.spans))
+        return list(self._on_loop(self.collector.spans))
 
     def log_records(self) -> list[Any]:
-        return list(self._sync(self.collector.log_records))
+        return list(self._on_loop(self.collector.log_records))
 
     def requests(self, signal: Signal | None = None) -> list[Any]:
-        return list(self._sync(self.collector.requests, signal))
+        return list(self._on_loop(self.collector.requests, signal))
+
+    def clear(self) -> None:
+        """:meth:`FakeCollector.clear`: forget the recorded requests."""
+        self._on_loop(self.collector.clear)
+
+    def wait_for(self, predicate: Callable[[FakeCollector], bool], timeout: float = 10.0) -> None:
+        """:meth:`FakeCollector.wait_for`, from any thread: ``TimeoutError`` when ``predicate`` is still false after
+        ``timeout`` seconds."""
+        self._await(self.collector.wait_for(predicate, timeout), timeout + 5)
 
     def wait_for_spans(self, count: int, timeout: float = 10.0) -> bool:
         """True once the collector holds at least ``count`` spans; False after ``timeout`` seconds."""
@@ -97,4 +106,4 @@ class CollectorThread:
                 return False
             return True
 
-        return self._call(wait(), timeout + 5)
+        return self._await(wait(), timeout + 5)

@@ -11,17 +11,19 @@ from .._exceptions import ExportError, ExporterShutdownError, PermanentError
 from ..encoding import PartialSuccess, count_items
 from ..export import ExportResult
 from ..model import LogRecord, Metric, Signal, Span
-from ..transport import gzip_compress
+from ..transport import IDENTITY, Reply
 
 __all__ = ["Attempt", "Outcome", "RecordingExporter", "ScriptedTransport"]
 
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """What one attempt does: wait ``delay`` seconds (loop time), then raise ``error`` or return ``response``."""
+    """What one attempt does: wait ``delay`` seconds (loop time), then raise ``error`` or return ``response``
+    (a :class:`~aiotlp.encoding.PartialSuccess`, answered as a protobuf HTTP 200, or a
+    :class:`~aiotlp.transport.Reply` as it is)."""
 
     error: ExportError | None = None
-    response: PartialSuccess = field(default_factory=PartialSuccess)
+    response: PartialSuccess | Reply = field(default_factory=PartialSuccess)
     delay: float = 0.0
 
 
@@ -33,6 +35,7 @@ class Attempt:
     compressed: bool
     timeout: float
     started: float
+    content_encoding: str = IDENTITY
 
 
 class ScriptedTransport:
@@ -47,21 +50,18 @@ class ScriptedTransport:
         self.script: deque[Outcome] = deque(script)
         self.default = default if default is not None else Outcome()
         self.gzip = gzip
+        self.compression = "gzip" if gzip else "none"
         self.attempts: list[Attempt] = []
         self.closed = False
         self.active = 0
         self.max_active = 0
 
-    def prepare(self, body: bytes) -> tuple[bytes, bool]:
-        if self.gzip:
-            return gzip_compress(body), True
-        return body, False
-
-    async def send(self, body: bytes, *, compressed: bool, timeout: float) -> PartialSuccess:
+    async def send(self, body: bytes, *, content_encoding: str, timeout: float) -> Reply:
         if self.closed:
             raise PermanentError("the scripted transport is closed")
         loop = asyncio.get_running_loop()
-        self.attempts.append(Attempt(body, compressed, timeout, loop.time()))
+        compressed = content_encoding != IDENTITY
+        self.attempts.append(Attempt(body, compressed, timeout, loop.time(), content_encoding))
         outcome = self.script.popleft() if self.script else self.default
         self.active += 1
         self.max_active = max(self.max_active, self.active)
@@ -72,10 +72,36 @@ class ScriptedTransport:
             self.active -= 1
         if outcome.error is not None:
             raise outcome.error
-        return outcome.response
+        response = outcome.response
+        if isinstance(response, Reply):
+            return response
+        return Reply(200, _partial_success_body(response), content_type=self.content_type)
 
     async def close(self) -> None:
         self.closed = True
+
+
+def _varint(value: int) -> bytes:
+    value &= (1 << 64) - 1  # an int64 as protobuf writes it (negatives take 10 bytes)
+    out = bytearray()
+    while value > 0x7F:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _partial_success_body(partial: PartialSuccess) -> bytes:
+    """An ``Export*ServiceResponse`` (protobuf) carrying ``partial`` (empty for a full success)."""
+    if not partial.rejected and not partial.error_message:
+        return b""
+    inner = b""
+    if partial.rejected:
+        inner += b"\x08" + _varint(partial.rejected)
+    if partial.error_message:
+        text = partial.error_message.encode("utf-8")
+        inner += b"\x12" + _varint(len(text)) + text
+    return b"\x0a" + _varint(len(inner)) + inner
 
 
 class RecordingExporter:

@@ -1,8 +1,10 @@
-"""Transports: bytes in, a parsed response or a classified :class:`~aiotlp.ExportError` out.
+"""Transports: bytes in, the collector's raw :class:`Reply` out (or a classified :class:`~aiotlp.ExportError` for a
+failure of the transport itself: refused, reset, TLS, timeout, an oversized reply, a peer of another protocol).
 
-They know nothing about spans. ``make_transport`` picks one by the configured protocol, and for gRPC by
-``grpc_implementation``: ``"h2"`` (:class:`H2GrpcTransport`, aiotlp's own HTTP/2 client on ``h2``) or
-``"grpcio"`` (:class:`GrpcTransport`, grpc.aio). Both come with ``aiotlp[grpc]``.
+They know nothing about spans, and do not read replies: the export step does (see :mod:`aiotlp.transport._base`).
+``make_transport`` picks one by the configured protocol, and for gRPC by ``grpc_implementation``: ``"h2"``
+(:class:`H2GrpcTransport`, aiotlp's own HTTP/2 client on ``h2``) or ``"grpcio"`` (:class:`GrpcTransport`,
+grpc.aio). Both come with ``aiotlp[grpc]``.
 
 Several endpoints (``config.endpoints``, a fleet of collectors) get a :class:`FleetTransport` over one transport
 per endpoint (round robin, failover, backoff), except with grpcio when every endpoint is an IP address of one
@@ -17,7 +19,7 @@ import ipaddress
 from typing import TYPE_CHECKING, Literal
 
 from .._exceptions import ConfigurationError, MissingExtraError
-from ._base import Transport, user_agent
+from ._base import GRPC_METHODS, IDENTITY, Reply, Transport, grpc_method, user_agent
 from ._compression import (
     ENCODINGS,
     MAX_RESPONSE_BYTES,
@@ -34,9 +36,19 @@ from ._fleet import (
     EndpointStatistics,
     FleetPolicy,
     FleetTransport,
+    ReplyClassifier,
     Resolver,
     is_endpoint_fault,
     resolve_host,
+)
+from ._mismatch import (
+    CHECK_HINT,
+    HTTP2_FRAMES,
+    http1_status_line,
+    http2_frames_in_text,
+    is_http2_settings,
+    port_advice,
+    wrong_port,
 )
 from ._zstd import Zstd
 from ._zstd import binding as zstd_binding
@@ -48,8 +60,12 @@ if TYPE_CHECKING:
     from ._http import HttpTransport
 
 __all__ = [
+    "CHECK_HINT",
     "DEFAULT_GRPC_IMPLEMENTATION",
     "ENCODINGS",
+    "GRPC_METHODS",
+    "HTTP2_FRAMES",
+    "IDENTITY",
     "MAX_RESPONSE_BYTES",
     "BoundedInflater",
     "EndpointState",
@@ -60,18 +76,26 @@ __all__ = [
     "GrpcTransport",
     "H2GrpcTransport",
     "HttpTransport",
+    "Reply",
+    "ReplyClassifier",
     "Resolver",
     "Transport",
     "Zstd",
     "accepted_encodings",
     "compress",
     "deflate_compress",
+    "grpc_method",
     "gzip_compress",
+    "http1_status_line",
+    "http2_frames_in_text",
     "is_endpoint_fault",
+    "is_http2_settings",
     "make_transport",
+    "port_advice",
     "require_client",
     "resolve_host",
     "user_agent",
+    "wrong_port",
     "zstd_binding",
     "zstd_compress",
     "zstd_decompress",
@@ -137,6 +161,7 @@ def make_transport(
     grpc_implementation: GrpcImplementation | None = None,
     fleet: FleetPolicy | None = None,
     resolver: Resolver | None = None,
+    classify: ReplyClassifier | None = None,
 ) -> Transport:
     """The transport for ``config.protocol``: gRPC (needs ``aiotlp[grpc]``), HTTP/protobuf or HTTP/JSON.
 
@@ -145,7 +170,9 @@ def make_transport(
 
     With several ``config.endpoints``, or ``fleet.resolve_dns``, the result balances over them (see the module
     docstring and ``docs/fleet.md``); ``fleet`` tunes the endpoints' backoff, ``resolver`` replaces
-    ``getaddrinfo`` for ``resolve_dns`` with the h2 client.
+    ``getaddrinfo`` for ``resolve_dns`` with the h2 client, and ``classify`` is how the fleet reads a reply to
+    tell an endpoint that cannot serve (503, UNAVAILABLE, ...) from a refused request (the exporter passes
+    :func:`aiotlp.export.reply_error`; without it only failures of the transport itself fail over).
     """
     if grpc_implementation not in (None, "h2", "grpcio"):
         raise ConfigurationError(f"grpc_implementation: must be 'h2', 'grpcio' or None, got {grpc_implementation!r}")
@@ -155,8 +182,8 @@ def make_transport(
     if config.protocol == "grpc":
         require_client("grpc", grpc_implementation)
         if _grpc_client(grpc_implementation) == "h2":
-            return _h2_transport(config, policy, max_response_bytes, resolver)
-        return _grpcio_transport(config, policy, max_response_bytes)
+            return _h2_transport(config, policy, max_response_bytes, resolver, classify)
+        return _grpcio_transport(config, policy, max_response_bytes, classify)
     if policy.resolve_dns:
         raise ConfigurationError(
             "fleet.resolve_dns: applies to gRPC only; for OTLP/HTTP list the collectors' URLs as endpoints"
@@ -169,6 +196,7 @@ def make_transport(
     return FleetTransport(
         [(one.endpoint_for_display, HttpTransport(one, max_response_bytes=max_response_bytes)) for one in configs],
         policy=policy,
+        classify=classify,
     )
 
 
@@ -178,7 +206,11 @@ def _one(config: SignalConfig, endpoint: str) -> SignalConfig:
 
 
 def _h2_transport(
-    config: SignalConfig, policy: FleetPolicy, max_response_bytes: int, resolver: Resolver | None
+    config: SignalConfig,
+    policy: FleetPolicy,
+    max_response_bytes: int,
+    resolver: Resolver | None,
+    classify: ReplyClassifier | None,
 ) -> Transport:
     from ._h2grpc import H2GrpcTransport
 
@@ -196,6 +228,7 @@ def _h2_transport(
             factory,
             policy=policy,
             resolver=resolver,
+            classify=classify,
         )
     if len(config.endpoints) == 1:
         return H2GrpcTransport(config, max_response_bytes=max_response_bytes)
@@ -203,10 +236,12 @@ def _h2_transport(
     for endpoint in config.endpoints:
         one = _one(config, endpoint)
         members.append((one.endpoint_for_display, H2GrpcTransport(one, max_response_bytes=max_response_bytes)))
-    return FleetTransport(members, policy=policy)
+    return FleetTransport(members, policy=policy, classify=classify)
 
 
-def _grpcio_transport(config: SignalConfig, policy: FleetPolicy, max_response_bytes: int) -> Transport:
+def _grpcio_transport(
+    config: SignalConfig, policy: FleetPolicy, max_response_bytes: int, classify: ReplyClassifier | None
+) -> Transport:
     """grpc.aio: one ``round_robin`` channel over an ``ipv4:``/``ipv6:`` list when every endpoint is an address
     of one family; else a channel per endpoint (``dns:///`` with ``round_robin`` under ``resolve_dns``), in a
     :class:`FleetTransport` when there are several."""
@@ -224,7 +259,9 @@ def _grpcio_transport(config: SignalConfig, policy: FleetPolicy, max_response_by
             target = "ipv4:" + ",".join(f"{one.host}:{one.port}" for one in configs)
         else:
             target = "ipv6:" + ",".join(f"[{one.host}]:{one.port}" for one in configs)
-        return GrpcTransport(config, max_response_bytes=max_response_bytes, target=target, round_robin=True)
+        return GrpcTransport(
+            config, max_response_bytes=max_response_bytes, target=target, round_robin=True, classify=classify
+        )
 
     def channel(one: SignalConfig) -> Transport:
         if policy.resolve_dns and one.host and _is_name(one.host):
@@ -234,7 +271,9 @@ def _grpcio_transport(config: SignalConfig, policy: FleetPolicy, max_response_by
 
     if len(configs) == 1:
         return channel(configs[0])
-    return FleetTransport([(one.endpoint_for_display, channel(one)) for one in configs], policy=policy)
+    return FleetTransport(
+        [(one.endpoint_for_display, channel(one)) for one in configs], policy=policy, classify=classify
+    )
 
 
 def _is_name(host: str) -> bool:

@@ -8,7 +8,8 @@ For each ``send``:
 
 1. pick the next endpoint in round-robin order that is *up*, or that is *down* but whose backoff has run out and
    is not already being probed (the send itself is the probe: at most one at a time per endpoint);
-2. send; on success the endpoint is (again) up;
+2. send; on success the endpoint is (again) up. A transport returns the collector's reply unread: the fleet has
+   it read by the ``classify`` it was given (the export step's reader, see :data:`ReplyClassifier`);
 3. on an *endpoint fault* (:func:`is_endpoint_fault`: connection refused, reset or closed before the response,
    the attempt timed out, HTTP 502/503/504 or gRPC UNAVAILABLE, and throttling (HTTP 429, gRPC
    RESOURCE_EXHAUSTED with RetryInfo)) the endpoint goes down for ``min(initial_backoff * multiplier**(n-1),
@@ -16,9 +17,10 @@ For each ``send``:
    the same bytes go to the next eligible endpoint while the attempt's deadline allows. Each endpoint gets a
    request at most once per ``send``;
 4. any other error (a permanent one: 400, 401, 413, ..., or a request-level retryable gRPC status such as
-   ABORTED) is raised at once, never failed over: another collector would answer the same;
-5. when no endpoint is left to try, the last endpoint fault is raised (retryable), or, if every endpoint was
-   already down, a :class:`~aiotlp.ConnectError`: the Retry layer above backs off and tries again.
+   ABORTED) is passed on at once (the reply returned, a transport's error raised), never failed over: another
+   collector would answer the same;
+5. when no endpoint is left to try, the last endpoint fault is passed on (retryable), or, if every endpoint was
+   already down, a :class:`~aiotlp.ConnectError` raised: the Retry layer above backs off and tries again.
 
 At-least-once, and duplicates. OTLP delivery is at-least-once: the Retry layer re-sends the same bytes after any
 retryable error, including those after which the collector may have taken the request (a timeout, a connection
@@ -56,14 +58,14 @@ from .._exceptions import (
     RetryableError,
     ServerBusyError,
 )
-from ..encoding import PartialSuccess
-from ._base import Transport
+from ._base import Reply, Transport
 
 __all__ = [
     "EndpointState",
     "EndpointStatistics",
     "FleetPolicy",
     "FleetTransport",
+    "ReplyClassifier",
     "Resolver",
     "is_endpoint_fault",
     "resolve_host",
@@ -75,6 +77,11 @@ EndpointState = Literal["up", "down"]
 
 Resolver = Callable[[str, int], Awaitable[Sequence[tuple[str, int]]]]
 """``async resolver(host, port)`` -> the ``(address, port)`` pairs to connect to, in preference order."""
+
+ReplyClassifier = Callable[[Reply, str], "ExportError | None"]
+"""``classify(reply, content_type)`` -> the error a collector's reply to a request of ``content_type`` means, or
+``None`` for a success. The export step supplies it (:func:`aiotlp.export.reply_error`): a transport does not
+read replies, but a fleet must know which ones say that the endpoint cannot serve now."""
 
 #: How much earlier than this send's own deadline a cancellation still counts as the attempt timing out.
 _DEADLINE_SLACK: Final = 0.005
@@ -235,8 +242,10 @@ class FleetTransport:
     """Sends each request to one of several collectors: round robin, failover, backoff (module docstring).
 
     ``members`` pairs a label (the endpoint as shown in logs and statistics: no credentials) with its transport;
-    every transport must have the same configuration but the endpoint (``prepare`` and ``content_type`` are
-    taken from the first). ``rng`` drives the backoff jitter (inject one for reproducible tests).
+    every transport must have the same configuration but the endpoint (``compression`` and ``content_type`` are
+    taken from the first). ``rng`` drives the backoff jitter (inject one for reproducible tests). ``classify``
+    reads a reply (:data:`ReplyClassifier`): without it every reply counts as an answer and only failures of
+    the transport itself (refused, reset, timeout) fail over.
     """
 
     def __init__(
@@ -245,14 +254,18 @@ class FleetTransport:
         *,
         policy: FleetPolicy | None = None,
         rng: random.Random | None = None,
+        classify: ReplyClassifier | None = None,
     ) -> None:
         if not members:
             raise ConfigurationError("FleetTransport: needs at least one endpoint")
         self.policy = policy if policy is not None else FleetPolicy()
+        self.classify = classify
+        """How replies are read (:data:`ReplyClassifier`); an exporter sets it on a fleet made without one."""
         self._rng = rng if rng is not None else random.Random()
         self._members: list[_Member] = [_Member(label, transport) for label, transport in members]
         self._prototype: Transport = members[0][1]
         self.content_type: str = self._prototype.content_type
+        self.compression: str = self._prototype.compression
         self._next = 0
         self._closed = False
         self._names: tuple[_Name, ...] = ()
@@ -273,12 +286,13 @@ class FleetTransport:
         policy: FleetPolicy | None = None,
         rng: random.Random | None = None,
         resolver: Resolver | None = None,
+        classify: ReplyClassifier | None = None,
     ) -> FleetTransport:
         """A fleet over every address of each ``(label, host, port)`` in ``names``, resolved on the first send
         and every ``policy.resolve_interval`` seconds; ``factory(index, address)`` makes the transport of one
         address of ``names[index]``.
 
-        ``prototype`` is a transport of the same configuration, used only for ``prepare`` and
+        ``prototype`` is a transport of the same configuration, used only for ``compression`` and
         ``content_type`` (it never sends) and closed with the fleet. ``resolver`` replaces ``getaddrinfo``.
         """
         if not names:
@@ -289,6 +303,8 @@ class FleetTransport:
         fleet._members = []
         fleet._prototype = prototype
         fleet.content_type = prototype.content_type
+        fleet.compression = prototype.compression
+        fleet.classify = classify
         fleet._next = 0
         fleet._closed = False
         fleet._names = tuple(_Name(label, host, port) for label, host, port in names)
@@ -306,10 +322,7 @@ class FleetTransport:
 
     # -- the Transport interface
 
-    def prepare(self, body: bytes) -> tuple[bytes, bool]:
-        return self._prototype.prepare(body)
-
-    async def send(self, body: bytes, *, compressed: bool, timeout: float) -> PartialSuccess:
+    async def send(self, body: bytes, *, content_encoding: str, timeout: float) -> Reply:
         if self._closed:
             raise PermanentError("the fleet transport is closed")
         loop = asyncio.get_running_loop()
@@ -317,7 +330,7 @@ class FleetTransport:
         if self._names:
             await self._maybe_resolve(loop)
         tried: list[_Member] = []
-        last: RetryableError | None = None
+        last: RetryableError | Reply | None = None
         while True:
             now = loop.time()
             member = self._pick(now, tried)
@@ -336,7 +349,9 @@ class FleetTransport:
             member.in_flight += 1
             member.sent_bytes += len(body)
             try:
-                result = await member.transport.send(body, compressed=compressed, timeout=remaining)
+                reply = await member.transport.send(body, content_encoding=content_encoding, timeout=remaining)
+                classify = self.classify
+                error = classify(reply, self.content_type) if classify is not None else None
             except RetryableError as exc:
                 fault = is_endpoint_fault(exc)
                 self._failed(member, exc, loop.time(), probe=probe, fault=fault)
@@ -365,9 +380,19 @@ class FleetTransport:
                 member.in_flight -= 1
                 if member.retired and member.in_flight == 0:
                     self._close_later(member)
-            member.successes += 1
-            self._mark_up(member)
-            return result
+            if error is None:
+                member.successes += 1
+                self._mark_up(member)
+                return reply
+            # It answered with a failure: an endpoint fault fails over, anything else is the caller's to read.
+            fault = is_endpoint_fault(error)
+            self._failed(member, error, loop.time(), probe=probe, fault=fault)
+            if not fault:
+                self._mark_up(member)
+                return reply
+            last = reply
+        if isinstance(last, Reply):
+            return last
         if last is not None:
             raise last
         if not tried and loop.time() >= deadline:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 from typing import TYPE_CHECKING, Any
 
 from .._exceptions import (
@@ -28,9 +29,10 @@ from .._exceptions import (
     ResponseError,
 )
 from .._fork import abandon
-from ..encoding import PartialSuccess, classify_grpc_status, decode_export_response
-from ._base import Transport, user_agent
-from ._compression import MAX_RESPONSE_BYTES
+from ._base import IDENTITY, Reply, Transport, grpc_method, user_agent
+from ._compression import MAX_RESPONSE_BYTES, compress
+from ._fleet import ReplyClassifier
+from ._mismatch import http1_in_grpc_details, wrong_port
 
 try:
     import grpc
@@ -76,6 +78,8 @@ class GrpcTransport:
     """
 
     content_type = "application/grpc"
+    compression = "none"
+    """grpc core compresses each message inside the channel (``config.compression``): bodies come as encoded."""
 
     def __init__(
         self,
@@ -84,6 +88,7 @@ class GrpcTransport:
         max_response_bytes: int = MAX_RESPONSE_BYTES,
         target: str | None = None,
         round_robin: bool = False,
+        classify: ReplyClassifier | None = None,
     ) -> None:
         if grpc is None:
             raise MissingExtraError("grpcio", "grpcio")
@@ -96,8 +101,9 @@ class GrpcTransport:
                 "compression='gzip'"
             )
         self.config = config
-        self.method = config.signal.grpc_method
+        self.method = grpc_method(config.signal)
         self.max_response_bytes = max_response_bytes
+        self.classify = classify  # for the fallback's fleet (module docstring); an exporter may set it
         self._target = target if target is not None else f"{config.host}:{config.port}"
         self._credentials: Any = None
         if config.use_tls:
@@ -137,10 +143,6 @@ class GrpcTransport:
     def __repr__(self) -> str:
         return f"GrpcTransport({self.config.endpoint_for_display!r}, {self.method})"
 
-    def prepare(self, body: bytes) -> tuple[bytes, bool]:
-        # gRPC compresses inside the channel (per message); the body stays as encoded.
-        return body, False
-
     def _get_call(self) -> Any:
         global _used_by
         if self._channel is None:
@@ -166,7 +168,10 @@ class GrpcTransport:
 
                 # every endpoint of the configuration (a round_robin channel's list becomes a fleet)
                 self._fallback = make_transport(
-                    self.config, max_response_bytes=self.max_response_bytes, grpc_implementation="h2"
+                    self.config,
+                    max_response_bytes=self.max_response_bytes,
+                    grpc_implementation="h2",
+                    classify=self.classify,
                 )
             except MissingExtraError:
                 raise PermanentError(
@@ -181,14 +186,16 @@ class GrpcTransport:
                 )
         return self._fallback
 
-    async def send(self, body: bytes, *, compressed: bool, timeout: float) -> PartialSuccess:
+    async def send(self, body: bytes, *, content_encoding: str, timeout: float) -> Reply:
         if self._closed:
             raise PermanentError("the gRPC transport is closed")
+        if content_encoding != IDENTITY:  # the channel compresses: a compressed body would be compressed twice
+            raise PermanentError(f"grpc.aio sends bodies as encoded, not {content_encoding[:20]!r}")
         if not _grpc_usable():
             fallback = self._forked_fallback()
-            if self.config.compression == "gzip" and not compressed:
-                body, compressed = fallback.prepare(body)
-            return await fallback.send(body, compressed=compressed, timeout=timeout)
+            if fallback.compression != "none":  # what the channel would have done
+                body, content_encoding = compress(body, fallback.compression), fallback.compression
+            return await fallback.send(body, content_encoding=content_encoding, timeout=timeout)
         call = self._get_call()
         try:
             response = await call(body, timeout=timeout, metadata=self._metadata, compression=self._compression)
@@ -199,7 +206,7 @@ class GrpcTransport:
                 raise ExporterShutdownError(f"the channel to {self._where()} was closed during the attempt") from None
             raise
         except grpc.aio.AioRpcError as exc:
-            raise self._classify(exc, timeout) from None
+            return self._reply(exc, timeout)
         except ExportError:
             raise
         except grpc.aio.UsageError as exc:
@@ -207,27 +214,40 @@ class GrpcTransport:
         except Exception as exc:
             # grpc's internal errors (e.g. ExecuteBatchError) can quote the call: name only their type.
             raise PermanentError(f"the gRPC client failed sending to {self._where()}: {type(exc).__name__}") from None
-        return decode_export_response(response)
+        return Reply(200, response, content_type=self.content_type, grpc_status=0)
 
-    def _classify(self, exc: Any, timeout: float) -> ExportError:
+    def _reply(self, exc: Any, timeout: float) -> Reply:
+        """The status of a failed call as a :class:`Reply`, or raise for a failure of the transport itself."""
         code = exc.code()
         details = exc.details() or ""
         if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-            return AttemptTimeoutError(
+            raise AttemptTimeoutError(
                 f"no response from {self._where()} within {timeout:.3g}s", status="DEADLINE_EXCEEDED"
-            )
+            ) from None
         if code == grpc.StatusCode.RESOURCE_EXHAUSTED and _is_own_receive_limit(details):
-            return ResponseError(
+            raise ResponseError(
                 f"the response from {self._where()} is larger than {self.max_response_bytes} bytes",
                 status="RESOURCE_EXHAUSTED",
-            )
+            ) from None
+        seen = http1_in_grpc_details(details)
+        if seen is not None:  # an OTLP/HTTP port
+            raise wrong_port(self._where(), "grpc", seen) from None
+        http_status = _NOT_GRPC.fullmatch(details.strip())
+        if http_status is not None:  # grpc core mapped a non-200 :status: hand over the status, as h2 does
+            return Reply(int(http_status.group(1)))
         if code == grpc.StatusCode.UNAVAILABLE and _is_connect_failure(details):
-            return ConnectError(f"cannot connect to {self._where()}: {details}", status="UNAVAILABLE")
+            raise ConnectError(f"cannot connect to {self._where()}: {details}", status="UNAVAILABLE") from None
         status_details = None
         for key, value in exc.trailing_metadata() or ():
             if key == _STATUS_DETAILS_KEY and isinstance(value, bytes):
                 status_details = value
-        return classify_grpc_status(code.value[0], message=details, details=status_details)
+        return Reply(
+            200,
+            content_type=self.content_type,
+            grpc_status=code.value[0],
+            grpc_message=details,
+            grpc_details=status_details,
+        )
 
     def _where(self) -> str:
         return self.config.endpoint_for_display
@@ -242,6 +262,10 @@ class GrpcTransport:
             self._channel = self._call = None
         if self._fallback is not None:
             await self._fallback.close()
+
+
+#: grpc core's details for a response whose HTTP/2 ``:status`` is not 200 (a server that is not gRPC).
+_NOT_GRPC = re.compile(r"Received http2 header with status: ([0-9]{3})")
 
 
 def _is_own_receive_limit(details: str) -> bool:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import time
 import warnings
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Final
@@ -24,15 +23,10 @@ from .._exceptions import (
     PermanentError,
     ResponseError,
 )
-from ..encoding import (
-    PartialSuccess,
-    classify_http_response,
-    decode_export_response,
-    decode_export_response_json,
-)
 from . import _zstd
-from ._base import make_ssl_context, user_agent
-from ._compression import MAX_RESPONSE_BYTES, BoundedInflater, accepted_encodings, compress
+from ._base import IDENTITY, Reply, make_ssl_context, user_agent
+from ._compression import ENCODINGS, MAX_RESPONSE_BYTES, BoundedInflater, accepted_encodings
+from ._mismatch import HTTP2_FRAMES, http2_frames_in_text, wrong_port
 
 if TYPE_CHECKING:
     from ..config import SignalConfig
@@ -55,8 +49,8 @@ class HttpTransport:
         self.json = config.protocol == "http/json"
         self.content_type = "application/json" if self.json else "application/x-protobuf"
         self.max_response_bytes = max_response_bytes
-        self._encoding = None if config.compression == "none" else config.compression
-        if self._encoding == "zstd":
+        self.compression: str = config.compression
+        if self.compression == "zstd":
             _zstd.binding()  # MissingExtraError now, not at the first export
         self._ssl = make_ssl_context(config)
         headers = {
@@ -73,17 +67,14 @@ class HttpTransport:
                 )
             headers["authorization"] = basic_auth
         self._headers = headers
-        self._compressed_headers = {**headers, "content-encoding": self._encoding or "identity"}
+        self._encoded_headers = {IDENTITY: headers}  # by the body's content-encoding
+        for encoding in ENCODINGS:
+            self._encoded_headers[encoding] = {**headers, "content-encoding": encoding}
         self._session: aiohttp.ClientSession | None = None
         self._closed = False
 
     def __repr__(self) -> str:
         return f"HttpTransport({self.config.endpoint_for_display!r}, {self.content_type})"
-
-    def prepare(self, body: bytes) -> tuple[bytes, bool]:
-        if self._encoding is not None:
-            return compress(body, self._encoding), True
-        return body, False
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -93,11 +84,13 @@ class HttpTransport:
             )
         return self._session
 
-    async def send(self, body: bytes, *, compressed: bool, timeout: float) -> PartialSuccess:
+    async def send(self, body: bytes, *, content_encoding: str, timeout: float) -> Reply:
         if self._closed:
             raise PermanentError("the HTTP transport is closed")
+        headers = self._encoded_headers.get(content_encoding)
+        if headers is None:
+            raise PermanentError(f"the HTTP transport cannot send a body encoded as {content_encoding[:20]!r}")
         session = self._get_session()
-        headers = self._compressed_headers if compressed else self._headers
         try:
             async with session.post(
                 self.url,
@@ -107,14 +100,11 @@ class HttpTransport:
                 timeout=aiohttp.ClientTimeout(total=timeout),
             ) as response:
                 payload = await self._read(response)
-                if 200 <= response.status < 300:
-                    return self._decode(payload, response.headers.get("content-type", ""))
-                raise classify_http_response(
+                return Reply(
                     response.status,
-                    retry_after=response.headers.get("retry-after"),
-                    body=payload,
+                    payload,
                     content_type=response.headers.get("content-type", ""),
-                    now=time.time(),
+                    retry_after=response.headers.get("retry-after"),
                 )
         except ExportError:
             raise
@@ -129,6 +119,8 @@ class HttpTransport:
         except aiohttp.ClientConnectorError as exc:
             raise ConnectError(f"cannot connect to {self._where()}: {_reason(exc)}") from None
         except (aiohttp.ClientError, OSError) as exc:
+            if http2_frames_in_text(str(exc)):  # an OTLP/gRPC port
+                raise wrong_port(self._where(), self.config.protocol, HTTP2_FRAMES) from None
             raise ConnectError(f"connection to {self._where()} failed: {_reason(exc)}") from None
         except (ValueError, TypeError, RuntimeError) as exc:
             # Anything else from aiohttp is a bug or a misuse: keep it permanent, and name only its type (its
@@ -149,11 +141,6 @@ class HttpTransport:
         async for chunk in response.content.iter_chunked(_READ_CHUNK):
             inflater.feed(chunk)
         return inflater.finish()
-
-    def _decode(self, payload: bytes, content_type: str) -> PartialSuccess:
-        if "json" in content_type or (self.json and "protobuf" not in content_type):
-            return decode_export_response_json(payload)
-        return decode_export_response(payload)
 
     def _where(self) -> str:
         return self.config.endpoint_for_display

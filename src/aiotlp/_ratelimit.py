@@ -1,4 +1,6 @@
-"""Log lines that may repeat at request rate are rate-limited: one line per interval, with a count of the rest."""
+"""Log lines that may repeat at request rate are rate-limited: one line per interval, with a count of the rest.
+
+Below every layer (export, processing and durable all log at request rate), so any of them may import it."""
 
 from __future__ import annotations
 

@@ -15,7 +15,7 @@ wall clock, or with ``--cpu`` the calling
 thread's CPU time (a call made from a plain thread may wait for the GIL while the export thread runs: the
 export's cost, not the call's). Prints; asserts nothing. (A program, not a test.)
 
-    .venv/bin/python tests/sdk/bench_on_end.py [--calls 200000] [--runs 5] [--cpu]
+    .venv/bin/python benchmarks/on_end.py [--calls 200000] [--runs 5] [--cpu]
 """
 
 from __future__ import annotations

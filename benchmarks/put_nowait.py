@@ -1,6 +1,6 @@
 """Micro-benchmark of BatchProcessor.put_nowait (a program, not a test: it prints, it never asserts timings).
 
-    .venv/bin/python tests/processing/bench_put_nowait.py
+    .venv/bin/python benchmarks/put_nowait.py
 
 Each row is the median of several repetitions (min..max shown) of N calls, in ns per call:
 

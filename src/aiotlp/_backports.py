@@ -1,4 +1,4 @@
-"""Differences between the Python versions aiotlp supports, in one place."""
+"""Backports: what newer Pythons have and the oldest supported one (3.10) lacks, in one place (asyncio.timeout)."""
 
 from __future__ import annotations
 

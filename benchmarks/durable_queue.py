@@ -1,6 +1,6 @@
 """Benchmark of the disk queue (a program, not a test: it prints, it never asserts timings).
 
-    .venv/bin/python tests/durable/bench_durable.py [--records N] [--spans-per-record K]
+    .venv/bin/python benchmarks/durable_queue.py [--records N] [--spans-per-record K]
 
 * append: ``DurableExporter.export_traces`` of K-span batches into the queue (the collector is down, nothing is
   delivered meanwhile), per fsync policy: batches/s, spans/s and MB/s, median of 5 (min..max), including the
@@ -25,14 +25,42 @@ from collections.abc import Awaitable, Callable
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", ".."))
 
-from tests.durable.helpers import inner, make_spans
 
-from aiotlp import DurableExporter
+from aiotlp import DurableExporter, OTLPExporter, RetryPolicy
 from aiotlp.durable import DurableQueue
-from aiotlp.model import Signal
+from aiotlp.model import Resource, Signal, Span
 from aiotlp.testing import Rotel, free_port
 
 REPEAT = 5
+
+_RESOURCE = Resource({"service.name": "durable-bench"})
+
+
+def make_spans(start: int, count: int) -> list[Span]:
+    """``count`` spans numbered from ``start``, each with one attribute."""
+    t0 = 1_700_000_000_000_000_000
+    return [
+        Span(
+            trace_id=(n + 1).to_bytes(16, "big"),
+            span_id=(n + 1).to_bytes(8, "big"),
+            name=f"s{n}",
+            start_time_unix_nano=t0 + n,
+            end_time_unix_nano=t0 + n + 1000,
+            attributes={"n": n},
+            resource=_RESOURCE,
+        )
+        for n in range(start, start + count)
+    ]
+
+
+def inner(endpoint: str) -> OTLPExporter:
+    """The exporter behind the disk queue: HTTP/protobuf, retrying fast."""
+    return OTLPExporter(
+        endpoint=endpoint,
+        protocol="http/protobuf",
+        timeout=1.0,
+        retry=RetryPolicy(initial_backoff=0.05, max_backoff=0.2, jitter=0.1),
+    )
 
 
 def row(name: str, values: list[float], unit: str) -> None:
