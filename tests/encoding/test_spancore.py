@@ -46,13 +46,9 @@ def core_impl(request: pytest.FixtureRequest) -> Iterator[tuple[type, ModuleType
     name = request.param
     module = _spancore if name == "python" else _compat.speedups
     assert module is not None
+    previous = module.set_warning_hook(None)  # the SDK layer's hook, if it is installed: put back after
     yield _compat.SPAN_CORES[name], module
-    module.set_warning_hook(None)
-    import sys
-
-    span_module = sys.modules.get("aiotlp.sdk._span")
-    if span_module is not None:  # the SDK layer's hook, as it was
-        span_module._install_warning_hooks()
+    module.set_warning_hook(previous)
 
 
 class _Ids(IdGenerator):

@@ -65,7 +65,7 @@ from typing import Any
 
 from aiotlp.model import Signal
 
-from ._compat import ENCODE_AT_SOURCE, SpanCore, accelerate, speedups
+from ._compat import ENCODE_AT_SOURCE, SPAN_CORES, SpanCore, accelerate, set_span_warning_hook, speedups
 from ._json import _any as json_any
 from ._json import _attributes as json_attributes
 from ._json import _finish as json_document
@@ -104,6 +104,7 @@ __all__ = [
     "INT64_MAX",
     "INT64_MIN",
     "LP_CACHE",
+    "SPAN_CORES",
     "UINT64_MAX",
     "VARINT",
     "VARINT_TABLE_SIZE",
@@ -135,6 +136,7 @@ __all__ = [
     "lp_str",
     "parse_retry_after",
     "patch_length",
+    "set_span_warning_hook",
     "speedups",
     "too_deep",
     "varint",

@@ -38,7 +38,7 @@ extension's ``SpanCore`` when the extension is used and has one, else the pure-P
 from __future__ import annotations
 
 import os
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Final, Literal
 
@@ -54,6 +54,7 @@ __all__ = [
     "SpanCore",
     "accelerate",
     "implementation",
+    "set_span_warning_hook",
     "speedups",
     "use",
 ]
@@ -120,6 +121,17 @@ def use(choice: Implementation) -> None:
 def implementation() -> Implementation:
     """Which implementation the encoders use now: ``"c"`` (the compiled accelerator) or ``"python"``."""
     return _active
+
+
+def set_span_warning_hook(hook: Callable[[str], None] | None) -> None:
+    """Where every SpanCore implementation reports its warnings (an invalid attribute, a change to an ended
+    span): ``hook(text)``, or nowhere with ``None``."""
+    from . import _spancore
+
+    _spancore.set_warning_hook(hook)
+    compiled = getattr(speedups, "set_warning_hook", None)
+    if compiled is not None:
+        compiled(hook)
 
 
 def __getattr__(name: str) -> Any:

@@ -93,10 +93,13 @@ def _no_warning(message: str) -> None:
 _warn: Callable[[str], None] = _no_warning
 
 
-def set_warning_hook(hook: Callable[[str], None] | None) -> None:
-    """Install the callable that receives each warning text (one ``str``); ``None`` silences them."""
+def set_warning_hook(hook: Callable[[str], None] | None) -> Callable[[str], None] | None:
+    """Install the callable that receives each warning text (one ``str``); ``None`` silences them. Returns the
+    hook it replaces (``None`` if there was none), as the C twin does."""
     global _warn
+    previous = None if _warn is _no_warning else _warn
     _warn = _no_warning if hook is None else hook
+    return previous
 
 
 def _has_str(value: object) -> bool:

@@ -44,7 +44,7 @@ from opentelemetry.sdk.util import BoundedList
 from opentelemetry.trace import Link, SpanContext, SpanKind, TraceFlags, TraceState
 from opentelemetry.trace.status import Status, StatusCode
 
-from aiotlp.encoding import _compat, _spancore
+from aiotlp.encoding import SPAN_CORES, SpanCore, set_span_warning_hook
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.util.instrumentation import InstrumentationScope
@@ -63,14 +63,7 @@ def _warning_hook(text: str) -> None:
     (_trace_logger if text.startswith(_TRACE_TEXTS) else _attributes_logger).warning(text)
 
 
-def _install_warning_hooks() -> None:
-    _spancore.set_warning_hook(_warning_hook)
-    hook = getattr(_compat.speedups, "set_warning_hook", None)
-    if hook is not None:
-        hook(_warning_hook)
-
-
-_install_warning_hooks()
+set_span_warning_hook(_warning_hook)
 
 _KINDS: Final = (None, *SpanKind)  # by OTLP value: SpanKind value + 1
 _STATUS_CODES: Final = tuple(StatusCode)  # by value: UNSET, OK, ERROR
@@ -451,9 +444,9 @@ _CLASSES: dict[str, type[Any]] = {}
 
 def span_class(implementation: str | None = None) -> type[Any]:
     """The Span class over one SpanCore implementation (``None``: the one ``_compat`` chose), made once."""
-    cores = _compat.SPAN_CORES
+    cores = SPAN_CORES
     if implementation is None:
-        implementation = "c" if _compat.SpanCore is cores.get("c") else "python"
+        implementation = "c" if SpanCore is cores.get("c") else "python"
     cls = _CLASSES.get(implementation)
     if cls is None:
         if implementation not in cores:
