@@ -168,3 +168,13 @@ def test_the_cli_receiver_without_aiohttp_names_aiotlp_receiver() -> None:
     assert "aiohttp (the OTLP receiver of `aiotlp receive`) is not installed" in out, out
     assert out.count("pip install 'aiotlp[receiver]'") == 1, out
     assert "EXIT 1" in out, out
+
+
+@pytest.mark.parametrize("missing", ["aiohttp", "grpc", "opentelemetry.proto"])
+def test_the_cli_sender_names_what_is_missing_and_aiotlp_receiver(missing: str) -> None:
+    code = "import sys; sys.argv = ['aiotlp', 'send', '--endpoint', 'http://127.0.0.1:9', 'x.json']\n"
+    code += "from aiotlp.cli import main\nprint('EXIT', main())\n"
+    out = run(code, (missing,))
+    assert f"{missing} (needed by `aiotlp send`) is not installed" in out, out
+    assert out.count("pip install 'aiotlp[receiver]'") == 1, out
+    assert "EXIT 1" in out, out

@@ -16,7 +16,7 @@ request that still fails with a retryable cause after its retries (the collector
 stops the run the same way: the rest would only wait out the same timeout each. A request the collector refuses
 for good (400, a partial success) is reported and the next one is sent.
 
-Decoding needs opentelemetry-proto: ``pip install 'aiotlp[receiver]'``.
+Decoding needs the receiver extra (aiohttp, grpcio, opentelemetry-proto): ``pip install 'aiotlp[receiver]'``.
 """
 
 from __future__ import annotations
@@ -62,8 +62,10 @@ class Loaded:
 def _protobuf() -> Any:
     try:
         from .. import testing
-    except ImportError:
-        raise MissingExtraError("receiver", "opentelemetry-proto (the OTLP decoders of `aiotlp send`)") from None
+    except MissingExtraError as exc:  # names the package that is missing (aiohttp, grpcio, opentelemetry-proto)
+        raise MissingExtraError("receiver", f"{exc.module} (needed by `aiotlp send`)") from None
+    except ImportError as exc:
+        raise MissingExtraError("receiver", f"{exc.name or 'opentelemetry-proto'} (needed by `aiotlp send`)") from None
     return testing
 
 
