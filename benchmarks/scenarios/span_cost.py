@@ -26,12 +26,13 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 from opentelemetry import trace as trace_api
 from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
 
-from aiotlp.encoding import PartialSuccess, _compat
+from aiotlp.encoding import _compat
+from aiotlp.transport import Reply
 
 from ._common import OFFICIAL, Context, Sample
 
@@ -49,16 +50,17 @@ EVENT_ATTRIBUTES = {"cache.key": "items:42", "cache.ttl_ms": 1500}
 QUEUE = 1 << 17
 
 
+_OK: Final = Reply(200)
+
+
 class _Blackhole:
     """A transport that accepts every request and sends nothing (aiotlp.transport.Transport's interface)."""
 
     content_type = "application/x-protobuf"
+    compression = "none"
 
-    def prepare(self, body: bytes) -> tuple[bytes, bool]:
-        return body, False
-
-    async def send(self, body: bytes, *, compressed: bool, timeout: float) -> PartialSuccess:
-        return PartialSuccess()
+    async def send(self, body: bytes, *, content_encoding: str, timeout: float) -> Reply:
+        return _OK
 
     async def close(self) -> None:
         pass
