@@ -36,7 +36,6 @@ from aiotlp.transport import (
     FleetPolicy,
     FleetTransport,
     GrpcTransport,
-    H2GrpcTransport,
     HttpTransport,
     is_endpoint_fault,
     make_transport,
@@ -179,10 +178,17 @@ def test_is_endpoint_fault() -> None:
 # -- the fleet's rules, over scripted transports ------------------------------------------------------------
 
 
+async def rest(fleet: FleetTransport, index: int = 0) -> None:
+    """Wait (loop time) until the ``index``-th endpoint's backoff has run out: its ``retry_in``, and one tick of
+    looptime's clock, which counts whole microseconds while the fleet's deadlines are float sums."""
+    await asyncio.sleep(fleet.statistics()[index].retry_in + 1e-6)
+
+
 def scripted_fleet(*transports: ScriptedTransport, policy: FleetPolicy = FAST) -> FleetTransport:
     return FleetTransport([(f"e{i}", t) for i, t in enumerate(transports)], policy=policy, rng=random.Random(1))
 
 
+@pytest.mark.looptime
 async def test_round_robin_is_exact_with_concurrent_sends() -> None:
     transports = [ScriptedTransport(default=Outcome(delay=0.001)) for _ in range(3)]
     fleet = scripted_fleet(*transports)
@@ -283,6 +289,7 @@ async def test_all_down_raises_a_retryable_error_without_touching_the_network() 
     assert all(9 < s.retry_in <= 10 for s in fleet.statistics())
 
 
+@pytest.mark.looptime
 async def test_backoff_grows_per_endpoint_and_a_successful_probe_brings_it_back() -> None:
     flaky = ScriptedTransport(
         [Outcome(error=ConnectError("refused"))] * 2
@@ -294,11 +301,11 @@ async def test_backoff_grows_per_endpoint_and_a_successful_probe_brings_it_back(
     loop = asyncio.get_running_loop()
     rests = []
     for _ in range(3):
-        await fleet.send(b"x", content_encoding="identity", timeout=5)  # fails on flaky (a probe), served by steady
+        # fails on flaky (a probe, after the first), served by steady: the rotation is back at flaky
+        await fleet.send(b"x", content_encoding="identity", timeout=5)
         stats = fleet.statistics()[0]
         rests.append(round(stats.retry_in, 2))
-        await asyncio.sleep(stats.retry_in)  # exactly its backoff: then it may be probed again
-        fleet._next = 0  # make flaky the next in the rotation, so the probe happens now
+        await rest(fleet)  # its backoff: then it may be probed again
     assert rests == [0.05, 0.1, 0.3]  # 0.05, 0.05*2, then the server's Retry-After (longer than 0.2)
     start = loop.time()
     await fleet.send(b"x", content_encoding="identity", timeout=5)  # the probe succeeds
@@ -307,37 +314,37 @@ async def test_backoff_grows_per_endpoint_and_a_successful_probe_brings_it_back(
     assert (stats.state, stats.consecutive_failures, stats.requests, stats.successes) == ("up", 0, 4, 1)
 
 
+@pytest.mark.looptime
 async def test_one_probe_at_a_time_while_a_down_endpoint_recovers() -> None:
     recovering = ScriptedTransport([Outcome(error=ConnectError("refused")), Outcome(delay=0.05)])
     steady = ScriptedTransport(default=Outcome(delay=0.01))
     fleet = scripted_fleet(recovering, steady, policy=FleetPolicy(initial_backoff=0.01, jitter=0))
-    await fleet.send(b"x", content_encoding="identity", timeout=5)
-    await asyncio.sleep(fleet.statistics()[0].retry_in)
-    fleet._next = 0
+    await fleet.send(b"x", content_encoding="identity", timeout=5)  # recovering fails, steady serves: recovering next
+    await rest(fleet)
     await asyncio.gather(*(fleet.send(b"y", content_encoding="identity", timeout=5) for _ in range(10)))
     assert len(recovering.attempts) == 2  # the failure, then exactly one probe while the others went to steady
     assert fleet.statistics()[0].state == "up"
 
 
+@pytest.mark.looptime
 async def test_a_probe_answered_with_a_request_level_error_brings_the_endpoint_back() -> None:
     flaky = ScriptedTransport(
         [Outcome(error=ConnectError("refused")), Outcome(error=ServerBusyError("ABORTED", status="ABORTED"))]
     )
-    fleet = scripted_fleet(flaky, ScriptedTransport(), policy=FleetPolicy(initial_backoff=0.01, jitter=0))
-    await fleet.send(b"x", content_encoding="identity", timeout=5)
-    await asyncio.sleep(fleet.statistics()[0].retry_in)
-    fleet._next = 0
+    other = ScriptedTransport()
+    fleet = scripted_fleet(flaky, other, policy=FleetPolicy(initial_backoff=0.01, jitter=0))
+    await fleet.send(b"x", content_encoding="identity", timeout=5)  # flaky fails, other serves: flaky is next
+    await rest(fleet)
     with pytest.raises(ServerBusyError):  # not an endpoint fault: raised for the Retry layer, not failed over
         await fleet.send(b"x", content_encoding="identity", timeout=5)
     stats = fleet.statistics()[0]
     assert (stats.state, stats.failures, stats.consecutive_failures) == ("up", 2, 0)
-    fleet._next = 0
-    await fleet.send(
-        b"x", content_encoding="identity", timeout=5
-    )  # and it is in the rotation again (not stuck probing)
-    assert len(flaky.attempts) == 3
+    for _ in range(2):  # and it is in the rotation again (not stuck probing): other's turn, then flaky's
+        await fleet.send(b"x", content_encoding="identity", timeout=5)
+    assert (len(flaky.attempts), len(other.attempts)) == (3, 2)
 
 
+@pytest.mark.looptime
 async def test_a_timeout_marks_the_endpoint_down_and_the_next_attempt_goes_elsewhere() -> None:
     hung = ScriptedTransport(default=Outcome(delay=30))
     fine = ScriptedTransport()
@@ -493,13 +500,14 @@ async def test_h2_grpc_fleet_round_robin_and_failover(pair: tuple[FakeCollector,
     a, b = pair
     endpoints = [a.grpc_endpoint, b.grpc_endpoint]
     async with OTLPExporter(endpoint=endpoints, protocol="grpc", retry=NO_RETRY, fleet=FAST) as exporter:
-        transport = exporter._stacks[Signal.TRACES].transport
-        assert isinstance(transport, FleetTransport)
-        assert all(isinstance(m.transport, H2GrpcTransport) for m in transport._members)
         results = await asyncio.gather(*(exporter.export_traces([span(i)]) for i in range(60)))
         assert all(r.ok for r in results)
         print(f"\nh2 gRPC fleet split over 60 requests: {split(pair)}")
         assert split(pair) == [30, 30]
+        # a fleet (grpc.aio's channel has no per-endpoint statistics) of aiotlp's h2 clients, as the collectors saw
+        assert [s.requests for s in exporter.endpoints_statistics()] == [30, 30]
+        agents = {r.headers.get("user-agent", "") for c in pair for r in c.requests()}
+        assert agents and all(" grpc-python-aiotlp-h2/" in agent for agent in agents), agents
         await a.stop()
         results = [await exporter.export_traces([span(i)]) for i in range(10)]
         assert all(r.ok for r in results), [r.error for r in results if not r.ok]

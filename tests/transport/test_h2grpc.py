@@ -527,6 +527,14 @@ class Stream:
     def flush(self) -> None:
         self.writer.write(self.conn.data_to_send())
 
+    async def write_and_ping(self, frames: bytes, opaque_data: bytes = b"barrier!") -> None:
+        """Write raw ``frames`` (beside h2) and a PING after them, and wait for the client's ACK of it: the client
+        has then read ``frames`` (in order, on one connection). A client that never answers fails the call."""
+        self.server.ping_acked.clear()
+        ping = hyperframe.frame.PingFrame(0, opaque_data=opaque_data)
+        self.writer.write(frames + ping.serialize())
+        await asyncio.wait_for(self.server.ping_acked.wait(), 4)
+
     def message(self) -> bytes:
         assert self.body[0] == 0
         length = int.from_bytes(self.body[1:5], "big")
@@ -594,6 +602,7 @@ class H2Server:
         self.active = 0
         self.max_active = 0
         self.reset_seen = asyncio.Event()
+        self.ping_acked = asyncio.Event()  # set on each PING ACK the server receives (Stream.write_and_ping)
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
@@ -653,6 +662,8 @@ class H2Server:
                         handler = asyncio.create_task(self._handle(stream))
                         self._tasks.add(handler)
                         handler.add_done_callback(self._tasks.discard)
+                    elif isinstance(event, h2.events.PingAckReceived):
+                        self.ping_acked.set()
                     elif isinstance(event, h2.events.StreamReset):
                         self.resets.append((event.stream_id, int(event.error_code)))
                         self.reset_seen.set()
@@ -840,10 +851,9 @@ async def test_goaway_fails_the_calls_the_server_did_not_take_and_reconnects() -
 async def test_goaway_lets_the_calls_the_server_took_finish() -> None:
     async def handler(stream: Stream) -> None:
         # a graceful GOAWAY naming this stream as processed, written beside h2 (whose state machine would refuse
-        # to answer after its own GOAWAY); then the answer
+        # to answer after its own GOAWAY); once the client has read it (it answered the PING behind it), the answer
         goaway = hyperframe.frame.GoAwayFrame(0, last_stream_id=stream.stream_id, error_code=0)
-        stream.writer.write(goaway.serialize())
-        await asyncio.sleep(0.05)
+        await stream.write_and_ping(goaway.serialize())
         stream.reply()
 
     async with H2Server(handler) as server:
@@ -863,9 +873,8 @@ async def test_grpc_go_graceful_goaway_with_a_ping_lets_the_calls_in_flight_fini
 
     async def handler(stream: Stream) -> None:
         first = hyperframe.frame.GoAwayFrame(0, last_stream_id=2**31 - 1, error_code=0)
-        ping = hyperframe.frame.PingFrame(0, opaque_data=b"\x01\x06\x01\x08\x00\x03\x03\x09")
-        stream.writer.write(first.serialize() + ping.serialize())
-        await asyncio.sleep(0.05)  # grpc-go waits for the PING's ACK here
+        # in one write; then grpc-go waits for the PING's ACK
+        await stream.write_and_ping(first.serialize(), b"\x01\x06\x01\x08\x00\x03\x03\x09")
         second = hyperframe.frame.GoAwayFrame(0, last_stream_id=stream.stream_id, error_code=0)
         stream.writer.write(second.serialize())
         stream.reply()

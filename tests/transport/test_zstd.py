@@ -18,12 +18,12 @@ from tests.transport.support import call
 from aiotlp import ConfigurationError, OTLPExporter, ResponseError
 from aiotlp.config import COMPRESSIONS, ExporterConfig
 from aiotlp.export import ExportRequest, compress_request
-from aiotlp.model import Signal
+from aiotlp.model import Signal, Span
+from aiotlp.testing import FakeCollector
 from aiotlp.transport import (
     ENCODINGS,
     BoundedInflater,
     GrpcTransport,
-    H2GrpcTransport,
     HttpTransport,
     _zstd,
     accepted_encodings,
@@ -47,6 +47,7 @@ def zstd(request: pytest.FixtureRequest) -> _zstd.Zstd:
     return _zstd.load(request.param)
 
 
+SPAN = Span(trace_id=1, span_id=1, name="op", start_time_unix_nano=1, end_time_unix_nano=2)
 DATA = b"".join(b"span %d of a batch, attribute http.route=/v1/items/{id} " % i for i in range(20_000))
 
 
@@ -162,19 +163,25 @@ def test_grpcio_refuses_zstd_at_construction_and_names_the_alternatives() -> Non
 
 
 async def test_h2_and_http_send_zstd_and_ask_for_what_they_decode() -> None:
-    h2 = H2GrpcTransport(_config("grpc").traces)
-    http = HttpTransport(_config("http/protobuf").traces)
-    try:
-        for transport in (h2, http):
+    for protocol in ("grpc", "http/protobuf"):
+        transport = make_transport(_config(protocol).traces)
+        try:
             assert transport.compression == "zstd"  # what the export step compresses with
             body = compress_request(ExportRequest(Signal.TRACES, DATA, 1, len(DATA)), transport.compression).body
             assert _zstd.binding().decompress(body, len(DATA)) == DATA
-        assert (b"grpc-accept-encoding", b"identity,gzip,deflate,zstd") in h2._head
-        assert http._headers["accept-encoding"] == "gzip, deflate, zstd"
-        assert http._encoded_headers["zstd"]["content-encoding"] == "zstd"
-    finally:
-        await h2.close()
-        await http.close()
+        finally:
+            await transport.close()
+    # on the wire, as a collector that decodes zstd (gRPC too: grpc_server="h2") receives it
+    async with FakeCollector(grpc_server="h2") as collector:
+        for protocol, endpoint in (("grpc", collector.grpc_endpoint), ("http/protobuf", collector.http_endpoint)):
+            async with OTLPExporter(endpoint=endpoint, protocol=protocol, compression="zstd") as exporter:
+                assert (await exporter.export_traces([SPAN])).ok
+        grpc, http = collector.requests()
+    assert (grpc.transport, grpc.compression, http.transport, http.compression) == ("grpc", "zstd", "http", "zstd")
+    # (grpc-encoding and grpc-accept-encoding are HTTP/2 headers, not metadata: the h2 client's are pinned by
+    # tests/transport/test_h2grpc.py's wire-format tests)
+    assert http.headers["content-encoding"] == "zstd"
+    assert http.headers["accept-encoding"] == "gzip, deflate, zstd"
 
 
 @pytest.fixture

@@ -27,18 +27,18 @@ first (cancelling and re-sending what was in flight), then blocks as the officia
 
 The exporter
 ------------
-* an :class:`aiotlp.sdk.SpanExporter` / :class:`aiotlp.sdk.LogExporter` (the *fast path*): each batch is
-  sent by the underlying async ``OTLPExporter.export_encoded`` on the processor's loop: no thread hop per batch,
-  no blocking. Over protobuf (gRPC, HTTP/protobuf) each item is *encoded at the source*: ``on_end`` /
-  ``on_emit`` encode it in the thread that ends it (the compiled encoder: 1 to 2 us) into its protobuf field
-  bytes, kept with a small key of its resource and scope (:class:`aiotlp.sdk._encode_source.SourceEncoder`), and let
-  go of the SDK object there; a batch is framed from those bytes without encoding again (a batch split by size
-  is framed again from a subset), so the export thread only ships bytes, and the queue holds no SDK objects
-  for the garbage collector to walk. The queue then has a byte capacity as well (``max_queue_bytes``, default
-  :data:`DEFAULT_MAX_QUEUE_BYTES`, measured as each item's encoded length). Over OTLP/JSON, with
-  ``encode_at_source=False`` or ``AIOTLP_NO_ENCODE_AT_SOURCE=1`` (:data:`aiotlp.encoding.ENCODE_AT_SOURCE`), the
-  objects are queued and each batch encoded at export, as before; both paths send the same bytes. An item that
-  cannot be encoded is queued as the object, and dropped at export as ``invalid`` (counted);
+* an :class:`aiotlp.sdk.SpanExporter` / :class:`aiotlp.sdk.LogExporter` (the *fast path*): each batch is sent by the
+  underlying async ``OTLPExporter.export_encoded`` on the processor's loop: no thread hop per batch, no blocking. Over
+  protobuf (gRPC, HTTP/protobuf) each item is *encoded at the source*: ``on_end`` / ``on_emit`` encode it in the thread
+  that ends it (its cost: ``docs/benchmarks.md``, "Encoding at the source") into its protobuf field bytes, kept with a
+  small key of its resource and scope (:class:`aiotlp.sdk._encode_source.SourceEncoder`), and let go of the SDK object
+  there; a batch is framed from those bytes without encoding again (a batch split by size is framed again from a
+  subset), so the export thread only ships bytes, and the queue holds no SDK objects for the garbage collector to walk.
+  The queue then has a byte capacity as well (``max_queue_bytes``, default :data:`DEFAULT_MAX_QUEUE_BYTES`, measured as
+  each item's encoded length). Over OTLP/JSON, with ``encode_at_source=False`` or ``AIOTLP_NO_ENCODE_AT_SOURCE=1``
+  (:data:`aiotlp.encoding.ENCODE_AT_SOURCE`), the objects are queued and each batch encoded at export, as before; both
+  paths send the same bytes. An item that cannot be encoded is queued as the object, and dropped at export as
+  ``invalid`` (counted);
 * spans of :class:`aiotlp.sdk.TracerProvider` (issue 16) come to ``BatchSpanProcessor`` through its native hook
   (``_on_end_native``) instead of ``on_end``: encoded at the source, the span's bytes are taken straight from its
   SpanCore (``span.encode()``, the same bytes), with no ``ReadableSpan`` built; otherwise an SDK
