@@ -55,7 +55,9 @@ if TYPE_CHECKING:
         encode_spans,
         encode_spans_json,
     )
-    from ._exporters import LogExporter, MetricExporter, SpanExporter, exporters
+    from ._exporters import SpanExporter, exporters
+    from ._log_exporter import LogExporter
+    from ._metric_exporter import MetricExporter
     from ._processors import BatchLogRecordProcessor, BatchSpanProcessor
     from ._provider import Tracer, TracerProvider
     from ._span import Span
@@ -68,8 +70,8 @@ _LAZY: dict[str, str] = {
     "encode_metrics_data_json": "._encode",
     "encode_spans": "._encode",
     "encode_spans_json": "._encode",
-    "LogExporter": "._exporters",
-    "MetricExporter": "._exporters",
+    "LogExporter": "._log_exporter",
+    "MetricExporter": "._metric_exporter",
     "SpanExporter": "._exporters",
     "exporters": "._exporters",
     "BatchLogRecordProcessor": "._processors",
@@ -80,8 +82,9 @@ _LAZY: dict[str, str] = {
     "TracerProvider": "._provider",
 }
 """Where each public name lives, imported on first use (PEP 562): an application that only exports spans never
-imports the processors, and nothing here imports a client (HTTP/1.1, h2 or grpcio: the transport of the configured
-protocol is imported when the first export makes it)."""
+imports the processors, nor the logs and metrics SDKs (the log and metric exporters have their own modules),
+and nothing here imports a client (HTTP/1.1, h2 or grpcio: the transport of the configured protocol is imported
+when the first export makes it)."""
 
 __all__ = [
     "BatchLogRecordProcessor",

@@ -55,7 +55,9 @@ object (they are immutable). All tags are ``bytes`` constants.
 
 The modules, by concern: :mod:`._encode_common` (grouping, resources and scopes, the request), :mod:`._encode_spans`,
 :mod:`._encode_logs`, :mod:`._encode_metrics` (protobuf; metric data through :class:`aiotlp.encoding.MetricWriter`),
-:mod:`._encode_json` (the JSON forms) and :mod:`._encode_source` (encoding at the source, :class:`SourceEncoder`).
+:mod:`._encode_json`, :mod:`._encode_json_logs`, :mod:`._encode_json_metrics` (the JSON forms; apart, so that a
+span exporter imports neither the logs nor the metrics SDK) and :mod:`._encode_source` (encoding at the source,
+:class:`SourceEncoder`).
 This module is their public surface. The writers come from :mod:`aiotlp.encoding`'s package-level building blocks.
 """
 
@@ -64,12 +66,9 @@ from __future__ import annotations
 from aiotlp.encoding import BODY_INT_OUT_OF_RANGE, BODY_TOO_DEEP
 
 from ._encode_common import MetricItem
-from ._encode_json import (
-    encode_log_records_json,
-    encode_metric_items_json,
-    encode_metrics_data_json,
-    encode_spans_json,
-)
+from ._encode_json import encode_spans_json
+from ._encode_json_logs import encode_log_records_json
+from ._encode_json_metrics import encode_metric_items_json, encode_metrics_data_json
 from ._encode_logs import encode_log_records
 from ._encode_metrics import (
     count_data_points,

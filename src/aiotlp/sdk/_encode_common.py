@@ -7,12 +7,9 @@ from __future__ import annotations
 import logging
 import struct
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from opentelemetry.attributes import BoundedAttributes
-from opentelemetry.sdk.metrics.export import (
-    Metric,
-)
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event
 from opentelemetry.sdk.util import BoundedList
@@ -30,6 +27,9 @@ from aiotlp.encoding import lp_str as _lp_str
 from aiotlp.encoding import patch_length as _patch
 from aiotlp.encoding import speedups as _speedups
 from aiotlp.encoding import write_attributes as _write_attributes
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.metrics.export import Metric  # not at run time: a span exporter imports no metrics SDK
 
 __all__ = ["MetricItem", "logger"]
 
@@ -67,7 +67,7 @@ _LINK_FLAGS_REMOTE: Final = b"\x35" + _pack_i(0x300)
 _I = TypeVar("_I")
 _Groups = list[tuple[Resource, list[tuple[InstrumentationScope | None, list[_I]]]]]
 
-MetricItem = tuple[Resource, InstrumentationScope, Metric]
+MetricItem = tuple[Resource, InstrumentationScope, "Metric"]
 """One metric with the resource and scope it was reported under: the unit a metrics batch is split by."""
 
 

@@ -17,41 +17,21 @@ below are written out for ``help()`` and IDEs.
 
 from __future__ import annotations
 
-import dataclasses
 import enum
+import importlib
 import itertools
 import os
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, Final, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from opentelemetry.sdk._logs import ReadableLogRecord
-from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
-from opentelemetry.sdk.metrics import (
-    Counter,
-    Histogram,
-    ObservableCounter,
-    ObservableGauge,
-    ObservableUpDownCounter,
-    UpDownCounter,
-)
-from opentelemetry.sdk.metrics.export import AggregationTemporality, MetricExportResult, MetricsData
-from opentelemetry.sdk.metrics.export import MetricExporter as SdkMetricExporter
-from opentelemetry.sdk.metrics.view import (
-    Aggregation,
-    ExplicitBucketHistogramAggregation,
-    ExponentialBucketHistogramAggregation,
-)
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter as SdkSpanExporter
 from opentelemetry.sdk.trace.export import SpanExportResult
 
-from aiotlp._exceptions import ConfigurationError
 from aiotlp.config import (
     ExporterConfig,
     OtlpProtocol,
-    TemporalityPreference,
-    metric_preferences_from_env,
     queue_dir_from_env,
     sdk_internal_metrics_from_env,
 )
@@ -59,17 +39,39 @@ from aiotlp.export import RetryPolicy, TransportFactory
 from aiotlp.model import Signal
 from aiotlp.transport import require_client, zstd_compress
 
-from . import _encode
 from ._client import MAX_DETACHED, ExportClient, encode_batch
+from ._encode_json import encode_spans_json
+from ._encode_spans import encode_spans
 from ._options import ExporterOptions, resolve
 from ._stats import ExporterStatistics
 
 if TYPE_CHECKING:
+    from ._log_exporter import LogExporter
+    from ._metric_exporter import MetricExporter
     from ._selfmetrics import ExporterSelfMetrics
 
 __all__ = ["MAX_DETACHED", "AiotlpExporter", "LogExporter", "MetricExporter", "SpanExporter", "exporters"]
 
 _I = TypeVar("_I")
+
+_ELSEWHERE = {"LogExporter": "._log_exporter", "MetricExporter": "._metric_exporter"}
+"""The log and metric exporters, in their own modules (PEP 562): a span exporter imports neither the logs SDK nor
+the metrics SDK (``opentelemetry.sdk.metrics`` is about 40 ms); ``from aiotlp.sdk._exporters import MetricExporter``
+still works."""
+
+
+def __getattr__(name: str) -> object:
+    module = _ELSEWHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __package__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
 
 _made = itertools.count()
 _live: weakref.WeakValueDictionary[int, AiotlpExporter] = weakref.WeakValueDictionary()
@@ -216,190 +218,9 @@ class SpanExporter(AiotlpExporter, SdkSpanExporter):
     _SIGNAL = Signal.TRACES
 
     def _encoder(self, json: bool) -> Callable[[Sequence[Any]], bytes]:
-        return _encode.encode_spans_json if json else _encode.encode_spans
+        return encode_spans_json if json else encode_spans
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         """Send ``spans``; SUCCESS when the collector took them (a partial success counts: OTLP says not to
         retry it; the rejected count is logged). Never raises; FAILURE after :meth:`shutdown`."""
         return SpanExportResult.SUCCESS if self._send(spans, "spans") else SpanExportResult.FAILURE
-
-
-class LogExporter(AiotlpExporter, LogRecordExporter):
-    """A drop-in replacement for the official ``OTLPLogExporter`` (gRPC or HTTP): a ``LogRecordExporter``
-    exporting the ``ReadableLogRecord`` batches of opentelemetry-sdk. Arguments as :class:`SpanExporter`."""
-
-    _SIGNAL = Signal.LOGS
-
-    def _encoder(self, json: bool) -> Callable[[Sequence[Any]], bytes]:
-        return _encode.encode_log_records_json if json else _encode.encode_log_records
-
-    def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
-        """Send ``batch``; as :meth:`SpanExporter.export`."""
-        return LogRecordExportResult.SUCCESS if self._send(batch, "log records") else LogRecordExportResult.FAILURE
-
-
-_TEMPORALITY: Final[dict[str, dict[type, AggregationTemporality]]] = {
-    # As the official OTLP metric exporters, for OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE.
-    "cumulative": {
-        Counter: AggregationTemporality.CUMULATIVE,
-        UpDownCounter: AggregationTemporality.CUMULATIVE,
-        Histogram: AggregationTemporality.CUMULATIVE,
-        ObservableCounter: AggregationTemporality.CUMULATIVE,
-        ObservableUpDownCounter: AggregationTemporality.CUMULATIVE,
-        ObservableGauge: AggregationTemporality.CUMULATIVE,
-    },
-    "delta": {
-        Counter: AggregationTemporality.DELTA,
-        UpDownCounter: AggregationTemporality.CUMULATIVE,
-        Histogram: AggregationTemporality.DELTA,
-        ObservableCounter: AggregationTemporality.DELTA,
-        ObservableUpDownCounter: AggregationTemporality.CUMULATIVE,
-        ObservableGauge: AggregationTemporality.CUMULATIVE,
-    },
-    "lowmemory": {
-        Counter: AggregationTemporality.DELTA,
-        UpDownCounter: AggregationTemporality.CUMULATIVE,
-        Histogram: AggregationTemporality.DELTA,
-        ObservableCounter: AggregationTemporality.CUMULATIVE,
-        ObservableUpDownCounter: AggregationTemporality.CUMULATIVE,
-        ObservableGauge: AggregationTemporality.CUMULATIVE,
-    },
-}
-
-
-def temporality_map(
-    preference: TemporalityPreference, overrides: Mapping[type, AggregationTemporality] | None = None
-) -> dict[type, AggregationTemporality]:
-    """The instrument -> temporality map of a temporality preference, as the official exporters build it."""
-    mapping = dict(_TEMPORALITY[preference])
-    mapping.update(overrides or {})
-    return mapping
-
-
-def _chunks(items: list[_encode.MetricItem], max_points: int | None) -> list[list[_encode.MetricItem]]:
-    """``items`` in consecutive chunks of at most ``max_points`` data points (a metric may be cut in parts)."""
-    if max_points is None:
-        return [items]
-    chunks: list[list[_encode.MetricItem]] = []
-    chunk: list[_encode.MetricItem] = []
-    room = max_points
-    for item in items:
-        points = getattr(item[2].data, "data_points", None)
-        if not points:
-            chunk.append(item)
-            continue
-        offset = 0
-        while offset < len(points):
-            take = min(room, len(points) - offset)
-            chunk.append(item if take == len(points) else _with_points(item, points[offset : offset + take]))
-            offset += take
-            room -= take
-            if room == 0:
-                chunks.append(chunk)
-                chunk, room = [], max_points
-    if chunk:
-        chunks.append(chunk)
-    return chunks
-
-
-def _with_points(item: _encode.MetricItem, points: Sequence[Any]) -> _encode.MetricItem:
-    resource, scope, metric = item
-    data: Any = metric.data
-    return resource, scope, dataclasses.replace(metric, data=dataclasses.replace(data, data_points=points))
-
-
-class MetricExporter(AiotlpExporter, SdkMetricExporter):
-    """A drop-in replacement for the official ``OTLPMetricExporter`` (gRPC or HTTP). Arguments as
-    :class:`SpanExporter`, plus the official ``preferred_temporality`` (over the map that
-    ``OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`` selects), ``preferred_aggregation`` (over the histogram
-    aggregation ``OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION`` selects: explicit buckets, or
-    ``base2_exponential_bucket_histogram``; both read by :func:`aiotlp.config.metric_preferences_from_env`) and
-    ``max_export_batch_size`` (at most that many data points per request; a metric may be split)."""
-
-    _SIGNAL = Signal.METRICS
-
-    def __init__(
-        self,
-        endpoint: str | Sequence[str] | None = None,
-        *,
-        protocol: OtlpProtocol | None = None,
-        headers: Mapping[str, str] | Iterable[tuple[str, str]] | str | None = None,
-        timeout: float | None = None,
-        compression: str | enum.Enum | None = None,
-        insecure: bool | None = None,
-        certificate_file: str | None = None,
-        client_key_file: str | None = None,
-        client_certificate_file: str | None = None,
-        credentials: object = None,
-        session: object = None,
-        channel_options: object = None,
-        retryable_error_codes: object = None,
-        preferred_temporality: dict[type, AggregationTemporality] | None = None,
-        preferred_aggregation: dict[type, Aggregation] | None = None,
-        max_export_batch_size: int | None = None,
-        max_request_size: int | None = None,
-        meter_provider: object = None,
-        retry: RetryPolicy | None = None,
-        max_concurrent: int = 4,
-        transport_factory: TransportFactory | None = None,
-        environ: Mapping[str, str] | None = None,
-        queue_dir: str | os.PathLike[str] | None = None,
-    ) -> None:
-        if max_export_batch_size is not None and (
-            isinstance(max_export_batch_size, bool)
-            or not isinstance(max_export_batch_size, int)
-            or max_export_batch_size <= 0
-        ):
-            raise ConfigurationError("max_export_batch_size: must be a positive int (data points) or None")
-        # only the exporter's own variables (not OTEL_METRIC_EXPORT_*, which the reader uses), leniently
-        preference, histogram = metric_preferences_from_env(environ, on_invalid="warn")
-        aggregation: dict[type, Aggregation] = {
-            Histogram: ExponentialBucketHistogramAggregation()
-            if histogram == "base2_exponential_bucket_histogram"
-            else ExplicitBucketHistogramAggregation()
-        }
-        aggregation.update(preferred_aggregation or {})
-        SdkMetricExporter.__init__(
-            self,
-            preferred_temporality=temporality_map(preference, preferred_temporality),
-            preferred_aggregation=aggregation,
-        )
-        self._setup(ExporterOptions.of(locals()))
-        self._max_points = max_export_batch_size
-
-    def _encoder(self, json: bool) -> Callable[[Sequence[Any]], bytes]:
-        return _encode.encode_metric_items_json if json else _encode.encode_metric_items
-
-    def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any) -> MetricExportResult:
-        """Send ``metrics_data`` within ``timeout_millis`` (and the configured timeout); as
-        :meth:`SpanExporter.export`."""
-        client = self._client
-        if client.refuse_closed():
-            return MetricExportResult.FAILURE
-        items = _encode.metric_items(metrics_data)
-        if not items:
-            return MetricExportResult.SUCCESS
-        parts: list[tuple[Sequence[_encode.MetricItem], bytes]] = []
-        dropped = 0
-        for chunk in _chunks(items, self._max_points):
-            good, body, bad = encode_batch(chunk, self._encode, "metrics")
-            dropped += bad
-            client.ledger.drop("invalid", _encode.count_data_points([item for item in chunk if item not in good]))
-            if good:
-                parts.append((good, body))
-        ok = (
-            client.export(
-                parts, self._encode, _encode.count_data_points, _encode.split_metric_item, timeout_millis / 1000
-            )
-            if parts
-            else True
-        )
-        return MetricExportResult.SUCCESS if ok and not dropped else MetricExportResult.FAILURE
-
-    def force_flush(self, timeout_millis: float = 10_000) -> bool:
-        """As :meth:`SpanExporter.force_flush`."""
-        return self._client.force_flush(timeout_millis / 1000)
-
-    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
-        """As :meth:`SpanExporter.shutdown`."""
-        self._client.shutdown(timeout_millis / 1000)

@@ -11,7 +11,10 @@ are refused, saying what to use); aiotlp's own options (``retry``, ``max_concurr
 ``environ``, ``queue_dir``) are keyword-only, one :class:`AiotlpOptions` for all six classes.
 
 One ``__init__`` per argument list (gRPC span/log, gRPC metric, HTTP span/log, HTTP metric), written once as a
-mixin in front of the protocol-neutral class; nothing is copied per signal.
+mixin in front of the protocol-neutral class; nothing is copied per signal. The log classes are in
+:mod:`._official_logs`, the metric classes in :mod:`._official_metrics`: imported when first used (through the
+``__getattr__`` of :mod:`aiotlp.sdk.grpc` and :mod:`aiotlp.sdk.http`), so that a span exporter imports neither the
+logs SDK nor the metrics SDK.
 """
 
 from __future__ import annotations
@@ -21,25 +24,14 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypedDict, cast
 
-from opentelemetry.sdk.metrics.export import AggregationTemporality
-from opentelemetry.sdk.metrics.view import Aggregation
-
 from aiotlp.export import RetryPolicy, TransportFactory
 
-from ._exporters import LogExporter, MetricExporter, SpanExporter
+from ._exporters import SpanExporter
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-__all__ = [
-    "AiotlpOptions",
-    "GrpcLogExporter",
-    "GrpcMetricExporter",
-    "GrpcSpanExporter",
-    "HttpLogExporter",
-    "HttpMetricExporter",
-    "HttpSpanExporter",
-]
+__all__ = ["AiotlpOptions", "GrpcSpanExporter", "HttpSpanExporter"]
 
 
 class AiotlpOptions(TypedDict, total=False):
@@ -110,70 +102,7 @@ class GrpcSpanExporter(_GrpcArguments, SpanExporter):
     _FIXED_BY = "aiotlp.sdk.grpc.OTLPSpanExporter"
 
 
-class GrpcLogExporter(_GrpcArguments, LogExporter):
-    """``opentelemetry.exporter.otlp.proto.grpc._log_exporter.OTLPLogExporter``, exporting with aiotlp."""
-
-    _FIXED_BY = "aiotlp.sdk.grpc.OTLPLogExporter"
-
-
 class HttpSpanExporter(_HttpArguments, SpanExporter):
     """``opentelemetry.exporter.otlp.proto.http.trace_exporter.OTLPSpanExporter``, exporting with aiotlp."""
 
     _FIXED_BY = "aiotlp.sdk.http.OTLPSpanExporter"
-
-
-class HttpLogExporter(_HttpArguments, LogExporter):
-    """``opentelemetry.exporter.otlp.proto.http._log_exporter.OTLPLogExporter``, exporting with aiotlp."""
-
-    _FIXED_BY = "aiotlp.sdk.http.OTLPLogExporter"
-
-
-class GrpcMetricExporter(MetricExporter):
-    """``opentelemetry.exporter.otlp.proto.grpc.metric_exporter.OTLPMetricExporter``, exporting with aiotlp."""
-
-    _FIXED_BY = "aiotlp.sdk.grpc.OTLPMetricExporter"
-
-    def __init__(
-        self,
-        endpoint: str | Sequence[str] | None = None,
-        insecure: bool | None = None,
-        credentials: object = None,
-        headers: _Headers = None,
-        timeout: float | None = None,
-        compression: _Compression = None,
-        preferred_temporality: dict[type, AggregationTemporality] | None = None,
-        preferred_aggregation: dict[type, Aggregation] | None = None,
-        max_export_batch_size: int | None = None,
-        channel_options: object = None,
-        retryable_error_codes: object = None,
-        *,
-        meter_provider: object = None,
-        **options: Unpack[AiotlpOptions],
-    ) -> None:
-        super().__init__(protocol="grpc", **_forwarded(locals()))
-
-
-class HttpMetricExporter(MetricExporter):
-    """``opentelemetry.exporter.otlp.proto.http.metric_exporter.OTLPMetricExporter``, exporting with aiotlp."""
-
-    _FIXED_BY = "aiotlp.sdk.http.OTLPMetricExporter"
-
-    def __init__(
-        self,
-        endpoint: str | Sequence[str] | None = None,
-        certificate_file: str | None = None,
-        client_key_file: str | None = None,
-        client_certificate_file: str | None = None,
-        headers: _Headers = None,
-        timeout: float | None = None,
-        compression: _Compression = None,
-        session: object = None,
-        preferred_temporality: dict[type, AggregationTemporality] | None = None,
-        preferred_aggregation: dict[type, Aggregation] | None = None,
-        max_export_batch_size: int | None = None,
-        *,
-        max_request_size: int | None = None,
-        meter_provider: object = None,
-        **options: Unpack[AiotlpOptions],
-    ) -> None:
-        super().__init__(protocol="http/protobuf", **_forwarded(locals()))

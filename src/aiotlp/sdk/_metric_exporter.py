@@ -1,0 +1,213 @@
+"""The drop-in ``MetricExporter``, :class:`MetricExporter` (see :mod:`._exporters`), with its temporality and
+aggregation preferences and its batching by data points: its own module, imported when it is first used
+(``aiotlp.sdk.MetricExporter``, ``OTLPMetricExporter`` of :mod:`aiotlp.sdk.grpc` or :mod:`aiotlp.sdk.http`), so
+that a span exporter does not import the metrics SDK (``opentelemetry.sdk.metrics``, about 40 ms).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Final
+
+from opentelemetry.sdk.metrics import (
+    Counter,
+    Histogram,
+    ObservableCounter,
+    ObservableGauge,
+    ObservableUpDownCounter,
+    UpDownCounter,
+)
+from opentelemetry.sdk.metrics.export import AggregationTemporality, MetricExportResult, MetricsData
+from opentelemetry.sdk.metrics.export import MetricExporter as SdkMetricExporter
+from opentelemetry.sdk.metrics.view import (
+    Aggregation,
+    ExplicitBucketHistogramAggregation,
+    ExponentialBucketHistogramAggregation,
+)
+
+from aiotlp._exceptions import ConfigurationError
+from aiotlp.config import (
+    OtlpProtocol,
+    TemporalityPreference,
+    metric_preferences_from_env,
+)
+from aiotlp.export import RetryPolicy, TransportFactory
+from aiotlp.model import Signal
+
+from . import _encode_metrics as _encode
+from ._client import encode_batch
+from ._encode_common import MetricItem
+from ._encode_json_metrics import encode_metric_items_json
+from ._exporters import AiotlpExporter
+from ._options import ExporterOptions
+
+__all__ = ["MetricExporter", "temporality_map"]
+
+_TEMPORALITY: Final[dict[str, dict[type, AggregationTemporality]]] = {
+    # As the official OTLP metric exporters, for OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE.
+    "cumulative": {
+        Counter: AggregationTemporality.CUMULATIVE,
+        UpDownCounter: AggregationTemporality.CUMULATIVE,
+        Histogram: AggregationTemporality.CUMULATIVE,
+        ObservableCounter: AggregationTemporality.CUMULATIVE,
+        ObservableUpDownCounter: AggregationTemporality.CUMULATIVE,
+        ObservableGauge: AggregationTemporality.CUMULATIVE,
+    },
+    "delta": {
+        Counter: AggregationTemporality.DELTA,
+        UpDownCounter: AggregationTemporality.CUMULATIVE,
+        Histogram: AggregationTemporality.DELTA,
+        ObservableCounter: AggregationTemporality.DELTA,
+        ObservableUpDownCounter: AggregationTemporality.CUMULATIVE,
+        ObservableGauge: AggregationTemporality.CUMULATIVE,
+    },
+    "lowmemory": {
+        Counter: AggregationTemporality.DELTA,
+        UpDownCounter: AggregationTemporality.CUMULATIVE,
+        Histogram: AggregationTemporality.DELTA,
+        ObservableCounter: AggregationTemporality.CUMULATIVE,
+        ObservableUpDownCounter: AggregationTemporality.CUMULATIVE,
+        ObservableGauge: AggregationTemporality.CUMULATIVE,
+    },
+}
+
+
+def temporality_map(
+    preference: TemporalityPreference, overrides: Mapping[type, AggregationTemporality] | None = None
+) -> dict[type, AggregationTemporality]:
+    """The instrument -> temporality map of a temporality preference, as the official exporters build it."""
+    mapping = dict(_TEMPORALITY[preference])
+    mapping.update(overrides or {})
+    return mapping
+
+
+def _chunks(items: list[MetricItem], max_points: int | None) -> list[list[MetricItem]]:
+    """``items`` in consecutive chunks of at most ``max_points`` data points (a metric may be cut in parts)."""
+    if max_points is None:
+        return [items]
+    chunks: list[list[MetricItem]] = []
+    chunk: list[MetricItem] = []
+    room = max_points
+    for item in items:
+        points = getattr(item[2].data, "data_points", None)
+        if not points:
+            chunk.append(item)
+            continue
+        offset = 0
+        while offset < len(points):
+            take = min(room, len(points) - offset)
+            chunk.append(item if take == len(points) else _with_points(item, points[offset : offset + take]))
+            offset += take
+            room -= take
+            if room == 0:
+                chunks.append(chunk)
+                chunk, room = [], max_points
+    if chunk:
+        chunks.append(chunk)
+    return chunks
+
+
+def _with_points(item: MetricItem, points: Sequence[Any]) -> MetricItem:
+    resource, scope, metric = item
+    data: Any = metric.data
+    return resource, scope, dataclasses.replace(metric, data=dataclasses.replace(data, data_points=points))
+
+
+class MetricExporter(AiotlpExporter, SdkMetricExporter):
+    """A drop-in replacement for the official ``OTLPMetricExporter`` (gRPC or HTTP). Arguments as
+    :class:`SpanExporter`, plus the official ``preferred_temporality`` (over the map that
+    ``OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`` selects), ``preferred_aggregation`` (over the histogram
+    aggregation ``OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION`` selects: explicit buckets, or
+    ``base2_exponential_bucket_histogram``; both read by :func:`aiotlp.config.metric_preferences_from_env`) and
+    ``max_export_batch_size`` (at most that many data points per request; a metric may be split)."""
+
+    _SIGNAL = Signal.METRICS
+
+    def __init__(
+        self,
+        endpoint: str | Sequence[str] | None = None,
+        *,
+        protocol: OtlpProtocol | None = None,
+        headers: Mapping[str, str] | Iterable[tuple[str, str]] | str | None = None,
+        timeout: float | None = None,
+        compression: str | enum.Enum | None = None,
+        insecure: bool | None = None,
+        certificate_file: str | None = None,
+        client_key_file: str | None = None,
+        client_certificate_file: str | None = None,
+        credentials: object = None,
+        session: object = None,
+        channel_options: object = None,
+        retryable_error_codes: object = None,
+        preferred_temporality: dict[type, AggregationTemporality] | None = None,
+        preferred_aggregation: dict[type, Aggregation] | None = None,
+        max_export_batch_size: int | None = None,
+        max_request_size: int | None = None,
+        meter_provider: object = None,
+        retry: RetryPolicy | None = None,
+        max_concurrent: int = 4,
+        transport_factory: TransportFactory | None = None,
+        environ: Mapping[str, str] | None = None,
+        queue_dir: str | os.PathLike[str] | None = None,
+    ) -> None:
+        if max_export_batch_size is not None and (
+            isinstance(max_export_batch_size, bool)
+            or not isinstance(max_export_batch_size, int)
+            or max_export_batch_size <= 0
+        ):
+            raise ConfigurationError("max_export_batch_size: must be a positive int (data points) or None")
+        # only the exporter's own variables (not OTEL_METRIC_EXPORT_*, which the reader uses), leniently
+        preference, histogram = metric_preferences_from_env(environ, on_invalid="warn")
+        aggregation: dict[type, Aggregation] = {
+            Histogram: ExponentialBucketHistogramAggregation()
+            if histogram == "base2_exponential_bucket_histogram"
+            else ExplicitBucketHistogramAggregation()
+        }
+        aggregation.update(preferred_aggregation or {})
+        SdkMetricExporter.__init__(
+            self,
+            preferred_temporality=temporality_map(preference, preferred_temporality),
+            preferred_aggregation=aggregation,
+        )
+        self._setup(ExporterOptions.of(locals()))
+        self._max_points = max_export_batch_size
+
+    def _encoder(self, json: bool) -> Callable[[Sequence[Any]], bytes]:
+        return encode_metric_items_json if json else _encode.encode_metric_items
+
+    def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any) -> MetricExportResult:
+        """Send ``metrics_data`` within ``timeout_millis`` (and the configured timeout); as
+        :meth:`SpanExporter.export`."""
+        client = self._client
+        if client.refuse_closed():
+            return MetricExportResult.FAILURE
+        items = _encode.metric_items(metrics_data)
+        if not items:
+            return MetricExportResult.SUCCESS
+        parts: list[tuple[Sequence[MetricItem], bytes]] = []
+        dropped = 0
+        for chunk in _chunks(items, self._max_points):
+            good, body, bad = encode_batch(chunk, self._encode, "metrics")
+            dropped += bad
+            client.ledger.drop("invalid", _encode.count_data_points([item for item in chunk if item not in good]))
+            if good:
+                parts.append((good, body))
+        ok = (
+            client.export(
+                parts, self._encode, _encode.count_data_points, _encode.split_metric_item, timeout_millis / 1000
+            )
+            if parts
+            else True
+        )
+        return MetricExportResult.SUCCESS if ok and not dropped else MetricExportResult.FAILURE
+
+    def force_flush(self, timeout_millis: float = 10_000) -> bool:
+        """As :meth:`SpanExporter.force_flush`."""
+        return self._client.force_flush(timeout_millis / 1000)
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        """As :meth:`SpanExporter.shutdown`."""
+        self._client.shutdown(timeout_millis / 1000)
