@@ -822,7 +822,7 @@ def test_random_calls_give_what_the_pure_twin_gives(
     pure_texts: list[str] = []
     compiled_texts: list[str] = []
     previous = set_warning_hook(compiled_texts.append)
-    _spancore.set_warning_hook(pure_texts.append)
+    previous_pure = _spancore.set_warning_hook(pure_texts.append)
     try:
         for verb, *call_args in calls:
             assert getattr(compiled, verb)(*call_args) == getattr(pure, verb)(*call_args)
@@ -831,16 +831,5 @@ def test_random_calls_give_what_the_pure_twin_gives(
             assert getattr(compiled, prop) == getattr(pure, prop), prop
         assert compiled_texts == pure_texts
     finally:
-        set_warning_hook(previous)
-        _spancore.set_warning_hook(None)
-        _reinstall_sdk_hooks()
-
-
-def _reinstall_sdk_hooks() -> None:
-    """The SDK layer's hooks, when it is imported (this module's tests replace them for a while)."""
-    import sys
-
-    span_module = sys.modules.get("aiotlp.sdk._span")
-    install = getattr(span_module, "_install_warning_hooks", None)
-    if install is not None:
-        install()
+        set_warning_hook(previous)  # the SDK layer's hooks, when it is imported
+        _spancore.set_warning_hook(previous_pure)

@@ -31,6 +31,13 @@ def _check_port(port: int, option: str) -> None:
         raise ConfigurationError(f"{option} must be between 0 and 65535, got {port}")
 
 
+def missing_receiver_extra(exc: ImportError, purpose: str) -> MissingExtraError:
+    """The one-line error for a package of ``aiotlp[receiver]`` that did not import, named as pip knows it."""
+    module = getattr(exc, "module", None) or exc.name or "a receiver dependency"
+    module = {"google": "opentelemetry-proto", "grpc": "grpcio"}.get(module.split(".")[0], module)
+    return MissingExtraError("receiver", f"{module} ({purpose})")
+
+
 async def run_receive(ui: UI, *, grpc_port: int, http_port: int, jsonl: Path | None, max_items: int) -> int:
     _check_port(grpc_port, "--grpc-port")
     _check_port(http_port, "--http-port")
@@ -39,9 +46,7 @@ async def run_receive(ui: UI, *, grpc_port: int, http_port: int, jsonl: Path | N
     try:
         from ..testing import FakeCollector, message_to_otlp_json
     except ImportError as exc:
-        module = getattr(exc, "module", None) or exc.name or "a receiver dependency"
-        module = {"google": "opentelemetry-proto", "grpc": "grpcio"}.get(module.split(".")[0], module)
-        raise MissingExtraError("receiver", f"{module} (the OTLP receiver of `aiotlp receive`)") from None
+        raise missing_receiver_extra(exc, "the OTLP receiver of `aiotlp receive`") from None
 
     out: TextIO | None = None
     if jsonl is not None:

@@ -31,7 +31,6 @@ from .._exceptions import (
     ConfigurationError,
     ConnectError,
     DeadlineExceededError,
-    MissingExtraError,
     RetriesExhaustedError,
     RetryableError,
 )
@@ -39,6 +38,7 @@ from ..config import ExporterConfig, OtlpProtocol
 from ..export import ExportResult, OTLPExporter
 from ..model import Signal
 from ._check import HINT, connect_problem, explain
+from ._receive import missing_receiver_extra
 from ._ui import UI
 
 __all__ = ["load_requests", "run_send"]
@@ -62,10 +62,8 @@ class Loaded:
 def _protobuf() -> Any:
     try:
         from .. import testing
-    except MissingExtraError as exc:  # names the package that is missing (aiohttp, grpcio, opentelemetry-proto)
-        raise MissingExtraError("receiver", f"{exc.module} (needed by `aiotlp send`)") from None
-    except ImportError as exc:
-        raise MissingExtraError("receiver", f"{exc.name or 'opentelemetry-proto'} (needed by `aiotlp send`)") from None
+    except ImportError as exc:  # names the package that is missing (aiohttp, grpcio, opentelemetry-proto)
+        raise missing_receiver_extra(exc, "the OTLP decoders of `aiotlp send`") from None
     return testing
 
 
