@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from .._exceptions import ConfigurationError, ExportError, ExporterShutdownError, RequestTooLargeError
 from .._fork import abandon
 from .._ratelimit import RateLimitedLogger
+from .._validate import is_int
 from ..config import ExporterConfig, Headers, SignalConfig
 from ..model import Signal
 from ..transport import (
@@ -117,7 +118,7 @@ class OTLPExporter(CodecExporter):
         self._config = config
         if retry is not None and not isinstance(retry, RetryPolicy):
             raise ConfigurationError(f"retry must be a RetryPolicy or None, got {type(retry).__name__}")
-        if isinstance(max_response_bytes, bool) or not isinstance(max_response_bytes, int) or max_response_bytes < 1:
+        if not is_int(max_response_bytes) or max_response_bytes < 1:
             raise ConfigurationError(f"max_response_bytes must be a positive int, got {max_response_bytes!r:.40}")
         if transport_factory is not None and fleet is not None:
             raise TypeError("pass either transport_factory= or fleet= (which tunes the default transports), not both")
