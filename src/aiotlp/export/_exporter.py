@@ -13,14 +13,14 @@ import sys
 import threading
 import weakref
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .._exceptions import ConfigurationError, ExportError, ExporterShutdownError, RequestTooLargeError
 from .._fork import abandon
 from .._ratelimit import RateLimitedLogger
 from .._validate import is_int
 from ..config import ExporterConfig, Headers, SignalConfig
-from ..model import Signal
+from ..model import LogRecord, Metric, Signal, Span
 from ..transport import (
     MAX_RESPONSE_BYTES,
     EndpointStatistics,
@@ -205,6 +205,12 @@ class OTLPExporter(CodecExporter):
         """Requests being sent (or waiting to retry) right now, over all signals (and every event loop)."""
         bindings = list(self._bindings.values())
         return sum(stack.limit.in_flight for b in bindings for stack in b.stacks.values())
+
+    if TYPE_CHECKING:  # the verbs are CodecExporter's; declared here so that a wrong call names OTLPExporter
+
+        async def export_traces(self, spans: Sequence[Span]) -> ExportResult: ...
+        async def export_metrics(self, metrics: Sequence[Metric]) -> ExportResult: ...
+        async def export_logs(self, records: Sequence[LogRecord]) -> ExportResult: ...
 
     def encode_requests(
         self,
