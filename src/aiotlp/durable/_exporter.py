@@ -72,9 +72,8 @@ from .._fork import abandon
 from .._ratelimit import RateLimitedLogger
 from .._validate import positive_int, seconds
 from ..config import ExporterConfig
-from ..encoding import count_items
-from ..export import ExportRequest, ExportResult, OTLPExporter
-from ..model import LogRecord, Metric, Signal, Span
+from ..export import Codec, CodecExporter, ExportRequest, ExportResult, OTLPExporter
+from ..model import Signal
 from ._files import FileOps
 from ._queue import DEFAULT_MAX_BYTES, DurableQueue, QueuedRecord
 from ._record import FORMAT_JSON, FORMAT_PROTOBUF, PAYLOAD_PREFIX
@@ -127,7 +126,7 @@ class DurableStatistics:
 _UNITS: Final = {Signal.TRACES: "spans", Signal.LOGS: "log records", Signal.METRICS: "metric data points"}
 
 
-class DurableExporter:
+class DurableExporter(CodecExporter):
     """Queues encoded export requests on disk and delivers them through ``inner`` (see the module docstring).
 
     * ``inner``: the :class:`~aiotlp.export.OTLPExporter` that sends (its retries, timeouts, wire format and
@@ -159,7 +158,7 @@ class DurableExporter:
         retry_max: float = 5.0,
         file_ops: Callable[[str], FileOps] | None = None,
     ) -> None:
-        if not (callable(getattr(inner, "encode_requests", None)) and callable(getattr(inner, "send_request", None))):
+        if not (callable(getattr(inner, "encode_batch", None)) and callable(getattr(inner, "send_request", None))):
             raise ConfigurationError(f"inner must be an aiotlp OTLPExporter, got {type(inner).__name__}")
         if fsync not in _POLICIES:
             raise ConfigurationError(f"fsync must be one of {', '.join(_POLICIES)}, got {fsync!r}")
@@ -241,9 +240,6 @@ class DurableExporter:
     async def __aenter__(self) -> DurableExporter:
         self.start()
         return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.shutdown()
 
     def start(self) -> None:
         """Start the delivery and fsync tasks on the running loop (done by the first export otherwise)."""
@@ -354,46 +350,18 @@ class DurableExporter:
             )
         await self._inner.shutdown(max(deadline - loop.time(), 0.0) if timeout is not None else None)
 
-    # -- export verbs
+    # -- the export verbs (export_traces/metrics/logs, export_encoded: CodecExporter's) write to the queue
 
-    async def export_traces(self, spans: Sequence[Span]) -> ExportResult:
-        return await self._append(Signal.TRACES, spans, None, None, None, None, None)
-
-    async def export_metrics(self, metrics: Sequence[Metric]) -> ExportResult:
-        return await self._append(Signal.METRICS, metrics, None, None, None, None, None)
-
-    async def export_logs(self, records: Sequence[LogRecord]) -> ExportResult:
-        return await self._append(Signal.LOGS, records, None, None, None, None, None)
-
-    async def export_encoded(
-        self,
-        signal: Signal,
-        items: Sequence[_T],
-        encode: Callable[[Sequence[_T]], bytes],
-        *,
-        body: bytes | None = None,
-        count: Callable[[Sequence[_T]], int] = len,
-        split_item: Callable[[_T], Sequence[_T]] | None = None,
-        timeout: float | None = None,
+    async def _export_codec(
+        self, codec: Codec, items: Sequence[Any], body: bytes | None, timeout: float | None
     ) -> ExportResult:
-        """As :meth:`OTLPExporter.export_encoded <aiotlp.export.OTLPExporter.export_encoded>`, into the queue.
+        """Encode and split ``items`` as the inner exporter would send them, and append the requests to the queue.
 
         ``timeout`` bounds the wait for the fsync under ``fsync="always"`` (the items are written either way).
         """
-        return await self._append(signal, items, encode, body, count, split_item, timeout)
-
-    async def _append(
-        self,
-        signal: Signal,
-        items: Sequence[Any],
-        encode: Callable[[Sequence[Any]], bytes] | None,
-        body: bytes | None,
-        count: Callable[[Sequence[Any]], int] | None,
-        split_item: Callable[[Any], Sequence[Any]] | None,
-        timeout: float | None,
-    ) -> ExportResult:
+        signal = codec.signal
         if self._closed:
-            total = (count or len)(items) if encode is not None else count_items(signal, items)
+            total = codec.count(items)
             error = ExporterShutdownError("the exporter is shut down")
             return ExportResult(items=total, failed=total, error=error)
         if not items:
@@ -403,12 +371,10 @@ class DurableExporter:
             if refusal is None:
                 self.start()
         if refusal is not None:
-            total = (count or len)(items) if encode is not None else count_items(signal, items)
+            total = codec.count(items)
             self._fail_log.log("%s", refusal.message)
             return ExportResult(items=total, failed=total, error=refusal)
-        requests, result = self._inner.encode_requests(
-            signal, items, encode, body=body, count=count, split_item=split_item
-        )
+        requests, result = self._inner.encode_batch(codec, items, body=body)
         self._too_large += result.dropped
         fmt = FORMAT_JSON if self._inner.config.for_signal(signal).protocol == "http/json" else FORMAT_PROTOBUF
         self._signals.add(signal)

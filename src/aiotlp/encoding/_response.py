@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from aiotlp._exceptions import ExportError, RejectedError, ResponseError, ServerBusyError
+from aiotlp._validate import is_int
 from aiotlp.encoding._reader import WIRE_LEN, WIRE_VARINT, Buffer, iter_fields
 
 __all__ = [
@@ -217,9 +218,7 @@ def _load_json_object(body: bytes | str, what: str) -> dict[str, Any]:
 def _json_int64(value: object, key: str) -> int:
     """A proto3 JSON int64: a number or a decimal string."""
     result: int | None = None
-    if isinstance(value, bool):
-        result = None
-    elif isinstance(value, int):
+    if is_int(value):
         result = value
     elif isinstance(value, float):
         if math.isfinite(value) and value.is_integer():
@@ -303,7 +302,7 @@ def decode_rpc_status_json(data: bytes) -> RpcStatus:
     code = obj.get("code")
     message = obj.get("message")
     return RpcStatus(
-        code=code if isinstance(code, int) and not isinstance(code, bool) else 0,
+        code=code if is_int(code) else 0,
         message=message if isinstance(message, str) else "",
         retry_delay=_json_retry_delay(obj.get("details")),
     )

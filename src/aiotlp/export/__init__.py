@@ -1,8 +1,12 @@
 """The export layer: the exporter and its wrappers, each with the same one-verb ``send`` interface.
 
+:class:`CodecExporter` writes the export verbs once, on :class:`Codec` (a batch into requests under the byte cap):
+:class:`OTLPExporter` sends what they make, :class:`~aiotlp.durable.DurableExporter` queues it on disk.
+
 The stack order is documented in :mod:`aiotlp.export._stack`.
 """
 
+from ._codec import Codec, CodecExporter
 from ._exporter import OTLPExporter, TransportFactory
 from ._limit import ConcurrencyLimit
 from ._reply import read_reply, reply_error
@@ -12,6 +16,8 @@ from ._timeout import Timeout
 from ._types import Exporter, ExporterHooks, ExportRequest, ExportResult, Sender
 
 __all__ = [
+    "Codec",
+    "CodecExporter",
     "ConcurrencyLimit",
     "ExportRequest",
     "ExportResult",

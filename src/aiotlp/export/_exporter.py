@@ -6,21 +6,20 @@ import asyncio
 import atexit
 import concurrent.futures
 import contextlib
-import dataclasses
 import functools
 import logging
 import os
 import sys
 import threading
 import weakref
-from collections.abc import AsyncGenerator, Callable, Iterator, Mapping, Sequence
-from typing import Any, TypeVar
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from .._exceptions import ConfigurationError, EncodeError, ExportError, ExporterShutdownError, RequestTooLargeError
+from .._exceptions import ConfigurationError, ExportError, ExporterShutdownError, RequestTooLargeError
 from .._fork import abandon
 from .._ratelimit import RateLimitedLogger
+from .._validate import is_int
 from ..config import ExporterConfig, Headers, SignalConfig
-from ..encoding import count_items, encode
 from ..model import LogRecord, Metric, Signal, Span
 from ..transport import (
     MAX_RESPONSE_BYTES,
@@ -32,6 +31,7 @@ from ..transport import (
     make_transport,
     require_client,
 )
+from ._codec import Codec, CodecExporter, Invalid
 from ._reply import reply_error
 from ._retry import RetryPolicy
 from ._stack import SenderStack, build_stack, compress_request
@@ -46,7 +46,7 @@ TransportFactory = Callable[[SignalConfig], Transport]
 _T = TypeVar("_T")
 
 
-class OTLPExporter:
+class OTLPExporter(CodecExporter):
     """Exports traces, metrics and logs to an OTLP collector over gRPC, HTTP/protobuf or HTTP/JSON.
 
     Configuration comes from ``config``, or else from the keyword arguments and the ``OTEL_EXPORTER_OTLP_*``
@@ -115,10 +115,10 @@ class OTLPExporter:
         elif any(value is not None for value in overrides.values()):
             given = ", ".join(name for name, value in overrides.items() if value is not None)
             raise TypeError(f"pass either config= or the settings ({given}), not both")
-        self.config = config
+        self._config = config
         if retry is not None and not isinstance(retry, RetryPolicy):
             raise ConfigurationError(f"retry must be a RetryPolicy or None, got {type(retry).__name__}")
-        if isinstance(max_response_bytes, bool) or not isinstance(max_response_bytes, int) or max_response_bytes < 1:
+        if not is_int(max_response_bytes) or max_response_bytes < 1:
             raise ConfigurationError(f"max_response_bytes must be a positive int, got {max_response_bytes!r:.40}")
         if transport_factory is not None and fleet is not None:
             raise TypeError("pass either transport_factory= or fleet= (which tunes the default transports), not both")
@@ -186,11 +186,13 @@ class OTLPExporter:
             binding = None
         return binding.stacks if binding is not None else self._latest
 
+    @property
+    def config(self) -> ExporterConfig:
+        """The configuration (see :mod:`aiotlp.config`)."""
+        return self._config
+
     async def __aenter__(self) -> OTLPExporter:
         return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.shutdown()
 
     @property
     def retries(self) -> int:
@@ -204,38 +206,11 @@ class OTLPExporter:
         bindings = list(self._bindings.values())
         return sum(stack.limit.in_flight for b in bindings for stack in b.stacks.values())
 
-    async def export_traces(self, spans: Sequence[Span]) -> ExportResult:
-        return await self._export(Signal.TRACES, spans)
+    if TYPE_CHECKING:  # the verbs are CodecExporter's; declared here so that a wrong call names OTLPExporter
 
-    async def export_metrics(self, metrics: Sequence[Metric]) -> ExportResult:
-        return await self._export(Signal.METRICS, metrics)
-
-    async def export_logs(self, records: Sequence[LogRecord]) -> ExportResult:
-        return await self._export(Signal.LOGS, records)
-
-    async def export_encoded(
-        self,
-        signal: Signal,
-        items: Sequence[_T],
-        encode: Callable[[Sequence[_T]], bytes],
-        *,
-        body: bytes | None = None,
-        count: Callable[[Sequence[_T]], int] = len,
-        split_item: Callable[[_T], Sequence[_T]] | None = None,
-        timeout: float | None = None,
-    ) -> ExportResult:
-        """Export items of any type, encoded by the caller: the hook the OpenTelemetry SDK adapters use.
-
-        ``encode(items)`` returns the request bytes for ``signal`` in this exporter's wire format: OTLP/JSON
-        when ``self.config.for_signal(signal).protocol == "http/json"``, protobuf otherwise. ``body`` is
-        ``encode(items)`` when the caller already has it (it is not encoded again). ``count(items)`` counts
-        the items as OTLP does (spans, log records, metric data points). From there it is the path of
-        :meth:`export_traces`: a batch over ``max_request_bytes`` is halved and the halves encoded again, a
-        single item still over the cap is split by ``split_item`` when given (a metric into two halves of
-        its data points) or else dropped and counted, and the parts go through the sender stack. ``timeout``
-        (seconds) shortens this call's deadline below the configured one. Never raises for a failed export.
-        """
-        return await self._export_with(_Codec(signal, encode, count, split_item), items, body, timeout)
+        async def export_traces(self, spans: Sequence[Span]) -> ExportResult: ...
+        async def export_metrics(self, metrics: Sequence[Metric]) -> ExportResult: ...
+        async def export_logs(self, records: Sequence[LogRecord]) -> ExportResult: ...
 
     def encode_requests(
         self,
@@ -256,21 +231,31 @@ class OTLPExporter:
         because a single one is over the cap (logged, rate-limited); the requests' items are not in it.
         """
         if encode is None:
-            codec = self._model_codec(signal)
+            codec = self.model_codec(signal)
         else:
-            codec = _Codec(signal, encode, len if count is None else count, split_item)
+            codec = Codec(signal, encode, len if count is None else count, split_item)
+        return self.encode_batch(codec, items, body=body)
+
+    def encode_batch(
+        self, codec: Codec, items: Sequence[Any], *, body: bytes | None = None
+    ) -> tuple[list[ExportRequest], ExportResult]:
+        """:meth:`encode_requests` with the batch's :class:`~aiotlp.export.Codec` (what a
+        :class:`~aiotlp.export.CodecExporter` verb made): the requests, and the items dropped."""
         requests: list[ExportRequest] = []
         dropped = ExportResult()
-        for part in _split(codec, items, self.config.for_signal(signal).max_request_bytes, body):
-            if isinstance(part, _Invalid):
-                self._failure_log.log("%s", part.message)
-                dropped = dropped + ExportResult(items=part.items, dropped=part.items, invalid=part.items)
-            elif isinstance(part, RequestTooLargeError):
-                self._failure_log.log("%s", part.message)
-                dropped = dropped + ExportResult(items=part.items, dropped=part.items, error=part)
-            else:
+        for part in codec.requests(items, self.config.for_signal(codec.signal).max_request_bytes, body):
+            if isinstance(part, ExportRequest):
                 requests.append(part)
+            else:
+                dropped = dropped + self._dropped(part)
         return requests, dropped
+
+    def _dropped(self, part: RequestTooLargeError | Invalid) -> ExportResult:
+        """A part that cannot be sent: logged (rate-limited) and counted."""
+        self._failure_log.log("%s", part.message)
+        if isinstance(part, Invalid):
+            return ExportResult(items=part.items, dropped=part.items, invalid=part.items)
+        return ExportResult(items=part.items, dropped=part.items, error=part)
 
     async def send_request(
         self, request: ExportRequest, *, timeout: float | None = None, log_failure: bool = True
@@ -294,27 +279,8 @@ class OTLPExporter:
         finally:
             binding.leave()
 
-    def _model_codec(self, signal: Signal) -> _Codec:
-        json = self.config.for_signal(signal).protocol == "http/json"
-        return _Codec(
-            signal,
-            functools.partial(encode, signal, json=json),
-            functools.partial(count_items, signal),
-            _split_metric if signal is Signal.METRICS else None,
-        )
-
-    async def _export(self, signal: Signal, items: Sequence[Any]) -> ExportResult:
-        json = self.config.for_signal(signal).protocol == "http/json"
-        codec = _Codec(
-            signal,
-            functools.partial(encode, signal, json=json),
-            functools.partial(count_items, signal),
-            _split_metric if signal is Signal.METRICS else None,
-        )
-        return await self._export_with(codec, items, None, None)
-
-    async def _export_with(
-        self, codec: _Codec, items: Sequence[Any], body: bytes | None, timeout: float | None
+    async def _export_codec(
+        self, codec: Codec, items: Sequence[Any], body: bytes | None, timeout: float | None
     ) -> ExportResult:
         signal = codec.signal
         total = codec.count(items)
@@ -331,17 +297,11 @@ class OTLPExporter:
         binding.active += 1
         try:
             result = ExportResult()
-            for part in _split(codec, items, config.max_request_bytes, body):
-                if isinstance(part, _Invalid):
-                    self._failure_log.log("%s", part.message)
-                    result = result + ExportResult(items=part.items, dropped=part.items, invalid=part.items)
-                    continue
-                if isinstance(part, RequestTooLargeError):
-                    dropped = part.items
-                    self._failure_log.log("%s", part.message)
-                    result = result + ExportResult(items=dropped, dropped=dropped, error=part)
-                    continue
-                result = result + await self._send(stack, part, deadline)
+            for part in codec.requests(items, config.max_request_bytes, body):
+                if isinstance(part, ExportRequest):
+                    result = result + await self._send(stack, part, deadline)
+                else:
+                    result = result + self._dropped(part)
             return result
         finally:
             binding.leave()
@@ -616,72 +576,3 @@ def _where(config: SignalConfig) -> str:
     """The endpoint for logs: the URL, or the fleet's first URL and how many more."""
     more = len(config.endpoints) - 1
     return config.endpoint_for_display + (f" (+{more} more)" if more else "")
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class _Codec:
-    """How to encode, count and split one batch's items (aiotlp model objects, or the SDK adapters' own)."""
-
-    signal: Signal
-    encode: Callable[[Sequence[Any]], bytes]
-    count: Callable[[Sequence[Any]], int]
-    split_item: Callable[[Any], Sequence[Any]] | None
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class _Invalid:
-    """Items that cannot be encoded (an :class:`EncodeError`): dropped, counted as ``ExportResult.invalid``."""
-
-    items: int
-    message: str
-
-
-def _split(
-    codec: _Codec, items: Sequence[Any], cap: int, body: bytes | None = None
-) -> Iterator[ExportRequest | RequestTooLargeError | _Invalid]:
-    """Encode ``items`` (unless ``body`` is their encoding); halve any batch over ``cap`` until every part fits.
-
-    A metric whose points alone exceed the cap is split by data points. A single span, log record or data
-    point over the cap cannot be sent: it is yielded as a :class:`RequestTooLargeError`, to be counted. A batch
-    that cannot be encoded (:class:`EncodeError`) is halved the same way, so that only the items that cannot be
-    encoded are left out: each is yielded as an :class:`_Invalid` (a metric whole, with all its points).
-    """
-    signal = codec.signal
-    count = codec.count(items)
-    if body is None:
-        try:
-            body = codec.encode(items)
-        except EncodeError as exc:
-            if len(items) > 1:
-                half = len(items) // 2
-                yield from _split(codec, items[:half], cap)
-                yield from _split(codec, items[half:], cap)
-            elif count:
-                kind = {"traces": "span", "metrics": "metric", "logs": "log record"}[signal.value]
-                yield _Invalid(count, f"dropped one {kind} that cannot be encoded: {exc}")
-            return
-    if len(body) <= cap:
-        if count:
-            yield ExportRequest(signal=signal, body=body, items=count, size=len(body))
-        return
-    if len(items) == 1 and codec.split_item is not None and count > 1:
-        items = codec.split_item(items[0])
-    if len(items) == 1:
-        kind = {"traces": "span", "metrics": "metric data point", "logs": "log record"}[signal.value]
-        yield RequestTooLargeError(
-            f"dropped one {kind}: it encodes to {len(body)} bytes, over the {cap}-byte request cap",
-            items=count,
-        )
-        return
-    half = len(items) // 2
-    yield from _split(codec, items[:half], cap)
-    yield from _split(codec, items[half:], cap)
-
-
-def _split_metric(metric: Metric) -> list[Metric]:
-    points = metric.data.data_points
-    half = len(points) // 2
-    return [
-        dataclasses.replace(metric, data=dataclasses.replace(metric.data, data_points=points[:half])),  # type: ignore[arg-type]
-        dataclasses.replace(metric, data=dataclasses.replace(metric.data, data_points=points[half:])),  # type: ignore[arg-type]
-    ]

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 
 from .._backports import timeout_at
-from .._exceptions import ConfigurationError, DeadlineExceededError
+from .._exceptions import DeadlineExceededError
+from .._validate import positive_int
 from ..encoding import PartialSuccess
 from ._types import ExportRequest, Sender
 
@@ -16,8 +17,7 @@ class ConcurrencyLimit:
     """Wraps a :class:`Sender` with a semaphore. Waiting for a slot counts against the request's deadline."""
 
     def __init__(self, inner: Sender, max_concurrent: int = 4) -> None:
-        if isinstance(max_concurrent, bool) or not isinstance(max_concurrent, int) or max_concurrent < 1:
-            raise ConfigurationError(f"max_concurrent must be a positive int, got {max_concurrent!r}")
+        positive_int(max_concurrent, "max_concurrent")
         self.inner = inner
         self.max_concurrent = max_concurrent
         self._semaphore = asyncio.Semaphore(max_concurrent)

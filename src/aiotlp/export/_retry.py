@@ -20,6 +20,7 @@ from .._exceptions import (
     RetriesExhaustedError,
     RetryableError,
 )
+from .._validate import is_int, is_number
 from ..encoding import PartialSuccess
 from ._types import ExportRequest, Sender
 
@@ -44,7 +45,7 @@ class RetryPolicy:
     def __post_init__(self) -> None:
         for name in ("initial_backoff", "max_backoff", "multiplier", "jitter"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
+            if not is_number(value):
                 raise ConfigurationError(f"{name} must be a number, got {type(value).__name__}")
         if not self.initial_backoff >= 0:
             raise ConfigurationError(f"initial_backoff must be >= 0 seconds, got {self.initial_backoff!r}")
@@ -56,9 +57,7 @@ class RetryPolicy:
             raise ConfigurationError(f"multiplier must be >= 1, got {self.multiplier!r}")
         if not 0 <= self.jitter <= 1:
             raise ConfigurationError(f"jitter must be between 0 and 1, got {self.jitter!r}")
-        if self.max_attempts is not None and (
-            isinstance(self.max_attempts, bool) or not isinstance(self.max_attempts, int) or self.max_attempts < 1
-        ):
+        if self.max_attempts is not None and (not is_int(self.max_attempts) or self.max_attempts < 1):
             raise ConfigurationError(f"max_attempts must be a positive int or None, got {self.max_attempts!r}")
 
     def backoff(self, retry: int, rng: random.Random) -> float:

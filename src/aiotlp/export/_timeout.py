@@ -6,6 +6,7 @@ import asyncio
 
 from .._backports import timeout_at
 from .._exceptions import AttemptTimeoutError, ConfigurationError
+from .._validate import is_number
 from ..encoding import PartialSuccess
 from ._types import ExportRequest, Sender
 
@@ -20,11 +21,7 @@ class Timeout:
     """
 
     def __init__(self, inner: Sender, attempt_timeout: float | None = None) -> None:
-        if attempt_timeout is not None and (
-            isinstance(attempt_timeout, bool)
-            or not isinstance(attempt_timeout, (int, float))
-            or not attempt_timeout > 0
-        ):
+        if attempt_timeout is not None and (not is_number(attempt_timeout) or not attempt_timeout > 0):
             raise ConfigurationError(f"attempt_timeout must be > 0 seconds or None, got {attempt_timeout!r}")
         self.inner = inner
         self.attempt_timeout = attempt_timeout

@@ -29,6 +29,7 @@ from opentelemetry.sdk.metrics.view import (
 )
 
 from aiotlp._exceptions import ConfigurationError
+from aiotlp._validate import is_int
 from aiotlp.config import (
     OtlpProtocol,
     TemporalityPreference,
@@ -153,11 +154,7 @@ class MetricExporter(AiotlpExporter, SdkMetricExporter):
         environ: Mapping[str, str] | None = None,
         queue_dir: str | os.PathLike[str] | None = None,
     ) -> None:
-        if max_export_batch_size is not None and (
-            isinstance(max_export_batch_size, bool)
-            or not isinstance(max_export_batch_size, int)
-            or max_export_batch_size <= 0
-        ):
+        if max_export_batch_size is not None and (not is_int(max_export_batch_size) or max_export_batch_size <= 0):
             raise ConfigurationError("max_export_batch_size: must be a positive int (data points) or None")
         # only the exporter's own variables (not OTEL_METRIC_EXPORT_*, which the reader uses), leniently
         preference, histogram = metric_preferences_from_env(environ, on_invalid="warn")

@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final, cast
 
 from aiotlp._exceptions import ConfigurationError
+from aiotlp._validate import is_int
 from aiotlp.config import COMPRESSIONS, MAX_REQUEST_BYTES, ExporterConfig, Headers, OtlpProtocol
 from aiotlp.export import RetryPolicy, TransportFactory
 from aiotlp.model import Signal
@@ -113,7 +114,7 @@ def _max_request_bytes(value: object) -> int | None:
     the OTLP maximum, 64 MiB). aiotlp splits an oversized batch instead of dropping it."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int):
+    if not is_int(value):
         raise ConfigurationError(f"max_request_size: must be an int, got {type(value).__name__}")
     return MAX_REQUEST_BYTES if value <= 0 else value
 

@@ -83,6 +83,7 @@ from opentelemetry.sdk.trace.export import SpanExporter as SdkSpanExporter
 from opentelemetry.sdk.trace.export import SpanExportResult
 
 from aiotlp._exceptions import ConfigurationError
+from aiotlp._validate import is_int, is_number
 from aiotlp.config import BatchConfig, queue_dir_from_env
 from aiotlp.encoding import ENCODE_AT_SOURCE
 from aiotlp.export import ExportResult
@@ -268,7 +269,7 @@ if hasattr(os, "register_at_fork"):  # pragma: no branch - POSIX
 def _millis(value: float | None, name: str) -> float | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+    if not is_number(value) or not value > 0:
         raise ConfigurationError(f"{name} must be a positive number of milliseconds, got {value!r}")
     return value / 1000
 
@@ -340,9 +341,7 @@ class _Batching:
         self._source: SourceEncoder | None = None
         if encode_at_source and self._fast(exporter) and not exporter._client.json:
             self._source = SourceEncoder("spans" if kind == "span" else "logs")
-        if max_queue_bytes is not None and (
-            isinstance(max_queue_bytes, bool) or not isinstance(max_queue_bytes, int) or max_queue_bytes <= 0
-        ):
+        if max_queue_bytes is not None and (not is_int(max_queue_bytes) or max_queue_bytes <= 0):
             raise ConfigurationError(f"max_queue_bytes must be a positive int or None, got {max_queue_bytes!r}")
         if max_queue_bytes is None and self._source is not None:
             max_queue_bytes = DEFAULT_MAX_QUEUE_BYTES

@@ -58,6 +58,7 @@ from .._exceptions import (
     RetryableError,
     ServerBusyError,
 )
+from .._validate import is_number
 from ._base import Reply, Transport
 
 __all__ = [
@@ -127,7 +128,7 @@ class FleetPolicy:
     def __post_init__(self) -> None:
         for name in ("initial_backoff", "max_backoff", "multiplier", "jitter", "resolve_interval"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            if not is_number(value) or not math.isfinite(value):
                 raise ConfigurationError(f"FleetPolicy.{name}: must be a finite number, got {value!r}")
         if not self.initial_backoff > 0:
             raise ConfigurationError(f"FleetPolicy.initial_backoff: must be > 0 seconds, got {self.initial_backoff!r}")
