@@ -61,6 +61,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from aiotlp._exceptions import ConfigurationError, MissingExtraError
 from aiotlp._validate import is_int
+from aiotlp.config import MAX_REQUEST_BYTES
 from aiotlp.model import Signal
 from aiotlp.transport import grpc_method
 
@@ -84,7 +85,7 @@ from ._replies import (
 __all__ = ["BadRequest", "FakeCollector", "ReceivedRequest", "Reply"]
 
 _HOST = "127.0.0.1"
-_DEFAULT_MAX_REQUEST_SIZE = 64 * 1024 * 1024 + 1024 * 1024  # the 64 MiB OTLP cap, and room for the envelope
+_DEFAULT_MAX_REQUEST_SIZE = MAX_REQUEST_BYTES + 1024 * 1024  # the 64 MiB OTLP cap, and room for the envelope
 _CHUNK = 64 * 1024
 _BY_PATH = {signal.http_path: signal for signal in Signal}
 _GRPC_SERVICES = {signal: grpc_method(signal).strip("/").rsplit("/", 1)[0] for signal in Signal}

@@ -108,10 +108,10 @@ DEFAULT_GRPC_IMPLEMENTATION: GrpcImplementation = "h2"
 """What ``make_transport`` uses for gRPC when ``grpc_implementation`` is ``None``.
 
 ``"h2"``: aiotlp's own gRPC client over the pure-Python ``h2`` library (``aiotlp[grpc]``). It sets TCP_NODELAY and
-re-arms TCP_QUICKACK after every read, which removes the ~40 ms stalls grpcio suffers against servers that leave
-Nagle on (rotel: 0 of 300 calls over 35 ms instead of ~70; p99 11 ms instead of 53 ms), and it matches grpc.aio's
-median against C-core servers. It costs ~130-160 us more client CPU per call than grpc.aio's C core (about 2 % of
-a 512-span export; see ``benchmarks/grpc_latency.py``). ``"grpcio"`` (``aiotlp[grpcio]``) uses grpc.aio.
+re-arms TCP_QUICKACK after every read, which removes the delayed-ACK stalls grpcio suffers against servers that
+leave Nagle on, at the price of some client CPU per call against grpc.aio's C core (measured in
+``docs/benchmarks.md``, "The gRPC clients"; ``benchmarks/grpc_latency.py``). ``"grpcio"`` (``aiotlp[grpcio]``)
+uses grpc.aio.
 """
 
 

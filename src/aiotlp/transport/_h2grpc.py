@@ -2,7 +2,7 @@
 
 Why not grpc.aio: it owns its sockets. Against servers that leave Nagle on (rotel: hyper/tonic never set
 TCP_NODELAY on accepted sockets) a response written just after the server's own small WINDOW_UPDATE waits for
-that segment's ACK, and the client kernel delays the ACK by its 40 ms minimum: 8-21 % of calls stalled ~40 ms.
+that segment's ACK, and the client kernel delays the ACK by its 40 ms minimum (how often: docs/benchmarks.md).
 Here the client sets TCP_NODELAY and, on Linux, re-arms TCP_QUICKACK after every read (it is not sticky), so it
 never delays an ACK and the server's response leaves at once.
 
