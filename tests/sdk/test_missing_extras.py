@@ -175,7 +175,7 @@ def test_the_cli_sender_names_what_is_missing_and_aiotlp_receiver(missing: str) 
     code = "import sys; sys.argv = ['aiotlp', 'send', '--endpoint', 'http://127.0.0.1:9', 'x.json']\n"
     code += "from aiotlp.cli import main\nprint('EXIT', main())\n"
     out = run(code, (missing,))
-    named = {"grpc": "grpcio", "opentelemetry.proto": "opentelemetry.proto"}.get(missing, missing)
+    named = {"grpc": "grpcio"}.get(missing, missing)  # as pip knows it
     assert f"{named} (the OTLP decoders of `aiotlp send`) is not installed" in out, out
     assert out.count("pip install 'aiotlp[receiver]'") == 1, out
     assert "EXIT 1" in out, out
