@@ -15,9 +15,9 @@ whatever ``OTEL_EXPORTER_OTLP_PROTOCOL`` says, as there. See :mod:`aiotlp.sdk._o
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
 
+from ._lazy import lazy_names
 from ._official import AiotlpOptions
 from ._official import GrpcSpanExporter as OTLPSpanExporter
 
@@ -34,14 +34,4 @@ _LAZY = {
 """Imported when first used (PEP 562): a span exporter imports neither the logs SDK nor the metrics SDK."""
 
 
-def __getattr__(name: str) -> object:
-    where = _LAZY.get(name)
-    if where is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(where[0], __package__), where[1])
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_names(globals(), _LAZY, __all__)

@@ -16,9 +16,9 @@ first used, with the logs (metrics) SDK: a span exporter imports neither.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
 
+from ._lazy import lazy_names
 from ._official import AiotlpOptions
 from ._official import HttpSpanExporter as OTLPSpanExporter
 
@@ -35,14 +35,4 @@ _LAZY = {
 """Imported when first used (PEP 562): a span exporter imports neither the logs SDK nor the metrics SDK."""
 
 
-def __getattr__(name: str) -> object:
-    where = _LAZY.get(name)
-    if where is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(where[0], __package__), where[1])
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_names(globals(), _LAZY, __all__)
