@@ -1,5 +1,6 @@
 """The bounded queue against a model (hypothesis state machine): FIFO order, both caps, both drop policies,
-the wake-up flag, and the ledger identity after every step."""
+the wake-up flag, and the ledger identity after every step; ``put`` and, for unit weights under a byte cap,
+``put_sized`` (the size given by the caller) mixed."""
 
 from __future__ import annotations
 
@@ -55,15 +56,18 @@ class QueueMachine(RuleBasedStateMachine):
     def queued(self) -> tuple[int, int]:
         return sum(map(self.weight, self.model)), sum(map(self.size, self.model))
 
-    @rule(weight=st.integers(0, 5), size=st.integers(0, 15), wait=st.booleans())
-    def put(self, weight: int, size: int, wait: bool) -> None:
+    @rule(weight=st.integers(0, 5), size=st.integers(0, 15), wait=st.booleans(), known=st.booleans())
+    def put(self, weight: int, size: int, wait: bool, known: bool) -> None:
         item = self.next_id
         self.next_id += 1
         self.weights[item] = weight
         self.sizes[item] = size
         w, s = self.weight(item), self.size(item)
         byte_cap = self.max_bytes if self.max_bytes is not None else 10**9
-        code = self.queue.put(item, wait)
+        if known and not self.weighed and self.max_bytes is not None:
+            code = self.queue.put_sized(item, s, wait)  # on_end's hot path: the caller knows the size
+        else:
+            code = self.queue.put(item, wait)
         if self.queue.closed:
             assert code == CLOSED
         elif w > self.max_size or s > byte_cap:

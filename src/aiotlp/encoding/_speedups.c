@@ -9,6 +9,7 @@
  *   write_spans(buf, spans)                     aiotlp.encoding._protobuf._write_spans (aiotlp's model)
  *   write_sdk_spans(buf, spans, types)          aiotlp.sdk._encode._write_spans (OpenTelemetry SDK spans)
  *   sdk_span_field(types, span) -> bytes        aiotlp.sdk._encode._span_field (one span, encoded at the source)
+ *   sdk_span_item(types, direct, memo, span)    aiotlp.sdk._encode_source._span_item (on_end's hot path)
  *   SpanCore, set_warning_hook(hook)            aiotlp.encoding._spancore (a live span's state; its encode() writes
  *                                               what _span_field writes for the SDK span with the same content)
  *
@@ -1537,22 +1538,18 @@ py_write_sdk_spans(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 /* One SDK span's ScopeSpans.spans field (tag, length, Span) as bytes: what write_sdk_spans writes for a batch of
  * one, without the caller's bytearray (encoding at the source, once per span in on_end). */
 static PyObject *
-py_sdk_span_field(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+sdk_field(PyObject *types, PyObject *span)
 {
     Buf b;
     Sdk sdk;
-    if (nargs != 2) {
-        PyErr_SetString(PyExc_TypeError, "sdk_span_field(types, span) takes 2 arguments");
-        return NULL;
-    }
     PyObject *ba = PyByteArray_FromStringAndSize(NULL, 0);
     if (ba == NULL)
         return NULL;
-    if (buf_open(&b, ba) < 0 || sdk_open(args[0], &sdk) < 0) {
+    if (buf_open(&b, ba) < 0 || sdk_open(types, &sdk) < 0) {
         Py_DECREF(ba);
         return NULL;
     }
-    PyObject *span = Py_NewRef(args[1]);
+    Py_INCREF(span);
     Py_ssize_t start = begin_guess(&b, 0x12, 2); /* ScopeSpans 2 spans */
     int ok = start >= 0 && w_sdk_span(&b, span, &sdk) == 0 && end_guess(&b, start, 2) > 0;
     Py_DECREF(span);
@@ -1560,6 +1557,111 @@ py_sdk_span_field(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     PyObject *result = ok ? PyBytes_FromStringAndSize(b.data, b.len) : NULL;
     Py_DECREF(ba);
     return result;
+}
+
+static PyObject *
+py_sdk_span_field(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "sdk_span_field(types, span) takes 2 arguments");
+        return NULL;
+    }
+    return sdk_field(args[0], args[1]);
+}
+
+/* An attribute of `obj` that the caller compares by identity, without a new reference: 1 when it is `expected`,
+ * 0 when it is not or cannot be read (the error cleared if it is an Exception: the caller's slow path reads it
+ * again), -1 on another error. */
+static int
+attr_is(PyObject *obj, PyObject *name, PyObject *expected)
+{
+    PyObject *value = PyObject_GetAttr(obj, name);
+    if (value == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_Exception))
+            return -1;
+        PyErr_Clear();
+        return 0;
+    }
+    int same = value == expected; /* only its identity is used */
+    Py_DECREF(value);
+    return same;
+}
+
+/* on_end's hot path (aiotlp.sdk._encode_source._span_item, encoding at the source), in one call: None when the
+ * span is not sampled (span._context[3] & 1 == 0); (key, field) when its class is read directly
+ * (direct[type(span)] is True), its (_resource, _instrumentation_scope) are memo's (resource, scope, key), by
+ * identity, key >= 0, and it encodes (field: what sdk_span_field returns); otherwise the span itself, for the
+ * caller's slow path (which reads it again: any Exception here is cleared). The tuple holds an int and bytes
+ * only: it is untracked by the garbage collector at once (as a young collection would). */
+static PyObject *
+py_sdk_span_item(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    static PyObject *str_resource_, *str_scope_;
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "sdk_span_item(types, direct, memo, span) takes 4 arguments");
+        return NULL;
+    }
+    PyObject *direct = args[1], *memo = args[2], *span = args[3];
+    if (!PyDict_Check(direct) || !PyTuple_Check(memo) || PyTuple_GET_SIZE(memo) != 3) {
+        PyErr_SetString(PyExc_TypeError, "sdk_span_item: direct must be a dict and memo a 3-tuple");
+        return NULL;
+    }
+    if (str_resource_ == NULL && (str_resource_ = PyUnicode_InternFromString("_resource")) == NULL)
+        return NULL;
+    if (str_scope_ == NULL && (str_scope_ = PyUnicode_InternFromString("_instrumentation_scope")) == NULL)
+        return NULL;
+    /* sampled: SpanContext is a tuple, its item 3 the trace flags (an int) */
+    PyObject *context = PyObject_GetAttr(span, str_context);
+    if (context == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_Exception))
+            return NULL;
+        PyErr_Clear();
+        return Py_NewRef(span);
+    }
+    long flags = -1;
+    if (PyTuple_Check(context) && PyTuple_GET_SIZE(context) > 3 && PyLong_Check(PyTuple_GET_ITEM(context, 3))) {
+        flags = PyLong_AsLong(PyTuple_GET_ITEM(context, 3));
+        if (flags == -1 && PyErr_Occurred())
+            PyErr_Clear(); /* out of range: the slow path decides */
+    }
+    Py_DECREF(context);
+    if (flags < 0)
+        return Py_NewRef(span);
+    if (!(flags & 1))
+        Py_RETURN_NONE;
+    PyObject *how = PyDict_GetItemWithError(direct, (PyObject *)Py_TYPE(span));
+    if (how != Py_True)
+        return PyErr_Occurred() ? NULL : Py_NewRef(span);
+    PyObject *key = PyTuple_GET_ITEM(memo, 2);
+    if (!PyLong_Check(key))
+        return Py_NewRef(span);
+    int overflow;
+    long k = PyLong_AsLongAndOverflow(key, &overflow);
+    if (k == -1 && PyErr_Occurred())
+        return NULL;
+    if (k < 0 || overflow < 0)
+        return Py_NewRef(span);
+    int same = attr_is(span, str_resource_, PyTuple_GET_ITEM(memo, 0));
+    if (same > 0)
+        same = attr_is(span, str_scope_, PyTuple_GET_ITEM(memo, 1));
+    if (same <= 0)
+        return same < 0 ? NULL : Py_NewRef(span);
+    PyObject *field = sdk_field(args[0], span);
+    if (field == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_Exception))
+            return NULL;
+        PyErr_Clear(); /* queued as the object: dropped as invalid at export, and counted */
+        return Py_NewRef(span);
+    }
+    PyObject *item = PyTuple_New(2);
+    if (item == NULL) {
+        Py_DECREF(field);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(item, 0, Py_NewRef(key));
+    PyTuple_SET_ITEM(item, 1, field);
+    PyObject_GC_UnTrack(item);
+    return item;
 }
 
 /* ---------------------------------------------------------------------------------------------------------- */
@@ -3284,6 +3386,8 @@ static PyMethodDef methods[] = {
      "write_sdk_spans(buf, spans, types): ScopeSpans.spans entries of OpenTelemetry SDK ReadableSpans."},
     {"sdk_span_field", (PyCFunction)(void (*)(void))py_sdk_span_field, METH_FASTCALL,
      "sdk_span_field(types, span) -> bytes: one SDK span's ScopeSpans.spans entry."},
+    {"sdk_span_item", (PyCFunction)(void (*)(void))py_sdk_span_item, METH_FASTCALL,
+     "sdk_span_item(types, direct, memo, span) -> None, (key, field) or span: on_end's hot path (encoding at the source)."},
     {"set_warning_hook", (PyCFunction)py_set_warning_hook, METH_O,
      "set_warning_hook(hook) -> previous hook: SpanCore's warnings (the SDK's texts) go to hook(text); None drops them."},
     {NULL, NULL, 0, NULL},

@@ -155,11 +155,21 @@ class BoundedQueue(Generic[T]):
             size = max(int(self._size_of(item)), 0)  # type: ignore[misc]
         except Exception:
             size = _FALLBACK_SIZE
-        with self.lock:
-            if self.queued >= self._limit or self.queued_bytes + size > self._max_bytes:
+        return self.put_sized(item, size, wait)
+
+    def put_sized(self, item: T, size: int, wait: bool = False) -> int:
+        """:meth:`put` of an item of weight 1 whose size in bytes the caller knows (``size >= 0``; an item
+        encoded at the source: its field's length), without calling ``size_of``: ``on_end``'s hot path. Only
+        for a queue of unit weights that tracks bytes (``weigh=None``, a ``size_of``)."""
+        lock = self.lock
+        lock.acquire()  # not `with`: its __enter__/__exit__ calls cost more, and nothing below raises
+        try:
+            queued = self.queued
+            if queued >= self._limit or self.queued_bytes + size > self._max_bytes:
                 code = self._overflow(1, size, wait)
                 if code != ADMITTED:
                     return code
+                queued = self.queued
             tail = self._tail
             if tail is None or (tail and tail.weight >= self._batch_size):
                 tail = self._tail = _Chunk(sizes=True, weights=False)
@@ -169,13 +179,15 @@ class BoundedQueue(Generic[T]):
             tail.sizes.append(size)  # type: ignore[union-attr]
             tail.nbytes += size
             self.produced += 1
-            self.queued += 1
+            self.queued = queued + 1
             self.queued_bytes += size
             self.admitted += 1
             if not self.wake_pending and (tail.weight >= self._batch_size or len(self._chunks) > 1):
                 self.wake_pending = True
                 return READY
             return ADMITTED
+        finally:
+            lock.release()
 
     def _put_measured(self, item: T, wait: bool = False) -> int:
         """``put`` for weighed (metric data points) or sized (byte cap) items."""

@@ -306,8 +306,9 @@ def _span_field(span: ReadableSpan) -> bytes:
 # extension imports nothing from OpenTelemetry), the trace-state formatter, and TraceState and Status, whose
 # len() and properties it reads from their fields.
 
+_SDK_TYPES: Final = (_BA, _BL, _EVENT, _trace_state, TraceState, Status)
+
 if _speedups is not None:
-    _SDK_TYPES: Final = (_BA, _BL, _EVENT, _trace_state, TraceState, Status)
     _write_sdk_spans: Final = _speedups.write_sdk_spans
 
     def _write_spans_compiled(buf: bytearray, spans: Iterable[ReadableSpan]) -> None:

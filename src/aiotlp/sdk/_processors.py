@@ -86,13 +86,18 @@ from aiotlp._exceptions import ConfigurationError
 from aiotlp._validate import is_int, is_number
 from aiotlp.config import BatchConfig, queue_dir_from_env
 from aiotlp.encoding import ENCODE_AT_SOURCE
+from aiotlp.encoding import accelerate as _accelerate
+from aiotlp.encoding import speedups as _speedups
 from aiotlp.export import ExportResult
 from aiotlp.model import Signal
 from aiotlp.processing import BatchProcessor, FlushOutcome, FlushStatus, ProcessorStatistics, estimate_size
+from aiotlp.processing._queue import READY
 
 from ._bridge import abandon, get_bridge
 from ._client import SUPPRESSED, encode_batch
 from ._encode import SourceEncoder
+from ._encode_source import _span_item
+from ._encode_spans import _DIRECT, _SDK_TYPES
 from ._exporters import AiotlpExporter, LogExporter, SpanExporter
 from ._queued_logs import (
     _API_FIELDS,
@@ -354,6 +359,8 @@ class _Batching:
         self._is_shut_down = False
         self._processor = self._new_processor()
         self._started = False
+        # on_end's hot path: the source encoder once started and until shut down (else None: the other path)
+        self._hot: SourceEncoder | None = None
         self._background: set[asyncio.Future[Any]] = set()
         _live.add(self)
 
@@ -378,7 +385,13 @@ class _Batching:
                 kwargs["size_of"] = _source_size
         if self._meter_provider is not None:
             kwargs["meter_provider"] = self._meter_provider
-        return BatchProcessor.from_config(self._adapter(), self._signal, self._config, **kwargs)
+        processor: BatchProcessor[Any] = BatchProcessor.from_config(
+            self._adapter(), self._signal, self._config, **kwargs
+        )
+        # on_end's hot path puts an encoded item with its size (its field's length) straight into the queue (a
+        # byte-capped queue of unit weights), without put_nowait's and size_of's calls
+        self._put_sized: Callable[[Any, int], int] = processor._queue.put_sized
+        return processor
 
     def _start(self) -> BatchProcessor[Any]:
         """Bind the BatchProcessor to its loop (``loop=``, the running one, else the bridge's); before any put."""
@@ -391,6 +404,7 @@ class _Batching:
                 loop = self._explicit_loop or running or get_bridge().loop()
                 processor.start(loop)
                 self._started = True
+                self._hot = None if self._is_shut_down else self._source
             return processor
 
     def _start_quietly(self) -> None:
@@ -410,6 +424,7 @@ class _Batching:
         self._start_lock = threading.Lock()
         self._processor = self._new_processor()
         self._started = False
+        self._hot = None
         # shutdown state is kept: a processor shut down in the parent stays shut down in the child
         if self._is_shut_down:
             self._processor.stop_accepting()
@@ -463,6 +478,7 @@ class _Batching:
         if self._is_shut_down:
             return
         self._is_shut_down = True
+        self._hot = None
         processor = self._start()
         timeout = self._config.export_timeout or _DEFAULT_SHUTDOWN_TIMEOUT
         if self._on_own_loop(processor):
@@ -479,6 +495,7 @@ class _Batching:
     async def ashutdown(self) -> FlushOutcome:
         """:meth:`shutdown` for async code on any loop."""
         self._is_shut_down = True
+        self._hot = None
         timeout = self._config.export_timeout or _DEFAULT_SHUTDOWN_TIMEOUT
         return await self._start().shutdown(timeout)
 
@@ -531,6 +548,18 @@ class BatchSpanProcessor(_Batching, SpanProcessor):
 
     def on_end(self, span: ReadableSpan) -> None:
         """Queue a sampled span for export (any thread; never blocks or raises; a full queue drops it)."""
+        source = self._hot
+        if source is not None:
+            # The hot path, encoding at the source: the sampled check, the key of the last (resource, scope)
+            # and the encode in one call (compiled, or its pure twin), then the byte-capped put; a batch made
+            # ready wakes the worker (once per batch). Anything else takes the path below.
+            item = _span_item(_SDK_TYPES, _DIRECT, source._memo, span)
+            if type(item) is tuple:
+                if self._put_sized(item, len(item[1])) == READY:
+                    self._processor._wake_threadsafe()
+                return
+            if item is None:  # not sampled
+                return
         try:
             # SpanContext is a tuple whose item 3 is trace_flags: ~0.4 us less than the three properties of
             # span.context.trace_flags.sampled (a third of the budget of this call)
@@ -556,6 +585,20 @@ class BatchSpanProcessor(_Batching, SpanProcessor):
         and counted, at export). Any thread; never blocks or raises."""
         if not span._trace_flags & 1:
             return
+        source = self._hot
+        if source is not None:
+            # the hot path, as on_end's: the key of the last (resource, scope), the core's bytes, the put
+            tracer = span._tracer
+            memo = source._memo
+            if memo[0] is tracer._provider._resource and memo[1] is tracer._instrumentation_scope and memo[2] >= 0:
+                try:
+                    data = span.encode()
+                except Exception:  # the path below: queued as an object (dropped as invalid at export, counted)
+                    pass
+                else:
+                    if self._put_sized((memo[2], data), len(data)) == READY:
+                        self._processor._wake_threadsafe()
+                    return
         if not self._started:
             self._start_quietly()
         source = self._source
@@ -578,6 +621,11 @@ class BatchSpanProcessor(_Batching, SpanProcessor):
             logger.exception("cannot queue a span")
             return
         self._processor.put_nowait(item)
+
+
+# on_end's hot path reads the compiled one-call twin as a global of this module too
+if _speedups is not None and hasattr(_speedups, "sdk_span_item"):
+    _accelerate(globals(), _span_item=_speedups.sdk_span_item)
 
 
 class BatchLogRecordProcessor(_Batching, LogRecordProcessor):

@@ -1,0 +1,351 @@
+"""``BatchSpanProcessor.on_end``'s hot path, encoding at the source (issue 13): once the processor has started,
+one call (``_span_item``: compiled ``_speedups.sdk_span_item``, or its pure twin) does the sampled check, the key
+of the last (resource, scope) and the encode, and the item goes straight into the byte-capped queue
+(``BoundedQueue.put_sized``, its size the field's length); a ready batch wakes the worker once.
+
+Checked here: the compiled and the pure twin return the same thing for every kind of span (encoded, not sampled,
+the slow path's cases); the same spans through ``on_end`` leave the same queue and the same ledger with either;
+threads ending spans at once keep the ledger balanced; a batch made ready wakes the worker once; fork, shutdown,
+spans that cannot be encoded and the cap of (resource, scope) groups take the other path and are counted as
+before; the native provider's spans (``_on_end_native``) take the same hot path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.trace import SpanContext, TraceFlags
+from tests.sdk import sdk_data
+
+import aiotlp.sdk
+from aiotlp.encoding import _compat
+from aiotlp.model import Signal
+from aiotlp.sdk import BatchSpanProcessor, SpanExporter
+from aiotlp.sdk import _encode_source as source_module
+from aiotlp.sdk._encode_spans import _DIRECT, _SDK_TYPES, _span_field
+from aiotlp.testing import FakeCollector
+
+ATTRIBUTES = {"http.method": "GET", "http.route": "/v1/users/{id}", "http.status_code": 200, "user.id": 12345}
+
+
+def implementations() -> list[str]:
+    return (
+        ["python", "c"] if _compat.speedups is not None and hasattr(_compat.speedups, "sdk_span_item") else ["python"]
+    )
+
+
+@pytest.fixture
+def restore_implementation() -> Iterator[None]:
+    previous = _compat.implementation()
+    try:
+        yield
+    finally:
+        _compat.use(previous)
+
+
+def tracer_spans(count: int, resource: Resource | None = None, scope: str = "hot") -> list[Any]:
+    """Spans as the SDK's TracerProvider hands them to ``on_end`` (8 attributes and an event; every 5th not
+    sampled: a parent-based sampler would drop it, here its flags say so)."""
+    provider = TracerProvider(resource=resource or Resource({"service.name": "hot"}), shutdown_on_exit=False)
+    tracer = provider.get_tracer(scope)
+    spans = []
+    for i in range(count):
+        with tracer.start_as_current_span(f"span-{i}", attributes={**ATTRIBUTES, "i": i}) as span:
+            span.add_event("cache lookup", {"key": f"users:{i}"})
+        spans.append(span)
+    return spans
+
+
+def unsampled(span: Any) -> ReadableSpan:
+    context = SpanContext(span.context.trace_id, span.context.span_id, False, TraceFlags(0))
+    return ReadableSpan(name=span.name, context=context, resource=span.resource, attributes={"k": "v"})
+
+
+def bad_span(resource: Resource, scope: Any) -> ReadableSpan:
+    context = SpanContext(trace_id=0x1234, span_id=0x99, is_remote=False, trace_flags=TraceFlags(1))
+    return ReadableSpan(
+        name="bad",
+        context=context,
+        attributes={b"key": "v"},  # type: ignore[dict-item]
+        resource=resource,
+        instrumentation_scope=scope,
+        start_time=1,
+        end_time=2,
+    )
+
+
+def outcome(result: Any, span: Any) -> Any:
+    """What ``_span_item`` returned, comparable across implementations."""
+    if result is None:
+        return None
+    if result is span:
+        return "the span"
+    assert type(result) is tuple
+    return result
+
+
+# ------------------------------------------------------------------------------------------------------------
+# The compiled twin and the pure one
+
+
+@pytest.mark.usefixtures("restore_implementation")
+def test_the_compiled_span_item_returns_what_the_pure_one_returns() -> None:
+    spans = tracer_spans(12) + sdk_data.spans()
+    first = spans[0]
+    resource, scope = first.resource, first.instrumentation_scope
+    spans += [unsampled(first), bad_span(resource, scope), object()]
+
+    class Renamed(ReadableSpan):  # read through the public API: the slow path's
+        @property
+        def name(self) -> str:
+            return "renamed"
+
+    spans.append(Renamed(name="x", context=first.context, resource=resource, instrumentation_scope=scope))
+    source = source_module.SourceEncoder("spans")
+    for span in spans[:1] + sdk_data.spans():  # registers the classes read directly
+        source.item(span)
+    memos = [source._memo, (resource, scope, source.key(resource, scope)), (resource, scope, -1), (None, None, 0)]
+    seen: dict[str, list[Any]] = {}
+    for choice in implementations():
+        _compat.use(choice)  # type: ignore[arg-type]
+        seen[choice] = [
+            outcome(source_module._span_item(_SDK_TYPES, _DIRECT, memo, span), span) for memo in memos for span in spans
+        ]
+    pure = seen["python"]
+    if "c" in seen:
+        assert seen["c"] == pure
+    # and what each one is: encoded exactly when the memo is the span's pair with a key, sampled, and it encodes
+    _compat.use("python")
+    for memo_index, memo in enumerate(memos):
+        for span_index, span in enumerate(spans):
+            got = pure[memo_index * len(spans) + span_index]
+            context = getattr(span, "_context", None)
+            if context is not None and not context.trace_flags & 1:
+                assert got is None
+            elif (
+                memo[2] >= 0
+                and type(span) in (type(first), ReadableSpan)
+                and getattr(span, "_resource", None) is memo[0]
+                and getattr(span, "_instrumentation_scope", None) is memo[1]
+                and span.name != "bad"
+            ):
+                assert got == (memo[2], _span_field(span)), (memo_index, span_index)
+            else:
+                assert got == "the span", (memo_index, span_index)
+
+
+def test_the_compiled_item_is_not_tracked_by_the_garbage_collector() -> None:
+    if "c" not in implementations():
+        pytest.skip("the compiled accelerator is not available")
+    assert _compat.speedups is not None
+    span = tracer_spans(1)[0]
+    source = source_module.SourceEncoder("spans")
+    assert type(source.item(span)) is tuple  # the key registered: the memo is the span's pair
+    item = _compat.speedups.sdk_span_item(_SDK_TYPES, _DIRECT, source._memo, span)
+    assert type(item) is tuple and not gc.is_tracked(item)
+    with pytest.raises(TypeError, match="4 arguments"):
+        _compat.speedups.sdk_span_item(_SDK_TYPES, _DIRECT, source._memo)
+    with pytest.raises(TypeError, match="memo a 3-tuple"):
+        _compat.speedups.sdk_span_item(_SDK_TYPES, _DIRECT, (1, 2), span)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Through on_end: the queue and the ledger
+
+
+def quiet_processor(collector: FakeCollector, **kwargs: Any) -> BatchSpanProcessor:
+    arguments: dict[str, Any] = {"schedule_delay_millis": 60_000, "encode_at_source": True, **kwargs}
+    return BatchSpanProcessor(SpanExporter(endpoint=f"{collector.http_endpoint}/v1/traces"), **arguments)
+
+
+def ledger(processor: BatchSpanProcessor) -> tuple[int, ...]:
+    stats = processor.statistics()
+    assert stats.balanced
+    return (stats.produced, stats.queued, stats.queued_bytes, stats.dropped_total, stats.dropped["queue_full"])
+
+
+@pytest.mark.usefixtures("restore_implementation")
+async def test_on_end_queues_the_same_items_and_ledger_with_both_implementations(collector: FakeCollector) -> None:
+    spans = tracer_spans(30)
+    resource, scope = spans[0].resource, spans[0].instrumentation_scope
+    other = tracer_spans(3, Resource({"service.name": "other"}))
+    spans[7:7] = [unsampled(spans[0]), bad_span(resource, scope), *other]
+    queues: dict[str, list[Any]] = {}
+    ledgers: dict[str, tuple[int, ...]] = {}
+    for choice in implementations():
+        _compat.use(choice)  # type: ignore[arg-type]
+        processor = quiet_processor(collector, max_queue_size=20, max_export_batch_size=8)
+        for span in spans:
+            processor.on_end(span)
+        queue = processor._processor._queue
+        with queue.lock:
+            queues[choice] = [item if type(item) is tuple else item.name for chunk in queue._chunks for item in chunk]
+        ledgers[choice] = ledger(processor)
+        await asyncio.to_thread(processor.shutdown)
+        stats = processor.statistics()
+        assert stats.balanced and stats.dropped["invalid"] == 1  # the bad span, queued as the object
+    produced, queued, queued_bytes, dropped, full = ledgers["python"]
+    assert (produced, queued, dropped, full) == (len(spans) - 1, 20, len(spans) - 21, len(spans) - 21)
+    assert queued_bytes == sum(len(item[1]) if type(item) is tuple else 0 for item in queues["python"]) + sum(
+        aiotlp.processing.estimate_size(span) for span in spans[:21] if span.name == "bad"
+    )
+    assert "bad" in queues["python"]
+    if "c" in queues:
+        assert queues["c"] == queues["python"]
+        assert ledgers["c"] == ledgers["python"]
+
+
+@pytest.mark.usefixtures("encoder_implementation")
+async def test_threads_ending_spans_at_once_keep_the_ledger(collector: FakeCollector) -> None:
+    processor = quiet_processor(collector, max_queue_size=256, max_export_batch_size=64, schedule_delay_millis=5)
+    spans = [tracer_spans(200, scope=f"thread-{t}") for t in range(4)]
+    start = threading.Barrier(4)
+
+    def produce(mine: list[Any]) -> None:
+        start.wait()
+        for span in mine:
+            processor.on_end(span)
+
+    threads = [threading.Thread(target=produce, args=(mine,)) for mine in spans]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        await asyncio.to_thread(thread.join)
+    assert await asyncio.to_thread(processor.force_flush) is True
+    await asyncio.to_thread(processor.shutdown)
+    stats = processor.statistics()
+    sampled = sum(1 for mine in spans for span in mine)
+    assert stats.balanced and stats.produced == sampled
+    assert (
+        stats.exported + stats.dropped["queue_full"] == sampled and stats.dropped_total == stats.dropped["queue_full"]
+    )
+    assert len(collector.spans()) == stats.exported
+
+
+async def test_a_ready_batch_wakes_the_worker_once(collector: FakeCollector) -> None:
+    processor = quiet_processor(collector, max_queue_size=64, max_export_batch_size=8)
+    spans = tracer_spans(40)
+    await asyncio.to_thread(processor.on_end, spans[0])  # starts it, on the bridge: the next ones take the hot path
+    batch = processor._processor
+    wakes = []
+    wake = batch._wake_threadsafe
+
+    def counting() -> None:
+        wakes.append(batch._queue.queued)
+        wake()
+
+    batch._wake_threadsafe = counting  # type: ignore[method-assign]
+    # the worker is held off (the bridge's thread blocked), so nothing is taken while the spans are put
+    blocked, release = threading.Event(), threading.Event()
+    assert batch.loop is not None
+    batch.loop.call_soon_threadsafe(lambda: (blocked.set(), release.wait(10)))
+    assert await asyncio.to_thread(blocked.wait, 10)
+    for span in spans[1:]:
+        processor.on_end(span)
+    release.set()
+    assert wakes == [8]  # the first batch made ready; the next ones wait for the worker, already woken
+    assert await asyncio.to_thread(processor.force_flush) is True
+    assert len(collector.spans()) == 40
+    await asyncio.to_thread(processor.shutdown)
+    assert processor.statistics().exported == 40
+
+
+# ------------------------------------------------------------------------------------------------------------
+# The other path: shutdown, fork, the group cap, the native provider
+
+
+async def test_after_shutdown_spans_are_counted_as_already_shutdown(collector: FakeCollector) -> None:
+    processor = quiet_processor(collector)
+    spans = tracer_spans(6)
+    for span in spans[:3]:
+        processor.on_end(span)
+    assert processor._hot is not None
+    await asyncio.to_thread(processor.shutdown)
+    assert processor._hot is None
+    for span in spans[3:]:
+        processor.on_end(span)
+    # and a put that raced with the shutdown (the hot path taken just before): the closed queue counts it
+    assert processor._put_sized((0, b"\x12\x00"), 2) == 3  # CLOSED
+    stats = processor.statistics()
+    assert (stats.exported, stats.dropped["already_shutdown"]) == (3, 4)
+    assert stats.balanced
+
+
+async def test_past_the_group_cap_spans_are_queued_as_objects(collector: FakeCollector) -> None:
+    processor = quiet_processor(collector)
+    assert processor._source is not None
+    processor._source._max_groups = 1
+    spans = [span for i in range(3) for span in tracer_spans(4, Resource({"service.name": f"service-{i}"}))]
+    for span in spans:
+        processor.on_end(span)
+    queue = processor._processor._queue
+    with queue.lock:
+        kinds = [type(item) is tuple for chunk in queue._chunks for item in chunk]
+    assert kinds == [True] * 4 + [False] * 8
+    assert await asyncio.to_thread(processor.force_flush) is True
+    await asyncio.to_thread(processor.shutdown)
+    assert sorted(s.name for s in collector.spans()) == sorted(s.name for s in spans)
+    services = {
+        r.resource.attributes[0].value.string_value
+        for req in collector.requests(Signal.TRACES)
+        for r in req.message.resource_spans
+    }
+    assert services == {"service-0", "service-1", "service-2"}
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # fork() of a multi-threaded process
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX only")
+async def test_fork_the_child_starts_clean_and_takes_the_hot_path_again(collector: FakeCollector) -> None:
+    processor = quiet_processor(collector)
+    spans = tracer_spans(6)
+    for span in spans[:3]:
+        processor.on_end(span)
+    assert processor._hot is not None
+
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into pytest
+        code = 1
+        try:
+            if processor._hot is None and processor.statistics().produced == 0:
+                for span in spans[3:]:
+                    processor.on_end(span)
+                queue = processor._processor._queue
+                hot = processor._hot is not None and all(type(i) is tuple for c in queue._chunks for i in c)
+                if hot and processor.force_flush(10_000) and processor.statistics().exported == 3:
+                    code = 0
+        finally:
+            os._exit(code)
+    _, status = await asyncio.to_thread(os.waitpid, pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert sorted(s.name for s in collector.spans()) == ["span-3", "span-4", "span-5"]
+    assert await asyncio.to_thread(processor.force_flush) is True
+    assert sorted(s.name for s in collector.spans()) == [f"span-{i}" for i in range(6)]
+    await asyncio.to_thread(processor.shutdown)
+
+
+async def test_native_provider_spans_take_the_hot_path(collector: FakeCollector) -> None:
+    provider = aiotlp.sdk.TracerProvider(resource=Resource({"service.name": "native"}), shutdown_on_exit=False)
+    processor = quiet_processor(collector)
+    provider.add_span_processor(processor)
+    tracer = provider.get_tracer("native")
+    for i in range(5):
+        with tracer.start_as_current_span(f"native-{i}", attributes=ATTRIBUTES):
+            pass
+    assert processor._hot is not None
+    queue = processor._processor._queue
+    with queue.lock:
+        items = [item for chunk in queue._chunks for item in chunk]
+    assert all(type(item) is tuple for item in items) and len({item[0] for item in items}) == 1
+    assert queue.queued_bytes == sum(len(item[1]) for item in items)
+    assert await asyncio.to_thread(provider.force_flush) is True
+    await asyncio.to_thread(provider.shutdown)
+    assert sorted(s.name for s in collector.spans()) == [f"native-{i}" for i in range(5)]
+    assert processor.statistics().balanced
