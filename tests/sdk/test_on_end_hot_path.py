@@ -112,34 +112,42 @@ def test_the_compiled_span_item_returns_what_the_pure_one_returns() -> None:
     source = source_module.SourceEncoder("spans")
     for span in spans[:1] + sdk_data.spans():  # registers the classes read directly
         source.item(span)
-    memos = [source._memo, (resource, scope, source.key(resource, scope)), (resource, scope, -1), (None, None, 0)]
+    key = source.key(resource, scope)
+    memos = [(resource, scope, key), (resource, scope, -1), (None, None, 0)]
+    cases = [(memo, ids) for memo in memos for ids in ({}, source._ids, {(id(resource), id(scope)): memos[1]})]
     seen: dict[str, list[Any]] = {}
     for choice in implementations():
         _compat.use(choice)  # type: ignore[arg-type]
         seen[choice] = [
-            outcome(source_module._span_item(_SDK_TYPES, _DIRECT, memo, span), span) for memo in memos for span in spans
+            outcome(source_module._span_item(_SDK_TYPES, _DIRECT, memo, ids, span), span)
+            for memo, ids in cases
+            for span in spans
         ]
     pure = seen["python"]
     if "c" in seen:
         assert seen["c"] == pure
-    # and what each one is: encoded exactly when the memo is the span's pair with a key, sampled, and it encodes
+    # and what each one is: encoded exactly when it is sampled, of a class read directly, its pair is the memo's
+    # (or else in ids) with a key that is not negative, and it encodes
     _compat.use("python")
-    for memo_index, memo in enumerate(memos):
+    encoded = 0
+    for case_index, (memo, ids) in enumerate(cases):
         for span_index, span in enumerate(spans):
-            got = pure[memo_index * len(spans) + span_index]
+            got = pure[case_index * len(spans) + span_index]
             context = getattr(span, "_context", None)
+            pair = (getattr(span, "_resource", None), getattr(span, "_instrumentation_scope", None))
+            found = memo if memo[0] is pair[0] and memo[1] is pair[1] else None
+            if found is None:
+                found = ids.get((id(pair[0]), id(pair[1])))
             if context is not None and not context.trace_flags & 1:
                 assert got is None
             elif (
-                memo[2] >= 0
-                and type(span) in (type(first), ReadableSpan)
-                and getattr(span, "_resource", None) is memo[0]
-                and getattr(span, "_instrumentation_scope", None) is memo[1]
-                and span.name != "bad"
+                found is not None and found[2] >= 0 and type(span) in (type(first), ReadableSpan) and span.name != "bad"
             ):
-                assert got == (memo[2], _span_field(span)), (memo_index, span_index)
+                assert got == (found[2], _span_field(span)), (case_index, span_index)
+                encoded += 1
             else:
-                assert got == "the span", (memo_index, span_index)
+                assert got == "the span", (case_index, span_index)
+    assert encoded >= 3 * 12  # the tracer's spans, through the memo and through ids
 
 
 def test_the_compiled_item_is_not_tracked_by_the_garbage_collector() -> None:
@@ -149,12 +157,12 @@ def test_the_compiled_item_is_not_tracked_by_the_garbage_collector() -> None:
     span = tracer_spans(1)[0]
     source = source_module.SourceEncoder("spans")
     assert type(source.item(span)) is tuple  # the key registered: the memo is the span's pair
-    item = _compat.speedups.sdk_span_item(_SDK_TYPES, _DIRECT, source._memo, span)
+    item = _compat.speedups.sdk_span_item(_SDK_TYPES, _DIRECT, source._memo, source._ids, span)
     assert type(item) is tuple and not gc.is_tracked(item)
-    with pytest.raises(TypeError, match="4 arguments"):
-        _compat.speedups.sdk_span_item(_SDK_TYPES, _DIRECT, source._memo)
+    with pytest.raises(TypeError, match="5 arguments"):
+        _compat.speedups.sdk_span_item(_SDK_TYPES, _DIRECT, source._memo, span)
     with pytest.raises(TypeError, match="memo a 3-tuple"):
-        _compat.speedups.sdk_span_item(_SDK_TYPES, _DIRECT, (1, 2), span)
+        _compat.speedups.sdk_span_item(_SDK_TYPES, _DIRECT, (1, 2), {}, span)
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -256,6 +264,41 @@ async def test_a_ready_batch_wakes_the_worker_once(collector: FakeCollector) -> 
     assert len(collector.spans()) == 40
     await asyncio.to_thread(processor.shutdown)
     assert processor.statistics().exported == 40
+
+
+class CountingResource(Resource):
+    """A Resource that counts how often it is hashed (the SDK's hashes its attributes as JSON: ~10 us)."""
+
+    hashed = 0
+
+    def __hash__(self) -> int:
+        CountingResource.hashed += 1
+        return super().__hash__()
+
+
+@pytest.mark.usefixtures("encoder_implementation")
+async def test_spans_of_alternating_scopes_stay_on_the_hot_path(collector: FakeCollector) -> None:
+    """An application's spans come from several instrumentations (a server span, then a client's, ...): the pairs
+    seen are found by identity, the resource is hashed only when a pair is first seen."""
+    processor = quiet_processor(collector)
+    provider = TracerProvider(resource=CountingResource({"service.name": "scopes"}), shutdown_on_exit=False)
+    provider.add_span_processor(processor)
+    tracers = [provider.get_tracer(f"scope-{i}") for i in range(3)]
+    CountingResource.hashed = 0
+    for i in range(30):
+        with tracers[i % 3].start_as_current_span(f"span-{i}", attributes=ATTRIBUTES):
+            pass
+    assert CountingResource.hashed <= 3 * 3  # when each pair is registered (its key, its resource), not per span
+    queue = processor._processor._queue
+    with queue.lock:
+        keys = [item[0] for chunk in queue._chunks for item in chunk]
+    assert keys == [i % 3 for i in range(30)]
+    assert await asyncio.to_thread(provider.force_flush) is True
+    await asyncio.to_thread(provider.shutdown)
+    assert sorted(s.name for s in collector.spans()) == sorted(f"span-{i}" for i in range(30))
+    requests = collector.requests(Signal.TRACES)
+    scopes = {s.scope.name for q in requests for r in q.message.resource_spans for s in r.scope_spans}
+    assert scopes == {"scope-0", "scope-1", "scope-2"}
 
 
 # ------------------------------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@
  *   write_spans(buf, spans)                     aiotlp.encoding._protobuf._write_spans (aiotlp's model)
  *   write_sdk_spans(buf, spans, types)          aiotlp.sdk._encode._write_spans (OpenTelemetry SDK spans)
  *   sdk_span_field(types, span) -> bytes        aiotlp.sdk._encode._span_field (one span, encoded at the source)
- *   sdk_span_item(types, direct, memo, span)    aiotlp.sdk._encode_source._span_item (on_end's hot path)
+ *   sdk_span_item(types, direct, memo, ids, span)  aiotlp.sdk._encode_source._span_item (on_end's hot path)
  *   SpanCore, set_warning_hook(hook)            aiotlp.encoding._spancore (a live span's state; its encode() writes
  *                                               what _span_field writes for the SDK span with the same content)
  *
@@ -1569,41 +1569,24 @@ py_sdk_span_field(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     return sdk_field(args[0], args[1]);
 }
 
-/* An attribute of `obj` that the caller compares by identity, without a new reference: 1 when it is `expected`,
- * 0 when it is not or cannot be read (the error cleared if it is an Exception: the caller's slow path reads it
- * again), -1 on another error. */
-static int
-attr_is(PyObject *obj, PyObject *name, PyObject *expected)
-{
-    PyObject *value = PyObject_GetAttr(obj, name);
-    if (value == NULL) {
-        if (!PyErr_ExceptionMatches(PyExc_Exception))
-            return -1;
-        PyErr_Clear();
-        return 0;
-    }
-    int same = value == expected; /* only its identity is used */
-    Py_DECREF(value);
-    return same;
-}
-
 /* on_end's hot path (aiotlp.sdk._encode_source._span_item, encoding at the source), in one call: None when the
  * span is not sampled (span._context[3] & 1 == 0); (key, field) when its class is read directly
- * (direct[type(span)] is True), its (_resource, _instrumentation_scope) are memo's (resource, scope, key), by
- * identity, key >= 0, and it encodes (field: what sdk_span_field returns); otherwise the span itself, for the
- * caller's slow path (which reads it again: any Exception here is cleared). The tuple holds an int and bytes
- * only: it is untracked by the garbage collector at once (as a young collection would). */
+ * (direct[type(span)] is True), its (_resource, _instrumentation_scope) are, by identity, those of memo
+ * (resource, scope, key) or of ids[(id(resource), id(scope))] (same form), key >= 0, and it encodes (field: what
+ * sdk_span_field returns); otherwise the span itself, for the caller's slow path (which reads it again: any
+ * Exception here is cleared). The tuple holds an int and bytes only: it is untracked by the garbage collector at
+ * once (as a young collection would). */
 static PyObject *
 py_sdk_span_item(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     static PyObject *str_resource_, *str_scope_;
-    if (nargs != 4) {
-        PyErr_SetString(PyExc_TypeError, "sdk_span_item(types, direct, memo, span) takes 4 arguments");
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "sdk_span_item(types, direct, memo, ids, span) takes 5 arguments");
         return NULL;
     }
-    PyObject *direct = args[1], *memo = args[2], *span = args[3];
-    if (!PyDict_Check(direct) || !PyTuple_Check(memo) || PyTuple_GET_SIZE(memo) != 3) {
-        PyErr_SetString(PyExc_TypeError, "sdk_span_item: direct must be a dict and memo a 3-tuple");
+    PyObject *direct = args[1], *memo = args[2], *ids = args[3], *span = args[4];
+    if (!PyDict_Check(direct) || !PyDict_Check(ids) || !PyTuple_Check(memo) || PyTuple_GET_SIZE(memo) != 3) {
+        PyErr_SetString(PyExc_TypeError, "sdk_span_item: direct and ids must be dicts, memo a 3-tuple");
         return NULL;
     }
     if (str_resource_ == NULL && (str_resource_ = PyUnicode_InternFromString("_resource")) == NULL)
@@ -1632,36 +1615,66 @@ py_sdk_span_item(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     PyObject *how = PyDict_GetItemWithError(direct, (PyObject *)Py_TYPE(span));
     if (how != Py_True)
         return PyErr_Occurred() ? NULL : Py_NewRef(span);
-    PyObject *key = PyTuple_GET_ITEM(memo, 2);
-    if (!PyLong_Check(key))
-        return Py_NewRef(span);
-    int overflow;
-    long k = PyLong_AsLongAndOverflow(key, &overflow);
-    if (k == -1 && PyErr_Occurred())
-        return NULL;
-    if (k < 0 || overflow < 0)
-        return Py_NewRef(span);
-    int same = attr_is(span, str_resource_, PyTuple_GET_ITEM(memo, 0));
-    if (same > 0)
-        same = attr_is(span, str_scope_, PyTuple_GET_ITEM(memo, 1));
-    if (same <= 0)
-        return same < 0 ? NULL : Py_NewRef(span);
-    PyObject *field = sdk_field(args[0], span);
-    if (field == NULL) {
+    /* the span's resource and scope, by identity: memo's, else ids' entry for them */
+    PyObject *resource = PyObject_GetAttr(span, str_resource_), *scope = NULL, *key = NULL, *result = NULL;
+    if (resource != NULL)
+        scope = PyObject_GetAttr(span, str_scope_);
+    if (resource == NULL || scope == NULL) {
+        Py_XDECREF(resource);
         if (!PyErr_ExceptionMatches(PyExc_Exception))
             return NULL;
-        PyErr_Clear(); /* queued as the object: dropped as invalid at export, and counted */
+        PyErr_Clear();
         return Py_NewRef(span);
+    }
+    if (PyTuple_GET_ITEM(memo, 0) != resource || PyTuple_GET_ITEM(memo, 1) != scope) {
+        PyObject *pair = Py_BuildValue("(NN)", PyLong_FromVoidPtr(resource), PyLong_FromVoidPtr(scope));
+        if (pair == NULL)
+            goto done;
+        memo = PyDict_GetItemWithError(ids, pair);
+        Py_DECREF(pair);
+        if (memo == NULL) {
+            if (!PyErr_Occurred())
+                result = Py_NewRef(span);
+            goto done;
+        }
+        if (!PyTuple_Check(memo) || PyTuple_GET_SIZE(memo) != 3 || PyTuple_GET_ITEM(memo, 0) != resource
+            || PyTuple_GET_ITEM(memo, 1) != scope) {
+            result = Py_NewRef(span);
+            goto done;
+        }
+    }
+    key = Py_NewRef(PyTuple_GET_ITEM(memo, 2)); /* ids' entry may be replaced while the span is encoded */
+    int overflow = 0;
+    long k = PyLong_Check(key) ? PyLong_AsLongAndOverflow(key, &overflow) : -1;
+    if (k == -1 && PyErr_Occurred())
+        goto done;
+    if (k < 0 || overflow < 0) {
+        result = Py_NewRef(span);
+        goto done;
+    }
+    PyObject *field = sdk_field(args[0], span);
+    if (field == NULL) {
+        if (PyErr_ExceptionMatches(PyExc_Exception)) {
+            PyErr_Clear(); /* queued as the object: dropped as invalid at export, and counted */
+            result = Py_NewRef(span);
+        }
+        goto done;
     }
     PyObject *item = PyTuple_New(2);
     if (item == NULL) {
         Py_DECREF(field);
-        return NULL;
+        goto done;
     }
-    PyTuple_SET_ITEM(item, 0, Py_NewRef(key));
+    PyTuple_SET_ITEM(item, 0, key);
+    key = NULL;
     PyTuple_SET_ITEM(item, 1, field);
     PyObject_GC_UnTrack(item);
-    return item;
+    result = item;
+done:
+    Py_XDECREF(key);
+    Py_DECREF(resource);
+    Py_DECREF(scope);
+    return result;
 }
 
 /* ---------------------------------------------------------------------------------------------------------- */
@@ -3387,7 +3400,7 @@ static PyMethodDef methods[] = {
     {"sdk_span_field", (PyCFunction)(void (*)(void))py_sdk_span_field, METH_FASTCALL,
      "sdk_span_field(types, span) -> bytes: one SDK span's ScopeSpans.spans entry."},
     {"sdk_span_item", (PyCFunction)(void (*)(void))py_sdk_span_item, METH_FASTCALL,
-     "sdk_span_item(types, direct, memo, span) -> None, (key, field) or span: on_end's hot path (encoding at the source)."},
+     "sdk_span_item(types, direct, memo, ids, span) -> None, (key, field) or span: on_end's hot path (encoding at the source)."},
     {"set_warning_hook", (PyCFunction)py_set_warning_hook, METH_O,
      "set_warning_hook(hook) -> previous hook: SpanCore's warnings (the SDK's texts) go to hook(text); None drops them."},
     {NULL, NULL, 0, NULL},

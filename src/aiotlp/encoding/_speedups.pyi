@@ -41,12 +41,13 @@ def sdk_span_item(
     types: tuple[type, type, type, Callable[[Any], str], type, type],
     direct: dict[type, bool],
     memo: tuple[object, object, int],
+    ids: dict[tuple[int, int], tuple[object, object, int]],
     span: Any,
     /,
 ) -> Any:
     """``aiotlp.sdk._encode_source._span_item`` (``on_end``'s hot path): ``None`` when the span is not sampled;
-    ``(key, field)`` when its class is read directly, its (resource, scope) are ``memo``'s and it encodes (the
-    tuple untracked by the garbage collector); otherwise the span itself."""
+    ``(key, field)`` when its class is read directly, its (resource, scope) are ``memo``'s or ``ids``' by identity
+    and it encodes (the tuple untracked by the garbage collector); otherwise the span itself."""
 
 def set_warning_hook(hook: Callable[[str], object] | None, /) -> Callable[[str], object] | None:
     """Where :class:`SpanCore` reports its warnings (the SDK's texts, one ``str``); ``None`` drops them. Returns

@@ -49,6 +49,8 @@ _Group = tuple[int, Resource, Any, bytes, bytes, bytes, bytes]
 MAX_SOURCE_GROUPS: Final = 1024
 """Distinct (resource, scope) pairs a :class:`SourceEncoder` keys; items of further pairs are queued as objects."""
 
+_MAX_IDENTITIES: Final = 4 * MAX_SOURCE_GROUPS  # (resource, scope) objects a SourceEncoder remembers by identity
+
 
 def _schema_field(schema_url: str | None) -> bytes:
     return b"\x1a" + _lp_str(schema_url) if schema_url else b""  # Resource*/Scope* 3 schema_url
@@ -71,25 +73,35 @@ def _log_one(record: Any) -> tuple[Any, Any, bytes]:
     return record.resource, record.instrumentation_scope, bytes(buf)
 
 
-def _span_item(types: tuple[Any, ...], direct: dict[type, bool], memo: tuple[object, object, int], span: Any) -> Any:
+def _span_item(
+    types: tuple[Any, ...],
+    direct: dict[type, bool],
+    memo: tuple[object, object, int],
+    ids: dict[tuple[int, int], tuple[object, object, int]],
+    span: Any,
+) -> Any:
     """``on_end``'s hot path, in one call (its compiled twin: ``_speedups.sdk_span_item``): ``None`` when the span
     is not sampled; its :data:`SourceItem` ``(key, field)`` when its class is read directly (``direct``, that is
-    ``_DIRECT``), its (resource, scope) are those of ``memo`` (a :class:`SourceEncoder`'s last pair: resource,
-    scope, key), by identity, and it encodes; otherwise the span itself, for the caller's slow path
-    (:meth:`SourceEncoder.item`, which reads it again). Never raises (``types``: the compiled writer's)."""
+    ``_DIRECT``), its (resource, scope) are, by identity, those of ``memo`` (a :class:`SourceEncoder`'s last pair:
+    resource, scope, key) or of ``ids[(id(resource), id(scope))]`` (its pairs seen), the key is not negative, and
+    it encodes; otherwise the span itself, for the caller's slow path (:meth:`SourceEncoder.item`, which reads it
+    again). Never raises (``types``: the compiled writer's)."""
     try:
         if not span._context[3] & 1:  # SpanContext is a tuple whose item 3 is trace_flags
             return None
-        if (
-            direct.get(type(span)) is True
-            and memo[2] >= 0
-            and memo[0] is span._resource
-            and memo[1] is span._instrumentation_scope
-        ):
-            return (memo[2], _span_field(span))
+        if direct.get(type(span)) is True:
+            resource = span._resource
+            scope = span._instrumentation_scope
+            if memo[0] is not resource or memo[1] is not scope:
+                memo = ids.get((id(resource), id(scope)), _NO_MEMO)
+            if memo[0] is resource and memo[1] is scope and memo[2] >= 0:
+                return (memo[2], _span_field(span))
     except Exception:  # the slow path decides (a span that cannot be encoded is queued as the object)
         pass
     return span
+
+
+_NO_MEMO: Final = (_NOTHING, _NOTHING, -1)
 
 
 _TUPLE_ONLY: Final = {tuple}
@@ -130,21 +142,35 @@ class SourceEncoder:
         self._groups: dict[int, _Group] = {}
         self._next = itertools.count()
         self._memo: tuple[object, object, int] = (_NOTHING, _NOTHING, -1)
+        # (id(resource), id(scope)) -> (resource, scope, key): the pairs seen, by identity (the tuple keeps both
+        # alive, so their ids are not reused); an SDK Resource hashes its attributes as JSON (~10 us), which a
+        # span of another scope than the last one's would otherwise pay for
+        self._ids: dict[tuple[int, int], tuple[object, object, int]] = {}
 
     def key(self, resource: Any, scope: Any) -> int:
         """The key of (resource, scope): registered on first sight; -1 past ``max_groups`` pairs."""
         memo = self._memo  # one tuple, replaced whole: other threads see an old or a new one, never a mix
         if memo[0] is resource and memo[1] is scope:
             return memo[2]
+        ids = (id(resource), id(scope))
+        known = self._ids.get(ids)
+        if known is not None and known[0] is resource and known[1] is scope:
+            self._memo = known
+            return known[2]
         pair = (resource, scope)
         key = self._keys.get(pair)
         if key is None:
             if len(self._groups) >= self._max_groups:
-                return -1
-            candidate = next(self._next)
-            self._groups[candidate] = self._group(self._resources.setdefault(resource, candidate), resource, scope)
-            key = self._keys.setdefault(pair, candidate)  # another thread may have won: its key
-        self._memo = (resource, scope, key)
+                key = -1  # and so it stays: groups are never removed
+            else:
+                candidate = next(self._next)
+                index = self._resources.setdefault(resource, candidate)
+                self._groups[candidate] = self._group(index, resource, scope)
+                key = self._keys.setdefault(pair, candidate)  # another thread may have won: its key
+        memo = (resource, scope, key)
+        if len(self._ids) < _MAX_IDENTITIES:  # past it (new equal objects made over and over): by equality
+            self._ids[ids] = memo
+        self._memo = memo
         return key
 
     @staticmethod

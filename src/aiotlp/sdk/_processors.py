@@ -35,7 +35,11 @@ The exporter
   there; a batch is framed from those bytes without encoding again (a batch split by size is framed again from a
   subset), so the export thread only ships bytes, and the queue holds no SDK objects for the garbage collector to walk.
   The queue then has a byte capacity as well (``max_queue_bytes``, default :data:`DEFAULT_MAX_QUEUE_BYTES`, measured as
-  each item's encoded length). Over OTLP/JSON, with ``encode_at_source=False`` or ``AIOTLP_NO_ENCODE_AT_SOURCE=1``
+  each item's encoded length). Once the processor has started, ``on_end`` is one compiled call (the sampled check, the
+  key of the span's resource and scope, found by identity, the encode: ``_encode_source._span_item``, or its pure
+  twin) and the put of the bytes with their length (``BoundedQueue.put_sized``); the first span of a new (resource,
+  scope), a span that cannot be encoded, and every span before the start or after the shutdown take the general path.
+  Over OTLP/JSON, with ``encode_at_source=False`` or ``AIOTLP_NO_ENCODE_AT_SOURCE=1``
   (:data:`aiotlp.encoding.ENCODE_AT_SOURCE`), the objects are queued and each batch encoded at export, as before; both
   paths send the same bytes. An item that cannot be encoded is queued as the object, and dropped at export as
   ``invalid`` (counted);
@@ -96,7 +100,7 @@ from aiotlp.processing._queue import READY
 from ._bridge import abandon, get_bridge
 from ._client import SUPPRESSED, encode_batch
 from ._encode import SourceEncoder
-from ._encode_source import _span_item
+from ._encode_source import _NO_MEMO, _span_item
 from ._encode_spans import _DIRECT, _SDK_TYPES
 from ._exporters import AiotlpExporter, LogExporter, SpanExporter
 from ._queued_logs import (
@@ -553,7 +557,7 @@ class BatchSpanProcessor(_Batching, SpanProcessor):
             # The hot path, encoding at the source: the sampled check, the key of the last (resource, scope)
             # and the encode in one call (compiled, or its pure twin), then the byte-capped put; a batch made
             # ready wakes the worker (once per batch). Anything else takes the path below.
-            item = _span_item(_SDK_TYPES, _DIRECT, source._memo, span)
+            item = _span_item(_SDK_TYPES, _DIRECT, source._memo, source._ids, span)
             if type(item) is tuple:
                 if self._put_sized(item, len(item[1])) == READY:
                     self._processor._wake_threadsafe()
@@ -589,8 +593,12 @@ class BatchSpanProcessor(_Batching, SpanProcessor):
         if source is not None:
             # the hot path, as on_end's: the key of the last (resource, scope), the core's bytes, the put
             tracer = span._tracer
+            resource = tracer._provider._resource
+            scope = tracer._instrumentation_scope
             memo = source._memo
-            if memo[0] is tracer._provider._resource and memo[1] is tracer._instrumentation_scope and memo[2] >= 0:
+            if memo[0] is not resource or memo[1] is not scope:
+                memo = source._ids.get((id(resource), id(scope)), _NO_MEMO)
+            if memo[0] is resource and memo[1] is scope and memo[2] >= 0:
                 try:
                     data = span.encode()
                 except Exception:  # the path below: queued as an object (dropped as invalid at export, counted)
