@@ -277,11 +277,14 @@ class CountingResource(Resource):
 
 
 @pytest.mark.usefixtures("encoder_implementation")
-async def test_spans_of_alternating_scopes_stay_on_the_hot_path(collector: FakeCollector) -> None:
+@pytest.mark.parametrize("native", [False, True], ids=["sdk-provider", "aiotlp-provider"])
+async def test_spans_of_alternating_scopes_stay_on_the_hot_path(collector: FakeCollector, native: bool) -> None:
     """An application's spans come from several instrumentations (a server span, then a client's, ...): the pairs
-    seen are found by identity, the resource is hashed only when a pair is first seen."""
+    seen are found by identity, the resource is hashed only when a pair is first seen; through ``on_end`` (the
+    SDK's provider) and ``_on_end_native`` (aiotlp's)."""
     processor = quiet_processor(collector)
-    provider = TracerProvider(resource=CountingResource({"service.name": "scopes"}), shutdown_on_exit=False)
+    make: Any = aiotlp.sdk.TracerProvider if native else TracerProvider
+    provider = make(resource=CountingResource({"service.name": "scopes"}), shutdown_on_exit=False)
     provider.add_span_processor(processor)
     tracers = [provider.get_tracer(f"scope-{i}") for i in range(3)]
     CountingResource.hashed = 0
