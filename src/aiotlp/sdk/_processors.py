@@ -554,9 +554,10 @@ class BatchSpanProcessor(_Batching, SpanProcessor):
         """Queue a sampled span for export (any thread; never blocks or raises; a full queue drops it)."""
         source = self._hot
         if source is not None:
-            # The hot path, encoding at the source: the sampled check, the key of the last (resource, scope)
-            # and the encode in one call (compiled, or its pure twin), then the byte-capped put; a batch made
-            # ready wakes the worker (once per batch). Anything else takes the path below.
+            # The hot path, encoding at the source: the sampled check, the key of the span's (resource, scope),
+            # by identity (the last pair, else the pairs seen), and the encode in one call (compiled, or its pure
+            # twin), then the byte-capped put; a batch made ready wakes the worker (once per batch). Anything
+            # else (a pair not seen yet, a span that cannot be encoded, ...) takes the path below.
             item = _span_item(_SDK_TYPES, _DIRECT, source._memo, source._ids, span)
             if type(item) is tuple:
                 if self._put_sized(item, len(item[1])) == READY:
@@ -591,7 +592,7 @@ class BatchSpanProcessor(_Batching, SpanProcessor):
             return
         source = self._hot
         if source is not None:
-            # the hot path, as on_end's: the key of the last (resource, scope), the core's bytes, the put
+            # the hot path, as on_end's: the key of the (resource, scope) by identity, the core's bytes, the put
             tracer = span._tracer
             resource = tracer._provider._resource
             scope = tracer._instrumentation_scope
