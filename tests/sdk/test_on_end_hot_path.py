@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
+import sys
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -163,6 +164,33 @@ def test_the_compiled_item_is_not_tracked_by_the_garbage_collector() -> None:
         _compat.speedups.sdk_span_item(_SDK_TYPES, _DIRECT, source._memo, span)
     with pytest.raises(TypeError, match="memo a 3-tuple"):
         _compat.speedups.sdk_span_item(_SDK_TYPES, _DIRECT, (1, 2), {}, span)
+
+
+def test_the_compiled_span_item_leaks_no_reference() -> None:
+    if "c" not in implementations():
+        pytest.skip("the compiled accelerator is not available")
+    assert _compat.speedups is not None
+    span = tracer_spans(1)[0]
+    resource, scope = span.resource, span.instrumentation_scope
+    source = source_module.SourceEncoder("spans")
+    source.item(span)
+    bad, not_sampled = bad_span(resource, scope), unsampled(span)
+    source.item(bad)
+    cases = [
+        (source._memo, {}, span),  # encoded through the memo
+        ((None, None, 0), source._ids, span),  # through ids
+        ((None, None, 0), {}, span),  # not found
+        ((resource, scope, -1), {}, span),  # past the group cap
+        (source._memo, {}, bad),  # cannot be encoded
+        (source._memo, {}, not_sampled),
+        (source._memo, {}, object()),  # no _context
+    ]
+    watched = [span, resource, scope, bad, not_sampled, source._memo, source._memo[2], source._ids]
+    for memo, ids, item in cases:
+        before = [sys.getrefcount(o) for o in watched]
+        for _ in range(1000):
+            _compat.speedups.sdk_span_item(_SDK_TYPES, _DIRECT, memo, ids, item)
+        assert [sys.getrefcount(o) for o in watched] == before, (memo, item)
 
 
 # ------------------------------------------------------------------------------------------------------------

@@ -1653,13 +1653,8 @@ py_sdk_span_item(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         goto done;
     }
     PyObject *field = sdk_field(args[0], span);
-    if (field == NULL) {
-        if (PyErr_ExceptionMatches(PyExc_Exception)) {
-            PyErr_Clear(); /* queued as the object: dropped as invalid at export, and counted */
-            result = Py_NewRef(span);
-        }
-        goto done;
-    }
+    if (field == NULL)
+        goto done; /* the span is queued as the object: dropped as invalid at export, and counted */
     PyObject *item = PyTuple_New(2);
     if (item == NULL) {
         Py_DECREF(field);
@@ -1674,6 +1669,10 @@ done:
     Py_XDECREF(key);
     Py_DECREF(resource);
     Py_DECREF(scope);
+    if (result == NULL && PyErr_ExceptionMatches(PyExc_Exception)) {
+        PyErr_Clear(); /* as the pure twin: the slow path decides (an Exception here never reaches on_end) */
+        result = Py_NewRef(span);
+    }
     return result;
 }
 
