@@ -1,16 +1,24 @@
 """The bounded queue against a model (hypothesis state machine): FIFO order, both caps, both drop policies,
 the wake-up flag, and the ledger identity after every step; ``put`` and, for unit weights under a byte cap,
-``put_sized`` (the size given by the caller) mixed."""
+``put_sized`` (the size given by the caller) mixed, and its compiled twin (``_speedups.queue_put_sized``, which
+leaves all but the plain case to it) when built."""
 
 from __future__ import annotations
 
+import threading
 from collections import deque
 
+import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from aiotlp.processing._queue import ADMITTED, CLOSED, DROPPED, NO_ROOM, READY, BoundedQueue
+from aiotlp.encoding import speedups
+from aiotlp.processing._queue import ADMITTED, CLOSED, DROPPED, NO_ROOM, READY, BoundedQueue, _Chunk
+
+COMPILED_PUT = speedups is not None and hasattr(speedups, "queue_put_sized")
+if COMPILED_PUT:
+    speedups.queue_slots(BoundedQueue, _Chunk)  # as aiotlp.sdk._processors does at import
 
 
 class QueueMachine(RuleBasedStateMachine):
@@ -31,8 +39,13 @@ class QueueMachine(RuleBasedStateMachine):
         max_bytes=st.none() | st.integers(1, 40),
         weighed=st.booleans(),
         drop_oldest=st.booleans(),
+        compiled=st.booleans(),
     )
-    def setup(self, max_size: int, batch: int, max_bytes: int | None, weighed: bool, drop_oldest: bool) -> None:
+    def setup(
+        self, max_size: int, batch: int, max_bytes: int | None, weighed: bool, drop_oldest: bool, compiled: bool
+    ) -> None:
+        self.compiled = compiled and COMPILED_PUT
+        self.compiled_puts = 0
         self.max_size = max_size
         self.batch = min(batch, max_size)
         self.max_bytes = max_bytes
@@ -64,7 +77,14 @@ class QueueMachine(RuleBasedStateMachine):
         self.sizes[item] = size
         w, s = self.weight(item), self.size(item)
         byte_cap = self.max_bytes if self.max_bytes is not None else 10**9
-        if known and not self.weighed and self.max_bytes is not None:
+        sized_units = not self.weighed and self.max_bytes is not None
+        if sized_units and self.compiled and not wait:
+            # on_end's hot path, compiled: the plain case there, the rest (-1) left to put_sized
+            code = speedups.queue_put_sized(self.queue, item, s)
+            self.compiled_puts += code >= 0
+            if code < 0:
+                code = self.queue.put_sized(item, s)
+        elif sized_units and known:
             code = self.queue.put_sized(item, s, wait)  # on_end's hot path: the caller knows the size
         else:
             code = self.queue.put(item, wait)
@@ -160,4 +180,55 @@ class QueueMachine(RuleBasedStateMachine):
 
 
 TestQueueMachine = QueueMachine.TestCase
+
+
+def test_the_compiled_put_admits_in_the_plain_case() -> None:
+    """The machine above can fail on the compiled put: it admits items itself (not only -1)."""
+    if not COMPILED_PUT:
+        pytest.skip("the compiled accelerator is not available")
+    assert speedups is not None
+    sizes: dict[int, int] = {}
+    queue: BoundedQueue[int] = BoundedQueue(
+        max_size=10, max_bytes=40, batch_size=3, drop_oldest=False, weigh=None, size_of=sizes.__getitem__
+    )
+    codes = []
+    for item in range(8):
+        sizes[item] = 2
+        code = speedups.queue_put_sized(queue, item, 2)
+        codes.append(code)
+        if code < 0:
+            assert queue.put_sized(item, 2) in (ADMITTED, READY)
+    assert codes == [-1, ADMITTED, READY, -1, ADMITTED, ADMITTED, -1, ADMITTED]
+    assert (queue.queued, queue.queued_bytes, queue.produced, queue.admitted) == (8, 16, 8, 8)
+    assert [list(chunk) for chunk in queue._chunks] == [[0, 1, 2], [3, 4, 5], [6, 7]]
+    assert [chunk.sizes for chunk in queue._chunks] == [[2] * 3, [2] * 3, [2] * 2]
+
+
 TestQueueMachine.settings = settings(max_examples=300, stateful_step_count=40, deadline=None)
+
+
+def test_the_compiled_put_waits_for_the_queues_lock() -> None:
+    """Another thread in the queue (holding its lock): the compiled put waits for it, then admits under it."""
+    if not COMPILED_PUT:
+        pytest.skip("the compiled accelerator is not available")
+    assert speedups is not None
+    queue: BoundedQueue[bytes] = BoundedQueue(
+        max_size=10, max_bytes=100, batch_size=4, drop_oldest=False, weigh=None, size_of=len
+    )
+    assert queue.put_sized(b"a", 1) == ADMITTED  # the tail exists: the compiled put's plain case next
+    done = threading.Event()
+    codes: list[int] = []
+
+    def put() -> None:
+        codes.append(speedups.queue_put_sized(queue, b"b", 1))
+        done.set()
+
+    thread = threading.Thread(target=put)
+    with queue.lock:
+        thread.start()
+        assert not done.wait(0.2)  # it waits for the lock...
+        assert (queue.queued, queue.admitted) == (1, 1)  # ...having changed nothing
+    thread.join(10)
+    assert codes == [ADMITTED] and not queue.lock.locked()
+    assert (queue.queued, queue.queued_bytes, queue.produced, queue.admitted) == (2, 2, 2, 2)
+    assert list(queue._chunks[0]) == [b"a", b"b"]

@@ -95,7 +95,7 @@ from aiotlp.encoding import speedups as _speedups
 from aiotlp.export import ExportResult
 from aiotlp.model import Signal
 from aiotlp.processing import BatchProcessor, FlushOutcome, FlushStatus, ProcessorStatistics, estimate_size
-from aiotlp.processing._queue import READY
+from aiotlp.processing._queue import READY, BoundedQueue, _Chunk
 
 from ._bridge import abandon, get_bridge
 from ._client import SUPPRESSED, encode_batch
@@ -393,8 +393,8 @@ class _Batching:
             self._adapter(), self._signal, self._config, **kwargs
         )
         # on_end's hot path puts an encoded item with its size (its field's length) straight into the queue (a
-        # byte-capped queue of unit weights), without put_nowait's and size_of's calls
-        self._put_sized: Callable[[Any, int], int] = processor._queue.put_sized
+        # byte-capped queue of unit weights), without put_nowait's and size_of's calls: _queue_put
+        self._queue: BoundedQueue[Any] = processor._queue
         return processor
 
     def _start(self) -> BatchProcessor[Any]:
@@ -560,7 +560,12 @@ class BatchSpanProcessor(_Batching, SpanProcessor):
             # else (a pair not seen yet, a span that cannot be encoded, ...) takes the path below.
             item = _span_item(_SDK_TYPES, _DIRECT, source._memo, source._ids, span)
             if type(item) is tuple:
-                if self._put_sized(item, len(item[1])) == READY:
+                queue = self._queue
+                size = len(item[1])
+                code = _queue_put(queue, item, size)
+                if code < 0:  # the compiled put leaves the rest to the queue's: full, closed, a new chunk
+                    code = queue.put_sized(item, size)
+                if code == READY:
                     self._processor._wake_threadsafe()
                 return
             if item is None:  # not sampled
@@ -605,7 +610,12 @@ class BatchSpanProcessor(_Batching, SpanProcessor):
                 except Exception:  # the path below: queued as an object (dropped as invalid at export, counted)
                     pass
                 else:
-                    if self._put_sized((memo[2], data), len(data)) == READY:
+                    queue = self._queue
+                    size = len(data)
+                    code = _queue_put(queue, (memo[2], data), size)
+                    if code < 0:
+                        code = queue.put_sized((memo[2], data), size)
+                    if code == READY:
                         self._processor._wake_threadsafe()
                     return
         if not self._started:
@@ -635,6 +645,13 @@ class BatchSpanProcessor(_Batching, SpanProcessor):
 # on_end's hot path reads the compiled one-call twin as a global of this module too
 if _speedups is not None and hasattr(_speedups, "sdk_span_item"):
     _accelerate(globals(), _span_item=_speedups.sdk_span_item)
+
+_queue_put: Callable[[BoundedQueue[Any], Any, int], int] = BoundedQueue.put_sized
+"""``on_end``'s put: ``BoundedQueue.put_sized(queue, item, size)``, or its compiled twin, which returns -1 for
+anything but the plain case (the queue full or closed, a new chunk needed): then ``queue.put_sized`` is called."""
+if _speedups is not None and hasattr(_speedups, "queue_put_sized"):
+    _speedups.queue_slots(BoundedQueue, _Chunk)  # where its state is (its __slots__), read and written in place
+    _accelerate(globals(), _queue_put=_speedups.queue_put_sized)
 
 
 class BatchLogRecordProcessor(_Batching, LogRecordProcessor):
