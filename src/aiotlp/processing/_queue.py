@@ -80,6 +80,7 @@ class BoundedQueue(Generic[T]):
     """
 
     __slots__ = (
+        "__weakref__",  # the self-metrics hold the queue by a weak reference
         "_batch_size",
         "_chunks",
         "_drop_oldest",
