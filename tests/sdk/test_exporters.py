@@ -750,3 +750,38 @@ def test_zstd_with_grpcio_fails_the_export_with_the_reason(caplog: pytest.LogCap
     finally:
         exporter.shutdown()
     assert "grpc.aio (grpc_implementation='grpcio') cannot send zstd" in caplog.text
+
+
+_OWN = {"protocol", "retry", "max_concurrent", "transport_factory", "environ", "queue_dir"}
+_METRIC_ONLY = {"preferred_temporality", "preferred_aggregation", "max_export_batch_size"}
+
+
+@pytest.mark.parametrize("cls", [SpanExporter, LogExporter, MetricExporter])
+def test_help_shows_every_parameter_with_its_default(cls: type) -> None:
+    """``inspect.signature`` (and so ``help()`` and IDEs) lists each argument the class takes: ``endpoint`` (the
+    one positional), every official exporter's keyword of both protocols, and aiotlp's own, each keyword-only,
+    typed, with its default; the class refuses any other keyword as Python does."""
+    import importlib
+    import inspect
+
+    official: set[str] = set()
+    for module, name in [
+        ("grpc.trace_exporter", "OTLPSpanExporter"),
+        ("grpc.metric_exporter", "OTLPMetricExporter"),
+        ("http.trace_exporter", "OTLPSpanExporter"),
+        ("http.metric_exporter", "OTLPMetricExporter"),
+    ]:
+        other = getattr(importlib.import_module(f"opentelemetry.exporter.otlp.proto.{module}"), name)
+        official |= set(inspect.signature(other).parameters) - {"_transport"}
+    if cls is not MetricExporter:
+        official -= _METRIC_ONLY
+    parameters = inspect.signature(cls).parameters
+    assert set(parameters) == official | _OWN
+    assert [p.name for p in parameters.values() if p.kind is not inspect.Parameter.KEYWORD_ONLY] == ["endpoint"]
+    assert {name: p.default for name, p in parameters.items() if p.default is not None} == {"max_concurrent": 4}
+    assert parameters["timeout"].annotation == "float | None"
+    assert all(p.annotation is not inspect.Parameter.empty for p in parameters.values())
+    with pytest.raises(TypeError, match=rf"^{cls.__name__}\(\) got an unexpected keyword argument 'tiemout'$"):
+        cls(tiemout=1.0)
+    with pytest.raises(TypeError, match="positional"):
+        cls("http://localhost:4318/v1/traces", "grpc")
