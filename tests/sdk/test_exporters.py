@@ -53,7 +53,7 @@ from aiotlp.sdk import LogExporter, MetricExporter, SpanExporter
 from aiotlp.sdk._bridge import get_bridge
 from aiotlp.sdk._encode import count_data_points, encode_spans, encode_spans_json, metric_items
 from aiotlp.sdk._exporters import MAX_DETACHED
-from aiotlp.testing import FakeCollector, Reply, free_port
+from aiotlp.testing import CollectorThread, FakeCollector, Reply, free_port
 from aiotlp.transport import GrpcImplementation, make_transport
 from aiotlp.transport import Reply as TransportReply
 
@@ -208,7 +208,12 @@ def test_protocol_and_settings_from_the_environment() -> None:
     )
     logs = LogExporter(environ=environ)
     assert logs.config.logs.protocol == "http/json"
-    assert logs._encode.__name__ == "encode_log_records_json"
+    with CollectorThread() as collector:  # and it sends OTLP/JSON: the same environment, a collector's endpoint
+        to_collector = {**environ, "OTEL_EXPORTER_OTLP_ENDPOINT": collector.http_endpoint}
+        sender = LogExporter(environ=to_collector)
+        assert sender.export(sdk_data.log_records()) is LogRecordExportResult.SUCCESS
+        sender.shutdown()
+        assert {request.content_type for request in collector.requests()} == {"application/json"}
     # explicit arguments win (timeout in seconds, as the official exporters)
     explicit = SpanExporter(environ=environ, protocol="http/protobuf", timeout=2.5, compression="none").config
     assert (explicit.traces.protocol, explicit.traces.timeout, explicit.traces.compression) == (

@@ -157,8 +157,8 @@ def test_make_transport_picks_a_fleet_only_for_several_endpoints() -> None:
     assert isinstance(make_transport(grpc), FleetTransport)  # h2, the default: one transport per endpoint
     channel = make_transport(grpc, grpc_implementation="grpcio")
     assert isinstance(channel, GrpcTransport)  # one round_robin channel over the addresses
-    assert channel._target == "ipv4:127.0.0.1:1,127.0.0.1:2"
-    assert ("grpc.lb_policy_name", "round_robin") in channel._options
+    assert channel.target == "ipv4:127.0.0.1:1,127.0.0.1:2"
+    assert ("grpc.lb_policy_name", "round_robin") in channel.channel_options
     names = ExporterConfig.from_env({}, endpoint=["http://a:1", "http://b:2"], protocol="grpc").traces
     assert isinstance(make_transport(names, grpc_implementation="grpcio"), FleetTransport)  # names: a channel each
     with pytest.raises(ConfigurationError, match="resolve_dns: applies to gRPC only"):

@@ -495,7 +495,7 @@ async def test_a_tls_shutdown_is_prompt_and_closes_the_socket(pki: dict[str, Any
         for _ in range(2):
             transport = transport_for(collector.grpc_endpoint, certificate_file=pki["ca"])
             await exchange(transport, encode_traces(samples.spans(1)), timeout=3)
-            connection = transport._connection
+            connection = transport.connection
             assert connection is not None and connection.usable
             loop = asyncio.get_running_loop()
             start = loop.time()

@@ -419,6 +419,11 @@ class _Batching:
         """The loop the exports run on, once started."""
         return self._processor.loop
 
+    @property
+    def config(self) -> BatchConfig:
+        """The batching configuration, from the arguments and the ``OTEL_BSP_*`` / ``OTEL_BLRP_*`` variables."""
+        return self._config
+
     def statistics(self) -> ProcessorStatistics:
         """The BatchProcessor's ledger: ``produced == exported + persisted + rejected + failed + dropped + queued +
         in_flight``. With the disk queue, ``persisted`` counts what was written to disk and waits there still,
