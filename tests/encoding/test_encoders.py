@@ -56,7 +56,7 @@ from aiotlp.model import (
     SummaryDataPoint,
     ValueAtQuantile,
 )
-from aiotlp.testing._otlp_json import otlp_json_to_message
+from aiotlp.testing import otlp_json_to_message
 
 # Every case runs with the pure-Python encoder and with the compiled accelerator (tests/conftest.py).
 pytestmark = pytest.mark.usefixtures("encoder_implementation")

@@ -2,6 +2,13 @@
 
 The exporters block their caller, so the async tests call them through ``asyncio.to_thread`` (the FakeCollector
 runs on the test's loop), except where a test calls ``export`` on a running loop on purpose.
+
+Private names, on purpose, where nothing public shows the same: the official HTTP exporter's ``_endpoint`` (the
+reference aiotlp's endpoint is compared with); the SDK ``MetricExporter`` base class's ``_preferred_temporality``
+and ``_preferred_aggregation`` (what the SDK's metric readers read); the bridge (``aiotlp.sdk._bridge.get_bridge``:
+which loop runs, stopping it as the exit handler does); the metric helpers and ``MAX_DETACHED`` of the SDK layer's
+private modules; the ``unit_warnings`` fixture resets the once-per-process record of the seconds-like timeout
+warning (``aiotlp.config._values._unit_warned``).
 """
 
 from __future__ import annotations

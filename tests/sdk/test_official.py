@@ -1,5 +1,9 @@
 """aiotlp.sdk.grpc and aiotlp.sdk.http mirror the official exporters' classes (names, parameters, order, defaults);
-the error for a scheme-less endpoint says which protocol was assumed and how to change it; statistics()."""
+the error for a scheme-less endpoint says which protocol was assumed and how to change it; statistics().
+
+Private names, on purpose: the positional test reads the SDK ``MetricExporter`` base class's
+``_preferred_temporality`` / ``_preferred_aggregation``, where the SDK keeps what its metric readers read.
+"""
 
 from __future__ import annotations
 

@@ -4,6 +4,11 @@ FakeCollector, statistics, dead collectors, environment, the generic exporter pa
 In the async tests the processors export on the test's loop (the application's loop); their sync
 ``force_flush``/``shutdown`` block the caller, so the tests call them through ``asyncio.to_thread`` (the
 FakeCollector runs on the test's loop too). tests/sdk/test_app_loop.py covers the move to the bridge.
+
+Private names, on purpose: the bridge (``aiotlp.sdk._bridge.get_bridge``) to compare loops and run on it;
+``test_flush_and_shutdown_on_the_bridge_loop_do_not_deadlock`` awaits the flush and shutdown that the processor
+started in the background (``_background``), whose results nothing public returns; the log-record class cache's
+cap (``aiotlp.sdk._queued_logs``) is lowered to reach its fallback.
 """
 
 from __future__ import annotations

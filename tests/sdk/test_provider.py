@@ -5,6 +5,12 @@ explicit times) with a recording processor, and compares what the application an
 objects and contexts, ``is_recording``, the ReadableSpans of ``on_end`` (their protobuf encoding, their
 ``to_json``, and field by field), the warnings logged. Every test runs with each SpanCore implementation
 available (``span_core``: the pure-Python twin, and the compiled one when the extension has it).
+
+Private names, on purpose: the two providers' ended spans are normalised before they are compared (end times,
+event timestamps and the stack trace in an event's ``BoundedAttributes._dict``, the SDK ``ReadableSpan``'s own
+state); ``_instrumentation_scope`` and ``_readable_span()`` are the SDK's names that instrumentations use and
+aiotlp's tracer and span keep; ``_make_span_class`` / ``_takes_keywords`` (``aiotlp.sdk._span``) and the pure
+twin (``aiotlp.encoding._spancore``) are tested for a core whose methods take no keywords.
 """
 
 from __future__ import annotations

@@ -1,5 +1,9 @@
 """queue_dir= / AIOTLP_QUEUE_DIR on aiotlp.sdk's exporters and processors: a collector outage loses nothing
-that a flush acknowledged; the next run sends it."""
+that a flush acknowledged; the next run sends it.
+
+Private, on purpose: the bridge (``aiotlp.sdk._bridge.get_bridge``), whose loop the processors must use with
+the disk queue.
+"""
 
 from __future__ import annotations
 

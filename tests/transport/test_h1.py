@@ -2,7 +2,12 @@
 servers on 127.0.0.1:0 written here, each answering as scripted: keep-alive reuse, a server that closes an idle
 connection (noticed before reuse, or not: the request is sent again once), ``Connection: close`` and HTTP/1.0,
 chunked and read-to-close bodies, interim 1xx responses, an oversized header section, a truncated body, a gzip
-bomb, a request cancelled mid-response, TLS and mTLS (trustme), IPv6 loopback, an HTTP/2-only server."""
+bomb, a request cancelled mid-response, TLS and mTLS (trustme), IPv6 loopback, an HTTP/2-only server.
+
+The client is the private module under test (``aiotlp.transport._h1``); its state is read through its public
+properties (``idle``, ``busy``, ``connections_made``) and the transport's (``idle_connections``,
+``busy_connections``).
+"""
 
 from __future__ import annotations
 
@@ -19,7 +24,7 @@ from typing import Any
 import pytest
 import trustme
 
-from aiotlp._exceptions import ConnectError, PermanentError, ProtocolMismatchError, ResponseError
+from aiotlp import ConnectError, PermanentError, ProtocolMismatchError, ResponseError
 from aiotlp.config import SignalConfig
 from aiotlp.model import Signal
 from aiotlp.transport import IDENTITY, BoundedInflater, HttpTransport

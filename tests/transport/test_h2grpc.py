@@ -3,6 +3,9 @@ and a scripted h2 server in this module for what neither can be made to do (GOAW
 non-200 statuses, tiny flow-control windows, MAX_CONCURRENT_STREAMS).
 
 Real time, kept short: backoffs of a few milliseconds.
+
+White-box, on purpose: ``test_the_stateless_hpack_encoder_round_trips`` checks the private HPACK encoder
+(``aiotlp.transport._hpack``) against the ``hpack`` package's decoder.
 """
 
 from __future__ import annotations
