@@ -792,6 +792,8 @@ def test_help_shows_every_parameter_with_its_default(cls: type) -> None:
     assert [p.name for p in parameters.values() if p.kind is not inspect.Parameter.KEYWORD_ONLY] == ["endpoint"]
     assert {name: p.default for name, p in parameters.items() if p.default is not None} == {"max_concurrent": 4}
     assert parameters["timeout"].annotation == "float | None"
+    assert parameters["endpoint"].annotation == "str | Sequence[str] | None"  # aliases spelled out
+    assert parameters["headers"].annotation == "Mapping[str, str] | Iterable[tuple[str, str]] | str | None"
     assert all(p.annotation is not inspect.Parameter.empty for p in parameters.values())
     with pytest.raises(TypeError, match=rf"^{cls.__name__}\(\) got an unexpected keyword argument 'tiemout'$"):
         cls(tiemout=1.0)

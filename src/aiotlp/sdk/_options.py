@@ -21,6 +21,8 @@ from __future__ import annotations
 import enum
 import inspect
 import os
+import re
+import types
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final, ForwardRef, TypedDict, TypeVar, cast
 
@@ -113,9 +115,13 @@ def keywords_of(arguments: type) -> Callable[[_F], _F]:
 
     def decorate(init: _F) -> _F:
         signature = inspect.signature(init)
-        parameters = [p for p in signature.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
+        parameters = [
+            p.replace(annotation=_shown(p.annotation))
+            for p in signature.parameters.values()
+            if p.kind is not inspect.Parameter.VAR_KEYWORD
+        ]
         for name, hint in table.items():
-            annotation = hint.__forward_arg__ if isinstance(hint, ForwardRef) else hint
+            annotation = _shown(hint.__forward_arg__ if isinstance(hint, ForwardRef) else hint)
             parameters.append(
                 inspect.Parameter(
                     name, inspect.Parameter.KEYWORD_ONLY, default=DEFAULTS.get(name), annotation=annotation
@@ -126,6 +132,14 @@ def keywords_of(arguments: type) -> Callable[[_F], _F]:
         return init
 
     return decorate
+
+
+def _shown(annotation: object) -> object:
+    """An annotation as ``help()`` shows it: this module's union aliases (``Endpoint``, ...) spelled out."""
+    value = globals().get(annotation) if isinstance(annotation, str) else None
+    if isinstance(value, types.UnionType):
+        return re.sub(r"\b(?:collections\.abc|typing|enum)\.", "", str(value)).replace("NoneType", "None")
+    return annotation
 
 
 def check_keywords(init: Callable[..., None], owner: object, options: Mapping[str, object]) -> None:
