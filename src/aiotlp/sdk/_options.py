@@ -128,7 +128,6 @@ def keywords_of(arguments: type) -> Callable[[_F], _F]:
                 )
             )
         cast(Any, init).__signature__ = signature.replace(parameters=parameters)
-        cast(Any, init).__keywords__ = frozenset(table)
         return init
 
     return decorate
@@ -145,7 +144,7 @@ def _shown(annotation: object) -> object:
 def check_keywords(init: Callable[..., None], owner: object, options: Mapping[str, object]) -> None:
     """Raise the TypeError Python raises for a keyword ``init`` (decorated with :func:`keywords_of`) does not
     take."""
-    known: frozenset[str] = cast(Any, init).__keywords__
+    known: Mapping[str, inspect.Parameter] = cast(Any, init).__signature__.parameters
     for name in options:
         if name not in known:
             raise TypeError(f"{type(owner).__name__}() got an unexpected keyword argument {name!r}")
