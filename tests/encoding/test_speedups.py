@@ -11,6 +11,9 @@ modules' job; here equal bytes suffice, and cost less, so more examples run.
 White-box, on purpose: the accelerator switch (``aiotlp.encoding._compat``) and the twins' internal writers
 (``_protobuf._write_attributes`` / ``_write_any``, ``aiotlp.sdk._encode_spans._write_spans_compiled``, the SDK
 encoders' private modules) are what is compared: no public surface hands out a writer.
+
+The error markers the writers share (``_protobuf._TooDeep``, ``_IntOutOfRange``, ``_LeftOut``) are read for the
+same reason.
 """
 
 from __future__ import annotations

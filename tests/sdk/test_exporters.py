@@ -56,9 +56,9 @@ from tests.sdk import sdk_data
 
 from aiotlp import ConfigurationError, OTLPExporter, RetryPolicy
 from aiotlp.config import SignalConfig
-from aiotlp.sdk import LogExporter, MetricExporter, SpanExporter
+from aiotlp.sdk import LogExporter, MetricExporter, SpanExporter, encode_spans, encode_spans_json
 from aiotlp.sdk._bridge import get_bridge
-from aiotlp.sdk._encode import count_data_points, encode_spans, encode_spans_json, metric_items
+from aiotlp.sdk._encode import count_data_points, metric_items
 from aiotlp.sdk._exporters import MAX_DETACHED
 from aiotlp.testing import CollectorThread, FakeCollector, Reply, free_port
 from aiotlp.transport import GrpcImplementation, make_transport

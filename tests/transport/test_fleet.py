@@ -4,6 +4,9 @@ Three levels: the configuration (lists of endpoints, the AIOTLP_EXPORTER_OTLP_EN
 FleetTransport's rules over scripted inner transports (exact, no network), and real exporters against
 FakeCollectors on 127.0.0.1 over OTLP/HTTP, gRPC with aiotlp's h2 client, and grpc.aio's round_robin channel.
 The load splits are printed (``-s`` shows them).
+
+Private, on purpose: ``aiotlp._backports.timeout_at`` (``asyncio.timeout_at`` on Python 3.11+, its backport on
+3.10) bounds the waits.
 """
 
 from __future__ import annotations

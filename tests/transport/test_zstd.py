@@ -1,5 +1,9 @@
 """zstd: the bindings (each installed one through the same code), bounded decoding, the transports' choices
-(Accept-Encoding, grpcio's refusal), zstd responses, and the one-line error without a binding."""
+(Accept-Encoding, grpcio's refusal), zstd responses, and the one-line error without a binding.
+
+White-box, on purpose: the binding loader (``aiotlp.transport._zstd``: ``load``, ``binding``) is under test, each
+installed binding through the same code.
+"""
 
 from __future__ import annotations
 
