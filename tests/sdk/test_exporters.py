@@ -3,12 +3,11 @@
 The exporters block their caller, so the async tests call them through ``asyncio.to_thread`` (the FakeCollector
 runs on the test's loop), except where a test calls ``export`` on a running loop on purpose.
 
-Private names, on purpose, where nothing public shows the same: the official HTTP exporter's ``_endpoint`` (the
-reference aiotlp's endpoint is compared with); the SDK ``MetricExporter`` base class's ``_preferred_temporality``
-and ``_preferred_aggregation`` (what the SDK's metric readers read); the bridge (``aiotlp.sdk._bridge.get_bridge``:
-which loop runs, stopping it as the exit handler does); the metric helpers and ``MAX_DETACHED`` of the SDK layer's
-private modules; the ``unit_warnings`` fixture resets the once-per-process record of the seconds-like timeout
-warning (``aiotlp.config._values._unit_warned``).
+Private names, on purpose, where nothing public shows the same: the official exporters' ``_endpoint``,
+``_preferred_temporality`` and ``_preferred_aggregation`` (the reference aiotlp's are compared with); the bridge
+(``aiotlp.sdk._bridge.get_bridge``: which loop runs, stopping it as the exit handler does); the metric helpers and
+``MAX_DETACHED`` of the SDK layer's private modules; the ``unit_warnings`` fixture resets the once-per-process
+record of the seconds-like timeout warning (``aiotlp.config._values._unit_warned``).
 """
 
 from __future__ import annotations
@@ -295,9 +294,9 @@ def test_metric_temporality_preference_as_officially(preference: str, monkeypatc
     official = OfficialHttpMetricExporter()
     try:
         ours = MetricExporter()
-        assert ours._preferred_temporality == official._preferred_temporality
-        assert set(ours._preferred_aggregation) == set(official._preferred_aggregation) == {Histogram}
-        assert isinstance(ours._preferred_aggregation[Histogram], ExplicitBucketHistogramAggregation)
+        assert ours.preferred_temporality == official._preferred_temporality
+        assert set(ours.preferred_aggregation) == set(official._preferred_aggregation) == {Histogram}
+        assert isinstance(ours.preferred_aggregation[Histogram], ExplicitBucketHistogramAggregation)
     finally:
         official.shutdown()
 
@@ -309,12 +308,12 @@ def test_metric_preferences_override_the_defaults(caplog: pytest.LogCaptureFixtu
         preferred_temporality={Counter: AggregationTemporality.CUMULATIVE},
         preferred_aggregation={Histogram: last_value},
     )
-    assert exporter._preferred_temporality[Counter] is AggregationTemporality.CUMULATIVE
-    assert exporter._preferred_temporality[Histogram] is AggregationTemporality.DELTA
-    assert exporter._preferred_aggregation[Histogram] is last_value
+    assert exporter.preferred_temporality[Counter] is AggregationTemporality.CUMULATIVE
+    assert exporter.preferred_temporality[Histogram] is AggregationTemporality.DELTA
+    assert exporter.preferred_aggregation[Histogram] is last_value
     # an unknown preference: a warning and cumulative, as the official exporters do
     exporter = MetricExporter(environ={"OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE": "sometimes"})
-    assert set(exporter._preferred_temporality.values()) == {AggregationTemporality.CUMULATIVE}
+    assert set(exporter.preferred_temporality.values()) == {AggregationTemporality.CUMULATIVE}
     assert "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE: must be one of" in caplog.text
     assert "using the default, cumulative" in caplog.text
     with pytest.raises(ConfigurationError, match="max_export_batch_size"):
@@ -674,10 +673,10 @@ async def test_default_histogram_aggregation_as_officially(
     endpoint = collector.grpc_endpoint if protocol == "grpc" else f"{collector.http_endpoint}/v1/metrics"
     with caplog.at_level(logging.WARNING, logger="aiotlp.config"):
         exporter = MetricExporter(endpoint, protocol=protocol)  # type: ignore[arg-type]
-    assert type(exporter._preferred_aggregation[Histogram]) is type(official._preferred_aggregation[Histogram])
+    assert type(exporter.preferred_aggregation[Histogram]) is type(official._preferred_aggregation[Histogram])
     exponential = value == "base2_exponential_bucket_histogram"
     assert isinstance(
-        exporter._preferred_aggregation[Histogram],
+        exporter.preferred_aggregation[Histogram],
         ExponentialBucketHistogramAggregation if exponential else ExplicitBucketHistogramAggregation,
     )
     if value == "bogus":

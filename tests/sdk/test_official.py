@@ -1,8 +1,5 @@
 """aiotlp.sdk.grpc and aiotlp.sdk.http mirror the official exporters' classes (names, parameters, order, defaults);
 the error for a scheme-less endpoint says which protocol was assumed and how to change it; statistics().
-
-Private names, on purpose: the positional test reads the SDK ``MetricExporter`` base class's
-``_preferred_temporality`` / ``_preferred_aggregation``, where the SDK keeps what its metric readers read.
 """
 
 from __future__ import annotations
@@ -140,13 +137,12 @@ def test_each_positional_argument_lands_where_the_official_order_puts_it(
             lambda e: e.config.for_signal(signal).client_certificate_file,
             str(pem),
         ),
-        # the SDK's MetricReader reads these two from the SDK's MetricExporter base class
         "preferred_temporality": (
             {Counter: AggregationTemporality.DELTA},
-            lambda e: e._preferred_temporality[Counter],
+            lambda e: e.preferred_temporality[Counter],
             AggregationTemporality.DELTA,
         ),
-        "preferred_aggregation": ({Counter: aggregation}, lambda e: e._preferred_aggregation[Counter], aggregation),
+        "preferred_aggregation": ({Counter: aggregation}, lambda e: e.preferred_aggregation[Counter], aggregation),
     }
     assert set(positional) <= {*probes, *_REFUSED, "max_export_batch_size"}, positional
     for index, parameter in enumerate(positional):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final, TypedDict
 
 from opentelemetry.sdk.metrics import (
@@ -161,6 +162,18 @@ class MetricExporter(AiotlpExporter, SdkMetricExporter):
 
     def _encoder(self, json: bool) -> Callable[[Sequence[Any]], bytes]:
         return encode_metric_items_json if json else _encode.encode_metric_items
+
+    @property
+    def preferred_temporality(self) -> Mapping[type, AggregationTemporality]:
+        """The temporality this exporter asks the SDK's metric readers for, by instrument class
+        (``preferred_temporality=`` over the map ``OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`` selects)."""
+        return MappingProxyType(self._preferred_temporality or {})  # always set by __init__
+
+    @property
+    def preferred_aggregation(self) -> Mapping[type, Aggregation]:
+        """The aggregation this exporter asks the SDK's metric readers for, by instrument class
+        (``preferred_aggregation=`` over the histogram aggregation the environment selects)."""
+        return MappingProxyType(self._preferred_aggregation or {})  # always set by __init__
 
     def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any) -> MetricExportResult:
         """Send ``metrics_data`` within ``timeout_millis`` (and the configured timeout); as
