@@ -23,7 +23,7 @@ import itertools
 import os
 import weakref
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter as SdkSpanExporter
@@ -36,7 +36,7 @@ from aiotlp.transport import require_client, zstd_compress
 from ._client import MAX_DETACHED, ExportClient, encode_batch
 from ._encode_json import encode_spans_json
 from ._encode_spans import encode_spans
-from ._options import DEFAULTS, Endpoint, ExporterArguments, check_keywords, keywords_of, resolve
+from ._options import MAX_CONCURRENT, Endpoint, ExporterArguments, check_keywords, keywords_of, resolve
 from ._stats import ExporterStatistics
 
 if TYPE_CHECKING:
@@ -114,7 +114,7 @@ class AiotlpExporter:
             signal,
             config,
             retry=options.get("retry"),
-            max_concurrent=options.get("max_concurrent", cast(int, DEFAULTS["max_concurrent"])),
+            max_concurrent=options.get("max_concurrent", MAX_CONCURRENT),
             transport_factory=transport_factory,
             queue_dir=None if directory is None else os.path.join(directory, signal.value),
             queue_dir_explicit=queue_dir is not None,

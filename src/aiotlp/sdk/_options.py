@@ -35,6 +35,7 @@ from aiotlp.model import Signal
 __all__ = [
     "CLASS_NAMES",
     "DEFAULTS",
+    "MAX_CONCURRENT",
     "AiotlpOptions",
     "CompressionArgument",
     "Endpoint",
@@ -100,7 +101,10 @@ class ExporterArguments(ProtocolOption, OfficialOptions, AiotlpOptions, total=Fa
     :func:`keywords_of` turns into the signature that ``help()`` and IDEs show."""
 
 
-DEFAULTS: Final[Mapping[str, object]] = {"max_concurrent": 4}
+MAX_CONCURRENT: Final = 4
+"""``max_concurrent``'s default: exports in flight at once per loop."""
+
+DEFAULTS: Final[Mapping[str, object]] = {"max_concurrent": MAX_CONCURRENT}
 """The defaults that are not ``None`` (``None``: not given, taken from the environment or aiotlp's default)."""
 
 _F = TypeVar("_F", bound=Callable[..., None])
