@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import operator
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final
@@ -126,7 +127,7 @@ def _write_log_records(buf: bytearray, records: Iterable[ReadableLogRecord]) -> 
         if time:
             buf += b"\x59"  # LogRecord 11 observed_time_unix_nano
             buf += pack_q(time)
-        text = record.event_name
+        text = getattr(record, "event_name", None)  # the API's LogRecord has it since 1.35
         if text:
             buf += b"\x62"  # LogRecord 12 event_name
             buf += lp_get(text) or lp_str(text)
@@ -137,11 +138,29 @@ def _write_log_records(buf: bytearray, records: Iterable[ReadableLogRecord]) -> 
             buf[start - 1 : start] = V[n] if n < _VN else varint(n)
 
 
+def _log_field(record: ReadableLogRecord) -> bytes:
+    """One record's ``ScopeLogs.log_records`` field (tag, length, ``LogRecord``): :func:`_write_log_records` for a
+    batch of one (encoding at the source: :class:`aiotlp.sdk._encode_source.SourceEncoder`)."""
+    buf = bytearray()
+    _write_log_records(buf, (record,))
+    return bytes(buf)
+
+
 def encode_log_records(records: Sequence[ReadableLogRecord]) -> bytes:
     """An ``ExportLogsServiceRequest`` (protobuf) of SDK log records. An empty batch gives ``b""``."""
     return _write_request(_group(records, _log_key), _write_log_records)
 
 
 # The compiled writers, when the accelerator is chosen: bound in this module too (see aiotlp.encoding._compat).
+# The one-record writer is given the SDK class _write_log_records compares the attributes' type against (the
+# extension imports nothing from OpenTelemetry); an extension built before it existed: the pure one.
 if _speedups is not None:
-    _accelerate(globals(), _write_attributes=_speedups.write_attributes, _write_any=_speedups.write_any)
+    _log_field_compiled: Final[Callable[[ReadableLogRecord], bytes]] = (
+        functools.partial(_speedups.sdk_log_field, (_BA,)) if hasattr(_speedups, "sdk_log_field") else _log_field
+    )
+    _accelerate(
+        globals(),
+        _write_attributes=_speedups.write_attributes,
+        _write_any=_speedups.write_any,
+        _log_field=_log_field_compiled,
+    )

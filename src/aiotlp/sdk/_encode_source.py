@@ -18,6 +18,7 @@ from aiotlp.encoding import (
     varint,
 )
 
+from . import _encode_logs as _logs_module
 from . import _encode_spans as _spans_module
 from ._encode_common import (
     _NOTHING,
@@ -25,7 +26,7 @@ from ._encode_common import (
     _scope_pb,
 )
 from ._encode_logs import (
-    _write_log_records,
+    _log_field,
 )
 from ._encode_spans import (
     _DIRECT,
@@ -66,9 +67,7 @@ def _span_one(span: Any) -> tuple[Any, Any, bytes]:
 
 def _log_one(record: Any) -> tuple[Any, Any, bytes]:
     """(resource, scope, the record's ``ScopeLogs.log_records`` field)."""
-    buf = bytearray()
-    _write_log_records(buf, (record,))
-    return record.resource, record.instrumentation_scope, bytes(buf)
+    return record.resource, record.instrumentation_scope, _log_field(record)
 
 
 _TUPLE_ONLY: Final = {tuple}
@@ -226,3 +225,4 @@ class SourceEncoder:
 # global of this module).
 if _speedups is not None:
     _accelerate(globals(), _span_field=_spans_module._span_field_compiled)
+    _accelerate(globals(), _log_field=_logs_module._log_field_compiled)  # and the one-record log writer
