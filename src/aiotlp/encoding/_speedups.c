@@ -3588,16 +3588,22 @@ w_log_time(Buf *b, unsigned char tag, PyObject *value, const char *what)
     return 0;
 }
 
-/* getattr(obj, name, None) as a new reference (NULL: an error other than AttributeError). */
+/* getattr(obj, name, None) as a new reference (NULL: an error other than AttributeError), without raising and
+ * clearing an AttributeError where the interpreter allows (None has no attributes at all: at once). */
 static PyObject *
 attr_or_none(PyObject *obj, PyObject *name)
 {
-    PyObject *value = PyObject_GetAttr(obj, name);
-    if (value == NULL && PyErr_ExceptionMatches(PyExc_AttributeError)) {
-        PyErr_Clear();
-        value = Py_NewRef(Py_None);
-    }
-    return value;
+    PyObject *value = NULL;
+    if (obj == Py_None)
+        return Py_NewRef(Py_None);
+#if PY_VERSION_HEX >= 0x030D0000
+    int found = PyObject_GetOptionalAttr(obj, name, &value);
+#else
+    int found = _PyObject_LookupAttr(obj, name, &value);
+#endif
+    if (found < 0)
+        return NULL;
+    return found ? value : Py_NewRef(Py_None);
 }
 
 /* The LogRecord message of `record` (an API LogRecord). */

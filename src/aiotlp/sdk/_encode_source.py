@@ -102,6 +102,7 @@ class SourceEncoder:
             self._one = _log_one
         else:
             raise ValueError(f"kind must be 'spans' or 'logs', got {kind!r}")
+        self._logs = kind == "logs"  # item()'s log hot path
         self._max_groups = max_groups
         self._keys: dict[tuple[Any, Any], int] = {}  # (resource, scope), by equality -> key
         self._resources: dict[Any, int] = {}  # resource, by equality -> resource index
@@ -139,8 +140,15 @@ class SourceEncoder:
         )
 
     def item(self, item: Any) -> Any:
-        """``item`` encoded (a :data:`SourceItem`), or ``item`` itself when it cannot be (encoded at export)."""
+        """``item`` encoded (a :data:`SourceItem`), or ``item`` itself when it cannot be (encoded at export).
+
+        A log record of the last (resource, scope) seen (``on_emit``'s hot path) costs one identity check and the
+        writer's call."""
         try:
+            if self._logs:
+                memo = self._memo
+                if memo[0] is item.resource and memo[1] is item.instrumentation_scope and memo[2] >= 0:
+                    return (memo[2], _log_field(item))
             resource, scope, data = self._one(item)
             key = self.key(resource, scope)
         except Exception:  # framed from the object at export: dropped there as invalid, and counted
