@@ -66,7 +66,8 @@ def _span_one(span: Any) -> tuple[Any, Any, bytes]:
 
 
 def _log_one(record: Any) -> tuple[Any, Any, bytes]:
-    """(resource, scope, the record's ``ScopeLogs.log_records`` field)."""
+    """(resource, scope, the record's ``ScopeLogs.log_records`` field: :func:`_log_field`, the compiled
+    ``sdk_log_field`` or the batch writer's for one record)."""
     return record.resource, record.instrumentation_scope, _log_field(record)
 
 
