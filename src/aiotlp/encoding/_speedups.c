@@ -12,6 +12,7 @@
  *   SpanCore, set_warning_hook(hook)            aiotlp.encoding._spancore (a live span's state; its encode() writes
  *                                               what _span_field writes for the SDK span with the same content)
  *   sdk_log_field(types, record) -> bytes     aiotlp.sdk._encode_logs._log_field (one log record, at the source)
+ *   write_sdk_logs(buf, records, types)       aiotlp.sdk._encode_logs._write_log_records (SDK log records)
  *
  * Sans-IO and duck-typed: nothing here imports opentelemetry or any I/O module. SDK objects are read by
  * attribute name, exactly as the pure-Python encoder reads them; the SDK classes the pure encoder compares
@@ -3785,6 +3786,40 @@ py_sdk_log_field(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     return result;
 }
 
+/* ScopeLogs.log_records entries of SDK log records, appended to buf: _write_log_records (a batch). */
+static PyObject *
+py_write_sdk_logs(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    Buf b;
+    Sdk sdk;
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "write_sdk_logs(buf, records, types) takes 3 arguments");
+        return NULL;
+    }
+    if (!PyTuple_Check(args[2]) || PyTuple_GET_SIZE(args[2]) != 1) {
+        PyErr_SetString(PyExc_TypeError, "types must be (BoundedAttributes,)");
+        return NULL;
+    }
+    if (log_names() < 0 || buf_open(&b, args[0]) < 0)
+        return NULL;
+    memset(&sdk, 0, sizeof(sdk));
+    sdk.bounded_attributes = PyTuple_GET_ITEM(args[2], 0);
+    PyObject *it = PyObject_GetIter(args[1]);
+    if (it == NULL)
+        return buf_close(&b, 0);
+    PyObject *readable;
+    int ok = 1;
+    while (ok && (readable = PyIter_Next(it)) != NULL) {
+        PyObject *record = PyObject_GetAttr(readable, str_log_record);
+        Py_ssize_t start = record != NULL ? begin(&b, "\x12", 1) : -1; /* ScopeLogs 2 log_records */
+        ok = start >= 0 && w_log_record(&b, record, &sdk) == 0 && end(&b, start) == 0;
+        Py_XDECREF(record);
+        Py_DECREF(readable);
+    }
+    Py_DECREF(it);
+    return buf_close(&b, ok && !PyErr_Occurred());
+}
+
 /* ---------------------------------------------------------------------------------------------------------- */
 
 static PyMethodDef methods[] = {
@@ -3802,6 +3837,8 @@ static PyMethodDef methods[] = {
      "set_warning_hook(hook) -> previous hook: SpanCore's warnings (the SDK's texts) go to hook(text); None drops them."},
     {"sdk_log_field", (PyCFunction)(void (*)(void))py_sdk_log_field, METH_FASTCALL,
      "sdk_log_field(types, record) -> bytes: one SDK log record's ScopeLogs.log_records entry."},
+    {"write_sdk_logs", (PyCFunction)(void (*)(void))py_write_sdk_logs, METH_FASTCALL,
+     "write_sdk_logs(buf, records, types): ScopeLogs.log_records entries of SDK log records, appended to buf."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -113,3 +113,6 @@ class SpanCore:
 def sdk_log_field(types: tuple[type], record: Any, /) -> bytes:
     """``aiotlp.sdk._encode_logs._log_field``: one SDK log record's ``ScopeLogs.log_records`` field (tag, length,
     ``LogRecord``); ``types`` is ``(BoundedAttributes,)``."""
+
+def write_sdk_logs(buf: bytearray, records: Iterable[Any], types: tuple[type], /) -> None:
+    """``aiotlp.sdk._encode_logs._write_log_records``: ``ScopeLogs.log_records`` entries of SDK log records."""

@@ -152,12 +152,22 @@ def encode_log_records(records: Sequence[ReadableLogRecord]) -> bytes:
 
 
 # The compiled writers, when the accelerator is chosen: bound in this module too (see aiotlp.encoding._compat).
-# The one-record writer is given the SDK class _write_log_records compares the attributes' type against (the
-# extension imports nothing from OpenTelemetry); an extension built before it existed: the pure one.
+# The log writers are given the SDK class _write_log_records compares the attributes' type against (the
+# extension imports nothing from OpenTelemetry); an extension built before they existed: the pure ones.
 if _speedups is not None:
+    _SDK_LOG_TYPES: Final = (_BA,)
     _log_field_compiled: Final[Callable[[ReadableLogRecord], bytes]] = (
-        functools.partial(_speedups.sdk_log_field, (_BA,)) if hasattr(_speedups, "sdk_log_field") else _log_field
+        functools.partial(_speedups.sdk_log_field, _SDK_LOG_TYPES)
+        if hasattr(_speedups, "sdk_log_field")
+        else _log_field
     )
+    if hasattr(_speedups, "write_sdk_logs"):
+        _write_sdk_logs: Final = _speedups.write_sdk_logs
+
+        def _write_log_records_compiled(buf: bytearray, records: Iterable[ReadableLogRecord]) -> None:
+            _write_sdk_logs(buf, records, _SDK_LOG_TYPES)
+
+        _accelerate(globals(), _write_log_records=_write_log_records_compiled)
     _accelerate(
         globals(),
         _write_attributes=_speedups.write_attributes,
