@@ -652,3 +652,22 @@ async def test_python_logging_through_the_sdks_handler(
     stats = processor.statistics()
     assert stats.exported == 2 and stats.balanced
     await asyncio.to_thread(provider.shutdown)
+
+
+def test_the_compiled_writers_leave_the_buffer_as_it_was_on_an_error() -> None:
+    implementations()
+    speedups: Any = _compat.speedups
+    good = ReadableLogRecord(log_record=ApiLogRecord(timestamp=T0, body="ok", context=Context()), resource=RESOURCE)
+    bad = ReadableLogRecord(log_record=ApiLogRecord(timestamp=-1, body="bad", context=Context()), resource=RESOURCE)
+    buf = bytearray(b"kept")
+    with pytest.raises(Exception, match="timestamp"):
+        speedups.write_sdk_logs(buf, [good, bad], (BoundedAttributes,))
+    assert buf == b"kept"
+    speedups.write_sdk_logs(buf, iter([good, good]), (BoundedAttributes,))  # any iterable
+    assert buf == b"kept" + speedups.sdk_log_field((BoundedAttributes,), good) * 2
+    with pytest.raises(TypeError, match="BoundedAttributes"):
+        speedups.sdk_log_field((), good)
+    with pytest.raises(TypeError, match="2 arguments"):
+        speedups.sdk_log_field((BoundedAttributes,))
+    with pytest.raises(AttributeError):
+        speedups.sdk_log_field((BoundedAttributes,), object())  # no log_record
