@@ -274,7 +274,7 @@ def with_body(readable: Any, body: Any) -> ReadableLogRecord:
 
 def test_a_record_of_another_class_and_one_without_event_name() -> None:
     """A subclass of the API record with a field of its own (on_emit queues it as a ``_QueuedOther``), and a
-    record without ``event_name`` (an API record of before 1.35, or any duck-typed one): no event name."""
+    record without ``event_name`` (a record of an older API, or any duck-typed one): no event name."""
 
     class Custom(ApiLogRecord):
         def __init__(self, **fields: Any) -> None:

@@ -3704,7 +3704,7 @@ w_log_record(Buf *b, PyObject *record, const Sdk *sdk)
         w_log_time(b, 0x59, v, "LogRecord.observed_timestamp") < 0)
         goto done;
     Py_CLEAR(v);
-    /* LogRecord 12 event_name, when the record has one (the API's LogRecord has since 1.35) */
+    /* LogRecord 12 event_name, when the record has one (a record of an older API has none) */
     if ((v = attr_or_none(record, str_log_event_name)) == NULL || w_opt_str(b, 0x62, v, "LogRecord.event_name") < 0)
         goto done;
     rc = 0;

@@ -127,7 +127,7 @@ def _write_log_records(buf: bytearray, records: Iterable[ReadableLogRecord]) -> 
         if time:
             buf += b"\x59"  # LogRecord 11 observed_time_unix_nano
             buf += pack_q(time)
-        text = getattr(record, "event_name", None)  # the API's LogRecord has it since 1.35
+        text = getattr(record, "event_name", None)  # a record of an older API has none
         if text:
             buf += b"\x62"  # LogRecord 12 event_name
             buf += lp_get(text) or lp_str(text)
