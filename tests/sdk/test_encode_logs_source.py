@@ -22,6 +22,7 @@ import copy
 import enum
 import gc
 import logging
+import os
 import sys
 import threading
 import types
@@ -671,3 +672,57 @@ def test_the_compiled_writers_leave_the_buffer_as_it_was_on_an_error() -> None:
         speedups.sdk_log_field((BoundedAttributes,))
     with pytest.raises(AttributeError):
         speedups.sdk_log_field((BoundedAttributes,), object())  # no log_record
+
+
+EXIT_WITHOUT_SHUTDOWN = """
+import sys, threading
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk.resources import Resource
+from aiotlp.encoding import _compat
+from aiotlp.sdk import BatchLogRecordProcessor, LogExporter
+
+provider = LoggerProvider(resource=Resource({"service.name": "exit"}))
+processor = BatchLogRecordProcessor(LogExporter(endpoint=sys.argv[1]), schedule_delay_millis=60_000)
+provider.add_log_record_processor(processor)
+logger = provider.get_logger("exit")
+
+def emit():
+    for i in range(100):
+        logger.emit(body={"i": i, "big": 2**64} if i % 10 == 0 else {"i": i}, attributes={"i": i})
+
+thread = threading.Thread(target=emit)
+thread.start()
+thread.join()
+print(_compat.implementation(), processor.encodes_at_source)
+# no shutdown: the SDK's atexit handler shuts the provider down, and the records go then
+"""
+
+
+@pytest.mark.parametrize(("no_extensions", "implementation"), [("", "c"), ("1", "python")])
+async def test_a_program_that_exits_without_shutdown_delivers_its_records(
+    collector: FakeCollector, no_extensions: str, implementation: str
+) -> None:
+    """A program run the way users run it (the writer chosen by AIOTLP_NO_EXTENSIONS, records emitted from a
+    thread, no shutdown call): every record arrives, encoded at the source by that writer."""
+    if implementation == "c":
+        implementations()
+    environment = {**os.environ, "AIOTLP_NO_EXTENSIONS": no_extensions}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        EXIT_WITHOUT_SHUTDOWN,
+        f"{collector.http_endpoint}/v1/logs",
+        env=environment,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode == 0, err.decode()
+    assert out.decode().split() == [implementation, "True"]
+    records = collector.log_records()
+    assert len(records) == 100
+    for i, record in enumerate(records):
+        if i % 10 == 0:
+            assert record.body.string_value == BODY_INT_OUT_OF_RANGE
+        else:
+            assert [(kv.key, kv.value.int_value) for kv in record.body.kvlist_value.values] == [("i", i)]
