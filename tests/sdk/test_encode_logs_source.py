@@ -28,7 +28,7 @@ import threading
 import types
 import warnings
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import pytest
@@ -726,3 +726,54 @@ async def test_a_program_that_exits_without_shutdown_delivers_its_records(
             assert record.body.string_value == BODY_INT_OUT_OF_RANGE
         else:
             assert [(kv.key, kv.value.int_value) for kv in record.body.kvlist_value.values] == [("i", i)]
+
+
+class Pausing(Mapping[str, Any]):
+    """A mapping body that, as the writer reads it, lets another thread write a whole record first."""
+
+    def __init__(self, entered: threading.Event, done: threading.Event, **items: Any) -> None:
+        self._items = items
+        self._entered = entered
+        self._done = done
+
+    def __getitem__(self, key: str) -> Any:
+        return self._items[key]
+
+    def __iter__(self) -> Iterator[str]:
+        self._entered.set()
+        assert self._done.wait(30)
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+def test_a_thread_that_writes_while_another_is_inside_a_record_gets_its_own_bytes() -> None:
+    """The compiled writer keeps one reusable buffer: a thread that enters while another is inside a record (its
+    body runs Python code that lets go of the GIL) writes into a buffer of its own."""
+    entered, done = threading.Event(), threading.Event()
+    base = ReadableLogRecord(log_record=ApiLogRecord(timestamp=T0, context=Context()), resource=RESOURCE)
+    paused = with_body(base, Pausing(entered, done, first="x" * 40, second=2))
+    other_record = ApiLogRecord(timestamp=T0 + 1, severity_text="OTHER", context=Context())
+    other = with_body(ReadableLogRecord(log_record=other_record, resource=RESOURCE), ["y" * 300, 1, 2, 3])
+    done.set()
+    expected = each(lambda: [field(paused), field(other)])
+    assert expected["python"] == expected["c"]
+    done.clear()
+    results: dict[str, bytes] = {}
+
+    def write_paused() -> None:
+        results["paused"] = field(paused)
+
+    def write_other() -> None:
+        assert entered.wait(30)
+        results["other"] = field(other)
+        done.set()
+
+    _compat.use("c")
+    threads = [threading.Thread(target=write_paused), threading.Thread(target=write_other)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [results["paused"], results["other"]] == expected["c"]
