@@ -777,3 +777,25 @@ def test_a_thread_that_writes_while_another_is_inside_a_record_gets_its_own_byte
     for thread in threads:
         thread.join()
     assert [results["paused"], results["other"]] == expected["c"]
+
+
+def test_each_choice_binds_its_log_writers_everywhere() -> None:
+    """``_compat.use`` rebinds both log writers where they are read: the source encoder's and the batch encoder's."""
+    from aiotlp.sdk import _encode_source
+
+    implementations()
+    speedups: Any = _compat.speedups
+    previous = _compat.implementation()
+    try:
+        _compat.use("c")
+        compiled = encode_logs_module._log_field
+        assert getattr(compiled, "func", None) is speedups.sdk_log_field
+        assert _encode_source._log_field is compiled
+        assert encode_logs_module._write_log_records.__name__ == "_write_log_records_compiled"
+        _compat.use("python")
+        pure = encode_logs_module._log_field
+        assert pure.__module__ == "aiotlp.sdk._encode_logs" and pure.__name__ == "_log_field"
+        assert _encode_source._log_field is pure
+        assert encode_logs_module._write_log_records.__name__ == "_write_log_records"
+    finally:
+        _compat.use(previous)
