@@ -71,12 +71,23 @@ pytestmark = pytest.mark.filterwarnings("ignore::opentelemetry.sdk._logs.LogReco
 T0 = sdk_data.T0
 
 
-def implementations() -> list[str]:
-    """Both writers; the test is skipped, with the reason, when the compiled one is not available."""
+def need_compiled() -> None:
+    """Skip the test, with the reason, when the compiled writer is not available."""
     if _compat.speedups is None:
         pytest.skip("the compiled accelerator is not available" + (" (AIOTLP_NO_EXTENSIONS)" * _compat.NO_EXTENSIONS))
     assert hasattr(_compat.speedups, "sdk_log_field"), "an extension built before sdk_log_field: rebuild it"
-    return ["python", "c"]
+
+
+def implementations() -> list[str]:
+    """The writers available: the pure one, and the compiled one unless it is not built or switched off."""
+    return ["python"] if _compat.speedups is None else ["python", "c"]
+
+
+def alike(results: dict[str, Any]) -> Any:
+    """The one result every implementation gave (asserted)."""
+    first = results["python"]
+    assert all(result == first for result in results.values()), results
+    return first
 
 
 def each(func: Callable[[], Any]) -> dict[str, Any]:
@@ -216,14 +227,13 @@ def test_every_record_shape_is_written_alike_by_both_writers(every_kind: tuple[l
         "_QueuedOther": capture.others,
     }
     batch = each(lambda: encode_log_records(readables))
-    assert batch["python"] == batch["c"]
-    assert ExportLogsServiceRequest.FromString(batch["c"]) == expected
-    assert expected.SerializeToString(deterministic=True) == batch["c"]
+    batch_bytes = alike(batch)
+    assert ExportLogsServiceRequest.FromString(batch_bytes) == expected
+    assert expected.SerializeToString(deterministic=True) == batch_bytes
     for name, records in shapes.items():
         fields = each(lambda records=records: [field(record) for record in records])
-        assert fields["python"] == fields["c"], name
-        framed = each(lambda records=records: frame(records))
-        assert framed["python"] == framed["c"] == batch["c"], name
+        alike(fields)
+        assert alike(each(lambda records=records: frame(records))) == batch_bytes, name
         assert each(lambda records=records: encode_log_records(records)) == batch, name
     # the data covers what it claims to: dropped counts, trace context, event names, severities, every body kind
     decoded = [r for rl in expected.resource_logs for sl in rl.scope_logs for r in sl.log_records]
@@ -237,13 +247,12 @@ def test_every_record_shape_is_written_alike_by_both_writers(every_kind: tuple[l
 def test_bodies_only_aiotlps_rules_cover_are_written_alike(every_kind: tuple[list[Any], Capture]) -> None:
     readables, _ = every_kind
     records = [with_body(readables[0], body) for body in EXOTIC_BODIES]
-    fields = each(lambda: [field(record) for record in records])
-    assert fields["python"] == fields["c"]
-    framed = each(lambda: frame(records))
-    assert framed["python"] == framed["c"] == encode_log_records(records)
+    alike(each(lambda: [field(record) for record in records]))
+    framed = alike(each(lambda: frame(records)))
+    assert framed == encode_log_records(records)
     bodies = [
         r.body
-        for rl in ExportLogsServiceRequest.FromString(framed["c"]).resource_logs
+        for rl in ExportLogsServiceRequest.FromString(framed).resource_logs
         for sl in rl.scope_logs
         for r in sl.log_records
     ]
@@ -299,11 +308,10 @@ def test_a_record_of_another_class_and_one_without_event_name() -> None:
         _queue_other(ReadWriteLogRecord(log_record=custom, resource=resource), resource),
         ReadableLogRecord(log_record=bare, resource=resource),  # type: ignore[arg-type]
     ]
-    fields = each(lambda: [field(record) for record in records])
-    assert fields["python"] == fields["c"]
-    framed = each(lambda: frame(records))
-    assert framed["python"] == framed["c"] == encode_log_records(records)
-    first, second = ExportLogsServiceRequest.FromString(framed["c"]).resource_logs[0].scope_logs[0].log_records
+    alike(each(lambda: [field(record) for record in records]))
+    framed = alike(each(lambda: frame(records)))
+    assert framed == encode_log_records(records)
+    first, second = ExportLogsServiceRequest.FromString(framed).resource_logs[0].scope_logs[0].log_records
     assert (first.body.string_value, first.event_name) == ("custom", "custom.event")
     assert (second.event_name, second.trace_id, second.flags) == ("", (0x1234).to_bytes(16, "big"), 1)
 
@@ -373,13 +381,12 @@ RESOURCE = Resource({"service.name": "hypothesis"})
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(batch=st.lists(records(), min_size=1, max_size=4))
 def test_any_records_are_written_alike_and_as_the_official_encoder_decodes_them(batch: list[Any]) -> None:
-    fields = each(lambda: [field(record) for record in batch])
-    assert fields["python"] == fields["c"]
-    framed = each(lambda: frame(batch))
-    assert framed["python"] == framed["c"] == encode_log_records(batch)
+    alike(each(lambda: [field(record) for record in batch]))
+    framed = alike(each(lambda: frame(batch)))
+    assert framed == encode_log_records(batch)
     official = [r for r in batch if r.log_record.trace_flags is not None]  # the official encoder: int(flags)
     if official == batch and all(fits(r.log_record.body) and fits(dict(r.log_record.attributes)) for r in batch):
-        assert ExportLogsServiceRequest.FromString(framed["c"]) == official_encode_logs(batch)
+        assert ExportLogsServiceRequest.FromString(framed) == official_encode_logs(batch)
 
 
 BAD_FIELDS: list[tuple[str, Any]] = [
@@ -411,12 +418,7 @@ def test_what_neither_writer_can_encode_both_refuse(name: str, value: Any) -> No
     assert all(isinstance(result, type) and issubclass(result, Exception) for result in outcome.values()), outcome
     # at the source: the object itself is queued (framed from it at export, where it is dropped as invalid)
     source = SourceEncoder("logs")
-    for choice in implementations():
-        _compat.use(choice)
-        try:
-            assert source.item(record) is record
-        finally:
-            _compat.use("c")
+    assert alike(each(lambda: source.item(record))) is record
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -451,9 +453,9 @@ def test_ints_outside_int64_and_bodies_too_deep_are_left_out_or_replaced() -> No
     logger.emit(body=nested(MAX_NESTING_DEPTH), attributes={"ok": 2})  # the limit itself: sent whole
     provider.shutdown()
     records = capture.emitted
-    framed = each(lambda: frame(records))
-    assert framed["python"] == framed["c"] == encode_log_records(records)
-    decoded = ExportLogsServiceRequest.FromString(framed["c"]).resource_logs[0].scope_logs[0].log_records
+    framed = alike(each(lambda: frame(records)))
+    assert framed == encode_log_records(records)
+    decoded = ExportLogsServiceRequest.FromString(framed).resource_logs[0].scope_logs[0].log_records
     for (_, text), record in zip(cases, decoded, strict=False):
         assert record.body.string_value == text
         assert [kv.key for kv in record.attributes] == ["ok"]
@@ -486,12 +488,7 @@ def test_a_queued_record_is_bytes_under_600_and_its_record_is_freed() -> None:
     capture.queued.clear()
     capture.others.clear()
     alive = weakref.ref(record)
-    for choice in implementations():
-        _compat.use(choice)
-        try:
-            item = SourceEncoder("logs").item(record)
-        finally:
-            _compat.use("c")
+    for item in each(lambda record=record: SourceEncoder("logs").item(record)).values():
         gc.collect()
         assert type(item) is tuple and gc.is_tracked(item) is False  # after its first collection: an int and bytes
         assert sys.getsizeof(item) + sys.getsizeof(item[1]) <= 600
@@ -656,7 +653,7 @@ async def test_python_logging_through_the_sdks_handler(
 
 
 def test_the_compiled_writers_leave_the_buffer_as_it_was_on_an_error() -> None:
-    implementations()
+    need_compiled()
     speedups: Any = _compat.speedups
     good = ReadableLogRecord(log_record=ApiLogRecord(timestamp=T0, body="ok", context=Context()), resource=RESOURCE)
     bad = ReadableLogRecord(log_record=ApiLogRecord(timestamp=-1, body="bad", context=Context()), resource=RESOURCE)
@@ -705,7 +702,7 @@ async def test_a_program_that_exits_without_shutdown_delivers_its_records(
     """A program run the way users run it (the writer chosen by AIOTLP_NO_EXTENSIONS, records emitted from a
     thread, no shutdown call): every record arrives, encoded at the source by that writer."""
     if implementation == "c":
-        implementations()
+        need_compiled()
     environment = {**os.environ, "AIOTLP_NO_EXTENSIONS": no_extensions}
     process = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -751,14 +748,14 @@ class Pausing(Mapping[str, Any]):
 def test_a_thread_that_writes_while_another_is_inside_a_record_gets_its_own_bytes() -> None:
     """The compiled writer keeps one reusable buffer: a thread that enters while another is inside a record (its
     body runs Python code that lets go of the GIL) writes into a buffer of its own."""
+    need_compiled()
     entered, done = threading.Event(), threading.Event()
     base = ReadableLogRecord(log_record=ApiLogRecord(timestamp=T0, context=Context()), resource=RESOURCE)
     paused = with_body(base, Pausing(entered, done, first="x" * 40, second=2))
     other_record = ApiLogRecord(timestamp=T0 + 1, severity_text="OTHER", context=Context())
     other = with_body(ReadableLogRecord(log_record=other_record, resource=RESOURCE), ["y" * 300, 1, 2, 3])
     done.set()
-    expected = each(lambda: [field(paused), field(other)])
-    assert expected["python"] == expected["c"]
+    expected = alike(each(lambda: [field(paused), field(other)]))
     done.clear()
     results: dict[str, bytes] = {}
 
@@ -770,20 +767,24 @@ def test_a_thread_that_writes_while_another_is_inside_a_record_gets_its_own_byte
         results["other"] = field(other)
         done.set()
 
+    previous = _compat.implementation()
     _compat.use("c")
-    threads = [threading.Thread(target=write_paused), threading.Thread(target=write_other)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert [results["paused"], results["other"]] == expected["c"]
+    try:
+        threads = [threading.Thread(target=write_paused), threading.Thread(target=write_other)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        _compat.use(previous)
+    assert [results["paused"], results["other"]] == expected
 
 
 def test_each_choice_binds_its_log_writers_everywhere() -> None:
     """``_compat.use`` rebinds both log writers where they are read: the source encoder's and the batch encoder's."""
     from aiotlp.sdk import _encode_source
 
-    implementations()
+    need_compiled()
     speedups: Any = _compat.speedups
     previous = _compat.implementation()
     try:
