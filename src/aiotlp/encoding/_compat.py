@@ -3,8 +3,10 @@
 ``aiotlp.encoding._speedups`` is an optional C extension, built by the package's own build when a C compiler is
 present (``setup.py``), holding the compiled twins of the protobuf encoder's hot paths: attributes and
 ``AnyValue`` (``_protobuf._write_attributes`` / ``_write_any``), aiotlp's model spans (``_protobuf._write_spans``)
-and OpenTelemetry SDK spans (``sdk._encode_spans._write_spans``). Each twin writes exactly the bytes of the function
-it replaces; the test suite runs every encoding test against both implementations.
+and OpenTelemetry SDK spans (``sdk._encode_spans._write_spans``), and SDK log records
+(``sdk._encode_logs._write_log_records``, and ``_log_field`` for one record encoded at the source; registered
+there like the others). Each twin writes exactly the bytes of the function it replaces; the test suite runs every
+encoding test against both implementations.
 
 The choice, made once at import:
 
