@@ -169,6 +169,35 @@ def test_a_large_write_arrives_whole(size: int) -> None:
     assert isinstance(loop, _keepgil.KeepGilEventLoop) == _keepgil.AVAILABLE
 
 
+def test_a_write_to_a_peer_that_does_not_read_can_be_cancelled() -> None:
+    """The socket buffer fills (the helper's send returns short, then raises BlockingIOError): the write waits on
+    the loop without blocking it, its wait can be cancelled, and the loop goes on serving other connections."""
+
+    async def main() -> tuple[int, str, str]:
+        stalled: list[asyncio.StreamWriter] = []
+
+        async def never_read(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            stalled.append(writer)
+
+        server = await asyncio.start_server(never_read, "127.0.0.1", 0)
+        async with server:
+            port = server.sockets[0].getsockname()[1]
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"x" * (64 << 20))
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(writer.drain(), 0.5)
+            buffered = writer.transport.get_write_buffer_size()
+            writer.transport.abort()
+            for other in stalled:
+                other.transport.abort()
+            answer, expected, _ = await _echo_through(100_000)  # the loop still moves bytes
+        return buffered, answer, expected
+
+    (buffered, answer, expected), _ = run_on_keepgil_loop(main)
+    assert 0 < buffered < 64 << 20  # part was sent, the rest waited in asyncio's buffer
+    assert answer == expected
+
+
 def _exporter(endpoint: str, protocol: str, client: str | None, **options: Any) -> OTLPExporter:
     return OTLPExporter(endpoint=endpoint, protocol=protocol, grpc_implementation=client, timeout=10.0, **options)  # type: ignore[arg-type]
 
@@ -228,6 +257,31 @@ def test_the_bridge_runs_the_keepgil_loop() -> None:
         assert isinstance(bridge.loop(), _keepgil.KeepGilEventLoop) == _keepgil.AVAILABLE
     finally:
         bridge.stop(5.0)
+
+
+def test_another_event_loop_policy_is_kept() -> None:
+    """An application that installed its own policy (uvloop's, say) gets that policy's loop on the bridge."""
+
+    class TheApplicationsLoop(asyncio.SelectorEventLoop):
+        pass
+
+    class Policy(asyncio.DefaultEventLoopPolicy):
+        def new_event_loop(self) -> asyncio.AbstractEventLoop:
+            return TheApplicationsLoop()
+
+    previous = asyncio.get_event_loop_policy()
+    asyncio.set_event_loop_policy(Policy())
+    try:
+        loop = _keepgil.new_event_loop()
+        try:
+            assert type(loop) is TheApplicationsLoop
+        finally:
+            loop.close()
+    finally:
+        asyncio.set_event_loop_policy(previous)
+    loop = _keepgil.new_event_loop()
+    loop.close()
+    assert isinstance(loop, _keepgil.KeepGilEventLoop) == _keepgil.AVAILABLE
 
 
 @pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])

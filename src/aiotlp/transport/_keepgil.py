@@ -21,7 +21,8 @@ timeout, the GIL kept), so that an export waits for the GIL once, for its reply:
   calls (the helper raises the same ``OSError`` subclasses). A TLS connection keeps its socket as it is (asyncio's
   TLS writes through a transport made elsewhere); so do other socket classes and blocking sockets.
 
-Without the helper (not built: no C compiler, not Linux) or with ``AIOTLP_NO_EXTENSIONS`` set to anything but
+An application that installed another event loop policy (uvloop's) keeps that policy's loop. Without the helper
+(not built: no C compiler, not Linux) or with ``AIOTLP_NO_EXTENSIONS`` set to anything but
 ``""`` or ``"0"``, :data:`AVAILABLE` is False and :func:`new_event_loop` is ``asyncio.new_event_loop()``: the
 same behaviour, with the GIL waits. (Read here rather than in :mod:`aiotlp.config`, as
 :mod:`aiotlp.encoding._compat` reads it: it is about the code, not the exporter's configuration.)
@@ -121,7 +122,8 @@ class KeepGilEventLoop(asyncio.SelectorEventLoop):
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
-    """A :class:`KeepGilEventLoop` when the helper is available, else ``asyncio.new_event_loop()``."""
-    if _helper is None:
+    """A :class:`KeepGilEventLoop` when the helper is available and the event loop policy is asyncio's default,
+    else ``asyncio.new_event_loop()`` (the policy's loop: uvloop's, for one, when the application installed it)."""
+    if _helper is None or type(asyncio.get_event_loop_policy()) is not asyncio.DefaultEventLoopPolicy:
         return asyncio.new_event_loop()
     return KeepGilEventLoop()
