@@ -102,8 +102,12 @@ def _sdk_batch(make: Callable[[str, str, str], Any]) -> Pipeline:
 def _aiotlp_pair(encode: bool, client: str = "h2") -> Pipeline:
     def build(protocol: str, grpc_endpoint: str, http_endpoint: str) -> tuple[SpanProcessor, Callable[[], int]]:
         import aiotlp.sdk
-        from aiotlp.transport import make_transport
+        from aiotlp.transport import make_transport, require_client
 
+        # What the exporter's own client does when no transport_factory is given (sdk._client.load_client): the
+        # client's modules imported now, on the application's thread. Imported at the first export instead, on
+        # the bridge while the producer holds the GIL, they took ~150 ms and the queue overflowed at start-up.
+        require_client(protocol, client, load=True)  # type: ignore[arg-type]
         exporter = aiotlp.sdk.SpanExporter(
             aiotlp_endpoint(grpc_endpoint, http_endpoint, protocol),
             protocol=protocol,  # type: ignore[arg-type]
