@@ -122,8 +122,11 @@ class KeepGilEventLoop(asyncio.SelectorEventLoop):
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
-    """A :class:`KeepGilEventLoop` when the helper is available and the event loop policy is asyncio's default,
-    else ``asyncio.new_event_loop()`` (the policy's loop: uvloop's, for one, when the application installed it)."""
-    if _helper is None or type(asyncio.get_event_loop_policy()) is not asyncio.DefaultEventLoopPolicy:
-        return asyncio.new_event_loop()
+    """A :class:`KeepGilEventLoop` when the helper is available and the event loop policy makes asyncio's default
+    loop, else ``asyncio.new_event_loop()`` (the policy's loop: uvloop's, for one, when the application installed
+    it)."""
+    loop = asyncio.new_event_loop()
+    if _helper is None or type(loop) is not asyncio.SelectorEventLoop:  # no helper, or the policy's own loop
+        return loop
+    loop.close()  # asyncio's default: replaced (asked of the policy, not of its API, deprecated in Python 3.14)
     return KeepGilEventLoop()
