@@ -135,3 +135,25 @@ def test_max_concurrent_exports_is_validated_and_settable() -> None:
         with pytest.raises(ConfigurationError, match="max_concurrent_exports"):
             p.max_concurrent_exports = bad  # type: ignore[assignment]
     assert p.max_concurrent_exports == 3
+
+
+def test_exports_in_flight_per_exporter_on_the_bridge(tmp_path: Any) -> None:
+    """On the bridge: two to aiotlp's own exporter; one with the disk queue (a DurableExporter) and one to a
+    foreign SDK exporter."""
+    with CollectorThread() as collector:
+        cases = {
+            "aiotlp": (SpanExporter(collector.http_endpoint + "/v1/traces", protocol="http/protobuf"), 2),
+            "queue_dir": (
+                SpanExporter(collector.http_endpoint + "/v1/traces", protocol="http/protobuf", queue_dir=tmp_path),
+                1,
+            ),
+            "foreign": (SlowSdkExporter(), 1),
+        }
+        for name, (exporter, expected) in cases.items():
+            processor = BatchSpanProcessor(exporter)  # type: ignore[arg-type]
+            provider = TracerProvider()
+            provider.add_span_processor(processor)
+            make_spans(provider, 10)  # the first span binds the processor to the bridge
+            assert processor._processor.max_concurrent_exports == expected, name
+            provider.shutdown()
+            assert processor.statistics().exported == 10, name

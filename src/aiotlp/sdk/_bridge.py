@@ -55,18 +55,21 @@ when they export on the bridge (an application on plain threads); one on an appl
 
 An export on the bridge costs well under a millisecond of CPU, but when the application's threads make spans flat
 out, the bridge waits for the GIL once per export at least (for the reply: it has nothing to do until then, and
-gets the GIL back only at the end of the producer's switch interval, 5 ms); the grpc.aio client waits more (its
-completion queue is polled by a thread of its own, and its C calls release the GIL). With one export in flight the
-queue then overflows (grpc.aio: 25-30K spans/s delivered, 20-60K of 4 s dropped); with two, one GIL hold reads
-both replies and sends the next batches (grpc.aio: 37-42K/s, 0 to 1.3K dropped; h2 and HTTP no worse).
+gets the GIL back only at the end of the producer's switch interval, 5 ms). The grpc.aio client waits longer: about
+a fifth of its calls to rotel take over 35 ms (p90 ~50 ms, median 7 ms), the delayed-ACK stall of a server that
+leaves Nagle on (``benchmarks/grpc_latency.py``; aiotlp's h2 client re-arms TCP_QUICKACK, grpc C-core cannot be
+asked to). With one export in flight the queue then overflows (grpc.aio, quiet machine, 4 s: 29.8K spans/s
+delivered, 70-107K dropped); with two, one stalled call does not hold the next batch back and one GIL hold reads
+both replies (47.3K/s, 0-7.2K dropped, median 1.8K; h2 and HTTP/protobuf unchanged within the noise).
 
 Allowed: the SDK's rule that ``export`` is never called concurrently protects an SDK ``SpanExporter`` /
-``LogRecordExporter`` instance. The fast path does not call ``export``: it calls the aiotlp exporter's
-async client, made for concurrent calls (its own limit, ``max_concurrent``, defaults to 4; HTTP/2 multiplexes
-the calls on one connection, the HTTP/1.1 client opens a second connection). A foreign exporter (any other SDK
-exporter) keeps one call at a time. On an application's loop there is no GIL to wait for between the producer and
-the exports, and a second export in flight measured worse (the 10 s flat-out loop test of tests/sdk dropped 9.5K
-and 10.8K spans instead of 0.9K and 3.4K on a loaded machine): one there.
+``LogRecordExporter`` instance. The fast path does not call ``export``: it calls the aiotlp exporter's async
+client, made for concurrent calls (its own limit, ``max_concurrent``, defaults to 4; HTTP/2 multiplexes the calls
+on one connection, the HTTP/1.1 client opens a second connection). A foreign exporter (any other SDK exporter)
+keeps one call at a time, and so does an exporter with the disk queue (``queue_dir``: its DurableExporter writes
+each batch to disk; not measured here). On an application's loop there is no GIL to wait for between the producer
+and the exports, and a second export in flight measured worse (the 10 s flat-out loop test of tests/sdk dropped
+9.5K and 10.8K spans instead of 0.9K and 3.4K on a loaded machine): one there.
 """
 
 _T = TypeVar("_T")

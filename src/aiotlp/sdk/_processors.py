@@ -389,7 +389,7 @@ class _Batching:
                 # outlive any application loop
                 running = None if self._queued() else asyncio._get_running_loop()
                 loop = self._explicit_loop or running or get_bridge().loop()
-                if is_bridge_loop(loop) and isinstance(processor.exporter, _FastAdapter):
+                if is_bridge_loop(loop) and isinstance(processor.exporter, _FastAdapter) and not self._queued():
                     processor.max_concurrent_exports = EXPORTS_IN_FLIGHT  # aiotlp's own exporter: see its docstring
                 processor.start(loop)
                 self._started = True
