@@ -90,7 +90,7 @@ from aiotlp.export import ExportResult
 from aiotlp.model import Signal
 from aiotlp.processing import BatchProcessor, FlushOutcome, FlushStatus, ProcessorStatistics, estimate_size
 
-from ._bridge import abandon, get_bridge
+from ._bridge import EXPORTS_IN_FLIGHT, abandon, get_bridge, is_bridge_loop
 from ._client import SUPPRESSED, encode_batch
 from ._encode import SourceEncoder
 from ._exporters import AiotlpExporter, LogExporter, SpanExporter
@@ -389,6 +389,8 @@ class _Batching:
                 # outlive any application loop
                 running = None if self._queued() else asyncio._get_running_loop()
                 loop = self._explicit_loop or running or get_bridge().loop()
+                if is_bridge_loop(loop) and isinstance(processor.exporter, _FastAdapter) and not self._queued():
+                    processor.max_concurrent_exports = EXPORTS_IN_FLIGHT  # aiotlp's own exporter: see its docstring
                 processor.start(loop)
                 self._started = True
             return processor
