@@ -5,6 +5,9 @@ there is no C compiler (or no Python headers), or the build fails for any other 
 warning line and goes on, and aiotlp runs on its pure-Python encoder (same bytes, slower). Set
 ``AIOTLP_NO_EXTENSIONS=1`` while building to skip the extension on purpose; at run time the same variable makes
 ``aiotlp.encoding._compat`` ignore an extension that was built.
+
+``aiotlp.transport._holdgil`` (Linux) is the second optional extension: non-blocking socket calls that keep the
+GIL, used by the SDK bridge's event loop (``aiotlp.transport._keepgil``); without it that loop is asyncio's own.
 """
 
 from __future__ import annotations
@@ -41,9 +44,17 @@ class OptionalBuildExt(build_ext):
             _warn(exc)
 
 
+_EXTENSIONS = [
+    Extension("aiotlp.encoding._speedups", ["src/aiotlp/encoding/_speedups.c"], optional=True),
+    # Linux only (epoll): non-blocking socket calls that keep the GIL, for the SDK bridge's loop
+    *(
+        [Extension("aiotlp.transport._holdgil", ["src/aiotlp/transport/_holdgil.c"], optional=True)]
+        if sys.platform.startswith("linux")
+        else []
+    ),
+]
+
 setup(
-    ext_modules=[]
-    if _SKIP
-    else [Extension("aiotlp.encoding._speedups", ["src/aiotlp/encoding/_speedups.c"], optional=True)],
+    ext_modules=[] if _SKIP else _EXTENSIONS,
     cmdclass={"build_ext": OptionalBuildExt},
 )

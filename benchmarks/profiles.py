@@ -13,8 +13,14 @@ prints tables, asserts nothing (a program, not a test):
 * ``gil``: the harness's flat-out thread producer (``batched_pipeline``, exports on the bridge thread): spans
   delivered and dropped, and the CPU of the producer thread and of the bridge thread, at CPython's default
   switch interval (5 ms) and at 1 ms and 0.2 ms (``sys.setswitchinterval``).
+* ``waits``: the same producer over each client (h2, grpc.aio, HTTP/protobuf), and where the bridge thread waits
+  for the GIL per export: the wall time minus the thread's CPU time of its transports' writes and reads and of its
+  zero-timeout ``epoll_wait`` calls (none of them can block: what is left is the wait for the GIL that the
+  producer took while the call had released it), with how many of them waited more than 3 ms; its blocking
+  ``epoll_wait`` calls that returned events (wake-ups: each ends with such a wait); the export's wall time.
+  ``--protocol`` is ignored: every client is measured. Runs only when named.
 
-    .venv/bin/python -m benchmarks.profiles [export] [gc] [gil] [--seconds 3] [--protocol grpc] [--exports 50]
+    .venv/bin/python -m benchmarks.profiles [export] [gc] [gil] [waits] [--seconds 3] [--protocol grpc] [--exports 50]
 """
 
 from __future__ import annotations
@@ -33,7 +39,8 @@ from typing import Any
 
 from aiotlp.testing import Rotel
 
-STUDIES = ("export", "gc", "gil")
+STUDIES = ("export", "gc", "gil", "waits")
+DEFAULT_STUDIES = ("export", "gc", "gil")  # waits runs when named
 
 
 # ------------------------------------------------------------------------------------------- child processes
@@ -156,6 +163,74 @@ def child_gil(protocol: str, grpc_endpoint: str, http_endpoint: str, seconds: fl
     }
 
 
+def child_waits(side: str, protocol: str, grpc_endpoint: str, http_endpoint: str, seconds: float) -> Any:
+    import threading
+    from asyncio import selector_events
+
+    from .scenarios import batched_pipeline
+
+    # kind -> [calls, wall s, wall - CPU s, calls whose wall - CPU exceeded 3 ms]
+    waits: dict[str, list[float]] = collections.defaultdict(lambda: [0, 0.0, 0.0, 0])
+    producer = threading.get_ident()
+
+    def count(kind: str, wall: float, cpu: float) -> None:
+        entry = waits[kind]
+        entry[0] += 1
+        entry[1] += wall
+        entry[2] += wall - cpu
+        entry[3] += wall - cpu > 0.003
+
+    def timed(kind: str, function: Any) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            wall, cpu = time.perf_counter(), time.thread_time()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                count(kind, time.perf_counter() - wall, time.thread_time() - cpu)
+
+        return call
+
+    transport: Any = selector_events._SelectorSocketTransport
+    for name, kind in (("write", "writes"), ("_write_ready", "writes"), ("_read_ready", "reads")):
+        setattr(transport, name, timed(kind, getattr(transport, name)))
+
+    def polls(select: Any, zero_only: bool) -> Any:
+        def counting(selector: Any, timeout: float | None = None) -> Any:
+            if threading.get_ident() == producer:
+                return select(selector, timeout)
+            zero = timeout is not None and timeout <= 0
+            if zero_only and not zero:
+                return select(selector, timeout)  # counted by EpollSelector.select, which it calls
+            wall, cpu = time.perf_counter(), time.thread_time()
+            events = select(selector, timeout)
+            if zero or events:
+                count(
+                    "zero-timeout polls" if zero else "wake-ups", time.perf_counter() - wall, time.thread_time() - cpu
+                )
+            return events
+
+        return counting
+
+    selectors.EpollSelector.select = polls(selectors.EpollSelector.select, False)  # type: ignore[method-assign]
+    try:
+        from aiotlp.transport._keepgil import KeepGilSelector
+    except ImportError:  # a tree without it
+        pass
+    else:
+        KeepGilSelector.select = polls(KeepGilSelector.select, True)  # type: ignore[method-assign]
+    result = batched_pipeline.produce(side, protocol, grpc_endpoint, http_endpoint, seconds)
+    exports = max((result["produced"] - result["dropped"]) / 512, 1)
+    return {
+        "delivered_per_s": result["delivered_per_s"],
+        "dropped": result["dropped"],
+        "export_ms_p50": result["export_ms_p50"],
+        "waits": {
+            kind: [n / exports, wall * 1e3 / exports, gil * 1e3 / exports, over / exports]
+            for kind, (n, wall, gil, over) in waits.items()
+        },
+    }
+
+
 def child_main(argv: list[str]) -> None:
     study, rest = argv[0], argv[1:]
     if study == "export":
@@ -164,6 +239,9 @@ def child_main(argv: list[str]) -> None:
     elif study == "gc":
         side, protocol, grpc_endpoint, http_endpoint, seconds, freeze = rest
         result = child_gc(side, protocol, grpc_endpoint, http_endpoint, float(seconds), freeze == "freeze")
+    elif study == "waits":
+        side, protocol, grpc_endpoint, http_endpoint, seconds = rest
+        result = child_waits(side, protocol, grpc_endpoint, http_endpoint, float(seconds))
     else:
         protocol, grpc_endpoint, http_endpoint, seconds, interval = rest
         result = child_gil(protocol, grpc_endpoint, http_endpoint, float(seconds), float(interval))
@@ -225,6 +303,22 @@ async def study_gil(rotel: Rotel, protocol: str, seconds: float) -> None:
         )
 
 
+async def study_waits(rotel: Rotel, seconds: float) -> None:
+    print("\n## waits: flat-out thread producer, exports on the bridge thread: the bridge's GIL waits per export\n")
+    print(
+        "| client | delivered spans/s | dropped | export wall p50 ms | call | per export | wall ms | "
+        "GIL wait ms (wall - CPU) | waits > 3 ms |\n|---|---|---|---|---|---|---|---|---|"
+    )
+    clients = (("h2", "aiotlp processor", "grpc"), ("grpc.aio", "aiotlp processor, grpc.aio", "grpc"))
+    for client, side, protocol in (*clients, ("HTTP/protobuf", "aiotlp processor", "http/protobuf")):
+        r = await run_child("waits", side, protocol, rotel.grpc_endpoint, rotel.http_endpoint, str(seconds))
+        head = f"| {client} | {r['delivered_per_s']:,.0f} | {r['dropped']:,} | {r['export_ms_p50']:.2f} |"
+        for kind, (calls, wall, gil, over) in sorted(r["waits"].items()):
+            wait, long = ("(it blocks)", "") if kind == "wake-ups" else (f"{gil:.2f}", f"{over:.2f}")
+            print(f"{head} {kind} | {calls:.2f} | {wall:.2f} | {wait} | {long} |")
+            head = "| | | | |"
+
+
 async def main(studies: list[str], seconds: float, protocol: str, exports: int) -> None:
     async with Rotel() as rotel:
         for study in studies:
@@ -232,6 +326,8 @@ async def main(studies: list[str], seconds: float, protocol: str, exports: int) 
                 await study_export(rotel, protocol, exports)
             elif study == "gc":
                 await study_gc(rotel, protocol, seconds)
+            elif study == "waits":
+                await study_waits(rotel, seconds)
             else:
                 await study_gil(rotel, protocol, seconds)
 
@@ -241,11 +337,16 @@ if __name__ == "__main__":
         child_main(sys.argv[2:])
     else:
         parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-        parser.add_argument("studies", nargs="*", metavar="study", help=f"from {', '.join(STUDIES)} (default: all)")
+        parser.add_argument(
+            "studies",
+            nargs="*",
+            metavar="study",
+            help=f"from {', '.join(STUDIES)} (default: {', '.join(DEFAULT_STUDIES)})",
+        )
         parser.add_argument("--seconds", type=float, default=3.0)
         parser.add_argument("--protocol", choices=("grpc", "http/protobuf"), default="grpc")
         parser.add_argument("--exports", type=int, default=50, help="exports profiled by the export study")
         args = parser.parse_args()
         if unknown := set(args.studies) - set(STUDIES):
             parser.error(f"unknown study {', '.join(sorted(unknown))}: choose from {', '.join(STUDIES)}")
-        asyncio.run(main(args.studies or list(STUDIES), args.seconds, args.protocol, args.exports))
+        asyncio.run(main(args.studies or list(DEFAULT_STUDIES), args.seconds, args.protocol, args.exports))

@@ -1,5 +1,9 @@
 """Test-wide settings: asyncio debug mode catches a blocked event loop; looptime must not leak loops; the fault
-and user-path suites' summary table."""
+and user-path suites' summary table.
+
+Private, on purpose: the ``encoder_implementation`` fixture switches the encoders between the pure-Python and the
+compiled twins through ``aiotlp.encoding._compat``, as the house rule asks (every encoding test on both).
+"""
 
 from __future__ import annotations
 

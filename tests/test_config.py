@@ -1,6 +1,11 @@
 """Tests for aiotlp.config: every variable, precedence, endpoint rules, errors and redaction.
 
 No test touches the process environment: each passes ``environ={...}``.
+
+White-box, on purpose (no public surface can show these): ``test_headers_are_immutable`` tries to replace and
+delete ``Headers``' private storage (``_data``), to show that even it is read-only; the ``unit_warnings`` fixture
+resets ``aiotlp.config._values._unit_warned``, the process-wide record of the once-per-variable warning, so that
+each test sees the warning afresh.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aiotlp._exceptions import ConfigurationError
+from aiotlp import ConfigurationError, Signal
 from aiotlp.config import (
     DEFAULT_MAX_REQUEST_BYTES,
     BatchConfig,
@@ -29,7 +34,6 @@ from aiotlp.config import (
     SignalConfig,
     metric_preferences_from_env,
 )
-from aiotlp.model._signal import Signal
 
 CANARY = "s3cr3t-canary"
 SIGNALS = list(Signal)
@@ -48,6 +52,7 @@ class _ErrorCheck:
         self.absent = absent
         self._ctx = pytest.raises(ConfigurationError)
         self.message = ""
+        self.error: BaseException | None = None  # the error raised, once the block has ended
 
     def __enter__(self) -> _ErrorCheck:
         self._ctx.__enter__()
@@ -56,7 +61,7 @@ class _ErrorCheck:
     def __exit__(self, *exc_info: object) -> bool:
         suppressed = self._ctx.__exit__(*exc_info)  # type: ignore[arg-type]
         assert self._ctx.excinfo is not None
-        error = self._ctx.excinfo.value
+        error = self.error = self._ctx.excinfo.value
         assert isinstance(error, ValueError)
         self.message = str(error)
         for fragment in self.fragments:
@@ -1294,7 +1299,7 @@ def test_no_error_or_warning_echoes_a_secret(
     warnings neither, and neither does the repr of what was built."""
     with raises_config_error(fragment) as check:
         ExporterConfig.from_env(environ)
-    assert CANARY not in repr(check._ctx.excinfo.value if check._ctx.excinfo else "")
+    assert CANARY not in repr(check.error if check.error is not None else "")
     if "ENDPOINT" in " ".join(environ):
         return  # an endpoint is refused in both modes
     with caplog.at_level(logging.DEBUG):

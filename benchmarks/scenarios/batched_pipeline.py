@@ -26,7 +26,9 @@ does no waiting of its own, so its time is the wait for the GIL), its CPU per sp
 span holds (the encoded length plus the ``bytes`` and ``tuple`` objects' headers, 89 bytes; the queue's mean
 just before the shutdown), and the export's wall time (p50) while the producer runs: beyond its CPU and the
 network, what the bridge waited for the GIL after each wake-up (a zero-timeout call rarely waits: the bridge
-takes the GIL back before the waiting producer thread has woken up).
+takes the GIL back before the waiting producer thread has woken up). With the compiled helper (the bridge's
+loop is ``aiotlp.transport._keepgil``'s) zero-timeout polls keep the GIL and are not counted: the GIL waits
+column then reads 0.
 """
 
 from __future__ import annotations
@@ -100,8 +102,12 @@ def _sdk_batch(make: Callable[[str, str, str], Any]) -> Pipeline:
 def _aiotlp_pair(encode: bool, client: str = "h2") -> Pipeline:
     def build(protocol: str, grpc_endpoint: str, http_endpoint: str) -> tuple[SpanProcessor, Callable[[], int]]:
         import aiotlp.sdk
-        from aiotlp.transport import make_transport
+        from aiotlp.transport import make_transport, require_client
 
+        # What the exporter's own client does when no transport_factory is given (sdk._client.load_client): the
+        # client's modules imported now, on the application's thread. Imported at the first export instead, on
+        # the bridge while the producer holds the GIL, they took ~150 ms and the queue overflowed at start-up.
+        require_client(protocol, client, load=True)  # type: ignore[arg-type]
         exporter = aiotlp.sdk.SpanExporter(
             aiotlp_endpoint(grpc_endpoint, http_endpoint, protocol),
             protocol=protocol,  # type: ignore[arg-type]

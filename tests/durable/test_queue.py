@@ -1,5 +1,9 @@
 """DurableQueue on the real file system: order, acknowledgement, restart, rotation, the byte cap, every kind of
-damage, write errors, the lock, permissions and symlinks."""
+damage, write errors, the lock, permissions and symlinks.
+
+Private, on purpose: the record format's sizes (``HEADER``, ``MAGIC``, ``PAYLOAD_PREFIX`` of
+``aiotlp.durable._record``) size the byte-cap cases exactly.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Framing of the disk queue: length | crc | payload, round trips and every check."""
+"""Framing of the disk queue: length | crc | payload, round trips and every check.
+
+White-box, on purpose: the framing (``aiotlp.durable._record``) is the private module under test.
+"""
 
 from __future__ import annotations
 

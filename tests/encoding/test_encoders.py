@@ -3,6 +3,10 @@ lone surrogates, caches, big messages, and the ``encode``/``count_items`` dispat
 
 Each case is decoded with the official classes (protobuf: ``FromString``; JSON: the strict test receiver) and
 checked field by field; most run for both formats.
+
+White-box, on purpose: the two cache tests read the pure-Python encoder's private caches (``_protobuf._LP``,
+``_KEY``, ``_KV_STR``, ``_KV_INT``) and their limits (``_CACHE_MAX*``), to show that they stay bounded and that
+long values are not cached: nothing public reports a cache.
 """
 
 from __future__ import annotations
@@ -56,7 +60,7 @@ from aiotlp.model import (
     SummaryDataPoint,
     ValueAtQuantile,
 )
-from aiotlp.testing._otlp_json import otlp_json_to_message
+from aiotlp.testing import otlp_json_to_message
 
 # Every case runs with the pure-Python encoder and with the compiled accelerator (tests/conftest.py).
 pytestmark = pytest.mark.usefixtures("encoder_implementation")

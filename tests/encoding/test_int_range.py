@@ -5,6 +5,8 @@ The rules (aiotlp.encoding's docstring): an attribute whose value is, or holds a
 out and counted in its owner's ``dropped_attributes_count`` (data points have none: left out only); a log body
 that is or holds one is replaced by ``BODY_INT_OUT_OF_RANGE``; an int metric value outside int64 is sent as
 ``as_double``. The item and the batch are always delivered. The exact bounds -2**63 and 2**63 - 1 are kept.
+
+Private, on purpose: ``aiotlp.encoding._compat`` switches between the twins, to compare their bytes.
 """
 
 from __future__ import annotations
@@ -20,8 +22,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from tests.encoding.reference import any_value
 from tests.strategies import INT64_MAX, INT64_MIN, UINT64_MAX
 
-from aiotlp.encoding import _compat, encode
-from aiotlp.encoding._protobuf import BODY_INT_OUT_OF_RANGE, BODY_TOO_DEEP
+from aiotlp.encoding import BODY_INT_OUT_OF_RANGE, BODY_TOO_DEEP, _compat, encode
 from aiotlp.model import (
     MAX_NESTING_DEPTH,
     Buckets,
@@ -42,7 +43,7 @@ from aiotlp.model import (
     Span,
     Sum,
 )
-from aiotlp.testing._otlp_json import otlp_json_to_message
+from aiotlp.testing import otlp_json_to_message
 
 pytestmark = pytest.mark.usefixtures("encoder_implementation")
 

@@ -1,6 +1,6 @@
 """aiotlp's OTLP/JSON encoders against the official generated classes, on random model data.
 
-aiotlp's JSON is decoded by the strict test receiver (:func:`aiotlp.testing._otlp_json.otlp_json_to_message`:
+aiotlp's JSON is decoded by the strict test receiver (:func:`aiotlp.testing.otlp_json_to_message`:
 hex ids, integer enums, camelCase keys, then ``json_format.ParseDict``) and compared with the same reference
 message as the protobuf conformance test, including presence (``==``) and the deterministic serialization.
 Then the JSON text itself is checked for the OTLP/JSON conventions the decoder would also accept otherwise.
@@ -19,7 +19,7 @@ from tests.strategies import log_batches, metric_batches, span_batches
 
 from aiotlp.encoding import encode_logs_json, encode_metrics_json, encode_traces_json
 from aiotlp.model import LogRecord, Metric, Signal, Span
-from aiotlp.testing._otlp_json import otlp_json_to_message
+from aiotlp.testing import otlp_json_to_message
 
 CONFORMANCE = settings(
     max_examples=300,

@@ -1,4 +1,8 @@
-"""Response parsing and failure classification, checked against the official generated protobuf classes."""
+"""Response parsing and failure classification, checked against the official generated protobuf classes.
+
+White-box, on purpose: the modules under test (``aiotlp.encoding._response``, ``_reader``) with their tables
+(``GRPC_CODE_NAMES``, ``RETRYABLE_*``, ``MAX_ERROR_TEXT``), which the public surface does not re-export.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
-from aiotlp._exceptions import RejectedError, ResponseError, ServerBusyError
+from aiotlp import RejectedError, ResponseError, ServerBusyError
 from aiotlp.encoding._reader import iter_fields, read_varint
 from aiotlp.encoding._response import (
     GRPC_CODE_NAMES,

@@ -6,6 +6,10 @@ a SpanCore made with the same content, and compares: the bytes (``encode()`` aga
 ``aiotlp.sdk._encode_spans._span_field`` of the SDK span, with the pure and the compiled attribute writers), the state
 (attributes, dropped counts, events, links), and the warnings (the SDK's log records against the texts the
 core's warning hook received).
+
+Private names, on purpose: the SDK span's own state (``_attributes``, a ``BoundedAttributes`` whose ``_dict``
+holds the values) is the reference the core's is compared with; ``aiotlp.sdk._encode_spans._span_field`` is the
+encoder of one SDK span, the reference for ``encode()``; ``_compat`` switches and names the implementations.
 """
 
 from __future__ import annotations

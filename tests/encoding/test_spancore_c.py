@@ -7,6 +7,10 @@ dropped counts, the name, status and end time, and the warnings (the SDK's log r
 core hands to its warning hook). Hypothesis drives random call sequences under random limits; the cases after it
 pin the rules one at a time (limits, cleaning, ended spans, invalid links), the constructor's argument checks,
 threads, garbage collection and subclassing (the SDK layer's ``class Span(SpanCore, trace.Span)``).
+
+Private names, on purpose: the SDK span's own state (``_attributes._dict``, ``_events``, ``_links`` and their
+``dropped``) is the reference, and ``aiotlp.sdk._encode_spans._span_field`` the reference encoder; neither has a
+public accessor.
 """
 
 from __future__ import annotations

@@ -7,6 +7,13 @@ batches, on random SDK spans built from them, on every attribute value kind, and
 could part ways (lone surrogates, int64 bounds, value subclasses and other mappings and sequences, deep nesting,
 bad values and keys: the same EncodeError). Decoding and comparing with the official classes is the other
 modules' job; here equal bytes suffice, and cost less, so more examples run.
+
+White-box, on purpose: the accelerator switch (``aiotlp.encoding._compat``) and the twins' internal writers
+(``_protobuf._write_attributes`` / ``_write_any``, ``aiotlp.sdk._encode_spans._write_spans_compiled``, the SDK
+encoders' private modules) are what is compared: no public surface hands out a writer.
+
+The error markers the writers share (``_protobuf._TooDeep``, ``_IntOutOfRange``, ``_LeftOut``) are read for the
+same reason.
 """
 
 from __future__ import annotations

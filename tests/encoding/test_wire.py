@@ -1,4 +1,8 @@
-"""The wire-format writer primitives, each checked against the official serializer of a field of that type."""
+"""The wire-format writer primitives, each checked against the official serializer of a field of that type.
+
+White-box, on purpose: ``_wire._varint_slow``, the loop the precomputed varint table is built from, is the
+reference for the table and for ``varint``; ``aiotlp.encoding._reader`` is the reader under test.
+"""
 
 from __future__ import annotations
 

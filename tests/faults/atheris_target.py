@@ -4,6 +4,9 @@
 
 Only :class:`~aiotlp.ResponseError` may escape a decoder; the classifiers never raise. Anything else is a crash
 (a non-zero exit, with the input saved by libFuzzer).
+
+Private, on purpose: ``decode_rpc_status_json`` (``aiotlp.encoding._response``) is fuzzed with the public
+parsers.
 """
 
 from __future__ import annotations

@@ -289,8 +289,8 @@ async def test_bad_log_bodies_and_attributes_through_the_sdk_drop_in_are_deliver
     from opentelemetry._logs import LogRecord as ApiLogRecord
     from opentelemetry.sdk._logs import LoggerProvider
 
+    from aiotlp.encoding import BODY_TOO_DEEP
     from aiotlp.sdk import BatchLogRecordProcessor, LogExporter
-    from aiotlp.sdk._encode import BODY_TOO_DEEP
 
     figure.criterion = "emit never raises; every record delivered; too-deep bodies replaced, attributes counted"
     endpoint = collector.grpc_endpoint if protocol == "grpc" else collector.http_endpoint + "/v1/logs"

@@ -18,6 +18,9 @@ Scenarios, each with its row in the summary table (load held, faults survived, b
 
 The machinery comes from tests/durable (numbered self-checking spans, the crash child, the tmpfs fixture) and
 tests/faults/_support.py. Long variants: ``.venv/bin/python -m pytest tests/faults/test_durable.py -m slow``.
+
+Private, on purpose: the record format's constants (``aiotlp.durable._record``), to tear and corrupt records
+where a crash would.
 """
 
 from __future__ import annotations

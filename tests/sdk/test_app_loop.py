@@ -3,6 +3,9 @@ otherwise, and how they move to the bridge when the application's loop goes away
 is lost, everything is counted once).
 
 The collector runs in a thread of its own (CollectorThread): these tests block or end the application's loop.
+
+Private, on purpose: the bridge (``aiotlp.sdk._bridge.get_bridge``), whose loop these tests compare with the
+processors' ``loop`` and drive.
 """
 
 from __future__ import annotations

@@ -2,6 +2,11 @@
 
 Equality is checked on the decoded official messages. The one deliberate deviation, a link's trace_state (the
 official encoder drops it, aiotlp writes it), is asserted and then cleared before comparing.
+
+Private names, on purpose: the exporters' metric helpers (``count_data_points``, ``encode_metric_items``,
+``metric_items``, ``split_metric_item`` of ``aiotlp.sdk._encode``) are tested directly; and two cases write an SDK
+object's private state (``BoundedAttributes._dict``, ``InstrumentationScope._attributes``) to build what the SDK's
+own checks would refuse, as a hand-made object may carry.
 """
 
 from __future__ import annotations
@@ -295,8 +300,8 @@ def test_log_attributes_and_bodies_nested_too_deep_are_counted_or_replaced() -> 
     from opentelemetry.sdk._logs import LoggerProvider
     from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
 
+    from aiotlp.encoding import BODY_TOO_DEEP
     from aiotlp.model import MAX_NESTING_DEPTH
-    from aiotlp.sdk._encode import BODY_TOO_DEEP
 
     memory = InMemoryLogRecordExporter()
     provider = LoggerProvider()

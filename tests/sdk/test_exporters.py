@@ -2,6 +2,12 @@
 
 The exporters block their caller, so the async tests call them through ``asyncio.to_thread`` (the FakeCollector
 runs on the test's loop), except where a test calls ``export`` on a running loop on purpose.
+
+Private names, on purpose, where nothing public shows the same: the official exporters' ``_endpoint``,
+``_preferred_temporality`` and ``_preferred_aggregation`` (the reference aiotlp's are compared with); the bridge
+(``aiotlp.sdk._bridge.get_bridge``: which loop runs, stopping it as the exit handler does); the metric helpers and
+``MAX_DETACHED`` of the SDK layer's private modules; the ``unit_warnings`` fixture resets the once-per-process
+record of the seconds-like timeout warning (``aiotlp.config._values._unit_warned``).
 """
 
 from __future__ import annotations
@@ -49,11 +55,11 @@ from tests.sdk import sdk_data
 
 from aiotlp import ConfigurationError, OTLPExporter, RetryPolicy
 from aiotlp.config import SignalConfig
-from aiotlp.sdk import LogExporter, MetricExporter, SpanExporter
+from aiotlp.sdk import LogExporter, MetricExporter, SpanExporter, encode_spans, encode_spans_json
 from aiotlp.sdk._bridge import get_bridge
-from aiotlp.sdk._encode import count_data_points, encode_spans, encode_spans_json, metric_items
+from aiotlp.sdk._encode import count_data_points, metric_items
 from aiotlp.sdk._exporters import MAX_DETACHED
-from aiotlp.testing import FakeCollector, Reply, free_port
+from aiotlp.testing import CollectorThread, FakeCollector, Reply, free_port
 from aiotlp.transport import GrpcImplementation, make_transport
 from aiotlp.transport import Reply as TransportReply
 
@@ -208,7 +214,12 @@ def test_protocol_and_settings_from_the_environment() -> None:
     )
     logs = LogExporter(environ=environ)
     assert logs.config.logs.protocol == "http/json"
-    assert logs._encode.__name__ == "encode_log_records_json"
+    with CollectorThread() as collector:  # and it sends OTLP/JSON: the same environment, a collector's endpoint
+        to_collector = {**environ, "OTEL_EXPORTER_OTLP_ENDPOINT": collector.http_endpoint}
+        sender = LogExporter(environ=to_collector)
+        assert sender.export(sdk_data.log_records()) is LogRecordExportResult.SUCCESS
+        sender.shutdown()
+        assert {request.content_type for request in collector.requests()} == {"application/json"}
     # explicit arguments win (timeout in seconds, as the official exporters)
     explicit = SpanExporter(environ=environ, protocol="http/protobuf", timeout=2.5, compression="none").config
     assert (explicit.traces.protocol, explicit.traces.timeout, explicit.traces.compression) == (
@@ -283,9 +294,9 @@ def test_metric_temporality_preference_as_officially(preference: str, monkeypatc
     official = OfficialHttpMetricExporter()
     try:
         ours = MetricExporter()
-        assert ours._preferred_temporality == official._preferred_temporality
-        assert set(ours._preferred_aggregation) == set(official._preferred_aggregation) == {Histogram}
-        assert isinstance(ours._preferred_aggregation[Histogram], ExplicitBucketHistogramAggregation)
+        assert ours.preferred_temporality == official._preferred_temporality
+        assert set(ours.preferred_aggregation) == set(official._preferred_aggregation) == {Histogram}
+        assert isinstance(ours.preferred_aggregation[Histogram], ExplicitBucketHistogramAggregation)
     finally:
         official.shutdown()
 
@@ -297,12 +308,12 @@ def test_metric_preferences_override_the_defaults(caplog: pytest.LogCaptureFixtu
         preferred_temporality={Counter: AggregationTemporality.CUMULATIVE},
         preferred_aggregation={Histogram: last_value},
     )
-    assert exporter._preferred_temporality[Counter] is AggregationTemporality.CUMULATIVE
-    assert exporter._preferred_temporality[Histogram] is AggregationTemporality.DELTA
-    assert exporter._preferred_aggregation[Histogram] is last_value
+    assert exporter.preferred_temporality[Counter] is AggregationTemporality.CUMULATIVE
+    assert exporter.preferred_temporality[Histogram] is AggregationTemporality.DELTA
+    assert exporter.preferred_aggregation[Histogram] is last_value
     # an unknown preference: a warning and cumulative, as the official exporters do
     exporter = MetricExporter(environ={"OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE": "sometimes"})
-    assert set(exporter._preferred_temporality.values()) == {AggregationTemporality.CUMULATIVE}
+    assert set(exporter.preferred_temporality.values()) == {AggregationTemporality.CUMULATIVE}
     assert "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE: must be one of" in caplog.text
     assert "using the default, cumulative" in caplog.text
     with pytest.raises(ConfigurationError, match="max_export_batch_size"):
@@ -662,10 +673,10 @@ async def test_default_histogram_aggregation_as_officially(
     endpoint = collector.grpc_endpoint if protocol == "grpc" else f"{collector.http_endpoint}/v1/metrics"
     with caplog.at_level(logging.WARNING, logger="aiotlp.config"):
         exporter = MetricExporter(endpoint, protocol=protocol)  # type: ignore[arg-type]
-    assert type(exporter._preferred_aggregation[Histogram]) is type(official._preferred_aggregation[Histogram])
+    assert type(exporter.preferred_aggregation[Histogram]) is type(official._preferred_aggregation[Histogram])
     exponential = value == "base2_exponential_bucket_histogram"
     assert isinstance(
-        exporter._preferred_aggregation[Histogram],
+        exporter.preferred_aggregation[Histogram],
         ExponentialBucketHistogramAggregation if exponential else ExplicitBucketHistogramAggregation,
     )
     if value == "bogus":
@@ -750,3 +761,40 @@ def test_zstd_with_grpcio_fails_the_export_with_the_reason(caplog: pytest.LogCap
     finally:
         exporter.shutdown()
     assert "grpc.aio (grpc_implementation='grpcio') cannot send zstd" in caplog.text
+
+
+_OWN = {"protocol", "retry", "max_concurrent", "transport_factory", "environ", "queue_dir"}
+_METRIC_ONLY = {"preferred_temporality", "preferred_aggregation", "max_export_batch_size"}
+
+
+@pytest.mark.parametrize("cls", [SpanExporter, LogExporter, MetricExporter])
+def test_help_shows_every_parameter_with_its_default(cls: type) -> None:
+    """``inspect.signature`` (and so ``help()`` and IDEs) lists each argument the class takes: ``endpoint`` (the
+    one positional), every official exporter's keyword of both protocols, and aiotlp's own, each keyword-only,
+    typed, with its default; the class refuses any other keyword as Python does."""
+    import importlib
+    import inspect
+
+    official: set[str] = set()
+    for module, name in [
+        ("grpc.trace_exporter", "OTLPSpanExporter"),
+        ("grpc.metric_exporter", "OTLPMetricExporter"),
+        ("http.trace_exporter", "OTLPSpanExporter"),
+        ("http.metric_exporter", "OTLPMetricExporter"),
+    ]:
+        other = getattr(importlib.import_module(f"opentelemetry.exporter.otlp.proto.{module}"), name)
+        official |= set(inspect.signature(other).parameters) - {"_transport"}
+    if cls is not MetricExporter:
+        official -= _METRIC_ONLY
+    parameters = inspect.signature(cls).parameters
+    assert set(parameters) == official | _OWN
+    assert [p.name for p in parameters.values() if p.kind is not inspect.Parameter.KEYWORD_ONLY] == ["endpoint"]
+    assert {name: p.default for name, p in parameters.items() if p.default is not None} == {"max_concurrent": 4}
+    assert parameters["timeout"].annotation == "float | None"
+    assert parameters["endpoint"].annotation == "str | Sequence[str] | None"  # aliases spelled out
+    assert parameters["headers"].annotation == "Mapping[str, str] | Iterable[tuple[str, str]] | str | None"
+    assert all(p.annotation is not inspect.Parameter.empty for p in parameters.values())
+    with pytest.raises(TypeError, match=rf"^{cls.__name__}\(\) got an unexpected keyword argument 'tiemout'$"):
+        cls(tiemout=1.0)
+    with pytest.raises(TypeError, match="positional"):
+        cls("http://localhost:4318/v1/traces", "grpc")

@@ -2,7 +2,12 @@
 the official BatchSpanProcessor in front of aiotlp's exporter. Its statistics() are reached through the provider's
 processor (and aiotlp.sdk.exporters()), and OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED=true (the SDK's documented
 switch for its self-metrics) turns on the exporter's otel.sdk.exporter.* instruments, sent with the application's
-metrics. With the disk queue and a dead collector: nothing is counted as delivered, the spans are on disk."""
+metrics. With the disk queue and a dead collector: nothing is counted as delivered, the spans are on disk.
+
+The SDK's privates, on purpose: the app finds the official processor where a user of
+``opentelemetry-instrument`` does, in the provider's ``_active_span_processor._span_processors`` (the SDK has no
+public accessor), and checks that ``aiotlp.sdk.exporters()`` gives the same exporter.
+"""
 
 from __future__ import annotations
 

@@ -4,6 +4,8 @@ and compiled, the same bytes) and OTLP/JSON, decoded with the official classes.
 An attribute that is or holds such an int is left out and counted in its owner's ``dropped_attributes_count``;
 a log body is replaced by ``BODY_INT_OUT_OF_RANGE``; a Sum or Gauge int value is sent as ``as_double``; a
 histogram count outside uint64 raises EncodeError. The bounds -2**63 and 2**63 - 1 are kept.
+
+Private, on purpose: ``aiotlp.encoding._compat`` switches between the twins, to compare their bytes.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext, TraceFlags
 
 from aiotlp import EncodeError
-from aiotlp.encoding import _compat
+from aiotlp.encoding import BODY_INT_OUT_OF_RANGE, _compat
 from aiotlp.model import Signal
 from aiotlp.sdk import (
     encode_log_records,
@@ -47,7 +49,6 @@ from aiotlp.sdk import (
     encode_spans,
     encode_spans_json,
 )
-from aiotlp.sdk._encode import BODY_INT_OUT_OF_RANGE
 from aiotlp.testing import otlp_json_to_message
 
 pytestmark = pytest.mark.usefixtures("encoder_implementation")

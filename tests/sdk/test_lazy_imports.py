@@ -5,7 +5,11 @@ application's loop) is made; a gRPC export through the h2 client imports no HTTP
 imports neither gRPC client, and no aiohttp anywhere (the HTTP/1.1 client is aiotlp's own, ``aiotlp.transport._h1``).
 A span exporter (built, or exporting, over HTTP and over gRPC) imports neither the metrics SDK nor the logs SDK: the
 log and metric exporters are imported when first used, and still resolve by every public name and entry point.
-Each in a fresh interpreter."""
+Each in a fresh interpreter.
+
+Private module names appear as the names ``sys.modules`` reports (``aiotlp.transport._h1``), and
+``aiotlp.sdk._exporters`` is checked to resolve the lazy names it documents.
+"""
 
 from __future__ import annotations
 

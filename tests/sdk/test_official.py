@@ -1,5 +1,6 @@
 """aiotlp.sdk.grpc and aiotlp.sdk.http mirror the official exporters' classes (names, parameters, order, defaults);
-the error for a scheme-less endpoint says which protocol was assumed and how to change it; statistics()."""
+the error for a scheme-less endpoint says which protocol was assumed and how to change it; statistics().
+"""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import importlib
 import inspect
 import logging
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from opentelemetry.sdk.resources import Resource
@@ -49,6 +52,17 @@ def test_the_signature_is_the_official_one(module: str, name: str) -> None:
     assert inspect.signature(ours.__init__).parameters["options"].kind is inspect.Parameter.VAR_KEYWORD
 
 
+SIGNALS = {
+    "OTLPSpanExporter": aiotlp.Signal.TRACES,
+    "OTLPLogExporter": aiotlp.Signal.LOGS,
+    "OTLPMetricExporter": aiotlp.Signal.METRICS,
+}
+
+
+def _signal(cls: type) -> aiotlp.Signal:
+    return next(s for n, s in SIGNALS.items() if cls in (getattr(aiotlp.sdk.grpc, n), getattr(aiotlp.sdk.http, n)))
+
+
 @pytest.mark.parametrize(
     ("cls", "protocol", "endpoint"),
     [
@@ -61,14 +75,92 @@ def test_the_signature_is_the_official_one(module: str, name: str) -> None:
     ],
 )
 def test_defaults_and_fixed_protocol(cls: type[aiotlp.sdk.SpanExporter], protocol: str, endpoint: str) -> None:
+    signal = _signal(cls)
     exporter = cls()
-    config = exporter.config.for_signal(exporter._client.signal)
+    config = exporter.config.for_signal(signal)
     assert (config.protocol, config.endpoint) == (protocol, endpoint)
     # the protocol variable does not change the class's protocol, as with the official classes
     other = cls(environ={"OTEL_EXPORTER_OTLP_PROTOCOL": "http/json" if protocol == "grpc" else "grpc"})
-    assert other.config.for_signal(other._client.signal).protocol == protocol
+    assert other.config.for_signal(signal).protocol == protocol
     exporter.shutdown()
     other.shutdown()
+
+
+_REFUSED = ("credentials", "session", "channel_options", "retryable_error_codes")
+
+
+@pytest.mark.parametrize(("module", "name"), list(OFFICIAL))
+def test_each_positional_argument_lands_where_the_official_order_puts_it(
+    module: str, name: str, tmp_path: Path
+) -> None:
+    """Each positional parameter of the installed official class (its own order: gRPC and HTTP differ, the metric
+    classes put their three in the middle), given alone at its position with the ones before it ``None``, is
+    taken as that parameter: seen in the configuration, the metric preferences, or the error that names it."""
+    from opentelemetry.sdk.metrics import Counter
+    from opentelemetry.sdk.metrics.export import AggregationTemporality
+    from opentelemetry.sdk.metrics.view import LastValueAggregation
+
+    official = getattr(importlib.import_module(OFFICIAL[module, name]), name)
+    positional = [
+        p.name
+        for p in inspect.signature(official.__init__).parameters.values()
+        if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD and p.name != "self"
+    ]
+    ours = getattr(getattr(aiotlp.sdk, module), name)
+    signal = SIGNALS[name]
+    pem, key, cert = tmp_path / "probe.pem", tmp_path / "key.pem", tmp_path / "cert.pem"
+    for path in (pem, key, cert):
+        path.write_text("-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n", encoding="utf-8")
+    # gRPC: a scheme-less endpoint from the environment, so that insecure=True is seen (it is only read then);
+    # HTTP: mTLS files from the environment (one alone is refused), each replaced by the one given
+    environ = (
+        {"OTEL_EXPORTER_OTLP_ENDPOINT": "collector:4317"}
+        if module == "grpc"
+        else {"OTEL_EXPORTER_OTLP_CLIENT_KEY": str(key), "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE": str(cert)}
+    )
+    aggregation = LastValueAggregation()
+    probes: dict[str, tuple[object, Callable[[Any], object], object]] = {
+        # name: (value, what shows where it landed, the expected reading)
+        "endpoint": (
+            "other:1234" if module == "grpc" else "http://other:1234/v1/x",
+            lambda e: e.config.for_signal(signal).endpoint,
+            "https://other:1234" if module == "grpc" else "http://other:1234/v1/x",
+        ),
+        "insecure": (True, lambda e: e.config.for_signal(signal).insecure, True),
+        "headers": ({"probe": "1"}, lambda e: dict(e.config.for_signal(signal).headers), {"probe": "1"}),
+        "timeout": (2.5, lambda e: e.config.for_signal(signal).timeout, 2.5),
+        "compression": ("gzip", lambda e: e.config.for_signal(signal).compression, "gzip"),
+        "certificate_file": (str(pem), lambda e: e.config.for_signal(signal).certificate_file, str(pem)),
+        "client_key_file": (str(pem), lambda e: e.config.for_signal(signal).client_key_file, str(pem)),
+        "client_certificate_file": (
+            str(pem),
+            lambda e: e.config.for_signal(signal).client_certificate_file,
+            str(pem),
+        ),
+        "preferred_temporality": (
+            {Counter: AggregationTemporality.DELTA},
+            lambda e: e.preferred_temporality[Counter],
+            AggregationTemporality.DELTA,
+        ),
+        "preferred_aggregation": ({Counter: aggregation}, lambda e: e.preferred_aggregation[Counter], aggregation),
+    }
+    assert set(positional) <= {*probes, *_REFUSED, "max_export_batch_size"}, positional
+    for index, parameter in enumerate(positional):
+        before: list[object] = [None] * index
+        if parameter in _REFUSED:
+            with pytest.raises(aiotlp.ConfigurationError, match=f"^{parameter}: "):
+                ours(*before, object(), environ=environ)
+            continue
+        if parameter == "max_export_batch_size":
+            with pytest.raises(aiotlp.ConfigurationError, match=r"^max_export_batch_size: "):
+                ours(*before, 0, environ=environ)
+            continue
+        value, read, expected = probes[parameter]
+        exporter = ours(*before, value, environ=environ)
+        try:
+            assert read(exporter) == expected, parameter
+        finally:
+            exporter.shutdown()
 
 
 def test_the_official_grpc_call_works_unchanged() -> None:

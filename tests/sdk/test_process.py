@@ -3,6 +3,14 @@
 Each scenario runs in a child Python process (started with asyncio, so the FakeCollector keeps serving on the
 test's loop) that exports to the FakeCollector; the test then checks what arrived, and that the process exited
 cleanly within a bound.
+
+The SDK's own privates, on purpose: auto-configuration runs through ``opentelemetry.sdk._configuration.
+_initialize_components`` (what ``opentelemetry-instrument`` calls), and
+``test_sdk_auto_configuration_selects_aiotlp_by_entry_point`` reads the provider's processor chain
+(``_active_span_processor._span_processors``, the official processor's ``_batch_processor._exporter``) to show
+that the one span processor the SDK made exports with aiotlp's ``SpanExporter``: the SDK has no public accessor.
+
+The bridge (``aiotlp.sdk._bridge.get_bridge``) is stopped and restarted as the exit handler and a fork do.
 """
 
 from __future__ import annotations
@@ -249,7 +257,9 @@ from opentelemetry import metrics, trace
 from opentelemetry.sdk._configuration import _initialize_components
 
 _initialize_components()
-exporter = trace.get_tracer_provider()._active_span_processor._span_processors[0]._batch_processor._exporter
+from aiotlp.sdk import SpanExporter, exporters
+
+(exporter,) = [e for e in exporters() if isinstance(e, SpanExporter)]  # what auto-configuration made
 print("timeout", exporter.config.traces.timeout, "compression", exporter.config.traces.compression)
 with trace.get_tracer("auto").start_as_current_span("configured the official way"):
     pass
@@ -364,7 +374,9 @@ from opentelemetry import metrics, trace
 from opentelemetry.sdk._configuration import _initialize_components
 
 _initialize_components()
-exporter = trace.get_tracer_provider()._active_span_processor._span_processors[0]._batch_processor._exporter
+from aiotlp.sdk import SpanExporter, exporters
+
+(exporter,) = [e for e in exporters() if isinstance(e, SpanExporter)]  # what auto-configuration made
 print("compression", exporter.config.traces.compression)
 with trace.get_tracer("auto").start_as_current_span("squeezed"):
     pass

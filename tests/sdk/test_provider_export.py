@@ -27,7 +27,7 @@ from tests.sdk.test_process import run_python
 from tests.sdk.test_provider import SequentialIds
 
 import aiotlp.sdk
-from aiotlp.encoding import _compat
+from aiotlp.encoding import SPAN_CORES
 from aiotlp.model import Signal
 from aiotlp.sdk import BatchSpanProcessor, SpanExporter
 from aiotlp.testing import FakeCollector
@@ -37,7 +37,7 @@ pytestmark = pytest.mark.usefixtures("encoder_implementation")
 PROTOCOLS = ["http/protobuf", "grpc", "http/json"]
 
 
-@pytest.fixture(params=list(_compat.SPAN_CORES))
+@pytest.fixture(params=list(SPAN_CORES))
 def span_core(request: pytest.FixtureRequest) -> str:
     """The SpanCore implementation under aiotlp's provider: ``"python"``, and ``"c"`` when available."""
     return str(request.param)

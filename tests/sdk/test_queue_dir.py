@@ -1,5 +1,9 @@
 """queue_dir= / AIOTLP_QUEUE_DIR on aiotlp.sdk's exporters and processors: a collector outage loses nothing
-that a flush acknowledged; the next run sends it."""
+that a flush acknowledged; the next run sends it.
+
+Private, on purpose: the bridge (``aiotlp.sdk._bridge.get_bridge``), whose loop the processors must use with
+the disk queue.
+"""
 
 from __future__ import annotations
 
@@ -40,11 +44,10 @@ def test_spans_flushed_during_an_outage_are_sent_by_the_next_run(tmp_path: Path)
     provider.shutdown()
 
     with CollectorThread() as collector:
-        provider2, _, _ = pipeline(collector.http_endpoint, queue_dir=tmp_path)
+        provider2, processor2, _ = pipeline(collector.http_endpoint, queue_dir=tmp_path)
         # no new span: the processor's start opens the queue, which sends the backlog
-        provider2.get_tracer("tests").start_span("nothing yet")  # not ended: starts the processor only
-        processor2 = provider2._active_span_processor._span_processors[0]  # type: ignore[attr-defined]
-        processor2._start()
+        provider2.get_tracer("tests").start_span("nothing yet")  # not ended: nothing to queue
+        processor2.force_flush(10_000)  # starts the processor (as a first span's end would)
         assert collector.wait_for_spans(30)
         assert sorted(s.name for s in collector.spans()) == sorted(f"queued-{i}" for i in range(30))
         provider2.shutdown()
@@ -62,7 +65,7 @@ async def test_on_an_application_loop_the_queue_stays_on_the_bridge(tmp_path: Pa
 def test_the_exporter_reads_aiotlp_queue_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AIOTLP_QUEUE_DIR", str(tmp_path))
     exporter = SpanExporter(f"http://127.0.0.1:{free_port()}/v1/traces", timeout=2)
-    assert exporter._client.queue_dir == os.path.join(tmp_path, "traces")
+    assert exporter.statistics().queue_dir == os.path.join(tmp_path, "traces")
     exporter.shutdown()
 
 
@@ -101,7 +104,7 @@ def test_the_sdk_pair_works_with_the_disk_queue(tmp_path: Path, monkeypatch: pyt
         directory = tmp_path / "variable"
     kwargs = {} if how == "variable" else {"queue_dir": directory}
     provider, processor, exporter = pipeline(f"http://127.0.0.1:{free_port()}", **kwargs)
-    assert exporter._client.queue_dir == os.path.join(directory, "traces")
+    assert exporter.statistics().queue_dir == os.path.join(directory, "traces")
     tracer = provider.get_tracer("tests")
     for i in range(20):
         with tracer.start_as_current_span(f"{how}-{i}"):

@@ -1,4 +1,8 @@
-"""FakeCollector: a real OTLP receiver, driven by the official exporters and by raw gRPC / HTTP clients."""
+"""FakeCollector: a real OTLP receiver, driven by the official exporters and by raw gRPC / HTTP clients.
+
+Private, on purpose: ``decode_rpc_status_json`` (``aiotlp.encoding._response``) reads the JSON status the
+collector answers with.
+"""
 
 from __future__ import annotations
 
@@ -26,19 +30,19 @@ from opentelemetry.proto.logs.v1 import logs_pb2
 from opentelemetry.proto.metrics.v1 import metrics_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
-from aiotlp._exceptions import ConfigurationError, RejectedError, ServerBusyError
+from aiotlp import ConfigurationError, RejectedError, ServerBusyError
 from aiotlp.config import ExporterConfig
-from aiotlp.encoding._response import (
+from aiotlp.encoding import (
     PartialSuccess,
     classify_grpc_status,
     classify_http_response,
     decode_export_response,
     decode_export_response_json,
     decode_rpc_status,
-    decode_rpc_status_json,
 )
+from aiotlp.encoding._response import decode_rpc_status_json
 from aiotlp.export import read_reply
-from aiotlp.model._signal import Signal
+from aiotlp.model import Signal
 from aiotlp.testing import FakeCollector, Reply, message_to_otlp_json, otlp_json_to_message
 from aiotlp.transport import H2GrpcTransport, grpc_method, zstd_compress
 

@@ -4,6 +4,9 @@ Three levels: the configuration (lists of endpoints, the AIOTLP_EXPORTER_OTLP_EN
 FleetTransport's rules over scripted inner transports (exact, no network), and real exporters against
 FakeCollectors on 127.0.0.1 over OTLP/HTTP, gRPC with aiotlp's h2 client, and grpc.aio's round_robin channel.
 The load splits are printed (``-s`` shows them).
+
+Private, on purpose: ``aiotlp._backports.timeout_at`` (``asyncio.timeout_at`` on Python 3.11+, its backport on
+3.10) bounds the waits.
 """
 
 from __future__ import annotations
@@ -157,8 +160,8 @@ def test_make_transport_picks_a_fleet_only_for_several_endpoints() -> None:
     assert isinstance(make_transport(grpc), FleetTransport)  # h2, the default: one transport per endpoint
     channel = make_transport(grpc, grpc_implementation="grpcio")
     assert isinstance(channel, GrpcTransport)  # one round_robin channel over the addresses
-    assert channel._target == "ipv4:127.0.0.1:1,127.0.0.1:2"
-    assert ("grpc.lb_policy_name", "round_robin") in channel._options
+    assert channel.target == "ipv4:127.0.0.1:1,127.0.0.1:2"
+    assert ("grpc.lb_policy_name", "round_robin") in channel.channel_options
     names = ExporterConfig.from_env({}, endpoint=["http://a:1", "http://b:2"], protocol="grpc").traces
     assert isinstance(make_transport(names, grpc_implementation="grpcio"), FleetTransport)  # names: a channel each
     with pytest.raises(ConfigurationError, match="resolve_dns: applies to gRPC only"):

@@ -1,5 +1,9 @@
 """The grpc.aio transport tells its own receive limit (the collector's response is too large) from the
-collector's receive limit (the request is too large, refused with RESOURCE_EXHAUSTED by the server)."""
+collector's receive limit (the request is too large, refused with RESOURCE_EXHAUSTED by the server).
+
+White-box, on purpose: ``_is_own_receive_limit``, the test on grpc's status details that tells the two apart,
+is checked on each wording grpc core uses.
+"""
 
 from __future__ import annotations
 

@@ -2,7 +2,12 @@
 servers on 127.0.0.1:0 written here, each answering as scripted: keep-alive reuse, a server that closes an idle
 connection (noticed before reuse, or not: the request is sent again once), ``Connection: close`` and HTTP/1.0,
 chunked and read-to-close bodies, interim 1xx responses, an oversized header section, a truncated body, a gzip
-bomb, a request cancelled mid-response, TLS and mTLS (trustme), IPv6 loopback, an HTTP/2-only server."""
+bomb, a request cancelled mid-response, TLS and mTLS (trustme), IPv6 loopback, an HTTP/2-only server.
+
+The client is the private module under test (``aiotlp.transport._h1``); its state is read through its public
+properties (``idle``, ``busy``, ``connections_made``) and the transport's (``idle_connections``,
+``busy_connections``).
+"""
 
 from __future__ import annotations
 
@@ -19,7 +24,7 @@ from typing import Any
 import pytest
 import trustme
 
-from aiotlp._exceptions import ConnectError, PermanentError, ProtocolMismatchError, ResponseError
+from aiotlp import ConnectError, PermanentError, ProtocolMismatchError, ResponseError
 from aiotlp.config import SignalConfig
 from aiotlp.model import Signal
 from aiotlp.transport import IDENTITY, BoundedInflater, HttpTransport
@@ -220,11 +225,16 @@ async def test_the_transport_sends_what_it_did_with_aiohttp(client_for: Callable
 
 
 async def test_a_connection_the_server_closed_while_idle_is_not_reused(client_for: Callable[..., H1Client]) -> None:
-    async with Server(answering(OK, then_close=True)) as server:
+    async def answer_then_fin(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, server: Server) -> None:
+        await server.read_request(reader)
+        writer.write(OK)
+        writer.write_eof()  # the FIN; then read on, to see the client close its side
+        await server.read_request(reader)
+
+    async with Server(answer_then_fin) as server:
         client = client_for(server)
         await post(client)
-        await server.closed.wait()
-        await client._idle[0].lost  # the client saw the FIN (on a later turn of the loop) and closed its side
+        await server.peer_eof.wait()  # the client saw the FIN (on a later turn of the loop) and closed its side
         await post(client)
         assert server.connections == 2 and len(server.requests) == 2  # nothing sent on the closed one
 
@@ -460,7 +470,7 @@ async def test_a_request_cancelled_mid_response_closes_its_connection(client_for
         with pytest.raises(asyncio.CancelledError):
             await task
         await server.peer_eof.wait()  # the client closed that connection
-        assert client.idle == 0 and not client._busy
+        assert client.idle == 0 and client.busy == 0
 
 
 async def test_a_timeout_through_the_transport_is_an_attempt_timeout_and_the_connection_is_dropped() -> None:
@@ -475,7 +485,7 @@ async def test_a_timeout_through_the_transport_is_an_attempt_timeout_and_the_con
                 await transport.send(b"x", content_encoding=IDENTITY, timeout=0.2)
             assert type(caught.value).__name__ == "AttemptTimeoutError"
             await server.peer_eof.wait()
-            assert transport._client.idle == 0
+            assert transport.idle_connections == 0 and transport.busy_connections == 0
         finally:
             await transport.close()
 

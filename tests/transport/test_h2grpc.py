@@ -3,6 +3,9 @@ and a scripted h2 server in this module for what neither can be made to do (GOAW
 non-200 statuses, tiny flow-control windows, MAX_CONCURRENT_STREAMS).
 
 Real time, kept short: backoffs of a few milliseconds.
+
+White-box, on purpose: ``test_the_stateless_hpack_encoder_round_trips`` checks the private HPACK encoder
+(``aiotlp.transport._hpack``) against the ``hpack`` package's decoder.
 """
 
 from __future__ import annotations
@@ -495,7 +498,7 @@ async def test_a_tls_shutdown_is_prompt_and_closes_the_socket(pki: dict[str, Any
         for _ in range(2):
             transport = transport_for(collector.grpc_endpoint, certificate_file=pki["ca"])
             await exchange(transport, encode_traces(samples.spans(1)), timeout=3)
-            connection = transport._connection
+            connection = transport.connection
             assert connection is not None and connection.usable
             loop = asyncio.get_running_loop()
             start = loop.time()

@@ -3,7 +3,11 @@
 OTLP/HTTP sent to an OTLP/gRPC port, OTLP/gRPC sent to an OTLP/HTTP port: each signal and each client, against
 real listeners on 127.0.0.1:0 (the FakeCollector's servers, and the OpenTelemetry Collector when it can be built):
 a permanent ProtocolMismatchError, never retried, that says what was seen and what to change, logged once,
-counted as failed under its own reason. A taken port: one line that names it."""
+counted as failed under its own reason. A taken port: one line that names it.
+
+Private, on purpose: ``aiotlp.cli._check.explain``, the sentence ``aiotlp check`` prints for an error, is
+compared with the exporter's own message.
+"""
 
 from __future__ import annotations
 

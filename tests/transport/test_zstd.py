@@ -1,5 +1,9 @@
 """zstd: the bindings (each installed one through the same code), bounded decoding, the transports' choices
-(Accept-Encoding, grpcio's refusal), zstd responses, and the one-line error without a binding."""
+(Accept-Encoding, grpcio's refusal), zstd responses, and the one-line error without a binding.
+
+White-box, on purpose: the binding loader (``aiotlp.transport._zstd``: ``load``, ``binding``) is under test, each
+installed binding through the same code.
+"""
 
 from __future__ import annotations
 
@@ -269,9 +273,9 @@ def test_without_a_binding_everything_else_works_and_zstd_is_not_asked_for() -> 
         print(accepted_encodings())
         config = ExporterConfig.from_env(endpoint="http://127.0.0.1:9", compression="gzip")
         http = HttpTransport(config.traces)
-        print(http._headers["accept-encoding"])
+        print(http.request_headers["accept-encoding"])
         grpc_config = ExporterConfig.from_env(endpoint="http://127.0.0.1:9", protocol="grpc", compression="gzip")
-        print(dict(H2GrpcTransport(grpc_config.traces)._head)[b"grpc-accept-encoding"])
+        print(dict(H2GrpcTransport(grpc_config.traces).request_headers)[b"grpc-accept-encoding"])
         asyncio.run(http.close())
     """)
     assert result.returncode == 0, result.stderr

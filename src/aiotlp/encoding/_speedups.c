@@ -13,6 +13,8 @@
  *   queue_slots(types), queue_put_sized(queue, item, size)  aiotlp.processing._queue.BoundedQueue.put_sized
  *   SpanCore, set_warning_hook(hook)            aiotlp.encoding._spancore (a live span's state; its encode() writes
  *                                               what _span_field writes for the SDK span with the same content)
+ *   sdk_log_field(types, record) -> bytes     aiotlp.sdk._encode_logs._log_field (one log record, at the source)
+ *   write_sdk_logs(buf, records, types)       aiotlp.sdk._encode_logs._write_log_records (SDK log records)
  *
  * Sans-IO and duck-typed: nothing here imports opentelemetry or any I/O module. SDK objects are read by
  * attribute name, exactly as the pure-Python encoder reads them; the SDK classes the pure encoder compares
@@ -3586,6 +3588,553 @@ static PyTypeObject SpanCore_Type = {
 };
 
 /* ---------------------------------------------------------------------------------------------------------- */
+/* OpenTelemetry SDK log records, one at a time (encoding at the source): the twin of
+ * aiotlp.sdk._encode_logs._log_field, a record's ScopeLogs.log_records entry (tag, length, LogRecord), read by
+ * attribute name exactly as _write_log_records reads it: `readable.log_record` (a ReadableLogRecord, a
+ * ReadWriteLogRecord, or what on_emit queues), then the API record's fields. `types` is (BoundedAttributes,).
+ *
+ * The body is written as the pure writer writes `_coerce(body)`: mapping keys as str(key), any Mapping as a
+ * dict, any other Sequence (bytearray too) as a list, in one walk instead of a copy. A body the pure writer
+ * replaces (_LeftOut: nested too deep, or an int outside int64) is replaced by the same text: _coerce raises
+ * _TooDeep before anything is written, so when the walk fails the body is checked for depth the way _coerce
+ * walks it (body_too_deep) before the walk's own error is believed. */
+
+static PyObject *str_log_record, *str_observed_timestamp, *str_severity_number, *str_severity_text, *str_body,
+    *str_trace_flags, *str_log_event_name;
+static PyObject *s_log_scratch; /* sdk_log_field's reusable buffer (a bytearray) ... */
+static int s_log_scratch_busy;  /* ... in use (re-entered from another thread: a new buffer) */
+
+/* The field names, interned on first use (str_log_record last: it says they are all there). */
+static int
+log_names(void)
+{
+    if (str_log_record != NULL)
+        return 0;
+    PyObject *names[7];
+    static const char *const texts[7] = {"observed_timestamp", "severity_number", "severity_text", "body",
+                                         "trace_flags", "event_name", "log_record"};
+    for (int i = 0; i < 7; i++) {
+        if ((names[i] = PyUnicode_InternFromString(texts[i])) == NULL) {
+            for (int j = 0; j < i; j++)
+                Py_DECREF(names[j]);
+            return -1;
+        }
+    }
+    str_observed_timestamp = names[0];
+    str_severity_number = names[1];
+    str_severity_text = names[2];
+    str_body = names[3];
+    str_trace_flags = names[4];
+    str_log_event_name = names[5];
+    str_log_record = names[6];
+    return 0;
+}
+
+/* _coerce's first test: returned as it is (the AnyValue writer normalises subclasses). */
+static inline int
+body_scalar(PyObject *v)
+{
+    PyTypeObject *t = Py_TYPE(v);
+    return t == &PyUnicode_Type || t == &PyLong_Type || t == &PyFloat_Type || t == &PyBool_Type || v == Py_None ||
+           t == &PyBytes_Type || PyUnicode_Check(v) || PyBytes_Check(v);
+}
+
+/* 1 a Mapping, 2 a Sequence (other than str and bytes: body_scalar first), 0 neither, -1 error. */
+static int
+body_kind(PyObject *v)
+{
+    if (PyDict_Check(v))
+        return 1;
+    if (PyList_Check(v) || PyTuple_Check(v))
+        return 2;
+    if (load_abcs() < 0)
+        return -1;
+    int r = PyObject_IsInstance(v, s_abc_mapping);
+    if (r != 0)
+        return r < 0 ? -1 : 1;
+    r = PyObject_IsInstance(v, s_abc_sequence);
+    if (r != 0)
+        return r < 0 ? -1 : 2;
+    return 0;
+}
+
+/* `value.items()` of a Mapping as an iterator of (key, item) pairs. */
+static int
+next_pair(PyObject *it, PyObject **key, PyObject **item)
+{
+    PyObject *pair = PyIter_Next(it);
+    if (pair == NULL)
+        return PyErr_Occurred() ? -1 : 0;
+    if (PyTuple_Check(pair) && PyTuple_GET_SIZE(pair) == 2) {
+        *key = Py_NewRef(PyTuple_GET_ITEM(pair, 0));
+        *item = Py_NewRef(PyTuple_GET_ITEM(pair, 1));
+    }
+    else {
+        *key = PySequence_GetItem(pair, 0);
+        *item = *key ? PySequence_GetItem(pair, 1) : NULL;
+        if (*item == NULL) {
+            Py_XDECREF(*key);
+            Py_DECREF(pair);
+            return -1;
+        }
+    }
+    Py_DECREF(pair);
+    return 1;
+}
+
+/* A mapping as _coerce makes it: {str(key): item} (the items not coerced yet). An exact dict whose keys are all
+ * exact str is itself. */
+static PyObject *
+str_keyed(PyObject *mapping)
+{
+    if (PyDict_CheckExact(mapping)) {
+        Py_ssize_t pos = 0;
+        PyObject *key, *item;
+        int plain = 1;
+        while (PyDict_Next(mapping, &pos, &key, &item)) {
+            if (!PyUnicode_CheckExact(key)) {
+                plain = 0;
+                break;
+            }
+        }
+        if (plain)
+            return Py_NewRef(mapping);
+    }
+    PyObject *items = PyObject_CallMethodNoArgs(mapping, str_items);
+    PyObject *it = items ? PyObject_GetIter(items) : NULL;
+    Py_XDECREF(items);
+    if (it == NULL)
+        return NULL;
+    PyObject *out = PyDict_New(), *key, *item;
+    int rc;
+    while (out != NULL && (rc = next_pair(it, &key, &item)) != 0) {
+        PyObject *text = rc > 0 ? PyObject_Str(key) : NULL;
+        if (text == NULL || PyDict_SetItem(out, text, item) < 0)
+            Py_CLEAR(out);
+        Py_XDECREF(text);
+        if (rc > 0) {
+            Py_DECREF(key);
+            Py_DECREF(item);
+        }
+    }
+    Py_DECREF(it);
+    return out;
+}
+
+/* tag + AnyValue of `_coerce(value)`; `value` sits inside `depth` lists and mappings. */
+static int
+w_body(Buf *b, const char *tag, Py_ssize_t taglen, PyObject *value, int depth)
+{
+    if (body_scalar(value))
+        return w_any(b, tag, taglen, value, depth);
+    int kind = body_kind(value);
+    if (kind <= 0)
+        return kind < 0 ? -1 : w_any(b, tag, taglen, value, depth);
+    if (depth >= MAX_NESTING_DEPTH)
+        return raise_too_deep();
+    if (Py_EnterRecursiveCall(" while encoding a log body"))
+        return -1;
+    int rc = -1;
+    Py_ssize_t outer = begin(b, tag, taglen), inner;
+    if (outer < 0)
+        goto done;
+    if (kind == 1) {
+        PyObject *dict = str_keyed(value);
+        if (dict == NULL)
+            goto done;
+        inner = begin(b, "\x32", 1); /* AnyValue 6 kvlist_value */
+        Py_ssize_t pos = 0;
+        PyObject *key, *item;
+        int ok = inner >= 0;
+        while (ok && PyDict_Next(dict, &pos, &key, &item)) {
+            Utf8 k;
+            Py_INCREF(key);
+            Py_INCREF(item);
+            Py_ssize_t kv = begin(b, "\x0a", 1); /* KeyValueList 1 values */
+            ok = kv >= 0 && utf8_of(key, &k) == 0;
+            if (ok) {
+                ok = RESERVE(b, key_field_size(k.n)) == 0;
+                if (ok)
+                    u_key_field(b, &k);
+                Py_XDECREF(k.owner);
+            }
+            ok = ok && w_body(b, "\x12", 1, item, depth + 1) == 0 && end(b, kv) == 0; /* KeyValue 2 value */
+            Py_DECREF(key);
+            Py_DECREF(item);
+        }
+        Py_DECREF(dict);
+        if (!ok)
+            goto done;
+    }
+    else {
+        PyObject *seq = PyList_CheckExact(value)    ? PyList_AsTuple(value)
+                        : PyTuple_CheckExact(value) ? Py_NewRef(value)
+                                                    : PySequence_Tuple(value);
+        if (seq == NULL)
+            goto done;
+        inner = begin(b, "\x2a", 1); /* AnyValue 5 array_value */
+        int ok = inner >= 0;
+        for (Py_ssize_t i = 0; ok && i < PyTuple_GET_SIZE(seq); i++)
+            ok = w_body(b, "\x0a", 1, PyTuple_GET_ITEM(seq, i), depth + 1) == 0; /* ArrayValue 1 values */
+        Py_DECREF(seq);
+        if (!ok)
+            goto done;
+    }
+    if (end(b, inner) < 0 || end(b, outer) < 0)
+        goto done;
+    rc = 0;
+done:
+    Py_LeaveRecursiveCall();
+    return rc;
+}
+
+/* Whether _coerce(value, depth) raises _TooDeep: 1 yes, 0 no, -1 another error (str() of a key). */
+static int
+body_too_deep(PyObject *value, int depth)
+{
+    if (body_scalar(value))
+        return 0;
+    int kind = body_kind(value);
+    if (kind <= 0)
+        return kind;
+    if (depth >= MAX_NESTING_DEPTH)
+        return 1;
+    if (Py_EnterRecursiveCall(" while checking a log body"))
+        return -1;
+    int rc = 0;
+    PyObject *it, *key, *item;
+    if (kind == 1) {
+        PyObject *items = PyObject_CallMethodNoArgs(value, str_items);
+        it = items ? PyObject_GetIter(items) : NULL;
+        Py_XDECREF(items);
+        int more;
+        while (it != NULL && rc == 0 && (more = next_pair(it, &key, &item)) != 0) {
+            PyObject *text = more > 0 ? PyObject_Str(key) : NULL;
+            rc = text == NULL ? -1 : body_too_deep(item, depth + 1);
+            Py_XDECREF(text);
+            if (more > 0) {
+                Py_DECREF(key);
+                Py_DECREF(item);
+            }
+        }
+    }
+    else {
+        it = PyObject_GetIter(value);
+        while (it != NULL && rc == 0 && (item = PyIter_Next(it)) != NULL) {
+            rc = body_too_deep(item, depth + 1);
+            Py_DECREF(item);
+        }
+        if (rc == 0 && PyErr_Occurred())
+            rc = -1;
+    }
+    if (it == NULL)
+        rc = -1;
+    Py_XDECREF(it);
+    Py_LeaveRecursiveCall();
+    return rc;
+}
+
+/* LogRecord 5 body: always (None as an empty AnyValue); a body left out (_LeftOut) replaced by its text. */
+static int
+w_log_body(Buf *b, PyObject *body)
+{
+    Py_ssize_t mark = b->len;
+    if (w_body(b, "\x2a", 1, body, 0) == 0)
+        return 0;
+    b->len = mark;
+    PyObject *type, *value, *traceback, *text = NULL;
+    PyErr_Fetch(&type, &value, &traceback);
+    int deep = body_too_deep(body, 0);
+    if (deep != 0) {
+        Py_XDECREF(type);
+        Py_XDECREF(value);
+        Py_XDECREF(traceback);
+        PyObject *too_deep = deep > 0 ? left_out_type(&s_too_deep, "_TooDeep") : NULL;
+        if (too_deep == NULL)
+            return -1;
+        text = PyObject_GetAttr(too_deep, str_body);
+    }
+    else {
+        PyErr_Restore(type, value, traceback);
+        if (s_left_out == NULL || !PyErr_ExceptionMatches(s_left_out))
+            return -1;
+        PyErr_Fetch(&type, &value, &traceback);
+        PyErr_NormalizeException(&type, &value, &traceback);
+        text = value != NULL ? PyObject_GetAttr(value, str_body) : NULL;
+        Py_XDECREF(type);
+        Py_XDECREF(value);
+        Py_XDECREF(traceback);
+    }
+    if (text == NULL)
+        return -1;
+    int rc = w_any(b, "\x2a", 1, text, 0);
+    Py_DECREF(text);
+    return rc;
+}
+
+/* A value struct packs as "Q" (an int, or an object with __index__) in [0, 2**64). */
+static int
+index_u64(PyObject *value, uint64_t *out, const char *what)
+{
+    if (PyLong_Check(value))
+        return uint64_of(value, out, what);
+    PyObject *index = PyNumber_Index(value);
+    if (index == NULL)
+        return -1;
+    int rc = uint64_of(index, out, what);
+    Py_DECREF(index);
+    return rc;
+}
+
+/* `if value: tag + fixed64(value)` (struct "<Q") */
+static int
+w_log_time(Buf *b, unsigned char tag, PyObject *value, const char *what)
+{
+    uint64_t u = 0;
+    if (value == Py_None)
+        return 0;
+    int truth = PyObject_IsTrue(value);
+    if (truth <= 0)
+        return truth;
+    if (index_u64(value, &u, what) < 0 || RESERVE(b, 9) < 0)
+        return -1;
+    u_byte(b, tag);
+    u_fixed64(b, u);
+    return 0;
+}
+
+/* getattr(obj, name, None) as a new reference (NULL: an error other than AttributeError), without raising and
+ * clearing an AttributeError where the interpreter allows (None has no attributes at all: at once). */
+static PyObject *
+attr_or_none(PyObject *obj, PyObject *name)
+{
+    PyObject *value = NULL;
+    if (obj == Py_None)
+        return Py_NewRef(Py_None);
+#if PY_VERSION_HEX >= 0x030D0000
+    int found = PyObject_GetOptionalAttr(obj, name, &value);
+#else
+    int found = _PyObject_LookupAttr(obj, name, &value);
+#endif
+    if (found < 0)
+        return NULL;
+    return found ? value : Py_NewRef(Py_None);
+}
+
+/* The LogRecord message of `record` (an API LogRecord). */
+static int
+w_log_record(Buf *b, PyObject *record, const Sdk *sdk)
+{
+    PyObject *v = NULL, *w = NULL;
+    int rc = -1;
+    uint64_t hi = 0, lo = 0, u = 0;
+    /* LogRecord 1 time_unix_nano */
+    if ((v = PyObject_GetAttr(record, str_timestamp)) == NULL || w_log_time(b, 0x09, v, "LogRecord.timestamp") < 0)
+        goto done;
+    Py_CLEAR(v);
+    /* LogRecord 2 severity_number: SeverityNumber's value, as the official encoder reads it (else none) */
+    if ((v = PyObject_GetAttr(record, str_severity_number)) == NULL || (w = attr_or_none(v, str_value_)) == NULL)
+        goto done;
+    if (w != Py_None) {
+        int truth = PyObject_IsTrue(w);
+        if (truth < 0 || (truth && w_tag_varint_obj(b, 0x10, w, "LogRecord.severity_number") < 0))
+            goto done;
+    }
+    Py_CLEAR(v);
+    Py_CLEAR(w);
+    /* LogRecord 3 severity_text */
+    if ((v = PyObject_GetAttr(record, str_severity_text)) == NULL || w_opt_str(b, 0x1a, v, "LogRecord.severity_text") < 0)
+        goto done;
+    Py_CLEAR(v);
+    if ((v = PyObject_GetAttr(record, str_body)) == NULL || w_log_body(b, v) < 0)
+        goto done;
+    Py_CLEAR(v);
+    /* LogRecord 6 attributes, 7 dropped_attributes_count */
+    if ((v = PyObject_GetAttr(record, str_attributes)) == NULL)
+        goto done;
+    if (v != Py_None && w_sdk_attributes(b, 0x32, 0x38, v, sdk) < 0)
+        goto done;
+    Py_CLEAR(v);
+    /* LogRecord 8 flags (fixed32): int(trace_flags) */
+    if ((v = PyObject_GetAttr(record, str_trace_flags)) == NULL)
+        goto done;
+    if (v != Py_None) {
+        uint32_t flags = 0;
+        int truth = PyObject_IsTrue(v);
+        if (truth < 0)
+            goto done;
+        if (truth) {
+            if ((w = PyNumber_Long(v)) == NULL || uint32_of(w, &flags, "LogRecord.flags") < 0 || RESERVE(b, 5) < 0)
+                goto done;
+            u_byte(b, 0x45);
+            u_fixed32(b, flags);
+            Py_CLEAR(w);
+        }
+    }
+    Py_CLEAR(v);
+    /* LogRecord 9 trace_id: trace_id.to_bytes(16, "big") */
+    if ((v = PyObject_GetAttr(record, str_trace_id)) == NULL)
+        goto done;
+    if (v != Py_None) {
+        int truth = PyObject_IsTrue(v);
+        if (truth < 0)
+            goto done;
+        if (truth) {
+            if (!PyLong_Check(v)) {
+                raise_encode_error("a trace id must be an int, got %.100s", Py_TYPE(v)->tp_name);
+                goto done;
+            }
+            if (u128_of(v, &hi, &lo) < 0) {
+                raise_encode_error("the trace id %S is not a 128-bit unsigned int", v);
+                goto done;
+            }
+            if (RESERVE(b, 18) < 0)
+                goto done;
+            u_byte(b, 0x4a);
+            u_byte(b, 0x10);
+            u_be64(b, hi);
+            u_be64(b, lo);
+        }
+    }
+    Py_CLEAR(v);
+    /* LogRecord 10 span_id (struct ">Q") */
+    if ((v = PyObject_GetAttr(record, str_span_id)) == NULL)
+        goto done;
+    if (v != Py_None) {
+        int truth = PyObject_IsTrue(v);
+        if (truth < 0)
+            goto done;
+        if (truth) {
+            if (index_u64(v, &u, "a span id") < 0 || RESERVE(b, 10) < 0)
+                goto done;
+            u_byte(b, 0x52);
+            u_byte(b, 0x08);
+            u_be64(b, u);
+        }
+    }
+    Py_CLEAR(v);
+    /* LogRecord 11 observed_time_unix_nano */
+    if ((v = PyObject_GetAttr(record, str_observed_timestamp)) == NULL ||
+        w_log_time(b, 0x59, v, "LogRecord.observed_timestamp") < 0)
+        goto done;
+    Py_CLEAR(v);
+    /* LogRecord 12 event_name, when the record has one (a record of an older API has none) */
+    if ((v = attr_or_none(record, str_log_event_name)) == NULL || w_opt_str(b, 0x62, v, "LogRecord.event_name") < 0)
+        goto done;
+    rc = 0;
+done:
+    Py_XDECREF(v);
+    Py_XDECREF(w);
+    return rc;
+}
+
+#define LOG_HEAD 6 /* room before the LogRecord message for its tag and length (a varint of at most 5 bytes) */
+
+/* One SDK log record's ScopeLogs.log_records entry (tag, length, LogRecord) as bytes. */
+static PyObject *
+py_sdk_log_field(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    Buf b;
+    Sdk sdk;
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "sdk_log_field(types, record) takes 2 arguments");
+        return NULL;
+    }
+    if (!PyTuple_Check(args[0]) || PyTuple_GET_SIZE(args[0]) != 1) {
+        PyErr_SetString(PyExc_TypeError, "types must be (BoundedAttributes,)");
+        return NULL;
+    }
+    if (log_names() < 0)
+        return NULL;
+    memset(&sdk, 0, sizeof(sdk));
+    sdk.bounded_attributes = PyTuple_GET_ITEM(args[0], 0);
+    PyObject *record = PyObject_GetAttr(args[1], str_log_record);
+    if (record == NULL)
+        return NULL;
+    PyObject *ba;
+    int shared = 0;
+    if (!s_log_scratch_busy && s_log_scratch != NULL) {
+        ba = Py_NewRef(s_log_scratch);
+        shared = 1;
+    }
+    else if ((ba = PyByteArray_FromStringAndSize(NULL, 0)) == NULL) {
+        Py_DECREF(record);
+        return NULL;
+    }
+    else if (!s_log_scratch_busy && s_log_scratch == NULL) {
+        s_log_scratch = Py_NewRef(ba);
+        shared = 1;
+    }
+    if (shared)
+        s_log_scratch_busy = 1;
+    b.ba = ba;
+    b.data = PyByteArray_AS_STRING(ba);
+    b.cap = PyByteArray_GET_SIZE(ba);
+    b.len = b.orig = 0;
+    PyObject *result = NULL;
+    if (RESERVE(&b, 512) == 0) {
+        b.len = LOG_HEAD;
+        if (w_log_record(&b, record, &sdk) == 0) {
+            uint64_t n = (uint64_t)(b.len - LOG_HEAD);
+            if (n > 0xFFFFFFFFu) {
+                raise_encode_error("a log record of %llu bytes is too large to encode", (unsigned long long)n);
+            }
+            else {
+                int size = varint_size(n);
+                Py_ssize_t at = LOG_HEAD - 1 - size;
+                b.len = at;
+                u_byte(&b, 0x12); /* ScopeLogs 2 log_records */
+                u_varint(&b, n);
+                result = PyBytes_FromStringAndSize(b.data + at, (Py_ssize_t)n + 1 + size);
+            }
+        }
+    }
+    if (shared) {
+        s_log_scratch_busy = 0;
+        /* A very large record: give the memory back rather than keep it for every later record. */
+        if (b.cap > (1 << 20) && PyByteArray_Resize(ba, 4096) < 0)
+            PyErr_Clear();
+    }
+    Py_DECREF(ba);
+    Py_DECREF(record);
+    return result;
+}
+
+/* ScopeLogs.log_records entries of SDK log records, appended to buf: _write_log_records (a batch). */
+static PyObject *
+py_write_sdk_logs(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    Buf b;
+    Sdk sdk;
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "write_sdk_logs(buf, records, types) takes 3 arguments");
+        return NULL;
+    }
+    if (!PyTuple_Check(args[2]) || PyTuple_GET_SIZE(args[2]) != 1) {
+        PyErr_SetString(PyExc_TypeError, "types must be (BoundedAttributes,)");
+        return NULL;
+    }
+    if (log_names() < 0 || buf_open(&b, args[0]) < 0)
+        return NULL;
+    memset(&sdk, 0, sizeof(sdk));
+    sdk.bounded_attributes = PyTuple_GET_ITEM(args[2], 0);
+    PyObject *it = PyObject_GetIter(args[1]);
+    if (it == NULL)
+        return buf_close(&b, 0);
+    PyObject *readable;
+    int ok = 1;
+    while (ok && (readable = PyIter_Next(it)) != NULL) {
+        PyObject *record = PyObject_GetAttr(readable, str_log_record);
+        Py_ssize_t start = record != NULL ? begin(&b, "\x12", 1) : -1; /* ScopeLogs 2 log_records */
+        ok = start >= 0 && w_log_record(&b, record, &sdk) == 0 && end(&b, start) == 0;
+        Py_XDECREF(record);
+        Py_DECREF(readable);
+    }
+    Py_DECREF(it);
+    return buf_close(&b, ok && !PyErr_Occurred());
+}
+
+/* ---------------------------------------------------------------------------------------------------------- */
 
 static PyMethodDef methods[] = {
     {"write_attributes", (PyCFunction)(void (*)(void))py_write_attributes, METH_FASTCALL,
@@ -3606,6 +4155,10 @@ static PyMethodDef methods[] = {
      "sdk_span_item(types, direct, memo, ids, span) -> None, (key, field) or span: on_end's hot path (encoding at the source)."},
     {"set_warning_hook", (PyCFunction)py_set_warning_hook, METH_O,
      "set_warning_hook(hook) -> previous hook: SpanCore's warnings (the SDK's texts) go to hook(text); None drops them."},
+    {"sdk_log_field", (PyCFunction)(void (*)(void))py_sdk_log_field, METH_FASTCALL,
+     "sdk_log_field(types, record) -> bytes: one SDK log record's ScopeLogs.log_records entry."},
+    {"write_sdk_logs", (PyCFunction)(void (*)(void))py_write_sdk_logs, METH_FASTCALL,
+     "write_sdk_logs(buf, records, types): ScopeLogs.log_records entries of SDK log records, appended to buf."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -130,3 +130,10 @@ class SpanCore:
     def events(self) -> list[tuple[str, int, dict[str, Any], int]]: ...
     @property
     def links(self) -> list[tuple[int, int, int, str, dict[str, Any], int]]: ...
+
+def sdk_log_field(types: tuple[type], record: Any, /) -> bytes:
+    """``aiotlp.sdk._encode_logs._log_field``: one SDK log record's ``ScopeLogs.log_records`` field (tag, length,
+    ``LogRecord``); ``types`` is ``(BoundedAttributes,)``."""
+
+def write_sdk_logs(buf: bytearray, records: Iterable[Any], types: tuple[type], /) -> None:
+    """``aiotlp.sdk._encode_logs._write_log_records``: ``ScopeLogs.log_records`` entries of SDK log records."""

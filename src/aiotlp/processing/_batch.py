@@ -250,6 +250,17 @@ class BatchProcessor(Flushing[T], ThreadHops[T], LoopBinding[T]):
         return self._policy
 
     @property
+    def max_concurrent_exports(self) -> int:
+        """Export calls in flight at once. Settable (a positive int, validated), from the processor's loop or before
+        it starts: a raise takes effect when the next batch is due or an export ends; a cut lets the exports in
+        flight end."""
+        return self._max_concurrent
+
+    @max_concurrent_exports.setter
+    def max_concurrent_exports(self, value: int) -> None:
+        self._max_concurrent = positive_int(value, "max_concurrent_exports")
+
+    @property
     def schedule_delay(self) -> float:
         """Seconds between the periodic ticks that export whatever is queued."""
         return self._schedule_delay

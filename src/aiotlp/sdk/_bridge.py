@@ -17,6 +17,10 @@ for the result. The bridge is:
   started then runs its loop on the calling thread, one :meth:`Bridge.submit` at a time (``run_until_complete``),
   so the last flush of a provider is still delivered.
 
+The loop is :func:`aiotlp.transport._keepgil.new_event_loop`'s: its non-blocking socket calls (writes, reads,
+zero-timeout polls) keep the GIL, so that an export waits for the GIL that the application's threads hold once (for
+its reply) instead of after each system call.
+
 The loop's default executor (used by asyncio to resolve host names when a connection is opened) runs each call in
 its own daemon thread: ``concurrent.futures.ThreadPoolExecutor`` refuses work once the interpreter starts shutting
 down, which would make the final flush at exit fail to resolve ``localhost``.
@@ -36,13 +40,37 @@ from collections.abc import Callable, Coroutine
 from typing import Any, Final, Protocol, TypeVar
 
 from aiotlp import _fork
+from aiotlp.transport import _keepgil
 
-__all__ = ["EXIT_TIMEOUT", "Bridge", "abandon", "get_bridge", "is_bridge_loop", "on_running_loop"]
+__all__ = ["EXIT_TIMEOUT", "EXPORTS_IN_FLIGHT", "Bridge", "abandon", "get_bridge", "is_bridge_loop", "on_running_loop"]
 
 logger = logging.getLogger("aiotlp.sdk")
 
 EXIT_TIMEOUT: Final = 5.0
 """Seconds the ``atexit`` handler gives in-flight exports, then connection shutdown, before it returns."""
+
+EXPORTS_IN_FLIGHT: Final = 2
+"""Export calls in flight at once from aiotlp's SDK batch processors to aiotlp's own exporters (the fast path),
+when they export on the bridge (an application on plain threads); one on an application's own loop.
+
+An export on the bridge costs well under a millisecond of CPU, but when the application's threads make spans flat
+out, the bridge waits for the GIL once per export at least (for the reply: it has nothing to do until then, and
+gets the GIL back only at the end of the producer's switch interval, 5 ms). The grpc.aio client waits longer: about
+a fifth of its calls to rotel take over 35 ms (p90 ~50 ms, median 7 ms), the delayed-ACK stall of a server that
+leaves Nagle on (``benchmarks/grpc_latency.py``; aiotlp's h2 client re-arms TCP_QUICKACK, grpc C-core cannot be
+asked to). With one export in flight the queue then overflows (grpc.aio, quiet machine, 4 s: 29.8K spans/s
+delivered, 70-107K dropped); with two, one stalled call does not hold the next batch back and one GIL hold reads
+both replies (47.3K/s, 0-7.2K dropped, median 1.8K; h2 and HTTP/protobuf unchanged within the noise).
+
+Allowed: the SDK's rule that ``export`` is never called concurrently protects an SDK ``SpanExporter`` /
+``LogRecordExporter`` instance. The fast path does not call ``export``: it calls the aiotlp exporter's async
+client, made for concurrent calls (its own limit, ``max_concurrent``, defaults to 4; HTTP/2 multiplexes the calls
+on one connection, the HTTP/1.1 client opens a second connection). A foreign exporter (any other SDK exporter)
+keeps one call at a time, and so does an exporter with the disk queue (``queue_dir``: its DurableExporter writes
+each batch to disk; not measured here). On an application's loop there is no GIL to wait for between the producer
+and the exports, and a second export in flight measured worse (the 10 s flat-out loop test of tests/sdk dropped
+9.5K and 10.8K spans instead of 0.9K and 3.4K on a loaded machine): one there.
+"""
 
 _T = TypeVar("_T")
 
@@ -120,7 +148,8 @@ class Bridge:
             return self._loop
 
     def _start(self) -> None:
-        loop = asyncio.new_event_loop()
+        # its non-blocking socket calls keep the GIL: aiotlp.transport._keepgil (asyncio's own loop without the helper)
+        loop = _keepgil.new_event_loop()
         _bridge_loops.add(loop)
         loop.set_default_executor(_ThreadPerCallExecutor(max_workers=1))
         started = threading.Event()

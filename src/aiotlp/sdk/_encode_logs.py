@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import operator
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final
@@ -126,7 +127,7 @@ def _write_log_records(buf: bytearray, records: Iterable[ReadableLogRecord]) -> 
         if time:
             buf += b"\x59"  # LogRecord 11 observed_time_unix_nano
             buf += pack_q(time)
-        text = record.event_name
+        text = getattr(record, "event_name", None)  # a record of an older API has none
         if text:
             buf += b"\x62"  # LogRecord 12 event_name
             buf += lp_get(text) or lp_str(text)
@@ -137,11 +138,39 @@ def _write_log_records(buf: bytearray, records: Iterable[ReadableLogRecord]) -> 
             buf[start - 1 : start] = V[n] if n < _VN else varint(n)
 
 
+def _log_field(record: ReadableLogRecord) -> bytes:
+    """One record's ``ScopeLogs.log_records`` field (tag, length, ``LogRecord``): :func:`_write_log_records` for a
+    batch of one (encoding at the source: :class:`aiotlp.sdk._encode_source.SourceEncoder`)."""
+    buf = bytearray()
+    _write_log_records(buf, (record,))
+    return bytes(buf)
+
+
 def encode_log_records(records: Sequence[ReadableLogRecord]) -> bytes:
     """An ``ExportLogsServiceRequest`` (protobuf) of SDK log records. An empty batch gives ``b""``."""
     return _write_request(_group(records, _log_key), _write_log_records)
 
 
 # The compiled writers, when the accelerator is chosen: bound in this module too (see aiotlp.encoding._compat).
+# The log writers are given the SDK class _write_log_records compares the attributes' type against (the
+# extension imports nothing from OpenTelemetry); an extension built before they existed: the pure ones.
 if _speedups is not None:
-    _accelerate(globals(), _write_attributes=_speedups.write_attributes, _write_any=_speedups.write_any)
+    _SDK_LOG_TYPES: Final = (_BA,)
+    _log_field_compiled: Final[Callable[[ReadableLogRecord], bytes]] = (
+        functools.partial(_speedups.sdk_log_field, _SDK_LOG_TYPES)
+        if hasattr(_speedups, "sdk_log_field")
+        else _log_field
+    )
+    if hasattr(_speedups, "write_sdk_logs"):
+        _write_sdk_logs: Final = _speedups.write_sdk_logs
+
+        def _write_log_records_compiled(buf: bytearray, records: Iterable[ReadableLogRecord]) -> None:
+            _write_sdk_logs(buf, records, _SDK_LOG_TYPES)
+
+        _accelerate(globals(), _write_log_records=_write_log_records_compiled)
+    _accelerate(
+        globals(),
+        _write_attributes=_speedups.write_attributes,
+        _write_any=_speedups.write_any,
+        _log_field=_log_field_compiled,
+    )

@@ -18,6 +18,7 @@ from aiotlp.encoding import (
     varint,
 )
 
+from . import _encode_logs as _logs_module
 from . import _encode_spans as _spans_module
 from ._encode_common import (
     _NOTHING,
@@ -25,7 +26,7 @@ from ._encode_common import (
     _scope_pb,
 )
 from ._encode_logs import (
-    _write_log_records,
+    _log_field,
 )
 from ._encode_spans import (
     _DIRECT,
@@ -67,10 +68,9 @@ def _span_one(span: Any) -> tuple[Any, Any, bytes]:
 
 
 def _log_one(record: Any) -> tuple[Any, Any, bytes]:
-    """(resource, scope, the record's ``ScopeLogs.log_records`` field)."""
-    buf = bytearray()
-    _write_log_records(buf, (record,))
-    return record.resource, record.instrumentation_scope, bytes(buf)
+    """(resource, scope, the record's ``ScopeLogs.log_records`` field: :func:`_log_field`, the compiled
+    ``sdk_log_field`` or the batch writer's for one record)."""
+    return record.resource, record.instrumentation_scope, _log_field(record)
 
 
 def _span_item(
@@ -136,6 +136,7 @@ class SourceEncoder:
             self._one = _log_one
         else:
             raise ValueError(f"kind must be 'spans' or 'logs', got {kind!r}")
+        self._logs = kind == "logs"  # item()'s log hot path
         self._max_groups = max_groups
         self._keys: dict[tuple[Any, Any], int] = {}  # (resource, scope), by equality -> key
         self._resources: dict[Any, int] = {}  # resource, by equality -> resource index
@@ -187,8 +188,15 @@ class SourceEncoder:
         )
 
     def item(self, item: Any) -> Any:
-        """``item`` encoded (a :data:`SourceItem`), or ``item`` itself when it cannot be (encoded at export)."""
+        """``item`` encoded (a :data:`SourceItem`), or ``item`` itself when it cannot be (encoded at export).
+
+        A log record of the last (resource, scope) seen (``on_emit``'s hot path) costs one identity check and the
+        writer's call."""
         try:
+            if self._logs:
+                memo = self._memo
+                if memo[0] is item.resource and memo[1] is item.instrumentation_scope and memo[2] >= 0:
+                    return (memo[2], _log_field(item))
             resource, scope, data = self._one(item)
             key = self.key(resource, scope)
         except Exception:  # framed from the object at export: dropped there as invalid, and counted
@@ -273,5 +281,6 @@ class SourceEncoder:
 # global of this module).
 if _speedups is not None:
     _accelerate(globals(), _span_field=_spans_module._span_field_compiled)
+    _accelerate(globals(), _log_field=_logs_module._log_field_compiled)  # and the one-record log writer
     if hasattr(_speedups, "sdk_span_item"):  # an extension built before it: the pure one over the compiled field
         _accelerate(globals(), _span_item=_speedups.sdk_span_item)

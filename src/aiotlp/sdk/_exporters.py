@@ -11,41 +11,37 @@ wait without blocking that loop, or deadlocking on it: it hands the batch over a
 (the outcome is logged on failure; :meth:`force_flush` and :meth:`shutdown` wait for these exports). At most
 :data:`MAX_DETACHED` such exports per exporter are in flight; beyond that a batch is dropped (``FAILURE``).
 
-The arguments are one type, :class:`~._options.ExporterOptions`, resolved in :mod:`._options`; the signatures
-below are written out for ``help()`` and IDEs.
+The arguments are written once, as the TypedDict :class:`~._options.ExporterArguments` (``**options``, checked by
+type checkers), which also gives the signatures that ``help()`` and IDEs show; they are resolved in
+:mod:`._options`.
 """
 
 from __future__ import annotations
 
-import enum
 import importlib
 import itertools
 import os
 import weakref
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter as SdkSpanExporter
 from opentelemetry.sdk.trace.export import SpanExportResult
 
-from aiotlp.config import (
-    ExporterConfig,
-    OtlpProtocol,
-    queue_dir_from_env,
-    sdk_internal_metrics_from_env,
-)
-from aiotlp.export import RetryPolicy, TransportFactory
+from aiotlp.config import ExporterConfig, queue_dir_from_env, sdk_internal_metrics_from_env
 from aiotlp.model import Signal
 from aiotlp.transport import require_client, zstd_compress
 
 from ._client import MAX_DETACHED, ExportClient, encode_batch
 from ._encode_json import encode_spans_json
 from ._encode_spans import encode_spans
-from ._options import ExporterOptions, resolve
+from ._options import MAX_CONCURRENT, Endpoint, ExporterArguments, check_keywords, keywords_of, resolve
 from ._stats import ExporterStatistics
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
     from ._log_exporter import LogExporter
     from ._metric_exporter import MetricExporter
     from ._selfmetrics import ExporterSelfMetrics
@@ -94,57 +90,38 @@ class AiotlpExporter:
     _FIXED_BY: ClassVar[str | None] = None
     """The name of a class that fixes the protocol (:mod:`aiotlp.sdk.grpc`, :mod:`aiotlp.sdk.http`), for messages."""
 
-    def __init__(
-        self,
-        endpoint: str | Sequence[str] | None = None,
-        *,
-        protocol: OtlpProtocol | None = None,
-        headers: Mapping[str, str] | Iterable[tuple[str, str]] | str | None = None,
-        timeout: float | None = None,
-        compression: str | enum.Enum | None = None,
-        insecure: bool | None = None,
-        certificate_file: str | None = None,
-        client_key_file: str | None = None,
-        client_certificate_file: str | None = None,
-        credentials: object = None,
-        session: object = None,
-        channel_options: object = None,
-        retryable_error_codes: object = None,
-        max_request_size: int | None = None,
-        meter_provider: object = None,
-        retry: RetryPolicy | None = None,
-        max_concurrent: int = 4,
-        transport_factory: TransportFactory | None = None,
-        environ: Mapping[str, str] | None = None,
-        queue_dir: str | os.PathLike[str] | None = None,
-    ) -> None:
-        self._setup(ExporterOptions.of(locals()))
+    @keywords_of(ExporterArguments)
+    def __init__(self, endpoint: Endpoint = None, **options: Unpack[ExporterArguments]) -> None:
+        check_keywords(AiotlpExporter.__init__, self, options)
+        self._setup(endpoint, options)
 
     def _encoder(self, json: bool) -> Callable[[Sequence[Any]], bytes]:
         """The batch encoder of this signal: OTLP/JSON, or protobuf."""
         raise NotImplementedError
 
-    def _setup(self, options: ExporterOptions) -> None:
+    def _setup(self, endpoint: Endpoint, options: ExporterArguments) -> None:
         signal = self._SIGNAL
-        config = resolve(signal, options, self._FIXED_BY)
-        if options.transport_factory is None:  # one line now, not a traceback at every export
+        config = resolve(signal, endpoint, options, self._FIXED_BY)
+        transport_factory = options.get("transport_factory")
+        queue_dir = options.get("queue_dir")
+        if transport_factory is None:  # one line now, not a traceback at every export
             require_client(config.for_signal(signal).protocol)
         if config.for_signal(signal).compression == "zstd":
             # the transports are made on the first export: a missing zstd binding is one line now, not then
             zstd_compress(b"")
-        directory = queue_dir_from_env(options.environ, queue_dir=options.queue_dir)
+        directory = queue_dir_from_env(options.get("environ"), queue_dir=queue_dir)
         self._client = ExportClient(
             signal,
             config,
-            retry=options.retry,
-            max_concurrent=options.max_concurrent,
-            transport_factory=options.transport_factory,
+            retry=options.get("retry"),
+            max_concurrent=options.get("max_concurrent", MAX_CONCURRENT),
+            transport_factory=transport_factory,
             queue_dir=None if directory is None else os.path.join(directory, signal.value),
-            queue_dir_explicit=options.queue_dir is not None,
+            queue_dir_explicit=queue_dir is not None,
         )
         self._encode = self._encoder(self._client.json)
         self._self_metrics: ExporterSelfMetrics | None = None
-        if sdk_internal_metrics_from_env(options.environ):
+        if sdk_internal_metrics_from_env(options.get("environ")):
             from ._selfmetrics import ExporterSelfMetrics  # only with the self-metrics on
 
             self._self_metrics = ExporterSelfMetrics(self, self._client)

@@ -7,10 +7,9 @@ that a span exporter does not import the metrics SDK (``opentelemetry.sdk.metric
 from __future__ import annotations
 
 import dataclasses
-import enum
-import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Final
+from collections.abc import Callable, Mapping, Sequence
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Final, TypedDict
 
 from opentelemetry.sdk.metrics import (
     Counter,
@@ -30,12 +29,7 @@ from opentelemetry.sdk.metrics.view import (
 
 from aiotlp._exceptions import ConfigurationError
 from aiotlp._validate import is_int
-from aiotlp.config import (
-    OtlpProtocol,
-    TemporalityPreference,
-    metric_preferences_from_env,
-)
-from aiotlp.export import RetryPolicy, TransportFactory
+from aiotlp.config import TemporalityPreference, metric_preferences_from_env
 from aiotlp.model import Signal
 
 from . import _encode_metrics as _encode
@@ -43,9 +37,12 @@ from ._client import encode_batch
 from ._encode_common import MetricItem
 from ._encode_json_metrics import encode_metric_items_json
 from ._exporters import AiotlpExporter
-from ._options import ExporterOptions
+from ._options import AiotlpOptions, Endpoint, OfficialOptions, ProtocolOption, check_keywords, keywords_of
 
-__all__ = ["MetricExporter", "temporality_map"]
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+__all__ = ["MetricArguments", "MetricExporter", "MetricOptions", "temporality_map"]
 
 _TEMPORALITY: Final[dict[str, dict[type, AggregationTemporality]]] = {
     # As the official OTLP metric exporters, for OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE.
@@ -117,6 +114,18 @@ def _with_points(item: MetricItem, points: Sequence[Any]) -> MetricItem:
     return resource, scope, dataclasses.replace(metric, data=dataclasses.replace(data, data_points=points))
 
 
+class MetricOptions(TypedDict, total=False):
+    """The official metric exporters' own arguments."""
+
+    preferred_temporality: dict[type, AggregationTemporality] | None
+    preferred_aggregation: dict[type, Aggregation] | None
+    max_export_batch_size: int | None
+
+
+class MetricArguments(ProtocolOption, OfficialOptions, MetricOptions, AiotlpOptions, total=False):
+    """Every keyword argument of :class:`MetricExporter` (see :class:`~._options.ExporterArguments`)."""
+
+
 class MetricExporter(AiotlpExporter, SdkMetricExporter):
     """A drop-in replacement for the official ``OTLPMetricExporter`` (gRPC or HTTP). Arguments as
     :class:`SpanExporter`, plus the official ``preferred_temporality`` (over the map that
@@ -127,37 +136,16 @@ class MetricExporter(AiotlpExporter, SdkMetricExporter):
 
     _SIGNAL = Signal.METRICS
 
-    def __init__(
-        self,
-        endpoint: str | Sequence[str] | None = None,
-        *,
-        protocol: OtlpProtocol | None = None,
-        headers: Mapping[str, str] | Iterable[tuple[str, str]] | str | None = None,
-        timeout: float | None = None,
-        compression: str | enum.Enum | None = None,
-        insecure: bool | None = None,
-        certificate_file: str | None = None,
-        client_key_file: str | None = None,
-        client_certificate_file: str | None = None,
-        credentials: object = None,
-        session: object = None,
-        channel_options: object = None,
-        retryable_error_codes: object = None,
-        preferred_temporality: dict[type, AggregationTemporality] | None = None,
-        preferred_aggregation: dict[type, Aggregation] | None = None,
-        max_export_batch_size: int | None = None,
-        max_request_size: int | None = None,
-        meter_provider: object = None,
-        retry: RetryPolicy | None = None,
-        max_concurrent: int = 4,
-        transport_factory: TransportFactory | None = None,
-        environ: Mapping[str, str] | None = None,
-        queue_dir: str | os.PathLike[str] | None = None,
-    ) -> None:
+    @keywords_of(MetricArguments)
+    def __init__(self, endpoint: Endpoint = None, **options: Unpack[MetricArguments]) -> None:
+        check_keywords(MetricExporter.__init__, self, options)
+        max_export_batch_size = options.pop("max_export_batch_size", None)
+        preferred_temporality = options.pop("preferred_temporality", None)
+        preferred_aggregation = options.pop("preferred_aggregation", None)
         if max_export_batch_size is not None and (not is_int(max_export_batch_size) or max_export_batch_size <= 0):
             raise ConfigurationError("max_export_batch_size: must be a positive int (data points) or None")
         # only the exporter's own variables (not OTEL_METRIC_EXPORT_*, which the reader uses), leniently
-        preference, histogram = metric_preferences_from_env(environ, on_invalid="warn")
+        preference, histogram = metric_preferences_from_env(options.get("environ"), on_invalid="warn")
         aggregation: dict[type, Aggregation] = {
             Histogram: ExponentialBucketHistogramAggregation()
             if histogram == "base2_exponential_bucket_histogram"
@@ -169,11 +157,23 @@ class MetricExporter(AiotlpExporter, SdkMetricExporter):
             preferred_temporality=temporality_map(preference, preferred_temporality),
             preferred_aggregation=aggregation,
         )
-        self._setup(ExporterOptions.of(locals()))
+        self._setup(endpoint, options)
         self._max_points = max_export_batch_size
 
     def _encoder(self, json: bool) -> Callable[[Sequence[Any]], bytes]:
         return encode_metric_items_json if json else _encode.encode_metric_items
+
+    @property
+    def preferred_temporality(self) -> Mapping[type, AggregationTemporality]:
+        """The temporality this exporter asks the SDK's metric readers for, by instrument class
+        (``preferred_temporality=`` over the map ``OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`` selects)."""
+        return MappingProxyType(self._preferred_temporality or {})  # always set by __init__
+
+    @property
+    def preferred_aggregation(self) -> Mapping[type, Aggregation]:
+        """The aggregation this exporter asks the SDK's metric readers for, by instrument class
+        (``preferred_aggregation=`` over the histogram aggregation the environment selects)."""
+        return MappingProxyType(self._preferred_aggregation or {})  # always set by __init__
 
     def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any) -> MetricExportResult:
         """Send ``metrics_data`` within ``timeout_millis`` (and the configured timeout); as

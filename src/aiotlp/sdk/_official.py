@@ -19,29 +19,16 @@ logs SDK nor the metrics SDK.
 
 from __future__ import annotations
 
-import enum
-import os
-from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypedDict, cast
-
-from aiotlp.export import RetryPolicy, TransportFactory
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, cast
 
 from ._exporters import SpanExporter
+from ._options import AiotlpOptions, CompressionArgument, HeadersArgument
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
 __all__ = ["AiotlpOptions", "GrpcSpanExporter", "HttpSpanExporter"]
-
-
-class AiotlpOptions(TypedDict, total=False):
-    """aiotlp's own keyword arguments, beyond the official ones (see :class:`~aiotlp.sdk.SpanExporter`)."""
-
-    retry: RetryPolicy | None
-    max_concurrent: int
-    transport_factory: TransportFactory | None
-    environ: Mapping[str, str] | None
-    queue_dir: str | os.PathLike[str] | None
 
 
 def _forwarded(arguments: dict[str, Any]) -> dict[str, Any]:
@@ -51,8 +38,8 @@ def _forwarded(arguments: dict[str, Any]) -> dict[str, Any]:
     return {**forwarded, **arguments["options"]}
 
 
-_Headers = Mapping[str, str] | Iterable[tuple[str, str]] | str | None
-_Compression = str | enum.Enum | None
+_Headers = HeadersArgument
+_Compression = CompressionArgument
 
 
 class _GrpcArguments:

@@ -1,23 +1,30 @@
-"""The SDK exporters' arguments, as one type: :class:`ExporterOptions`, and the one resolver to a configuration.
+"""The SDK exporters' arguments, written once: the TypedDicts :class:`ExporterArguments` (its parts
+:class:`OfficialOptions` and :class:`AiotlpOptions`), and the one resolver to a configuration.
 
 The official OTLP exporters' arguments (``endpoint``, ``headers``, ``timeout`` in seconds, ``compression`` as a
 string or a ``Compression`` enum, the certificate files, ``insecure``, ``max_request_size``; ``credentials``,
 ``session``, ``channel_options``, ``retryable_error_codes`` and ``meter_provider``, refused with what to use
 instead) plus aiotlp's own (``protocol``, ``retry``, ``max_concurrent``, ``transport_factory``, ``environ``,
-``queue_dir``) are written out once, here, as the fields of :class:`ExporterOptions`. The public classes
-(:class:`~aiotlp.sdk.SpanExporter`, ..., and the per-protocol classes of :mod:`aiotlp.sdk.grpc` and
-:mod:`aiotlp.sdk.http`) keep their written-out signatures, for ``help()`` and IDEs, and hand their arguments
-over as one :class:`ExporterOptions` (:meth:`ExporterOptions.of`); :func:`resolve` turns it into the
-:class:`~aiotlp.config.ExporterConfig` of one signal.
+``queue_dir``) are the keys of :class:`ExporterArguments`, with their types; :data:`DEFAULTS` holds the one default
+that is not ``None``. :class:`~aiotlp.sdk.SpanExporter` and :class:`~aiotlp.sdk.LogExporter` take
+``(endpoint=None, **options: Unpack[ExporterArguments])`` (:class:`~aiotlp.sdk.MetricExporter` a TypedDict with
+its own three more), so that a type checker checks each keyword; :func:`keywords_of` builds from the same table
+the signature that ``inspect.signature`` and ``help()`` show, every parameter with its type and default, and
+:func:`check_keywords` refuses an unknown keyword as Python does. :func:`resolve` turns the arguments into the
+:class:`~aiotlp.config.ExporterConfig` of one signal. The classes of :mod:`aiotlp.sdk.grpc` and
+:mod:`aiotlp.sdk.http` keep the official positional orders (one ``__init__`` each, in :mod:`._official`) and pass
+their arguments on by keyword.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import enum
+import inspect
 import os
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Final, cast
+import re
+import types
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Final, ForwardRef, TypedDict, TypeVar, cast
 
 from aiotlp._exceptions import ConfigurationError
 from aiotlp._validate import is_int
@@ -25,41 +32,127 @@ from aiotlp.config import COMPRESSIONS, MAX_REQUEST_BYTES, ExporterConfig, Heade
 from aiotlp.export import RetryPolicy, TransportFactory
 from aiotlp.model import Signal
 
-__all__ = ["CLASS_NAMES", "ExporterOptions", "resolve"]
+__all__ = [
+    "CLASS_NAMES",
+    "DEFAULTS",
+    "MAX_CONCURRENT",
+    "AiotlpOptions",
+    "CompressionArgument",
+    "Endpoint",
+    "ExporterArguments",
+    "HeadersArgument",
+    "OfficialOptions",
+    "ProtocolOption",
+    "check_keywords",
+    "keywords_of",
+    "resolve",
+]
 
 
-@dataclasses.dataclass(frozen=True)
-class ExporterOptions:
-    """Every argument of an SDK exporter but the metric-only ones, as given (``None``: not given)."""
+Endpoint = str | Sequence[str] | None
+"""``endpoint``: one URL (``host:port`` for gRPC), or a list of them, a fleet of collectors."""
 
-    endpoint: str | Sequence[str] | None = None
-    protocol: OtlpProtocol | None = None
-    headers: Mapping[str, str] | Iterable[tuple[str, str]] | str | None = None
-    timeout: float | None = None
-    compression: str | enum.Enum | None = None
-    insecure: bool | None = None
-    certificate_file: str | None = None
-    client_key_file: str | None = None
-    client_certificate_file: str | None = None
-    credentials: object = None
-    session: object = None
-    channel_options: object = None
-    retryable_error_codes: object = None
-    max_request_size: int | None = None
-    meter_provider: object = None
-    retry: RetryPolicy | None = None
-    max_concurrent: int = 4
-    transport_factory: TransportFactory | None = None
-    environ: Mapping[str, str] | None = None
-    queue_dir: str | os.PathLike[str] | None = None
+HeadersArgument = Mapping[str, str] | Iterable[tuple[str, str]] | str | None
+"""``headers`` as the official exporters take them: a mapping, (name, value) pairs or ``"k=v,k2=v2"``."""
 
-    @classmethod
-    def of(cls, arguments: Mapping[str, Any]) -> ExporterOptions:
-        """The options among ``arguments`` (an ``__init__``'s ``locals()``; anything else in it is ignored)."""
-        return cls(**{field.name: arguments[field.name] for field in _FIELDS if field.name in arguments})
+CompressionArgument = str | enum.Enum | None
+"""``compression``: ``"gzip"``, ``"deflate"``, ``"zstd"``, ``"none"`` or any of the official Compression enums."""
 
 
-_FIELDS: Final = dataclasses.fields(ExporterOptions)
+class AiotlpOptions(TypedDict, total=False):
+    """aiotlp's own keyword arguments, beyond the official ones (see :class:`~aiotlp.sdk.SpanExporter`)."""
+
+    retry: RetryPolicy | None
+    max_concurrent: int
+    transport_factory: TransportFactory | None
+    environ: Mapping[str, str] | None
+    queue_dir: str | os.PathLike[str] | None
+
+
+class ProtocolOption(TypedDict, total=False):
+    """aiotlp's ``protocol``, first after ``endpoint`` (the classes of :mod:`aiotlp.sdk.grpc` and
+    :mod:`aiotlp.sdk.http` fix it)."""
+
+    protocol: OtlpProtocol | None
+
+
+class OfficialOptions(TypedDict, total=False):
+    """The official exporters' keyword arguments (all of them, of both protocols) but ``endpoint`` and the
+    metric-only ones."""
+
+    headers: HeadersArgument
+    timeout: float | None
+    compression: CompressionArgument
+    insecure: bool | None
+    certificate_file: str | None
+    client_key_file: str | None
+    client_certificate_file: str | None
+    credentials: object
+    session: object
+    channel_options: object
+    retryable_error_codes: object
+    max_request_size: int | None
+    meter_provider: object
+
+
+class ExporterArguments(ProtocolOption, OfficialOptions, AiotlpOptions, total=False):
+    """Every keyword argument of a span or log exporter (``endpoint`` is its one positional argument), in the
+    order its signature shows them. The type of ``**options`` (``Unpack``), and the table that
+    :func:`keywords_of` turns into the signature that ``help()`` and IDEs show."""
+
+
+MAX_CONCURRENT: Final = 4
+"""``max_concurrent``'s default: exports in flight at once per loop."""
+
+DEFAULTS: Final[Mapping[str, object]] = {"max_concurrent": MAX_CONCURRENT}
+"""The defaults that are not ``None`` (``None``: not given, taken from the environment or aiotlp's default)."""
+
+_F = TypeVar("_F", bound=Callable[..., None])
+
+
+def keywords_of(arguments: type) -> Callable[[_F], _F]:
+    """Decorate an ``__init__(self, endpoint=None, **options: Unpack[arguments])``: its ``__signature__`` (what
+    ``inspect.signature`` and ``help()`` show) lists each key of the TypedDict ``arguments`` as a keyword-only
+    parameter, with its type and default, in place of ``**options``; a keyword not among them is a TypeError,
+    as with a written-out signature (call :func:`check_keywords` first thing in ``__init__``)."""
+    table = inspect.get_annotations(arguments)
+
+    def decorate(init: _F) -> _F:
+        signature = inspect.signature(init)
+        parameters = [
+            p.replace(annotation=_shown(p.annotation))
+            for p in signature.parameters.values()
+            if p.kind is not inspect.Parameter.VAR_KEYWORD
+        ]
+        for name, hint in table.items():
+            annotation = _shown(hint.__forward_arg__ if isinstance(hint, ForwardRef) else hint)
+            parameters.append(
+                inspect.Parameter(
+                    name, inspect.Parameter.KEYWORD_ONLY, default=DEFAULTS.get(name), annotation=annotation
+                )
+            )
+        cast(Any, init).__signature__ = signature.replace(parameters=parameters)
+        return init
+
+    return decorate
+
+
+def _shown(annotation: object) -> object:
+    """An annotation as ``help()`` shows it: this module's union aliases (``Endpoint``, ...) spelled out."""
+    value = globals().get(annotation) if isinstance(annotation, str) else None
+    if isinstance(value, types.UnionType):
+        return re.sub(r"\b(?:collections\.abc|typing|enum)\.", "", str(value)).replace("NoneType", "None")
+    return annotation
+
+
+def check_keywords(init: Callable[..., None], owner: object, options: Mapping[str, object]) -> None:
+    """Raise the TypeError Python raises for a keyword ``init`` (decorated with :func:`keywords_of`) does not
+    take."""
+    known: Mapping[str, inspect.Parameter] = cast(Any, init).__signature__.parameters
+    for name in options:
+        if name not in known:
+            raise TypeError(f"{type(owner).__name__}() got an unexpected keyword argument {name!r}")
+
 
 CLASS_NAMES: Final = {
     Signal.TRACES: "OTLPSpanExporter",
@@ -119,46 +212,49 @@ def _max_request_bytes(value: object) -> int | None:
     return MAX_REQUEST_BYTES if value <= 0 else value
 
 
-def _refuse_unsupported(options: ExporterOptions) -> None:
+def _refuse_unsupported(options: ExporterArguments) -> None:
     _reject(
-        options.credentials,
+        options.get("credentials"),
         "credentials",
         "grpc ChannelCredentials objects are not supported: give PEM files instead, certificate_file= (trusted "
         "CAs) and client_key_file= with client_certificate_file= (mTLS), or OTEL_EXPORTER_OTLP_CERTIFICATE, "
         "OTEL_EXPORTER_OTLP_CLIENT_KEY and OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
     )
     _reject(
-        options.session,
+        options.get("session"),
         "session",
         "aiotlp sends over its own HTTP/1.1 connections and cannot use a requests.Session: pass headers= for "
         "authentication and certificate_file= (client_key_file=, client_certificate_file=) for TLS",
     )
     _reject(
-        options.channel_options,
+        options.get("channel_options"),
         "channel_options",
         "gRPC channel options are not supported by aiotlp's gRPC transport",
     )
     _reject(
-        options.retryable_error_codes,
+        options.get("retryable_error_codes"),
         "retryable_error_codes",
         "not supported: aiotlp retries the status codes the OTLP specification lists, until the export timeout",
     )
     _reject(
-        options.meter_provider,
+        options.get("meter_provider"),
         "meter_provider",
         "not supported: aiotlp's SDK exporters do not take a MeterProvider; set "
         "OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED=true for their self-metrics (through the global one)",
     )
 
 
-def resolve(signal: Signal, options: ExporterOptions, fixed_by: str | None = None) -> ExporterConfig:
-    """The configuration ``options`` give for ``signal`` (the rest from the environment, leniently, as the
-    official exporters read it). ``fixed_by``: the name of a class that fixes the protocol, for messages."""
+def resolve(
+    signal: Signal, endpoint: Endpoint, options: ExporterArguments, fixed_by: str | None = None
+) -> ExporterConfig:
+    """The configuration ``endpoint`` and ``options`` give for ``signal`` (the rest from the environment,
+    leniently, as the official exporters read it). ``fixed_by``: the name of a class that fixes the protocol, for
+    messages."""
     _refuse_unsupported(options)
-    endpoint, protocol = options.endpoint, options.protocol
+    protocol = options.get("protocol")
     try:
         return ExporterConfig.from_env(
-            options.environ,
+            options.get("environ"),
             # The official exporters use an explicit endpoint as the signal's own: OTLP/HTTP posts to it verbatim,
             # gRPC takes its host and port (scheme optional). A per-signal endpoint behaves exactly so.
             signal_endpoints=None if endpoint is None else {signal: endpoint},
@@ -168,14 +264,14 @@ def resolve(signal: Signal, options: ExporterOptions, fixed_by: str | None = Non
             signals=(signal,),
             on_invalid="warn",
             protocol=protocol,
-            headers=_headers(options.headers),
-            timeout=options.timeout,
-            compression=cast(Any, _compression(options.compression)),
-            insecure=options.insecure,
-            certificate_file=options.certificate_file,
-            client_key_file=options.client_key_file,
-            client_certificate_file=options.client_certificate_file,
-            max_request_bytes=_max_request_bytes(options.max_request_size),
+            headers=_headers(options.get("headers")),
+            timeout=options.get("timeout"),
+            compression=cast(Any, _compression(options.get("compression"))),
+            insecure=options.get("insecure"),
+            certificate_file=options.get("certificate_file"),
+            client_key_file=options.get("client_key_file"),
+            client_certificate_file=options.get("client_certificate_file"),
+            max_request_bytes=_max_request_bytes(options.get("max_request_size")),
         )
     except ConfigurationError as exc:
         prefix = f"signal_endpoints[{signal.value!r}]: "

@@ -97,7 +97,7 @@ from aiotlp.model import Signal
 from aiotlp.processing import BatchProcessor, FlushOutcome, FlushStatus, ProcessorStatistics, estimate_size
 from aiotlp.processing._queue import READY, BoundedQueue, _Chunk
 
-from ._bridge import abandon, get_bridge
+from ._bridge import EXPORTS_IN_FLIGHT, abandon, get_bridge, is_bridge_loop
 from ._client import SUPPRESSED, encode_batch
 from ._encode import SourceEncoder
 from ._encode_source import _NO_MEMO, _span_item
@@ -406,6 +406,8 @@ class _Batching:
                 # outlive any application loop
                 running = None if self._queued() else asyncio._get_running_loop()
                 loop = self._explicit_loop or running or get_bridge().loop()
+                if is_bridge_loop(loop) and isinstance(processor.exporter, _FastAdapter) and not self._queued():
+                    processor.max_concurrent_exports = EXPORTS_IN_FLIGHT  # aiotlp's own exporter: see its docstring
                 processor.start(loop)
                 self._started = True
                 self._hot = None if self._is_shut_down else self._source
@@ -437,6 +439,11 @@ class _Batching:
     def loop(self) -> asyncio.AbstractEventLoop | None:
         """The loop the exports run on, once started."""
         return self._processor.loop
+
+    @property
+    def config(self) -> BatchConfig:
+        """The batching configuration, from the arguments and the ``OTEL_BSP_*`` / ``OTEL_BLRP_*`` variables."""
+        return self._config
 
     def statistics(self) -> ProcessorStatistics:
         """The BatchProcessor's ledger: ``produced == exported + persisted + rejected + failed + dropped + queued +

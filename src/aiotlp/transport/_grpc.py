@@ -143,6 +143,16 @@ class GrpcTransport:
     def __repr__(self) -> str:
         return f"GrpcTransport({self.config.endpoint_for_display!r}, {self.method})"
 
+    @property
+    def target(self) -> str:
+        """The grpc channel's target: ``host:port``, or ``ipv4:a:1,b:2`` for a round-robin channel over addresses."""
+        return self._target
+
+    @property
+    def channel_options(self) -> tuple[tuple[str, str | int], ...]:
+        """The options the grpc channel is made with (user agent, message limits, reconnect backoff, ...)."""
+        return self._options
+
     def _get_call(self) -> Any:
         global _used_by
         if self._channel is None:

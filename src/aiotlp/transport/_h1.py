@@ -355,7 +355,13 @@ class H1Client:
 
     @property
     def idle(self) -> int:
+        """How many kept-alive connections wait for a request (not yet known to be closed by the server)."""
         return len(self._idle)
+
+    @property
+    def busy(self) -> int:
+        """How many connections have a request in flight."""
+        return len(self._busy)
 
     def request_head(self, target: str, headers: Mapping[str, str]) -> bytes:
         """The request line and headers (no ``Content-Length``, no blank line) for :meth:`post`: build it once."""

@@ -171,6 +171,18 @@ class H2GrpcTransport:
     def __repr__(self) -> str:
         return f"H2GrpcTransport({self.config.endpoint_for_display!r}, {self.method})"
 
+    @property
+    def connection(self) -> Connection | None:
+        """The HTTP/2 connection new calls go on (``None`` before the first call and after :meth:`close`); its
+        ``usable`` says whether it takes new calls, its ``closed`` future is done once the socket is closed."""
+        return self._connection
+
+    @property
+    def request_headers(self) -> tuple[tuple[bytes, bytes], ...]:
+        """The header fields every call starts with (pseudo-headers, ``content-type``, ``te``, ``user-agent``,
+        ``grpc-accept-encoding``); ``grpc-timeout``, ``grpc-encoding`` and the configured metadata follow."""
+        return self._head
+
     def _where(self) -> str:
         return self.config.endpoint_for_display
 

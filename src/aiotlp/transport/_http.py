@@ -11,6 +11,7 @@ import asyncio
 import base64
 import urllib.parse
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from .._backports import timeout as async_timeout
@@ -78,6 +79,22 @@ class HttpTransport:
 
     def __repr__(self) -> str:
         return f"HttpTransport({self.config.endpoint_for_display!r}, {self.content_type})"
+
+    @property
+    def request_headers(self) -> Mapping[str, str]:
+        """The headers every request carries (before ``Content-Encoding``, which each body's encoding adds): the
+        user agent, ``Accept-Encoding``, the configured headers, ``Content-Type`` and ``Authorization``."""
+        return MappingProxyType(self._headers)
+
+    @property
+    def idle_connections(self) -> int:
+        """The keep-alive connections waiting for a request."""
+        return self._client.idle
+
+    @property
+    def busy_connections(self) -> int:
+        """The connections with a request in flight."""
+        return self._client.busy
 
     async def send(self, body: bytes, *, content_encoding: str, timeout: float) -> Reply:
         if self._closed:

@@ -41,7 +41,7 @@ from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode,
 from tests.sdk.compat import _harness
 from tests.sdk.compat._harness import LOGGER, Run, by_label, compare
 
-from aiotlp.encoding import _compat
+from aiotlp.encoding import SPAN_CORES
 from aiotlp.testing import FakeCollector
 
 RESOURCE = Resource.create({"service.name": "shop", "service.instance.id": "1", "deployment.environment": "test"})
@@ -74,7 +74,7 @@ class CountingIds(IdGenerator):
         return 0x7ACE << 96 | (self.traces * 0x9E3779B97F4A7C15) % 2**64
 
 
-@pytest.fixture(autouse=True, params=list(_compat.SPAN_CORES))
+@pytest.fixture(autouse=True, params=list(SPAN_CORES))
 def span_core(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Each test with each SpanCore implementation under aiotlp's provider: ``"python"``, and ``"c"`` when the
     extension has it (as in tests/sdk/test_provider.py)."""

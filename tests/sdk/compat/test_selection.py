@@ -12,6 +12,10 @@ Each app prints the classes of its global providers; its spans must reach a Fake
 The entry points are read from the installed package's metadata, which ``pip install`` writes from
 pyproject.toml. A development venv installed before they were declared lacks them, so the child processes get
 that metadata as pip writes it (name, version and pyproject's entry points) ahead of the installed one.
+
+The SDK's privates, on purpose: to print which processor and exporter the configuration made, the app walks the
+provider's ``_active_span_processor._span_processors`` and the official processor's ``_batch_processor._exporter``
+(the SDK has no public accessor), each through ``getattr`` with a default.
 """
 
 from __future__ import annotations
