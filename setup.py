@@ -8,6 +8,9 @@ warning line and goes on, and aiotlp runs on its pure-Python encoder (same bytes
 
 ``aiotlp.transport._holdgil`` (Linux) is the second optional extension: non-blocking socket calls that keep the
 GIL, used by the SDK bridge's event loop (``aiotlp.transport._keepgil``); without it that loop is asyncio's own.
+
+``aiotlp.processing._putfast`` is the third: ``BoundedQueue.put_sized``'s plain case in one C call, for the SDK
+batch span processor's ``on_end`` (chosen in ``aiotlp.processing`` as ``put_sized``); without it, the Python method.
 """
 
 from __future__ import annotations
@@ -52,6 +55,8 @@ _EXTENSIONS = [
         if sys.platform.startswith("linux")
         else []
     ),
+    # the compiled twin of BoundedQueue.put_sized's plain case, for the SDK's on_end (aiotlp.processing.put_sized)
+    Extension("aiotlp.processing._putfast", ["src/aiotlp/processing/_putfast.c"], optional=True),
 ]
 
 setup(

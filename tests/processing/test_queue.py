@@ -1,6 +1,6 @@
 """The bounded queue against a model (hypothesis state machine): FIFO order, both caps, both drop policies,
 the wake-up flag, and the ledger identity after every step; ``put`` and, for unit weights under a byte cap,
-``put_sized`` (the size given by the caller) mixed, and its compiled twin (``_speedups.queue_put_sized``, which
+``put_sized`` (the size given by the caller) mixed, and its compiled twin (``_putfast.queue_put_sized``, which
 leaves all but the plain case to it) when built."""
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from aiotlp.encoding import speedups
+from aiotlp.processing import _putfast_module as speedups
 from aiotlp.processing._queue import ADMITTED, CLOSED, DROPPED, NO_ROOM, READY, BoundedQueue, _Chunk
 
 COMPILED_PUT = speedups is not None and hasattr(speedups, "queue_put_sized")
 if COMPILED_PUT:
-    speedups.queue_slots(BoundedQueue, _Chunk)  # as aiotlp.sdk._processors does at import
+    speedups.queue_slots(BoundedQueue, _Chunk)  # as aiotlp.processing does at import
 
 
 class QueueMachine(RuleBasedStateMachine):

@@ -49,15 +49,6 @@ def sdk_span_item(
     ``(key, field)`` when its class is read directly, its (resource, scope) are ``memo``'s or ``ids``' by identity
     and it encodes (the tuple untracked by the garbage collector); otherwise the span itself."""
 
-def queue_slots(queue_type: type, chunk_type: type, /) -> None:
-    """Register where ``aiotlp.processing._queue.BoundedQueue``'s state is (its ``__slots__``) and its chunks'
-    (``_Chunk``), for :func:`queue_put_sized`."""
-
-def queue_put_sized(queue: Any, item: Any, size: int, /) -> int:
-    """``BoundedQueue.put_sized(item, size)``'s plain case, in place, under the queue's lock (waited for when held):
-    ``0`` (``ADMITTED``) or ``1`` (``READY``); ``-1`` for anything else (full, closed, a new chunk needed, a queue
-    of another type), having changed nothing: then call ``queue.put_sized``."""
-
 def set_warning_hook(hook: Callable[[str], object] | None, /) -> Callable[[str], object] | None:
     """Where :class:`SpanCore` reports its warnings (the SDK's texts, one ``str``); ``None`` drops them. Returns
     the hook it replaces."""

@@ -17,9 +17,14 @@ other loops and threads in :mod:`aiotlp.processing._hops`; moving between loops 
 self-metrics in :mod:`aiotlp.processing._selfmetrics`.
 """
 
+import os
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any, Final
+
 from ._batch import BatchProcessor, OverflowPolicy
 from ._binding import SHUTDOWN_GRACE
-from ._queue import estimate_size
+from ._queue import BoundedQueue, _Chunk, estimate_size
 from ._selfmetrics import ExporterInstruments, exporter_attributes
 from ._stats import DROP_REASONS, DropReason, FlushOutcome, FlushStatus, ProcessorStatistics
 
@@ -35,4 +40,31 @@ __all__ = [
     "ProcessorStatistics",
     "estimate_size",
     "exporter_attributes",
+    "put_sized",
 ]
+
+
+def _load_putfast() -> ModuleType | None:
+    """``aiotlp.processing._putfast`` (optional C extension), its slots registered; ``None`` when it is not built
+    or ``AIOTLP_NO_EXTENSIONS`` is set (the kill switch, read here as in ``aiotlp.encoding._compat``)."""
+    if os.environ.get("AIOTLP_NO_EXTENSIONS", "") not in ("", "0"):
+        return None
+    try:
+        from . import _putfast
+    except ImportError:  # not built (no compiler at install time), or built for another interpreter
+        return None
+    _putfast.queue_slots(BoundedQueue, _Chunk)  # where the queue's state is (its __slots__), read and written in place
+    return _putfast
+
+
+_putfast_module: Final = _load_putfast()
+
+put_sized: Final[Callable[[BoundedQueue[Any], Any, int], int]] = (
+    BoundedQueue.put_sized if _putfast_module is None else _putfast_module.queue_put_sized
+)
+"""``put_sized(queue, item, size) -> int``: a :class:`BoundedQueue`'s ``put_sized(item, size)`` for an item of
+weight 1 and a known size, in one call (the SDK's ``on_end`` hot path). The compiled twin (``_putfast``, when
+built and ``AIOTLP_NO_EXTENSIONS`` is unset) does the plain case in place and returns ``0`` (admitted) or ``1``
+(ready: wake the worker); for anything else (the queue full or closed, a new chunk needed, another queue type) it
+returns ``-1``, having changed nothing: then call ``queue.put_sized(item, size)``. Without it, this is
+``BoundedQueue.put_sized`` itself (never ``-1``)."""

@@ -94,8 +94,8 @@ from aiotlp.encoding import accelerate as _accelerate
 from aiotlp.encoding import speedups as _speedups
 from aiotlp.export import ExportResult
 from aiotlp.model import Signal
-from aiotlp.processing import BatchProcessor, FlushOutcome, FlushStatus, ProcessorStatistics, estimate_size
-from aiotlp.processing._queue import READY, BoundedQueue, _Chunk
+from aiotlp.processing import BatchProcessor, FlushOutcome, FlushStatus, ProcessorStatistics, estimate_size, put_sized
+from aiotlp.processing._queue import READY, BoundedQueue
 
 from ._bridge import EXPORTS_IN_FLIGHT, abandon, get_bridge, is_bridge_loop
 from ._client import SUPPRESSED, encode_batch
@@ -654,11 +654,12 @@ if _speedups is not None and hasattr(_speedups, "sdk_span_item"):
     _accelerate(globals(), _span_item=_speedups.sdk_span_item)
 
 _queue_put: Callable[[BoundedQueue[Any], Any, int], int] = BoundedQueue.put_sized
-"""``on_end``'s put: ``BoundedQueue.put_sized(queue, item, size)``, or its compiled twin, which returns -1 for
-anything but the plain case (the queue full or closed, a new chunk needed): then ``queue.put_sized`` is called."""
-if _speedups is not None and hasattr(_speedups, "queue_put_sized"):
-    _speedups.queue_slots(BoundedQueue, _Chunk)  # where its state is (its __slots__), read and written in place
-    _accelerate(globals(), _queue_put=_speedups.queue_put_sized)
+"""``on_end``'s put: ``BoundedQueue.put_sized(queue, item, size)``, or its compiled twin
+(``aiotlp.processing.put_sized`` when compiled), which returns -1 for anything but the plain case (the queue full or
+closed, a new chunk needed): then ``queue.put_sized`` is called. Registered with the encoders' switch, as before, so
+that ``aiotlp.encoding._compat.use`` switches both."""
+if put_sized is not BoundedQueue.put_sized:  # compiled in processing; chosen with the encoders (`use`)
+    _accelerate(globals(), _queue_put=put_sized)
 
 
 class BatchLogRecordProcessor(_Batching, LogRecordProcessor):

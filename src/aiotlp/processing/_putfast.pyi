@@ -1,0 +1,14 @@
+"""Type stub of the optional C extension ``aiotlp.processing._putfast`` (source: ``_putfast.c``): the compiled
+twin of ``BoundedQueue.put_sized``'s plain case. Chosen (or not) in :mod:`aiotlp.processing`, which registers the
+slots at import and exposes the put as :func:`aiotlp.processing.put_sized`."""
+
+from typing import Any
+
+def queue_slots(queue_type: type, chunk_type: type, /) -> None:
+    """Register where ``aiotlp.processing._queue.BoundedQueue``'s state is (its ``__slots__``) and its chunks'
+    (``_Chunk``), for :func:`queue_put_sized`."""
+
+def queue_put_sized(queue: Any, item: Any, size: int, /) -> int:
+    """``BoundedQueue.put_sized(item, size)``'s plain case, in place, under the queue's lock (waited for when held):
+    ``0`` (``ADMITTED``) or ``1`` (``READY``); ``-1`` for anything else (full, closed, a new chunk needed, a queue
+    of another type), having changed nothing: then call ``queue.put_sized``."""
