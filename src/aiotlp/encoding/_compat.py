@@ -4,8 +4,8 @@
 present (``setup.py``), holding the compiled twins of the protobuf encoder's hot paths: attributes and
 ``AnyValue`` (``_protobuf._write_attributes`` / ``_write_any``), aiotlp's model spans (``_protobuf._write_spans``)
 and OpenTelemetry SDK spans (``sdk._encode_spans._write_spans``, one span's field ``_span_field``, and ``on_end``'s
-hot path ``sdk._encode_source._span_item``: the sampled check, the group key and the encode in one call, with
-``BoundedQueue.put_sized``'s twin for its put, wired in ``sdk._processors``), and SDK log records
+hot path ``sdk._encode_source._span_item``: the sampled check, the group key and the encode in one call; its put's
+twin is ``aiotlp.processing.put_sized``, switched with these in ``sdk._processors``), and SDK log records
 (``sdk._encode_logs._write_log_records``, and ``_log_field`` for one record encoded at the source; registered
 there like the others). Each twin writes exactly the bytes of the function it replaces; the test suite runs every
 encoding test against both implementations.

@@ -75,8 +75,8 @@ class BoundedQueue(Generic[T]):
     the flush-timeout-only :meth:`weight_before`, which are O(number of chunks)). :attr:`put` is the fastest
     of two implementations: one for unit weights without a byte cap (spans, log records), one for the rest.
 
-    Its state is in ``__slots__``: :meth:`put_sized` has a compiled twin (``aiotlp.encoding._speedups``, wired in
-    ``aiotlp.sdk._processors`` for ``on_end``) that reads and writes them in place, under the same lock.
+    Its state is in ``__slots__``: :meth:`put_sized` has a compiled twin (``aiotlp.processing._putfast``, chosen as
+    ``aiotlp.processing.put_sized``, for ``on_end``) that reads and writes them in place, under the same lock.
     """
 
     __slots__ = (
