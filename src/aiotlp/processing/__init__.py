@@ -24,14 +24,16 @@ from typing import Any, Final
 
 from ._batch import BatchProcessor, OverflowPolicy
 from ._binding import SHUTDOWN_GRACE
-from ._queue import BoundedQueue, _Chunk, estimate_size
+from ._queue import READY, BoundedQueue, _Chunk, estimate_size
 from ._selfmetrics import ExporterInstruments, exporter_attributes
 from ._stats import DROP_REASONS, DropReason, FlushOutcome, FlushStatus, ProcessorStatistics
 
 __all__ = [
     "DROP_REASONS",
+    "READY",
     "SHUTDOWN_GRACE",
     "BatchProcessor",
+    "BoundedQueue",
     "DropReason",
     "ExporterInstruments",
     "FlushOutcome",

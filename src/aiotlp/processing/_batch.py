@@ -340,6 +340,17 @@ class BatchProcessor(Flushing[T], ThreadHops[T], LoopBinding[T]):
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
+    @property
+    def queue(self) -> BoundedQueue[T]:
+        """The queue, for a producer's hot path that puts into it directly (:func:`aiotlp.processing.put_sized`,
+        ``BoundedQueue.put_sized``) once the processor is started; such a producer calls :meth:`batch_ready` when
+        a put returns ``READY``. Everything else goes through :meth:`put_nowait`."""
+        return self._queue
+
+    def batch_ready(self) -> None:
+        """After a direct put on :attr:`queue` returned ``READY``: wake the worker (any thread; never raises)."""
+        self._wake_threadsafe()
+
     def _wake_threadsafe(self) -> None:
         if threading.get_ident() == self._loop_thread and asyncio._get_running_loop() is self._loop:
             self._wake()

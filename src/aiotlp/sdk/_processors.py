@@ -94,8 +94,16 @@ from aiotlp.encoding import accelerate as _accelerate
 from aiotlp.encoding import speedups as _speedups
 from aiotlp.export import ExportResult
 from aiotlp.model import Signal
-from aiotlp.processing import BatchProcessor, FlushOutcome, FlushStatus, ProcessorStatistics, estimate_size, put_sized
-from aiotlp.processing._queue import READY, BoundedQueue
+from aiotlp.processing import (
+    READY,
+    BatchProcessor,
+    BoundedQueue,
+    FlushOutcome,
+    FlushStatus,
+    ProcessorStatistics,
+    estimate_size,
+    put_sized,
+)
 
 from ._bridge import EXPORTS_IN_FLIGHT, abandon, get_bridge, is_bridge_loop
 from ._client import SUPPRESSED, encode_batch
@@ -394,7 +402,7 @@ class _Batching:
         )
         # on_end's hot path puts an encoded item with its size (its field's length) straight into the queue (a
         # byte-capped queue of unit weights), without put_nowait's and size_of's calls: _queue_put
-        self._queue: BoundedQueue[Any] = processor._queue
+        self._queue: BoundedQueue[Any] = processor.queue
         return processor
 
     def _start(self) -> BatchProcessor[Any]:
@@ -573,7 +581,7 @@ class BatchSpanProcessor(_Batching, SpanProcessor):
                 if code < 0:  # the compiled put leaves the rest to the queue's: full, closed, a new chunk
                     code = queue.put_sized(item, size)
                 if code == READY:
-                    self._processor._wake_threadsafe()
+                    self._processor.batch_ready()
                 return
             if item is None:  # not sampled
                 return
@@ -623,7 +631,7 @@ class BatchSpanProcessor(_Batching, SpanProcessor):
                     if code < 0:
                         code = queue.put_sized((memo[2], data), size)
                     if code == READY:
-                        self._processor._wake_threadsafe()
+                        self._processor.batch_ready()
                     return
         if not self._started:
             self._start_quietly()
