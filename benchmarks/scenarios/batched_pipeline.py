@@ -174,9 +174,9 @@ class BridgeWaits:
 
         selectors.EpollSelector.select = counting  # type: ignore[method-assign,assignment]
 
-        from aiotlp.sdk._processors import _FastAdapter
+        from aiotlp.sdk._adapters import FastAdapter
 
-        export = _FastAdapter._export
+        export = FastAdapter._export
         durations = self.export_seconds
 
         async def timed(adapter: Any, items: Any) -> Any:
@@ -186,7 +186,7 @@ class BridgeWaits:
             finally:
                 durations.append(time.perf_counter() - start)
 
-        _FastAdapter._export = timed  # type: ignore[method-assign]
+        FastAdapter._export = timed  # type: ignore[method-assign]
 
 
 def request_span(tracer: Any, i: int) -> None:

@@ -17,7 +17,7 @@ for the result. The bridge is:
   started then runs its loop on the calling thread, one :meth:`Bridge.submit` at a time (``run_until_complete``),
   so the last flush of a provider is still delivered.
 
-The loop is :func:`aiotlp.transport._keepgil.new_event_loop`'s: its non-blocking socket calls (writes, reads,
+The loop is :func:`aiotlp.transport.gil_keeping_event_loop`'s: its non-blocking socket calls (writes, reads,
 zero-timeout polls) keep the GIL, so that an export waits for the GIL that the application's threads hold once (for
 its reply) instead of after each system call.
 
@@ -40,7 +40,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any, Final, Protocol, TypeVar
 
 from aiotlp import _fork
-from aiotlp.transport import _keepgil
+from aiotlp.transport import gil_keeping_event_loop
 
 __all__ = ["EXIT_TIMEOUT", "EXPORTS_IN_FLIGHT", "Bridge", "abandon", "get_bridge", "is_bridge_loop", "on_running_loop"]
 
@@ -148,8 +148,8 @@ class Bridge:
             return self._loop
 
     def _start(self) -> None:
-        # its non-blocking socket calls keep the GIL: aiotlp.transport._keepgil (asyncio's own loop without the helper)
-        loop = _keepgil.new_event_loop()
+        # its non-blocking socket calls keep the GIL (asyncio's own loop without the helper)
+        loop = gil_keeping_event_loop()
         _bridge_loops.add(loop)
         loop.set_default_executor(_ThreadPerCallExecutor(max_workers=1))
         started = threading.Event()

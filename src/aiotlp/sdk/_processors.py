@@ -75,11 +75,11 @@ import logging
 import os
 import threading
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any, Final, Literal
 
 from opentelemetry._logs import LogRecord as ApiLogRecord
-from opentelemetry.context import Context, attach, detach
+from opentelemetry.context import Context
 from opentelemetry.sdk._logs import LogRecordProcessor, ReadWriteLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
@@ -92,7 +92,6 @@ from aiotlp.config import BatchConfig, queue_dir_from_env
 from aiotlp.encoding import ENCODE_AT_SOURCE
 from aiotlp.encoding import accelerate as _accelerate
 from aiotlp.encoding import speedups as _speedups
-from aiotlp.export import ExportResult
 from aiotlp.model import Signal
 from aiotlp.processing import (
     READY,
@@ -105,8 +104,8 @@ from aiotlp.processing import (
     put_sized,
 )
 
+from ._adapters import FastAdapter, GenericAdapter
 from ._bridge import EXPORTS_IN_FLIGHT, abandon, get_bridge, is_bridge_loop
-from ._client import SUPPRESSED, encode_batch
 from ._encode import SourceEncoder
 from ._encode_source import _NO_MEMO, _span_item
 from ._encode_spans import _DIRECT, _SDK_TYPES
@@ -115,7 +114,6 @@ from ._queued_logs import (
     _API_FIELDS,
     _EMPTY_CONTEXT,
     _NOTHING,
-    _QUEUED,
     _default_resource,
     _new_object,
     _queue_other,
@@ -140,128 +138,6 @@ def _source_size(item: Any) -> int:
 
 def _bridge_loop() -> asyncio.AbstractEventLoop:
     return get_bridge().loop()
-
-
-# ------------------------------------------------------------------------------------------------------------
-# Exporter adapters: what the BatchProcessor calls (export_traces / export_logs, shutdown), on its loop
-
-
-class _FastAdapter:
-    """Sends batches through the aiotlp SDK exporter's own OTLPExporter, on the running loop."""
-
-    def __init__(
-        self, exporter: AiotlpExporter, signal: Signal, what: str, source: SourceEncoder | None = None
-    ) -> None:
-        self._sdk = exporter
-        self._signal = signal
-        self._what = what
-        # items encoded at the source are framed into a request; SDK objects are encoded
-        encode = exporter._encode if source is None else source.frame
-        self._encode: Callable[[Sequence[Any]], bytes] = encode
-        exporter._client.load_client()  # now, not at the first export on the application's loop
-
-    @property
-    def wrapped(self) -> AiotlpExporter:
-        """The SDK exporter this adapter sends for (named in the processor's self-metrics)."""
-        return self._sdk
-
-    async def _export(self, items: Sequence[Any]) -> ExportResult:
-        client = self._sdk._client
-        total = len(items)
-        if client.closed:
-            return ExportResult(items=total, failed=total)
-        client.check_fork()
-        good, body, dropped = encode_batch(items, self._encode, self._what)
-        client.ledger.drop("invalid", dropped)
-        result = ExportResult(items=dropped, dropped=dropped, invalid=dropped)  # cannot be encoded
-        if good:  # counted in the exporter's statistics, as its own exports
-            result = result + await client.export_here(good, self._encode, body)
-        return result
-
-    async def export_traces(self, items: Sequence[Any]) -> ExportResult:
-        return await self._export(items)
-
-    async def export_logs(self, items: Sequence[Any]) -> ExportResult:
-        return await self._export(items)
-
-    def still_on_disk(self, taken: int) -> int:
-        """Of the ``taken`` items this adapter's exports wrote to the disk queue, how many wait there still (0
-        without one): counted as ``persisted``, not ``exported``, in the statistics and the self-metrics."""
-        return self._sdk._client.still_on_disk(taken)
-
-    async def detach_loop(self) -> None:
-        """The processor leaves this (application) loop: close the exporter's connections on it."""
-        await self._sdk._client.detach_loop()
-
-    def release_loop(self, loop: asyncio.AbstractEventLoop) -> None:
-        """The processor left ``loop``, which is not running: let go of the exporter's connections there."""
-        self._sdk._client.release_loop(loop)
-
-    def start(self) -> None:
-        """On the processor's loop as it starts: with the disk queue, open it now, so that what an earlier run
-        left there is sent before (and without) any new export."""
-        if self._sdk._client.queue_dir is not None:
-            self._sdk._client.exporter_here()
-
-    async def force_flush(self, timeout: float | None = None) -> bool:
-        """After a flush's exports: with the disk queue, wait for its fsync (the items are then durable)."""
-        durable = self._sdk._client.durable_here()
-        return True if durable is None else await durable.force_flush(timeout)
-
-    async def shutdown(self, timeout: float | None = None) -> None:
-        await self._sdk._client.shutdown_here(timeout)
-
-
-class _GenericAdapter:
-    """Calls any SDK exporter's synchronous ``export`` in a worker thread, one call at a time."""
-
-    def __init__(self, exporter: Any, success: object) -> None:
-        self._sdk = exporter
-        self._success = success
-        self._busy: asyncio.Future[Any] | None = None
-
-    @property
-    def wrapped(self) -> Any:
-        """The SDK exporter this adapter calls (named in the processor's self-metrics)."""
-        return self._sdk
-
-    def _call(self, func: Callable[..., Any], *args: Any) -> Any:
-        token = attach(SUPPRESSED)
-        try:
-            return func(*args)
-        finally:
-            detach(token)
-
-    async def _in_thread(self, func: Callable[..., Any], *args: Any) -> Any:
-        busy = self._busy
-        if busy is not None and not busy.done():
-            await asyncio.wait({busy})  # an export cut off by its timeout is still running in its thread
-        future = asyncio.get_running_loop().run_in_executor(None, self._call, func, *args)
-        self._busy = future
-        return await asyncio.shield(future)
-
-    async def _export(self, items: Sequence[Any]) -> ExportResult:
-        total = len(items)
-        items = [item.readable() if isinstance(item, _QUEUED) else item for item in items]
-        try:
-            outcome = await self._in_thread(self._sdk.export, items)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            logger.exception("exception while exporting %d items", total)
-            return ExportResult(items=total, failed=total, error_message=repr(exc))
-        if outcome == self._success:
-            return ExportResult(items=total, accepted=total)
-        return ExportResult(items=total, failed=total)
-
-    async def export_traces(self, items: Sequence[Any]) -> ExportResult:
-        return await self._export(items)
-
-    async def export_logs(self, items: Sequence[Any]) -> ExportResult:
-        return await self._export(items)
-
-    async def shutdown(self, timeout: float | None = None) -> None:
-        await self._in_thread(self._sdk.shutdown)
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -414,7 +290,7 @@ class _Batching:
                 # outlive any application loop
                 running = None if self._queued() else asyncio._get_running_loop()
                 loop = self._explicit_loop or running or get_bridge().loop()
-                if is_bridge_loop(loop) and isinstance(processor.exporter, _FastAdapter) and not self._queued():
+                if is_bridge_loop(loop) and isinstance(processor.exporter, FastAdapter) and not self._queued():
                     processor.max_concurrent_exports = EXPORTS_IN_FLIGHT  # aiotlp's own exporter: see its docstring
                 processor.start(loop)
                 self._started = True
@@ -559,8 +435,8 @@ class BatchSpanProcessor(_Batching, SpanProcessor):
 
     def _adapter(self) -> Any:
         if isinstance(self._exporter, SpanExporter):
-            return _FastAdapter(self._exporter, Signal.TRACES, "spans", self._source)
-        return _GenericAdapter(self._exporter, SpanExportResult.SUCCESS)
+            return FastAdapter(self._exporter, Signal.TRACES, "spans", self._source)
+        return GenericAdapter(self._exporter, SpanExportResult.SUCCESS)
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         pass
@@ -709,8 +585,8 @@ class BatchLogRecordProcessor(_Batching, LogRecordProcessor):
 
     def _adapter(self) -> Any:
         if isinstance(self._exporter, LogExporter):
-            return _FastAdapter(self._exporter, Signal.LOGS, "log records", self._source)
-        return _GenericAdapter(self._exporter, LogRecordExportResult.SUCCESS)
+            return FastAdapter(self._exporter, Signal.LOGS, "log records", self._source)
+        return GenericAdapter(self._exporter, LogRecordExportResult.SUCCESS)
 
     def on_emit(self, log_record: ReadWriteLogRecord) -> None:
         """Queue the record for export (any thread; never blocks or raises).

@@ -41,6 +41,7 @@ from ._fleet import (
     is_endpoint_fault,
     resolve_host,
 )
+from ._keepgil import new_event_loop as gil_keeping_event_loop
 from ._mismatch import (
     CHECK_HINT,
     HTTP2_FRAMES,
@@ -84,6 +85,7 @@ __all__ = [
     "accepted_encodings",
     "compress",
     "deflate_compress",
+    "gil_keeping_event_loop",
     "grpc_method",
     "gzip_compress",
     "http1_status_line",
