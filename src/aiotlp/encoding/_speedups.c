@@ -3743,12 +3743,21 @@ attr_or_none(PyObject *obj, PyObject *name)
     return found ? value : Py_NewRef(Py_None);
 }
 
+/* record.<name> in *v (a new reference): 1 when it is set (not None, and true), 0 when not, -1 on an error. */
+static int
+log_attr_set(PyObject *record, PyObject *name, PyObject **v)
+{
+    if ((*v = PyObject_GetAttr(record, name)) == NULL)
+        return -1;
+    return *v == Py_None ? 0 : PyObject_IsTrue(*v);
+}
+
 /* The LogRecord message of `record` (an API LogRecord). */
 static int
 w_log_record(Buf *b, PyObject *record, const Sdk *sdk)
 {
     PyObject *v = NULL, *w = NULL;
-    int rc = -1;
+    int rc = -1, set;
     uint64_t hi = 0, lo = 0, u = 0;
     /* LogRecord 1 time_unix_nano */
     if ((v = PyObject_GetAttr(record, str_timestamp)) == NULL || w_log_time(b, 0x09, v, "LogRecord.timestamp") < 0)
@@ -3778,61 +3787,46 @@ w_log_record(Buf *b, PyObject *record, const Sdk *sdk)
         goto done;
     Py_CLEAR(v);
     /* LogRecord 8 flags (fixed32): int(trace_flags) */
-    if ((v = PyObject_GetAttr(record, str_trace_flags)) == NULL)
+    if ((set = log_attr_set(record, str_trace_flags, &v)) < 0)
         goto done;
-    if (v != Py_None) {
+    if (set) {
         uint32_t flags = 0;
-        int truth = PyObject_IsTrue(v);
-        if (truth < 0)
+        if ((w = PyNumber_Long(v)) == NULL || uint32_of(w, &flags, "LogRecord.flags") < 0 || RESERVE(b, 5) < 0)
             goto done;
-        if (truth) {
-            if ((w = PyNumber_Long(v)) == NULL || uint32_of(w, &flags, "LogRecord.flags") < 0 || RESERVE(b, 5) < 0)
-                goto done;
-            u_byte(b, 0x45);
-            u_fixed32(b, flags);
-            Py_CLEAR(w);
-        }
+        u_byte(b, 0x45);
+        u_fixed32(b, flags);
+        Py_CLEAR(w);
     }
     Py_CLEAR(v);
     /* LogRecord 9 trace_id: trace_id.to_bytes(16, "big") */
-    if ((v = PyObject_GetAttr(record, str_trace_id)) == NULL)
+    if ((set = log_attr_set(record, str_trace_id, &v)) < 0)
         goto done;
-    if (v != Py_None) {
-        int truth = PyObject_IsTrue(v);
-        if (truth < 0)
+    if (set) {
+        if (!PyLong_Check(v)) {
+            raise_encode_error("a trace id must be an int, got %.100s", Py_TYPE(v)->tp_name);
             goto done;
-        if (truth) {
-            if (!PyLong_Check(v)) {
-                raise_encode_error("a trace id must be an int, got %.100s", Py_TYPE(v)->tp_name);
-                goto done;
-            }
-            if (u128_of(v, &hi, &lo) < 0) {
-                raise_encode_error("the trace id %S is not a 128-bit unsigned int", v);
-                goto done;
-            }
-            if (RESERVE(b, 18) < 0)
-                goto done;
-            u_byte(b, 0x4a);
-            u_byte(b, 0x10);
-            u_be64(b, hi);
-            u_be64(b, lo);
         }
+        if (u128_of(v, &hi, &lo) < 0) {
+            raise_encode_error("the trace id %S is not a 128-bit unsigned int", v);
+            goto done;
+        }
+        if (RESERVE(b, 18) < 0)
+            goto done;
+        u_byte(b, 0x4a);
+        u_byte(b, 0x10);
+        u_be64(b, hi);
+        u_be64(b, lo);
     }
     Py_CLEAR(v);
     /* LogRecord 10 span_id (struct ">Q") */
-    if ((v = PyObject_GetAttr(record, str_span_id)) == NULL)
+    if ((set = log_attr_set(record, str_span_id, &v)) < 0)
         goto done;
-    if (v != Py_None) {
-        int truth = PyObject_IsTrue(v);
-        if (truth < 0)
+    if (set) {
+        if (index_u64(v, &u, "a span id") < 0 || RESERVE(b, 10) < 0)
             goto done;
-        if (truth) {
-            if (index_u64(v, &u, "a span id") < 0 || RESERVE(b, 10) < 0)
-                goto done;
-            u_byte(b, 0x52);
-            u_byte(b, 0x08);
-            u_be64(b, u);
-        }
+        u_byte(b, 0x52);
+        u_byte(b, 0x08);
+        u_be64(b, u);
     }
     Py_CLEAR(v);
     /* LogRecord 11 observed_time_unix_nano */
