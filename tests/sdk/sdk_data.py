@@ -20,6 +20,7 @@ from opentelemetry.sdk._logs import (
     LoggerProvider,
     LogRecordDroppedAttributesWarning,
     LogRecordLimits,
+    LogRecordProcessor,
     ReadableLogRecord,
 )
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
@@ -108,6 +109,18 @@ RESOURCE_A = Resource(
 )
 RESOURCE_B = Resource({"service.name": "payments"})
 
+#: The attributes of a typical span or log record (issue 13's items: 8 attributes).
+ATTRIBUTES: dict[str, Any] = {
+    "http.method": "GET",
+    "http.route": "/v1/users/{id}",
+    "http.status_code": 200,
+    "net.peer.name": "example.com",
+    "net.peer.port": 443,
+    "user.id": 12345,
+    "cache.hit": True,
+    "db.rows": 7,
+}
+
 
 def spans() -> list[ReadableSpan]:
     """Spans of two resources and three scopes: every kind, status, attribute value; events and links (remote
@@ -164,15 +177,20 @@ def spans() -> list[ReadableSpan]:
     return out
 
 
-def log_records() -> list[ReadableLogRecord]:
-    """Log records of two resources and two scopes: every body kind, severities, event names, trace context
-    from an active span, extended attributes, and dropped attributes."""
+def log_records(processor: LogRecordProcessor | None = None) -> list[ReadableLogRecord]:
+    """Log records of two resources and two scopes: every body kind, severities, severity texts, event names,
+    trace context from an active span, extended attributes, and dropped attributes; what the SDK's exporter gets
+    for them (``processor``, when given, is added to each provider first: it sees them at emit)."""
     out: list[ReadableLogRecord] = []
-    tracer_provider = TracerProvider()
+    tracer_provider = TracerProvider(shutdown_on_exit=False)
     tracer = tracer_provider.get_tracer("logs.test")
     for resource in (RESOURCE_A, RESOURCE_B):
         memory = InMemoryLogRecordExporter()
-        provider = LoggerProvider(resource=resource, log_record_limits=LogRecordLimits(max_attributes=4))
+        provider = LoggerProvider(
+            resource=resource, log_record_limits=LogRecordLimits(max_attributes=4), shutdown_on_exit=False
+        )
+        if processor is not None:
+            provider.add_log_record_processor(processor)
         provider.add_log_record_processor(SimpleLogRecordProcessor(memory))
         scoped = provider.get_logger("log.scope", "3.1", schema_url="https://schema/l/1", attributes={"la": "x"})
         plain = provider.get_logger("plain.logger")

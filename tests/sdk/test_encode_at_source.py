@@ -93,7 +93,7 @@ def test_a_queued_span_is_bytes_under_600_and_its_span_is_freed() -> None:
     provider = TracerProvider(resource=Resource({"service.name": "bytes"}), shutdown_on_exit=False)
     source = SourceEncoder("spans")
     tracer = provider.get_tracer("bytes")
-    with tracer.start_as_current_span("GET /v1/users/{id}", attributes=ATTRIBUTES) as span:
+    with tracer.start_as_current_span("GET /v1/users/{id}", attributes=sdk_data.ATTRIBUTES) as span:
         span.add_event("cache lookup", {"key": "users:12345"})
     alive = weakref.ref(span)
     item = source.item(span)
@@ -103,18 +103,6 @@ def test_a_queued_span_is_bytes_under_600_and_its_span_is_freed() -> None:
     assert gc.is_tracked(item) is False  # an int and bytes: nothing for the collector to walk
     assert sys.getsizeof(item) + sys.getsizeof(item[1]) <= 600
     assert source.frame([item]) != b""
-
-
-ATTRIBUTES = {
-    "http.method": "GET",
-    "http.route": "/v1/users/{id}",
-    "http.status_code": 200,
-    "net.peer.name": "example.com",
-    "net.peer.port": 443,
-    "user.id": 12345,
-    "cache.hit": True,
-    "db.rows": 7,
-}
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -249,7 +237,7 @@ async def test_the_queue_has_a_byte_capacity_in_encoded_bytes(collector: FakeCol
     tracer = provider.get_tracer("bytes")
     spans = []
     for i in range(20):
-        with tracer.start_as_current_span(f"span-{i:02}", attributes=ATTRIBUTES) as span:
+        with tracer.start_as_current_span(f"span-{i:02}", attributes=sdk_data.ATTRIBUTES) as span:
             span.add_event("cache lookup", {"key": "users:12345"})
         spans.append(span)
     size = len(encode_spans(spans[:1])) - len(encode_spans([]))  # about: one span's request

@@ -44,14 +44,11 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.sdk._logs import (
     LoggerProvider,
     LogRecordDroppedAttributesWarning,
-    LogRecordLimits,
     LogRecordProcessor,
     ReadableLogRecord,
     ReadWriteLogRecord,
 )
-from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import TraceFlags
 from tests import strategies
@@ -176,44 +173,10 @@ EXOTIC_BODIES: list[Any] = [
 ]
 
 
-def emit_every_kind(capture: Capture) -> list[ReadableLogRecord]:
-    """Records of two resources and two scopes, every body kind, severities, texts, event names, a trace context,
-    dropped attributes; what the SDK's exporter gets for them (``capture`` gets them at emit)."""
-    out: list[ReadableLogRecord] = []
-    tracer_provider = TracerProvider(shutdown_on_exit=False)
-    tracer = tracer_provider.get_tracer("logs.test")
-    for resource in (sdk_data.RESOURCE_A, sdk_data.RESOURCE_B):
-        memory = InMemoryLogRecordExporter()
-        provider = LoggerProvider(
-            resource=resource, log_record_limits=LogRecordLimits(max_attributes=4), shutdown_on_exit=False
-        )
-        provider.add_log_record_processor(capture)
-        provider.add_log_record_processor(SimpleLogRecordProcessor(memory))
-        scoped = provider.get_logger("log.scope", "3.1", schema_url="https://schema/l/1", attributes={"la": "x"})
-        plain = provider.get_logger("plain.logger")
-        for index, body in enumerate(sdk_data.BODIES):
-            scoped.emit(
-                timestamp=T0 + index,
-                observed_timestamp=T0 + 1000 + index,
-                severity_number=list(SeverityNumber)[index % len(SeverityNumber)],
-                severity_text="WARN" if index % 2 else None,
-                body=body,
-                attributes={"i": index, "map": {"a": [1, {"b": b"\x02"}]}, "none": None},
-            )
-        with tracer.start_as_current_span("logging span"):
-            plain.emit(body="inside a span", severity_number=SeverityNumber.ERROR, event_name="app.error")
-        plain.emit(body="too many attributes", attributes={f"k{i}": i for i in range(7)})
-        plain.emit(event_name="just.an.event")
-        provider.shutdown()
-        out.extend(memory.get_finished_logs())
-    tracer_provider.shutdown()
-    return out
-
-
 @pytest.fixture(scope="module")
 def every_kind() -> tuple[list[ReadableLogRecord], Capture]:
     capture = Capture()
-    return emit_every_kind(capture), capture
+    return sdk_data.log_records(capture), capture
 
 
 def test_every_record_shape_is_written_alike_by_both_writers(every_kind: tuple[list[Any], Capture]) -> None:
@@ -473,17 +436,7 @@ def test_a_queued_record_is_bytes_under_600_and_its_record_is_freed() -> None:
     provider = LoggerProvider(resource=Resource({"service.name": "bytes"}), shutdown_on_exit=False)
     capture = Capture()
     provider.add_log_record_processor(capture)
-    attributes = {
-        "http.method": "GET",
-        "http.route": "/v1/users/{id}",
-        "http.status_code": 200,
-        "net.peer.name": "example.com",
-        "net.peer.port": 443,
-        "user.id": 12345,
-        "cache.hit": True,
-        "db.rows": 7,
-    }
-    provider.get_logger("bytes").emit(body="request handled", attributes=attributes)
+    provider.get_logger("bytes").emit(body="request handled", attributes=sdk_data.ATTRIBUTES)
     record = capture.emitted.pop()
     capture.queued.clear()
     capture.others.clear()

@@ -336,12 +336,18 @@ async def test_spans_of_alternating_scopes_stay_on_the_hot_path(collector: FakeC
 # The other path: shutdown, fork, the group cap, the native provider
 
 
-async def test_after_shutdown_spans_are_counted_as_already_shutdown(collector: FakeCollector) -> None:
+def hot_processor(collector: FakeCollector) -> tuple[BatchSpanProcessor, list[Any]]:
+    """A quiet processor on the hot path (the first 3 of 6 spans ended through it), and the 6 spans."""
     processor = quiet_processor(collector)
     spans = tracer_spans(6)
     for span in spans[:3]:
         processor.on_end(span)
     assert processor._hot is not None
+    return processor, spans
+
+
+async def test_after_shutdown_spans_are_counted_as_already_shutdown(collector: FakeCollector) -> None:
+    processor, spans = hot_processor(collector)
     await asyncio.to_thread(processor.shutdown)
     assert processor._hot is None
     for span in spans[3:]:
@@ -383,11 +389,7 @@ async def test_past_the_group_cap_spans_are_queued_as_objects(collector: FakeCol
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # fork() of a multi-threaded process
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX only")
 async def test_fork_the_child_starts_clean_and_takes_the_hot_path_again(collector: FakeCollector) -> None:
-    processor = quiet_processor(collector)
-    spans = tracer_spans(6)
-    for span in spans[:3]:
-        processor.on_end(span)
-    assert processor._hot is not None
+    processor, spans = hot_processor(collector)
 
     pid = os.fork()
     if pid == 0:  # the child: never returns into pytest

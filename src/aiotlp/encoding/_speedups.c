@@ -1960,8 +1960,15 @@ static PyObject *s_abc_sequence;   /* collections.abc.Sequence, imported on firs
 static PyObject *s_abc_mapping;    /* collections.abc.Mapping, imported on first use */
 static PyObject *s_object_str;     /* object.__str__ and object.__repr__ (the SDK's _is_non_custom_str) */
 static PyObject *s_object_repr;
-static PyObject *s_scratch;        /* encode()'s reusable buffer (a bytearray) ... */
-static int s_scratch_busy;         /* ... in use (encode() re-entered from another thread: a new buffer) */
+
+/* A reusable buffer (a bytearray) for one kind of field written as bytes; busy while a call writes in it (a call
+ * re-entered from another thread meanwhile takes a new buffer). */
+typedef struct {
+    PyObject *ba;
+    int busy;
+} Scratch;
+
+static Scratch s_scratch; /* encode()'s */
 
 /* Report a warning through the hook (the SDK's text). Call it only outside an update. -1 if the hook raised. */
 static int
@@ -3155,57 +3162,73 @@ w_core_span(Buf *b, SpanCoreObject *self)
     return 0;
 }
 
-#define SPAN_HEAD 6 /* room before the Span message for its tag and length (a varint of at most 5 bytes) */
+#define FIELD_HEAD 6 /* room before the message for its field's tag and length (a varint of at most 5 bytes) */
 
+/* The field `tag` (a length-delimited field number 2: ScopeSpans.spans, ScopeLogs.log_records) of the message
+ * that write(b, arg) writes, as bytes: the message is written in scratch's buffer (or a new one when it is busy)
+ * after FIELD_HEAD bytes of room, then the tag and length are put just before it. `what` names the message in
+ * the error when it is too large. */
 static PyObject *
-core_encode(SpanCoreObject *self, PyObject *unused)
+scratch_field(Scratch *scratch, unsigned char tag, int (*write)(Buf *, void *), void *arg, const char *what)
 {
     Buf b;
     PyObject *ba;
     int shared = 0;
-    if (!s_scratch_busy && s_scratch != NULL) {
-        ba = Py_NewRef(s_scratch);
+    if (!scratch->busy && scratch->ba != NULL) {
+        ba = Py_NewRef(scratch->ba);
         shared = 1;
     }
     else if ((ba = PyByteArray_FromStringAndSize(NULL, 0)) == NULL) {
         return NULL;
     }
-    else if (!s_scratch_busy && s_scratch == NULL) {
-        s_scratch = Py_NewRef(ba);
+    else if (!scratch->busy && scratch->ba == NULL) {
+        scratch->ba = Py_NewRef(ba);
         shared = 1;
     }
     if (shared)
-        s_scratch_busy = 1;
+        scratch->busy = 1;
     b.ba = ba;
     b.data = PyByteArray_AS_STRING(ba);
     b.cap = PyByteArray_GET_SIZE(ba);
     b.len = b.orig = 0;
     PyObject *result = NULL;
     if (RESERVE(&b, 512) == 0) {
-        b.len = SPAN_HEAD;
-        if (w_core_span(&b, self) == 0) {
-            uint64_t n = (uint64_t)(b.len - SPAN_HEAD);
+        b.len = FIELD_HEAD;
+        if (write(&b, arg) == 0) {
+            uint64_t n = (uint64_t)(b.len - FIELD_HEAD);
             if (n > 0xFFFFFFFFu) {
-                raise_encode_error("a span of %llu bytes is too large to encode", (unsigned long long)n);
+                raise_encode_error("a %s of %llu bytes is too large to encode", what, (unsigned long long)n);
             }
             else {
                 int size = varint_size(n);
-                Py_ssize_t at = SPAN_HEAD - 1 - size;
+                Py_ssize_t at = FIELD_HEAD - 1 - size;
                 b.len = at;
-                u_byte(&b, 0x12); /* ScopeSpans 2 spans */
+                u_byte(&b, tag);
                 u_varint(&b, n);
                 result = PyBytes_FromStringAndSize(b.data + at, (Py_ssize_t)n + 1 + size);
             }
         }
     }
     if (shared) {
-        s_scratch_busy = 0;
-        /* A very large span: give the memory back rather than keep it for every later span. */
+        scratch->busy = 0;
+        /* A very large message: give the memory back rather than keep it for every later one. */
         if (b.cap > (1 << 20) && PyByteArray_Resize(ba, 4096) < 0)
             PyErr_Clear();
     }
     Py_DECREF(ba);
     return result;
+}
+
+static int
+write_core_span(Buf *b, void *self)
+{
+    return w_core_span(b, (SpanCoreObject *)self);
+}
+
+static PyObject *
+core_encode(SpanCoreObject *self, PyObject *unused)
+{
+    return scratch_field(&s_scratch, 0x12, write_core_span, self, "span"); /* ScopeSpans 2 spans */
 }
 
 /* ---- properties ---- */
@@ -3401,8 +3424,7 @@ static PyTypeObject SpanCore_Type = {
 
 static PyObject *str_log_record, *str_observed_timestamp, *str_severity_number, *str_severity_text, *str_body,
     *str_trace_flags, *str_log_event_name;
-static PyObject *s_log_scratch; /* sdk_log_field's reusable buffer (a bytearray) ... */
-static int s_log_scratch_busy;  /* ... in use (re-entered from another thread: a new buffer) */
+static Scratch s_log_scratch; /* sdk_log_field's */
 
 /* The field names, interned on first use (str_log_record last: it says they are all there). */
 static int
@@ -3721,12 +3743,21 @@ attr_or_none(PyObject *obj, PyObject *name)
     return found ? value : Py_NewRef(Py_None);
 }
 
+/* record.<name> in *v (a new reference): 1 when it is set (not None, and true), 0 when not, -1 on an error. */
+static int
+log_attr_set(PyObject *record, PyObject *name, PyObject **v)
+{
+    if ((*v = PyObject_GetAttr(record, name)) == NULL)
+        return -1;
+    return *v == Py_None ? 0 : PyObject_IsTrue(*v);
+}
+
 /* The LogRecord message of `record` (an API LogRecord). */
 static int
 w_log_record(Buf *b, PyObject *record, const Sdk *sdk)
 {
     PyObject *v = NULL, *w = NULL;
-    int rc = -1;
+    int rc = -1, set;
     uint64_t hi = 0, lo = 0, u = 0;
     /* LogRecord 1 time_unix_nano */
     if ((v = PyObject_GetAttr(record, str_timestamp)) == NULL || w_log_time(b, 0x09, v, "LogRecord.timestamp") < 0)
@@ -3756,61 +3787,46 @@ w_log_record(Buf *b, PyObject *record, const Sdk *sdk)
         goto done;
     Py_CLEAR(v);
     /* LogRecord 8 flags (fixed32): int(trace_flags) */
-    if ((v = PyObject_GetAttr(record, str_trace_flags)) == NULL)
+    if ((set = log_attr_set(record, str_trace_flags, &v)) < 0)
         goto done;
-    if (v != Py_None) {
+    if (set) {
         uint32_t flags = 0;
-        int truth = PyObject_IsTrue(v);
-        if (truth < 0)
+        if ((w = PyNumber_Long(v)) == NULL || uint32_of(w, &flags, "LogRecord.flags") < 0 || RESERVE(b, 5) < 0)
             goto done;
-        if (truth) {
-            if ((w = PyNumber_Long(v)) == NULL || uint32_of(w, &flags, "LogRecord.flags") < 0 || RESERVE(b, 5) < 0)
-                goto done;
-            u_byte(b, 0x45);
-            u_fixed32(b, flags);
-            Py_CLEAR(w);
-        }
+        u_byte(b, 0x45);
+        u_fixed32(b, flags);
+        Py_CLEAR(w);
     }
     Py_CLEAR(v);
     /* LogRecord 9 trace_id: trace_id.to_bytes(16, "big") */
-    if ((v = PyObject_GetAttr(record, str_trace_id)) == NULL)
+    if ((set = log_attr_set(record, str_trace_id, &v)) < 0)
         goto done;
-    if (v != Py_None) {
-        int truth = PyObject_IsTrue(v);
-        if (truth < 0)
+    if (set) {
+        if (!PyLong_Check(v)) {
+            raise_encode_error("a trace id must be an int, got %.100s", Py_TYPE(v)->tp_name);
             goto done;
-        if (truth) {
-            if (!PyLong_Check(v)) {
-                raise_encode_error("a trace id must be an int, got %.100s", Py_TYPE(v)->tp_name);
-                goto done;
-            }
-            if (u128_of(v, &hi, &lo) < 0) {
-                raise_encode_error("the trace id %S is not a 128-bit unsigned int", v);
-                goto done;
-            }
-            if (RESERVE(b, 18) < 0)
-                goto done;
-            u_byte(b, 0x4a);
-            u_byte(b, 0x10);
-            u_be64(b, hi);
-            u_be64(b, lo);
         }
+        if (u128_of(v, &hi, &lo) < 0) {
+            raise_encode_error("the trace id %S is not a 128-bit unsigned int", v);
+            goto done;
+        }
+        if (RESERVE(b, 18) < 0)
+            goto done;
+        u_byte(b, 0x4a);
+        u_byte(b, 0x10);
+        u_be64(b, hi);
+        u_be64(b, lo);
     }
     Py_CLEAR(v);
     /* LogRecord 10 span_id (struct ">Q") */
-    if ((v = PyObject_GetAttr(record, str_span_id)) == NULL)
+    if ((set = log_attr_set(record, str_span_id, &v)) < 0)
         goto done;
-    if (v != Py_None) {
-        int truth = PyObject_IsTrue(v);
-        if (truth < 0)
+    if (set) {
+        if (index_u64(v, &u, "a span id") < 0 || RESERVE(b, 10) < 0)
             goto done;
-        if (truth) {
-            if (index_u64(v, &u, "a span id") < 0 || RESERVE(b, 10) < 0)
-                goto done;
-            u_byte(b, 0x52);
-            u_byte(b, 0x08);
-            u_be64(b, u);
-        }
+        u_byte(b, 0x52);
+        u_byte(b, 0x08);
+        u_be64(b, u);
     }
     Py_CLEAR(v);
     /* LogRecord 11 observed_time_unix_nano */
@@ -3828,75 +3844,49 @@ done:
     return rc;
 }
 
-#define LOG_HEAD 6 /* room before the LogRecord message for its tag and length (a varint of at most 5 bytes) */
+/* The Sdk of `types` (a 1-tuple: BoundedAttributes) for writing log records, the field names interned. */
+static int
+log_sdk_open(PyObject *types, Sdk *sdk)
+{
+    if (!PyTuple_Check(types) || PyTuple_GET_SIZE(types) != 1) {
+        PyErr_SetString(PyExc_TypeError, "types must be (BoundedAttributes,)");
+        return -1;
+    }
+    if (log_names() < 0)
+        return -1;
+    memset(sdk, 0, sizeof(*sdk));
+    sdk->bounded_attributes = PyTuple_GET_ITEM(types, 0);
+    return 0;
+}
+
+typedef struct {
+    PyObject *record;
+    const Sdk *sdk;
+} LogArg;
+
+static int
+write_log_record(Buf *b, void *arg)
+{
+    return w_log_record(b, ((LogArg *)arg)->record, ((LogArg *)arg)->sdk);
+}
 
 /* One SDK log record's ScopeLogs.log_records entry (tag, length, LogRecord) as bytes. */
 static PyObject *
 py_sdk_log_field(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    Buf b;
     Sdk sdk;
     if (nargs != 2) {
         PyErr_SetString(PyExc_TypeError, "sdk_log_field(types, record) takes 2 arguments");
         return NULL;
     }
-    if (!PyTuple_Check(args[0]) || PyTuple_GET_SIZE(args[0]) != 1) {
-        PyErr_SetString(PyExc_TypeError, "types must be (BoundedAttributes,)");
+    if (log_sdk_open(args[0], &sdk) < 0)
         return NULL;
-    }
-    if (log_names() < 0)
+    LogArg arg = {PyObject_GetAttr(args[1], str_log_record), &sdk};
+    if (arg.record == NULL)
         return NULL;
-    memset(&sdk, 0, sizeof(sdk));
-    sdk.bounded_attributes = PyTuple_GET_ITEM(args[0], 0);
-    PyObject *record = PyObject_GetAttr(args[1], str_log_record);
-    if (record == NULL)
-        return NULL;
-    PyObject *ba;
-    int shared = 0;
-    if (!s_log_scratch_busy && s_log_scratch != NULL) {
-        ba = Py_NewRef(s_log_scratch);
-        shared = 1;
-    }
-    else if ((ba = PyByteArray_FromStringAndSize(NULL, 0)) == NULL) {
-        Py_DECREF(record);
-        return NULL;
-    }
-    else if (!s_log_scratch_busy && s_log_scratch == NULL) {
-        s_log_scratch = Py_NewRef(ba);
-        shared = 1;
-    }
-    if (shared)
-        s_log_scratch_busy = 1;
-    b.ba = ba;
-    b.data = PyByteArray_AS_STRING(ba);
-    b.cap = PyByteArray_GET_SIZE(ba);
-    b.len = b.orig = 0;
-    PyObject *result = NULL;
-    if (RESERVE(&b, 512) == 0) {
-        b.len = LOG_HEAD;
-        if (w_log_record(&b, record, &sdk) == 0) {
-            uint64_t n = (uint64_t)(b.len - LOG_HEAD);
-            if (n > 0xFFFFFFFFu) {
-                raise_encode_error("a log record of %llu bytes is too large to encode", (unsigned long long)n);
-            }
-            else {
-                int size = varint_size(n);
-                Py_ssize_t at = LOG_HEAD - 1 - size;
-                b.len = at;
-                u_byte(&b, 0x12); /* ScopeLogs 2 log_records */
-                u_varint(&b, n);
-                result = PyBytes_FromStringAndSize(b.data + at, (Py_ssize_t)n + 1 + size);
-            }
-        }
-    }
-    if (shared) {
-        s_log_scratch_busy = 0;
-        /* A very large record: give the memory back rather than keep it for every later record. */
-        if (b.cap > (1 << 20) && PyByteArray_Resize(ba, 4096) < 0)
-            PyErr_Clear();
-    }
-    Py_DECREF(ba);
-    Py_DECREF(record);
+    /* ScopeLogs 2 log_records */
+    PyObject *result = scratch_field(&s_log_scratch, 0x12, write_log_record, &arg, "log record");
+    Py_DECREF(arg.record);
     return result;
 }
 
@@ -3910,14 +3900,8 @@ py_write_sdk_logs(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_TypeError, "write_sdk_logs(buf, records, types) takes 3 arguments");
         return NULL;
     }
-    if (!PyTuple_Check(args[2]) || PyTuple_GET_SIZE(args[2]) != 1) {
-        PyErr_SetString(PyExc_TypeError, "types must be (BoundedAttributes,)");
+    if (log_sdk_open(args[2], &sdk) < 0 || buf_open(&b, args[0]) < 0)
         return NULL;
-    }
-    if (log_names() < 0 || buf_open(&b, args[0]) < 0)
-        return NULL;
-    memset(&sdk, 0, sizeof(sdk));
-    sdk.bounded_attributes = PyTuple_GET_ITEM(args[2], 0);
     PyObject *it = PyObject_GetIter(args[1]);
     if (it == NULL)
         return buf_close(&b, 0);
