@@ -184,7 +184,7 @@ def test_a_write_to_a_peer_that_does_not_read_can_be_cancelled() -> None:
             port = server.sockets[0].getsockname()[1]
             _, writer = await asyncio.open_connection("127.0.0.1", port)
             writer.write(b"x" * (64 << 20))
-            with pytest.raises(TimeoutError):
+            with pytest.raises(asyncio.TimeoutError):  # the builtin TimeoutError from Python 3.11 on
                 await asyncio.wait_for(writer.drain(), 0.5)
             buffered = writer.transport.get_write_buffer_size()
             writer.transport.abort()
