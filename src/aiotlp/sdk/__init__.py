@@ -36,10 +36,11 @@ This is the only package of aiotlp that imports ``opentelemetry.sdk``: ``pip ins
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
 
 from aiotlp._exceptions import MissingExtraError
+
+from ._lazy import lazy_names
 
 try:
     import opentelemetry.sdk  # noqa: F401
@@ -106,14 +107,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> object:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'aiotlp.sdk' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_names(globals(), {name: (module, name) for name, module in _LAZY.items()}, __all__)

@@ -18,7 +18,6 @@ type checkers), which also gives the signatures that ``help()`` and IDEs show; t
 
 from __future__ import annotations
 
-import importlib
 import itertools
 import os
 import weakref
@@ -36,6 +35,7 @@ from aiotlp.transport import require_client, zstd_compress
 from ._client import MAX_DETACHED, ExportClient, encode_batch
 from ._encode_json import encode_spans_json
 from ._encode_spans import encode_spans
+from ._lazy import lazy_names
 from ._options import MAX_CONCURRENT, Endpoint, ExporterArguments, check_keywords, keywords_of, resolve
 from ._stats import ExporterStatistics
 
@@ -56,17 +56,7 @@ the metrics SDK (``opentelemetry.sdk.metrics`` is about 40 ms); ``from aiotlp.sd
 still works."""
 
 
-def __getattr__(name: str) -> object:
-    module = _ELSEWHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __package__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_names(globals(), {name: (module, name) for name, module in _ELSEWHERE.items()}, __all__)
 
 
 _made = itertools.count()
