@@ -13,6 +13,7 @@ import os
 import resource
 import shutil
 import subprocess
+import threading
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -188,9 +189,11 @@ class TcpProxy(_LoopbackServer):
         self.delay = delay
         self.upstream = bytearray()
         self.connections = 0
+        self.accepted = threading.Event()  # set at the first connection (from any thread: see ProxyThread)
 
     async def _handle(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
         self.connections += 1
+        self.accepted.set()
         server_reader, server_writer = await asyncio.open_connection(*self.target)
         self._writers.add(server_writer)
         try:
@@ -213,6 +216,29 @@ class TcpProxy(_LoopbackServer):
             pass
         finally:
             writer.close()
+
+
+class ProxyThread:
+    """A :class:`TcpProxy` to ``127.0.0.1:target_port`` on its own event loop thread, for synchronous tests (an
+    application on plain threads): ``with ProxyThread(port) as proxy: ... proxy.url``."""
+
+    def __init__(self, target_port: int) -> None:
+        self.proxy = TcpProxy("127.0.0.1", target_port)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="proxy", daemon=True)
+
+    def __enter__(self) -> TcpProxy:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self.proxy.__aenter__(), self._loop).result(5)
+        return self.proxy
+
+    def __exit__(self, *exc_info: object) -> None:
+        try:
+            asyncio.run_coroutine_threadsafe(self.proxy.__aexit__(None, None, None), self._loop).result(10)
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
+            self._loop.close()
 
 
 Answer = Callable[[asyncio.StreamWriter], Awaitable[None]]

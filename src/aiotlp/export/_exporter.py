@@ -23,6 +23,7 @@ from ..config import ExporterConfig, Headers, SignalConfig
 from ..model import LogRecord, Metric, Signal, Span
 from ..transport import (
     MAX_RESPONSE_BYTES,
+    Connectable,
     EndpointStatistics,
     FleetPolicy,
     FleetTransport,
@@ -305,6 +306,30 @@ class OTLPExporter(CodecExporter):
             return result
         finally:
             binding.leave()
+
+    async def connect(self, signal: Signal | str = Signal.TRACES, timeout: float | None = None) -> bool:
+        """Open ``signal``'s connection on the running loop now, ahead of its first export, so that the first
+        export does not wait for it (aiotlp's batch processors do this when they start on the bridge).
+
+        True once it is open. False when the transport cannot connect ahead (a fleet of collectors, or a
+        custom transport that is not :class:`~aiotlp.transport.Connectable`), the exporter is shut down, or the
+        connection failed or did not come within ``timeout`` seconds (the signal's export timeout by default).
+        A failure is not raised and not counted anywhere (nothing was sent): it is logged at debug level, and the
+        first export connects again and reports its own failure. Shutting the exporter down does not wait for
+        a connection being made: it is closed with the transport."""
+        signal = Signal(signal)
+        if self._closed:
+            return False
+        config = self.config.for_signal(signal)
+        transport = self._bind(asyncio.get_running_loop()).stacks[signal].transport
+        if not isinstance(transport, Connectable):
+            return False
+        try:
+            await transport.connect(config.timeout if timeout is None else timeout)
+        except ExportError as exc:
+            logger.debug("could not connect ahead to %s: %s", _where(config), exc)
+            return False
+        return True
 
     # -- one set of sender stacks per event loop
 

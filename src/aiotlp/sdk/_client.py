@@ -231,6 +231,18 @@ class ExportClient:
             return False
         return result.failed == 0 and result.dropped == 0
 
+    async def connect_ahead(self) -> None:
+        """On the running loop: make this client's exporter there and open its connection now (aiotlp's batch
+        processors, when they start on the bridge: the first batch is then not held back by it). Not with the disk
+        queue, whose exporter opens itself; a failure is only logged at debug level (the first export connects
+        again, and reports)."""
+        self.check_fork()
+        if self.closed or self.queue_dir is not None:
+            return
+        exporter = self.exporter_here()
+        if isinstance(exporter, OTLPExporter):
+            await exporter.connect(self.signal)
+
     def load_client(self) -> None:
         """Import the transport's client now (aiotlp's processors, before they export on an application's loop)."""
         if self._transport_factory is None:

@@ -19,7 +19,8 @@ import ipaddress
 from typing import TYPE_CHECKING, Literal
 
 from .._exceptions import ConfigurationError, MissingExtraError
-from ._base import GRPC_METHODS, IDENTITY, Reply, Transport, grpc_method, user_agent
+from . import _zstd
+from ._base import GRPC_METHODS, IDENTITY, Connectable, Reply, Transport, grpc_method, user_agent
 from ._compression import (
     ENCODINGS,
     MAX_RESPONSE_BYTES,
@@ -69,6 +70,7 @@ __all__ = [
     "IDENTITY",
     "MAX_RESPONSE_BYTES",
     "BoundedInflater",
+    "Connectable",
     "EndpointState",
     "EndpointStatistics",
     "FleetPolicy",
@@ -142,7 +144,10 @@ def require_client(protocol: str, grpc_implementation: GrpcImplementation | None
     ``load=True`` also imports it now (aiotlp's HTTP/1.1 client, h2 or grpcio, with aiotlp's module over it):
     otherwise that happens when the first transport is made, which may be on an application's event loop (an
     import there blocks the loop, ~15-60 ms for h2 or grpcio). Exporters check at construction; processors that
-    export on the application's loop load."""
+    export on the application's loop load. Loading also chooses the zstd binding (importing it, if there is one),
+    which a transport asks for when it is made (``accepted_encodings``)."""
+    if load:
+        _zstd.available()
     if protocol != "grpc":
         if load:
             from . import _http  # noqa: F401

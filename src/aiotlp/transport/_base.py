@@ -13,14 +13,23 @@ from __future__ import annotations
 
 import ssl
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final, Protocol
+from typing import TYPE_CHECKING, Final, Protocol, runtime_checkable
 
 from .._version import __version__
 
 if TYPE_CHECKING:
     from ..config import SignalConfig
 
-__all__ = ["GRPC_METHODS", "IDENTITY", "Reply", "Transport", "grpc_method", "make_ssl_context", "user_agent"]
+__all__ = [
+    "GRPC_METHODS",
+    "IDENTITY",
+    "Connectable",
+    "Reply",
+    "Transport",
+    "grpc_method",
+    "make_ssl_context",
+    "user_agent",
+]
 
 IDENTITY: Final = "identity"
 """The content-encoding of a body sent as encoded (not compressed)."""
@@ -98,3 +107,16 @@ class Transport(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class Connectable(Protocol):
+    """A transport that can open its connection ahead of its first :meth:`~Transport.send` (aiotlp's h2, HTTP/1.1
+    and grpc.aio transports are; a fleet is not). :meth:`aiotlp.export.OTLPExporter.connect` calls it, so that an
+    application's first batch does not wait for the connection to be made."""
+
+    async def connect(self, timeout: float) -> None:
+        """Open the connection (or wait for the one being opened) within ``timeout`` seconds; a connection already
+        open is kept. Raises what :meth:`~Transport.send` raises for the same failure (a classified
+        :class:`~aiotlp.ExportError`)."""
+        ...

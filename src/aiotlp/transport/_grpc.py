@@ -29,7 +29,7 @@ from .._exceptions import (
     ResponseError,
 )
 from .._fork import abandon
-from ._base import IDENTITY, Reply, Transport, grpc_method, user_agent
+from ._base import IDENTITY, Connectable, Reply, Transport, grpc_method, user_agent
 from ._compression import MAX_RESPONSE_BYTES, compress
 from ._fleet import ReplyClassifier
 from ._mismatch import http1_in_grpc_details, wrong_port
@@ -225,6 +225,25 @@ class GrpcTransport:
             # grpc's internal errors (e.g. ExecuteBatchError) can quote the call: name only their type.
             raise PermanentError(f"the gRPC client failed sending to {self._where()}: {type(exc).__name__}") from None
         return Reply(200, response, content_type=self.content_type, grpc_status=0)
+
+    async def connect(self, timeout: float) -> None:
+        """Make the channel and wait until it is connected (grpc's READY), ahead of the first call."""
+        if self._closed:
+            raise PermanentError("the gRPC transport is closed")
+        if not _grpc_usable():
+            fallback = self._forked_fallback()
+            if isinstance(fallback, Connectable):
+                await fallback.connect(timeout)
+            return
+        self._get_call()
+        try:
+            await asyncio.wait_for(self._channel.channel_ready(), timeout)
+        except asyncio.TimeoutError:
+            raise ConnectError(f"cannot connect to {self._where()} within {timeout:.3g}s") from None
+        except Exception as exc:  # the channel closed meanwhile (grpc's UsageError), or grpc's own errors
+            if self._closed:
+                raise ExporterShutdownError(f"the channel to {self._where()} was closed while connecting") from None
+            raise ConnectError(f"cannot connect to {self._where()}: {type(exc).__name__}") from None
 
     def _reply(self, exc: Any, timeout: float) -> Reply:
         """The status of a failed call as a :class:`Reply`, or raise for a failure of the transport itself."""

@@ -388,6 +388,17 @@ class H1Client:
         connection = await self._connect()
         return await self._exchange(connection, request, body, sink)
 
+    async def preconnect(self) -> None:
+        """Open a connection and keep it idle for the first :meth:`post`, unless one is idle or busy already.
+        Raises as :meth:`post` does when it cannot be made."""
+        if self._closed:
+            raise H1Error("the HTTP client is closed")
+        if self._idle or self._busy:
+            return
+        connection = await self._connect()
+        connection.idle_since = time.monotonic()
+        self._idle.append(connection)  # taken by post() as a kept-alive one: re-sent once if the server closed it
+
     def _take_idle(self) -> _Connection | None:
         now = time.monotonic()
         while self._idle:

@@ -206,6 +206,15 @@ class H2GrpcTransport:
         ]
         return await connection.unary(headers, body, content_encoding != IDENTITY, deadline, timeout)
 
+    async def connect(self, timeout: float) -> None:
+        """Open the HTTP/2 connection now (or wait for the one being opened), ahead of the first call."""
+        if self._closed:
+            raise PermanentError("the gRPC transport is closed")
+        connection = self._connection
+        if connection is None or not connection.usable:
+            loop = asyncio.get_running_loop()
+            await self._connect(loop, loop.time() + timeout)
+
     async def close(self) -> None:
         """Fail pending calls with :class:`ExporterShutdownError` and close the connection(s) now."""
         self._closed = True

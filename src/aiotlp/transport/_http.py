@@ -10,9 +10,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from types import MappingProxyType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from .._backports import timeout as async_timeout
 from .._exceptions import (
@@ -34,6 +34,8 @@ if TYPE_CHECKING:
     from ..config import SignalConfig
 
 __all__ = ["HttpTransport"]
+
+_T = TypeVar("_T")
 
 
 class HttpTransport:
@@ -102,13 +104,30 @@ class HttpTransport:
         head = self._heads.get(content_encoding)
         if head is None:
             raise PermanentError(f"the HTTP transport cannot send a body encoded as {content_encoding[:20]!r}")
+        response = await self._classified(self._client.post(head, body, self._sink), timeout, "no response")
+        return Reply(
+            response.status,
+            response.body,
+            content_type=response.headers.get("content-type", ""),
+            retry_after=response.headers.get("retry-after"),
+        )
+
+    async def connect(self, timeout: float) -> None:
+        """Open a keep-alive connection now (none when one is open already), ahead of the first send."""
+        if self._closed:
+            raise PermanentError("the HTTP transport is closed")
+        await self._classified(self._client.preconnect(), timeout, "no connection")
+
+    async def _classified(self, step: Awaitable[_T], timeout: float, late: str) -> _T:
+        """``step``'s result within ``timeout`` seconds, the HTTP client's failures raised as classified
+        :class:`~aiotlp.ExportError` subclasses (``late`` says what did not come in time)."""
         try:
             async with async_timeout(timeout):
-                response = await self._client.post(head, body, self._sink)
+                return await step
         except ExportError:
             raise
         except asyncio.TimeoutError:
-            raise AttemptTimeoutError(f"no response from {self._where()} within {timeout:.3g}s") from None
+            raise AttemptTimeoutError(f"{late} from {self._where()} within {timeout:.3g}s") from None
         except TLSFailed as exc:
             if exc.verification:
                 raise PermanentError(f"TLS certificate verification failed for {self._where()}: {exc}") from None
@@ -123,12 +142,6 @@ class HttpTransport:
             raise ConnectError(f"connection to {self._where()} failed: {exc}") from None
         except H1Error as exc:
             raise PermanentError(f"the HTTP client failed sending to {self._where()}: {exc}") from None
-        return Reply(
-            response.status,
-            response.body,
-            content_type=response.headers.get("content-type", ""),
-            retry_after=response.headers.get("retry-after"),
-        )
 
     def _sink(self, status: int, headers: Mapping[str, str]) -> BoundedInflater:
         """The response body's reader: refuses an announced length over the cap, decodes and bounds the rest."""

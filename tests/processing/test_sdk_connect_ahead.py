@@ -1,0 +1,111 @@
+"""aiotlp's SDK batch processors open their exporter's connection when they start on the bridge (an application on
+plain threads: the first span or log record ended), before the first batch is due.
+
+Otherwise the first export made the connection while the application's threads held the GIL, and a flat-out
+producer filled the queue behind the first batch (500 to 1,500 spans dropped at start-up). Each signal, over each
+client, through a counting TCP proxy in front of the collector: one connection, made before anything is sent, and
+the first export goes over it. A collector that is not there: nothing logged above debug by the connect, the
+export's own failure counted in the ledger. The zstd binding is chosen when the client is loaded, not at the
+first export.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk.trace import TracerProvider
+from tests.faults._support import ProxyThread
+
+from aiotlp.sdk import BatchLogRecordProcessor, BatchSpanProcessor, LogExporter, SpanExporter
+from aiotlp.testing import CollectorThread, free_port
+from aiotlp.transport import make_transport
+
+CLIENTS = [("grpc", "h2"), ("grpc", "grpcio"), ("http/protobuf", None)]
+
+
+def exporter_kwargs(protocol: str, client: str | None, port: int, signal: str) -> dict[str, object]:
+    if protocol == "grpc":
+        return {
+            "endpoint": f"http://127.0.0.1:{port}",
+            "protocol": "grpc",
+            "transport_factory": lambda config: make_transport(config, grpc_implementation=client),  # type: ignore[arg-type]
+        }
+    return {"endpoint": f"http://127.0.0.1:{port}/v1/{signal}", "protocol": "http/protobuf"}
+
+
+@pytest.mark.parametrize(("protocol", "client"), CLIENTS)
+def test_spans_connection_is_made_at_the_first_span(protocol: str, client: str | None) -> None:
+    with CollectorThread() as collector:
+        port = collector.collector.grpc_port if protocol == "grpc" else collector.collector.http_port
+        with ProxyThread(port) as proxy:
+            exporter = SpanExporter(**exporter_kwargs(protocol, client, proxy.port, "traces"))  # type: ignore[arg-type]
+            processor = BatchSpanProcessor(exporter, schedule_delay_millis=60_000)  # no export until the flush
+            provider = TracerProvider()
+            provider.add_span_processor(processor)
+            with provider.get_tracer("app").start_as_current_span("first"):
+                pass
+            assert proxy.accepted.wait(5.0)
+            stats = processor.statistics()
+            assert (stats.produced, stats.queued, stats.exported) == (1, 1, 0)
+            assert collector.requests() == []
+            assert processor.force_flush(5_000)
+            provider.shutdown()
+            assert [span.name for span in collector.spans()] == ["first"]
+            assert proxy.connections == 1  # the export went over the connection made ahead
+
+
+@pytest.mark.parametrize(("protocol", "client"), CLIENTS)
+def test_logs_connection_is_made_at_the_first_record(protocol: str, client: str | None) -> None:
+    with CollectorThread() as collector:
+        port = collector.collector.grpc_port if protocol == "grpc" else collector.collector.http_port
+        with ProxyThread(port) as proxy:
+            exporter = LogExporter(**exporter_kwargs(protocol, client, proxy.port, "logs"))  # type: ignore[arg-type]
+            processor = BatchLogRecordProcessor(exporter, schedule_delay_millis=60_000)
+            provider = LoggerProvider(shutdown_on_exit=False)
+            provider.add_log_record_processor(processor)
+            provider.get_logger("app").emit(body="first")
+            assert proxy.accepted.wait(5.0)
+            stats = processor.statistics()
+            assert (stats.produced, stats.queued, stats.exported) == (1, 1, 0)
+            assert collector.requests() == []
+            provider.shutdown()
+            assert [record.body.string_value for record in collector.log_records()] == ["first"]
+            assert proxy.connections == 1
+
+
+def test_no_collector_the_connect_is_quiet_and_the_export_fails_counted(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="aiotlp")
+    exporter = SpanExporter(f"http://127.0.0.1:{free_port()}", protocol="grpc", timeout=1)
+    processor = BatchSpanProcessor(exporter, schedule_delay_millis=60_000)
+    provider = TracerProvider()
+    provider.add_span_processor(processor)
+    with provider.get_tracer("app").start_as_current_span("lost"):
+        pass
+    assert not processor.force_flush(5_000)
+    provider.shutdown()
+    stats = processor.statistics()
+    assert (stats.produced, stats.exported, stats.failed, stats.queued, stats.in_flight) == (1, 0, 1, 0, 0)
+    connect_records = [r for r in caplog.records if "connect ahead" in r.getMessage()]
+    assert connect_records and all(r.levelno == logging.DEBUG for r in connect_records)
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
+def test_loading_the_client_chooses_the_zstd_binding(protocol: str) -> None:
+    """An exporter's transports ask for the zstd binding when they are made (on the bridge, at the first export):
+    it is imported when the client is loaded instead, on the application's thread."""
+    script = textwrap.dedent(
+        f"""
+        import sys
+        from aiotlp.transport import require_client
+        assert "zstandard" not in sys.modules
+        require_client({protocol!r}, load=True)
+        print("zstandard" in sys.modules)
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.strip() == "True"
