@@ -70,7 +70,7 @@ bridge on first use); the parent's queue, tasks and connections are never touche
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
+import contextlib
 import dataclasses
 import logging
 import os
@@ -137,9 +137,20 @@ def _source_size(item: Any) -> int:
     return len(item[1]) if type(item) is tuple else estimate_size(item)
 
 
-def _log_failure(future: concurrent.futures.Future[None]) -> None:
-    """Log what a coroutine run in the background on the bridge raised (it is not expected to raise)."""
-    if not future.cancelled() and (error := future.exception()) is not None:
+_connecting: set[asyncio.Task[None]] = set()
+
+
+def _connect_ahead(client: Any) -> None:
+    """On the bridge loop: open ``client``'s connection in a task (made here, on the loop, so that a loop stopped
+    before this runs holds no coroutine of ours)."""
+    task = asyncio.get_running_loop().create_task(client.connect_ahead())
+    _connecting.add(task)
+    task.add_done_callback(_connected)
+
+
+def _connected(task: asyncio.Task[None]) -> None:
+    _connecting.discard(task)
+    if not task.cancelled() and (error := task.exception()) is not None:  # it logs and swallows export errors
         logger.error("connecting ahead failed", exc_info=error)
 
 
@@ -307,7 +318,8 @@ class _Batching:
                 self._started = True
                 self._hot = None if self._is_shut_down else self._source
                 if fast and connect and not self._is_shut_down and not bridge.inline and loop is bridge.running_loop:
-                    bridge.submit(self._exporter._client.connect_ahead()).add_done_callback(_log_failure)
+                    with contextlib.suppress(RuntimeError):  # the bridge is closing (interpreter exit)
+                        loop.call_soon_threadsafe(_connect_ahead, self._exporter._client)
             return processor
 
     def _start_quietly(self) -> None:
