@@ -1,5 +1,6 @@
 """aiotlp's SDK batch processors open their exporter's connection when they start on the bridge (an application on
-plain threads: the first span or log record ended), before the first batch is due.
+plain threads: the first span or log record ended), before the first batch is due: built in code, and auto-configured
+(``OTEL_PYTHON_CONFIGURATOR=aiotlp opentelemetry-instrument``, exit without shutdown).
 
 Otherwise the first export made the connection while the application's threads held the GIL, and a flat-out
 producer filled the queue behind the first batch (500 to 1,500 spans dropped at start-up). Each signal, over each
@@ -12,14 +13,17 @@ first export.
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk.trace import TracerProvider
 from tests.faults._support import ProxyThread
+from tests.sdk.compat.test_selection import INSTRUMENT, SRC, metadata
 
 from aiotlp.sdk import BatchLogRecordProcessor, BatchSpanProcessor, LogExporter, SpanExporter
 from aiotlp.testing import CollectorThread, free_port
@@ -109,3 +113,58 @@ def test_loading_the_client_chooses_the_zstd_binding(protocol: str) -> None:
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.strip() == "True"
+
+
+APP = """
+import sys
+
+from opentelemetry import trace
+
+with trace.get_tracer("app").start_as_current_span("first"):
+    pass
+print("ended", flush=True)
+sys.stdin.readline()
+# exit without shutdown: the provider's exit hook flushes
+"""
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
+def test_auto_configured_app_connects_at_its_first_span(tmp_path: Path, protocol: str) -> None:
+    """``OTEL_PYTHON_CONFIGURATOR=aiotlp OTEL_TRACES_EXPORTER=aiotlp opentelemetry-instrument python app.py``: the
+    processor is aiotlp's, behind aiotlp's provider; it connects when the first span ends."""
+    (tmp_path / "app.py").write_text(APP, encoding="utf-8")
+    with CollectorThread() as collector:
+        port = collector.collector.grpc_port if protocol == "grpc" else collector.collector.http_port
+        with ProxyThread(port) as proxy:
+            env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+            env.update(
+                PYTHONPATH=os.pathsep.join([str(metadata(tmp_path / "metadata")), str(SRC)]),
+                OTEL_PYTHON_CONFIGURATOR="aiotlp",
+                OTEL_TRACES_EXPORTER="aiotlp",
+                OTEL_METRICS_EXPORTER="none",
+                OTEL_LOGS_EXPORTER="none",
+                OTEL_EXPORTER_OTLP_PROTOCOL=protocol,
+                OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{proxy.port}",
+                OTEL_BSP_SCHEDULE_DELAY="60000",
+            )
+            app = subprocess.Popen(
+                [str(INSTRUMENT), sys.executable, "app.py"],
+                cwd=tmp_path,
+                env=env,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            try:
+                assert app.stdout is not None and app.stdout.readline().strip() == "ended"
+                assert proxy.accepted.wait(10.0)
+                assert collector.requests() == []  # connected, nothing sent yet
+                out, err = app.communicate("\n", timeout=60)
+            finally:
+                if app.poll() is None:
+                    app.kill()
+                    app.communicate()
+            assert app.returncode == 0, out + err
+            assert [span.name for span in collector.spans()] == ["first"]
+            assert proxy.connections == 1
