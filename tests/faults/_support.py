@@ -189,11 +189,18 @@ class TcpProxy(_LoopbackServer):
         self.delay = delay
         self.upstream = bytearray()
         self.connections = 0
-        self.accepted = threading.Event()  # set at the first connection (from any thread: see ProxyThread)
+        self._accepted = threading.Condition()
+
+    def wait_for_connections(self, count: int, timeout: float) -> bool:
+        """Wait until ``count`` connections were accepted; False after ``timeout`` seconds. Any thread but the
+        proxy's loop (see :class:`ProxyThread`; on its own loop, call it with ``asyncio.to_thread``)."""
+        with self._accepted:
+            return self._accepted.wait_for(lambda: self.connections >= count, timeout)
 
     async def _handle(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
-        self.connections += 1
-        self.accepted.set()
+        with self._accepted:
+            self.connections += 1
+            self._accepted.notify_all()
         server_reader, server_writer = await asyncio.open_connection(*self.target)
         self._writers.add(server_writer)
         try:

@@ -53,7 +53,7 @@ def test_spans_connection_is_made_at_the_first_span(protocol: str, client: str |
             provider.add_span_processor(processor)
             with provider.get_tracer("app").start_as_current_span("first"):
                 pass
-            assert proxy.accepted.wait(5.0)
+            assert proxy.wait_for_connections(1, 5.0)
             stats = processor.statistics()
             assert (stats.produced, stats.queued, stats.exported) == (1, 1, 0)
             assert collector.requests() == []
@@ -73,7 +73,7 @@ def test_logs_connection_is_made_at_the_first_record(protocol: str, client: str 
             provider = LoggerProvider(shutdown_on_exit=False)
             provider.add_log_record_processor(processor)
             provider.get_logger("app").emit(body="first")
-            assert proxy.accepted.wait(5.0)
+            assert proxy.wait_for_connections(1, 5.0)
             stats = processor.statistics()
             assert (stats.produced, stats.queued, stats.exported) == (1, 1, 0)
             assert collector.requests() == []
@@ -158,7 +158,7 @@ def test_auto_configured_app_connects_at_its_first_span(tmp_path: Path, protocol
             )
             try:
                 assert app.stdout is not None and app.stdout.readline().strip() == "ended"
-                assert proxy.accepted.wait(10.0)
+                assert proxy.wait_for_connections(1, 10.0)
                 assert collector.requests() == []  # connected, nothing sent yet
                 out, err = app.communicate("\n", timeout=60)
             finally:
@@ -168,3 +168,60 @@ def test_auto_configured_app_connects_at_its_first_span(tmp_path: Path, protocol
             assert app.returncode == 0, out + err
             assert [span.name for span in collector.spans()] == ["first"]
             assert proxy.connections == 1
+
+
+FORKING_APP = """
+import os
+import sys
+
+from opentelemetry.sdk.trace import TracerProvider
+
+from aiotlp.sdk import BatchSpanProcessor, SpanExporter
+
+processor = BatchSpanProcessor(SpanExporter(sys.argv[1], protocol="grpc"), schedule_delay_millis=60_000)
+provider = TracerProvider(shutdown_on_exit=False)
+provider.add_span_processor(processor)
+tracer = provider.get_tracer("app")
+with tracer.start_as_current_span("parent"):
+    pass
+assert processor.force_flush(10_000)
+pid = os.fork()
+if pid == 0:  # a worker: its own processor state, its own bridge, its own connection, made at its first span
+    with tracer.start_as_current_span("child"):
+        pass
+    print("ended", flush=True)
+    sys.stdin.readline()
+    provider.shutdown()
+    stats = processor.statistics()
+    os._exit(0 if (stats.produced, stats.exported) == (1, 1) else 3)
+_, status = os.waitpid(pid, 0)
+provider.shutdown()
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
+def test_a_forked_worker_connects_at_its_first_span(tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text(FORKING_APP, encoding="utf-8")
+    with CollectorThread() as collector, ProxyThread(collector.collector.grpc_port) as proxy:
+        app = subprocess.Popen(
+            [sys.executable, "app.py", f"http://127.0.0.1:{proxy.port}"],
+            cwd=tmp_path,
+            env={**os.environ, "PYTHONPATH": str(SRC)},
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert app.stdout is not None and app.stdout.readline().strip() == "ended"
+            assert [span.name for span in collector.spans()] == ["parent"]
+            assert proxy.wait_for_connections(2, 10.0)  # the child's, before it sent anything
+            assert [span.name for span in collector.spans()] == ["parent"]
+            out, err = app.communicate("\n", timeout=60)
+        finally:
+            if app.poll() is None:
+                app.kill()
+                app.communicate()
+        assert app.returncode == 0, out + err
+        assert sorted(span.name for span in collector.spans()) == ["child", "parent"]
+        assert proxy.connections == 2
