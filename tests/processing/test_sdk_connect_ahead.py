@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk.trace import TracerProvider
-from tests.faults._support import ProxyThread
+from tests.faults._support import ProxyThread, TcpProxy
 from tests.sdk.compat.test_selection import INSTRUMENT, SRC, metadata
 
 from aiotlp.sdk import BatchLogRecordProcessor, BatchSpanProcessor, LogExporter, SpanExporter
@@ -147,25 +147,8 @@ def test_auto_configured_app_connects_at_its_first_span(tmp_path: Path, protocol
                 OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{proxy.port}",
                 OTEL_BSP_SCHEDULE_DELAY="60000",
             )
-            app = subprocess.Popen(
-                [str(INSTRUMENT), sys.executable, "app.py"],
-                cwd=tmp_path,
-                env=env,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-            try:
-                assert app.stdout is not None and app.stdout.readline().strip() == "ended"
-                assert proxy.wait_for_connections(1, 10.0)
-                assert collector.requests() == []  # connected, nothing sent yet
-                out, err = app.communicate("\n", timeout=60)
-            finally:
-                if app.poll() is None:
-                    app.kill()
-                    app.communicate()
-            assert app.returncode == 0, out + err
+            # connected, nothing sent yet, when the span has ended
+            run_app([str(INSTRUMENT), sys.executable, "app.py"], tmp_path, env, proxy, collector, 1, [])
             assert [span.name for span in collector.spans()] == ["first"]
             assert proxy.connections == 1
 
@@ -203,25 +186,36 @@ sys.exit(os.waitstatus_to_exitcode(status))
 def test_a_forked_worker_connects_at_its_first_span(tmp_path: Path) -> None:
     (tmp_path / "app.py").write_text(FORKING_APP, encoding="utf-8")
     with CollectorThread() as collector, ProxyThread(collector.collector.grpc_port) as proxy:
-        app = subprocess.Popen(
-            [sys.executable, "app.py", f"http://127.0.0.1:{proxy.port}"],
-            cwd=tmp_path,
-            env={**os.environ, "PYTHONPATH": str(SRC)},
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        try:
-            assert app.stdout is not None and app.stdout.readline().strip() == "ended"
-            assert [span.name for span in collector.spans()] == ["parent"]
-            assert proxy.wait_for_connections(2, 10.0)  # the child's, before it sent anything
-            assert [span.name for span in collector.spans()] == ["parent"]
-            out, err = app.communicate("\n", timeout=60)
-        finally:
-            if app.poll() is None:
-                app.kill()
-                app.communicate()
-        assert app.returncode == 0, out + err
+        command = [sys.executable, "app.py", f"http://127.0.0.1:{proxy.port}"]
+        env = {**os.environ, "PYTHONPATH": str(SRC)}
+        # the child's connection, made before it sent anything
+        run_app(command, tmp_path, env, proxy, collector, 2, ["parent"])
         assert sorted(span.name for span in collector.spans()) == ["child", "parent"]
         assert proxy.connections == 2
+
+
+def run_app(
+    command: list[str],
+    cwd: Path,
+    env: dict[str, str],
+    proxy: TcpProxy,
+    collector: CollectorThread,
+    connections: int,
+    sent: list[str],
+) -> None:
+    """Run an app that prints ``ended`` once its span has ended, then waits for a line: by then the proxy must
+    have taken ``connections`` connections while the collector holds only the spans named ``sent``; then let it
+    exit, and it must exit with 0."""
+    app = subprocess.Popen(
+        command, cwd=cwd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert app.stdout is not None and app.stdout.readline().strip() == "ended"
+        assert proxy.wait_for_connections(connections, 10.0)
+        assert [span.name for span in collector.spans()] == sent
+        out, err = app.communicate("\n", timeout=60)
+    finally:
+        if app.poll() is None:
+            app.kill()
+            app.communicate()
+    assert app.returncode == 0, out + err

@@ -82,6 +82,26 @@ async def test_connect_opens_the_connection_the_first_send_uses(
 
 
 @pytest.mark.parametrize(("protocol", "client"), CLIENTS)
+async def test_a_send_while_connecting_ahead_waits_for_that_connection(
+    collector: FakeCollector, protocol: str, client: str | None
+) -> None:
+    relay = await proxied(collector, protocol)
+    try:
+        sender = transport(protocol, client, relay.port)
+        assert isinstance(sender, Connectable)
+        connecting = asyncio.ensure_future(sender.connect(5.0))
+        await asyncio.sleep(0)  # the connect is under way
+        await call(sender, BODY, timeout=5.0)
+        await connecting
+        await call(sender, BODY, timeout=5.0)
+        assert len(collector.received) == 2
+        assert relay.connections == 1
+        await sender.close()
+    finally:
+        await relay.__aexit__(None, None, None)
+
+
+@pytest.mark.parametrize(("protocol", "client"), CLIENTS)
 async def test_connect_to_a_closed_port_is_a_classified_error_without_secrets(
     protocol: str, client: str | None
 ) -> None:

@@ -346,6 +346,7 @@ class H1Client:
         self.keepalive = keepalive
         self._idle: list[_Connection] = []
         self._busy: set[_Connection] = set()
+        self._opening: asyncio.Future[None] | None = None  # done when the preconnect() under way ends
         self._closed = False
         self.connections_made = 0  # for tests and benchmarks: how many connections were opened
 
@@ -377,6 +378,9 @@ class H1Client:
             raise H1Error("the HTTP client is closed")
         request = head + b"Content-Length: %d\r\n\r\n" % len(body)
         connection = self._take_idle()
+        if connection is None and self._opening is not None:  # the connection being made ahead: take it
+            await asyncio.shield(self._opening)
+            connection = self._take_idle()
         if connection is None:
             connection = await self._connect()
         try:
@@ -389,15 +393,24 @@ class H1Client:
         return await self._exchange(connection, request, body, sink)
 
     async def preconnect(self) -> None:
-        """Open a connection and keep it idle for the first :meth:`post`, unless one is idle or busy already.
-        Raises as :meth:`post` does when it cannot be made."""
+        """Open a connection and keep it idle for the first :meth:`post` (which waits for it rather than open
+        another), unless one is idle, busy or being opened already. Raises as :meth:`post` does when it cannot be
+        made."""
         if self._closed:
             raise H1Error("the HTTP client is closed")
+        if self._opening is not None:
+            await asyncio.shield(self._opening)
+            return
         if self._idle or self._busy:
             return
-        connection = await self._connect()
-        connection.idle_since = time.monotonic()
-        self._idle.append(connection)  # taken by post() as a kept-alive one: re-sent once if the server closed it
+        opening = self._opening = asyncio.get_running_loop().create_future()
+        try:
+            connection = await self._connect()
+            connection.idle_since = time.monotonic()
+            self._idle.append(connection)  # taken by post() as a kept-alive one: re-sent once if it was closed
+        finally:
+            self._opening = None
+            opening.set_result(None)  # a post() waiting for it looks for an idle connection again
 
     def _take_idle(self) -> _Connection | None:
         now = time.monotonic()
