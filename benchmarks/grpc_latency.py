@@ -27,7 +27,7 @@ from aiotlp import OTLPExporter, RetryPolicy
 from aiotlp.config import SignalConfig
 from aiotlp.encoding import encode_traces
 from aiotlp.model import Event, InstrumentationScope, Resource, Span
-from aiotlp.testing import Rotel
+from aiotlp.testing import OtelCollector, Rotel
 from aiotlp.transport import Transport
 from aiotlp.transport._grpc import GrpcTransport
 from aiotlp.transport._h2grpc import H2GrpcTransport
@@ -79,6 +79,12 @@ async def rotel() -> AsyncIterator[str]:
 
 
 @contextlib.asynccontextmanager
+async def otelcol() -> AsyncIterator[str]:
+    async with OtelCollector() as collector:  # the debug exporter (one log line per request)
+        yield collector.grpc_endpoint
+
+
+@contextlib.asynccontextmanager
 async def fake_collector() -> AsyncIterator[str]:
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-c", _FAKE_COLLECTOR, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
@@ -96,7 +102,7 @@ async def fake_collector() -> AsyncIterator[str]:
             await process.wait()
 
 
-COLLECTORS = {"rotel": rotel, "FakeCollector": fake_collector}
+COLLECTORS = {"rotel": rotel, "otelcol": otelcol, "FakeCollector": fake_collector}
 
 
 @dataclass
