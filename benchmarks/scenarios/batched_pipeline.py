@@ -261,7 +261,10 @@ def produce(side: str, protocol: str, grpc_endpoint: str, http_endpoint: str, se
             "bridge_cpu_us_per_span": bridge_cpu / max(exported(), 1) * 1e6,
             "bytes_per_queued_span": queued_bytes,
             "export_ms_p50": percentile(waits.export_seconds, 0.5) * 1000,
-            "dropped_after_startup": produced - exported() - (startup_dropped or 0),
+            # NaN for a run shorter than the start-up (--quick)
+            "dropped_after_startup": float("nan")
+            if startup_dropped is None
+            else produced - exported() - startup_dropped,
         }
     return extra | {
         "delivered_per_s": exported() / elapsed,
@@ -342,8 +345,9 @@ async def _run_protocol(ctx: Context, go: OtelCollector | None, protocol: str, s
         rate.values[label], dropped.values[label] = r["delivered_per_s"], r["dropped"]
         rss.values[label], cpu.values[label] = r["peak_rss_mib"], r["cpu_us_per_span"]
         rss_total.values[label] = r["peak_rss_total_mib"]
-        if "dropped_after_startup" in r:
-            after_startup.values[label] = r["dropped_after_startup"]
+        key = "dropped_after_startup"
+        if key in r and r[key] == r[key]:  # not NaN
+            after_startup.values[label] = r[key]
         for key, sample in bridge.items():
             if key in r and r[key] == r[key]:  # not NaN
                 sample.values[label] = r[key]
@@ -352,8 +356,8 @@ async def _run_protocol(ctx: Context, go: OtelCollector | None, protocol: str, s
         if label != reference:
             beyond.values[label] = cpu.values[label] - cpu.values[reference]
             share.values[label] = rate.values[label] / max(rate.values[reference], 1e-9) * 100
-    samples = [rate, share, dropped, after_startup, rss, rss_total, cpu, beyond]
-    return samples + [sample for sample in bridge.values() if sample.values]
+    samples = [rate, share, dropped, after_startup, rss, rss_total, cpu, beyond, *bridge.values()]
+    return [sample for sample in samples if sample.values]
 
 
 def main() -> None:
