@@ -24,7 +24,7 @@ from aiotlp.testing import CollectorThread, Reply
 from aiotlp.transport import make_transport
 
 CLIENTS = ("h2", "grpcio")
-HELD = 3.0  # seconds the collector holds each of the first replies
+HELD = 5.0  # seconds the collector holds each of the first replies
 
 
 def grpc_span_exporter(collector: CollectorThread, client: str, **kwargs: Any) -> SpanExporter:
@@ -57,7 +57,7 @@ def test_four_span_exports_in_flight_over_grpc(client: str) -> None:
         provider = TracerProvider()
         provider.add_span_processor(processor)
         make_spans(provider, 4 * 512)  # four full batches: the default queue (2,048) holds them all
-        collector.wait_for(lambda c: len(c.received) >= 4, timeout=HELD - 0.5)
+        collector.wait_for(lambda c: len(c.received) >= 4, timeout=HELD - 2)
         stats = processor.statistics()
         assert (stats.in_flight, stats.exported, sum(stats.dropped.values())) == (2048, 0, 0)
         make_spans(provider, 512)  # a fifth batch waits for a reply
@@ -86,7 +86,7 @@ def test_four_log_exports_in_flight_over_grpc(client: str) -> None:
         logger = provider.get_logger("app")
         for i in range(4 * 512):
             logger.emit(body=f"record {i}")
-        collector.wait_for(lambda c: len(c.received) >= 4, timeout=HELD - 0.5)
+        collector.wait_for(lambda c: len(c.received) >= 4, timeout=HELD - 2)
         stats = processor.statistics()
         assert (stats.in_flight, stats.exported) == (2048, 0)
         provider.shutdown()
