@@ -15,20 +15,27 @@ Each side runs in a fresh process (so peak RSS does not mix), a ``TracerProvider
 * ``aiotlp processor, aiotlp provider``: the drop-in pair behind ``aiotlp.sdk.TracerProvider`` (span state in C,
   taken to bytes at ``end()``); ``no-op, aiotlp provider``: that provider with no processor, its baseline.
 
-The app (a plain thread, no event loop: its exports run on aiotlp's bridge thread) creates spans (8 attributes +
-1 event) as fast as it can for N seconds, then shuts the provider down (which flushes). Reports spans
-delivered/s (exported / time until shutdown returned), spans dropped (produced minus exported: a processor drops
-when its queue is full), the peak RSS growth over the start of the run (sampled every 5 ms) and the process CPU
-µs per produced span. For the ``aiotlp processor`` rows also, per export of 512 spans, the bridge thread's
-wake-ups (blocking ``epoll_wait`` calls that returned events: each one may wait up to the switch interval for
-the GIL) and its GIL waits seen at zero-timeout ``epoll_wait`` calls (count, and their wall time: such a call
-does no waiting of its own, so its time is the wait for the GIL), its CPU per span sent, and the bytes a queued
-span holds (the encoded length plus the ``bytes`` and ``tuple`` objects' headers, 89 bytes; the queue's mean
-just before the shutdown), and the export's wall time (p50) while the producer runs: beyond its CPU and the
-network, what the bridge waited for the GIL after each wake-up (a zero-timeout call rarely waits: the bridge
-takes the GIL back before the waiting producer thread has woken up). With the compiled helper (the bridge's
-loop is ``aiotlp.transport._keepgil``'s) zero-timeout polls keep the GIL and are not counted: the GIL waits
-column then reads 0.
+The app (a plain thread, no event loop: its exports run on aiotlp's bridge thread) creates spans (8 attributes + 1
+event) as fast as it can for N seconds, then shuts the provider down (which flushes). Reports spans delivered/s
+(exported / time until shutdown returned), spans dropped (produced minus exported: a processor drops when its queue
+is full) and, for aiotlp's processors, those dropped after start-up (the first 0.5 s, when the first connection is
+made: the processor's statistics read by the producer then), the peak RSS growth over the start of the run (sampled
+every 5 ms) and the process CPU µs per produced span. For the ``aiotlp processor`` rows also, per export of 512
+spans, the bridge thread's wake-ups (blocking ``epoll_wait`` calls that returned events: each one may wait up to the
+switch interval for the GIL) and its GIL waits seen at zero-timeout ``epoll_wait`` calls (count, and their wall
+time: such a call does no waiting of its own, so its time is the wait for the GIL), its CPU per span sent, and the
+bytes a queued span holds (the encoded length plus the ``bytes`` and ``tuple`` objects' headers, 89 bytes; the
+queue's mean just before the shutdown), and the export's wall time (p50) while the producer runs: beyond its CPU and
+the network, what the bridge waited for the GIL after each wake-up (a zero-timeout call rarely waits: the bridge
+takes the GIL back before the waiting producer thread has woken up). With the compiled helper (the bridge's loop is
+``aiotlp.transport._keepgil``'s) zero-timeout polls keep the GIL and are not counted: the GIL waits column then
+reads 0.
+
+Receivers: every side sends to the harness's rotel (Rust; it leaves Nagle on, and about one grpc.aio call in ten
+then waits ~40 ms for the client's delayed ACK: ``benchmarks/grpc_latency.py``). When the OpenTelemetry Collector
+binary is found (``AIOTLP_OTELCOL``, or ``otelcol`` on PATH: ``scripts/build-otelcol``), aiotlp's processor over
+each client (h2, grpc.aio, HTTP) runs again against it (Go, TCP_NODELAY set; debug exporter), in rows named
+``..., Go collector``.
 """
 
 from __future__ import annotations
@@ -39,7 +46,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
@@ -58,6 +65,9 @@ from ._common import (
     percentile,
     run_child,
 )
+
+if TYPE_CHECKING:
+    from aiotlp.testing import OtelCollector
 
 
 class Counting(SpanExporter):
@@ -144,6 +154,11 @@ GRPC_ONLY = ("aiotlp processor, grpc.aio", "aiotlp processor, grpc.aio, objects"
 # its share and CPU beyond are against the no-op producer on the same provider
 NATIVE: Final = ", aiotlp provider"
 SIDES: Final = (*PIPELINES, f"aiotlp processor{NATIVE}", f"no-op{NATIVE}")
+# a side named "<pipeline>, Go collector" sends to the OpenTelemetry Collector instead of rotel
+GO: Final = ", Go collector"
+GO_SIDES: Final = ("aiotlp processor", "aiotlp processor, grpc.aio")
+STARTUP: Final = 0.5
+"""Seconds of a run counted as start-up (the first connection, the first exports) for the drops after it."""
 
 
 class BridgeWaits:
@@ -220,10 +235,14 @@ def produce(side: str, protocol: str, grpc_endpoint: str, http_endpoint: str, se
     else:
         provider.add_span_processor(processor)
     tracer = provider.get_tracer("bench.instrumentation", "0.1.0")
+    statistics = getattr(processor, "statistics", None) if side.startswith("aiotlp processor") else None
+    startup_dropped: int | None = None  # the processor's drops when the start-up ends
     rss = RssSampler().__enter__()
     cpu, start = time.process_time(), time.perf_counter()
-    end = start + seconds
-    while time.perf_counter() < end:
+    end, started = start + seconds, start + STARTUP
+    while (now := time.perf_counter()) < end:
+        if startup_dropped is None and statistics is not None and now >= started:
+            startup_dropped = sum(statistics().dropped.values())
         for i in range(100):
             request_span(tracer, i)
         produced += 100
@@ -242,6 +261,10 @@ def produce(side: str, protocol: str, grpc_endpoint: str, http_endpoint: str, se
             "bridge_cpu_us_per_span": bridge_cpu / max(exported(), 1) * 1e6,
             "bytes_per_queued_span": queued_bytes,
             "export_ms_p50": percentile(waits.export_seconds, 0.5) * 1000,
+            # NaN for a run shorter than the start-up (--quick)
+            "dropped_after_startup": float("nan")
+            if startup_dropped is None
+            else produced - exported() - startup_dropped,
         }
     return extra | {
         "delivered_per_s": exported() / elapsed,
@@ -274,47 +297,67 @@ def _bridge_cpu() -> float:
 
 
 async def run(ctx: Context) -> list[Sample]:
+    from aiotlp.testing import OtelCollector, find_otelcol  # here: not in the children, whose RSS is measured
+
     seconds = ctx.seconds(3.0, 0.3)
-    samples = []
-    for protocol in PROTOCOLS:
-        rate = Sample(f"spans delivered/s, {protocol}", "spans/s")
-        dropped = Sample(f"spans dropped, {protocol}", "spans", higher_is_better=False)
-        rss = Sample(f"peak RSS growth, {protocol}", "MiB", higher_is_better=False)
-        rss_total = Sample(f"peak RSS of the process, {protocol}", "MiB", higher_is_better=False)
-        cpu = Sample(f"CPU per produced span, {protocol}", "µs", higher_is_better=False)
-        beyond = Sample(f"CPU per produced span beyond the no-op, {protocol}", "µs", higher_is_better=False)
-        share = Sample(f"delivered, share of the no-op rate, {protocol}", "%")
-        bridge = {
-            key: Sample(f"{label}, {protocol}", unit, higher_is_better=False)
-            for key, label, unit in (
-                ("wakeups_per_export", "bridge wake-ups per export", "wake-ups"),
-                ("gil_waits_per_export", "bridge GIL waits per export (zero-timeout epoll)", "waits"),
-                ("gil_wait_ms_per_export", "bridge GIL wait per export (zero-timeout epoll)", "ms"),
-                ("bridge_cpu_us_per_span", "bridge thread CPU per span sent", "µs"),
-                ("bytes_per_queued_span", "bytes per queued span", "B"),
-                ("export_ms_p50", "export wall time p50, under the producer", "ms"),
-            )
-        }
-        for side in SIDES:
-            if side in GRPC_ONLY and protocol != "grpc":
-                continue
-            r = await run_child(
-                __name__, side, protocol, ctx.grpc_endpoint, ctx.http_endpoint, str(seconds), timeout=seconds + 60
-            )
-            rate.values[side], dropped.values[side] = r["delivered_per_s"], r["dropped"]
-            rss.values[side], cpu.values[side] = r["peak_rss_mib"], r["cpu_us_per_span"]
-            rss_total.values[side] = r["peak_rss_total_mib"]
-            for key, sample in bridge.items():
-                if key in r and r[key] == r[key]:  # not NaN
-                    sample.values[side] = r[key]
-        for side in rate.values:
-            reference = f"no-op{NATIVE}" if side.endswith(NATIVE) else "no-op"
-            if side != reference:
-                beyond.values[side] = cpu.values[side] - cpu.values[reference]
-                share.values[side] = rate.values[side] / max(rate.values[reference], 1e-9) * 100
-        samples += [rate, share, dropped, rss, rss_total, cpu, beyond]
-        samples += [sample for sample in bridge.values() if sample.values]
-    return samples
+    go: OtelCollector | None = None
+    try:
+        find_otelcol()
+    except FileNotFoundError as exc:
+        print(f"batched_pipeline: no rows against the OpenTelemetry Collector: {exc}", file=sys.stderr)
+    else:
+        go = OtelCollector()  # the debug exporter: counts what it receives
+        await go.start()
+    try:
+        return [sample for protocol in PROTOCOLS for sample in await _run_protocol(ctx, go, protocol, seconds)]
+    finally:
+        if go is not None:
+            await go.stop()
+
+
+async def _run_protocol(ctx: Context, go: OtelCollector | None, protocol: str, seconds: float) -> list[Sample]:
+    rate = Sample(f"spans delivered/s, {protocol}", "spans/s")
+    dropped = Sample(f"spans dropped, {protocol}", "spans", higher_is_better=False)
+    after_startup = Sample(f"spans dropped after the first {STARTUP:g} s, {protocol}", "spans", higher_is_better=False)
+    rss = Sample(f"peak RSS growth, {protocol}", "MiB", higher_is_better=False)
+    rss_total = Sample(f"peak RSS of the process, {protocol}", "MiB", higher_is_better=False)
+    cpu = Sample(f"CPU per produced span, {protocol}", "µs", higher_is_better=False)
+    beyond = Sample(f"CPU per produced span beyond the no-op, {protocol}", "µs", higher_is_better=False)
+    share = Sample(f"delivered, share of the no-op rate, {protocol}", "%")
+    bridge = {
+        key: Sample(f"{label}, {protocol}", unit, higher_is_better=False)
+        for key, label, unit in (
+            ("wakeups_per_export", "bridge wake-ups per export", "wake-ups"),
+            ("gil_waits_per_export", "bridge GIL waits per export (zero-timeout epoll)", "waits"),
+            ("gil_wait_ms_per_export", "bridge GIL wait per export (zero-timeout epoll)", "ms"),
+            ("bridge_cpu_us_per_span", "bridge thread CPU per span sent", "µs"),
+            ("bytes_per_queued_span", "bytes per queued span", "B"),
+            ("export_ms_p50", "export wall time p50, under the producer", "ms"),
+        )
+    }
+    runs = [(side, side, ctx.grpc_endpoint, ctx.http_endpoint) for side in SIDES]
+    if go is not None:
+        runs += [(side + GO, side, go.grpc_endpoint, go.http_endpoint) for side in GO_SIDES]
+    for label, side, grpc_endpoint, http_endpoint in runs:
+        if side in GRPC_ONLY and protocol != "grpc":
+            continue
+        r = await run_child(__name__, side, protocol, grpc_endpoint, http_endpoint, str(seconds), timeout=seconds + 60)
+        rate.values[label], dropped.values[label] = r["delivered_per_s"], r["dropped"]
+        rss.values[label], cpu.values[label] = r["peak_rss_mib"], r["cpu_us_per_span"]
+        rss_total.values[label] = r["peak_rss_total_mib"]
+        key = "dropped_after_startup"
+        if key in r and r[key] == r[key]:  # not NaN
+            after_startup.values[label] = r[key]
+        for key, sample in bridge.items():
+            if key in r and r[key] == r[key]:  # not NaN
+                sample.values[label] = r[key]
+    for label in rate.values:
+        reference = f"no-op{NATIVE}" if label.endswith(NATIVE) else "no-op"
+        if label != reference:
+            beyond.values[label] = cpu.values[label] - cpu.values[reference]
+            share.values[label] = rate.values[label] / max(rate.values[reference], 1e-9) * 100
+    samples = [rate, share, dropped, after_startup, rss, rss_total, cpu, beyond, *bridge.values()]
+    return [sample for sample in samples if sample.values]
 
 
 def main() -> None:

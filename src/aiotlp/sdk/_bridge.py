@@ -42,7 +42,17 @@ from typing import Any, Final, Protocol, TypeVar
 from aiotlp import _fork
 from aiotlp.transport import gil_keeping_event_loop
 
-__all__ = ["EXIT_TIMEOUT", "EXPORTS_IN_FLIGHT", "Bridge", "abandon", "get_bridge", "is_bridge_loop", "on_running_loop"]
+__all__ = [
+    "EXIT_TIMEOUT",
+    "EXPORTS_IN_FLIGHT",
+    "GRPC_EXPORTS_IN_FLIGHT",
+    "Bridge",
+    "abandon",
+    "exports_in_flight",
+    "get_bridge",
+    "is_bridge_loop",
+    "on_running_loop",
+]
 
 logger = logging.getLogger("aiotlp.sdk")
 
@@ -51,16 +61,17 @@ EXIT_TIMEOUT: Final = 5.0
 
 EXPORTS_IN_FLIGHT: Final = 2
 """Export calls in flight at once from aiotlp's SDK batch processors to aiotlp's own exporters (the fast path),
-when they export on the bridge (an application on plain threads); one on an application's own loop.
+when they export on the bridge (an application on plain threads) over OTLP/HTTP (aiotlp's HTTP/1.1 client); one
+on an application's own loop. gRPC: :data:`GRPC_EXPORTS_IN_FLIGHT`; :func:`exports_in_flight` picks.
 
 An export on the bridge costs well under a millisecond of CPU, but when the application's threads make spans flat
 out, the bridge waits for the GIL once per export at least (for the reply: it has nothing to do until then, and
-gets the GIL back only at the end of the producer's switch interval, 5 ms). The grpc.aio client waits longer: about
-a fifth of its calls to rotel take over 35 ms (p90 ~50 ms, median 7 ms), the delayed-ACK stall of a server that
-leaves Nagle on (``benchmarks/grpc_latency.py``; aiotlp's h2 client re-arms TCP_QUICKACK, grpc C-core cannot be
-asked to). With one export in flight the queue then overflows (grpc.aio, quiet machine, 4 s: 29.8K spans/s
-delivered, 70-107K dropped); with two, one stalled call does not hold the next batch back and one GIL hold reads
-both replies (47.3K/s, 0-7.2K dropped, median 1.8K; h2 and HTTP/protobuf unchanged within the noise).
+gets the GIL back only at the end of the producer's switch interval, 5 ms). With one export in flight the queue
+overflows whenever a reply is late; with two, one late reply does not hold the next batch back and one GIL hold
+reads both replies. Four measured the same as two over HTTP and over aiotlp's h2 gRPC client (flat-out thread
+producer, default queue, 4 s, 3 rounds against rotel and against the OpenTelemetry Collector: 0 drops after
+start-up with either, CPU per span equal within the noise), so HTTP keeps two (each one more is one more
+HTTP/1.1 connection).
 
 Allowed: the SDK's rule that ``export`` is never called concurrently protects an SDK ``SpanExporter`` /
 ``LogRecordExporter`` instance. The fast path does not call ``export``: it calls the aiotlp exporter's async
@@ -71,6 +82,45 @@ each batch to disk; not measured here). On an application's loop there is no GIL
 and the exports, and a second export in flight measured worse (the 10 s flat-out loop test of tests/sdk dropped
 9.5K and 10.8K spans instead of 0.9K and 3.4K on a loaded machine): one there.
 """
+
+GRPC_EXPORTS_IN_FLIGHT: Final = 4
+"""Export calls in flight at once on the bridge from aiotlp's SDK batch processors to aiotlp's own exporters over
+OTLP/gRPC (either client: both multiplex the calls on one HTTP/2 connection; the exporter's own ``max_concurrent``
+defaults to 4). See :data:`EXPORTS_IN_FLIGHT` for why more than one, and why it is allowed.
+
+Four, for the grpc.aio client (``grpc_implementation="grpcio"``) against a receiver that leaves Nagle on. rotel
+never sets TCP_NODELAY (the OpenTelemetry Collector, grpc-go, does): it answers a request in three writes (a
+connection WINDOW_UPDATE, the response HEADERS, then DATA and trailers), and Nagle holds each of the later ones
+until the client's kernel ACKs the one before. grpc C-core sends nothing on a WINDOW_UPDATE or HEADERS frame, so the
+ACK waits for the kernel's delayed-ACK timer: about one call in ten to rotel takes ~40 ms instead of ~1 ms
+(``benchmarks/grpc_latency.py``: 19-37 of 300 sequential calls; none of 200 against the Collector, nor with aiotlp's
+h2 client, which re-arms TCP_QUICKACK after each read). None of grpc core's channel arguments changes that (the BDP
+probe pings only on DATA; ``grpc.http2.bdp_probe``, ``write_buffer_size``, ``max_frame_size``, ``lookahead_bytes``,
+read chunk sizes, ``tcp_receive_buffer_size``, 1 s keepalive pings: 4-44 of 300 calls stalled per run, against 19-37
+without; 6 rounds), and the socket is grpc core's, not reachable from Python. gzip (``compression``, the user's
+choice) avoids most of them (0-4 of 300: a tenth of the bytes to send), at twice the client's CPU per call (582
+against 268 us for 512 spans). What helps is a request sent on the connection while a reply is held: it carries the
+ACK. Calls that are all waiting send nothing (two or four sends at once, each task sending again only after its
+reply: as many stalls, and a held segment holds every reply behind it), but a processor with free slots sends its
+next batch while a reply is held, and that releases it; with two slots both are often held, and the queue (2,048
+spans, ~40 ms of a flat-out producer) overflows meanwhile. Flat-out thread producer, default queue, 4 s, grpc.aio to
+rotel (runs of 3 and 5 rounds, interleaved): drops 62-99K with one export in flight, 0-15.6K with two (0 in 5 of 8
+runs), 0-1.1K with three, 0 in 8 of 8 runs with four (calls over 35 ms: 22%, 0.6-8%, 1%, 0-0.6%); CPU per produced
+span the same within the noise (19.0-20.3 us at each count). Two against four, interleaved: 3,361/1,368/0/953 spans
+dropped against 0/0/0/0 (4 rounds; 19.8 against 19.5 us per span); with the connection opened ahead at the
+processor's start, 0/0/3,804/2,807/5,549 against 0 in each of 5 rounds (18.9 against 19.2 us per span). Against the
+Collector grpc.aio drops nothing even with one.
+"""
+
+
+def exports_in_flight(protocol: str) -> int:
+    """Export calls in flight at once on the bridge from an aiotlp SDK batch processor to aiotlp's own exporter
+    (not with the disk queue, nor on an application's loop: one there), by the exporter's ``protocol``
+    (``"grpc"``, ``"http/protobuf"`` or ``"http/json"``): :data:`GRPC_EXPORTS_IN_FLIGHT` for gRPC, whichever
+    client (a ``transport_factory`` is not known before its first transport is made), else
+    :data:`EXPORTS_IN_FLIGHT`."""
+    return GRPC_EXPORTS_IN_FLIGHT if protocol == "grpc" else EXPORTS_IN_FLIGHT
+
 
 _T = TypeVar("_T")
 

@@ -106,7 +106,7 @@ from aiotlp.processing import (
 )
 
 from ._adapters import FastAdapter, GenericAdapter
-from ._bridge import EXPORTS_IN_FLIGHT, abandon, get_bridge, is_bridge_loop
+from ._bridge import abandon, exports_in_flight, get_bridge, is_bridge_loop
 from ._encode import SourceEncoder
 from ._encode_source import _NO_MEMO, _span_item
 from ._encode_spans import _DIRECT, _SDK_TYPES
@@ -313,7 +313,10 @@ class _Batching:
                 loop = self._explicit_loop or running or bridge.loop()
                 fast = is_bridge_loop(loop) and isinstance(processor.exporter, FastAdapter) and not self._queued()
                 if fast:
-                    processor.max_concurrent_exports = EXPORTS_IN_FLIGHT  # aiotlp's own exporter: see its docstring
+                    client = self._exporter._client  # aiotlp's own exporter: see exports_in_flight's docstring
+                    processor.max_concurrent_exports = exports_in_flight(
+                        client.config.for_signal(client.signal).protocol
+                    )
                 processor.start(loop)
                 self._started = True
                 self._hot = None if self._is_shut_down else self._source
