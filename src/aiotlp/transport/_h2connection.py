@@ -36,6 +36,7 @@ from h2.events import (
 from h2.exceptions import H2Error, ProtocolError
 from h2.settings import SettingCodes, Settings
 from h2.stream import StreamState
+from h2.utilities import guard_increment_window
 
 from .._exceptions import AttemptTimeoutError, ConnectError, ExportError, PermanentError, ResponseError
 from ._base import Reply
@@ -46,6 +47,41 @@ from ._mismatch import http1_status_line, wrong_port
 __all__ = ["Connection", "set_exception"]
 
 _SENDING_STATES = frozenset({StreamState.OPEN, StreamState.HALF_CLOSED_REMOTE})  # where h2 sends DATA
+# where a stream takes a WINDOW_UPDATE (in h2's own words: its stream state machine's)
+_WINDOW_STATES = frozenset({StreamState.OPEN, StreamState.HALF_CLOSED_LOCAL, StreamState.HALF_CLOSED_REMOTE})
+
+# Frame types and flags the receive fast path reads (RFC 9113 section 6).
+_DATA, _HEADERS, _WINDOW_UPDATE = 0x0, 0x1, 0x8
+_END_STREAM, _END_HEADERS, _PADDED, _PRIORITY = 0x1, 0x4, 0x8, 0x20
+_HPACK_MEMO_SIZE: Final = 32  # distinct header blocks remembered (a collector sends two or three kinds)
+
+
+def _h2_has_fast_path_internals() -> bool:
+    """Whether the installed h2 has the internals :meth:`Connection._receive_fast` drives (h2 4.x as of 4.4):
+    without them every read goes through ``H2Connection.receive_data``, as before."""
+    try:
+        from h2.connection import _decode_headers  # noqa: F401
+        from h2.stream import H2Stream, StreamInputs  # noqa: F401
+
+        WindowUpdated(stream_id=0, delta=1)
+        probe = H2Connection(config=H2Configuration(client_side=True))
+        buffer = probe.incoming_buffer
+        return (
+            isinstance(getattr(buffer, "_data", None), bytearray)
+            and isinstance(getattr(buffer, "_headers_buffer", None), list)
+            and hasattr(probe, "_inbound_flow_control_window_manager")
+            and callable(getattr(probe, "_prepare_for_sending", None))
+            and callable(getattr(probe, "_terminate_connection", None))
+            and all(callable(getattr(H2Stream, name, None)) for name in ("receive_headers", "receive_data"))
+            and callable(getattr(H2Stream, "receive_window_update", None))
+        )
+    except Exception:  # pragma: no cover - another h2
+        return False
+
+
+_FAST_RECEIVE: Final = _h2_has_fast_path_internals()
+if _FAST_RECEIVE:
+    from h2.connection import _decode_headers as _h2_decode_headers
 
 
 class _DrainingStateMachine(H2ConnectionStateMachine):
@@ -193,6 +229,10 @@ class Connection(asyncio.Protocol):
         # The server's first bytes while they may still be an HTTP/1.x status line (an OTLP/HTTP port answering
         # our preface); None once they are known to be something else.
         self._greeting: bytes | None = b""
+        # Reads go through _receive_fast (h2's own state changes, without its frame objects) while this is True.
+        self.fast_receive = _FAST_RECEIVE
+        # HPACK header block -> its headers, all decoded from the same decoder table (see _decode_block).
+        self._hpack_memo: dict[bytes, Any] = {}
 
     # -- asyncio.Protocol
 
@@ -229,7 +269,7 @@ class Connection(asyncio.Protocol):
             self._greeting = None
             data = greeting
         try:
-            self._handle(self._h2.receive_data(data))
+            self._handle(self._receive(data) if self.fast_receive else self._h2.receive_data(data))
         except ProtocolError as exc:
             self._flush()  # h2 queued a GOAWAY
             what = "did not speak HTTP/2" if not self.ready.done() else "broke the HTTP/2 protocol"
@@ -239,6 +279,121 @@ class Connection(asyncio.Protocol):
             self._abort(PermanentError(f"reading from {self._where} failed: {type(exc).__name__}"))
             return
         self._flush()
+
+    def _receive(self, data: bytes) -> list[Any]:
+        """``H2Connection.receive_data(data)``: the same events and the same state changes in h2, at a fraction of
+        its cost for the frames of a common reply.
+
+        A unary reply is a few small frames (HEADERS, DATA, trailers, and the server's WINDOW_UPDATEs), and h2
+        spends most of the bridge thread's HTTP/2 time on them in its generic machinery: a frame object per frame
+        with its flag set, a ``repr`` of each for a trace log that is not kept, the dispatch, header validation
+        that is turned off. :meth:`_receive_fast` reads the frame headers itself and, for those frame kinds in
+        the states a reply has, calls what ``receive_data`` would have called: the connection and stream state
+        machines, the flow-control window managers, the content-length tracking, the HPACK decoder. At the first
+        frame it does not take (another kind, flags such as PADDED, PRIORITY or a HEADERS without END_HEADERS, a
+        stream in another state, an incomplete frame), the rest of the read goes to ``receive_data``; so does
+        every read while h2 holds buffered bytes. A ``ProtocolError`` ends the connection as h2 would (GOAWAY).
+        """
+        h2c = self._h2
+        buffer = h2c.incoming_buffer
+        if buffer._data or buffer._headers_buffer or h2c.state_machine.state is not ConnectionState.CLIENT_OPEN:
+            self._hpack_memo.clear()  # h2 may change the HPACK table
+            return h2c.receive_data(data)
+        events: list[Any] = []
+        try:
+            taken = self._receive_fast(data, events)
+        except ProtocolError as exc:
+            h2c._terminate_connection(exc.error_code)
+            raise
+        if taken < len(data):
+            self._hpack_memo.clear()
+            events += h2c.receive_data(data[taken:])
+        return events
+
+    def _receive_fast(self, data: bytes, events: list[Any]) -> int:
+        """Take the complete frames at the start of ``data`` that a reply consists of (see :meth:`_receive`),
+        appending their events to ``events``; return how many bytes were taken."""
+        h2c = self._h2
+        streams = h2c.streams
+        connection_input = h2c.state_machine.process_input
+        limit = h2c.max_inbound_frame_size
+        size = len(data)
+        position = 0
+        while size - position >= 9:
+            length = int.from_bytes(data[position : position + 3], "big")
+            start = position + 9
+            end = start + length
+            if end > size or length > limit:
+                break
+            kind = data[position + 3]
+            flags = data[position + 4]
+            stream_id = int.from_bytes(data[position + 5 : start], "big")  # a reserved bit set: no stream of ours
+            if kind == _WINDOW_UPDATE:
+                if length != 4:
+                    break
+                increment = int.from_bytes(data[start:end], "big")
+                if not 0 < increment < 1 << 31:
+                    break
+                if stream_id:
+                    stream = streams.get(stream_id)
+                    if stream is None or stream.state_machine.state not in _WINDOW_STATES:
+                        break
+                    events += connection_input(ConnectionInputs.RECV_WINDOW_UPDATE)
+                    frames, stream_events = stream.receive_window_update(increment)
+                    h2c._prepare_for_sending(frames)
+                    events += stream_events
+                else:
+                    events += connection_input(ConnectionInputs.RECV_WINDOW_UPDATE)
+                    h2c.outbound_flow_control_window = guard_increment_window(
+                        h2c.outbound_flow_control_window, increment
+                    )
+                    events.append(WindowUpdated(stream_id=0, delta=increment))
+            elif kind in (_DATA, _HEADERS):
+                stream = streams.get(stream_id)
+                if stream is None or stream.state_machine.state is not StreamState.HALF_CLOSED_LOCAL:
+                    break
+                end_stream = bool(flags & _END_STREAM)
+                if kind == _DATA:
+                    if flags & _PADDED or not stream.state_machine.headers_received:
+                        break
+                    events += connection_input(ConnectionInputs.RECV_DATA)
+                    h2c._inbound_flow_control_window_manager.window_consumed(length)
+                    _, stream_events = stream.receive_data(data[start:end], end_stream, length)
+                else:
+                    if flags & (_PADDED | _PRIORITY) or not flags & _END_HEADERS:
+                        break
+                    headers = self._decode_block(data[start:end])
+                    events += connection_input(ConnectionInputs.RECV_HEADERS)
+                    _, stream_events = stream.receive_headers(headers, end_stream, h2c.config.header_encoding)
+                events += stream_events
+            else:
+                break
+            position = end
+        return position
+
+    def _decode_block(self, block: bytes) -> Any:
+        """The headers of the HPACK header ``block``, as h2 decodes them.
+
+        A reply's header blocks repeat byte for byte once the server's fields are in the decoder's table (grpc
+        servers index ``content-type`` and ``grpc-status: 0``), and decoding one costs more than the rest of
+        the reply. A block whose decoding left the table as it was is remembered: from the same table, the same
+        bytes decode to the same headers and leave it the same again. Any change of the table (a decoding that
+        changed it, or a read h2 handled itself) forgets every block remembered.
+        """
+        memo = self._hpack_memo
+        headers = memo.get(block)
+        if headers is not None:
+            return headers
+        table = self._h2.decoder.header_table
+        before = (table.maxsize, tuple(table.dynamic_entries))
+        headers = tuple(_h2_decode_headers(self._h2.decoder, block))
+        if before == (table.maxsize, tuple(table.dynamic_entries)):
+            if len(memo) >= _HPACK_MEMO_SIZE:
+                memo.clear()
+            memo[block] = headers
+        else:
+            memo.clear()
+        return headers
 
     def _h1_reply(self, greeting: bytes) -> bool:
         """Fail every call if ``greeting`` (the server's first bytes, starting ``HTTP/``) holds an HTTP/1.x status
