@@ -98,10 +98,11 @@ class Client:
     connection: Connection | None = None
     h2_reads: int = 0  # reads (or rests of reads) handed to h2's receive_data
     outcomes: list[str] = field(default_factory=list)
+    sent: bytearray = field(default_factory=bytearray)  # every byte the client wrote, in order
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         connection = Connection(loop, "the test server", 4 * 1024 * 1024)
-        connection.fast_receive = self.fast
+        connection.fast_receive = connection.fast_send = self.fast
         receive = connection._h2.receive_data
 
         def counting(data: Any) -> Any:
@@ -115,6 +116,7 @@ class Client:
     def take_written(self) -> bytes:
         data = bytes(self.transport.written)
         self.transport.written.clear()
+        self.sent += data
         return data
 
     def state(self) -> dict[str, Any]:
@@ -228,16 +230,19 @@ async def same(scripts: list[Script], split: Split, **kwargs: Any) -> tuple[Clie
     fast = await run(scripts, split, fast=True, **kwargs)
     slow = await run(scripts, split, fast=False, **kwargs)
     assert fast.outcomes == slow.outcomes
+    assert fast.sent == slow.sent
     assert fast.state() == slow.state()
     return fast, slow
 
 
+@pytest.mark.parametrize("body", [2, 40_000], ids=["one-frame-body", "three-frame-body"])
 @pytest.mark.parametrize("split", list(SPLITS), ids=list(SPLITS))
-async def test_many_exports_read_alike_and_the_windows_match_h2s_own(split: str) -> None:
+async def test_many_exports_read_alike_and_the_windows_match_h2s_own(split: str, body: int) -> None:
     # 200 replies of 2 KiB: the client's inbound windows are used up several times over (it must send
-    # WINDOW_UPDATEs at the same points), and the server's HPACK table fills on the first reply
+    # WINDOW_UPDATEs at the same points), and the server's HPACK table fills on the first reply; requests of
+    # 40 KB use up the client's outbound windows as often (the server's WINDOW_UPDATEs come with its replies)
     scripts = [ok_reply(bytes([i % 251]) * 2048) for i in range(200)]
-    fast, slow = await same(scripts, SPLITS[split])
+    fast, slow = await same(scripts, SPLITS[split], body=b"\x0a" * body)
     assert all("grpc_status=0" in outcome and "status=200" in outcome for outcome in fast.outcomes)
     assert fast.state()["inbound"] == slow.state()["inbound"]
     if split == "whole":

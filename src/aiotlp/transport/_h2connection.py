@@ -33,7 +33,7 @@ from h2.events import (
     TrailersReceived,
     WindowUpdated,
 )
-from h2.exceptions import H2Error, ProtocolError
+from h2.exceptions import H2Error, ProtocolError, TooManyStreamsError
 from h2.settings import SettingCodes, Settings
 from h2.stream import StreamState
 from h2.utilities import guard_increment_window
@@ -60,8 +60,9 @@ def _h2_has_fast_path_internals() -> bool:
     """Whether the installed h2 has the internals :meth:`Connection._receive_fast` drives (h2 4.x as of 4.4):
     without them every read goes through ``H2Connection.receive_data``, as before."""
     try:
-        from h2.connection import _decode_headers  # noqa: F401
+        from h2.connection import AllowedStreamIDs, _decode_headers  # noqa: F401
         from h2.stream import H2Stream, StreamInputs  # noqa: F401
+        from h2.utilities import authority_from_headers, extract_method_header  # noqa: F401
 
         WindowUpdated(stream_id=0, delta=1)
         probe = H2Connection(config=H2Configuration(client_side=True))
@@ -72,6 +73,8 @@ def _h2_has_fast_path_internals() -> bool:
             and hasattr(probe, "_inbound_flow_control_window_manager")
             and callable(getattr(probe, "_prepare_for_sending", None))
             and callable(getattr(probe, "_terminate_connection", None))
+            and callable(getattr(probe, "_begin_new_stream", None))
+            and isinstance(getattr(probe, "_data_to_send", None), bytearray)
             and all(callable(getattr(H2Stream, name, None)) for name in ("receive_headers", "receive_data"))
             and callable(getattr(H2Stream, "receive_window_update", None))
         )
@@ -81,7 +84,10 @@ def _h2_has_fast_path_internals() -> bool:
 
 _FAST_RECEIVE: Final = _h2_has_fast_path_internals()
 if _FAST_RECEIVE:
+    from h2.connection import AllowedStreamIDs
     from h2.connection import _decode_headers as _h2_decode_headers
+    from h2.stream import StreamInputs
+    from h2.utilities import authority_from_headers, extract_method_header
 
 
 class _DrainingStateMachine(H2ConnectionStateMachine):
@@ -229,8 +235,10 @@ class Connection(asyncio.Protocol):
         # The server's first bytes while they may still be an HTTP/1.x status line (an OTLP/HTTP port answering
         # our preface); None once they are known to be something else.
         self._greeting: bytes | None = b""
-        # Reads go through _receive_fast (h2's own state changes, without its frame objects) while this is True.
+        # Reads go through _receive_fast, and request HEADERS and a body's last DATA frame through _send_headers
+        # and _end_stream (h2's own state changes, without its frame objects) while these are True.
         self.fast_receive = _FAST_RECEIVE
+        self.fast_send = _FAST_RECEIVE
         # HPACK header block -> its headers, all decoded from the same decoder table (see _decode_block).
         self._hpack_memo: dict[bytes, Any] = {}
 
@@ -640,6 +648,54 @@ class Connection(asyncio.Protocol):
 
     # -- sending
 
+    def _send_headers(self, stream_id: int, headers: list[tuple[bytes, bytes]]) -> None:
+        """``H2Connection.send_headers(stream_id, headers)`` for a new request stream: the same checks, state
+        changes (connection, new stream, its state machine, authority and method) and bytes, in h2's order,
+        without its per-header conversions, validation flags and frame objects (our headers are bytes, built and
+        checked once by the transport; outbound validation is off)."""
+        h2c = self._h2
+        if not self.fast_send or stream_id in h2c.streams:
+            h2c.send_headers(stream_id, headers)
+            return
+        max_open = h2c.remote_settings.max_concurrent_streams
+        open_now = h2c.open_outbound_streams  # (also forgets closed streams, as in h2)
+        if open_now + 1 > max_open:
+            raise TooManyStreamsError(f"Max outbound streams is {max_open}, {open_now} open")
+        h2c.state_machine.process_input(ConnectionInputs.SEND_HEADERS)
+        stream = h2c._begin_new_stream(stream_id, AllowedStreamIDs(True))
+        stream.state_machine.process_input(StreamInputs.SEND_HEADERS)
+        block = h2c.encoder.encode(headers)
+        frame_max = stream.max_outbound_frame_size or h2c.max_outbound_frame_size  # (set when the stream is made)
+        out = h2c._data_to_send
+        tail = stream_id.to_bytes(4, "big")
+        kind = 0x1  # HEADERS, then CONTINUATION (0x9) for the rest of a block larger than a frame
+        for start in range(0, len(block), frame_max):
+            part = block[start : start + frame_max]
+            flags = _END_HEADERS if start + frame_max >= len(block) else 0
+            out += len(part).to_bytes(3, "big") + bytes((kind, flags)) + tail + part
+            kind = 0x9
+        if not block:
+            out += b"\x00\x00\x00\x01" + bytes((_END_HEADERS,)) + tail
+        stream._authority = authority_from_headers(headers)
+        stream.request_method = extract_method_header(headers)
+
+    def _end_stream(self, stream_id: int, size: int) -> bool:
+        """The state changes of ``H2Connection.send_data(stream_id, <size bytes>, end_stream=True)`` (its checks,
+        the connection and stream state machines, both flow-control windows), in h2's order; the caller writes
+        the frame (:func:`_data_frame_head` and the bytes). False, with nothing changed, when h2 must do it all
+        (``fast_send`` off, a stream h2 does not have, a frame over the window or the frame size: h2 raises)."""
+        h2c = self._h2
+        stream = h2c.streams.get(stream_id) if self.fast_send else None
+        if stream is None or size > h2c.local_flow_control_window(stream_id) or size > h2c.max_outbound_frame_size:
+            return False
+        h2c.state_machine.process_input(ConnectionInputs.SEND_DATA)
+        machine = stream.state_machine
+        machine.process_input(StreamInputs.SEND_DATA)
+        machine.process_input(StreamInputs.SEND_END_STREAM)
+        stream.outbound_flow_control_window -= size
+        h2c.outbound_flow_control_window -= size
+        return True
+
     def _flush(self) -> None:
         data = self._h2.data_to_send()
         if data:
@@ -659,7 +715,7 @@ class Connection(asyncio.Protocol):
         h2c = self._h2
         try:
             stream_id = h2c.get_next_available_stream_id()
-            h2c.send_headers(stream_id, headers)
+            self._send_headers(stream_id, headers)
             if stream_id >= _LAST_STREAM_ID:
                 self.usable = False  # stream IDs run out: the next call opens a new connection
         except H2Error as exc:
@@ -674,7 +730,13 @@ class Connection(asyncio.Protocol):
         try:
             prefix = (b"\x01" if compressed else b"\x00") + len(body).to_bytes(4, "big")
             if len(body) + 5 <= min(h2c.local_flow_control_window(stream_id), h2c.max_outbound_frame_size):
-                h2c.send_data(stream_id, prefix + body, end_stream=True)
+                if self._end_stream(stream_id, len(body) + 5):
+                    out = h2c._data_to_send
+                    out += _data_frame_head(len(body) + 5, stream_id)
+                    out += prefix
+                    out += body
+                else:
+                    h2c.send_data(stream_id, prefix + body, end_stream=True)
                 call.sent = True
                 self._flush()
             else:
@@ -752,7 +814,12 @@ class Connection(asyncio.Protocol):
             last = total - position <= min(window, frame_max)
             try:
                 if last:
-                    h2c.send_data(stream_id, _message_slice(prefix, view, position, total), end_stream=True)
+                    if self._end_stream(stream_id, total - position):
+                        out += h2c.data_to_send()
+                        out += _data_frame_head(total - position, stream_id)
+                        out += _message_slice(prefix, view, position, total)
+                    else:
+                        h2c.send_data(stream_id, _message_slice(prefix, view, position, total), end_stream=True)
                     call.sent = True
             finally:  # what is framed (and what h2 holds) is written even if h2 refused the last frame
                 out += h2c.data_to_send()
@@ -874,6 +941,11 @@ class Connection(asyncio.Protocol):
 def _broken(code: int, message: str) -> Reply:
     """The status this client reports for a stream that broke (as grpc core would): ``code``, ``message``."""
     return Reply(200, content_type="application/grpc", grpc_status=code, grpc_message=message)
+
+
+def _data_frame_head(size: int, stream_id: int) -> bytes:
+    """The 9-byte header of a DATA frame of ``size`` bytes that ends stream ``stream_id`` (END_STREAM)."""
+    return size.to_bytes(3, "big") + b"\x00\x01" + stream_id.to_bytes(4, "big")
 
 
 def _message_slice(prefix: bytes, body: memoryview, start: int, end: int) -> bytes | memoryview:
