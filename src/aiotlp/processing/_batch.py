@@ -385,29 +385,47 @@ class BatchProcessor(Flushing[T], ThreadHops[T], LoopBinding[T]):
                 logger.error("the %s exporter failed to start: %s", self._signal.value, describe(exc))
         delay = self._schedule_delay
         next_tick = loop.time() + delay
-        while not self._stopping and self._loop is loop:
-            self._wake_flag = False
-            self._pump()
-            now = loop.time()
-            if now >= next_tick:
-                self._drain_to = max(self._drain_to, self._queue.admitted)
-                next_tick += delay
-                if next_tick <= now:
-                    next_tick = now + delay
-                self._report_drops()
-                continue
-            if self._wake_flag or self._stopping:
-                continue
-            waiter = self._waiter = loop.create_future()
-            timer = loop.call_at(next_tick, resolve, waiter)
-            try:
-                await waiter
-            finally:
-                timer.cancel()
-                # only our own: a worker left behind on a closed loop is closed when it is collected, and must not
-                # clear the waiter of the worker that replaced it (that one would then never be woken)
-                if self._waiter is waiter:
-                    self._waiter = None
+        # The tick's timer stays armed across wake-ups until it fires (or the tick moves): a batch that wakes the
+        # worker does not cost a timer of its own. [the timer while armed, the waiter it wakes while one waits]
+        ticking: list[Any] = [None, None]
+        armed_for = next_tick
+
+        def on_tick() -> None:
+            ticking[0] = None
+            if ticking[1] is not None:
+                resolve(ticking[1])
+
+        try:
+            while not self._stopping and self._loop is loop:
+                self._wake_flag = False
+                self._pump()
+                now = loop.time()
+                if now >= next_tick:
+                    self._drain_to = max(self._drain_to, self._queue.admitted)
+                    next_tick += delay
+                    if next_tick <= now:
+                        next_tick = now + delay
+                    self._report_drops()
+                    continue
+                if self._wake_flag or self._stopping:
+                    continue
+                waiter = self._waiter = ticking[1] = loop.create_future()
+                if ticking[0] is None or armed_for != next_tick:
+                    if ticking[0] is not None:
+                        ticking[0].cancel()
+                    ticking[0] = loop.call_at(next_tick, on_tick)
+                    armed_for = next_tick
+                try:
+                    await waiter
+                finally:
+                    ticking[1] = None
+                    # only our own: a worker left behind on a closed loop is closed when it is collected, and must
+                    # not clear the waiter of the worker that replaced it (that one would then never be woken)
+                    if self._waiter is waiter:
+                        self._waiter = None
+        finally:
+            if ticking[0] is not None:
+                ticking[0].cancel()
 
     def _pump(self) -> None:
         """Start exports while a slot is free and a batch is due; then wake whoever waits on progress."""
