@@ -192,6 +192,9 @@ class BatchProcessor(Flushing[T], ThreadHops[T], LoopBinding[T]):
         # is busy (not awaiting _waiter) makes it look again instead of sleeping until the next tick.
         self._wake_flag = False
         self._stopping = False  # shutdown has exported what it could: the worker ends on its next iteration
+        # The loop whose worker is waiting for work (its exporter's start() done), or None: a full batch put from
+        # another thread is launched straight from the loop's callback then (_ready), without waking the worker.
+        self._worker_on: asyncio.AbstractEventLoop | None = None
         # Sequence number up to which queued entries are due now, whole batch or not: raised by each periodic tick
         # (to everything admitted by then) and by each flush (to its mark). Entries past it wait for a full batch.
         self._drain_to = 0
@@ -361,7 +364,20 @@ class BatchProcessor(Flushing[T], ThreadHops[T], LoopBinding[T]):
         if not loop.is_running() and self._move_from_stopped(loop):
             return  # stopped, closed or never run: moved to the fallback loop, which exports this batch
         with contextlib.suppress(RuntimeError):  # the loop is closed (and there is no fallback): shutdown counts these
-            loop.call_soon_threadsafe(self._wake)
+            loop.call_soon_threadsafe(self._ready)
+
+    def _ready(self) -> None:
+        """Loop thread, called soon after another thread's put made a batch full: start its export here, one
+        loop iteration sooner than the worker would (and without the worker's own iteration); wake the worker
+        when nothing could start (every export slot busy: the export that ends starts the next one), or when
+        the worker is not waiting on this loop (not started, stopping, moving)."""
+        loop = self._loop
+        if self._worker_on is loop and loop is asyncio._get_running_loop() and not self._stopping:
+            running = len(self._running)
+            self._pump()
+            if len(self._running) > running:
+                return
+        self._wake()
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -395,6 +411,7 @@ class BatchProcessor(Flushing[T], ThreadHops[T], LoopBinding[T]):
             if ticking[1] is not None:
                 resolve(ticking[1])
 
+        self._worker_on = loop
         try:
             while not self._stopping and self._loop is loop:
                 self._wake_flag = False
@@ -424,6 +441,8 @@ class BatchProcessor(Flushing[T], ThreadHops[T], LoopBinding[T]):
                     if self._waiter is waiter:
                         self._waiter = None
         finally:
+            if self._worker_on is loop:
+                self._worker_on = None
             if ticking[0] is not None:
                 ticking[0].cancel()
 
@@ -527,9 +546,11 @@ class BatchProcessor(Flushing[T], ThreadHops[T], LoopBinding[T]):
             self._maybe_move()
             return
         # Start the next export from here rather than from the worker: one loop iteration sooner, which is
-        # what an export on a busy application loop costs (a producer runs between any two iterations).
+        # what an export on a busy application loop costs (a producer runs between any two iterations). The
+        # worker waiting on this loop has nothing more to do for it (it wakes for its tick, a full batch that
+        # could not start, a flush or the shutdown); one that is not waiting here is woken to look again.
         self._pump()
-        if self._loop is loop:
+        if self._loop is loop and self._worker_on is not loop:
             self._wake()
 
     def _report_drops(self) -> None:
