@@ -199,6 +199,11 @@ class BatchProcessor(Flushing[T], ThreadHops[T], LoopBinding[T]):
         # (to everything admitted by then) and by each flush (to its mark). Entries past it wait for a full batch.
         self._drain_to = 0
         self._running: dict[asyncio.Task[Any], Batch] = {}  # export tasks in flight on the current loop
+        # One timer for every export's export_timeout (not one per export): armed on the loop it watches for the
+        # earliest deadline among the exports in flight there; when it fires it cancels those past theirs and
+        # arms itself for the next (see _watch).
+        self._watchdog: asyncio.TimerHandle | None = None
+        self._watchdog_loop: asyncio.AbstractEventLoop | None = None
         # Flushing.
         self._flushes: list[FlushWaiter] = []  # flushes (and the shutdown) waiting for their mark to settle
         self._room: set[asyncio.Future[None]] = set()  # puts waiting for room under the block policy
@@ -445,6 +450,8 @@ class BatchProcessor(Flushing[T], ThreadHops[T], LoopBinding[T]):
                 self._worker_on = None
             if ticking[0] is not None:
                 ticking[0].cancel()
+            if not self._running:
+                self._disarm_watchdog(loop)
 
     def _pump(self) -> None:
         """Start exports while a slot is free and a batch is due; then wake whoever waits on progress."""
@@ -476,9 +483,41 @@ class BatchProcessor(Flushing[T], ThreadHops[T], LoopBinding[T]):
 
     def _start_batch(self, loop: asyncio.AbstractEventLoop, batch: Batch) -> None:
         task = loop.create_task(self._call_export(batch.items))
-        batch.timer = loop.call_at(batch.started + self._export_timeout, self._expire, task)
         self._running[task] = batch
         task.add_done_callback(self._on_done)
+        if self._watchdog is None or self._watchdog_loop is not loop:
+            # none armed on this loop; one that is is due no later than this export's deadline (armed for an
+            # export that started earlier), and arms itself again for this one when it fires
+            self._arm_watchdog(loop, batch.started + self._export_timeout)
+
+    def _arm_watchdog(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
+        self._watchdog = loop.call_at(when, self._watch, loop)
+        self._watchdog_loop = loop
+
+    def _disarm_watchdog(self, loop: asyncio.AbstractEventLoop) -> None:
+        """No export in flight on ``loop`` and none to come (the worker ended, or the shutdown): its timer goes."""
+        if self._watchdog is not None and self._watchdog_loop is loop:
+            self._watchdog.cancel()
+            self._watchdog = self._watchdog_loop = None
+
+    def _watch(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The export_timeout timer fired on ``loop``: cancel the exports in flight there past their deadline,
+        and watch for the earliest of the others'."""
+        if self._watchdog_loop is not loop:
+            return  # the processor moved on: the timer of the loop it is on now watches its exports
+        self._watchdog = self._watchdog_loop = None
+        if self._loop is not loop:
+            return
+        now = loop.time()
+        earliest: float | None = None
+        for task, batch in list(self._running.items()):
+            deadline = batch.started + self._export_timeout
+            if deadline <= now:
+                self._expire(task)
+            elif earliest is None or deadline < earliest:
+                earliest = deadline
+        if earliest is not None:
+            self._arm_watchdog(loop, earliest)
 
     async def _call_export(self, items: list[T]) -> ExportResult:
         if asyncio.current_task() not in self._running:
@@ -499,6 +538,8 @@ class BatchProcessor(Flushing[T], ThreadHops[T], LoopBinding[T]):
             return
         if batch.timer is not None:
             batch.timer.cancel()
+        if self._stopping and not self._running and self._loop is not None:
+            self._disarm_watchdog(self._loop)
         if self._lost and task.cancelled() and not batch.cancel_reason:
             self._orphans.append(batch)  # cancelled by the loop's shutdown: export it again after the move
             self._maybe_move()
