@@ -800,11 +800,22 @@ class Connection(asyncio.Protocol):
                     continue
                 out = bytearray(h2c.data_to_send())
                 end = position + budget
-                while position < end:
+                if position < 5:  # the frame with (the rest of) the 5-byte prefix
                     take = min(frame_max, end - position)
                     out += take.to_bytes(3, "big")
                     out += frame_tail
                     out += _message_slice(prefix, view, position, position + take)
+                    position += take
+                full_head = frame_max.to_bytes(3, "big") + frame_tail
+                while position < end:  # body bytes only: view[position - 5 :]
+                    take = end - position
+                    if take >= frame_max:
+                        take = frame_max
+                        out += full_head
+                    else:
+                        out += take.to_bytes(3, "big")
+                        out += frame_tail
+                    out += view[position - 5 : position - 5 + take]
                     position += take
                 h2c.outbound_flow_control_window -= budget
                 stream.outbound_flow_control_window -= budget
