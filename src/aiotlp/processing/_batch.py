@@ -201,7 +201,7 @@ class BatchProcessor(Flushing[T], ThreadHops[T], LoopBinding[T]):
         self._running: dict[asyncio.Task[Any], Batch] = {}  # export tasks in flight on the current loop
         # One timer for every export's export_timeout (not one per export): armed on the loop it watches for the
         # earliest deadline among the exports in flight there; when it fires it cancels those past theirs and
-        # arms itself for the next (see _watch).
+        # arms itself for the next (see _expire_overdue).
         self._watchdog: asyncio.TimerHandle | None = None
         self._watchdog_loop: asyncio.AbstractEventLoop | None = None
         # Flushing.
@@ -491,7 +491,7 @@ class BatchProcessor(Flushing[T], ThreadHops[T], LoopBinding[T]):
             self._arm_watchdog(loop, batch.started + self._export_timeout)
 
     def _arm_watchdog(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
-        self._watchdog = loop.call_at(when, self._watch, loop)
+        self._watchdog = loop.call_at(when, self._expire_overdue, loop)
         self._watchdog_loop = loop
 
     def _disarm_watchdog(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -500,7 +500,7 @@ class BatchProcessor(Flushing[T], ThreadHops[T], LoopBinding[T]):
             self._watchdog.cancel()
             self._watchdog = self._watchdog_loop = None
 
-    def _watch(self, loop: asyncio.AbstractEventLoop) -> None:
+    def _expire_overdue(self, loop: asyncio.AbstractEventLoop) -> None:
         """The export_timeout timer fired on ``loop``: cancel the exports in flight there past their deadline,
         and watch for the earliest of the others'."""
         if self._watchdog_loop is not loop:
