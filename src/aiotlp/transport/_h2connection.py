@@ -761,10 +761,11 @@ class Connection(asyncio.Protocol):
 
         Every frame but the last is framed here, with h2's flow-control windows debited as h2 would: through h2,
         each 16 KiB frame crosses two state machines and is copied three times (about 40 us a frame, 0.6 ms of a
-        512-span export on this machine). The frame that ends the stream goes through h2, so that the stream's
-        state moves on; so does any frame while h2 would not send DATA on this connection or stream (it then
-        raises, as before). What h2 holds (this call's HEADERS), the frames and the last frame leave in one
-        write: each system call is one more chance for another thread to take the GIL.
+        512-span export on this machine). The frame that ends the stream moves the stream's state on through
+        :meth:`_end_stream` (h2's own state changes), or through h2 when that cannot; so does any frame while h2
+        would not send DATA on this connection or stream (it then raises, as before). What h2 holds (this call's
+        HEADERS), the frames and the last frame leave in one write: each system call is one more chance for
+        another thread to take the GIL.
         """
         h2c = self._h2
         stream_id = call.stream_id
