@@ -12,6 +12,7 @@ Each scenario also says whether the fast path took frames, and the refusal cases
 from __future__ import annotations
 
 import asyncio
+import gzip
 import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -100,8 +101,10 @@ class Client:
     outcomes: list[str] = field(default_factory=list)
     sent: bytearray = field(default_factory=bytearray)  # every byte the client wrote, in order
 
+    limit: int = 4 * 1024 * 1024
+
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
-        connection = Connection(loop, "the test server", 4 * 1024 * 1024)
+        connection = Connection(loop, "the test server", self.limit)
         connection.fast_receive = connection.fast_send = self.fast
         receive = connection._h2.receive_data
 
@@ -186,10 +189,12 @@ def ok_reply(payload: bytes = b"", **trailers: str) -> Script:
     return script
 
 
-async def run(scripts: list[Script], split: Split, *, fast: bool, body: bytes = b"\x0a\x00") -> Client:
+async def run(
+    scripts: list[Script], split: Split, *, fast: bool, body: bytes = b"\x0a\x00", limit: int = 4 * 1024 * 1024
+) -> Client:
     """Each script answers one call, in turn, on one connection; what reaches the client is cut by ``split``."""
     loop = asyncio.get_running_loop()
-    client = Client(fast)
+    client = Client(fast, limit=limit)
     client.start(loop)
     server = Server()
     server.receive(client.take_written())
@@ -425,3 +430,30 @@ async def test_a_flow_control_violation_ends_the_connection_as_h2_does() -> None
         assert "broke the HTTP/2 protocol" in client.outcomes[0]
         written.append(client.state()["connection"])
     assert written[0] == written[1]
+
+
+def gzip_reply(payload: bytes) -> Script:
+    def script(server: Server, stream_id: int) -> None:
+        compressed = gzip.compress(payload, mtime=0)
+        server.h2.send_headers(
+            stream_id, [(b":status", b"200"), (b"content-type", b"application/grpc"), (b"grpc-encoding", b"gzip")]
+        )
+        server.h2.send_data(stream_id, b"\x01" + len(compressed).to_bytes(4, "big") + compressed)
+        server.h2.send_headers(stream_id, [(b"grpc-status", b"0")], end_stream=True)
+
+    return script
+
+
+async def test_small_compressed_replies_read_again_inflate_as_themselves() -> None:
+    # a collector compresses the same small reply the same way every time: inflated once, remembered; others
+    # (and the same bytes again after them) each read as themselves
+    payloads = [b"", b"", b"\x12\x04abcd", b"", b"\x12\x04abcd", b"x" * 300, b"x" * 300, b""]
+    client = await run([gzip_reply(p) for p in payloads], whole, fast=True)
+    assert [o.split("body=")[1].split(", content_type")[0] for o in client.outcomes] == [repr(p) for p in payloads]
+
+
+async def test_a_small_compressed_reply_over_the_limit_is_refused_every_time() -> None:
+    # 200 zero bytes gzip to ~30: over a 100-byte limit once inflated, and never remembered
+    client = await run([gzip_reply(bytes(200))] * 3, whole, fast=True, limit=100)
+    assert len(client.outcomes) == 3
+    assert all("ResponseError" in o and "larger than 100 bytes" in o for o in client.outcomes), client.outcomes

@@ -54,6 +54,8 @@ _WINDOW_STATES = frozenset({StreamState.OPEN, StreamState.HALF_CLOSED_LOCAL, Str
 _DATA, _HEADERS, _WINDOW_UPDATE = 0x0, 0x1, 0x8
 _END_STREAM, _END_HEADERS, _PADDED, _PRIORITY = 0x1, 0x4, 0x8, 0x20
 _HPACK_MEMO_SIZE: Final = 32  # distinct header blocks remembered (a collector sends two or three kinds)
+_INFLATED_MEMO_SIZE: Final = 16  # distinct compressed replies remembered, each at most _INFLATED_MEMO_BYTES
+_INFLATED_MEMO_BYTES: Final = 256
 
 
 def _h2_has_fast_path_internals() -> bool:
@@ -241,6 +243,9 @@ class Connection(asyncio.Protocol):
         self.fast_send = _FAST_RECEIVE
         # HPACK header block -> its headers, all decoded from the same decoder table (see _decode_block).
         self._hpack_memo: dict[bytes, Any] = {}
+        # (grpc-encoding, a small compressed response message) -> the message inflated: a collector compresses
+        # its (empty or near-empty) OK reply the same way every time
+        self._inflated: dict[tuple[bytes, bytes], bytes] = {}
 
     # -- asyncio.Protocol
 
@@ -591,12 +596,20 @@ class Connection(asyncio.Protocol):
         if call.compressed_flag:
             if call.encoding.decode("latin-1") not in accepted_encodings():
                 return _broken(_INTERNAL, "response compressed with an unsupported encoding")
+            known = self._inflated.get((call.encoding, message))
+            if known is not None:
+                return Reply(200, known, content_type=content_type, grpc_status=_OK)
+            compressed = message
             try:
                 inflater = BoundedInflater(call.encoding.decode("latin-1"), limit=self._limit)
                 inflater.feed(message)
                 message = inflater.finish()
             except ResponseError as exc:
                 raise ResponseError(f"the response from {self._where}: {exc.message}") from None
+            if len(compressed) <= _INFLATED_MEMO_BYTES:
+                if len(self._inflated) >= _INFLATED_MEMO_SIZE:
+                    self._inflated.clear()
+                self._inflated[(call.encoding, compressed)] = message
         return Reply(200, message, content_type=content_type, grpc_status=_OK)
 
     def _answer(self, call: _Call, reply: Reply) -> None:
