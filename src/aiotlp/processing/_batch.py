@@ -192,10 +192,18 @@ class BatchProcessor(Flushing[T], ThreadHops[T], LoopBinding[T]):
         # is busy (not awaiting _waiter) makes it look again instead of sleeping until the next tick.
         self._wake_flag = False
         self._stopping = False  # shutdown has exported what it could: the worker ends on its next iteration
+        # The loop whose worker is waiting for work (its exporter's start() done), or None: a full batch put from
+        # another thread is launched straight from the loop's callback then (_ready), without waking the worker.
+        self._worker_on: asyncio.AbstractEventLoop | None = None
         # Sequence number up to which queued entries are due now, whole batch or not: raised by each periodic tick
         # (to everything admitted by then) and by each flush (to its mark). Entries past it wait for a full batch.
         self._drain_to = 0
         self._running: dict[asyncio.Task[Any], Batch] = {}  # export tasks in flight on the current loop
+        # One timer for every export's export_timeout (not one per export): armed on the loop it watches for the
+        # earliest deadline among the exports in flight there; when it fires it cancels those past theirs and
+        # arms itself for the next (see _expire_overdue).
+        self._watchdog: asyncio.TimerHandle | None = None
+        self._watchdog_loop: asyncio.AbstractEventLoop | None = None
         # Flushing.
         self._flushes: list[FlushWaiter] = []  # flushes (and the shutdown) waiting for their mark to settle
         self._room: set[asyncio.Future[None]] = set()  # puts waiting for room under the block policy
@@ -361,7 +369,20 @@ class BatchProcessor(Flushing[T], ThreadHops[T], LoopBinding[T]):
         if not loop.is_running() and self._move_from_stopped(loop):
             return  # stopped, closed or never run: moved to the fallback loop, which exports this batch
         with contextlib.suppress(RuntimeError):  # the loop is closed (and there is no fallback): shutdown counts these
-            loop.call_soon_threadsafe(self._wake)
+            loop.call_soon_threadsafe(self._ready)
+
+    def _ready(self) -> None:
+        """Loop thread, called soon after another thread's put made a batch full: start its export here, one
+        loop iteration sooner than the worker would (and without the worker's own iteration); wake the worker
+        when nothing could start (every export slot busy: the export that ends starts the next one), or when
+        the worker is not waiting on this loop (not started, stopping, moving)."""
+        loop = self._loop
+        if self._worker_on is loop and loop is asyncio._get_running_loop() and not self._stopping:
+            running = len(self._running)
+            self._pump()
+            if len(self._running) > running:
+                return
+        self._wake()
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -385,29 +406,52 @@ class BatchProcessor(Flushing[T], ThreadHops[T], LoopBinding[T]):
                 logger.error("the %s exporter failed to start: %s", self._signal.value, describe(exc))
         delay = self._schedule_delay
         next_tick = loop.time() + delay
-        while not self._stopping and self._loop is loop:
-            self._wake_flag = False
-            self._pump()
-            now = loop.time()
-            if now >= next_tick:
-                self._drain_to = max(self._drain_to, self._queue.admitted)
-                next_tick += delay
-                if next_tick <= now:
-                    next_tick = now + delay
-                self._report_drops()
-                continue
-            if self._wake_flag or self._stopping:
-                continue
-            waiter = self._waiter = loop.create_future()
-            timer = loop.call_at(next_tick, resolve, waiter)
-            try:
-                await waiter
-            finally:
-                timer.cancel()
-                # only our own: a worker left behind on a closed loop is closed when it is collected, and must not
-                # clear the waiter of the worker that replaced it (that one would then never be woken)
-                if self._waiter is waiter:
-                    self._waiter = None
+        # The tick's timer stays armed across wake-ups until it fires (or the tick moves): a batch that wakes the
+        # worker does not cost a timer of its own. [the timer while armed, the waiter it wakes while one waits]
+        ticking: list[Any] = [None, None]
+        armed_for = next_tick
+
+        def on_tick() -> None:
+            ticking[0] = None
+            if ticking[1] is not None:
+                resolve(ticking[1])
+
+        self._worker_on = loop
+        try:
+            while not self._stopping and self._loop is loop:
+                self._wake_flag = False
+                self._pump()
+                now = loop.time()
+                if now >= next_tick:
+                    self._drain_to = max(self._drain_to, self._queue.admitted)
+                    next_tick += delay
+                    if next_tick <= now:
+                        next_tick = now + delay
+                    self._report_drops()
+                    continue
+                if self._wake_flag or self._stopping:
+                    continue
+                waiter = self._waiter = ticking[1] = loop.create_future()
+                if ticking[0] is None or armed_for != next_tick:
+                    if ticking[0] is not None:
+                        ticking[0].cancel()
+                    ticking[0] = loop.call_at(next_tick, on_tick)
+                    armed_for = next_tick
+                try:
+                    await waiter
+                finally:
+                    ticking[1] = None
+                    # only our own: a worker left behind on a closed loop is closed when it is collected, and must
+                    # not clear the waiter of the worker that replaced it (that one would then never be woken)
+                    if self._waiter is waiter:
+                        self._waiter = None
+        finally:
+            if self._worker_on is loop:
+                self._worker_on = None
+            if ticking[0] is not None:
+                ticking[0].cancel()
+            if not self._running:
+                self._disarm_watchdog(loop)
 
     def _pump(self) -> None:
         """Start exports while a slot is free and a batch is due; then wake whoever waits on progress."""
@@ -439,9 +483,41 @@ class BatchProcessor(Flushing[T], ThreadHops[T], LoopBinding[T]):
 
     def _start_batch(self, loop: asyncio.AbstractEventLoop, batch: Batch) -> None:
         task = loop.create_task(self._call_export(batch.items))
-        batch.timer = loop.call_at(batch.started + self._export_timeout, self._expire, task)
         self._running[task] = batch
         task.add_done_callback(self._on_done)
+        if self._watchdog is None or self._watchdog_loop is not loop:
+            # none armed on this loop; one that is is due no later than this export's deadline (armed for an
+            # export that started earlier), and arms itself again for this one when it fires
+            self._arm_watchdog(loop, batch.started + self._export_timeout)
+
+    def _arm_watchdog(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
+        self._watchdog = loop.call_at(when, self._expire_overdue, loop)
+        self._watchdog_loop = loop
+
+    def _disarm_watchdog(self, loop: asyncio.AbstractEventLoop) -> None:
+        """No export in flight on ``loop`` and none to come (the worker ended, or the shutdown): its timer goes."""
+        if self._watchdog is not None and self._watchdog_loop is loop:
+            self._watchdog.cancel()
+            self._watchdog = self._watchdog_loop = None
+
+    def _expire_overdue(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The export_timeout timer fired on ``loop``: cancel the exports in flight there past their deadline,
+        and watch for the earliest of the others'."""
+        if self._watchdog_loop is not loop:
+            return  # the processor moved on: the timer of the loop it is on now watches its exports
+        self._watchdog = self._watchdog_loop = None
+        if self._loop is not loop:
+            return
+        now = loop.time()
+        earliest: float | None = None
+        for task, batch in list(self._running.items()):
+            deadline = batch.started + self._export_timeout
+            if deadline <= now:
+                self._expire(task)
+            elif earliest is None or deadline < earliest:
+                earliest = deadline
+        if earliest is not None:
+            self._arm_watchdog(loop, earliest)
 
     async def _call_export(self, items: list[T]) -> ExportResult:
         if asyncio.current_task() not in self._running:
@@ -462,6 +538,8 @@ class BatchProcessor(Flushing[T], ThreadHops[T], LoopBinding[T]):
             return
         if batch.timer is not None:
             batch.timer.cancel()
+        if self._stopping and not self._running and self._loop is not None:
+            self._disarm_watchdog(self._loop)
         if self._lost and task.cancelled() and not batch.cancel_reason:
             self._orphans.append(batch)  # cancelled by the loop's shutdown: export it again after the move
             self._maybe_move()
@@ -509,9 +587,11 @@ class BatchProcessor(Flushing[T], ThreadHops[T], LoopBinding[T]):
             self._maybe_move()
             return
         # Start the next export from here rather than from the worker: one loop iteration sooner, which is
-        # what an export on a busy application loop costs (a producer runs between any two iterations).
+        # what an export on a busy application loop costs (a producer runs between any two iterations). The
+        # worker waiting on this loop has nothing more to do for it (it wakes for its tick, a full batch that
+        # could not start, a flush or the shutdown); one that is not waiting here is woken to look again.
         self._pump()
-        if self._loop is loop:
+        if self._loop is loop and self._worker_on is not loop:
             self._wake()
 
     def _report_drops(self) -> None:

@@ -271,8 +271,25 @@ def _bad_start(data: bytes | bytearray) -> BadResponse:
     return BadResponse("bad status line: the response does not start with HTTP/1.x")
 
 
+_HEADS: dict[bytes, tuple[int, int, str, tuple[tuple[str, str], ...]]] = {}
+"""Header sections parsed lately (a collector answers every export with the same head, its Date aside)."""
+_HEADS_KEPT: Final = 16
+
+
 def _parse_head(section: bytes) -> tuple[int, int, str, dict[str, str]]:
-    """``(minor version, status, reason, headers)`` of a response's header section."""
+    """``(minor version, status, reason, headers)`` of a response's header section (a dict of its own)."""
+    known = _HEADS.get(section)
+    if known is not None:
+        version, status, reason, fields = known
+        return version, status, reason, dict(fields)
+    version, status, reason, headers = _parse_head_once(section)
+    if len(_HEADS) >= _HEADS_KEPT:
+        _HEADS.clear()
+    _HEADS[section] = (version, status, reason, tuple(headers.items()))
+    return version, status, reason, headers
+
+
+def _parse_head_once(section: bytes) -> tuple[int, int, str, dict[str, str]]:
     lines = section.split(b"\r\n")
     status_line = lines[0]
     parts = status_line.split(b" ", 2)

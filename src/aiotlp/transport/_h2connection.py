@@ -5,6 +5,14 @@ resolves the call with the :class:`~aiotlp.transport.Reply` (a stream the server
 malformed becomes a status, as grpc core reports it), or with a classified error for a failure of the
 connection itself (refused, reset, closed, GOAWAY before the call was taken, timeout, an oversized response, an
 HTTP/1.x server). See :mod:`aiotlp.transport._h2grpc` for the wire and the transport around it.
+
+h2 keeps the protocol state (stream and connection state machines, flow-control windows, HPACK tables), but the
+frames of a common call do not go through its generic machinery, which cost the bridge thread about 1 ms of CPU
+per 250 KB export: the request HEADERS, the body's DATA frames and the reply's HEADERS, DATA, trailers and
+WINDOW_UPDATEs are framed and parsed here, and h2's own state-changing methods are called for each, in h2's
+order (:meth:`Connection._send_headers`, :meth:`Connection._end_stream`, :meth:`Connection._receive`). Anything
+else (SETTINGS, PING, RST_STREAM, GOAWAY, padding, PRIORITY, CONTINUATION, a frame split across reads) goes
+through h2 as before. ``tests/transport/test_h2fastpath.py`` checks both ways against each other byte for byte.
 """
 
 from __future__ import annotations
@@ -33,9 +41,10 @@ from h2.events import (
     TrailersReceived,
     WindowUpdated,
 )
-from h2.exceptions import H2Error, ProtocolError
+from h2.exceptions import H2Error, ProtocolError, TooManyStreamsError
 from h2.settings import SettingCodes, Settings
 from h2.stream import StreamState
+from h2.utilities import guard_increment_window
 
 from .._exceptions import AttemptTimeoutError, ConnectError, ExportError, PermanentError, ResponseError
 from ._base import Reply
@@ -46,6 +55,49 @@ from ._mismatch import http1_status_line, wrong_port
 __all__ = ["Connection", "set_exception"]
 
 _SENDING_STATES = frozenset({StreamState.OPEN, StreamState.HALF_CLOSED_REMOTE})  # where h2 sends DATA
+# where a stream takes a WINDOW_UPDATE (in h2's own words: its stream state machine's)
+_WINDOW_STATES = frozenset({StreamState.OPEN, StreamState.HALF_CLOSED_LOCAL, StreamState.HALF_CLOSED_REMOTE})
+
+# Frame types and flags the receive fast path reads (RFC 9113 section 6).
+_DATA, _HEADERS, _WINDOW_UPDATE = 0x0, 0x1, 0x8
+_END_STREAM, _END_HEADERS, _PADDED, _PRIORITY = 0x1, 0x4, 0x8, 0x20
+_HPACK_MEMO_SIZE: Final = 32  # distinct header blocks remembered (a collector sends two or three kinds)
+_INFLATED_MEMO_SIZE: Final = 16  # distinct compressed replies remembered, each at most _INFLATED_MEMO_BYTES
+_INFLATED_MEMO_BYTES: Final = 256
+
+
+def _h2_has_fast_path_internals() -> bool:
+    """Whether the installed h2 has the internals :meth:`Connection._receive_fast` drives (h2 4.x as of 4.4):
+    without them every read goes through ``H2Connection.receive_data``, as before."""
+    try:
+        from h2.connection import AllowedStreamIDs, _decode_headers  # noqa: F401
+        from h2.stream import H2Stream, StreamInputs  # noqa: F401
+        from h2.utilities import authority_from_headers, extract_method_header  # noqa: F401
+
+        WindowUpdated(stream_id=0, delta=1)
+        probe = H2Connection(config=H2Configuration(client_side=True))
+        buffer = probe.incoming_buffer
+        return (
+            isinstance(getattr(buffer, "_data", None), bytearray)
+            and isinstance(getattr(buffer, "_headers_buffer", None), list)
+            and hasattr(probe, "_inbound_flow_control_window_manager")
+            and callable(getattr(probe, "_prepare_for_sending", None))
+            and callable(getattr(probe, "_terminate_connection", None))
+            and callable(getattr(probe, "_begin_new_stream", None))
+            and isinstance(getattr(probe, "_data_to_send", None), bytearray)
+            and all(callable(getattr(H2Stream, name, None)) for name in ("receive_headers", "receive_data"))
+            and callable(getattr(H2Stream, "receive_window_update", None))
+        )
+    except Exception:  # pragma: no cover - another h2
+        return False
+
+
+_FAST_RECEIVE: Final = _h2_has_fast_path_internals()
+if _FAST_RECEIVE:
+    from h2.connection import AllowedStreamIDs
+    from h2.connection import _decode_headers as _h2_decode_headers
+    from h2.stream import StreamInputs
+    from h2.utilities import authority_from_headers, extract_method_header
 
 
 class _DrainingStateMachine(H2ConnectionStateMachine):
@@ -193,6 +245,15 @@ class Connection(asyncio.Protocol):
         # The server's first bytes while they may still be an HTTP/1.x status line (an OTLP/HTTP port answering
         # our preface); None once they are known to be something else.
         self._greeting: bytes | None = b""
+        # Reads go through _receive_fast, and request HEADERS and a body's last DATA frame through _send_headers
+        # and _end_stream (h2's own state changes, without its frame objects) while these are True.
+        self.fast_receive = _FAST_RECEIVE
+        self.fast_send = _FAST_RECEIVE
+        # HPACK header block -> its headers, all decoded from the same decoder table (see _decode_block).
+        self._hpack_memo: dict[bytes, Any] = {}
+        # (grpc-encoding, a small compressed response message) -> the message inflated: a collector compresses
+        # its (empty or near-empty) OK reply the same way every time
+        self._inflated: dict[tuple[bytes, bytes], bytes] = {}
 
     # -- asyncio.Protocol
 
@@ -229,7 +290,7 @@ class Connection(asyncio.Protocol):
             self._greeting = None
             data = greeting
         try:
-            self._handle(self._h2.receive_data(data))
+            self._handle(self._receive(data) if self.fast_receive else self._h2.receive_data(data))
         except ProtocolError as exc:
             self._flush()  # h2 queued a GOAWAY
             what = "did not speak HTTP/2" if not self.ready.done() else "broke the HTTP/2 protocol"
@@ -239,6 +300,121 @@ class Connection(asyncio.Protocol):
             self._abort(PermanentError(f"reading from {self._where} failed: {type(exc).__name__}"))
             return
         self._flush()
+
+    def _receive(self, data: bytes) -> list[Any]:
+        """``H2Connection.receive_data(data)``: the same events and the same state changes in h2, at a fraction of
+        its cost for the frames of a common reply.
+
+        A unary reply is a few small frames (HEADERS, DATA, trailers, and the server's WINDOW_UPDATEs), and h2
+        spends most of the bridge thread's HTTP/2 time on them in its generic machinery: a frame object per frame
+        with its flag set, a ``repr`` of each for a trace log that is not kept, the dispatch, header validation
+        that is turned off. :meth:`_receive_fast` reads the frame headers itself and, for those frame kinds in
+        the states a reply has, calls what ``receive_data`` would have called: the connection and stream state
+        machines, the flow-control window managers, the content-length tracking, the HPACK decoder. At the first
+        frame it does not take (another kind, flags such as PADDED, PRIORITY or a HEADERS without END_HEADERS, a
+        stream in another state, an incomplete frame), the rest of the read goes to ``receive_data``; so does
+        every read while h2 holds buffered bytes. A ``ProtocolError`` ends the connection as h2 would (GOAWAY).
+        """
+        h2c = self._h2
+        buffer = h2c.incoming_buffer
+        if buffer._data or buffer._headers_buffer or h2c.state_machine.state is not ConnectionState.CLIENT_OPEN:
+            self._hpack_memo.clear()  # h2 may change the HPACK table
+            return h2c.receive_data(data)
+        events: list[Any] = []
+        try:
+            taken = self._receive_fast(data, events)
+        except ProtocolError as exc:
+            h2c._terminate_connection(exc.error_code)
+            raise
+        if taken < len(data):
+            self._hpack_memo.clear()
+            events += h2c.receive_data(data[taken:])
+        return events
+
+    def _receive_fast(self, data: bytes, events: list[Any]) -> int:
+        """Take the complete frames at the start of ``data`` that a reply consists of (see :meth:`_receive`),
+        appending their events to ``events``; return how many bytes were taken."""
+        h2c = self._h2
+        streams = h2c.streams
+        connection_input = h2c.state_machine.process_input
+        limit = h2c.max_inbound_frame_size
+        size = len(data)
+        position = 0
+        while size - position >= 9:
+            length = int.from_bytes(data[position : position + 3], "big")
+            start = position + 9
+            end = start + length
+            if end > size or length > limit:
+                break
+            kind = data[position + 3]
+            flags = data[position + 4]
+            stream_id = int.from_bytes(data[position + 5 : start], "big")  # a reserved bit set: no stream of ours
+            if kind == _WINDOW_UPDATE:
+                if length != 4:
+                    break
+                increment = int.from_bytes(data[start:end], "big")
+                if not 0 < increment < 1 << 31:
+                    break
+                if stream_id:
+                    stream = streams.get(stream_id)
+                    if stream is None or stream.state_machine.state not in _WINDOW_STATES:
+                        break
+                    events += connection_input(ConnectionInputs.RECV_WINDOW_UPDATE)
+                    frames, stream_events = stream.receive_window_update(increment)
+                    h2c._prepare_for_sending(frames)
+                    events += stream_events
+                else:
+                    events += connection_input(ConnectionInputs.RECV_WINDOW_UPDATE)
+                    h2c.outbound_flow_control_window = guard_increment_window(
+                        h2c.outbound_flow_control_window, increment
+                    )
+                    events.append(WindowUpdated(stream_id=0, delta=increment))
+            elif kind in (_DATA, _HEADERS):
+                stream = streams.get(stream_id)
+                if stream is None or stream.state_machine.state is not StreamState.HALF_CLOSED_LOCAL:
+                    break
+                end_stream = bool(flags & _END_STREAM)
+                if kind == _DATA:
+                    if flags & _PADDED or not stream.state_machine.headers_received:
+                        break
+                    events += connection_input(ConnectionInputs.RECV_DATA)
+                    h2c._inbound_flow_control_window_manager.window_consumed(length)
+                    _, stream_events = stream.receive_data(data[start:end], end_stream, length)
+                else:
+                    if flags & (_PADDED | _PRIORITY) or not flags & _END_HEADERS:
+                        break
+                    headers = self._decode_block(data[start:end])
+                    events += connection_input(ConnectionInputs.RECV_HEADERS)
+                    _, stream_events = stream.receive_headers(headers, end_stream, h2c.config.header_encoding)
+                events += stream_events
+            else:
+                break
+            position = end
+        return position
+
+    def _decode_block(self, block: bytes) -> Any:
+        """The headers of the HPACK header ``block``, as h2 decodes them.
+
+        A reply's header blocks repeat byte for byte once the server's fields are in the decoder's table (grpc
+        servers index ``content-type`` and ``grpc-status: 0``), and decoding one costs more than the rest of
+        the reply. A block whose decoding left the table as it was is remembered: from the same table, the same
+        bytes decode to the same headers and leave it the same again. Any change of the table (a decoding that
+        changed it, or a read h2 handled itself) forgets every block remembered.
+        """
+        memo = self._hpack_memo
+        headers = memo.get(block)
+        if headers is not None:
+            return headers
+        table = self._h2.decoder.header_table
+        before = (table.maxsize, tuple(table.dynamic_entries))
+        headers = tuple(_h2_decode_headers(self._h2.decoder, block))
+        if before == (table.maxsize, tuple(table.dynamic_entries)):
+            if len(memo) >= _HPACK_MEMO_SIZE:
+                memo.clear()
+            memo[block] = headers
+        else:
+            memo.clear()
+        return headers
 
     def _h1_reply(self, greeting: bytes) -> bool:
         """Fail every call if ``greeting`` (the server's first bytes, starting ``HTTP/``) holds an HTTP/1.x status
@@ -428,12 +604,20 @@ class Connection(asyncio.Protocol):
         if call.compressed_flag:
             if call.encoding.decode("latin-1") not in accepted_encodings():
                 return _broken(_INTERNAL, "response compressed with an unsupported encoding")
+            known = self._inflated.get((call.encoding, message))
+            if known is not None:
+                return Reply(200, known, content_type=content_type, grpc_status=_OK)
+            compressed = message
             try:
                 inflater = BoundedInflater(call.encoding.decode("latin-1"), limit=self._limit)
                 inflater.feed(message)
                 message = inflater.finish()
             except ResponseError as exc:
                 raise ResponseError(f"the response from {self._where}: {exc.message}") from None
+            if len(compressed) <= _INFLATED_MEMO_BYTES:
+                if len(self._inflated) >= _INFLATED_MEMO_SIZE:
+                    self._inflated.clear()
+                self._inflated[(call.encoding, compressed)] = message
         return Reply(200, message, content_type=content_type, grpc_status=_OK)
 
     def _answer(self, call: _Call, reply: Reply) -> None:
@@ -485,6 +669,54 @@ class Connection(asyncio.Protocol):
 
     # -- sending
 
+    def _send_headers(self, stream_id: int, headers: list[tuple[bytes, bytes]]) -> None:
+        """``H2Connection.send_headers(stream_id, headers)`` for a new request stream: the same checks, state
+        changes (connection, new stream, its state machine, authority and method) and bytes, in h2's order,
+        without its per-header conversions, validation flags and frame objects (our headers are bytes, built and
+        checked once by the transport; outbound validation is off)."""
+        h2c = self._h2
+        if not self.fast_send or stream_id in h2c.streams:
+            h2c.send_headers(stream_id, headers)
+            return
+        max_open = h2c.remote_settings.max_concurrent_streams
+        open_now = h2c.open_outbound_streams  # (also forgets closed streams, as in h2)
+        if open_now + 1 > max_open:
+            raise TooManyStreamsError(f"Max outbound streams is {max_open}, {open_now} open")
+        h2c.state_machine.process_input(ConnectionInputs.SEND_HEADERS)
+        stream = h2c._begin_new_stream(stream_id, AllowedStreamIDs(True))
+        stream.state_machine.process_input(StreamInputs.SEND_HEADERS)
+        block = h2c.encoder.encode(headers)
+        frame_max = stream.max_outbound_frame_size or h2c.max_outbound_frame_size  # (set when the stream is made)
+        out = h2c._data_to_send
+        tail = stream_id.to_bytes(4, "big")
+        kind = 0x1  # HEADERS, then CONTINUATION (0x9) for the rest of a block larger than a frame
+        for start in range(0, len(block), frame_max):
+            part = block[start : start + frame_max]
+            flags = _END_HEADERS if start + frame_max >= len(block) else 0
+            out += len(part).to_bytes(3, "big") + bytes((kind, flags)) + tail + part
+            kind = 0x9
+        if not block:
+            out += b"\x00\x00\x00\x01" + bytes((_END_HEADERS,)) + tail
+        stream._authority = authority_from_headers(headers)
+        stream.request_method = extract_method_header(headers)
+
+    def _end_stream(self, stream_id: int, size: int) -> bool:
+        """The state changes of ``H2Connection.send_data(stream_id, <size bytes>, end_stream=True)`` (its checks,
+        the connection and stream state machines, both flow-control windows), in h2's order; the caller writes
+        the frame (:func:`_data_frame_head` and the bytes). False, with nothing changed, when h2 must do it all
+        (``fast_send`` off, a stream h2 does not have, a frame over the window or the frame size: h2 raises)."""
+        h2c = self._h2
+        stream = h2c.streams.get(stream_id) if self.fast_send else None
+        if stream is None or size > h2c.local_flow_control_window(stream_id) or size > h2c.max_outbound_frame_size:
+            return False
+        h2c.state_machine.process_input(ConnectionInputs.SEND_DATA)
+        machine = stream.state_machine
+        machine.process_input(StreamInputs.SEND_DATA)
+        machine.process_input(StreamInputs.SEND_END_STREAM)
+        stream.outbound_flow_control_window -= size
+        h2c.outbound_flow_control_window -= size
+        return True
+
     def _flush(self) -> None:
         data = self._h2.data_to_send()
         if data:
@@ -504,7 +736,7 @@ class Connection(asyncio.Protocol):
         h2c = self._h2
         try:
             stream_id = h2c.get_next_available_stream_id()
-            h2c.send_headers(stream_id, headers)
+            self._send_headers(stream_id, headers)
             if stream_id >= _LAST_STREAM_ID:
                 self.usable = False  # stream IDs run out: the next call opens a new connection
         except H2Error as exc:
@@ -519,7 +751,13 @@ class Connection(asyncio.Protocol):
         try:
             prefix = (b"\x01" if compressed else b"\x00") + len(body).to_bytes(4, "big")
             if len(body) + 5 <= min(h2c.local_flow_control_window(stream_id), h2c.max_outbound_frame_size):
-                h2c.send_data(stream_id, prefix + body, end_stream=True)
+                if self._end_stream(stream_id, len(body) + 5):
+                    out = h2c._data_to_send
+                    out += _data_frame_head(len(body) + 5, stream_id)
+                    out += prefix
+                    out += body
+                else:
+                    h2c.send_data(stream_id, prefix + body, end_stream=True)
                 call.sent = True
                 self._flush()
             else:
@@ -544,10 +782,11 @@ class Connection(asyncio.Protocol):
 
         Every frame but the last is framed here, with h2's flow-control windows debited as h2 would: through h2,
         each 16 KiB frame crosses two state machines and is copied three times (about 40 us a frame, 0.6 ms of a
-        512-span export on this machine). The frame that ends the stream goes through h2, so that the stream's
-        state moves on; so does any frame while h2 would not send DATA on this connection or stream (it then
-        raises, as before). What h2 holds (this call's HEADERS), the frames and the last frame leave in one
-        write: each system call is one more chance for another thread to take the GIL.
+        512-span export on this machine). The frame that ends the stream moves the stream's state on through
+        :meth:`_end_stream` (h2's own state changes), or through h2 when that cannot; so does any frame while h2
+        would not send DATA on this connection or stream (it then raises, as before). What h2 holds (this call's
+        HEADERS), the frames and the last frame leave in one write: each system call is one more chance for
+        another thread to take the GIL.
         """
         h2c = self._h2
         stream_id = call.stream_id
@@ -583,11 +822,22 @@ class Connection(asyncio.Protocol):
                     continue
                 out = bytearray(h2c.data_to_send())
                 end = position + budget
-                while position < end:
+                if position < 5:  # the frame with (the rest of) the 5-byte prefix
                     take = min(frame_max, end - position)
                     out += take.to_bytes(3, "big")
                     out += frame_tail
                     out += _message_slice(prefix, view, position, position + take)
+                    position += take
+                full_head = frame_max.to_bytes(3, "big") + frame_tail
+                while position < end:  # body bytes only: view[position - 5 :]
+                    take = end - position
+                    if take >= frame_max:
+                        take = frame_max
+                        out += full_head
+                    else:
+                        out += take.to_bytes(3, "big")
+                        out += frame_tail
+                    out += view[position - 5 : position - 5 + take]
                     position += take
                 h2c.outbound_flow_control_window -= budget
                 stream.outbound_flow_control_window -= budget
@@ -597,7 +847,12 @@ class Connection(asyncio.Protocol):
             last = total - position <= min(window, frame_max)
             try:
                 if last:
-                    h2c.send_data(stream_id, _message_slice(prefix, view, position, total), end_stream=True)
+                    if self._end_stream(stream_id, total - position):
+                        out += h2c.data_to_send()
+                        out += _data_frame_head(total - position, stream_id)
+                        out += _message_slice(prefix, view, position, total)
+                    else:
+                        h2c.send_data(stream_id, _message_slice(prefix, view, position, total), end_stream=True)
                     call.sent = True
             finally:  # what is framed (and what h2 holds) is written even if h2 refused the last frame
                 out += h2c.data_to_send()
@@ -719,6 +974,11 @@ class Connection(asyncio.Protocol):
 def _broken(code: int, message: str) -> Reply:
     """The status this client reports for a stream that broke (as grpc core would): ``code``, ``message``."""
     return Reply(200, content_type="application/grpc", grpc_status=code, grpc_message=message)
+
+
+def _data_frame_head(size: int, stream_id: int) -> bytes:
+    """The 9-byte header of a DATA frame of ``size`` bytes that ends stream ``stream_id`` (END_STREAM)."""
+    return size.to_bytes(3, "big") + b"\x00\x01" + stream_id.to_bytes(4, "big")
 
 
 def _message_slice(prefix: bytes, body: memoryview, start: int, end: int) -> bytes | memoryview:
