@@ -26,7 +26,8 @@ import pytest
 from h2.errors import ErrorCodes
 
 from aiotlp.transport._base import Reply
-from aiotlp.transport._h2connection import _FAST_RECEIVE, Connection
+from aiotlp.transport._h2connection import Connection
+from aiotlp.transport._h2fast import AVAILABLE as _FAST_RECEIVE
 
 pytestmark = pytest.mark.skipif(not _FAST_RECEIVE, reason="the installed h2 lacks the internals the fast path uses")
 

@@ -10,7 +10,7 @@ h2 keeps the protocol state (stream and connection state machines, flow-control 
 frames of a common call do not go through its generic machinery, which cost the bridge thread about 1 ms of CPU
 per 250 KB export: the request HEADERS, the body's DATA frames and the reply's HEADERS, DATA, trailers and
 WINDOW_UPDATEs are framed and parsed here, and h2's own state-changing methods are called for each, in h2's
-order (:meth:`Connection._send_headers`, :meth:`Connection._end_stream`, :meth:`Connection._receive`). Anything
+order (:mod:`aiotlp.transport._h2fast`). Anything
 else (SETTINGS, PING, RST_STREAM, GOAWAY, padding, PRIORITY, CONTINUATION, a frame split across reads) goes
 through h2 as before. ``tests/transport/test_h2fastpath.py`` checks both ways against each other byte for byte.
 """
@@ -18,8 +18,6 @@ through h2 as before. ``tests/transport/test_h2fastpath.py`` checks both ways ag
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import collections
 import contextlib
 import socket
@@ -41,63 +39,24 @@ from h2.events import (
     TrailersReceived,
     WindowUpdated,
 )
-from h2.exceptions import H2Error, ProtocolError, TooManyStreamsError
+from h2.exceptions import H2Error, ProtocolError
 from h2.settings import SettingCodes, Settings
 from h2.stream import StreamState
-from h2.utilities import guard_increment_window
 
 from .._exceptions import AttemptTimeoutError, ConnectError, ExportError, PermanentError, ResponseError
 from ._base import Reply
 from ._compression import BoundedInflater, accepted_encodings
+from ._grpcwire import INTERNAL, OK, RESET_NAMES, RESET_TO_GRPC, UNKNOWN, b64decode, broken, message_slice
+from ._h2fast import AVAILABLE as FAST_FRAMES
+from ._h2fast import FastFrames, data_frame_head
 from ._hpack import StaticEncoder
 from ._mismatch import http1_status_line, wrong_port
 
 __all__ = ["Connection", "set_exception"]
 
 _SENDING_STATES = frozenset({StreamState.OPEN, StreamState.HALF_CLOSED_REMOTE})  # where h2 sends DATA
-# where a stream takes a WINDOW_UPDATE (in h2's own words: its stream state machine's)
-_WINDOW_STATES = frozenset({StreamState.OPEN, StreamState.HALF_CLOSED_LOCAL, StreamState.HALF_CLOSED_REMOTE})
-
-# Frame types and flags the receive fast path reads (RFC 9113 section 6).
-_DATA, _HEADERS, _WINDOW_UPDATE = 0x0, 0x1, 0x8
-_END_STREAM, _END_HEADERS, _PADDED, _PRIORITY = 0x1, 0x4, 0x8, 0x20
-_HPACK_MEMO_SIZE: Final = 32  # distinct header blocks remembered (a collector sends two or three kinds)
 _INFLATED_MEMO_SIZE: Final = 16  # distinct compressed replies remembered, each at most _INFLATED_MEMO_BYTES
 _INFLATED_MEMO_BYTES: Final = 256
-
-
-def _h2_has_fast_path_internals() -> bool:
-    """Whether the installed h2 has the internals :meth:`Connection._receive_fast` drives (h2 4.x as of 4.4):
-    without them every read goes through ``H2Connection.receive_data``, as before."""
-    try:
-        from h2.connection import AllowedStreamIDs, _decode_headers  # noqa: F401
-        from h2.stream import H2Stream, StreamInputs  # noqa: F401
-        from h2.utilities import authority_from_headers, extract_method_header  # noqa: F401
-
-        WindowUpdated(stream_id=0, delta=1)
-        probe = H2Connection(config=H2Configuration(client_side=True))
-        buffer = probe.incoming_buffer
-        return (
-            isinstance(getattr(buffer, "_data", None), bytearray)
-            and isinstance(getattr(buffer, "_headers_buffer", None), list)
-            and hasattr(probe, "_inbound_flow_control_window_manager")
-            and callable(getattr(probe, "_prepare_for_sending", None))
-            and callable(getattr(probe, "_terminate_connection", None))
-            and callable(getattr(probe, "_begin_new_stream", None))
-            and isinstance(getattr(probe, "_data_to_send", None), bytearray)
-            and all(callable(getattr(H2Stream, name, None)) for name in ("receive_headers", "receive_data"))
-            and callable(getattr(H2Stream, "receive_window_update", None))
-        )
-    except Exception:  # pragma: no cover - another h2
-        return False
-
-
-_FAST_RECEIVE: Final = _h2_has_fast_path_internals()
-if _FAST_RECEIVE:
-    from h2.connection import AllowedStreamIDs
-    from h2.connection import _decode_headers as _h2_decode_headers
-    from h2.stream import StreamInputs
-    from h2.utilities import authority_from_headers, extract_method_header
 
 
 class _DrainingStateMachine(H2ConnectionStateMachine):
@@ -120,40 +79,8 @@ class _DrainingStateMachine(H2ConnectionStateMachine):
 #: Linux only; 0 where the platform has no TCP_QUICKACK.
 _QUICKACK: Final[int] = socket.TCP_QUICKACK if hasattr(socket, "TCP_QUICKACK") else 0
 
-# gRPC codes this client reports itself for a broken stream, as grpc core does (plain ints).
-_OK, _CANCELLED, _UNKNOWN, _PERMISSION_DENIED, _RESOURCE_EXHAUSTED = 0, 1, 2, 7, 8
-_INTERNAL, _UNAVAILABLE = 13, 14
-
-#: RST_STREAM error code -> gRPC code (grpc-go's http2ErrConvTab); anything else is INTERNAL.
-_RESET_TO_GRPC: Final = {7: _UNAVAILABLE, 8: _CANCELLED, 11: _RESOURCE_EXHAUSTED, 12: _PERMISSION_DENIED}
-_RESET_NAMES: Final = {
-    0: "NO_ERROR",
-    1: "PROTOCOL_ERROR",
-    2: "INTERNAL_ERROR",
-    3: "FLOW_CONTROL_ERROR",
-    4: "SETTINGS_TIMEOUT",
-    5: "STREAM_CLOSED",
-    6: "FRAME_SIZE_ERROR",
-    7: "REFUSED_STREAM",
-    8: "CANCEL",
-    9: "COMPRESSION_ERROR",
-    10: "CONNECT_ERROR",
-    11: "ENHANCE_YOUR_CALM",
-    12: "INADEQUATE_SECURITY",
-    13: "HTTP_1_1_REQUIRED",
-}
-_CANCEL: Final = 8
-
 _LAST_STREAM_ID: Final = 2**31 - 1 - 2 * 1024  # leave room for calls racing to start on this connection
 _FLUSH_BYTES: Final = 256 * 1024  # while sending a large body: write out and yield to the loop this often
-
-
-def _b64decode(value: bytes) -> bytes | None:
-    """A ``-bin`` header value: base64, padding optional."""
-    try:
-        return base64.b64decode(value + b"=" * (-len(value) % 4))
-    except (binascii.Error, ValueError):
-        return None
 
 
 def set_exception(future: asyncio.Future[Any], error: BaseException) -> None:
@@ -245,12 +172,10 @@ class Connection(asyncio.Protocol):
         # The server's first bytes while they may still be an HTTP/1.x status line (an OTLP/HTTP port answering
         # our preface); None once they are known to be something else.
         self._greeting: bytes | None = b""
-        # Reads go through _receive_fast, and request HEADERS and a body's last DATA frame through _send_headers
-        # and _end_stream (h2's own state changes, without its frame objects) while these are True.
-        self.fast_receive = _FAST_RECEIVE
-        self.fast_send = _FAST_RECEIVE
-        # HPACK header block -> its headers, all decoded from the same decoder table (see _decode_block).
-        self._hpack_memo: dict[bytes, Any] = {}
+        # Reads go through FastFrames.receive, and request HEADERS and a body's last DATA frame through its
+        # send_headers and end_stream (h2's own state changes, without its frame objects) while these are True.
+        self._fast = FastFrames(self._h2) if FAST_FRAMES else None
+        self.fast_receive = self.fast_send = FAST_FRAMES
         # (grpc-encoding, a small compressed response message) -> the message inflated: a collector compresses
         # its (empty or near-empty) OK reply the same way every time
         self._inflated: dict[tuple[bytes, bytes], bytes] = {}
@@ -290,7 +215,8 @@ class Connection(asyncio.Protocol):
             self._greeting = None
             data = greeting
         try:
-            self._handle(self._receive(data) if self.fast_receive else self._h2.receive_data(data))
+            fast = self._fast if self.fast_receive else None
+            self._handle(fast.receive(data) if fast is not None else self._h2.receive_data(data))
         except ProtocolError as exc:
             self._flush()  # h2 queued a GOAWAY
             what = "did not speak HTTP/2" if not self.ready.done() else "broke the HTTP/2 protocol"
@@ -300,121 +226,6 @@ class Connection(asyncio.Protocol):
             self._abort(PermanentError(f"reading from {self._where} failed: {type(exc).__name__}"))
             return
         self._flush()
-
-    def _receive(self, data: bytes) -> list[Any]:
-        """``H2Connection.receive_data(data)``: the same events and the same state changes in h2, at a fraction of
-        its cost for the frames of a common reply.
-
-        A unary reply is a few small frames (HEADERS, DATA, trailers, and the server's WINDOW_UPDATEs), and h2
-        spends most of the bridge thread's HTTP/2 time on them in its generic machinery: a frame object per frame
-        with its flag set, a ``repr`` of each for a trace log that is not kept, the dispatch, header validation
-        that is turned off. :meth:`_receive_fast` reads the frame headers itself and, for those frame kinds in
-        the states a reply has, calls what ``receive_data`` would have called: the connection and stream state
-        machines, the flow-control window managers, the content-length tracking, the HPACK decoder. At the first
-        frame it does not take (another kind, flags such as PADDED, PRIORITY or a HEADERS without END_HEADERS, a
-        stream in another state, an incomplete frame), the rest of the read goes to ``receive_data``; so does
-        every read while h2 holds buffered bytes. A ``ProtocolError`` ends the connection as h2 would (GOAWAY).
-        """
-        h2c = self._h2
-        buffer = h2c.incoming_buffer
-        if buffer._data or buffer._headers_buffer or h2c.state_machine.state is not ConnectionState.CLIENT_OPEN:
-            self._hpack_memo.clear()  # h2 may change the HPACK table
-            return h2c.receive_data(data)
-        events: list[Any] = []
-        try:
-            taken = self._receive_fast(data, events)
-        except ProtocolError as exc:
-            h2c._terminate_connection(exc.error_code)
-            raise
-        if taken < len(data):
-            self._hpack_memo.clear()
-            events += h2c.receive_data(data[taken:])
-        return events
-
-    def _receive_fast(self, data: bytes, events: list[Any]) -> int:
-        """Take the complete frames at the start of ``data`` that a reply consists of (see :meth:`_receive`),
-        appending their events to ``events``; return how many bytes were taken."""
-        h2c = self._h2
-        streams = h2c.streams
-        connection_input = h2c.state_machine.process_input
-        limit = h2c.max_inbound_frame_size
-        size = len(data)
-        position = 0
-        while size - position >= 9:
-            length = int.from_bytes(data[position : position + 3], "big")
-            start = position + 9
-            end = start + length
-            if end > size or length > limit:
-                break
-            kind = data[position + 3]
-            flags = data[position + 4]
-            stream_id = int.from_bytes(data[position + 5 : start], "big")  # a reserved bit set: no stream of ours
-            if kind == _WINDOW_UPDATE:
-                if length != 4:
-                    break
-                increment = int.from_bytes(data[start:end], "big")
-                if not 0 < increment < 1 << 31:
-                    break
-                if stream_id:
-                    stream = streams.get(stream_id)
-                    if stream is None or stream.state_machine.state not in _WINDOW_STATES:
-                        break
-                    events += connection_input(ConnectionInputs.RECV_WINDOW_UPDATE)
-                    frames, stream_events = stream.receive_window_update(increment)
-                    h2c._prepare_for_sending(frames)
-                    events += stream_events
-                else:
-                    events += connection_input(ConnectionInputs.RECV_WINDOW_UPDATE)
-                    h2c.outbound_flow_control_window = guard_increment_window(
-                        h2c.outbound_flow_control_window, increment
-                    )
-                    events.append(WindowUpdated(stream_id=0, delta=increment))
-            elif kind in (_DATA, _HEADERS):
-                stream = streams.get(stream_id)
-                if stream is None or stream.state_machine.state is not StreamState.HALF_CLOSED_LOCAL:
-                    break
-                end_stream = bool(flags & _END_STREAM)
-                if kind == _DATA:
-                    if flags & _PADDED or not stream.state_machine.headers_received:
-                        break
-                    events += connection_input(ConnectionInputs.RECV_DATA)
-                    h2c._inbound_flow_control_window_manager.window_consumed(length)
-                    _, stream_events = stream.receive_data(data[start:end], end_stream, length)
-                else:
-                    if flags & (_PADDED | _PRIORITY) or not flags & _END_HEADERS:
-                        break
-                    headers = self._decode_block(data[start:end])
-                    events += connection_input(ConnectionInputs.RECV_HEADERS)
-                    _, stream_events = stream.receive_headers(headers, end_stream, h2c.config.header_encoding)
-                events += stream_events
-            else:
-                break
-            position = end
-        return position
-
-    def _decode_block(self, block: bytes) -> Any:
-        """The headers of the HPACK header ``block``, as h2 decodes them.
-
-        A reply's header blocks repeat byte for byte once the server's fields are in the decoder's table (grpc
-        servers index ``content-type`` and ``grpc-status: 0``), and decoding one costs more than the rest of
-        the reply. A block whose decoding left the table as it was is remembered: from the same table, the same
-        bytes decode to the same headers and leave it the same again. Any change of the table (a decoding that
-        changed it, or a read h2 handled itself) forgets every block remembered.
-        """
-        memo = self._hpack_memo
-        headers = memo.get(block)
-        if headers is not None:
-            return headers
-        table = self._h2.decoder.header_table
-        before = (table.maxsize, tuple(table.dynamic_entries))
-        headers = tuple(_h2_decode_headers(self._h2.decoder, block))
-        if before == (table.maxsize, tuple(table.dynamic_entries)):
-            if len(memo) >= _HPACK_MEMO_SIZE:
-                memo.clear()
-            memo[block] = headers
-        else:
-            memo.clear()
-        return headers
 
     def _h1_reply(self, greeting: bytes) -> bool:
         """Fail every call if ``greeting`` (the server's first bytes, starting ``HTTP/``) holds an HTTP/1.x status
@@ -521,13 +332,13 @@ class Connection(asyncio.Protocol):
                 try:
                     call.grpc_status = int(value)
                 except ValueError:
-                    call.grpc_status = _UNKNOWN
+                    call.grpc_status = UNKNOWN
             elif name == b"content-type":
                 call.content_type = value
             elif name == b"grpc-message":
                 call.grpc_message = value
             elif name == b"grpc-status-details-bin":
-                call.details = _b64decode(value)
+                call.details = b64decode(value)
             elif name == b"grpc-encoding":
                 call.encoding = value
 
@@ -545,7 +356,7 @@ class Connection(asyncio.Protocol):
             flag = buffer[0]
             length = int.from_bytes(buffer[1:5], "big")
             if flag > 1:
-                self._answer(call, _broken(_INTERNAL, "bad message flag"))
+                self._answer(call, broken(INTERNAL, "bad message flag"))
                 return
             if length > (self._compressed_limit if flag else self._limit):
                 self._fail(
@@ -560,14 +371,14 @@ class Connection(asyncio.Protocol):
 
     def _on_reset(self, call: _Call, error_code: int, remote: bool) -> None:
         call.ended = call.reset = True
-        name = _RESET_NAMES.get(int(error_code), str(int(error_code)))
+        name = RESET_NAMES.get(int(error_code), str(int(error_code)))
         if remote:
-            code = _RESET_TO_GRPC.get(int(error_code), _INTERNAL)
+            code = RESET_TO_GRPC.get(int(error_code), INTERNAL)
             message = f"the server reset the stream ({name})"
         else:  # h2 reset it: the server broke the protocol on this stream
-            code = _INTERNAL
+            code = INTERNAL
             message = f"the server's response broke HTTP/2 ({name})"
-        self._answer(call, _broken(code, message))
+        self._answer(call, broken(code, message))
 
     def _finish(self, call: _Call) -> None:
         """The server ended the stream: resolve the call from its status and message."""
@@ -587,7 +398,7 @@ class Connection(asyncio.Protocol):
         grpc_status = call.grpc_status
         if call.http_status != 200 or grpc_status is None:
             return Reply(call.http_status, content_type=content_type, grpc_status=grpc_status)
-        if grpc_status != _OK:
+        if grpc_status != OK:
             text = unquote_to_bytes(call.grpc_message).decode("utf-8", "replace") if call.grpc_message else ""
             return Reply(
                 200, content_type=content_type, grpc_status=grpc_status, grpc_message=text, grpc_details=call.details
@@ -596,17 +407,17 @@ class Connection(asyncio.Protocol):
         length = call.length
         if length <= 0:
             if not data or length == 0:  # an empty message (or, leniently, none at all)
-                return Reply(200, content_type=content_type, grpc_status=_OK)
-            return _broken(_INTERNAL, "truncated response message")
+                return Reply(200, content_type=content_type, grpc_status=OK)
+            return broken(INTERNAL, "truncated response message")
         if len(data) < 5 + length:
-            return _broken(_INTERNAL, "truncated response message")
+            return broken(INTERNAL, "truncated response message")
         message = bytes(memoryview(data)[5:])
         if call.compressed_flag:
             if call.encoding.decode("latin-1") not in accepted_encodings():
-                return _broken(_INTERNAL, "response compressed with an unsupported encoding")
+                return broken(INTERNAL, "response compressed with an unsupported encoding")
             known = self._inflated.get((call.encoding, message))
             if known is not None:
-                return Reply(200, known, content_type=content_type, grpc_status=_OK)
+                return Reply(200, known, content_type=content_type, grpc_status=OK)
             compressed = message
             try:
                 inflater = BoundedInflater(call.encoding.decode("latin-1"), limit=self._limit)
@@ -618,7 +429,7 @@ class Connection(asyncio.Protocol):
                 if len(self._inflated) >= _INFLATED_MEMO_SIZE:
                     self._inflated.clear()
                 self._inflated[(call.encoding, compressed)] = message
-        return Reply(200, message, content_type=content_type, grpc_status=_OK)
+        return Reply(200, message, content_type=content_type, grpc_status=OK)
 
     def _answer(self, call: _Call, reply: Reply) -> None:
         """Resolve ``call`` with ``reply`` before its stream ended and, if the stream is still open, reset it."""
@@ -670,52 +481,14 @@ class Connection(asyncio.Protocol):
     # -- sending
 
     def _send_headers(self, stream_id: int, headers: list[tuple[bytes, bytes]]) -> None:
-        """``H2Connection.send_headers(stream_id, headers)`` for a new request stream: the same checks, state
-        changes (connection, new stream, its state machine, authority and method) and bytes, in h2's order,
-        without its per-header conversions, validation flags and frame objects (our headers are bytes, built and
-        checked once by the transport; outbound validation is off)."""
-        h2c = self._h2
-        if not self.fast_send or stream_id in h2c.streams:
-            h2c.send_headers(stream_id, headers)
-            return
-        max_open = h2c.remote_settings.max_concurrent_streams
-        open_now = h2c.open_outbound_streams  # (also forgets closed streams, as in h2)
-        if open_now + 1 > max_open:
-            raise TooManyStreamsError(f"Max outbound streams is {max_open}, {open_now} open")
-        h2c.state_machine.process_input(ConnectionInputs.SEND_HEADERS)
-        stream = h2c._begin_new_stream(stream_id, AllowedStreamIDs(True))
-        stream.state_machine.process_input(StreamInputs.SEND_HEADERS)
-        block = h2c.encoder.encode(headers)
-        frame_max = stream.max_outbound_frame_size or h2c.max_outbound_frame_size  # (set when the stream is made)
-        out = h2c._data_to_send
-        tail = stream_id.to_bytes(4, "big")
-        kind = 0x1  # HEADERS, then CONTINUATION (0x9) for the rest of a block larger than a frame
-        for start in range(0, len(block), frame_max):
-            part = block[start : start + frame_max]
-            flags = _END_HEADERS if start + frame_max >= len(block) else 0
-            out += len(part).to_bytes(3, "big") + bytes((kind, flags)) + tail + part
-            kind = 0x9
-        if not block:
-            out += b"\x00\x00\x00\x01" + bytes((_END_HEADERS,)) + tail
-        stream._authority = authority_from_headers(headers)
-        stream.request_method = extract_method_header(headers)
+        if self.fast_send and self._fast is not None:
+            self._fast.send_headers(stream_id, headers)
+        else:
+            self._h2.send_headers(stream_id, headers)
 
     def _end_stream(self, stream_id: int, size: int) -> bool:
-        """The state changes of ``H2Connection.send_data(stream_id, <size bytes>, end_stream=True)`` (its checks,
-        the connection and stream state machines, both flow-control windows), in h2's order; the caller writes
-        the frame (:func:`_data_frame_head` and the bytes). False, with nothing changed, when h2 must do it all
-        (``fast_send`` off, a stream h2 does not have, a frame over the window or the frame size: h2 raises)."""
-        h2c = self._h2
-        stream = h2c.streams.get(stream_id) if self.fast_send else None
-        if stream is None or size > h2c.local_flow_control_window(stream_id) or size > h2c.max_outbound_frame_size:
-            return False
-        h2c.state_machine.process_input(ConnectionInputs.SEND_DATA)
-        machine = stream.state_machine
-        machine.process_input(StreamInputs.SEND_DATA)
-        machine.process_input(StreamInputs.SEND_END_STREAM)
-        stream.outbound_flow_control_window -= size
-        h2c.outbound_flow_control_window -= size
-        return True
+        """:meth:`FastFrames.end_stream` when the fast send path is on, else False (h2 does it all)."""
+        return self.fast_send and self._fast is not None and self._fast.end_stream(stream_id, size)
 
     def _flush(self) -> None:
         data = self._h2.data_to_send()
@@ -753,7 +526,7 @@ class Connection(asyncio.Protocol):
             if len(body) + 5 <= min(h2c.local_flow_control_window(stream_id), h2c.max_outbound_frame_size):
                 if self._end_stream(stream_id, len(body) + 5):
                     out = h2c._data_to_send
-                    out += _data_frame_head(len(body) + 5, stream_id)
+                    out += data_frame_head(len(body) + 5, stream_id)
                     out += prefix
                     out += body
                 else:
@@ -816,7 +589,7 @@ class Connection(asyncio.Protocol):
                     or stream.state_machine.state not in _SENDING_STATES
                 ):
                     take = min(budget, frame_max)
-                    h2c.send_data(stream_id, _message_slice(prefix, view, position, position + take))
+                    h2c.send_data(stream_id, message_slice(prefix, view, position, position + take))
                     position += take
                     self._flush()
                     continue
@@ -826,7 +599,7 @@ class Connection(asyncio.Protocol):
                     take = min(frame_max, end - position)
                     out += take.to_bytes(3, "big")
                     out += frame_tail
-                    out += _message_slice(prefix, view, position, position + take)
+                    out += message_slice(prefix, view, position, position + take)
                     position += take
                 full_head = frame_max.to_bytes(3, "big") + frame_tail
                 while position < end:  # body bytes only: view[position - 5 :]
@@ -849,10 +622,10 @@ class Connection(asyncio.Protocol):
                 if last:
                     if self._end_stream(stream_id, total - position):
                         out += h2c.data_to_send()
-                        out += _data_frame_head(total - position, stream_id)
-                        out += _message_slice(prefix, view, position, total)
+                        out += data_frame_head(total - position, stream_id)
+                        out += message_slice(prefix, view, position, total)
                     else:
-                        h2c.send_data(stream_id, _message_slice(prefix, view, position, total), end_stream=True)
+                        h2c.send_data(stream_id, message_slice(prefix, view, position, total), end_stream=True)
                     call.sent = True
             finally:  # what is framed (and what h2 holds) is written even if h2 refused the last frame
                 out += h2c.data_to_send()
@@ -969,20 +742,3 @@ class Connection(asyncio.Protocol):
                 await asyncio.wait_for(asyncio.shield(self.closed), 1.0)
             except asyncio.TimeoutError:
                 transport.abort()
-
-
-def _broken(code: int, message: str) -> Reply:
-    """The status this client reports for a stream that broke (as grpc core would): ``code``, ``message``."""
-    return Reply(200, content_type="application/grpc", grpc_status=code, grpc_message=message)
-
-
-def _data_frame_head(size: int, stream_id: int) -> bytes:
-    """The 9-byte header of a DATA frame of ``size`` bytes that ends stream ``stream_id`` (END_STREAM)."""
-    return size.to_bytes(3, "big") + b"\x00\x01" + stream_id.to_bytes(4, "big")
-
-
-def _message_slice(prefix: bytes, body: memoryview, start: int, end: int) -> bytes | memoryview:
-    """Bytes ``start:end`` of the length-prefixed message ``prefix + body``, without joining the two."""
-    if start >= 5:
-        return body[start - 5 : end - 5]
-    return prefix[start:end] + body[: max(0, end - 5)]
