@@ -458,3 +458,15 @@ async def test_a_small_compressed_reply_over_the_limit_is_refused_every_time() -
     client = await run([gzip_reply(bytes(200))] * 3, whole, fast=True, limit=100)
     assert len(client.outcomes) == 3
     assert all("ResponseError" in o and "larger than 100 bytes" in o for o in client.outcomes), client.outcomes
+
+
+@pytest.mark.parametrize(("version", "fast"), [("4.4.1", True), ("4.4.9", True), ("4.3.0", False), ("4.5.0", False)])
+def test_the_fast_paths_run_only_on_the_h2_releases_they_were_checked_against(
+    monkeypatch: pytest.MonkeyPatch, version: str, fast: bool
+) -> None:
+    import h2
+
+    from aiotlp.transport import _h2fast
+
+    monkeypatch.setattr(h2, "__version__", version)
+    assert _h2fast._h2_has_fast_path_internals() is fast

@@ -22,7 +22,7 @@ from h2.exceptions import ProtocolError, TooManyStreamsError
 from h2.stream import StreamState
 from h2.utilities import guard_increment_window
 
-__all__ = ["AVAILABLE", "FastFrames", "data_frame_head"]
+__all__ = ["AVAILABLE", "TESTED_H2", "FastFrames", "data_frame_head"]
 
 # where a stream takes a WINDOW_UPDATE (in h2's own words: its stream state machine's)
 _WINDOW_STATES = frozenset({StreamState.OPEN, StreamState.HALF_CLOSED_LOCAL, StreamState.HALF_CLOSED_REMOTE})
@@ -33,10 +33,20 @@ _END_STREAM, _END_HEADERS, _PADDED, _PRIORITY = 0x1, 0x4, 0x8, 0x20
 _HPACK_MEMO_SIZE: Final = 32  # distinct header blocks remembered (a collector sends two or three kinds)
 
 
+TESTED_H2: Final = ((4, 4), (4, 5))
+"""The h2 releases (from, up to but not including) whose internals :class:`FastFrames` was checked against
+(``tests/transport/test_h2fastpath.py``); with any other, every frame goes through h2."""
+
+
 def _h2_has_fast_path_internals() -> bool:
-    """Whether the installed h2 has the internals :class:`FastFrames` drives (h2 4.x as of 4.4):
-    without them every read goes through ``H2Connection.receive_data``, as before."""
+    """Whether the installed h2 is one of :data:`TESTED_H2` and has the internals :class:`FastFrames` drives:
+    otherwise every frame goes through h2, as before."""
     try:
+        import h2
+
+        release = tuple(int(part) for part in h2.__version__.split(".")[:2])
+        if not TESTED_H2[0] <= release < TESTED_H2[1]:
+            return False
         from h2.connection import AllowedStreamIDs, _decode_headers  # noqa: F401
         from h2.stream import H2Stream, StreamInputs  # noqa: F401
         from h2.utilities import authority_from_headers, extract_method_header  # noqa: F401
