@@ -15,6 +15,18 @@ from aiotlp.model import Signal
 from aiotlp.processing import BatchProcessor
 
 
+def batches_of_four(exporter: ControlledExporter) -> BatchProcessor[object]:
+    """A processor of 4-item batches, exported only when full (no timed export), on a loop in debug mode."""
+    asyncio.get_running_loop().set_debug(True)
+    return BatchProcessor(
+        exporter,  # type: ignore[arg-type]
+        Signal.TRACES,
+        max_queue_size=64,
+        max_export_batch_size=4,
+        schedule_delay=3600,
+    )
+
+
 def put_from_a_thread(p: BatchProcessor[object], items: list[object]) -> None:
     thread = threading.Thread(target=lambda: [p.put_nowait(item) for item in items])
     thread.start()
@@ -22,15 +34,8 @@ def put_from_a_thread(p: BatchProcessor[object], items: list[object]) -> None:
 
 
 async def test_a_full_batch_from_a_thread_while_the_slot_is_busy_starts_when_the_export_ends() -> None:
-    asyncio.get_running_loop().set_debug(True)
     exporter = ControlledExporter(hold=True)
-    p: BatchProcessor[object] = BatchProcessor(
-        exporter,  # type: ignore[arg-type]
-        Signal.TRACES,
-        max_queue_size=64,
-        max_export_batch_size=4,
-        schedule_delay=3600,
-    )
+    p = batches_of_four(exporter)
     p.start()
     spans: list[object] = list(make_spans(12))
     put_from_a_thread(p, spans[:4])
@@ -59,15 +64,8 @@ class StartingExporter(ControlledExporter):
 
 
 async def test_a_full_batch_from_a_thread_as_the_processor_starts_comes_after_the_exporters_start() -> None:
-    asyncio.get_running_loop().set_debug(True)
     exporter = StartingExporter()
-    p: BatchProcessor[object] = BatchProcessor(
-        exporter,  # type: ignore[arg-type]
-        Signal.TRACES,
-        max_queue_size=64,
-        max_export_batch_size=4,
-        schedule_delay=3600,
-    )
+    p = batches_of_four(exporter)
     p.start()  # the worker task is made; it runs at the loop's next turn, after the thread's wake-up is queued
     put_from_a_thread(p, list(make_spans(4)))
     await exporter.wait_finished(1)

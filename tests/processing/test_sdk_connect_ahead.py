@@ -12,11 +12,13 @@ first export.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -32,6 +34,15 @@ from aiotlp.transport import make_transport
 CLIENTS = [("grpc", "h2"), ("grpc", "grpcio"), ("http/protobuf", None)]
 
 
+@contextlib.contextmanager
+def behind_a_proxy(protocol: str) -> Iterator[tuple[CollectorThread, TcpProxy]]:
+    """A collector, and a counting proxy in front of its port for ``protocol``."""
+    with CollectorThread() as collector:
+        port = collector.collector.grpc_port if protocol == "grpc" else collector.collector.http_port
+        with ProxyThread(port) as proxy:
+            yield collector, proxy
+
+
 def exporter_kwargs(protocol: str, client: str | None, port: int, signal: str) -> dict[str, object]:
     if protocol == "grpc":
         return {
@@ -44,42 +55,38 @@ def exporter_kwargs(protocol: str, client: str | None, port: int, signal: str) -
 
 @pytest.mark.parametrize(("protocol", "client"), CLIENTS)
 def test_spans_connection_is_made_at_the_first_span(protocol: str, client: str | None) -> None:
-    with CollectorThread() as collector:
-        port = collector.collector.grpc_port if protocol == "grpc" else collector.collector.http_port
-        with ProxyThread(port) as proxy:
-            exporter = SpanExporter(**exporter_kwargs(protocol, client, proxy.port, "traces"))  # type: ignore[arg-type]
-            processor = BatchSpanProcessor(exporter, schedule_delay_millis=60_000)  # no export until the flush
-            provider = TracerProvider()
-            provider.add_span_processor(processor)
-            with provider.get_tracer("app").start_as_current_span("first"):
-                pass
-            assert proxy.wait_for_connections(1, 5.0)
-            stats = processor.statistics()
-            assert (stats.produced, stats.queued, stats.exported) == (1, 1, 0)
-            assert collector.requests() == []
-            assert processor.force_flush(5_000)
-            provider.shutdown()
-            assert [span.name for span in collector.spans()] == ["first"]
-            assert proxy.connections == 1  # the export went over the connection made ahead
+    with behind_a_proxy(protocol) as (collector, proxy):
+        exporter = SpanExporter(**exporter_kwargs(protocol, client, proxy.port, "traces"))  # type: ignore[arg-type]
+        processor = BatchSpanProcessor(exporter, schedule_delay_millis=60_000)  # no export until the flush
+        provider = TracerProvider()
+        provider.add_span_processor(processor)
+        with provider.get_tracer("app").start_as_current_span("first"):
+            pass
+        assert proxy.wait_for_connections(1, 5.0)
+        stats = processor.statistics()
+        assert (stats.produced, stats.queued, stats.exported) == (1, 1, 0)
+        assert collector.requests() == []
+        assert processor.force_flush(5_000)
+        provider.shutdown()
+        assert [span.name for span in collector.spans()] == ["first"]
+        assert proxy.connections == 1  # the export went over the connection made ahead
 
 
 @pytest.mark.parametrize(("protocol", "client"), CLIENTS)
 def test_logs_connection_is_made_at_the_first_record(protocol: str, client: str | None) -> None:
-    with CollectorThread() as collector:
-        port = collector.collector.grpc_port if protocol == "grpc" else collector.collector.http_port
-        with ProxyThread(port) as proxy:
-            exporter = LogExporter(**exporter_kwargs(protocol, client, proxy.port, "logs"))  # type: ignore[arg-type]
-            processor = BatchLogRecordProcessor(exporter, schedule_delay_millis=60_000)
-            provider = LoggerProvider(shutdown_on_exit=False)
-            provider.add_log_record_processor(processor)
-            provider.get_logger("app").emit(body="first")
-            assert proxy.wait_for_connections(1, 5.0)
-            stats = processor.statistics()
-            assert (stats.produced, stats.queued, stats.exported) == (1, 1, 0)
-            assert collector.requests() == []
-            provider.shutdown()
-            assert [record.body.string_value for record in collector.log_records()] == ["first"]
-            assert proxy.connections == 1
+    with behind_a_proxy(protocol) as (collector, proxy):
+        exporter = LogExporter(**exporter_kwargs(protocol, client, proxy.port, "logs"))  # type: ignore[arg-type]
+        processor = BatchLogRecordProcessor(exporter, schedule_delay_millis=60_000)
+        provider = LoggerProvider(shutdown_on_exit=False)
+        provider.add_log_record_processor(processor)
+        provider.get_logger("app").emit(body="first")
+        assert proxy.wait_for_connections(1, 5.0)
+        stats = processor.statistics()
+        assert (stats.produced, stats.queued, stats.exported) == (1, 1, 0)
+        assert collector.requests() == []
+        provider.shutdown()
+        assert [record.body.string_value for record in collector.log_records()] == ["first"]
+        assert proxy.connections == 1
 
 
 def test_no_collector_the_connect_is_quiet_and_the_export_fails_counted(caplog: pytest.LogCaptureFixture) -> None:
@@ -133,24 +140,22 @@ def test_auto_configured_app_connects_at_its_first_span(tmp_path: Path, protocol
     """``OTEL_PYTHON_CONFIGURATOR=aiotlp OTEL_TRACES_EXPORTER=aiotlp opentelemetry-instrument python app.py``: the
     processor is aiotlp's, behind aiotlp's provider; it connects when the first span ends."""
     (tmp_path / "app.py").write_text(APP, encoding="utf-8")
-    with CollectorThread() as collector:
-        port = collector.collector.grpc_port if protocol == "grpc" else collector.collector.http_port
-        with ProxyThread(port) as proxy:
-            env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
-            env.update(
-                PYTHONPATH=os.pathsep.join([str(metadata(tmp_path / "metadata")), str(SRC)]),
-                OTEL_PYTHON_CONFIGURATOR="aiotlp",
-                OTEL_TRACES_EXPORTER="aiotlp",
-                OTEL_METRICS_EXPORTER="none",
-                OTEL_LOGS_EXPORTER="none",
-                OTEL_EXPORTER_OTLP_PROTOCOL=protocol,
-                OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{proxy.port}",
-                OTEL_BSP_SCHEDULE_DELAY="60000",
-            )
-            # connected, nothing sent yet, when the span has ended
-            run_app([str(INSTRUMENT), sys.executable, "app.py"], tmp_path, env, proxy, collector, 1, [])
-            assert [span.name for span in collector.spans()] == ["first"]
-            assert proxy.connections == 1
+    with behind_a_proxy(protocol) as (collector, proxy):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+        env.update(
+            PYTHONPATH=os.pathsep.join([str(metadata(tmp_path / "metadata")), str(SRC)]),
+            OTEL_PYTHON_CONFIGURATOR="aiotlp",
+            OTEL_TRACES_EXPORTER="aiotlp",
+            OTEL_METRICS_EXPORTER="none",
+            OTEL_LOGS_EXPORTER="none",
+            OTEL_EXPORTER_OTLP_PROTOCOL=protocol,
+            OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{proxy.port}",
+            OTEL_BSP_SCHEDULE_DELAY="60000",
+        )
+        # connected, nothing sent yet, when the span has ended
+        run_app([str(INSTRUMENT), sys.executable, "app.py"], tmp_path, env, proxy, collector, 1, [])
+        assert [span.name for span in collector.spans()] == ["first"]
+        assert proxy.connections == 1
 
 
 FORKING_APP = """

@@ -10,6 +10,7 @@ Each client connects through a counting TCP proxy in front of a FakeCollector: t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -58,14 +59,24 @@ async def proxied(collector: FakeCollector, protocol: str) -> TcpProxy:
     return await proxy.__aenter__()
 
 
-@pytest.mark.parametrize(("protocol", "client"), CLIENTS)
-async def test_connect_opens_the_connection_the_first_send_uses(
-    collector: FakeCollector, protocol: str, client: str | None
-) -> None:
+@contextlib.asynccontextmanager
+async def relayed(collector: FakeCollector, protocol: str, client: str | None) -> AsyncIterator[tuple[TcpProxy, Any]]:
+    """A transport of ``client`` to the collector through a counting proxy; the transport closed at the end."""
     relay = await proxied(collector, protocol)
     try:
         sender = transport(protocol, client, relay.port)
         assert isinstance(sender, Connectable)
+        yield relay, sender
+        await sender.close()
+    finally:
+        await relay.__aexit__(None, None, None)
+
+
+@pytest.mark.parametrize(("protocol", "client"), CLIENTS)
+async def test_connect_opens_the_connection_the_first_send_uses(
+    collector: FakeCollector, protocol: str, client: str | None
+) -> None:
+    async with relayed(collector, protocol, client) as (relay, sender):
         await sender.connect(5.0)
         # HTTP/1.1's connect ends with TCP's handshake, maybe before the proxy has taken the connection
         assert await asyncio.to_thread(relay.wait_for_connections, 1, 5.0)
@@ -76,19 +87,13 @@ async def test_connect_opens_the_connection_the_first_send_uses(
         await call(sender, BODY, timeout=5.0)
         assert len(collector.received) == 2
         assert relay.connections == 1
-        await sender.close()
-    finally:
-        await relay.__aexit__(None, None, None)
 
 
 @pytest.mark.parametrize(("protocol", "client"), CLIENTS)
 async def test_a_send_while_connecting_ahead_waits_for_that_connection(
     collector: FakeCollector, protocol: str, client: str | None
 ) -> None:
-    relay = await proxied(collector, protocol)
-    try:
-        sender = transport(protocol, client, relay.port)
-        assert isinstance(sender, Connectable)
+    async with relayed(collector, protocol, client) as (relay, sender):
         connecting = asyncio.ensure_future(sender.connect(5.0))
         await asyncio.sleep(0)  # the connect is under way
         await call(sender, BODY, timeout=5.0)
@@ -96,9 +101,6 @@ async def test_a_send_while_connecting_ahead_waits_for_that_connection(
         await call(sender, BODY, timeout=5.0)
         assert len(collector.received) == 2
         assert relay.connections == 1
-        await sender.close()
-    finally:
-        await relay.__aexit__(None, None, None)
 
 
 @pytest.mark.parametrize(("protocol", "client"), CLIENTS)

@@ -93,19 +93,9 @@ def settle(
     """The settlement of an export call of ``weight`` items that was ``cancelled`` (by the processor when it
     gave a ``cancel_reason``: a timeout), raised ``exception``, or returned ``result``."""
     if type(result) is ExportResult and result.accepted >= weight and not cancelled and exception is None:
-        # the common end, every item accepted: what _settle would make of it (nothing left to reconcile)
+        # the common end, every item accepted: what the general path below makes of it (nothing to reconcile);
+        # any other result, a subclass of ExportResult included, takes that path
         return Settlement(weight, accepted=weight)
-    return _settle(weight, cancelled=cancelled, cancel_reason=cancel_reason, exception=exception, result=result)
-
-
-def _settle(
-    weight: int,
-    *,
-    cancelled: bool = False,
-    cancel_reason: str | None = None,
-    exception: BaseException | None = None,
-    result: object = None,
-) -> Settlement:
     s = Settlement(weight, failed=weight)
     if cancelled:
         s.error_type = "timeout" if cancel_reason else "cancelled"
