@@ -1,4 +1,5 @@
-"""aiotlp's SDK batch processors keep two exports in flight to aiotlp's own exporters (sdk._bridge.EXPORTS_IN_FLIGHT),
+"""aiotlp's SDK batch processors keep at least two exports in flight to aiotlp's own exporters on the bridge (two over
+OTLP/HTTP, ``sdk._bridge.EXPORTS_IN_FLIGHT``; four over OTLP/gRPC, checked in ``test_sdk_exports_in_flight_grpc``),
 and one to any other SDK exporter (the SDK's rule: ``export`` is never called concurrently on one instance).
 
 An application on a plain thread makes spans; the processor exports them on the bridge, over each client.
