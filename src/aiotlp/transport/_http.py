@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import urllib.parse
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, TypeVar
 
@@ -104,7 +105,8 @@ class HttpTransport:
         head = self._heads.get(content_encoding)
         if head is None:
             raise PermanentError(f"the HTTP transport cannot send a body encoded as {content_encoding[:20]!r}")
-        response = await self._classified(self._client.post(head, body, self._sink), timeout, "no response")
+        post = functools.partial(self._client.post, head, body, self._sink)
+        response = await self._classified(post, timeout, "no response")
         return Reply(
             response.status,
             response.body,
@@ -116,14 +118,15 @@ class HttpTransport:
         """Open a keep-alive connection now (none when one is open already), ahead of the first send."""
         if self._closed:
             raise PermanentError("the HTTP transport is closed")
-        await self._classified(self._client.preconnect(), timeout, "no connection")
+        await self._classified(self._client.preconnect, timeout, "no connection")
 
-    async def _classified(self, step: Awaitable[_T], timeout: float, late: str) -> _T:
-        """``step``'s result within ``timeout`` seconds, the HTTP client's failures raised as classified
-        :class:`~aiotlp.ExportError` subclasses (``late`` says what did not come in time)."""
+    async def _classified(self, step: Callable[[], Awaitable[_T]], timeout: float, late: str) -> _T:
+        """``step()``'s result within ``timeout`` seconds (its coroutine made inside the timeout), the HTTP
+        client's failures raised as classified :class:`~aiotlp.ExportError` subclasses (``late`` says what did
+        not come in time)."""
         try:
             async with async_timeout(timeout):
-                return await step
+                return await step()
         except ExportError:
             raise
         except asyncio.TimeoutError:
