@@ -536,8 +536,6 @@ class BatchProcessor(Flushing[T], ThreadHops[T], LoopBinding[T]):
             batch = self._running.pop(task, None)
         if batch is None:  # taken away by a move (exported again on the new loop), or never launched by _launch
             return
-        if batch.timer is not None:
-            batch.timer.cancel()
         if self._stopping and not self._running and self._loop is not None:
             self._disarm_watchdog(self._loop)
         if self._lost and task.cancelled() and not batch.cancel_reason:

@@ -59,7 +59,7 @@ logger = logging.getLogger("aiotlp.processing")
 class Batch:
     """A batch handed to the exporter: kept until it settles, so that it can be sent again elsewhere."""
 
-    __slots__ = ("cancel_reason", "count", "first", "items", "started", "timer", "weight")
+    __slots__ = ("cancel_reason", "count", "first", "items", "started", "weight")
 
     def __init__(self, items: list[Any], weight: int, first: int, count: int, started: float) -> None:
         self.items = items  # kept until it settles: a batch whose loop went away is exported again elsewhere
@@ -67,7 +67,6 @@ class Batch:
         self.first = first  # sequence number of its first entry
         self.count = count  # entries
         self.started = started
-        self.timer: asyncio.TimerHandle | None = None
         self.cancel_reason: str | None = None
 
 
@@ -207,9 +206,6 @@ class LoopBinding(Generic[T]):
             # the move and continue on the new loop.
             flushes, self._flushes = self._flushes, []
             rooms, self._room = self._room, set()
-        for batch in orphans:
-            if batch.timer is not None:
-                batch.timer.cancel()
         if old is not None and take_running:
             self._let_go(old, left, [waiter.future for waiter in flushes] + list(rooms))
         logger.debug("the %s processor's event loop went away; moved to %r", self._signal.value, new)
