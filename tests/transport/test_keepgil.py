@@ -323,3 +323,38 @@ def test_no_extensions_gives_asyncios_loop_and_the_same_exports(switch: str, pro
         assert (available, loop, selector) == ("False", "_UnixSelectorEventLoop", "EpollSelector")
     else:
         assert (available, loop, selector) == ("True", "KeepGilEventLoop", "KeepGilSelector")
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
+def test_without_epoll_aiotlp_imports_and_exports(protocol: str) -> None:
+    """A platform without epoll (macOS, the BSDs): aiotlp imports, the helper is off, the bridge runs asyncio's
+    own loop on that platform's selector, and an SDK app's spans arrive. (The selector's class was once defined on
+    ``selectors.EpollSelector`` unconditionally: ``import aiotlp`` raised AttributeError there.)"""
+    program = textwrap.dedent(
+        """
+        import selectors, sys
+        del selectors.EpollSelector  # what a platform without epoll has
+        selectors.DefaultSelector = selectors.PollSelector
+        from aiotlp.testing import CollectorThread
+        from aiotlp.transport import _keepgil
+        from aiotlp.sdk import BatchSpanProcessor, SpanExporter
+        from aiotlp.sdk._bridge import get_bridge
+        from opentelemetry.sdk.trace import TracerProvider
+
+        with CollectorThread() as collector:
+            protocol = sys.argv[1]
+            endpoint = collector.grpc_endpoint if protocol == "grpc" else collector.http_endpoint + "/v1/traces"
+            provider = TracerProvider()
+            provider.add_span_processor(BatchSpanProcessor(SpanExporter(endpoint, protocol=protocol)))
+            tracer = provider.get_tracer("t")
+            for i in range(1000):
+                with tracer.start_as_current_span(f"s{i}"):
+                    pass
+            loop = get_bridge().loop()
+            provider.shutdown()
+            print(_keepgil.AVAILABLE, type(loop).__name__, type(loop._selector).__name__, len(collector.spans()))
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", program, protocol], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", "_UnixSelectorEventLoop", "PollSelector", "1000"]

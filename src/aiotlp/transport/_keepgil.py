@@ -35,7 +35,7 @@ import os
 import selectors
 import socket
 from types import ModuleType
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 __all__ = ["AVAILABLE", "KeepGilEventLoop", "KeepGilSelector", "KeepGilSocket", "adopt", "new_event_loop"]
 
@@ -56,6 +56,13 @@ _helper: Final = _load()
 
 AVAILABLE: Final = _helper is not None
 """True when the compiled helper is used (built, on Linux, and not turned off by ``AIOTLP_NO_EXTENSIONS``)."""
+
+# the helper's polls are epoll's; without epoll (not Linux) the helper is not loaded, and this class is only
+# defined (its module must import everywhere)
+if TYPE_CHECKING or hasattr(selectors, "EpollSelector"):
+    _SELECTOR = selectors.EpollSelector
+else:  # pragma: no cover - not Linux (tests/transport/test_keepgil.py takes epoll away in a child)
+    _SELECTOR = selectors.DefaultSelector
 
 _EPOLLIN: Final = 0x001
 _EPOLLOUT: Final = 0x004
@@ -89,7 +96,7 @@ def adopt(sock: Any) -> bool:
     return True
 
 
-class KeepGilSelector(selectors.EpollSelector):
+class KeepGilSelector(_SELECTOR):
     """An epoll selector whose zero-timeout polls keep the GIL."""
 
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
