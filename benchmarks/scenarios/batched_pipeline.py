@@ -142,6 +142,55 @@ def _noop(protocol: str, grpc_endpoint: str, http_endpoint: str) -> tuple[SpanPr
     return processor, lambda: processor.ended
 
 
+class _EncodeOnly(SpanProcessor):
+    """Encodes each span as aiotlp's processor does in ``on_end`` (compiled or pure, as chosen) and keeps nothing:
+    the producer's own part of the cost, without the queue or the bridge."""
+
+    def __init__(self) -> None:
+        from aiotlp.sdk._encode_source import SourceEncoder
+
+        self.ended = 0
+        self._encode = SourceEncoder("spans").span_item
+
+    def on_end(self, span: ReadableSpan) -> None:
+        self._encode(span)
+        self.ended += 1
+
+
+def _encode_only(protocol: str, grpc_endpoint: str, http_endpoint: str) -> tuple[SpanProcessor, Callable[[], int]]:
+    processor = _EncodeOnly()
+    return processor, lambda: processor.ended
+
+
+class _Answering:
+    """A transport that answers every request at once with a full success (an empty protobuf response)."""
+
+    content_type = "application/x-protobuf"
+    compression = "none"
+
+    async def send(self, body: bytes, *, content_encoding: str, timeout: float) -> Any:
+        from aiotlp.transport import Reply
+
+        return Reply(200, content_type=self.content_type)
+
+    async def close(self) -> None:
+        pass
+
+
+def _no_network(protocol: str, grpc_endpoint: str, http_endpoint: str) -> tuple[SpanProcessor, Callable[[], int]]:
+    """aiotlp's processor and exporter whole, over a transport that answers every request at once (no socket): the
+    queue, the bridge, framing and settling, without the network or the collector."""
+    import aiotlp.sdk
+
+    exporter = aiotlp.sdk.SpanExporter(
+        aiotlp_endpoint(grpc_endpoint, http_endpoint, protocol),
+        protocol=protocol,  # type: ignore[arg-type]
+        transport_factory=lambda config: _Answering(),
+    )
+    processor = aiotlp.sdk.BatchSpanProcessor(exporter)
+    return processor, lambda: processor.statistics().exported
+
+
 PIPELINES[OFFICIAL] = _sdk_batch(official_exporter)
 PIPELINES["aiotlp"] = _sdk_batch(aiotlp_exporter)
 PIPELINES["aiotlp processor"] = _aiotlp_pair(True)
@@ -149,7 +198,10 @@ PIPELINES["aiotlp processor, objects"] = _aiotlp_pair(False)
 PIPELINES["aiotlp processor, grpc.aio"] = _aiotlp_pair(True, "grpcio")
 PIPELINES["aiotlp processor, grpc.aio, objects"] = _aiotlp_pair(False, "grpcio")
 PIPELINES["no-op"] = _noop
-GRPC_ONLY = ("aiotlp processor, grpc.aio", "aiotlp processor, grpc.aio, objects")
+# where the cost is, against the no-op: the encoding in on_end alone, then the whole pipeline without the network
+PIPELINES[ENCODE_ONLY := "encode only (no queue, no export)"] = _encode_only
+PIPELINES[NO_NETWORK := "aiotlp processor, no network"] = _no_network
+GRPC_ONLY = ("aiotlp processor, grpc.aio", "aiotlp processor, grpc.aio, objects", ENCODE_ONLY, NO_NETWORK)
 # a side named "<pipeline>, aiotlp provider" makes its spans with aiotlp.sdk.TracerProvider instead of the SDK's;
 # its share and CPU beyond are against the no-op producer on the same provider
 NATIVE: Final = ", aiotlp provider"

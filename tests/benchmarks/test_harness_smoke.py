@@ -59,3 +59,27 @@ def test_profiles_print_their_three_studies() -> None:
     ] == ["| no-op", "| aiotlp", "| aiotlp, objects", "| aiotlp", "| official"], gc_study
     rates = [line.split(" | ")[1] for line in gil.splitlines() if line.startswith("| ") and " ms |" in line]
     assert len(rates) == 3 and all(rate.replace(",", "").isdigit() and int(rate.replace(",", "")) > 0 for rate in rates)
+
+
+@pytest.mark.parametrize("side", ["encode only (no queue, no export)", "aiotlp processor, no network"])
+def test_the_thread_producers_bounds_run_and_count_every_span(side: str) -> None:
+    """batched_pipeline's rows that bound aiotlp's share of the no-op rate (the encoding in on_end alone, the whole
+    pipeline without the network) run as the other sides do, and account for every span made. Neither opens a
+    connection: the endpoint is only named."""
+    program = (
+        "import json, sys\n"
+        "from benchmarks.scenarios.batched_pipeline import produce\n"
+        "print(json.dumps(produce(sys.argv[1], 'grpc', 'http://127.0.0.1:9', 'http://127.0.0.1:9', 0.3)))\n"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", program, side], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert completed.returncode == 0, completed.stderr
+    result = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert result["produced"] > 0
+    delivered = result["produced"] - result["dropped"]
+    if side.startswith("encode only"):
+        assert delivered == result["produced"]  # it keeps nothing, so it drops nothing: every span counts
+    else:
+        assert 0 < delivered <= result["produced"]
+        assert result["bridge_cpu_us_per_span"] > 0  # the bridge thread did the work
