@@ -430,3 +430,45 @@ async def test_native_provider_spans_take_the_hot_path(collector: FakeCollector)
     await asyncio.to_thread(provider.shutdown)
     assert sorted(s.name for s in collector.spans()) == [f"native-{i}" for i in range(5)]
     assert processor.statistics().balanced
+
+
+def test_a_span_encoded_while_the_compiled_encoder_writes_another_gets_its_own_buffer() -> None:
+    """The compiled one-span encoder writes in a buffer kept from one span to the next. Reading a span can run
+    Python code (a property, a finalizer) that encodes another span meanwhile: that one takes a buffer of its own,
+    and both come out as they would alone."""
+    if "c" not in implementations():
+        pytest.skip("the compiled accelerator is not available")
+    assert _compat.speedups is not None
+    field = _compat.speedups.sdk_span_field
+    outer, inner = tracer_spans(2)
+    alone = field(_SDK_TYPES, outer), field(_SDK_TYPES, inner)
+    seen: list[bytes] = []
+
+    class Reentrant(ReadableSpan):
+        """A span whose name, read in the middle of its encoding, encodes ``inner``."""
+
+        @property  # type: ignore[override]
+        def _name(self) -> str:
+            seen.append(field(_SDK_TYPES, inner))
+            return str(self.__dict__["name_value"])
+
+        @_name.setter
+        def _name(self, value: str) -> None:
+            self.__dict__["name_value"] = value
+
+    copy = Reentrant(
+        name=outer.name,
+        context=outer.context,
+        parent=outer.parent,
+        resource=outer.resource,
+        attributes=outer.attributes,
+        events=outer.events,
+        links=outer.links,
+        kind=outer.kind,
+        status=outer.status,
+        start_time=outer.start_time,
+        end_time=outer.end_time,
+        instrumentation_scope=outer.instrumentation_scope,
+    )
+    assert (field(_SDK_TYPES, copy), seen) == (alone[0], [alone[1]])
+    assert field(_SDK_TYPES, outer) == alone[0]  # and the kept buffer is free again

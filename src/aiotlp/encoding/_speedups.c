@@ -1537,27 +1537,43 @@ py_write_sdk_spans(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     return buf_close(&b, ok);
 }
 
+/* A reusable buffer (a bytearray) for one kind of field written as bytes; busy while a call writes in it (a call
+ * re-entered from another thread meanwhile takes a new buffer). */
+typedef struct {
+    PyObject *ba;
+    int busy;
+} Scratch;
+
+static PyObject *scratch_field(Scratch *scratch, unsigned char tag, int (*write)(Buf *, void *), void *arg,
+                               const char *what);
+
+static Scratch s_sdk_scratch; /* sdk_field's */
+
+typedef struct {
+    PyObject *span;
+    Sdk *sdk;
+} SdkSpanArg;
+
+static int
+write_sdk_span(Buf *b, void *arg)
+{
+    return w_sdk_span(b, ((SdkSpanArg *)arg)->span, ((SdkSpanArg *)arg)->sdk);
+}
+
 /* One SDK span's ScopeSpans.spans field (tag, length, Span) as bytes: what write_sdk_spans writes for a batch of
- * one, without the caller's bytearray (encoding at the source, once per span in on_end). */
+ * one, without the caller's bytearray (encoding at the source, once per span in on_end), written in a buffer kept
+ * from one span to the next (scratch_field): one allocation per span, the bytes returned. */
 static PyObject *
 sdk_field(PyObject *types, PyObject *span)
 {
-    Buf b;
     Sdk sdk;
-    PyObject *ba = PyByteArray_FromStringAndSize(NULL, 0);
-    if (ba == NULL)
+    if (sdk_open(types, &sdk) < 0)
         return NULL;
-    if (buf_open(&b, ba) < 0 || sdk_open(types, &sdk) < 0) {
-        Py_DECREF(ba);
-        return NULL;
-    }
     Py_INCREF(span);
-    Py_ssize_t start = begin_guess(&b, 0x12, 2); /* ScopeSpans 2 spans */
-    int ok = start >= 0 && w_sdk_span(&b, span, &sdk) == 0 && end_guess(&b, start, 2) > 0;
+    SdkSpanArg arg = {span, &sdk};
+    PyObject *result = scratch_field(&s_sdk_scratch, 0x12, write_sdk_span, &arg, "span"); /* ScopeSpans 2 spans */
     Py_DECREF(span);
     sdk_close(&sdk);
-    PyObject *result = ok ? PyBytes_FromStringAndSize(b.data, b.len) : NULL;
-    Py_DECREF(ba);
     return result;
 }
 
@@ -1960,13 +1976,6 @@ static PyObject *s_abc_sequence;   /* collections.abc.Sequence, imported on firs
 static PyObject *s_abc_mapping;    /* collections.abc.Mapping, imported on first use */
 static PyObject *s_object_str;     /* object.__str__ and object.__repr__ (the SDK's _is_non_custom_str) */
 static PyObject *s_object_repr;
-
-/* A reusable buffer (a bytearray) for one kind of field written as bytes; busy while a call writes in it (a call
- * re-entered from another thread meanwhile takes a new buffer). */
-typedef struct {
-    PyObject *ba;
-    int busy;
-} Scratch;
 
 static Scratch s_scratch; /* encode()'s */
 
