@@ -15,7 +15,6 @@ import selectors
 import socket
 import subprocess
 import sys
-import textwrap
 import threading
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -284,39 +283,48 @@ def test_another_event_loop_policy_is_kept() -> None:
     assert isinstance(loop, _keepgil.KeepGilEventLoop) == _keepgil.AVAILABLE
 
 
+# An SDK app in a child process: 2,000 spans (within the queue of 2,048: none dropped while the connection opens)
+# to an in-process collector, then what the bridge ran and how many spans arrived. `prelude` runs first.
+_SDK_APP = """
+import sys
+from aiotlp.testing import CollectorThread
+from aiotlp.transport import _keepgil
+from aiotlp.sdk import BatchSpanProcessor, SpanExporter
+from aiotlp.sdk._bridge import get_bridge
+from opentelemetry.sdk.trace import TracerProvider
+
+with CollectorThread() as collector:
+    protocol = sys.argv[1]
+    endpoint = collector.grpc_endpoint if protocol == "grpc" else collector.http_endpoint + "/v1/traces"
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(SpanExporter(endpoint, protocol=protocol)))
+    tracer = provider.get_tracer("t")
+    for i in range(2000):
+        with tracer.start_as_current_span(f"s{i}"):
+            pass
+    loop = get_bridge().loop()
+    provider.shutdown()
+    print(_keepgil.AVAILABLE, type(loop).__name__, type(loop._selector).__name__, len(collector.spans()))
+"""
+
+
+def _run_sdk_app(protocol: str, prelude: str = "", **env: str) -> list[str]:
+    out = subprocess.run(
+        [sys.executable, "-c", prelude + _SDK_APP, protocol],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    return out.stdout.split()
+
+
 @pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
 @pytest.mark.parametrize("switch", ["1", "0"])
 def test_no_extensions_gives_asyncios_loop_and_the_same_exports(switch: str, protocol: str) -> None:
     """AIOTLP_NO_EXTENSIONS=1: the bridge runs asyncio's own loop (the fallback), and an SDK app's spans arrive."""
-    program = textwrap.dedent(
-        """
-        import asyncio, sys
-        from aiotlp.testing import CollectorThread
-        from aiotlp.transport import _keepgil
-        from aiotlp.sdk import BatchSpanProcessor, SpanExporter
-        from aiotlp.sdk._bridge import get_bridge
-        from opentelemetry.sdk.trace import TracerProvider
-
-        with CollectorThread() as collector:
-            protocol = sys.argv[1]
-            endpoint = collector.grpc_endpoint if protocol == "grpc" else collector.http_endpoint + "/v1/traces"
-            provider = TracerProvider()
-            provider.add_span_processor(BatchSpanProcessor(SpanExporter(endpoint, protocol=protocol)))
-            tracer = provider.get_tracer("t")
-            for i in range(2000):  # within the queue (2048): none dropped while the connection opens
-                with tracer.start_as_current_span(f"s{i}"):
-                    pass
-            loop = get_bridge().loop()
-            provider.shutdown()
-            print(_keepgil.AVAILABLE, type(loop).__name__, type(loop._selector).__name__, len(collector.spans()))
-        """
-    )
-    env = {**os.environ, "AIOTLP_NO_EXTENSIONS": switch}
-    out = subprocess.run(
-        [sys.executable, "-c", program, protocol], env=env, capture_output=True, text=True, timeout=120
-    )
-    assert out.returncode == 0, out.stderr
-    available, loop, selector, spans = out.stdout.split()
+    available, loop, selector, spans = _run_sdk_app(protocol, AIOTLP_NO_EXTENSIONS=switch)
     assert spans == "2000"
     built = importlib.util.find_spec("aiotlp.transport._holdgil") is not None
     if switch == "1" or not built:
@@ -330,31 +338,5 @@ def test_without_epoll_aiotlp_imports_and_exports(protocol: str) -> None:
     """A platform without epoll (macOS, the BSDs): aiotlp imports, the helper is off, the bridge runs asyncio's
     own loop on that platform's selector, and an SDK app's spans arrive. (The selector's class was once defined on
     ``selectors.EpollSelector`` unconditionally: ``import aiotlp`` raised AttributeError there.)"""
-    program = textwrap.dedent(
-        """
-        import selectors, sys
-        del selectors.EpollSelector  # what a platform without epoll has
-        selectors.DefaultSelector = selectors.PollSelector
-        from aiotlp.testing import CollectorThread
-        from aiotlp.transport import _keepgil
-        from aiotlp.sdk import BatchSpanProcessor, SpanExporter
-        from aiotlp.sdk._bridge import get_bridge
-        from opentelemetry.sdk.trace import TracerProvider
-
-        with CollectorThread() as collector:
-            protocol = sys.argv[1]
-            endpoint = collector.grpc_endpoint if protocol == "grpc" else collector.http_endpoint + "/v1/traces"
-            provider = TracerProvider()
-            provider.add_span_processor(BatchSpanProcessor(SpanExporter(endpoint, protocol=protocol)))
-            tracer = provider.get_tracer("t")
-            for i in range(1000):
-                with tracer.start_as_current_span(f"s{i}"):
-                    pass
-            loop = get_bridge().loop()
-            provider.shutdown()
-            print(_keepgil.AVAILABLE, type(loop).__name__, type(loop._selector).__name__, len(collector.spans()))
-        """
-    )
-    out = subprocess.run([sys.executable, "-c", program, protocol], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == ["False", "_UnixSelectorEventLoop", "PollSelector", "1000"]
+    prelude = "import selectors\ndel selectors.EpollSelector\nselectors.DefaultSelector = selectors.PollSelector\n"
+    assert _run_sdk_app(protocol, prelude) == ["False", "_UnixSelectorEventLoop", "PollSelector", "2000"]
