@@ -7,6 +7,7 @@ to the general path, which writes the same bytes.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -21,8 +22,11 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from tests.sdk import sdk_data
 
 from aiotlp.encoding import _compat
-from aiotlp.sdk import _encode_source
+from aiotlp.model import Signal
+from aiotlp.processing import BoundedQueue
+from aiotlp.sdk import BatchSpanProcessor, SpanExporter, _encode_source
 from aiotlp.sdk._encode import SourceEncoder, encode_log_records, encode_spans
+from aiotlp.testing import FakeCollector
 
 COMPILED = getattr(_compat.speedups, "frame_source", None)
 needs_compiled = pytest.mark.skipif(COMPILED is None, reason="the compiled accelerator (frame_source) is not built")
@@ -193,6 +197,85 @@ def test_equal_keys_that_are_distinct_int_objects_are_one_key() -> None:
     assert COMPILED is not None
     assert COMPILED(batch, groups) == encode_spans(spans)
     assert COMPILED([*batch, (big + 1, items[0][1])], groups) is None  # two keys
+
+
+class Reversed(list[Any]):
+    """A list that iterates in another order than its storage: the compiled twin must not read the storage."""
+
+    def __iter__(self) -> Iterator[Any]:
+        return reversed(self[:])
+
+
+@pytest.mark.parametrize("choice", ["python", "c"])
+def test_the_queues_batches_are_framed_by_the_twin(choice: str) -> None:
+    if choice == "c" and COMPILED is None:
+        pytest.skip("the compiled accelerator (frame_source) is not built")
+    data = pool("spans")
+    indexes = max(data.by_key.values(), key=len)
+    queue: BoundedQueue[Any] = BoundedQueue(
+        max_size=64, max_bytes=None, batch_size=len(indexes), drop_oldest=False, weigh=None, size_of=None
+    )
+    for i in indexes:
+        queue.put(data.items[i])
+    taken = queue.take(0)
+    assert taken is not None
+    chunk = taken[0]
+    assert type(chunk) is not list  # what the processor exports: the queue's own list subclass
+    _compat.use(choice)  # type: ignore[arg-type]
+    framed = _encode_source._frame_one(chunk, data.source._groups)
+    assert framed is not None
+    assert framed == data.encode([data.objects[i] for i in indexes])
+    backwards = Reversed(data.items[i] for i in indexes)
+    expected = data.encode([data.objects[i] for i in reversed(indexes)])
+    assert data.source.frame(backwards) == expected
+    if choice == "c":
+        assert COMPILED is not None and COMPILED(backwards, data.source._groups) is None
+
+
+@pytest.mark.parametrize("choice", ["python", "c"])
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
+async def test_an_apps_batches_take_the_common_path_end_to_end(choice: str, protocol: str) -> None:
+    """An application's spans of one tracer, through aiotlp's BatchSpanProcessor: every batch is framed by the
+    twin (not the general path), and the collector gets every span as the batch encoder writes it."""
+    if choice == "c" and COMPILED is None:
+        pytest.skip("the compiled accelerator (frame_source) is not built")
+    _compat.use(choice)  # type: ignore[arg-type]
+    twin = _encode_source._frame_one
+    framed: list[int] = []
+
+    def counting(items: Sequence[Any], groups: dict[int, Any]) -> bytes | None:
+        request = twin(items, groups)
+        framed.append(-1 if request is None else len(items))
+        return request
+
+    memory = InMemorySpanExporter()
+    _encode_source._frame_one = counting  # type: ignore[assignment]
+    try:
+        async with FakeCollector() as collector:
+            where = collector.grpc_endpoint if protocol == "grpc" else f"{collector.http_endpoint}/v1/traces"
+            exporter = SpanExporter(endpoint=where, protocol=protocol)  # type: ignore[arg-type]
+            processor = BatchSpanProcessor(exporter, max_export_batch_size=100, schedule_delay_millis=60_000)
+            provider = TracerProvider(resource=Resource({"service.name": "app"}), shutdown_on_exit=False)
+            provider.add_span_processor(SimpleSpanProcessor(memory))
+            provider.add_span_processor(processor)
+            tracer = provider.get_tracer("app.tracer", "1.0")
+
+            def work() -> None:
+                for i in range(350):
+                    with tracer.start_as_current_span(f"request {i}") as span:
+                        span.set_attribute("i", i)
+                processor.force_flush()
+                provider.shutdown()
+
+            await asyncio.to_thread(work)
+            requests = collector.requests(Signal.TRACES)
+            assert not collector.bad_requests
+    finally:
+        _encode_source._frame_one = twin  # type: ignore[assignment]
+    assert framed == [100, 100, 100, 50]
+    assert processor.statistics().exported == 350
+    spans = memory.get_finished_spans()
+    assert [request.body for request in requests] == [encode_spans(spans[n : n + 100]) for n in range(0, 350, 100)]
 
 
 @pytest.mark.parametrize("choice", ["python", "c"])

@@ -3953,8 +3953,9 @@ py_frame_source(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     PyObject *items = args[0], *groups = args[1];
-    if (!(PyList_CheckExact(items) || PyTuple_CheckExact(items)) || !PyDict_CheckExact(groups)
-        || PySequence_Fast_GET_SIZE(items) == 0)
+    /* a list, or a subclass that iterates as a list (the queue's chunks are one), or a tuple */
+    int listlike = PyList_Check(items) && Py_TYPE(items)->tp_iter == PyList_Type.tp_iter;
+    if (!(listlike || PyTuple_CheckExact(items)) || !PyDict_CheckExact(groups) || PySequence_Fast_GET_SIZE(items) == 0)
         Py_RETURN_NONE;
     PyObject *first = PySequence_Fast_ITEMS(items)[0];
     if (!PyTuple_CheckExact(first) || PyTuple_GET_SIZE(first) != 2 || !PyLong_CheckExact(PyTuple_GET_ITEM(first, 0)))
