@@ -272,10 +272,11 @@ async def test_an_apps_batches_take_the_common_path_end_to_end(choice: str, prot
             assert not collector.bad_requests
     finally:
         _encode_source._frame_one = twin  # type: ignore[assignment]
-    assert framed == [100, 100, 100, 50]
+    assert sorted(framed) == [50, 100, 100, 100]  # every batch on the common path (-1: the general path)
     assert processor.statistics().exported == 350
     spans = memory.get_finished_spans()
-    assert [request.body for request in requests] == [encode_spans(spans[n : n + 100]) for n in range(0, 350, 100)]
+    expected = [encode_spans(spans[n : n + 100]) for n in range(0, 350, 100)]
+    assert sorted(request.body for request in requests) == sorted(expected)  # (exports may overlap)
 
 
 @pytest.mark.parametrize("choice", ["python", "c"])
