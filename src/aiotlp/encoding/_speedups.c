@@ -14,6 +14,8 @@
  *                                               what _span_field writes for the SDK span with the same content)
  *   sdk_log_field(types, record) -> bytes     aiotlp.sdk._encode_logs._log_field (one log record, at the source)
  *   write_sdk_logs(buf, records, types)       aiotlp.sdk._encode_logs._write_log_records (SDK log records)
+ *   frame_source(items, groups) -> bytes|None aiotlp.sdk._encode_source._frame_one (a batch encoded at the source,
+ *                                             framed into its request when it is the common one: one key)
  *
  * Sans-IO and duck-typed: nothing here imports opentelemetry or any I/O module. SDK objects are read by
  * attribute name, exactly as the pure-Python encoder reads them; the SDK classes the pure encoder compares
@@ -3928,6 +3930,123 @@ py_write_sdk_logs(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 }
 
 /* ---------------------------------------------------------------------------------------------------------- */
+/* Framing a batch encoded at the source: aiotlp.sdk._encode_source._frame_one, the common batch (every item a
+ * SourceItem (key, field) of one key) in one pass over the items that checks and sums, one allocation and one
+ * copy. Anything else (an object among the items, several keys, a key `groups` does not hold, a part that is not
+ * exact bytes) returns None: the caller's general path frames it, with the same bytes. */
+
+static inline char *
+put_varint(char *p, uint64_t v)
+{
+    while (v >= 0x80) {
+        *p++ = (char)(v | 0x80);
+        v >>= 7;
+    }
+    *p++ = (char)v;
+    return p;
+}
+
+static inline char *
+put_bytes(char *p, PyObject *bytes)
+{
+    Py_ssize_t n = PyBytes_GET_SIZE(bytes);
+    memcpy(p, PyBytes_AS_STRING(bytes), (size_t)n);
+    return p + n;
+}
+
+static PyObject *
+py_frame_source(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "frame_source(items, groups) takes 2 arguments");
+        return NULL;
+    }
+    PyObject *items = args[0], *groups = args[1];
+    /* a list, or a subclass that iterates as a list (the queue's chunks are one), or a tuple */
+    int listlike = PyList_Check(items) && Py_TYPE(items)->tp_iter == PyList_Type.tp_iter;
+    if (!(listlike || PyTuple_CheckExact(items)) || !PyDict_CheckExact(groups) || PySequence_Fast_GET_SIZE(items) == 0)
+        Py_RETURN_NONE;
+    PyObject *first = PySequence_Fast_ITEMS(items)[0];
+    if (!PyTuple_CheckExact(first) || PyTuple_GET_SIZE(first) != 2 || !PyLong_CheckExact(PyTuple_GET_ITEM(first, 0)))
+        Py_RETURN_NONE;
+    PyObject *key = PyTuple_GET_ITEM(first, 0);
+    Py_INCREF(key);
+    /* looked up before the pass: nothing after it runs Python code, so the borrowed items stay valid */
+    PyObject *group = PyDict_GetItemWithError(groups, key);
+    if (group == NULL) {
+        Py_DECREF(key);
+        if (PyErr_Occurred())
+            return NULL;
+        Py_RETURN_NONE;
+    }
+    /* (index, resource, scope, resource field, scope field, scope schema_url field, resource schema_url field) */
+    if (!PyTuple_CheckExact(group) || PyTuple_GET_SIZE(group) != 7) {
+        Py_DECREF(key);
+        Py_RETURN_NONE;
+    }
+    Py_INCREF(group);
+    PyObject *result = NULL;
+    PyObject *resource = PyTuple_GET_ITEM(group, 3), *scope = PyTuple_GET_ITEM(group, 4),
+             *scope_schema = PyTuple_GET_ITEM(group, 5), *resource_schema = PyTuple_GET_ITEM(group, 6);
+    if (!PyBytes_CheckExact(resource) || !PyBytes_CheckExact(scope) || !PyBytes_CheckExact(scope_schema)
+        || !PyBytes_CheckExact(resource_schema))
+        goto none;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(items);
+    PyObject **v = PySequence_Fast_ITEMS(items);
+    uint64_t parts = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = v[i];
+        if (!PyTuple_CheckExact(item) || PyTuple_GET_SIZE(item) != 2)
+            goto none;
+        PyObject *k = PyTuple_GET_ITEM(item, 0), *data = PyTuple_GET_ITEM(item, 1);
+        if (!PyBytes_CheckExact(data))
+            goto none;
+        if (k != key) { /* equal ints (exact: comparing them runs no Python code) */
+            if (!PyLong_CheckExact(k))
+                goto none;
+            int equal = PyObject_RichCompareBool(k, key, Py_EQ);
+            if (equal < 0)
+                goto done;
+            if (!equal)
+                goto none;
+        }
+        parts += (uint64_t)PyBytes_GET_SIZE(data);
+    }
+    /* Export* 1 resource_{spans,logs} { the resource, 2 scope_{spans,logs} { the scope, the items, the scope's
+     * schema_url }, the resource's schema_url } */
+    uint64_t scope_size = (uint64_t)PyBytes_GET_SIZE(scope) + parts + (uint64_t)PyBytes_GET_SIZE(scope_schema);
+    uint64_t body = (uint64_t)PyBytes_GET_SIZE(resource) + 1 + (uint64_t)varint_size(scope_size) + scope_size
+                    + (uint64_t)PyBytes_GET_SIZE(resource_schema);
+    uint64_t total = 1 + (uint64_t)varint_size(body) + body;
+    if (total > (uint64_t)PY_SSIZE_T_MAX) {
+        PyErr_SetString(PyExc_OverflowError, "frame_source: the request is too large");
+        goto done;
+    }
+    result = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)total);
+    if (result == NULL)
+        goto done;
+    char *p = PyBytes_AS_STRING(result);
+    *p++ = 0x0a;
+    p = put_varint(p, body);
+    p = put_bytes(p, resource);
+    *p++ = 0x12;
+    p = put_varint(p, scope_size);
+    p = put_bytes(p, scope);
+    for (Py_ssize_t i = 0; i < n; i++)
+        p = put_bytes(p, PyTuple_GET_ITEM(v[i], 1));
+    p = put_bytes(p, scope_schema);
+    p = put_bytes(p, resource_schema);
+    assert(p == PyBytes_AS_STRING(result) + total);
+    goto done;
+none:
+    result = Py_NewRef(Py_None);
+done:
+    Py_DECREF(group);
+    Py_DECREF(key);
+    return result;
+}
+
+/* ---------------------------------------------------------------------------------------------------------- */
 
 static PyMethodDef methods[] = {
     {"write_attributes", (PyCFunction)(void (*)(void))py_write_attributes, METH_FASTCALL,
@@ -3948,6 +4067,8 @@ static PyMethodDef methods[] = {
      "sdk_log_field(types, record) -> bytes: one SDK log record's ScopeLogs.log_records entry."},
     {"write_sdk_logs", (PyCFunction)(void (*)(void))py_write_sdk_logs, METH_FASTCALL,
      "write_sdk_logs(buf, records, types): ScopeLogs.log_records entries of SDK log records, appended to buf."},
+    {"frame_source", (PyCFunction)(void (*)(void))py_frame_source, METH_FASTCALL,
+     "frame_source(items, groups) -> bytes or None: the request of a batch encoded at the source, when it is one key's."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -4,7 +4,7 @@ Each function appends to ``buf`` exactly what the pure-Python function it twins 
 is left as it was. Chosen (or not) in :mod:`aiotlp.encoding._compat`.
 """
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 MAX_NESTING_DEPTH: int
@@ -128,3 +128,9 @@ def sdk_log_field(types: tuple[type], record: Any, /) -> bytes:
 
 def write_sdk_logs(buf: bytearray, records: Iterable[Any], types: tuple[type], /) -> None:
     """``aiotlp.sdk._encode_logs._write_log_records``: ``ScopeLogs.log_records`` entries of SDK log records."""
+
+def frame_source(items: Sequence[Any], groups: dict[int, tuple[Any, ...]], /) -> bytes | None:
+    """``aiotlp.sdk._encode_source._frame_one``: the request of ``items`` when it is the common batch (a list, a
+    list subclass that iterates as one, or a tuple, of ``(key, bytes)`` pairs, all of one exact-int key that
+    ``groups`` holds), written in one allocation; ``None`` for anything else (the caller's general path frames
+    it, with the same bytes)."""

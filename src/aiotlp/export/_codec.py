@@ -12,7 +12,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 import functools
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from typing import Any, TypeVar
 
 from .._exceptions import EncodeError, RequestTooLargeError
@@ -143,7 +143,7 @@ class CodecExporter(abc.ABC):
     async def export_logs(self, records: Sequence[LogRecord]) -> ExportResult:
         return await self._export_codec(self.model_codec(Signal.LOGS), records, None, None)
 
-    async def export_encoded(
+    def export_encoded(
         self,
         signal: Signal,
         items: Sequence[_T],
@@ -153,7 +153,7 @@ class CodecExporter(abc.ABC):
         count: Callable[[Sequence[_T]], int] = len,
         split_item: Callable[[_T], Sequence[_T]] | None = None,
         timeout: float | None = None,
-    ) -> ExportResult:
+    ) -> Coroutine[Any, Any, ExportResult]:
         """Export items of any type, encoded by the caller: the hook the OpenTelemetry SDK adapters use.
 
         ``encode(items)`` returns the request bytes for ``signal`` in this exporter's wire format: OTLP/JSON
@@ -164,5 +164,8 @@ class CodecExporter(abc.ABC):
         single item still over the cap is split by ``split_item`` when given (a metric into two halves of
         its data points) or else dropped and counted. ``timeout`` (seconds) shortens this call's deadline
         below the configured one (a disk queue: bounds the wait for its fsync). Never raises for a failed export.
+
+        Awaited like the other verbs: it hands :meth:`_export_codec`'s coroutine over (one coroutine less per
+        export, on the SDK processors' path).
         """
-        return await self._export_codec(Codec(signal, encode, count, split_item), items, body, timeout)
+        return self._export_codec(Codec(signal, encode, count, split_item), items, body, timeout)

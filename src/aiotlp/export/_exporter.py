@@ -297,13 +297,14 @@ class OTLPExporter(CodecExporter):
         stack = binding.stacks[signal]
         binding.active += 1
         try:
-            result = ExportResult()
+            result: ExportResult | None = None  # the first part's result as it is (most batches are one request)
             for part in codec.requests(items, config.max_request_bytes, body):
                 if isinstance(part, ExportRequest):
-                    result = result + await self._send(stack, part, deadline)
+                    sent = await self._send(stack, part, deadline)
                 else:
-                    result = result + self._dropped(part)
-            return result
+                    sent = self._dropped(part)
+                result = sent if result is None else result + sent
+            return ExportResult() if result is None else result
         finally:
             binding.leave()
 

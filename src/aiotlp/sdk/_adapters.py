@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from opentelemetry.context import attach, detach
@@ -54,17 +54,20 @@ class FastAdapter:
             return ExportResult(items=total, failed=total)
         client.check_fork()
         good, body, dropped = encode_batch(items, self._encode, self._what)
+        if not dropped:  # the common batch: counted in the exporter's statistics, as its own exports
+            return await client.export_here(good, self._encode, body)
         client.ledger.drop("invalid", dropped)
         result = ExportResult(items=dropped, dropped=dropped, invalid=dropped)  # cannot be encoded
-        if good:  # counted in the exporter's statistics, as its own exports
+        if good:
             result = result + await client.export_here(good, self._encode, body)
         return result
 
-    async def export_traces(self, items: Sequence[Any]) -> ExportResult:
-        return await self._export(items)
+    # The verbs hand :meth:`_export`'s coroutine to the caller (one coroutine less per export): awaited as before.
+    def export_traces(self, items: Sequence[Any]) -> Coroutine[Any, Any, ExportResult]:
+        return self._export(items)
 
-    async def export_logs(self, items: Sequence[Any]) -> ExportResult:
-        return await self._export(items)
+    def export_logs(self, items: Sequence[Any]) -> Coroutine[Any, Any, ExportResult]:
+        return self._export(items)
 
     def still_on_disk(self, taken: int) -> int:
         """Of the ``taken`` items this adapter's exports wrote to the disk queue, how many wait there still (0
