@@ -174,7 +174,8 @@ class Connection(asyncio.Protocol):
         self._greeting: bytes | None = b""
         # Reads go through FastFrames.receive, and request HEADERS and a body's last DATA frame through its
         # send_headers and end_stream (h2's own state changes, without its frame objects) while these are True.
-        self._fast = FastFrames(self._h2) if FAST_FRAMES else None
+        # (_DrainingStateMachine differs from h2's only for RECV_GOAWAY: the inputs of a call's frames are quiet)
+        self._fast = FastFrames(self._h2, quiet_machine=True) if FAST_FRAMES else None
         self.fast_receive = self.fast_send = FAST_FRAMES
         # (grpc-encoding, a small compressed response message) -> the message inflated: a collector compresses
         # its (empty or near-empty) OK reply the same way every time
@@ -239,13 +240,17 @@ class Connection(asyncio.Protocol):
 
     def _handle(self, events: list[Any]) -> None:
         calls = self._calls
+        fast = self._fast if self.fast_receive else None
         for event in events:
             kind = type(event)
             if kind is DataReceived:
                 size = event.flow_controlled_length
                 stream_id = event.stream_id
                 if size:
-                    self._h2.acknowledge_received_data(size, stream_id)
+                    if fast is not None:
+                        fast.acknowledge(size, stream_id)
+                    else:
+                        self._h2.acknowledge_received_data(size, stream_id)
                 call = calls.get(stream_id)
                 if call is not None and not call.future.done():
                     self._on_data(call, event.data)
