@@ -13,6 +13,7 @@ each other byte for byte.
 
 from __future__ import annotations
 
+import struct
 from typing import Any, Final
 
 from h2.config import H2Configuration
@@ -43,6 +44,8 @@ _MAX_WINDOW: Final = 2**31 - 1
 # Frame types and flags the receive fast path reads (RFC 9113 section 6).
 _DATA, _HEADERS, _WINDOW_UPDATE = 0x0, 0x1, 0x8
 _END_STREAM, _END_HEADERS, _PADDED, _PRIORITY = 0x1, 0x4, 0x8, 0x20
+_frame_head: Final = struct.Struct(">HBBBL").unpack_from  # a frame header: length (16 + 8 bits), type, flags, stream
+_u32: Final = struct.Struct(">L").unpack_from
 _HPACK_MEMO_SIZE: Final = 32  # distinct header blocks remembered (a collector sends two or three kinds)
 
 
@@ -194,14 +197,13 @@ class FastFrames:
         size = len(data)
         position = 0
         while size - position >= 9:
-            length = int.from_bytes(data[position : position + 3], "big")
+            # (a reserved bit set in the stream id: no stream of ours)
+            high, low, kind, flags, stream_id = _frame_head(data, position)
+            length = high << 8 | low
             start = position + 9
             end = start + length
             if end > size or length > limit:
                 break
-            kind = data[position + 3]
-            flags = data[position + 4]
-            stream_id = int.from_bytes(data[position + 5 : start], "big")  # a reserved bit set: no stream of ours
             if kind == _DATA:
                 stream = streams.get(stream_id)
                 if stream is None:
@@ -282,7 +284,7 @@ class FastFrames:
             elif kind == _WINDOW_UPDATE:
                 if length != 4:
                     break
-                increment = int.from_bytes(data[start:end], "big")
+                (increment,) = _u32(data, start)
                 if not 0 < increment < 1 << 31:
                     break
                 if stream_id:
