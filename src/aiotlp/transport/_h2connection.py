@@ -9,8 +9,8 @@ HTTP/1.x server). See :mod:`aiotlp.transport._h2grpc` for the wire and the trans
 h2 keeps the protocol state (stream and connection state machines, flow-control windows, HPACK tables), but the
 frames of a common call do not go through its generic machinery, which cost the bridge thread about 1 ms of CPU
 per 250 KB export: the request HEADERS, the body's DATA frames and the reply's HEADERS, DATA, trailers and
-WINDOW_UPDATEs are framed and parsed here, and h2's own state-changing methods are called for each, in h2's
-order (:mod:`aiotlp.transport._h2fast`). Anything
+WINDOW_UPDATEs are framed and parsed here, and h2's state is changed for each as h2 changes it, in h2's order
+(:mod:`aiotlp.transport._h2fast`). Anything
 else (SETTINGS, PING, RST_STREAM, GOAWAY, padding, PRIORITY, CONTINUATION, a frame split across reads) goes
 through h2 as before. ``tests/transport/test_h2fastpath.py`` checks both ways against each other byte for byte.
 """
