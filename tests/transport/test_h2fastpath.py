@@ -128,11 +128,15 @@ class Client:
         h2c = self.connection._h2
         streams = {
             stream_id: (
-                stream.state_machine.state,
+                vars(stream.state_machine),  # state, client, headers/trailers sent and received, closed by
                 stream.outbound_flow_control_window,
                 stream.inbound_flow_control_window,
                 vars(stream._inbound_window_manager),
                 stream._actual_content_length,
+                stream._expected_content_length,
+                stream._authority,
+                stream.request_method,
+                stream.max_outbound_frame_size,
             )
             for stream_id, stream in h2c.streams.items()
         }
@@ -144,6 +148,8 @@ class Client:
             "streams": streams,
             "closed streams": dict(h2c._closed_streams),
             "hpack": (h2c.decoder.header_table.maxsize, tuple(h2c.decoder.header_table.dynamic_entries)),
+            "highest stream": (h2c.highest_outbound_stream_id, h2c.highest_inbound_stream_id),
+            "queued": bytes(h2c._data_to_send),
             "usable": self.connection.usable,
             "calls": sorted(self.connection._calls),
         }
@@ -191,7 +197,13 @@ def ok_reply(payload: bytes = b"", **trailers: str) -> Script:
 
 
 async def run(
-    scripts: list[Script], split: Split, *, fast: bool, body: bytes = b"\x0a\x00", limit: int = 4 * 1024 * 1024
+    scripts: list[Script],
+    split: Split,
+    *,
+    fast: bool,
+    body: bytes = b"\x0a\x00",
+    limit: int = 4 * 1024 * 1024,
+    headers: Callable[[int], list[tuple[bytes, bytes]]] = lambda _: list(HEADERS),
 ) -> Client:
     """Each script answers one call, in turn, on one connection; what reaches the client is cut by ``split``."""
     loop = asyncio.get_running_loop()
@@ -208,7 +220,7 @@ async def run(
             client.outcomes.append("not usable")
             break
         deadline = loop.time() + 30
-        task = asyncio.ensure_future(client.connection.unary(list(HEADERS), body, False, deadline, 30))
+        task = asyncio.ensure_future(client.connection.unary(headers(len(client.outcomes)), body, False, deadline, 30))
         for _ in range(3):
             await asyncio.sleep(0)
         server.receive(client.take_written())
@@ -470,3 +482,98 @@ def test_the_fast_paths_run_only_on_the_h2_releases_they_were_checked_against(
 
     monkeypatch.setattr(h2, "__version__", version)
     assert _h2fast._h2_has_fast_path_internals() is fast
+
+
+def reply_with(headers: list[tuple[bytes, bytes]], payload: bytes = b"", *, trailers: bool = True) -> Script:
+    """A reply with these response headers; the stream ends on the trailers, or on the DATA without them."""
+
+    def script(server: Server, stream_id: int) -> None:
+        server.h2.send_headers(stream_id, headers)
+        server.h2.send_data(stream_id, message(payload), end_stream=not trailers)
+        if trailers:
+            server.h2.send_headers(stream_id, [(b"grpc-status", b"0")], end_stream=True)
+
+    return script
+
+
+async def test_replies_with_a_content_length_are_tracked_as_h2_tracks_them() -> None:
+    # right (ended by the trailers, or by the DATA frame), then wrong or unreadable: h2 ends the connection
+    base = [(b":status", b"200"), (b"content-type", b"application/grpc")]
+    right = [
+        reply_with([*base, (b"content-length", b"8")], b"abc"),
+        reply_with([*base, (b"content-length", b"6")], b"a", trailers=False),
+        ok_reply(b"after"),
+    ]
+    for wrong in (b"3", b"x8"):
+        for split in SPLITS.values():
+            fast, _ = await same([*right, reply_with([*base, (b"content-length", wrong)], b"abc")], split)
+            assert "grpc_status=0" in fast.outcomes[0] and "grpc_status=0" in fast.outcomes[2]
+            assert "grpc_status=None" in fast.outcomes[1]  # (no trailers: no status)
+            assert "broke the HTTP/2 protocol" in fast.outcomes[3]
+
+
+async def test_a_reply_that_ends_on_its_data_frame() -> None:
+    # no trailers: the stream ends on the DATA frame's END_STREAM (a status-less reply)
+    base = [(b":status", b"200"), (b"content-type", b"application/grpc")]
+    for split in SPLITS.values():
+        fast, _ = await same([reply_with(base, b"x", trailers=False), ok_reply(b"y")] * 3, split)
+        assert "grpc_status=None" in fast.outcomes[0] and "grpc_status=0" in fast.outcomes[1]
+
+
+async def test_informational_headers_and_trailers_without_end_stream_go_as_in_h2() -> None:
+    def informational(server: Server, stream_id: int) -> None:
+        # a 100 (Continue) ahead of the response: h2 frames it itself
+        block = server.h2.encoder.encode([(b":status", b"100")])
+        server.h2._data_to_send += len(block).to_bytes(3, "big") + b"\x01\x04" + stream_id.to_bytes(4, "big") + block
+        ok_reply(b"after 100")(server, stream_id)
+
+    def open_trailers(server: Server, stream_id: int) -> None:
+        # trailers without END_STREAM: h2 ends the connection (a protocol error)
+        server.h2.send_headers(stream_id, [(b":status", b"200"), (b"content-type", b"application/grpc")])
+        server.h2.send_data(stream_id, message(b"x"))
+        block = server.h2.encoder.encode([(b"grpc-status", b"0")])
+        server.h2._data_to_send += len(block).to_bytes(3, "big") + b"\x01\x04" + stream_id.to_bytes(4, "big") + block
+
+    for split in SPLITS.values():
+        fast, _ = await same([ok_reply(), informational, ok_reply()], split)
+        assert "after 100" in fast.outcomes[1]
+        fast, _ = await same([ok_reply(), open_trailers, ok_reply()], split)
+        assert "broke the HTTP/2 protocol" in fast.outcomes[1]
+
+
+async def test_request_headers_that_change_from_call_to_call_are_sent_as_h2_sends_them() -> None:
+    # grpc-timeout changes, then stays, then changes back; the encoding (and the custom metadata) too
+    def headers(call: int) -> list[tuple[bytes, bytes]]:
+        timeout = (b"1500m", b"900m", b"900m", b"900m", b"1500m", b"7S")[call % 6]
+        extra = [(b"grpc-encoding", b"gzip")] if call % 4 == 3 else []
+        return [*HEADERS, (b"grpc-timeout", timeout), *extra, (b"x-call", b"%d" % (call // 5))]
+
+    for split in (whole, bytewise):
+        fast, _ = await same([ok_reply(b"r")] * 24, split, headers=headers)
+        assert all("grpc_status=0" in outcome for outcome in fast.outcomes)
+
+
+@pytest.mark.parametrize(
+    "entry",
+    ["stream: receiving headers", "stream: ending", "connection: receiving data"],
+)
+def test_the_fast_paths_turn_off_when_h2s_transitions_differ(monkeypatch: pytest.MonkeyPatch, entry: str) -> None:
+    import h2.stream
+
+    from aiotlp.transport import _h2fast
+
+    assert _h2fast._h2_has_fast_path_internals()
+    stream_table = dict(h2.stream._transitions)
+    connection_table = dict(h2.connection.H2ConnectionStateMachine._transitions)
+    if entry == "stream: receiving headers":
+        key = (h2.stream.StreamState.HALF_CLOSED_LOCAL, h2.stream.StreamInputs.RECV_HEADERS)
+        stream_table[key] = (h2.stream.H2StreamStateMachine.data_received, key[0])
+    elif entry == "stream: ending":
+        key = (h2.stream.StreamState.OPEN, h2.stream.StreamInputs.SEND_END_STREAM)
+        stream_table[key] = (h2.stream.H2StreamStateMachine.send_end_stream, h2.stream.StreamState.HALF_CLOSED_LOCAL)
+    else:
+        state = h2.connection.ConnectionState.CLIENT_OPEN
+        connection_table[(state, h2.connection.ConnectionInputs.RECV_DATA)] = (lambda *_: [], state)
+    monkeypatch.setattr(h2.stream, "_transitions", stream_table)
+    monkeypatch.setattr(h2.connection.H2ConnectionStateMachine, "_transitions", connection_table)
+    assert _h2fast._h2_has_fast_path_internals() is False

@@ -271,22 +271,68 @@ def _bad_start(data: bytes | bytearray) -> BadResponse:
     return BadResponse("bad status line: the response does not start with HTTP/1.x")
 
 
-_HEADS: dict[bytes, tuple[int, int, str, tuple[tuple[str, str], ...]]] = {}
-"""Header sections parsed lately (a collector answers every export with the same head, its Date aside)."""
+class _Head:
+    """A response's header section, parsed: what :meth:`H1Client._read_response` reads from it, worked out once
+    per distinct section (a collector answers every export with the same head, its Date aside)."""
+
+    __slots__ = ("close", "fields", "framing", "length", "reason", "status", "version")
+
+    def __init__(self, section: bytes) -> None:
+        version, status, reason, headers = _parse_head_once(section)
+        self.version = version
+        self.status = status
+        self.reason = reason
+        self.fields = tuple(headers.items())
+        # the connection is not reused after this response (nor when its body's framing says so: see framing)
+        connection_tokens = _tokens(headers.get("connection"))
+        if "close" in connection_tokens:
+            self.close = True
+        elif version == 0:
+            self.close = "keep-alive" not in connection_tokens
+        else:
+            self.close = False
+        # how the body ends: "chunked" (not reused if a content-length came too), "close" (read to close: another
+        # transfer-coding last, or no length), or "length" (self.length bytes; None: the length is invalid)
+        self.length: int | None = None
+        if "transfer-encoding" in headers:
+            codings = [t.strip().lower() for t in headers["transfer-encoding"].split(",")]
+            self.framing = "chunked" if codings[-1] == "chunked" else "close"
+            if self.framing == "chunked" and "content-length" in headers:
+                self.framing = "chunked, not reused"
+        elif "content-length" not in headers:
+            self.framing = "close"
+        else:
+            self.framing = "length"
+            try:
+                self.length = _content_length(headers)
+            except BadResponse:
+                self.framing = "bad length"  # raised again, in order, by _read_response
+
+    def headers(self) -> dict[str, str]:
+        return dict(self.fields)
+
+
+_HEADS: dict[bytes, _Head] = {}
+"""Header sections parsed lately."""
 _HEADS_KEPT: Final = 16
 
 
 def _parse_head(section: bytes) -> tuple[int, int, str, dict[str, str]]:
     """``(minor version, status, reason, headers)`` of a response's header section (a dict of its own)."""
+    head = _read_head(section)
+    return head.version, head.status, head.reason, head.headers()
+
+
+def _read_head(section: bytes) -> _Head:
+    """The parsed header section (see :class:`_Head`); raises :class:`BadResponse` for one that is not valid."""
     known = _HEADS.get(section)
     if known is not None:
-        version, status, reason, fields = known
-        return version, status, reason, dict(fields)
-    version, status, reason, headers = _parse_head_once(section)
+        return known
+    head = _Head(section)
     if len(_HEADS) >= _HEADS_KEPT:
         _HEADS.clear()
-    _HEADS[section] = (version, status, reason, tuple(headers.items()))
-    return version, status, reason, headers
+    _HEADS[section] = head
+    return head
 
 
 def _parse_head_once(section: bytes) -> tuple[int, int, str, dict[str, str]]:
@@ -492,39 +538,33 @@ class H1Client:
     async def _read_response(self, connection: _Connection, sink_factory: SinkFactory) -> tuple[Response, bool]:
         while True:
             section = await connection.read_section("header section")
-            version, status, reason, headers = _parse_head(section)
+            head = _read_head(section)
+            status = head.status
             if status >= 200:
                 break
             if status == 101:
                 raise BadResponse("the server switched protocols (101), which was not asked for")
             # 1xx (100 Continue, 103 Early Hints): an interim response, the final one follows
-        keep = version == 1
-        connection_tokens = _tokens(headers.get("connection"))
-        if "close" in connection_tokens:
-            keep = False
-        elif version == 0 and "keep-alive" in connection_tokens:
-            keep = True
+        keep = not head.close
+        headers = head.headers()
         sink = sink_factory(status, headers)
+        framing = head.framing
         if status in (204, 304):
             pass
-        elif "transfer-encoding" in headers:
-            codings = [t.strip().lower() for t in headers["transfer-encoding"].split(",")]
-            if codings[-1] == "chunked":
-                await self._read_chunked(connection, sink)
-                keep = keep and "content-length" not in headers
-            else:  # another coding last: the body ends with the connection
-                await connection.read_to_close(sink)
-                keep = False
+        elif framing == "length":
+            if head.length:
+                await connection.read_into(sink, head.length)
+        elif framing == "bad length":
+            _content_length(headers)  # raises BadResponse, saying what is wrong
+        elif framing == "close":
+            await connection.read_to_close(sink)
+            keep = False
         else:
-            length = _content_length(headers)
-            if length is None:
-                await connection.read_to_close(sink)
-                keep = False
-            else:
-                await connection.read_into(sink, length)
+            await self._read_chunked(connection, sink)
+            keep = keep and framing == "chunked"
         if connection.buffer:
             raise BadResponse(f"the server sent {len(connection.buffer)} bytes more than its response")
-        return Response(version, status, reason, headers, sink.finish()), keep
+        return Response(head.version, status, head.reason, headers, sink.finish()), keep
 
     async def _read_chunked(self, connection: _Connection, sink: Sink) -> None:
         while True:

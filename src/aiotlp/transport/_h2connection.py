@@ -9,8 +9,8 @@ HTTP/1.x server). See :mod:`aiotlp.transport._h2grpc` for the wire and the trans
 h2 keeps the protocol state (stream and connection state machines, flow-control windows, HPACK tables), but the
 frames of a common call do not go through its generic machinery, which cost the bridge thread about 1 ms of CPU
 per 250 KB export: the request HEADERS, the body's DATA frames and the reply's HEADERS, DATA, trailers and
-WINDOW_UPDATEs are framed and parsed here, and h2's own state-changing methods are called for each, in h2's
-order (:mod:`aiotlp.transport._h2fast`). Anything
+WINDOW_UPDATEs are framed and parsed here, and h2's state is changed for each as h2 changes it, in h2's order
+(:mod:`aiotlp.transport._h2fast`). Anything
 else (SETTINGS, PING, RST_STREAM, GOAWAY, padding, PRIORITY, CONTINUATION, a frame split across reads) goes
 through h2 as before. ``tests/transport/test_h2fastpath.py`` checks both ways against each other byte for byte.
 """
@@ -174,7 +174,8 @@ class Connection(asyncio.Protocol):
         self._greeting: bytes | None = b""
         # Reads go through FastFrames.receive, and request HEADERS and a body's last DATA frame through its
         # send_headers and end_stream (h2's own state changes, without its frame objects) while these are True.
-        self._fast = FastFrames(self._h2) if FAST_FRAMES else None
+        # (_DrainingStateMachine differs from h2's only for RECV_GOAWAY: the inputs of a call's frames are quiet)
+        self._fast = FastFrames(self._h2, quiet_machine=True) if FAST_FRAMES else None
         self.fast_receive = self.fast_send = FAST_FRAMES
         # (grpc-encoding, a small compressed response message) -> the message inflated: a collector compresses
         # its (empty or near-empty) OK reply the same way every time
@@ -239,13 +240,17 @@ class Connection(asyncio.Protocol):
 
     def _handle(self, events: list[Any]) -> None:
         calls = self._calls
+        fast = self._fast if self.fast_receive else None
         for event in events:
             kind = type(event)
             if kind is DataReceived:
                 size = event.flow_controlled_length
                 stream_id = event.stream_id
                 if size:
-                    self._h2.acknowledge_received_data(size, stream_id)
+                    if fast is not None:
+                        fast.acknowledge(size, stream_id)
+                    else:
+                        self._h2.acknowledge_received_data(size, stream_id)
                 call = calls.get(stream_id)
                 if call is not None and not call.future.done():
                     self._on_data(call, event.data)

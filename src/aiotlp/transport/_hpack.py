@@ -40,6 +40,8 @@ class StaticEncoder(Encoder):
         self._cache: dict[tuple[bytes, bytes], bytes] = {}
         self._names: dict[bytes, bytes] = {}
         self._first = True
+        self._last_plain: list[tuple[bytes, bytes]] | None = None  # (encode_plain's memo)
+        self._last_block = b""
 
     def encode(self, headers: Any, huffman: bool = True) -> bytes:
         cache = self._cache
@@ -62,6 +64,19 @@ class StaticEncoder(Encoder):
                 field = cache[(name, value)] = self._field(name, value, type(header) is NeverIndexedHeaderTuple)
             parts.append(field)
         return b"".join(parts)
+
+    def encode_plain(self, headers: list[tuple[bytes, bytes]]) -> bytes:
+        """:meth:`encode` for ``headers`` that are plain tuples of bytes (none a ``NeverIndexedHeaderTuple``): the
+        block of the last such call again when ``headers`` equal its (a call's headers mostly do: only
+        ``grpc-timeout`` may change). Every block but the first encodes the same headers the same way."""
+        if headers == self._last_plain:
+            return self._last_block
+        first = self._first  # (the first block starts with a table size update: never repeated)
+        block = self.encode(headers)
+        if not first:
+            self._last_plain = list(headers)
+            self._last_block = block
+        return block
 
     def _field(self, name: bytes, value: bytes, sensitive: bool) -> bytes:
         index = self._FULL.get((name, value))
