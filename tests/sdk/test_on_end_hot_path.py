@@ -456,19 +456,8 @@ def test_a_span_encoded_while_the_compiled_encoder_writes_another_gets_its_own_b
         def _name(self, value: str) -> None:
             self.__dict__["name_value"] = value
 
-    copy = Reentrant(
-        name=outer.name,
-        context=outer.context,
-        parent=outer.parent,
-        resource=outer.resource,
-        attributes=outer.attributes,
-        events=outer.events,
-        links=outer.links,
-        kind=outer.kind,
-        status=outer.status,
-        start_time=outer.start_time,
-        end_time=outer.end_time,
-        instrumentation_scope=outer.instrumentation_scope,
-    )
+    fields = "name context parent resource attributes events links kind status start_time end_time"
+    fields += " instrumentation_scope"
+    copy = Reentrant(**{name: getattr(outer, name) for name in fields.split()})
     assert (field(_SDK_TYPES, copy), seen) == (alone[0], [alone[1]])
     assert field(_SDK_TYPES, outer) == alone[0]  # and the kept buffer is free again
