@@ -51,7 +51,11 @@ _EXTENSIONS = [
     Extension("aiotlp.encoding._speedups", ["src/aiotlp/encoding/_speedups.c"], optional=True),
     # Linux only (epoll): non-blocking socket calls that keep the GIL, for the SDK bridge's loop
     *(
-        [Extension("aiotlp.transport._holdgil", ["src/aiotlp/transport/_holdgil.c"], optional=True)]
+        [
+            Extension("aiotlp.transport._holdgil", ["src/aiotlp/transport/_holdgil.c"], optional=True),
+            # native threads that send OTLP/HTTP requests without the GIL (aiotlp.transport.lane)
+            Extension("aiotlp.transport._lane", ["src/aiotlp/transport/_lane.c"], optional=True),
+        ]
         if sys.platform.startswith("linux")
         else []
     ),

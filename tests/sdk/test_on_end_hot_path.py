@@ -271,6 +271,7 @@ async def test_a_ready_batch_wakes_the_worker_once(collector: FakeCollector) -> 
     spans = tracer_spans(40)
     await asyncio.to_thread(processor.on_end, spans[0])  # starts it, on the bridge: the next ones take the hot path
     batch = processor._processor
+    batch.attach_lane(None)  # the wake-up path (without the native lane: a ready batch goes out with no wake-up)
     wakes = []
     wake = batch._wake_threadsafe
 

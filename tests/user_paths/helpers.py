@@ -115,14 +115,16 @@ async def run_child(
 
 
 def _combined(results: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The RESULT of a child, or of a child and the workers it forked: flush results joined, ledgers summed
-    (a forked worker's processor starts with an empty ledger of its own)."""
+    """The RESULT of a child, or of a child and the workers it forked: flush results joined, ledgers and the
+    batches sent on the native lane summed (a forked worker's processor starts with an empty ledger of its own)."""
     if not results:
         return None
     flush = [value for result in results for value in result["flush"]]
+    lanes = [result["lane"] for result in results if result.get("lane") is not None]
+    lane = sum(lanes) if lanes else None
     ledgers = [result["ledger"] for result in results if result["ledger"] is not None]
     if not ledgers:
-        return {"flush": flush, "ledger": None}
+        return {"flush": flush, "ledger": None, "lane": lane}
     ledger: dict[str, Any] = {}
     for one in ledgers:
         for key, value in one.items():
@@ -134,7 +136,7 @@ def _combined(results: list[dict[str, Any]]) -> dict[str, Any] | None:
                 ledger[key] = ledger.get(key, 0) + value
             else:
                 ledger.setdefault(key, value)
-    return {"flush": flush, "ledger": ledger}
+    return {"flush": flush, "ledger": ledger, "lane": lane}
 
 
 def stderr_problems(run: ChildRun) -> list[str]:

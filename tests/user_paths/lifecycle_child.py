@@ -16,7 +16,8 @@ make them (``shutdown_on_exit`` is left at its default, True), and most scenario
 A scenario may stop at a ``HOLD`` line: it then waits for a line on stdin (the test checks the collector
 meanwhile). At exit, an ``atexit`` hook registered before the provider (so it runs after the provider's own
 ``atexit`` shutdown) prints ``RESULT {json}``: the processor's ``statistics()`` ledger (aiotlp processors), and
-what ``force_flush`` returned when the scenario called it (one line per process: a forked worker prints its own).
+what ``force_flush`` returned when the scenario called it, and how many batches went on aiotlp's native lane (one line
+per process: a forked worker prints its own).
 """
 
 from __future__ import annotations
@@ -62,6 +63,8 @@ def _ledger(stats: Any) -> dict[str, Any]:
 def _print_result() -> None:
     if _processors and hasattr(_processors[0], "statistics"):
         _report["ledger"] = _ledger(_processors[0].statistics())
+        lane = _processors[0]._processor.lane  # aiotlp's native lane, where it has one (plain threads, HTTP)
+        _report["lane"] = None if lane is None else lane.sent
     _report["pid"] = os.getpid()
     sys.stdout.write("RESULT " + json.dumps(_report) + "\n")
     sys.stdout.flush()

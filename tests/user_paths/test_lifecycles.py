@@ -13,7 +13,8 @@ collector runs in the test process. Every case checks:
   never awaited) on stderr;
 * the collector got exactly the items the application ended (distinct; at-least-once allows duplicates);
 * with aiotlp's processor, its ``statistics()`` ledger after the provider's shutdown balances, with everything
-  exported and nothing dropped or failed; where the application called ``force_flush``, it returned True.
+  exported and nothing dropped or failed; where the application called ``force_flush``, it returned True;
+* from plain threads over OTLP/HTTP protobuf (the bridge), batches went on aiotlp's native lane where it is built.
 
 The default run covers each lifecycle once, each protocol / gRPC client and each signal at least once, and the
 official processor beside aiotlp's where it applies; ``-m slow`` runs the whole cross product.
@@ -44,6 +45,7 @@ from tests.user_paths.helpers import (
 )
 
 from aiotlp.testing import FakeCollector
+from aiotlp.transport import lane_available
 
 CHILD = HERE / "lifecycle_child.py"
 
@@ -91,13 +93,15 @@ def _cases() -> list[Any]:
     # the reported figures: 0 of 100 and 512 of 1,000 delivered
     default.add(("run_until_complete-left-open", "grpc-h2", "traces", "aiotlp", COUNT))
     default.add(("run_until_complete-left-open", "http-protobuf", "traces", "aiotlp", 1000))
+    # full batches from plain threads: sent on the native lane as they fill (issue 13)
+    default.add(("plain-threads", "http-protobuf", "logs", "aiotlp", 1000))
     cases = []
     for scenario in SCENARIOS:
         for transport, signal in COMBOS:
             for processor in ("aiotlp", "official"):
                 if processor == "official" and scenario in LOOP_ARGUMENT:
                     continue
-                counts = (COUNT, 1000) if scenario == "run_until_complete-left-open" else (COUNT,)
+                counts = (COUNT, 1000) if scenario in ("run_until_complete-left-open", "plain-threads") else (COUNT,)
                 for count in counts:
                     key = (scenario, transport, signal, processor, count)
                     cases.append(_case(*key, slow=key not in default))
@@ -145,6 +149,10 @@ async def test_lifecycle_delivers_everything(
         problems.append(f"force_flush() returned {run.result['flush']}")
     if processor == "aiotlp":
         problems += ledger_problems(None if run.result is None else run.result["ledger"], count)
+        # plain threads export on the bridge: OTLP/HTTP protobuf goes on the native lane where it is built
+        lane = None if run.result is None else run.result.get("lane")
+        if scenario == "plain-threads" and transport == "http-protobuf" and lane_available() and not lane:
+            problems.append(f"no batch went on the native lane ({lane!r})")
     delivered = len(set(names(collector, signal)) & {f"s{n}" for n in range(count)})
     ledger = None if run.result is None else run.result["ledger"]
     counted = {} if ledger is None else {**ledger["dropped"], "failed": ledger["failed"]}

@@ -8,6 +8,8 @@ The stack order is documented in :mod:`aiotlp.export._stack`.
 
 from ._codec import Codec, CodecExporter
 from ._exporter import OTLPExporter, TransportFactory
+from ._lane import CLOSED as LANE_CLOSED
+from ._lane import SEND_AGAIN, ExportLane, open_lane
 from ._limit import ConcurrencyLimit
 from ._reply import read_reply, reply_error
 from ._retry import Retry, RetryPolicy
@@ -16,9 +18,12 @@ from ._timeout import Timeout
 from ._types import Exporter, ExporterHooks, ExportRequest, ExportResult, Sender
 
 __all__ = [
+    "LANE_CLOSED",
+    "SEND_AGAIN",
     "Codec",
     "CodecExporter",
     "ConcurrencyLimit",
+    "ExportLane",
     "ExportRequest",
     "ExportResult",
     "Exporter",
@@ -33,6 +38,7 @@ __all__ = [
     "TransportSender",
     "build_stack",
     "compress_request",
+    "open_lane",
     "read_reply",
     "reply_error",
 ]

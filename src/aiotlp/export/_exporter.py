@@ -33,7 +33,7 @@ from ..transport import (
     require_client,
 )
 from ._codec import Codec, CodecExporter, Invalid
-from ._reply import reply_error
+from ._reply import failed_result, partial_result, reply_error
 from ._retry import RetryPolicy
 from ._stack import SenderStack, build_stack, compress_request
 from ._suppress import suppress
@@ -400,34 +400,12 @@ class OTLPExporter(CodecExporter):
             restore = None
             raise
         except ExportError as exc:
-            if log_failure:
-                self._failure_log.log(
-                    "failed to export %d %s to %s: %s",
-                    request.items,
-                    request.signal.value,
-                    _where(self.config.for_signal(request.signal)),
-                    exc,
-                )
-            return ExportResult(items=request.items, failed=request.items, requests=1, error=exc)
+            where = _where(self.config.for_signal(request.signal))
+            return failed_result(request.signal, request.items, exc, where, self._failure_log if log_failure else None)
         finally:
             if restore is not None:
                 restore()
-        rejected = min(max(partial.rejected, 0), request.items)
-        if rejected or partial.error_message:
-            self._partial_log.log(
-                "collector accepted part of the %s: %d of %d rejected: %s",
-                request.signal.value,
-                rejected,
-                request.items,
-                partial.error_message or "(no message)",
-            )
-        return ExportResult(
-            items=request.items,
-            accepted=request.items - rejected,
-            rejected=rejected,
-            requests=1,
-            error_message=partial.error_message,
-        )
+        return partial_result(request.signal, request.items, partial, self._partial_log)
 
     async def shutdown(self, timeout: float | None = None) -> None:
         """Stop: interrupt retry backoffs, let in-flight requests end (within ``timeout`` seconds), close.

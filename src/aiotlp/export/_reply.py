@@ -24,6 +24,7 @@ from __future__ import annotations
 import time
 
 from .._exceptions import ExportError
+from .._ratelimit import RateLimitedLogger
 from ..encoding import (
     GRPC_CODE_FOR_HTTP_STATUS,
     PartialSuccess,
@@ -32,9 +33,11 @@ from ..encoding import (
     decode_export_response,
     decode_export_response_json,
 )
+from ..model import Signal
 from ..transport import Reply, port_advice
+from ._types import ExportResult
 
-__all__ = ["GRPC", "read_reply", "reply_error"]
+__all__ = ["GRPC", "failed_result", "partial_result", "read_reply", "reply_error"]
 
 GRPC = "application/grpc"
 _UNKNOWN = 2
@@ -89,3 +92,29 @@ def read_reply(reply: Reply, content_type: str, *, now: float | None = None) -> 
 def _is_json(reply_type: str, request_type: str) -> bool:
     reply_type = reply_type.lower()
     return "json" in reply_type or (request_type == "application/json" and "protobuf" not in reply_type)
+
+
+def failed_result(
+    signal: Signal, items: int, error: ExportError, where: str, log: RateLimitedLogger | None
+) -> ExportResult:
+    """The result of a request of ``items`` to ``where`` that failed with ``error``, logged on ``log``."""
+    if log is not None:
+        log.log("failed to export %d %s to %s: %s", items, signal.value, where, error)
+    return ExportResult(items=items, failed=items, requests=1, error=error)
+
+
+def partial_result(signal: Signal, items: int, partial: PartialSuccess, log: RateLimitedLogger) -> ExportResult:
+    """The result of a request of ``items`` that the collector took with ``partial`` success; a rejection (or a
+    message) is logged on ``log``."""
+    rejected = min(max(partial.rejected, 0), items)
+    if rejected or partial.error_message:
+        log.log(
+            "collector accepted part of the %s: %d of %d rejected: %s",
+            signal.value,
+            rejected,
+            items,
+            partial.error_message or "(no message)",
+        )
+    return ExportResult(
+        items=items, accepted=items - rejected, rejected=rejected, requests=1, error_message=partial.error_message
+    )

@@ -23,21 +23,24 @@ from types import ModuleType
 from typing import Any, Final
 
 from ._batch import BatchProcessor, OverflowPolicy
-from ._binding import SHUTDOWN_GRACE
+from ._binding import SHUTDOWN_GRACE, Batch
 from ._queue import READY, BoundedQueue, _Chunk, estimate_size
 from ._selfmetrics import ExporterInstruments, exporter_attributes
+from ._shipping import Lane
 from ._stats import DROP_REASONS, DropReason, FlushOutcome, FlushStatus, ProcessorStatistics
 
 __all__ = [
     "DROP_REASONS",
     "READY",
     "SHUTDOWN_GRACE",
+    "Batch",
     "BatchProcessor",
     "BoundedQueue",
     "DropReason",
     "ExporterInstruments",
     "FlushOutcome",
     "FlushStatus",
+    "Lane",
     "OverflowPolicy",
     "ProcessorStatistics",
     "estimate_size",

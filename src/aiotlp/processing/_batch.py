@@ -49,7 +49,8 @@ from ._hooks import Hooks
 from ._hops import ThreadHops
 from ._queue import ADMITTED, NO_ROOM, READY, BoundedQueue, estimate_size
 from ._selfmetrics import SelfMetrics
-from ._settle import describe, settle
+from ._settle import Settlement, describe, settle
+from ._shipping import LaneShipping
 from ._stats import FlushOutcome, ProcessorStatistics
 
 __all__ = ["BatchProcessor", "OverflowPolicy"]
@@ -71,7 +72,7 @@ def _metric_points(metric: Any) -> int:
     return len(metric.data.data_points)
 
 
-class BatchProcessor(Flushing[T], ThreadHops[T], LoopBinding[T]):
+class BatchProcessor(Flushing[T], ThreadHops[T], LoopBinding[T], LaneShipping[T]):
     """Batches items of one signal and exports them through ``exporter`` (see the module docstring).
 
     Producers call :meth:`put_nowait` (any thread; never blocks, never raises; False when the item was dropped)
@@ -199,6 +200,7 @@ class BatchProcessor(Flushing[T], ThreadHops[T], LoopBinding[T]):
         # (to everything admitted by then) and by each flush (to its mark). Entries past it wait for a full batch.
         self._drain_to = 0
         self._running: dict[asyncio.Task[Any], Batch] = {}  # export tasks in flight on the current loop
+        self._init_lane()  # the native lane, when one is attached (LaneShipping)
         # One timer for every export's export_timeout (not one per export): armed on the loop it watches for the
         # earliest deadline among the exports in flight there; when it fires it cancels those past theirs and
         # arms itself for the next (see _expire_overdue).
@@ -356,7 +358,11 @@ class BatchProcessor(Flushing[T], ThreadHops[T], LoopBinding[T]):
         return self._queue
 
     def batch_ready(self) -> None:
-        """After a direct put on :attr:`queue` returned ``READY``: wake the worker (any thread; never raises)."""
+        """After a direct put on :attr:`queue` returned ``READY``: wake the worker (any thread; never raises), or,
+        with a lane attached, send the ready batches on it from this thread (:mod:`aiotlp.processing._shipping`)."""
+        lane = self._lane
+        if lane is not None and self._ship(lane):
+            return
         self._wake_threadsafe()
 
     def _wake_threadsafe(self) -> None:
@@ -423,6 +429,8 @@ class BatchProcessor(Flushing[T], ThreadHops[T], LoopBinding[T]):
                 self._pump()
                 now = loop.time()
                 if now >= next_tick:
+                    if self._lane is not None:
+                        self._lane_on_loop()  # full successes no producer collected (it stopped making batches)
                     self._drain_to = max(self._drain_to, self._queue.admitted)
                     next_tick += delay
                     if next_tick <= now:
@@ -458,7 +466,7 @@ class BatchProcessor(Flushing[T], ThreadHops[T], LoopBinding[T]):
         took = False
         queue = self._queue
         loop = self._loop
-        while len(self._running) < self._max_concurrent:
+        while self._exports_in_flight() < self._max_concurrent:
             # under the bind lock: a move from a stopped loop (another thread) sees a batch either queued or
             # registered in flight, never between the two
             with self._start_lock:
@@ -479,7 +487,14 @@ class BatchProcessor(Flushing[T], ThreadHops[T], LoopBinding[T]):
     def _launch(self, items: list[T], weight: int, first: int) -> None:
         loop = self._loop
         assert loop is not None
-        self._start_batch(loop, Batch(items, weight, first, len(items), loop.time()))
+        batch = Batch(items, weight, first, len(items), loop.time())
+        lane = self._lane
+        if lane is not None and lane.room > 0 and lane.send(batch):
+            self._on_lane.add(batch)
+            if self._flushes:
+                lane.wake_on_done()  # a flush waits for it: the loop settles it as soon as it ends
+            return
+        self._start_batch(loop, batch)
 
     def _start_batch(self, loop: asyncio.AbstractEventLoop, batch: Batch) -> None:
         task = loop.create_task(self._call_export(batch.items))
@@ -549,6 +564,23 @@ class BatchProcessor(Flushing[T], ThreadHops[T], LoopBinding[T]):
             settled = settle(batch.weight, exception=exc)
         else:
             settled = settle(batch.weight, result=task.result())
+        self._account(batch, settled)
+        if self._worker_gone:
+            self._check_flushes()
+            self._maybe_move()
+            return
+        # Start the next export from here rather than from the worker: one loop iteration sooner, which is
+        # what an export on a busy application loop costs (a producer runs between any two iterations). The
+        # worker waiting on this loop has nothing more to do for it (it wakes for its tick, a full batch that
+        # could not start, a flush or the shutdown); one that is not waiting here is woken to look again.
+        loop = self._loop
+        self._pump()
+        if self._loop is loop and self._worker_on is not loop:
+            self._wake()
+
+    def _account(self, batch: Batch, settled: Settlement) -> None:
+        """Count a settled batch: the ledger, the self-metrics, the failure's log line, the flushes waiting for
+        it. On the loop; or on a producer's thread for a lane's full success while no flush waits."""
         self._queue.settle(
             settled.weight,
             accepted=settled.accepted,
@@ -563,7 +595,7 @@ class BatchProcessor(Flushing[T], ThreadHops[T], LoopBinding[T]):
         loop = self._loop
         assert loop is not None
         if self._metrics is not None:
-            self._metrics.record_export(loop.time() - batch.started, settled.error_type)
+            self._metrics.record_export(loop.time() - batch.started, settled.error_type)  # (any thread)
         if settled.error is not None:
             self._failure_log.log(
                 "export of %d %s did not fully succeed (%d accepted, %d rejected, %d failed, %d too large, "
@@ -580,17 +612,6 @@ class BatchProcessor(Flushing[T], ThreadHops[T], LoopBinding[T]):
         for waiter in self._flushes:
             if batch.first < waiter.mark:
                 waiter.count(settled)
-        if self._worker_gone:
-            self._check_flushes()
-            self._maybe_move()
-            return
-        # Start the next export from here rather than from the worker: one loop iteration sooner, which is
-        # what an export on a busy application loop costs (a producer runs between any two iterations). The
-        # worker waiting on this loop has nothing more to do for it (it wakes for its tick, a full batch that
-        # could not start, a flush or the shutdown); one that is not waiting here is woken to look again.
-        self._pump()
-        if self._loop is loop and self._worker_on is not loop:
-            self._wake()
 
     def _report_drops(self) -> None:
         queue = self._queue

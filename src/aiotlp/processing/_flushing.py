@@ -24,6 +24,9 @@ from ._queue import BoundedQueue
 from ._settle import Settlement, describe
 from ._stats import FlushOutcome, FlushStatus
 
+if TYPE_CHECKING:
+    from ._shipping import Lane
+
 __all__ = ["FlushWaiter", "Flushing"]
 
 T = TypeVar("T")
@@ -88,9 +91,17 @@ class Flushing(Generic[T]):
     _exporter: Exporter
     _hooks: Hooks  # the exporter's optional hooks (force_flush)
 
+    _lane: Lane | None  # the native lane (LaneShipping), if one is attached
+
     if TYPE_CHECKING:
 
         def start(self, loop: asyncio.AbstractEventLoop | None = None) -> None: ...
+
+        def _batches_in_flight(self) -> list[Batch]: ...
+
+        def _lane_on_loop(self) -> None: ...
+
+        def _close_lane(self, reason: str) -> None: ...
 
         def _pump(self) -> None: ...
 
@@ -109,7 +120,7 @@ class Flushing(Generic[T]):
             return
         removed = self._queue.removed
         for waiter in list(self._flushes):
-            if removed >= waiter.mark and not any(b.first < waiter.mark for b in self._running.values()):
+            if removed >= waiter.mark and not any(b.first < waiter.mark for b in self._batches_in_flight()):
                 self._flushes.remove(waiter)
                 if not waiter.future.done():
                     waiter.future.set_result(None)
@@ -222,6 +233,7 @@ class Flushing(Generic[T]):
         limit = None if deadline is None else deadline + 2 * SHUTDOWN_GRACE
         if self._worker is not None:
             await asyncio.wait({self._worker}, timeout=SHUTDOWN_GRACE)  # it ends on its next iteration
+        self._close_lane("the processor shut down before the export ended")
         remaining = None if deadline is None else max(0.0, deadline - loop.time())
         wait = None if limit is None else max(0.0, limit - loop.time())
         closed = await self._shutdown_exporter(remaining, wait)
@@ -239,6 +251,7 @@ class Flushing(Generic[T]):
         for flush in self._flushes:  # this shutdown's waiter, and any force_flush waiting alongside
             flush.dropped += sum(weights[: max(0, flush.mark - first)])
         self._check_flushes()  # a flush with nothing in flight is complete now
+        self._close_lane("the shutdown deadline passed")
         tasks = list(self._running)
         for task in tasks:
             self._running[task].cancel_reason = "the shutdown deadline passed"
@@ -272,6 +285,8 @@ class Flushing(Generic[T]):
         if self._worker is None or self._worker.done():
             self._pump()  # not running (yet, or any more): export on this coroutine's behalf
         self._wake()
+        if self._lane is not None:
+            self._lane_on_loop()  # settles what the lane finished, and has it wake the loop while the flush waits
         self._check_flushes()
         return waiter
 
@@ -289,5 +304,5 @@ class Flushing(Generic[T]):
             waiter.future.cancel()
 
     def _pending(self, mark: int) -> int:
-        in_flight = sum(b.weight for b in self._running.values() if b.first < mark)
+        in_flight = sum(b.weight for b in self._batches_in_flight() if b.first < mark)
         return self._queue.weight_before(mark) + in_flight

@@ -40,7 +40,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any, Final, Protocol, TypeVar
 
 from aiotlp import _fork
-from aiotlp.transport import gil_keeping_event_loop
+from aiotlp.transport import close_all_lanes, gil_keeping_event_loop
 
 __all__ = [
     "EXIT_TIMEOUT",
@@ -370,6 +370,9 @@ def _after_fork_in_child() -> None:
 
 def _at_exit() -> None:
     _bridge.stop(EXIT_TIMEOUT)
+    # last: the native lanes' threads are joined before the interpreter finalizes (the bridge's stop gave what
+    # they had in flight its time: SourceLane.shutdown)
+    close_all_lanes()
 
 
 if hasattr(os, "register_at_fork"):  # pragma: no branch - POSIX

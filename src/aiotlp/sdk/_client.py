@@ -243,6 +243,11 @@ class ExportClient:
         if isinstance(exporter, OTLPExporter):
             await exporter.connect(self.signal)
 
+    @property
+    def default_transports(self) -> bool:
+        """Whether the exporters send through aiotlp's own transports (no ``transport_factory`` of the user's)."""
+        return self._transport_factory is None
+
     def load_client(self) -> None:
         """Import the transport's client now (aiotlp's processors, before they export on an application's loop)."""
         if self._transport_factory is None:

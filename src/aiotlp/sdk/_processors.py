@@ -111,6 +111,7 @@ from ._encode import SourceEncoder
 from ._encode_source import _NO_MEMO, _span_item
 from ._encode_spans import _DIRECT, _SDK_TYPES
 from ._exporters import AiotlpExporter, LogExporter, SpanExporter
+from ._lane import SourceLane
 from ._queued_logs import (
     _API_FIELDS,
     _EMPTY_CONTEXT,
@@ -320,10 +321,32 @@ class _Batching:
                 processor.start(loop)
                 self._started = True
                 self._hot = None if self._is_shut_down else self._source
+                lane = None
+                if fast and self._source is not None and not self._is_shut_down and not bridge.inline:
+                    lane = self._open_lane(processor, loop)
                 if fast and connect and not self._is_shut_down and not bridge.inline and loop is bridge.running_loop:
-                    with contextlib.suppress(RuntimeError):  # the bridge is closing (interpreter exit)
-                        loop.call_soon_threadsafe(_connect_ahead, self._exporter._client)
+                    if lane is not None:
+                        lane.preconnect()  # the lane sends the batches: its connections, not the exporter's
+                    else:
+                        with contextlib.suppress(RuntimeError):  # the bridge is closing (interpreter exit)
+                            loop.call_soon_threadsafe(_connect_ahead, self._exporter._client)
             return processor
+
+    def _open_lane(self, processor: BatchProcessor[Any], loop: asyncio.AbstractEventLoop) -> SourceLane | None:
+        """On the bridge, with aiotlp's exporter and items encoded at the source: send full batches on the native
+        lane where the exporter allows one (:mod:`._lane`); the bridge waits for what it has in flight at exit."""
+        assert self._source is not None
+        try:
+            lane = SourceLane.open(self._exporter._client, self._source.frame, processor)
+        except Exception:  # no lane: the exporter sends every batch, as without the extension
+            logger.exception("the %s processor could not open its native lane", self._signal.value)
+            return None
+        if lane is None:
+            return None
+        processor.attach_lane(lane)
+        with contextlib.suppress(RuntimeError):  # the bridge is closing (interpreter exit)
+            loop.call_soon_threadsafe(get_bridge().track, lane)
+        return lane
 
     def _start_quietly(self) -> None:
         """:meth:`_start` from ``on_end`` / ``on_emit``, which never raise into the application: if the processor

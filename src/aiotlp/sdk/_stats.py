@@ -174,6 +174,18 @@ class Ledger:
         if self.on_settled is not None:
             self.on_settled(time.monotonic() - ticket.started, error_type)
 
+    def withdraw(self, ticket: Ticket) -> None:
+        """An export counted by :meth:`started` that did not go out after all: it is sent through another path,
+        which counts it (the native lane hands a request it could not deliver back to the exporter). Ignored if
+        the ticket was settled already."""
+        with self._lock:
+            if not ticket.open:
+                return
+            ticket.open = False
+            self.exports -= 1
+            self.items -= ticket.items
+            self.in_flight -= ticket.items
+
     def failed_now(self, ticket: Ticket, error: BaseException) -> None:
         """An export failed without a result (cancelled, timed out, an unexpected error). Ignored if the ticket
         was settled already."""

@@ -43,6 +43,10 @@ from ._fleet import (
     resolve_host,
 )
 from ._keepgil import new_event_loop as gil_keeping_event_loop
+from ._lanes import CLOSED as LANE_CLOSED
+from ._lanes import SEND_AGAIN, LaneOutcome, NativeLane, open_lane
+from ._lanes import available as lane_available
+from ._lanes import close_all as close_all_lanes
 from ._mismatch import (
     CHECK_HINT,
     HTTP2_FRAMES,
@@ -68,7 +72,9 @@ __all__ = [
     "GRPC_METHODS",
     "HTTP2_FRAMES",
     "IDENTITY",
+    "LANE_CLOSED",
     "MAX_RESPONSE_BYTES",
+    "SEND_AGAIN",
     "BoundedInflater",
     "Connectable",
     "EndpointState",
@@ -79,12 +85,15 @@ __all__ = [
     "GrpcTransport",
     "H2GrpcTransport",
     "HttpTransport",
+    "LaneOutcome",
+    "NativeLane",
     "Reply",
     "ReplyClassifier",
     "Resolver",
     "Transport",
     "Zstd",
     "accepted_encodings",
+    "close_all_lanes",
     "compress",
     "deflate_compress",
     "gil_keeping_event_loop",
@@ -94,7 +103,9 @@ __all__ = [
     "http2_frames_in_text",
     "is_endpoint_fault",
     "is_http2_settings",
+    "lane_available",
     "make_transport",
+    "open_lane",
     "port_advice",
     "require_client",
     "resolve_host",

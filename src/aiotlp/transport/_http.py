@@ -90,6 +90,24 @@ class HttpTransport:
         return MappingProxyType(self._headers)
 
     @property
+    def host(self) -> str:
+        """Where the requests go: the host to connect to (a name, or an address without brackets)."""
+        return self._client.host
+
+    @property
+    def port(self) -> int:
+        return self._client.port
+
+    @property
+    def keepalive(self) -> float:
+        """Seconds an idle connection is kept for reuse."""
+        return self._client.keepalive
+
+    def head(self, content_encoding: str) -> bytes:
+        """The request line and headers of a body in ``content_encoding`` (without ``Content-Length``)."""
+        return self._heads[content_encoding]
+
+    @property
     def idle_connections(self) -> int:
         """The keep-alive connections waiting for a request."""
         return self._client.idle
