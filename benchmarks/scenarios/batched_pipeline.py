@@ -5,7 +5,8 @@ Each side runs in a fresh process (so peak RSS does not mix), a ``TracerProvider
 * ``official``: the SDK's ``BatchSpanProcessor`` and the official ``OTLPSpanExporter``;
 * ``aiotlp``: the SDK's ``BatchSpanProcessor`` and ``aiotlp.sdk.SpanExporter`` (the exporter swapped alone);
 * ``aiotlp processor``: ``aiotlp.sdk.BatchSpanProcessor`` and ``aiotlp.sdk.SpanExporter`` (the drop-in pair;
-  spans encoded at the source, in ``on_end``; gRPC over aiotlp's h2 client);
+  spans encoded at the source, in ``on_end``; gRPC over aiotlp's h2 client; OTLP/HTTP with the default transports,
+  so full batches go on the native lane: ``lane_share``, the share of the batches sent there);
 * ``aiotlp processor, objects``: the same with ``encode_at_source=False`` (SDK objects queued, each batch encoded
   on the bridge thread: the path before encoding at the source);
 * ``aiotlp processor, grpc.aio`` (and ``..., grpc.aio, objects``), gRPC only: the same over the grpc.aio client;
@@ -315,6 +316,7 @@ def produce(side: str, protocol: str, grpc_endpoint: str, http_endpoint: str, se
             "bridge_cpu_us_per_span": bridge_cpu / max(exported(), 1) * 1e6,
             "bytes_per_queued_span": queued_bytes,
             "export_ms_p50": percentile(waits.export_seconds, 0.5) * 1000,
+            "lane_share": _lane_batches(processor) / exports * 100,
             # NaN for a run shorter than the start-up (--quick)
             "dropped_after_startup": float("nan")
             if startup_dropped is None
@@ -339,6 +341,12 @@ def _queued_bytes(processor: Any) -> float:
     if not stats.queued:
         return float("nan")
     return float(stats.queued_bytes / stats.queued + sys.getsizeof(b"") + sys.getsizeof((0, b"")))
+
+
+def _lane_batches(processor: Any) -> float:
+    """How many batches went on the processor's native lane (0 without one)."""
+    inner = getattr(processor, "_processor", None)
+    return float(getattr(getattr(inner, "lane", None), "sent", 0))
 
 
 def _bridge_cpu() -> float:
@@ -387,6 +395,7 @@ async def _run_protocol(ctx: Context, go: OtelCollector | None, protocol: str, s
             ("bridge_cpu_us_per_span", "bridge thread CPU per span sent", "µs"),
             ("bytes_per_queued_span", "bytes per queued span", "B"),
             ("export_ms_p50", "export wall time p50, under the producer", "ms"),
+            ("lane_share", "batches sent on the native lane", "%"),
         )
     }
     runs = [(side, side, ctx.grpc_endpoint, ctx.http_endpoint) for side in SIDES]

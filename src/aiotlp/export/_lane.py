@@ -117,9 +117,9 @@ class ExportLane:
             return False
         return self._lane.submit(body, (token, items))
 
-    def wake_on_done(self) -> None:
-        """Call ``notify`` after the next request ends, whatever its outcome."""
-        self._lane.wake_on_done()
+    def wake_on_done(self) -> bool:
+        """Call ``notify`` after the next request ends, whatever its outcome; True when some ended already."""
+        return self._lane.wake_on_done()
 
     def preconnect(self) -> None:
         """Open the lane's connections now, ahead of the first request."""

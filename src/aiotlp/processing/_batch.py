@@ -302,7 +302,7 @@ class BatchProcessor(Flushing[T], ThreadHops[T], LoopBinding[T], LaneShipping[T]
         if code == ADMITTED:
             return True
         if code == READY:
-            self._wake_threadsafe()
+            self.batch_ready()
             return True
         return False
 
@@ -477,6 +477,9 @@ class BatchProcessor(Flushing[T], ThreadHops[T], LoopBinding[T], LaneShipping[T]
                     break
                 self._launch(*taken)
             took = True
+        lane_full = self._lane is not None and self._exports_in_flight() >= self._max_concurrent
+        if lane_full and loop is not None and asyncio._get_running_loop() is loop:
+            self._lane_full(loop)
         if took and self._room:
             for room in self._room:
                 if not room.done():
@@ -630,6 +633,7 @@ class BatchProcessor(Flushing[T], ThreadHops[T], LoopBinding[T], LaneShipping[T]
 
     def statistics(self) -> ProcessorStatistics:
         """A consistent snapshot of the ledger (any thread)."""
+        self._settle_lane_now()  # what the native lane delivered since the last full batch counts now
         queue = self._queue
         with queue.lock:
             dropped = {

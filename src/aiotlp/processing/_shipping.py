@@ -59,8 +59,9 @@ class Lane(Protocol):
         """The batches whose requests ended, each with its result, :data:`SEND_AGAIN` or :data:`CLOSED`."""
         ...
 
-    def wake_on_done(self) -> None:
-        """Call the processor's ``lane_notified`` (through its notify) after the next request ends."""
+    def wake_on_done(self) -> bool:
+        """Call the processor's ``lane_notified`` (through its notify) after the next request ends. True when
+        outcomes wait to be collected already (they ended before this was asked, and tell nobody)."""
         ...
 
     def close(self) -> None:
@@ -134,13 +135,10 @@ class LaneShipping(Generic[T]):
                 if self._exports_in_flight() >= self._max_concurrent or lane.room <= 0:
                     if not self._on_lane:
                         break  # the loop's own exports, or what it has to settle, end with a _pump there
-                    # the next request to end wakes the loop; one that ended before this is collected now
-                    lane.wake_on_done()
-                    got = self._collect_lane(lane, on_loop=False)
-                    to_loop |= got > 1
-                    if not got:
-                        break
-                    continue
+                    # the next request to end wakes the loop; those that ended before this are collected now
+                    if lane.wake_on_done():
+                        continue
+                    break
                 taken = queue.take(self._drain_to)
                 if taken is None:
                     break  # nothing more is ready (and the next full batch says so again)
@@ -157,6 +155,24 @@ class LaneShipping(Generic[T]):
         if to_loop:
             self.lane_notified()
         return True
+
+    def _lane_full(self, loop: asyncio.AbstractEventLoop) -> None:
+        """On the loop, after a _pump that filled every export slot while batches may wait: the lane wakes the
+        loop when one of its requests ends (those that ended already are settled on the next turn)."""
+        lane = self._lane
+        if lane is not None and self._on_lane and lane.wake_on_done():
+            loop.call_soon(self._lane_on_loop)
+
+    def _settle_lane_now(self) -> None:
+        """Any thread (a read of the statistics): settle the lane's full successes now, not at the next full
+        batch or tick; what needs the loop is handed to it."""
+        lane = self._lane
+        if lane is None:
+            return
+        with self._start_lock:
+            left = self._collect_lane(lane, on_loop=False) > 1
+        if left:
+            self.lane_notified()
 
     def _collect_lane(self, lane: Lane, *, on_loop: bool) -> int:
         """Under the bind lock: take the lane's outcomes; off the loop, a full success is settled here unless a
@@ -206,12 +222,10 @@ class LaneShipping(Generic[T]):
                     self._account(batch, settle(batch.weight, cancelled=True, cancel_reason=reason))
             if lane is None or not (self._flushes and self._on_lane):
                 break
-            # a flush waits for batches on the lane: the next request to end wakes the loop, and one that ended
-            # before this is collected now
-            lane.wake_on_done()
-            with self._start_lock:
-                if not self._collect_lane(lane, on_loop=True):
-                    break
+            # a flush waits for batches on the lane: the next request to end wakes the loop, and those that ended
+            # before this are collected now
+            if not lane.wake_on_done():
+                break
         self._check_flushes()
         self._pump()
 

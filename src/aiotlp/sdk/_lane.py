@@ -120,9 +120,8 @@ class SourceLane:
         if self._lane is not None:
             self._lane.preconnect()
 
-    def wake_on_done(self) -> None:
-        if self._lane is not None:
-            self._lane.wake_on_done()
+    def wake_on_done(self) -> bool:
+        return self._lane is not None and self._lane.wake_on_done()
 
     def close(self) -> None:
         if self._lane is not None:

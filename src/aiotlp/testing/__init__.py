@@ -5,7 +5,7 @@
 - :func:`otlp_json_to_message` / :func:`message_to_otlp_json`: OTLP/JSON <-> the official protobuf messages;
   :func:`request_class` / :func:`response_class`: the official message class of a signal's request and response;
 - :class:`ScriptedTransport` (with :class:`Outcome`, :class:`Attempt`) and :class:`RecordingExporter`:
-  in-memory fakes of the transport and of an exporter;
+  in-memory fakes of the transport and of an exporter; :class:`ScriptedLane`, of a processor's native lane;
 - :class:`Rotel`, :func:`find_rotel`, :func:`free_port`: the real ``rotel`` collector as a child process;
 - :class:`OtelCollector` (with :class:`OtelCollectorTLS`), :func:`find_otelcol`: the OpenTelemetry Collector
   (Go) as a child process, built by ``scripts/build-otelcol``.
@@ -27,6 +27,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     raise MissingExtraError("testing", exc.name or "a test dependency") from exc
 
 from aiotlp.testing._collector import BadRequest, FakeCollector, ReceivedRequest, Reply
+from aiotlp.testing._lane import ScriptedLane
 from aiotlp.testing._otelcol import OtelCollector, OtelCollectorTLS, find_otelcol
 from aiotlp.testing._otlp_json import message_to_otlp_json, otlp_json_to_message, request_class, response_class
 from aiotlp.testing._rotel import Rotel, find_rotel, free_port
@@ -45,6 +46,7 @@ __all__ = [
     "RecordingExporter",
     "Reply",
     "Rotel",
+    "ScriptedLane",
     "ScriptedTransport",
     "find_otelcol",
     "find_rotel",

@@ -10,7 +10,8 @@
  *       head: the request line and headers, each ending in CRLF, without Content-Length and the blank line.
  *   submit(body, token) -> bool      False when no worker is free (or the lane is closed / from another process)
  *   collect() -> list of (token, kind, status, head, body, errno, elapsed, received)
- *   wake_on_done()                   the next outcome calls notify() whatever it is
+ *   wake_on_done() -> bool           the next outcome calls notify() whatever it is; True when outcomes
+ *                                    wait to be collected already (they ended before: collect them now)
  *   preconnect()                     each worker opens its connection now, ahead of its first request
  *   room, in_flight, connections_made, closed
  *   close()                          jobs not finished are collected as CLOSED; joins the workers (GIL released)
@@ -1160,12 +1161,14 @@ static PyObject *
 Lane_wake_on_done(Lane *self, PyObject *unused)
 {
     if (self->pid != getpid()) {
-        Py_RETURN_NONE;
+        Py_RETURN_FALSE;
     }
     pthread_mutex_lock(&self->mu);
     self->wake = 1;
+    int waiting = self->ndone > 0;
     pthread_mutex_unlock(&self->mu);
-    Py_RETURN_NONE;
+    /* True: outcomes wait to be collected already (they ended before this asked: collect them now) */
+    return PyBool_FromLong(waiting);
 }
 
 static PyObject *
@@ -1317,7 +1320,8 @@ Lane_get_closed(Lane *self, void *closure)
 static PyMethodDef Lane_methods[] = {
     {"submit", (PyCFunction)Lane_submit, METH_VARARGS, "submit(body, token) -> bool: send body on a free worker"},
     {"collect", (PyCFunction)Lane_collect, METH_NOARGS, "the outcomes since the last collect()"},
-    {"wake_on_done", (PyCFunction)Lane_wake_on_done, METH_NOARGS, "call notify() after the next outcome"},
+    {"wake_on_done", (PyCFunction)Lane_wake_on_done, METH_NOARGS,
+     "call notify() after the next outcome; True when outcomes already wait to be collected"},
     {"preconnect", (PyCFunction)Lane_preconnect, METH_NOARGS, "each worker opens its connection now"},
     {"close", (PyCFunction)Lane_close, METH_NOARGS, "stop the workers; unfinished jobs are collected as CLOSED"},
     {NULL, NULL, 0, NULL},

@@ -103,9 +103,10 @@ class NativeLane:
         """Send ``body`` on a free worker; False (nothing sent) when none is free or the lane is closed."""
         return self._lane.submit(body, token)
 
-    def wake_on_done(self) -> None:
-        """Call ``notify`` after the next outcome, whatever it is."""
-        self._lane.wake_on_done()
+    def wake_on_done(self) -> bool:
+        """Call ``notify`` after the next outcome, whatever it is. True when outcomes wait to be collected already
+        (they ended before this was asked: no notify tells of them)."""
+        return self._lane.wake_on_done()
 
     def preconnect(self) -> None:
         """Have each worker open its connection now, ahead of its first request (a failure is only seen then)."""
