@@ -494,8 +494,9 @@ class BatchProcessor(Flushing[T], ThreadHops[T], LoopBinding[T], LaneShipping[T]
         lane = self._lane
         if lane is not None and lane.room > 0 and lane.send(batch):
             self._on_lane.add(batch)
-            if self._flushes:
-                lane.wake_on_done()  # a flush waits for it: the loop settles it as soon as it ends
+            # a flush waits for it: the loop settles it as soon as it ends (or now, when it ended already)
+            if self._flushes and lane.wake_on_done():
+                loop.call_soon(self._lane_on_loop)
             return
         self._start_batch(loop, batch)
 

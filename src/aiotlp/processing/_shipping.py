@@ -146,8 +146,9 @@ class LaneShipping(Generic[T]):
                 batch = Batch(items, weight, first, len(items), loop.time())
                 if lane.send(batch):
                     self._on_lane.add(batch)
-                    if self._flushes:
-                        lane.wake_on_done()  # a flush waits for it: the loop settles it as soon as it ends
+                    # a flush waits for it: the loop settles it as soon as it ends (or now, when it ended already)
+                    if self._flushes and lane.wake_on_done():
+                        to_loop = True
                     continue
                 self._lane_ended.append((batch, SEND_AGAIN))  # refused: the loop exports it
                 to_loop = True

@@ -481,7 +481,7 @@ read_response(Lane *lane, int fd, Job *job, double deadline)
         scanned = b.len;
         if (end != NULL) {
             size_t section = (size_t)(end - (b.data + start));
-            if (parse_head(b.data + start, section, &h) < 0) {
+            if (section > MAX_HEAD || parse_head(b.data + start, section, &h) < 0) {
                 job->kind = K_BAD_RESPONSE;
                 job->received = 1;
                 goto out;
@@ -913,11 +913,16 @@ Lane_init(Lane *self, PyObject *args, PyObject *kwds)
         PyErr_SetString(PyExc_RuntimeError, "Lane.__init__ called twice");
         return -1;
     }
-    if (workers < 1 || workers > MAX_WORKERS || port < 1 || port > 65535 || !(timeout > 0) || !(keepalive >= 0) ||
-        max_response < 0 || !PyCallable_Check(notify)) {
+    const char *wrong = workers < 1 || workers > MAX_WORKERS ? "workers must be 1-16"
+                        : port < 1 || port > 65535            ? "port must be 1-65535"
+                        : !(timeout > 0)                       ? "timeout must be a positive number of seconds"
+                        : !(keepalive >= 0)                    ? "keepalive must be 0 or more seconds"
+                        : max_response < 0                     ? "max_response must be 0 or more bytes"
+                        : !PyCallable_Check(notify)            ? "notify must be callable"
+                                                               : NULL;
+    if (wrong != NULL) {
         PyBuffer_Release(&head);
-        PyErr_SetString(PyExc_ValueError,
-                        "Lane needs 1-16 workers, a port 1-65535, a positive timeout and a callable notify");
+        PyErr_SetString(PyExc_ValueError, wrong);
         return -1;
     }
     self->host = strdup(host);
