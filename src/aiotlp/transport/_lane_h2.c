@@ -806,6 +806,13 @@ run_stream(Lane *lane, Conn *conn, Stream *st, Job *job, double deadline, int *s
                                (unsigned char)(message_len >> 8), (unsigned char)message_len};
     size_t total = 5 + message_len, sent = 0;
     *sent_all = 0;
+    /* the server's SETTINGS first (a new connection): its windows and frame size, as the h2 client waits for them */
+    while (!conn->got_settings) {
+        int r = pump(lane, conn, st, deadline, 1);
+        if (r != P_OK) {
+            return r;
+        }
+    }
     /* the HEADERS frame (and CONTINUATION frames for a block over the server's frame size) */
     Buf headers = {NULL, 0, 0};
     size_t at = 0;
