@@ -692,6 +692,14 @@ pump(Lane *lane, Conn *conn, Stream *st, double deadline, int wait)
     if (got == 0) {
         return P_EOF;
     }
+#ifdef TCP_QUICKACK
+    {
+        /* re-armed after every read (it is not sticky), as the h2 client does: a server that leaves Nagle on
+         * (rotel) holds the rest of its answer until our ACK of its first segment, which is then never delayed */
+        int one = 1;
+        setsockopt(conn->fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
+    }
+#endif
     conn->budget -= got;
     if (conn->budget < 0) {
         return P_PROTO; /* far more than any response: a hostile or broken server */
