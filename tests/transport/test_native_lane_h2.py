@@ -30,7 +30,7 @@ from aiotlp.config import SignalConfig
 from aiotlp.encoding import encode
 from aiotlp.export import read_reply
 from aiotlp.model import Signal
-from aiotlp.testing import FakeCollector, Reply
+from aiotlp.testing import FakeCollector, Reply, Rotel
 from aiotlp.transport import LANE_CLOSED, SEND_AGAIN, H2GrpcTransport, NativeLane, lane_available, open_lane
 from aiotlp.transport._lanes_grpc import decode_block, header_block
 
@@ -160,6 +160,25 @@ async def test_a_partial_success_is_handed_to_python(collector: FakeCollector) -
         lane.close()
     partial = read_reply(outcome, GRPC)
     assert (partial.rejected, partial.error_message) == (2, "two bad spans")
+
+
+@pytest.mark.integration
+async def test_calls_through_rotel_arrive_whole() -> None:
+    """rotel (Rust: hyper/tonic, 16 KiB frames and windows, Nagle left on): small and 1 MB requests on kept
+    connections, everything forwarded to the fake collector."""
+    big = encode(Signal.TRACES, samples.spans(5000), json=False)
+    assert len(big) > 1_000_000
+    async with FakeCollector(grpc_server="h2") as collector, Rotel(forward_to=collector.grpc_endpoint) as rotel:
+        waker = Waker()
+        lane = make_lane(rotel.grpc_endpoint, waker, workers=2, max_request_bytes=16 * 1024 * 1024)
+        try:
+            for body in (BODY, big, BODY, big):
+                outcome = await call(lane, waker, body)
+                assert outcome != SEND_AGAIN and outcome.grpc_status == 0, (outcome, rotel.log_text())
+            assert lane.connections_made <= 2
+        finally:
+            lane.close()
+        await collector.wait_for(lambda c: len(c.spans()) >= 2 * 5006, timeout=10)
 
 
 async def test_window_updates_small_windows_and_frames() -> None:
