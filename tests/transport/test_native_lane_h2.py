@@ -202,6 +202,7 @@ async def test_window_updates_small_windows_and_frames() -> None:
     headers = server.streams[0].headers
     assert headers[":path"] == "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
     assert (headers["content-type"], headers["te"], headers["grpc-timeout"]) == (GRPC, "trailers", "5000m")
+    assert headers["grpc-accept-encoding"] == "identity"  # the plain success is an uncompressed reply
 
 
 async def test_a_ping_is_answered_and_a_trailers_only_status_read() -> None:

@@ -2,11 +2,11 @@
 made by native threads, without the GIL, for :class:`~aiotlp.transport._lanes.NativeLane`.
 
 The lane sends one header block, made here once from the fields :class:`~aiotlp.transport.H2GrpcTransport` sends
-(its request headers, a ``grpc-timeout`` for the configured timeout, its identity tail), HPACK without the dynamic
-table. The lane announces HEADER_TABLE_SIZE 0, so each header block of a response is read alone:
-:func:`decode_block` (called by a lane thread, with the GIL, once per distinct block) says what the lane needs to
-tell the plain success, and :func:`grpc_reply` reads a response that is not one as the h2 client reads it (the same
-:class:`~aiotlp.transport.Reply`, the same statuses for a broken message).
+(its request headers, a ``grpc-timeout`` for the configured timeout, its identity tail; but ``grpc-accept-encoding``
+is ``identity`` alone), HPACK without the dynamic table. The lane announces HEADER_TABLE_SIZE 0, so each header
+block of a response is read alone: :func:`decode_block` (called by a lane thread, with the GIL, once per distinct
+block) says what the lane needs to tell the plain success, and :func:`grpc_reply` reads a response that is not one
+as the h2 client reads it (the same :class:`~aiotlp.transport.Reply`, the same statuses for a broken message).
 """
 
 from __future__ import annotations
@@ -38,11 +38,13 @@ def header_block(transport: H2GrpcTransport, timeout: float) -> bytes:
 
     encoder = StaticEncoder()
     encoder.encode([])  # (its first block announces a table size of 0: not needed by a block that never indexes)
-    headers = [
-        *transport.request_headers,
-        (b"grpc-timeout", _grpc_timeout(timeout)),
-        *transport._tails[IDENTITY],
+    # grpc-accept-encoding: identity only. A server that compresses its replies when the client accepts it (rotel
+    # gzips its empty OK reply) would make every reply one for Python to inflate: the lane's plain success is an
+    # uncompressed message (the lane's requests are uncompressed too).
+    head = [
+        (name, b"identity" if name == b"grpc-accept-encoding" else value) for name, value in transport.request_headers
     ]
+    headers = [*head, (b"grpc-timeout", _grpc_timeout(timeout)), *transport._tails[IDENTITY]]
     return encoder.encode(headers, huffman=False)
 
 
