@@ -236,6 +236,59 @@ async def test_a_compressed_reply_is_inflated() -> None:
     assert (outcome.grpc_status, outcome.body) == (0, partial)
 
 
+def _block(headers: list[tuple[bytes, bytes]]) -> bytes:
+    from aiotlp.transport._hpack import StaticEncoder  # (no dynamic table: what the lane announced)
+
+    return StaticEncoder().encode(headers)
+
+
+async def test_continuation_padding_priority_and_unknown_frames_are_read() -> None:
+    """A response the h2 library would not write: its header block split over HEADERS and CONTINUATION, padded
+    DATA, PRIORITY and an unknown frame type before it; read as the plain success, and the connection kept."""
+
+    async def handler(stream: Stream) -> None:
+        sid = stream.stream_id
+        head = _block([(b":status", b"200"), (b"content-type", b"application/grpc"), (b"x-pad", b"p" * 40)])
+        frames = [
+            b"\x00\x00\x03\x20\x00\x00\x00\x00\x00abc",  # type 0x20: unknown, ignored
+            hyperframe.frame.PriorityFrame(sid, depends_on=0, stream_weight=16).serialize(),
+            hyperframe.frame.HeadersFrame(sid, head[:10]).serialize(),
+            hyperframe.frame.ContinuationFrame(sid, head[10:], flags=["END_HEADERS"]).serialize(),
+            hyperframe.frame.DataFrame(sid, b"\x00" * 5, flags=["PADDED"], pad_length=7).serialize(),
+            hyperframe.frame.HeadersFrame(
+                sid, _block([(b"grpc-status", b"0")]), flags=["END_HEADERS", "END_STREAM"]
+            ).serialize(),
+        ]
+        stream.writer.write(b"".join(frames))
+
+    async with H2Server(handler) as server:
+        waker = Waker()
+        lane = make_lane(server.endpoint, waker)
+        try:
+            for _ in range(2):
+                outcome = await call(lane, waker)
+                assert (outcome.status, outcome.grpc_status, outcome.body) == (200, 0, b"")
+            assert lane.connections_made == 1
+        finally:
+            lane.close()
+
+
+async def test_a_push_promise_breaks_the_connection_and_the_call_is_sent_again() -> None:
+    async def handler(stream: Stream) -> None:
+        push = hyperframe.frame.PushPromiseFrame(
+            stream.stream_id, promised_stream_id=2, data=_block([(b":method", b"GET")]), flags=["END_HEADERS"]
+        )
+        stream.writer.write(push.serialize())
+
+    async with H2Server(handler) as server:
+        waker = Waker()
+        lane = make_lane(server.endpoint, waker)
+        try:
+            assert await call(lane, waker) == SEND_AGAIN
+        finally:
+            lane.close()
+
+
 @pytest.mark.parametrize("code", [2, 8])
 async def test_a_stream_reset_by_the_server_is_sent_again(code: int) -> None:
     async def handler(stream: Stream) -> None:
