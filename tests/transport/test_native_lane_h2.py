@@ -16,7 +16,7 @@ import os
 import socket
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import grpc
@@ -96,6 +96,17 @@ def make_lane(endpoint: str, waker: Waker, *, workers: int = 1, timeout: float =
     return lane
 
 
+@contextlib.contextmanager
+def lane_on(endpoint: str, **kwargs: Any) -> Iterator[tuple[NativeLane, Waker]]:
+    """A lane to ``endpoint`` (``make_lane``'s options), closed after the block."""
+    waker = Waker()
+    lane = make_lane(endpoint, waker, **kwargs)
+    try:
+        yield lane, waker
+    finally:
+        lane.close()
+
+
 @pytest.fixture(params=["grpcio", "h2"])
 async def collector(request: pytest.FixtureRequest) -> AsyncIterator[FakeCollector]:
     async with FakeCollector(grpc_server=request.param) as running:
@@ -103,16 +114,12 @@ async def collector(request: pytest.FixtureRequest) -> AsyncIterator[FakeCollect
 
 
 async def test_calls_are_delivered_on_one_kept_connection(collector: FakeCollector) -> None:
-    waker = Waker()
-    lane = make_lane(collector.grpc_endpoint, waker)
-    try:
+    with lane_on(collector.grpc_endpoint) as (lane, waker):
         for n in range(5):
             outcome = await call(lane, waker, encode(Signal.TRACES, samples.spans(3), json=False), n)
             assert outcome.status == 200 and outcome.grpc_status == 0 and outcome.body == b""
         assert lane.connections_made == 1
         assert waker.calls <= 5  # the plain success runs no Python but the wake asked for
-    finally:
-        lane.close()
     assert len(collector.spans()) == 15
 
 
@@ -138,26 +145,18 @@ async def test_an_error_status_is_read_as_the_h2_client_reads_it(
     collector: FakeCollector, code: grpc.StatusCode, status: int
 ) -> None:
     collector.script(Reply(grpc_code=code, message="no, 100% not now"))
-    waker = Waker()
-    lane = make_lane(collector.grpc_endpoint, waker)
-    try:
+    with lane_on(collector.grpc_endpoint) as (lane, waker):
         outcome = await call(lane, waker)
         assert (outcome.status, outcome.grpc_status, outcome.content_type) == (200, status, GRPC)
         assert outcome.grpc_message == "no, 100% not now"  # percent-decoded
         assert (await call(lane, waker)).grpc_status == 0  # and the connection goes on
         assert lane.connections_made == 1
-    finally:
-        lane.close()
 
 
 async def test_a_partial_success_is_handed_to_python(collector: FakeCollector) -> None:
     collector.script(Reply(rejected=2, error_message="two bad spans"))
-    waker = Waker()
-    lane = make_lane(collector.grpc_endpoint, waker)
-    try:
+    with lane_on(collector.grpc_endpoint) as (lane, waker):
         outcome = await call(lane, waker)
-    finally:
-        lane.close()
     partial = read_reply(outcome, GRPC)
     assert (partial.rejected, partial.error_message) == (2, "two bad spans")
 
@@ -169,15 +168,11 @@ async def test_calls_through_rotel_arrive_whole() -> None:
     big = encode(Signal.TRACES, samples.spans(5000), json=False)
     assert len(big) > 1_000_000
     async with FakeCollector(grpc_server="h2") as collector, Rotel(forward_to=collector.grpc_endpoint) as rotel:
-        waker = Waker()
-        lane = make_lane(rotel.grpc_endpoint, waker, workers=2, max_request_bytes=16 * 1024 * 1024)
-        try:
+        with lane_on(rotel.grpc_endpoint, workers=2, max_request_bytes=16 * 1024 * 1024) as (lane, waker):
             for body in (BODY, big, BODY, big):
                 outcome = await call(lane, waker, body)
                 assert outcome != SEND_AGAIN and outcome.grpc_status == 0, (outcome, rotel.log_text())
             assert lane.connections_made <= 2
-        finally:
-            lane.close()
         await collector.wait_for(lambda c: len(c.spans()) >= 2 * 5006, timeout=10)
 
 
@@ -190,13 +185,9 @@ async def test_window_updates_small_windows_and_frames() -> None:
 
     settings = {h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 1000, h2.settings.SettingCodes.MAX_FRAME_SIZE: 16384}
     async with H2Server(handler, settings=settings) as server:
-        waker = Waker()
-        lane = make_lane(server.endpoint, waker, max_request_bytes=16 * 1024 * 1024)
-        try:
+        with lane_on(server.endpoint, max_request_bytes=16 * 1024 * 1024) as (lane, waker):
             assert (await call(lane, waker, body)).grpc_status == 0
             assert (await call(lane, waker, b"second")).grpc_status == 0
-        finally:
-            lane.close()
     assert [s.message() for s in server.streams] == [body, b"second"]
     assert server.connections == 1
     headers = server.streams[0].headers
@@ -211,12 +202,8 @@ async def test_a_ping_is_answered_and_a_trailers_only_status_read() -> None:
         stream.reply(grpc_status=8, grpc_message="slow down", trailers_only=True)
 
     async with H2Server(handler) as server:
-        waker = Waker()
-        lane = make_lane(server.endpoint, waker)
-        try:
+        with lane_on(server.endpoint) as (lane, waker):
             outcome = await call(lane, waker)
-        finally:
-            lane.close()
     assert (outcome.grpc_status, outcome.grpc_message) == (8, "slow down")
 
 
@@ -227,12 +214,8 @@ async def test_a_compressed_reply_is_inflated() -> None:
         stream.reply(message=partial, compress=True)
 
     async with H2Server(handler) as server:
-        waker = Waker()
-        lane = make_lane(server.endpoint, waker)
-        try:
+        with lane_on(server.endpoint) as (lane, waker):
             outcome = await call(lane, waker)
-        finally:
-            lane.close()
     assert (outcome.grpc_status, outcome.body) == (0, partial)
 
 
@@ -262,15 +245,11 @@ async def test_continuation_padding_priority_and_unknown_frames_are_read() -> No
         stream.writer.write(b"".join(frames))
 
     async with H2Server(handler) as server:
-        waker = Waker()
-        lane = make_lane(server.endpoint, waker)
-        try:
+        with lane_on(server.endpoint) as (lane, waker):
             for _ in range(2):
                 outcome = await call(lane, waker)
                 assert (outcome.status, outcome.grpc_status, outcome.body) == (200, 0, b"")
             assert lane.connections_made == 1
-        finally:
-            lane.close()
 
 
 async def test_a_push_promise_breaks_the_connection_and_the_call_is_sent_again() -> None:
@@ -281,12 +260,8 @@ async def test_a_push_promise_breaks_the_connection_and_the_call_is_sent_again()
         stream.writer.write(push.serialize())
 
     async with H2Server(handler) as server:
-        waker = Waker()
-        lane = make_lane(server.endpoint, waker)
-        try:
+        with lane_on(server.endpoint) as (lane, waker):
             assert await call(lane, waker) == SEND_AGAIN
-        finally:
-            lane.close()
 
 
 @pytest.mark.parametrize("code", [2, 8])
@@ -296,12 +271,8 @@ async def test_a_stream_reset_by_the_server_is_sent_again(code: int) -> None:
         stream.flush()
 
     async with H2Server(handler) as server:
-        waker = Waker()
-        lane = make_lane(server.endpoint, waker)
-        try:
+        with lane_on(server.endpoint) as (lane, waker):
             assert await call(lane, waker) == SEND_AGAIN
-        finally:
-            lane.close()
     assert len(server.streams) == 1
 
 
@@ -318,12 +289,8 @@ async def test_a_refused_stream_is_sent_once_more() -> None:
         stream.reply()
 
     async with H2Server(handler) as server:
-        waker = Waker()
-        lane = make_lane(server.endpoint, waker)
-        try:
+        with lane_on(server.endpoint) as (lane, waker):
             assert (await call(lane, waker)).grpc_status == 0
-        finally:
-            lane.close()
     assert len(server.streams) == 2
 
 
@@ -340,13 +307,9 @@ async def test_goaway_before_the_call_was_taken_sends_it_on_a_new_connection() -
         stream.reply()
 
     async with H2Server(handler) as server:
-        waker = Waker()
-        lane = make_lane(server.endpoint, waker)
-        try:
+        with lane_on(server.endpoint) as (lane, waker):
             assert (await call(lane, waker)).grpc_status == 0
             assert lane.connections_made == 2
-        finally:
-            lane.close()
     assert server.connections == 2
 
 
@@ -357,13 +320,9 @@ async def test_a_graceful_goaway_lets_the_call_finish_and_the_next_one_reconnect
         stream.reply()
 
     async with H2Server(handler) as server:
-        waker = Waker()
-        lane = make_lane(server.endpoint, waker)
-        try:
+        with lane_on(server.endpoint) as (lane, waker):
             for _ in range(2):
                 assert (await call(lane, waker)).grpc_status == 0
-        finally:
-            lane.close()
     assert server.connections == 2
 
 
@@ -372,25 +331,17 @@ async def test_a_connection_closed_before_the_response_is_sent_again() -> None:
         stream.writer.close()
 
     async with H2Server(handler) as server:
-        waker = Waker()
-        lane = make_lane(server.endpoint, waker)
-        try:
+        with lane_on(server.endpoint) as (lane, waker):
             assert await call(lane, waker) == SEND_AGAIN
-        finally:
-            lane.close()
 
 
 async def test_a_refused_connection_is_sent_again() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    waker = Waker()
-    lane = make_lane(f"http://127.0.0.1:{port}", waker)
-    try:
+    with lane_on(f"http://127.0.0.1:{port}") as (lane, waker):
         assert await call(lane, waker) == SEND_AGAIN
         assert lane.connections_made == 0
-    finally:
-        lane.close()
 
 
 async def test_an_http1_server_is_a_bad_response_sent_again(collector: FakeCollector) -> None:
@@ -407,14 +358,10 @@ async def test_a_server_that_never_answers_times_out() -> None:
         await asyncio.sleep(3600)
 
     async with H2Server(handler) as server:
-        waker = Waker()
-        lane = make_lane(server.endpoint, waker, timeout=0.3)
-        try:
+        with lane_on(server.endpoint, timeout=0.3) as (lane, waker):
             started = time.monotonic()
             assert await call(lane, waker) == SEND_AGAIN
             assert time.monotonic() - started < 3
-        finally:
-            lane.close()
 
 
 async def test_close_with_a_call_in_flight_collects_it_as_closed() -> None:
@@ -437,9 +384,7 @@ async def test_close_with_a_call_in_flight_collects_it_as_closed() -> None:
 
 
 async def test_a_forked_child_refuses_the_parents_lane(collector: FakeCollector) -> None:
-    waker = Waker()
-    lane = make_lane(collector.grpc_endpoint, waker)
-    try:
+    with lane_on(collector.grpc_endpoint) as (lane, waker):
         assert (await call(lane, waker)).grpc_status == 0
         pid = os.fork()
         if pid == 0:  # the child: the lane's threads do not exist here
@@ -449,8 +394,6 @@ async def test_a_forked_child_refuses_the_parents_lane(collector: FakeCollector)
         _, status = await asyncio.to_thread(os.waitpid, pid, 0)
         assert os.waitstatus_to_exitcode(status) == 0
         assert (await call(lane, waker)).grpc_status == 0  # the parent's goes on
-    finally:
-        lane.close()
 
 
 async def test_the_engine_reads_each_distinct_header_block_once(collector: FakeCollector) -> None:
