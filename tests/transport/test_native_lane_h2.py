@@ -429,6 +429,14 @@ async def test_the_engine_reads_each_distinct_header_block_once(collector: FakeC
             assert elapsed > 0
         assert 2 <= len(decoded) <= 3  # the headers and the trailers (and, with grpcio, a first block of its own)
         assert len(set(decoded)) == len(decoded)
+        # wake_on_done() says whether outcomes wait to be collected already (no notify tells of those)
+        waker.event.clear()
+        assert lane.submit(BODY, "waiting")
+        if not lane.wake_on_done():
+            await asyncio.wait_for(waker.event.wait(), 5)
+        assert lane.wake_on_done() is True
+        assert [outcome[:2] for outcome in lane.collect()] == [("waiting", _lane_h2.OK)]
+        assert lane.wake_on_done() is False
         collector.script(Reply(grpc_code=grpc.StatusCode.UNAVAILABLE, message="later"))
         assert lane.submit(BODY, "busy")
         [(token, kind, status, head, body, *_)] = await outcomes(lane, waker, 1)

@@ -12,7 +12,9 @@
  *       is context-free); status -1 when the block has no :status, grpc_status -1 when it has no grpc-status;
  *       None when it does not decode. Called on a worker thread with the GIL, once per distinct block (a memo).
  *   submit(message, token) -> bool   the protobuf message; the lane adds the 5-byte gRPC prefix
- *   collect(), wake_on_done(), preconnect(), close(), room, in_flight, connections_made, closed: as _lane.Lane
+ *   collect(), preconnect(), close(), room, in_flight, connections_made, closed: as _lane.Lane
+ *   wake_on_done() -> bool           the next outcome calls notify() whatever it is; True when outcomes wait to be
+ *                                    collected already (as _lane.Lane after its review fixes)
  *
  * Kinds: OK (:status 200, content-type application/grpc, grpc-status 0, and a response message that is empty or
  * an empty partial success, uncompressed), RESPONSE (any other complete response: ``head`` is the response's
@@ -1504,12 +1506,14 @@ static PyObject *
 Lane_wake_on_done(Lane *self, PyObject *unused)
 {
     if (self->pid != getpid()) {
-        Py_RETURN_NONE;
+        Py_RETURN_FALSE;
     }
     pthread_mutex_lock(&self->mu);
     self->wake = 1;
+    int waiting = self->ndone > 0;
     pthread_mutex_unlock(&self->mu);
-    Py_RETURN_NONE;
+    /* True: outcomes wait to be collected already (they ended before this asked: collect them now) */
+    return PyBool_FromLong(waiting);
 }
 
 static PyObject *
@@ -1666,7 +1670,8 @@ Lane_get_closed(Lane *self, void *closure)
 static PyMethodDef Lane_methods[] = {
     {"submit", (PyCFunction)Lane_submit, METH_VARARGS, "submit(message, token) -> bool: send message on a free worker"},
     {"collect", (PyCFunction)Lane_collect, METH_NOARGS, "the outcomes since the last collect()"},
-    {"wake_on_done", (PyCFunction)Lane_wake_on_done, METH_NOARGS, "call notify() after the next outcome"},
+    {"wake_on_done", (PyCFunction)Lane_wake_on_done, METH_NOARGS,
+     "call notify() after the next outcome; True when outcomes already wait to be collected"},
     {"preconnect", (PyCFunction)Lane_preconnect, METH_NOARGS, "each worker opens its connection now"},
     {"close", (PyCFunction)Lane_close, METH_NOARGS, "stop the workers; unfinished jobs are collected as CLOSED"},
     {NULL, NULL, 0, NULL},
