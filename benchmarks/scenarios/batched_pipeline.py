@@ -119,8 +119,13 @@ def _aiotlp_pair(encode: bool, client: str = "h2") -> Pipeline:
         # client's modules imported now, on the application's thread. Imported at the first export instead, on
         # the bridge while the producer holds the GIL, they took ~150 ms and the queue overflowed at start-up.
         require_client(protocol, client, load=True)  # type: ignore[arg-type]
-        # gRPC: the client picked here; HTTP: the default transports, as a user has them (and the native lane)
-        factory = None if protocol != "grpc" else lambda config: make_transport(config, grpc_implementation=client)  # type: ignore[arg-type]
+        # grpc.aio: the client picked here; HTTP and gRPC over h2 (the default client): the default transports, as a
+        # user has them (and the native lane)
+        factory = (
+            None
+            if protocol != "grpc" or client == "h2"
+            else lambda config: make_transport(config, grpc_implementation=client)  # type: ignore[arg-type]
+        )
         exporter = aiotlp.sdk.SpanExporter(
             aiotlp_endpoint(grpc_endpoint, http_endpoint, protocol),
             protocol=protocol,  # type: ignore[arg-type]

@@ -49,6 +49,13 @@ def collector() -> Iterator[CollectorThread]:
         yield running
 
 
+PROTOCOLS = ["http/protobuf", "grpc"]
+
+
+def _endpoint(collector: CollectorThread, protocol: str, path: str = "/v1/traces") -> str:
+    return collector.grpc_endpoint if protocol == "grpc" else f"{collector.http_endpoint}{path}"
+
+
 def _lane(processor: Any) -> SourceLane:
     lane = processor._processor.lane
     assert isinstance(lane, SourceLane), f"no native lane: {lane!r}"
@@ -66,11 +73,12 @@ def _make_spans(provider: Any, count: int, prefix: str = "s") -> None:
             pass
 
 
+@pytest.mark.parametrize("protocol", PROTOCOLS)
 @pytest.mark.parametrize("provider_kind", ["sdk", "aiotlp"])
 def test_full_batches_of_spans_go_on_the_lane_and_every_span_is_counted(
-    collector: CollectorThread, provider_kind: str
+    collector: CollectorThread, provider_kind: str, protocol: str
 ) -> None:
-    exporter = SpanExporter(f"{collector.http_endpoint}/v1/traces", protocol="http/protobuf")
+    exporter = SpanExporter(_endpoint(collector, protocol), protocol=protocol)  # type: ignore[arg-type]
     processor = BatchSpanProcessor(exporter, schedule_delay_millis=60_000)
     provider: Any = TracerProvider() if provider_kind == "sdk" else aiotlp.sdk.TracerProvider()
     provider.add_span_processor(processor)
@@ -93,8 +101,9 @@ def test_full_batches_of_spans_go_on_the_lane_and_every_span_is_counted(
     assert processor.statistics().exported == count + 1
 
 
-def test_full_batches_of_log_records_go_on_the_lane(collector: CollectorThread) -> None:
-    exporter = LogExporter(f"{collector.http_endpoint}/v1/logs", protocol="http/protobuf")
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_full_batches_of_log_records_go_on_the_lane(collector: CollectorThread, protocol: str) -> None:
+    exporter = LogExporter(_endpoint(collector, protocol, "/v1/logs"), protocol=protocol)  # type: ignore[arg-type]
     processor = BatchLogRecordProcessor(exporter, schedule_delay_millis=60_000)
     provider = LoggerProvider()
     provider.add_log_record_processor(processor)
@@ -111,10 +120,12 @@ def test_full_batches_of_log_records_go_on_the_lane(collector: CollectorThread) 
     provider.shutdown()
 
 
-def _one_batch(collector: CollectorThread, *replies: Reply, **exporter_options: Any) -> tuple[Any, Any, Any]:
+def _one_batch(
+    collector: CollectorThread, protocol: str, *replies: Reply, **exporter_options: Any
+) -> tuple[Any, Any, Any]:
     """A processor whose first full batch meets ``replies``; returns (processor, exporter, provider)."""
     collector.script(*replies, signal=Signal.TRACES)
-    exporter = SpanExporter(f"{collector.http_endpoint}/v1/traces", protocol="http/protobuf", **exporter_options)
+    exporter = SpanExporter(_endpoint(collector, protocol), protocol=protocol, **exporter_options)
     processor = BatchSpanProcessor(exporter, schedule_delay_millis=60_000)
     provider = TracerProvider()
     provider.add_span_processor(processor)
@@ -123,9 +134,11 @@ def _one_batch(collector: CollectorThread, *replies: Reply, **exporter_options: 
     return processor, exporter, provider
 
 
-def test_a_throttled_batch_is_sent_again_through_the_exporter(collector: CollectorThread) -> None:
-    """A 503 is retryable: the lane hands the batch back, and the exporter's stack sends it (and counts it once)."""
-    processor, exporter, provider = _one_batch(collector, Reply(http_status=503, retry_after="0"))
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_a_throttled_batch_is_sent_again_through_the_exporter(collector: CollectorThread, protocol: str) -> None:
+    """A 503 (gRPC: UNAVAILABLE) is retryable: the lane hands the batch back, and the exporter's stack sends it
+    (and counts it once)."""
+    processor, exporter, provider = _one_batch(collector, protocol, Reply(http_status=503, retry_after="0"))
     assert _lane(processor).sent == 1
     stats = processor.statistics()
     assert (stats.exported, stats.failed, stats.in_flight) == (BATCH, 0, 0)
@@ -137,18 +150,22 @@ def test_a_throttled_batch_is_sent_again_through_the_exporter(collector: Collect
     provider.shutdown()
 
 
-def test_a_refused_batch_is_counted_once_and_not_sent_again(collector: CollectorThread) -> None:
-    processor, exporter, provider = _one_batch(collector, Reply(http_status=400, message="no such thing"))
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_a_refused_batch_is_counted_once_and_not_sent_again(collector: CollectorThread, protocol: str) -> None:
+    """A 400 (gRPC: INVALID_ARGUMENT) is final: counted once, under the collector's words."""
+    processor, exporter, provider = _one_batch(collector, protocol, Reply(http_status=400, message="no such thing"))
     stats = processor.statistics()
     assert stats.exported == 0 and stats.failed + stats.rejected == BATCH and stats.in_flight == 0
-    assert stats.last_error is not None and "400" in stats.last_error
+    assert stats.last_error is not None
+    assert ("400" if protocol != "grpc" else "no such thing") in stats.last_error
     assert exporter.statistics().failed + exporter.statistics().rejected == BATCH
     assert len(collector.requests()) == 1
     provider.shutdown()
 
 
-def test_a_partial_success_counts_the_rejected_spans(collector: CollectorThread) -> None:
-    processor, exporter, provider = _one_batch(collector, Reply(rejected=10, error_message="ten too old"))
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_a_partial_success_counts_the_rejected_spans(collector: CollectorThread, protocol: str) -> None:
+    processor, exporter, provider = _one_batch(collector, protocol, Reply(rejected=10, error_message="ten too old"))
     stats = processor.statistics()
     assert (stats.exported, stats.rejected, stats.failed) == (BATCH - 10, 10, 0)
     assert (exporter.statistics().accepted, exporter.statistics().rejected) == (BATCH - 10, 10)
@@ -156,26 +173,30 @@ def test_a_partial_success_counts_the_rejected_spans(collector: CollectorThread)
     provider.shutdown()
 
 
-def test_a_dropped_connection_is_sent_again_through_the_exporter(collector: CollectorThread) -> None:
-    processor, _exporter, provider = _one_batch(collector, Reply(drop_connection=True))
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_a_dropped_connection_is_sent_again_through_the_exporter(collector: CollectorThread, protocol: str) -> None:
+    processor, _exporter, provider = _one_batch(collector, protocol, Reply(drop_connection=True))
     stats = processor.statistics()
     assert (stats.exported, stats.failed) == (BATCH, 0)
     assert len(set(_spans(collector))) == BATCH
     provider.shutdown()
 
 
-def test_force_flush_waits_for_a_slow_answer_on_the_lane(collector: CollectorThread) -> None:
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_force_flush_waits_for_a_slow_answer_on_the_lane(collector: CollectorThread, protocol: str) -> None:
     """The flush returns once the lane's request ended and is settled: nothing in flight after it."""
-    processor, exporter, provider = _one_batch(collector, Reply(delay=0.5))
+    processor, exporter, provider = _one_batch(collector, protocol, Reply(delay=0.5))
     stats = processor.statistics()
     assert (stats.exported, stats.in_flight) == (BATCH, 0)
     assert exporter.statistics().in_flight == 0
     provider.shutdown()
 
 
-def test_no_collector_fails_through_the_exporter_and_is_counted() -> None:
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_no_collector_fails_through_the_exporter_and_is_counted(protocol: str) -> None:
     port = free_port()
-    exporter = SpanExporter(f"http://127.0.0.1:{port}/v1/traces", protocol="http/protobuf", timeout=1)
+    path = "" if protocol == "grpc" else "/v1/traces"
+    exporter = SpanExporter(f"http://127.0.0.1:{port}{path}", protocol=protocol, timeout=1)  # type: ignore[arg-type]
     processor = BatchSpanProcessor(exporter, schedule_delay_millis=60_000, export_timeout_millis=3000)
     provider = TracerProvider()
     provider.add_span_processor(processor)
@@ -190,7 +211,8 @@ def test_no_collector_fails_through_the_exporter_and_is_counted() -> None:
 @pytest.mark.parametrize(
     ("protocol", "options"),
     [
-        pytest.param("grpc", {}, id="grpc"),
+        pytest.param("grpc", {"grpc_client": "grpcio"}, id="grpc-grpcio"),
+        pytest.param("grpc", {"compression": "gzip"}, id="grpc-gzip"),
         pytest.param("http/json", {}, id="http-json"),
         pytest.param("http/protobuf", {"compression": "gzip"}, id="gzip"),
         pytest.param("http/protobuf", {"transport_factory": True}, id="transport_factory"),
@@ -198,12 +220,16 @@ def test_no_collector_fails_through_the_exporter_and_is_counted() -> None:
     ],
 )
 def test_no_lane_where_the_exporter_does_not_allow_one(
-    collector: CollectorThread, protocol: str, options: dict[str, Any]
+    collector: CollectorThread, protocol: str, options: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Everything else exports as before (and delivers)."""
+    """Everything else exports as before (and delivers); gRPC has a lane only with aiotlp's own client (h2), the
+    default where it is installed."""
+    import aiotlp.transport
     from aiotlp.transport import make_transport
 
     options = dict(options)
+    if options.pop("grpc_client", None) == "grpcio":
+        monkeypatch.setattr(aiotlp.transport, "DEFAULT_GRPC_IMPLEMENTATION", "grpcio")
     encode = options.pop("encode_at_source", None)
     if options.pop("transport_factory", False):
         options["transport_factory"] = make_transport
@@ -278,8 +304,8 @@ def _auto_configured(tmp_path: Path, collector: CollectorThread, count: int, **e
         OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
         OTEL_EXPORTER_OTLP_ENDPOINT=collector.http_endpoint,
         OTEL_BSP_SCHEDULE_DELAY="60000",
-        **extra,
     )
+    env.update(extra)
     out = subprocess.run(
         [str(INSTRUMENT), sys.executable, "app.py", str(count)],
         cwd=tmp_path,
@@ -294,14 +320,18 @@ def _auto_configured(tmp_path: Path, collector: CollectorThread, count: int, **e
     return result
 
 
+@pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_auto_configured_from_the_environment_uses_the_lane_and_delivers_at_exit(
-    tmp_path: Path, collector: CollectorThread
+    tmp_path: Path, collector: CollectorThread, protocol: str
 ) -> None:
     """``OTEL_PYTHON_CONFIGURATOR=aiotlp OTEL_TRACES_EXPORTER=aiotlp OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf
-    opentelemetry-instrument python app.py``, exiting without shutdown: full batches went on the lane, and the
-    provider's exit hook delivered the rest."""
+    opentelemetry-instrument python app.py`` (or ``grpc``), exiting without shutdown: full batches went on the
+    lane, and the provider's exit hook delivered the rest."""
     count = 3 * BATCH + 7
-    result = _auto_configured(tmp_path, collector, count)
+    extra = {}
+    if protocol == "grpc":
+        extra = {"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc", "OTEL_EXPORTER_OTLP_ENDPOINT": collector.grpc_endpoint}
+    result = _auto_configured(tmp_path, collector, count, **extra)
     assert result["lane"] is not None and result["lane"] >= 3
     assert sorted(_spans(collector)) == sorted([*(f"s{n}" for n in range(count)), "warm-up"])
 

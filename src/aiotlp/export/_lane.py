@@ -1,7 +1,8 @@
-"""The exporter's native lane: its plain OTLP/HTTP requests sent without the GIL, its results read as its own.
+"""The exporter's native lane: its plain OTLP requests sent without the GIL, its results read as its own.
 
 :func:`open_lane` makes an :class:`ExportLane` where the transport allows one (:mod:`aiotlp.transport._lanes`:
-plain TCP, one collector, uncompressed protobuf). A batch processor submits a request body with its item count;
+plain TCP, one collector, uncompressed protobuf over OTLP/HTTP, or OTLP/gRPC with aiotlp's own h2 client). A batch
+processor submits a request body with its item count;
 what the collector answered is read here exactly as the exporter's stack reads it (:func:`reply_error`, the
 partial success, the same logs and the same :class:`~aiotlp.export.ExportResult`), with two differences, both in
 favour of delivery: a request that got no response, or a retryable one (429, 502, 503, 504), is handed back as
@@ -29,7 +30,7 @@ from ..transport import (
     make_transport,
 )
 from ..transport import open_lane as open_native_lane
-from ._reply import failed_result, partial_result, read_reply, reply_error
+from ._reply import GRPC, failed_result, partial_result, read_reply, reply_error
 from ._types import ExportResult
 
 __all__ = ["CLOSED", "SEND_AGAIN", "ExportLane", "open_lane"]
@@ -52,24 +53,32 @@ def open_lane(
 ) -> ExportLane | None:
     """An :class:`ExportLane` for ``signal``'s requests as the default transport sends them (``config``), with
     ``workers`` threads, or ``None`` where there can be none: more than one endpoint, another protocol than
-    OTLP/HTTP protobuf, TLS, compression, the extension not built or turned off (``AIOTLP_NO_EXTENSIONS``). Only
-    for an exporter with the default transports (no ``transport_factory``, no ``fleet``): the caller knows."""
+    OTLP/HTTP protobuf or gRPC with the default client when it is aiotlp's own (h2; not grpcio), TLS, compression,
+    the extension not built or turned off (``AIOTLP_NO_EXTENSIONS``). Only for an exporter with the default
+    transports (no ``transport_factory``, no ``fleet``, the default gRPC client): the caller knows."""
     signal = Signal(signal)
     one = config.for_signal(signal)
-    if len(one.endpoints) > 1 or one.compression != "none" or one.protocol != "http/protobuf" or one.use_tls:
+    if len(one.endpoints) > 1 or one.compression != "none" or one.use_tls:
         return None
-    if not lane_available():
+    if one.protocol not in ("http/protobuf", "grpc") or not lane_available():
         return None
-    from ..transport import HttpTransport  # (imported lazily there: the HTTP/1.1 client)
-
     transport = make_transport(one, max_response_bytes=max_response_bytes)
-    if not isinstance(transport, HttpTransport):
-        return None
-    native = open_native_lane(transport, workers=workers, timeout=one.timeout, notify=notify)
+    native: NativeLane | None = None
+    if one.protocol == "grpc":
+        from ..transport import H2GrpcTransport  # (imported lazily there: h2)
+
+        if isinstance(transport, H2GrpcTransport):  # (not grpcio: the default client where h2 is not installed)
+            native = open_native_lane(transport, workers=workers, timeout=one.timeout, notify=notify)
+    else:
+        from ..transport import HttpTransport  # (imported lazily there: the HTTP/1.1 client)
+
+        if isinstance(transport, HttpTransport):
+            native = open_native_lane(transport, workers=workers, timeout=one.timeout, notify=notify)
     if native is None:
         return None
     where = one.endpoint_for_display
-    return ExportLane(signal, native, one.max_request_bytes, where)
+    content_type = GRPC if one.protocol == "grpc" else _PROTOBUF
+    return ExportLane(signal, native, one.max_request_bytes, where, content_type)
 
 
 class ExportLane:
@@ -78,10 +87,13 @@ class ExportLane:
     :meth:`submit` and :meth:`collect` may be called from any thread; ``notify`` (given to :func:`open_lane`) is
     called on a lane thread."""
 
-    __slots__ = ("_failure_log", "_lane", "_max_request_bytes", "_partial_log", "_signal", "_where")
+    __slots__ = ("_content_type", "_failure_log", "_lane", "_max_request_bytes", "_partial_log", "_signal", "_where")
 
-    def __init__(self, signal: Signal, lane: NativeLane, max_request_bytes: int, where: str) -> None:
+    def __init__(
+        self, signal: Signal, lane: NativeLane, max_request_bytes: int, where: str, content_type: str = _PROTOBUF
+    ) -> None:
         self._signal = signal
+        self._content_type = content_type
         self._lane = lane
         self._max_request_bytes = max_request_bytes
         self._where = where
@@ -141,7 +153,7 @@ class ExportLane:
     def _result(self, outcome: Reply | str, items: int) -> ExportResult | str:
         if isinstance(outcome, str):
             return outcome
-        error = reply_error(outcome, _PROTOBUF)
+        error = reply_error(outcome, self._content_type)
         if error is not None:
             if error.retryable:
                 return SEND_AGAIN
@@ -149,7 +161,7 @@ class ExportLane:
         if not outcome.body:
             return ExportResult(items=items, accepted=items, requests=1)
         try:
-            partial = read_reply(outcome, _PROTOBUF)
+            partial = read_reply(outcome, self._content_type)
         except ExportError as exc:  # a success body that cannot be read: what the stack makes of it
             return failed_result(self._signal, items, exc, self._where, self._failure_log)
         return partial_result(self._signal, items, partial, self._partial_log)

@@ -2,13 +2,14 @@
 
 An application on plain threads that makes spans (or log records) flat out holds the GIL nearly all the time, and
 every export that runs Python on the bridge takes it from the application. Where the exporter allows it (aiotlp's
-own, OTLP/HTTP protobuf over plain TCP to one collector, uncompressed, no disk queue, the default transports, the
-extension built: :func:`aiotlp.export.open_lane`), a processor exporting on the bridge gets a :class:`SourceLane`:
-the thread whose span fills a batch frames it (one compiled call) and hands it to a native thread that sends it
-and reads the reply, without Python and without the GIL (:mod:`aiotlp.processing._shipping` says how the
-processor uses it, :mod:`aiotlp.transport._lanes` how it sends). Each export is counted in the SDK exporter's
-statistics as any other; one that the lane could not deliver is sent again through the exporter, which counts it
-then. ``AIOTLP_NO_EXTENSIONS=1`` turns the lane off with the other compiled parts.
+own, OTLP/HTTP protobuf or OTLP/gRPC over aiotlp's h2 client, plain TCP to one collector, uncompressed, no disk
+queue, the default transports, the extension built: :func:`aiotlp.export.open_lane`), a processor exporting on the
+bridge gets a :class:`SourceLane`: the thread whose span fills a batch frames it (one compiled call) and hands it
+to a native thread that sends it and reads the reply, without Python and without the GIL
+(:mod:`aiotlp.processing._shipping` says how the processor uses it, :mod:`aiotlp.transport._lanes` how it sends).
+Each export is counted in the SDK exporter's statistics as any other; one that the lane could not deliver is sent
+again through the exporter, which counts it then. ``AIOTLP_NO_EXTENSIONS=1`` turns the lane off with the other
+compiled parts.
 """
 
 from __future__ import annotations

@@ -10,6 +10,11 @@ exporter, as any other: partial success, a retryable or final status), and a req
 connection, a broken one, a timeout, not an HTTP/1.x response) as :data:`SEND_AGAIN`, for the exporter to send
 through its own stack (its HTTP/1.1 client, retries and error reports).
 
+OTLP/gRPC has a lane too (:mod:`aiotlp.transport._lane_h2`, read by :mod:`._lanes_grpc`): unary calls over
+cleartext HTTP/2, one connection per worker thread, for an :class:`~aiotlp.transport.H2GrpcTransport`; the plain
+success is ``grpc-status`` 0 with an empty message (or an empty partial success), anything else complete is read
+as the h2 client reads it.
+
 Only for plain TCP (no TLS: the lane has no TLS of its own), one collector, uncompressed bodies, and only where the
 extension was built (Linux); :func:`open_lane` says ``None`` otherwise.
 """
@@ -24,6 +29,7 @@ from ._base import IDENTITY, Reply
 from ._compression import BoundedInflater
 
 if TYPE_CHECKING:
+    from ._h2grpc import H2GrpcTransport
     from ._http import HttpTransport
 
 try:
@@ -33,8 +39,14 @@ except ImportError:  # not built (not Linux, no compiler): the exporter's own st
     _OK = _RESPONSE = _CLOSED = -1
 else:
     _OK, _RESPONSE, _CLOSED = _lane.OK, _lane.RESPONSE, _lane.CLOSED
+try:
+    from . import _lane_h2
+except ImportError:  # as _lane
+    _lane_h2 = None  # type: ignore[assignment]
+else:  # the same kinds: one NativeLane reads both
+    assert (_lane_h2.OK, _lane_h2.RESPONSE, _lane_h2.CLOSED) == (_OK, _RESPONSE, _CLOSED)
 
-_open: set[_lane.Lane] = set()
+_open: set[_lane.Lane | _lane_h2.Lane] = set()
 """The lanes not closed yet: :func:`close_all` closes them before the interpreter finalizes (a lane's threads
 must not take the GIL then). A forked child starts with none (its parent's lanes have no threads there)."""
 if hasattr(os, "register_at_fork"):  # pragma: no branch - POSIX
@@ -49,10 +61,12 @@ CLOSED: Final = "closed"
 """The outcome of a request that the lane's :meth:`~NativeLane.close` stopped (or that it never sent)."""
 
 OK_REPLY: Final = Reply(200)
+GRPC_OK_REPLY: Final = Reply(200, content_type="application/grpc", grpc_status=0)
+"""The plain success of a gRPC lane: grpc-status 0, an empty message."""
 
 LaneOutcome: TypeAlias = "Reply | str"
 """What became of a request: a :class:`Reply` (:data:`OK_REPLY` for the plain success), :data:`SEND_AGAIN` or
-:data:`CLOSED`."""
+:data:`CLOSED`. (:data:`GRPC_OK_REPLY` on a gRPC lane.)"""
 
 
 def available() -> bool:
@@ -61,7 +75,8 @@ def available() -> bool:
 
 
 class NativeLane:
-    """Sends request bodies to one OTLP/HTTP endpoint on ``workers`` native threads (see the module docstring).
+    """Sends request bodies to one OTLP/HTTP endpoint (or OTLP/gRPC messages to one gRPC endpoint) on ``workers``
+    native threads (see the module docstring).
 
     :meth:`submit` takes a body when a worker is free (:attr:`room`); :meth:`collect` returns the outcomes since
     the last call. ``notify`` (no arguments) is called on a worker thread, holding the GIL briefly, after any
@@ -70,12 +85,14 @@ class NativeLane:
     child a lane made in the parent takes nothing (its threads do not exist there).
     """
 
-    __slots__ = ("_lane", "_max_response", "_where")
+    __slots__ = ("_grpc", "_lane", "_max_response", "_ok", "_where")
 
-    def __init__(self, native: _lane.Lane, where: str, max_response: int) -> None:
+    def __init__(self, native: _lane.Lane | _lane_h2.Lane, where: str, max_response: int) -> None:
         self._lane = native
         self._where = where
         self._max_response = max_response
+        self._grpc = _lane_h2 is not None and isinstance(native, _lane_h2.Lane)
+        self._ok = GRPC_OK_REPLY if self._grpc else OK_REPLY
 
     def __repr__(self) -> str:
         return f"NativeLane({self._where}, room={self.room}, in_flight={self.in_flight})"
@@ -123,7 +140,7 @@ class NativeLane:
         done: list[tuple[object, LaneOutcome]] = []
         for token, kind, status, head, body, _errno, _elapsed, _received in self._lane.collect():
             if kind == _OK:
-                done.append((token, OK_REPLY))
+                done.append((token, self._ok))
             elif kind == _RESPONSE:
                 done.append((token, self._reply(status, head or b"", body or b"")))
             elif kind == _CLOSED:
@@ -133,6 +150,11 @@ class NativeLane:
         return done
 
     def _reply(self, status: int, head: bytes, body: bytes) -> LaneOutcome:
+        if self._grpc:
+            from ._lanes_grpc import grpc_reply
+
+            reply = grpc_reply(head, body, self._max_response)
+            return SEND_AGAIN if reply is None else reply
         from ._h1 import _parse_head  # (the HTTP/1.1 client: imported with the first response that needs it)
 
         try:
@@ -148,10 +170,15 @@ class NativeLane:
 
 
 def open_lane(
-    transport: HttpTransport, *, workers: int, timeout: float, notify: Callable[[], object]
+    transport: HttpTransport | H2GrpcTransport, *, workers: int, timeout: float, notify: Callable[[], object]
 ) -> NativeLane | None:
     """A :class:`NativeLane` sending ``transport``'s requests (uncompressed, as its head says), or ``None`` where
-    there can be none: not built or turned off, TLS, OTLP/JSON."""
+    there can be none: not built or turned off, TLS, OTLP/JSON. For an :class:`~aiotlp.transport.H2GrpcTransport`
+    the lane makes the calls it makes (its header fields, ``grpc-timeout`` for ``timeout``) over h2c."""
+    from ._h2grpc import H2GrpcTransport
+
+    if isinstance(transport, H2GrpcTransport):
+        return _open_grpc(transport, workers=workers, timeout=timeout, notify=notify)
     config = transport.config
     if not available() or config.use_tls or transport.json or config.protocol != "http/protobuf":
         return None
@@ -168,6 +195,35 @@ def open_lane(
     )
     _open.add(native)
     return NativeLane(native, config.endpoint_for_display, transport.max_response_bytes)
+
+
+def _open_grpc(
+    transport: H2GrpcTransport, *, workers: int, timeout: float, notify: Callable[[], object]
+) -> NativeLane | None:
+    config = transport.config
+    if not available() or _lane_h2 is None or config.use_tls or config.protocol != "grpc":
+        return None
+    from ._lanes_grpc import decode_block, header_block
+
+    host, port = transport._address
+    native = _lane_h2.Lane(
+        host,
+        port,
+        header_block(transport, timeout),
+        workers=workers,
+        timeout=timeout,
+        keepalive=GRPC_IDLE,
+        max_response=transport.max_response_bytes,
+        notify=notify,
+        decode=decode_block,
+    )
+    _open.add(native)
+    return NativeLane(native, config.endpoint_for_display, transport.max_response_bytes)
+
+
+GRPC_IDLE: Final = 600.0
+"""How long a lane thread keeps an idle HTTP/2 connection (the h2 client keeps its own until the server closes
+it; the lane reads what the server sent while idle, a GOAWAY included, before each call)."""
 
 
 def close_all() -> None:
