@@ -1255,12 +1255,18 @@ Lane_init(Lane *self, PyObject *args, PyObject *kwds)
         PyErr_SetString(PyExc_RuntimeError, "Lane.__init__ called twice");
         return -1;
     }
-    if (workers < 1 || workers > MAX_WORKERS || port < 1 || port > 65535 || !(timeout > 0) || !(keepalive >= 0) ||
-        max_response < 0 || !PyCallable_Check(notify) || !PyCallable_Check(decode) || head.len == 0) {
+    const char *wrong = workers < 1 || workers > MAX_WORKERS ? "workers must be 1-16"
+                        : port < 1 || port > 65535            ? "port must be 1-65535"
+                        : !(timeout > 0)                       ? "timeout must be a positive number of seconds"
+                        : !(keepalive >= 0)                    ? "keepalive must be 0 or more seconds"
+                        : max_response < 0                     ? "max_response must be 0 or more bytes"
+                        : head.len == 0                        ? "head must be a non-empty header block"
+                        : !PyCallable_Check(notify)            ? "notify must be callable"
+                        : !PyCallable_Check(decode)            ? "decode must be callable"
+                                                               : NULL;
+    if (wrong != NULL) {
         PyBuffer_Release(&head);
-        PyErr_SetString(PyExc_ValueError,
-                        "Lane needs 1-16 workers, a port 1-65535, a positive timeout, a header block, "
-                        "and callable notify and decode");
+        PyErr_SetString(PyExc_ValueError, wrong);
         return -1;
     }
     self->host = strdup(host);
