@@ -32,6 +32,7 @@ from aiotlp.export import read_reply
 from aiotlp.model import Signal
 from aiotlp.testing import FakeCollector, Reply, Rotel
 from aiotlp.transport import LANE_CLOSED, SEND_AGAIN, H2GrpcTransport, NativeLane, lane_available, open_lane
+from aiotlp.transport._lanes import OK_REPLY
 from aiotlp.transport._lanes_grpc import decode_block, header_block
 
 pytestmark = pytest.mark.skipif(
@@ -250,6 +251,56 @@ async def test_continuation_padding_priority_and_unknown_frames_are_read() -> No
                 outcome = await call(lane, waker)
                 assert (outcome.status, outcome.grpc_status, outcome.body) == (200, 0, b"")
             assert lane.connections_made == 1
+
+
+async def test_a_complete_response_then_a_no_error_reset_is_the_response() -> None:
+    """A server that refuses a call early answers trailers-only, then resets the stream with NO_ERROR (RFC 9113
+    8.1): the status is the answer, not a broken call to send again."""
+
+    async def handler(stream: Stream) -> None:
+        sid = stream.stream_id
+        trailers = _block([(b":status", b"200"), (b"content-type", b"application/grpc"), (b"grpc-status", b"8")])
+        stream.writer.write(
+            hyperframe.frame.HeadersFrame(sid, trailers, flags=["END_HEADERS", "END_STREAM"]).serialize()
+            + hyperframe.frame.RstStreamFrame(sid, error_code=0).serialize()
+        )
+
+    async with H2Server(handler) as server:
+        with lane_on(server.endpoint) as (lane, waker):
+            outcome = await call(lane, waker)
+    assert (outcome.status, outcome.grpc_status) == (200, 8)
+
+
+async def test_a_status_outside_the_trailers_is_no_status() -> None:
+    """grpc-status in the response headers, then the message and END_STREAM without trailers: gRPC's clients
+    say the call failed (no status); neither the engine nor Python takes it for a success."""
+
+    async def handler(stream: Stream) -> None:
+        sid = stream.stream_id
+        head = _block([(b":status", b"200"), (b"content-type", b"application/grpc"), (b"grpc-status", b"0")])
+        stream.writer.write(
+            hyperframe.frame.HeadersFrame(sid, head, flags=["END_HEADERS"]).serialize()
+            + hyperframe.frame.DataFrame(sid, b"\x00" * 5, flags=["END_STREAM"]).serialize()
+        )
+
+    async with H2Server(handler) as server:
+        with lane_on(server.endpoint) as (lane, waker):
+            outcome = await call(lane, waker)
+    assert outcome is not OK_REPLY
+    assert outcome.grpc_status is None  # the exporter reads it as INTERNAL: the stream ended without a status
+
+
+async def test_a_continuation_on_stream_zero_breaks_the_connection() -> None:
+    async def handler(stream: Stream) -> None:
+        ok = _block([(b":status", b"200"), (b"content-type", b"application/grpc"), (b"grpc-status", b"0")])
+        stream.writer.write(
+            b"\x00\x00\x00\x09\x04\x00\x00\x00\x00"  # CONTINUATION, END_HEADERS, stream 0: a connection error
+            + hyperframe.frame.HeadersFrame(stream.stream_id, ok, flags=["END_HEADERS", "END_STREAM"]).serialize()
+        )
+
+    async with H2Server(handler) as server:
+        with lane_on(server.endpoint) as (lane, waker):
+            assert await call(lane, waker) == SEND_AGAIN
 
 
 async def test_a_push_promise_breaks_the_connection_and_the_call_is_sent_again() -> None:

@@ -36,6 +36,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -298,6 +299,10 @@ read_some(int fd, Buf *b, size_t limit, double deadline)
             continue;
         }
         if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            if (deadline == 0.0) {
+                errno = EAGAIN; /* no waiting asked: nothing there now */
+                return -1;
+            }
             if (wait_fd(fd, POLLIN, deadline) < 0) {
                 return -1;
             }
@@ -376,6 +381,7 @@ typedef struct {
     int nblocks;
     Buf partial;   /* the header block being received */
     int end_after; /* the HEADERS frame of that block had END_STREAM */
+    int end_block; /* 1 + the index of the block that ended the stream (the trailers); 0: none */
     Buf data;      /* the DATA payload */
     int ended;     /* END_STREAM received */
     int reset;     /* RST_STREAM received */
@@ -408,6 +414,9 @@ get32(const unsigned char *p)
 static int
 buf_add(Buf *b, const void *data, size_t len)
 {
+    if (len == 0) {
+        return 0; /* b->data may be NULL: memcpy(NULL, p, 0) is undefined */
+    }
     if (buf_reserve(b, len) < 0) {
         return -1;
     }
@@ -450,6 +459,7 @@ commit_block(Stream *st)
     st->partial.len = 0;
     if (st->end_after) {
         st->ended = 1;
+        st->end_block = st->nblocks;
     }
     return 0;
 }
@@ -558,7 +568,7 @@ process(Lane *lane, Conn *conn, Stream *st, double deadline)
             break;
         }
         case F_CONTINUATION:
-            if (conn->cont_stream != sid) {
+            if (conn->cont_stream == 0 || conn->cont_stream != sid) { /* none in progress (sid 0 too) */
                 r = P_PROTO;
                 break;
             }
@@ -604,6 +614,10 @@ process(Lane *lane, Conn *conn, Stream *st, double deadline)
                     }
                     if (st != NULL) {
                         st->send_window += (long long)value - conn->peer_initial;
+                        if (st->send_window > MAX_WINDOW) {
+                            r = P_PROTO; /* FLOW_CONTROL_ERROR */
+                            break;
+                        }
                     }
                     conn->peer_initial = value;
                 }
@@ -656,6 +670,10 @@ process(Lane *lane, Conn *conn, Stream *st, double deadline)
                 conn->send_window += increment;
             }
             else if (ours) {
+                if (increment == 0 || st->send_window + increment > MAX_WINDOW) {
+                    r = P_PROTO; /* PROTOCOL_ERROR / FLOW_CONTROL_ERROR on the stream: the connection is dropped */
+                    break;
+                }
                 st->send_window += increment;
             }
             break;
@@ -776,12 +794,12 @@ open_conn(Lane *lane, int index, Conn *conn, double deadline, int *err)
 /* what the server sent while the connection was idle (SETTINGS, PING, GOAWAY, a close): 0 when it can take the
  * next stream */
 static int
-settle_idle(Lane *lane, int index, Conn *conn)
+settle_idle(Lane *lane, int index, Conn *conn, double deadline)
 {
+    conn->budget = 1 << 20; /* for the whole settling: a server that keeps sending is dropped */
     for (;;) {
-        conn->budget = 1 << 20;
-        int r = pump(lane, conn, NULL, 0.0, 0);
-        if (r == P_ERRNO && (errno == ETIMEDOUT || errno == EAGAIN)) {
+        int r = pump(lane, conn, NULL, deadline, 0); /* the call's deadline, for the acks only: reads do not wait */
+        if (r == P_ERRNO && errno == EAGAIN) {
             break; /* nothing more there */
         }
         if (r != P_OK) {
@@ -1003,8 +1021,8 @@ finish(Lane *lane, Stream *st, Job *job)
             status = s;
             grpc_ct = ct;
         }
-        if (gs != -1) {
-            grpc_status = gs;
+        if (i + 1 == st->end_block) {
+            grpc_status = gs; /* gRPC reads grpc-status in the trailers (or a trailers-only response) only */
         }
         at += 4 + len;
     }
@@ -1043,7 +1061,7 @@ exchange(Lane *lane, int index, Conn *conn, Job *job)
     for (int attempt = 0; attempt < 2; attempt++) {
         int reused = conn->fd >= 0;
         if (reused && (started - conn->idle_since > lane->keepalive || conn->goaway ||
-                       conn->next_stream > LAST_STREAM || settle_idle(lane, index, conn) < 0)) {
+                       conn->next_stream > LAST_STREAM || settle_idle(lane, index, conn, deadline) < 0)) {
             drop_conn(lane, index, conn); /* too old, going away, out of stream ids, or closed by the server */
             reused = 0;
         }
@@ -1065,7 +1083,9 @@ exchange(Lane *lane, int index, Conn *conn, Job *job)
         conn->next_stream += 2;
         st.send_window = conn->peer_initial;
         st.recv_window = OUR_WINDOW;
-        conn->budget = (long long)lane->max_response + MAX_BLOCKS * (long long)MAX_HEAD + (1LL << 20);
+        const long long extra = MAX_BLOCKS * (long long)MAX_HEAD + (1LL << 20);
+        conn->budget = lane->max_response > (size_t)(LLONG_MAX - extra) ? LLONG_MAX
+                                                                          : (long long)lane->max_response + extra;
         int sent_all = 0;
         int r = run_stream(lane, conn, &st, job, deadline, &sent_all);
         int keep = 0, again = 0;
@@ -1082,7 +1102,7 @@ exchange(Lane *lane, int index, Conn *conn, Job *job)
                 errno = saved;
             }
         }
-        if (r == P_OK && st.ended && !st.reset) {
+        if (r == P_OK && st.ended && (!st.reset || st.reset_code == 0)) {
             finish(lane, &st, job);
             keep = sent_all && !conn->goaway && job->kind != K_BAD_RESPONSE;
         }
@@ -1355,8 +1375,8 @@ Lane_submit(Lane *self, PyObject *args)
         PyErr_SetString(PyExc_TypeError, "submit() takes the body as bytes");
         return NULL;
     }
-    if (self->pid != getpid() || self->host == NULL) {
-        Py_RETURN_FALSE;
+    if (self->pid != getpid() || self->host == NULL || (unsigned long long)PyBytes_GET_SIZE(body) > 0xffffffffULL) {
+        Py_RETURN_FALSE; /* (a message over 4 GiB - 1 does not fit gRPC's length prefix) */
     }
     pthread_mutex_lock(&self->mu);
     int refuse = self->closing || self->npending + self->nbusy >= self->nworkers;

@@ -98,20 +98,25 @@ def grpc_reply(head: bytes, data: bytes, limit: int) -> Reply | None:
     grpc_status: int | None = None
     details: bytes | None = None
     try:
-        for block in _blocks(head):
+        blocks = _blocks(head)
+        for index, block in enumerate(blocks):
+            # the status is the trailers' (the last block after the headers), or a trailers-only response's
+            trailers = index == len(blocks) - 1 and (len(blocks) > 1 or not data)
             for name, value in _decode(block):
                 if name == b":status":
                     http_status = int(value) if value.isdigit() else -1
-                elif name == b"grpc-status":
-                    grpc_status = int(value) if value.isdigit() else UNKNOWN
                 elif name == b"content-type":
                     content_type = value
+                elif name == b"grpc-encoding":
+                    encoding = value
+                elif not trailers:
+                    continue
+                elif name == b"grpc-status":
+                    grpc_status = int(value) if value.isdigit() else UNKNOWN
                 elif name == b"grpc-message":
                     grpc_message = value
                 elif name == b"grpc-status-details-bin":
                     details = b64decode(value)
-                elif name == b"grpc-encoding":
-                    encoding = value
     except Exception:
         return None
     ctype = content_type.decode("latin-1")
