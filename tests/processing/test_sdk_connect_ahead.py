@@ -28,7 +28,7 @@ from tests.faults._support import ProxyThread, TcpProxy
 from tests.sdk.compat.test_selection import INSTRUMENT, SRC, metadata
 
 from aiotlp.sdk import BatchLogRecordProcessor, BatchSpanProcessor, LogExporter, SpanExporter
-from aiotlp.sdk._bridge import exports_in_flight
+from aiotlp.sdk._bridge import LANE_EXPORTS_IN_FLIGHT
 from aiotlp.testing import CollectorThread, free_port
 from aiotlp.transport import lane_available, make_transport
 
@@ -38,8 +38,8 @@ CLIENTS = [("grpc", "h2"), ("grpc", "grpcio"), ("http/protobuf", None)]
 def made_ahead(protocol: str, client: str | None = None) -> int:
     """The connections a processor opens when it starts: the exporter's one, or with the default transports
     (``client`` None: OTLP/HTTP protobuf, or gRPC over aiotlp's h2 client) those of the native lane (one per lane
-    thread: aiotlp.sdk._bridge.exports_in_flight, two for HTTP, four for gRPC), which then sends."""
-    return exports_in_flight(protocol) if client is None and lane_available() else 1
+    thread: aiotlp.sdk._bridge.LANE_EXPORTS_IN_FLIGHT, four), which then sends."""
+    return LANE_EXPORTS_IN_FLIGHT if client is None and lane_available() else 1
 
 
 @contextlib.contextmanager

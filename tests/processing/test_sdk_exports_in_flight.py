@@ -18,9 +18,9 @@ from opentelemetry.sdk.trace.export import SpanExporter as SdkSpanExporter
 from opentelemetry.sdk.trace.export import SpanExportResult
 
 from aiotlp.sdk import BatchSpanProcessor, SpanExporter
-from aiotlp.sdk._bridge import EXPORTS_IN_FLIGHT
+from aiotlp.sdk._bridge import EXPORTS_IN_FLIGHT, LANE_EXPORTS_IN_FLIGHT
 from aiotlp.testing import CollectorThread, Reply
-from aiotlp.transport import make_transport
+from aiotlp.transport import lane_available, make_transport
 
 
 def make_spans(provider: TracerProvider, n: int) -> None:
@@ -139,11 +139,12 @@ def test_max_concurrent_exports_is_validated_and_settable() -> None:
 
 
 def test_exports_in_flight_per_exporter_on_the_bridge(tmp_path: Any) -> None:
-    """On the bridge: two to aiotlp's own exporter; one with the disk queue (a DurableExporter) and one to a
-    foreign SDK exporter."""
+    """On the bridge: two to aiotlp's own exporter (four where the native lane sends: one per lane thread); one with
+    the disk queue (a DurableExporter) and one to a foreign SDK exporter."""
+    own = LANE_EXPORTS_IN_FLIGHT if lane_available() else 2
     with CollectorThread() as collector:
         cases = {
-            "aiotlp": (SpanExporter(collector.http_endpoint + "/v1/traces", protocol="http/protobuf"), 2),
+            "aiotlp": (SpanExporter(collector.http_endpoint + "/v1/traces", protocol="http/protobuf"), own),
             "queue_dir": (
                 SpanExporter(collector.http_endpoint + "/v1/traces", protocol="http/protobuf", queue_dir=tmp_path),
                 1,

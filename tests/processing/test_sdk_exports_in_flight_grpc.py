@@ -19,9 +19,9 @@ from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk.trace import TracerProvider
 
 from aiotlp.sdk import BatchLogRecordProcessor, BatchSpanProcessor, LogExporter, SpanExporter
-from aiotlp.sdk._bridge import EXPORTS_IN_FLIGHT, GRPC_EXPORTS_IN_FLIGHT, exports_in_flight
+from aiotlp.sdk._bridge import EXPORTS_IN_FLIGHT, GRPC_EXPORTS_IN_FLIGHT, LANE_EXPORTS_IN_FLIGHT, exports_in_flight
 from aiotlp.testing import CollectorThread, Reply
-from aiotlp.transport import make_transport
+from aiotlp.transport import lane_available, make_transport
 
 CLIENTS = ("h2", "grpcio")
 HELD = 5.0  # seconds the collector holds each of the first replies
@@ -108,7 +108,9 @@ def test_the_count_follows_the_protocol_from_the_environment(protocol: str) -> N
         provider = TracerProvider()
         provider.add_span_processor(processor)
         make_spans(provider, 10)  # the first span binds the processor to the bridge
-        assert processor._processor.max_concurrent_exports == (4 if protocol == "grpc" else 2)
+        # the lane's threads where it is built (both protocols: the default clients), else the bridge's exports
+        expected = LANE_EXPORTS_IN_FLIGHT if lane_available() else (4 if protocol == "grpc" else 2)
+        assert processor._processor.max_concurrent_exports == expected
         provider.shutdown()
         assert processor.statistics().exported == 10
         assert len(collector.spans()) == 10

@@ -23,6 +23,7 @@ from aiotlp._exceptions import DeadlineExceededError
 from aiotlp.export import LANE_CLOSED, ExportLane, ExportResult, open_lane
 from aiotlp.processing import Batch, BatchProcessor
 
+from ._bridge import LANE_EXPORTS_IN_FLIGHT
 from ._client import ExportClient
 from ._stats import Ticket
 
@@ -59,12 +60,13 @@ class SourceLane:
         """The lane for ``processor`` (exporting through ``client`` on the bridge), or None where there is none."""
         if client.closed or client.queue_dir is not None or not client.default_transports:
             return None
-        workers = processor.max_concurrent_exports
+        workers = LANE_EXPORTS_IN_FLIGHT
         lane = cls(client, frame, workers, processor.lane_notified)
         native = open_lane(client.config, client.signal, workers=workers, notify=lane._notified)
         if native is None:
             return None
         lane._lane = native
+        processor.max_concurrent_exports = workers  # the lane's threads are its export slots
         return lane
 
     def __repr__(self) -> str:
