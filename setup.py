@@ -54,9 +54,19 @@ _EXTENSIONS = [
         [
             Extension("aiotlp.transport._holdgil", ["src/aiotlp/transport/_holdgil.c"], optional=True),
             # native threads that send OTLP/HTTP requests without the GIL (aiotlp.transport.lane)
-            Extension("aiotlp.transport._lane", ["src/aiotlp/transport/_lane.c"], optional=True),
+            Extension(
+                "aiotlp.transport._lane",
+                ["src/aiotlp/transport/_lane.c"],
+                depends=["src/aiotlp/transport/_lane_common.h"],
+                optional=True,
+            ),
             # the same for OTLP/gRPC over cleartext HTTP/2 (aiotlp.transport._lanes_grpc)
-            Extension("aiotlp.transport._lane_h2", ["src/aiotlp/transport/_lane_h2.c"], optional=True),
+            Extension(
+                "aiotlp.transport._lane_h2",
+                ["src/aiotlp/transport/_lane_h2.c"],
+                depends=["src/aiotlp/transport/_lane_common.h"],
+                optional=True,
+            ),
         ]
         if sys.platform.startswith("linux")
         else []
