@@ -211,3 +211,17 @@ async def test_a_closed_lanes_batch_counts_as_cancelled() -> None:
     assert (stats.failed, stats.in_flight) == (4, 0)
     assert p._lane_ended == [] and LANE_CLOSED == "closed"
     await p.shutdown(timeout=10)
+
+
+async def test_a_closed_lane_leaves_ready_batches_to_the_worker() -> None:
+    """The lane closed (the bridge's exit closed it) while the processor goes on: a full batch wakes the worker,
+    which exports it through the exporter, at once (not at the next tick)."""
+    lane, exporter = ScriptedLane(), RecordingExporter()
+    p = await with_lane(lane, exporter)
+    lane.close()
+    spans: list[object] = list(make_spans(4))
+    put_from_a_thread(p, spans)
+    await turns()
+    assert exporter.items(Signal.TRACES) == spans
+    await p.shutdown(timeout=10)
+    assert balanced(p.statistics()).exported == 4

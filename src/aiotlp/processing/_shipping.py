@@ -126,6 +126,7 @@ class LaneShipping(Generic[T]):
         if loop is None or self._stopping or self._worker_on is not loop:
             return False
         to_loop = False
+        shipped = True
         with self._start_lock:
             if self._loop is not loop:
                 return False
@@ -134,7 +135,10 @@ class LaneShipping(Generic[T]):
                 to_loop |= self._collect_lane(lane, on_loop=False) > 1
                 if self._exports_in_flight() >= self._max_concurrent or lane.room <= 0:
                     if not self._on_lane:
-                        break  # the loop's own exports, or what it has to settle, end with a _pump there
+                        # the loop's own exports, or what it has to settle, end with a _pump there; a lane that
+                        # takes nothing (closed) leaves the batch to the worker, woken as without a lane
+                        shipped = lane.room > 0
+                        break
                     # the next request to end wakes the loop; those that ended before this are collected now
                     if lane.wake_on_done():
                         continue
@@ -155,7 +159,7 @@ class LaneShipping(Generic[T]):
                 break
         if to_loop:
             self.lane_notified()
-        return True
+        return shipped
 
     def _lane_full(self, loop: asyncio.AbstractEventLoop) -> None:
         """On the loop, after a _pump that filled every export slot while batches may wait: the lane wakes the
