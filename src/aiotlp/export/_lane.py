@@ -110,11 +110,6 @@ class ExportLane:
         return self._lane.room
 
     @property
-    def in_flight(self) -> int:
-        """Requests submitted and not yet collected."""
-        return self._lane.in_flight
-
-    @property
     def connections_made(self) -> int:
         return self._lane.connections_made
 

@@ -321,11 +321,21 @@ parse_head(const char *s, size_t len, Head *h)
 
 /* ----------------------------------------------------------------------------------------------- the lane */
 
+/* a read that got nothing more: TIMEOUT at the deadline, BAD_RESPONSE past the response's budget, else
+ * DISCONNECTED (the end of the stream, or an error) */
+static void
+read_failed(Job *job, ssize_t got)
+{
+    job->kind = got < 0 && errno == ETIMEDOUT ? K_TIMEOUT : got < 0 && errno == EMSGSIZE ? K_BAD_RESPONSE : K_DISCONNECTED;
+    job->sys_errno = got < 0 ? errno : 0;
+}
+
 /* the response to the request just written: fills job; returns 1 when the connection may be kept */
 static int
 read_response(Lane *lane, int fd, Job *job, double deadline)
 {
     Buf b = {NULL, 0, 0};
+    Buf body = {NULL, 0, 0}; /* the response body, freed at the end unless handed to the job */
     /* everything read for one response: interim responses, head, body, chunk framing and trailers */
     size_t limit = lane->max_response + 4 * (size_t)MAX_HEAD;
     size_t start = 0; /* where the current head begins (after 1xx interim responses) */
@@ -359,8 +369,7 @@ read_response(Lane *lane, int fd, Job *job, double deadline)
         }
         ssize_t got = read_some(fd, &b, limit, deadline);
         if (got <= 0) {
-            job->kind = got < 0 && errno == ETIMEDOUT ? K_TIMEOUT : got < 0 && errno == EMSGSIZE ? K_BAD_RESPONSE : K_DISCONNECTED;
-            job->sys_errno = got < 0 ? errno : 0;
+            read_failed(job, got);
             job->received = b.len > 0;
             if (b.len > 0 && got == 0 && b.len >= 4 && memcmp(b.data, "HTTP", 4) != 0) {
                 job->kind = K_BAD_RESPONSE; /* e.g. HTTP/2 frames from a gRPC port */
@@ -372,7 +381,6 @@ read_response(Lane *lane, int fd, Job *job, double deadline)
     job->status = h.status;
     size_t head_len = (size_t)(end - (b.data + start));
     size_t body_at = start + head_len + 4;
-    Buf body = {NULL, 0, 0};
     int to_close = 0;
     if (h.status == 204 || h.status == 304) {
         /* no body */
@@ -384,14 +392,11 @@ read_response(Lane *lane, int fd, Job *job, double deadline)
             if (nl == NULL) {
                 if (b.len - at > MAX_CHUNK_LINE) {
                     job->kind = K_BAD_RESPONSE;
-                    free(body.data);
                     goto out;
                 }
                 ssize_t got = read_some(fd, &b, limit, deadline);
                 if (got <= 0) {
-                    job->kind = got < 0 && errno == ETIMEDOUT ? K_TIMEOUT : got < 0 && errno == EMSGSIZE ? K_BAD_RESPONSE : K_DISCONNECTED;
-                    job->sys_errno = got < 0 ? errno : 0;
-                    free(body.data);
+                    read_failed(job, got);
                     goto out;
                 }
                 continue;
@@ -411,7 +416,6 @@ read_response(Lane *lane, int fd, Job *job, double deadline)
             }
             if (digits == 0 || (p < nl && *p != ';' && *p != '\r' && *p != ' ' && *p != '\t')) {
                 job->kind = K_BAD_RESPONSE;
-                free(body.data);
                 goto out;
             }
             at = (size_t)(nl - b.data) + 1;
@@ -430,14 +434,11 @@ read_response(Lane *lane, int fd, Job *job, double deadline)
                     }
                     if (b.len - at > MAX_HEAD) {
                         job->kind = K_BAD_RESPONSE;
-                        free(body.data);
                         goto out;
                     }
                     ssize_t got = read_some(fd, &b, limit, deadline);
                     if (got <= 0) {
-                        job->kind = got < 0 && errno == ETIMEDOUT ? K_TIMEOUT : got < 0 && errno == EMSGSIZE ? K_BAD_RESPONSE : K_DISCONNECTED;
-                        job->sys_errno = got < 0 ? errno : 0;
-                        free(body.data);
+                        read_failed(job, got);
                         goto out;
                     }
                 }
@@ -445,21 +446,17 @@ read_response(Lane *lane, int fd, Job *job, double deadline)
             }
             if (body.len + size > lane->max_response) {
                 job->kind = K_BAD_RESPONSE;
-                free(body.data);
                 goto out;
             }
             while (b.len < at + size + 2) {
                 ssize_t got = read_some(fd, &b, limit, deadline);
                 if (got <= 0) {
-                    job->kind = got < 0 && errno == ETIMEDOUT ? K_TIMEOUT : got < 0 && errno == EMSGSIZE ? K_BAD_RESPONSE : K_DISCONNECTED;
-                    job->sys_errno = got < 0 ? errno : 0;
-                    free(body.data);
+                    read_failed(job, got);
                     goto out;
                 }
             }
             if (buf_reserve(&body, (size_t)size) < 0) {
                 job->kind = K_BAD_RESPONSE;
-                free(body.data);
                 goto out;
             }
             memcpy(body.data + body.len, b.data + at, (size_t)size);
@@ -467,7 +464,6 @@ read_response(Lane *lane, int fd, Job *job, double deadline)
             at += (size_t)size;
             if (b.data[at] != '\r' || b.data[at + 1] != '\n') {
                 job->kind = K_BAD_RESPONSE;
-                free(body.data);
                 goto out;
             }
             at += 2;
@@ -485,8 +481,7 @@ read_response(Lane *lane, int fd, Job *job, double deadline)
         while (b.len < want) {
             ssize_t got = read_some(fd, &b, limit, deadline);
             if (got <= 0) {
-                job->kind = got < 0 && errno == ETIMEDOUT ? K_TIMEOUT : got < 0 && errno == EMSGSIZE ? K_BAD_RESPONSE : K_DISCONNECTED;
-                job->sys_errno = got < 0 ? errno : 0;
+                read_failed(job, got);
                 goto out;
             }
         }
@@ -515,8 +510,7 @@ read_response(Lane *lane, int fd, Job *job, double deadline)
                 break;
             }
             if (got < 0) {
-                job->kind = errno == ETIMEDOUT ? K_TIMEOUT : errno == EMSGSIZE ? K_BAD_RESPONSE : K_DISCONNECTED;
-                job->sys_errno = errno;
+                read_failed(job, got);
                 goto out;
             }
         }
@@ -535,7 +529,6 @@ read_response(Lane *lane, int fd, Job *job, double deadline)
                 (body.len == 0 || (!h.encoded && body.len == 2 && body.data[0] == 0x0a && body.data[1] == 0));
     if (plain) {
         job->kind = K_OK;
-        free(body.data);
     }
     else {
         job->kind = K_RESPONSE;
@@ -546,8 +539,10 @@ read_response(Lane *lane, int fd, Job *job, double deadline)
         }
         job->resp_body = body.data;
         job->resp_body_len = body.len;
+        body.data = NULL;
     }
 out:
+    free(body.data);
     free(b.data);
     return keep;
 }
@@ -730,41 +725,7 @@ Lane_init(Lane *self, PyObject *args, PyObject *kwds)
                                      &keepalive, &max_response, &notify)) {
         return -1;
     }
-    if (self->host != NULL) {
-        PyBuffer_Release(&head);
-        PyErr_SetString(PyExc_RuntimeError, "Lane.__init__ called twice");
-        return -1;
-    }
-    const char *wrong = workers < 1 || workers > MAX_WORKERS ? "workers must be 1-16"
-                        : port < 1 || port > 65535            ? "port must be 1-65535"
-                        : !(timeout > 0)                       ? "timeout must be a positive number of seconds"
-                        : !(keepalive >= 0)                    ? "keepalive must be 0 or more seconds"
-                        : max_response < 0                     ? "max_response must be 0 or more bytes"
-                        : !PyCallable_Check(notify)            ? "notify must be callable"
-                                                               : NULL;
-    if (wrong != NULL) {
-        PyBuffer_Release(&head);
-        PyErr_SetString(PyExc_ValueError, wrong);
-        return -1;
-    }
-    self->host = strdup(host);
-    self->head = malloc(head.len ? (size_t)head.len : 1);
-    if (self->host == NULL || self->head == NULL) {
-        PyBuffer_Release(&head);
-        PyErr_NoMemory();
-        return -1;
-    }
-    memcpy(self->head, head.buf, (size_t)head.len);
-    self->head_len = (size_t)head.len;
-    PyBuffer_Release(&head);
-    snprintf(self->port, sizeof self->port, "%d", port);
-    self->nworkers = workers;
-    self->timeout = timeout;
-    self->keepalive = keepalive;
-    self->max_response = (size_t)max_response;
-    Py_INCREF(notify);
-    self->notify = notify;
-    return 0;
+    return lane_init_common(self, host, port, &head, workers, timeout, keepalive, max_response, notify, NULL);
 }
 
 static PyMethodDef Lane_methods[] = {

@@ -610,4 +610,47 @@ lane_module_add(PyObject *module, PyTypeObject *type)
     return 0;
 }
 
+/* Lane.__init__'s common part, after the arguments were parsed: checks them (``wrong``: the caller's own finding,
+ * checked after these), keeps them, and releases ``head``; 0, or -1 with an exception that names the argument. */
+static int
+lane_init_common(Lane *self, const char *host, int port, Py_buffer *head, int workers, double timeout,
+                 double keepalive, Py_ssize_t max_response, PyObject *notify, const char *wrong)
+{
+    if (self->host != NULL) {
+        PyBuffer_Release(head);
+        PyErr_SetString(PyExc_RuntimeError, "Lane.__init__ called twice");
+        return -1;
+    }
+    const char *bad = workers < 1 || workers > MAX_WORKERS ? "workers must be 1-16"
+                      : port < 1 || port > 65535            ? "port must be 1-65535"
+                      : !(timeout > 0)                       ? "timeout must be a positive number of seconds"
+                      : !(keepalive >= 0)                    ? "keepalive must be 0 or more seconds"
+                      : max_response < 0                     ? "max_response must be 0 or more bytes"
+                      : !PyCallable_Check(notify)            ? "notify must be callable"
+                                                             : wrong;
+    if (bad != NULL) {
+        PyBuffer_Release(head);
+        PyErr_SetString(PyExc_ValueError, bad);
+        return -1;
+    }
+    self->host = strdup(host);
+    self->head = malloc(head->len ? (size_t)head->len : 1);
+    if (self->host == NULL || self->head == NULL) {
+        PyBuffer_Release(head);
+        PyErr_NoMemory();
+        return -1;
+    }
+    memcpy(self->head, head->buf, (size_t)head->len);
+    self->head_len = (size_t)head->len;
+    PyBuffer_Release(head);
+    snprintf(self->port, sizeof self->port, "%d", port);
+    self->nworkers = workers;
+    self->timeout = timeout;
+    self->keepalive = keepalive;
+    self->max_response = (size_t)max_response;
+    Py_INCREF(notify);
+    self->notify = notify;
+    return 0;
+}
+
 #endif /* AIOTLP_LANE_COMMON_H */

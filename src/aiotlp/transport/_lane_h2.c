@@ -1107,42 +1107,12 @@ Lane_init(Lane *self, PyObject *args, PyObject *kwds)
                                      &keepalive, &max_response, &notify, &decode)) {
         return -1;
     }
-    if (self->host != NULL) {
-        PyBuffer_Release(&head);
-        PyErr_SetString(PyExc_RuntimeError, "Lane.__init__ called twice");
+    const char *wrong = head.len == 0                ? "head must be a non-empty header block"
+                        : !PyCallable_Check(decode) ? "decode must be callable"
+                                                    : NULL;
+    if (lane_init_common(self, host, port, &head, workers, timeout, keepalive, max_response, notify, wrong) < 0) {
         return -1;
     }
-    const char *wrong = workers < 1 || workers > MAX_WORKERS ? "workers must be 1-16"
-                        : port < 1 || port > 65535            ? "port must be 1-65535"
-                        : !(timeout > 0)                       ? "timeout must be a positive number of seconds"
-                        : !(keepalive >= 0)                    ? "keepalive must be 0 or more seconds"
-                        : max_response < 0                     ? "max_response must be 0 or more bytes"
-                        : head.len == 0                        ? "head must be a non-empty header block"
-                        : !PyCallable_Check(notify)            ? "notify must be callable"
-                        : !PyCallable_Check(decode)            ? "decode must be callable"
-                                                               : NULL;
-    if (wrong != NULL) {
-        PyBuffer_Release(&head);
-        PyErr_SetString(PyExc_ValueError, wrong);
-        return -1;
-    }
-    self->host = strdup(host);
-    self->head = malloc(head.len ? (size_t)head.len : 1);
-    if (self->host == NULL || self->head == NULL) {
-        PyBuffer_Release(&head);
-        PyErr_NoMemory();
-        return -1;
-    }
-    memcpy(self->head, head.buf, (size_t)head.len);
-    self->head_len = (size_t)head.len;
-    PyBuffer_Release(&head);
-    snprintf(self->port, sizeof self->port, "%d", port);
-    self->nworkers = workers;
-    self->timeout = timeout;
-    self->keepalive = keepalive;
-    self->max_response = (size_t)max_response;
-    Py_INCREF(notify);
-    self->notify = notify;
     Py_INCREF(decode);
     self->decode = decode;
     return 0;
