@@ -29,6 +29,7 @@ from tests.sdk import sdk_data
 import aiotlp.sdk
 from aiotlp.encoding import _compat
 from aiotlp.model import Signal
+from aiotlp.processing import HotPut
 from aiotlp.sdk import BatchSpanProcessor, SpanExporter, _processors
 from aiotlp.sdk import _encode_source as source_module
 from aiotlp.sdk._encode_spans import _DIRECT, _SDK_TYPES, _span_field
@@ -347,10 +348,78 @@ def hot_processor(collector: FakeCollector) -> tuple[BatchSpanProcessor, list[An
     return processor, spans
 
 
+def installed(processor: BatchSpanProcessor) -> bool:
+    """Whether ``on_end`` is the compiled HotPut on the instance (only where ``_putfast`` is built)."""
+    hot = processor.__dict__.get("on_end")
+    assert hot is None or type(hot) is HotPut
+    return hot is not None
+
+
+@pytest.mark.usefixtures("encoder_implementation")
+async def test_on_end_is_one_compiled_call_while_the_hot_path_is_on(collector: FakeCollector) -> None:
+    processor = quiet_processor(collector)
+    assert not installed(processor)  # not started: the Python on_end starts it
+    provider = TracerProvider(resource=Resource({"service.name": "hot"}), shutdown_on_exit=False)
+    provider.add_span_processor(processor)
+    tracer = provider.get_tracer("hot")
+    for i in range(10):
+        with tracer.start_as_current_span(f"span-{i}", attributes=ATTRIBUTES):
+            pass
+    assert installed(processor) == (HotPut is not None)
+    queue = processor._processor._queue
+    with queue.lock:
+        assert all(type(item) is tuple for chunk in queue._chunks for item in chunk)
+    assert ledger(processor)[:2] == (10, 10)
+    await asyncio.to_thread(provider.shutdown)
+    assert not installed(processor)
+    assert sorted(s.name for s in collector.spans()) == sorted(f"span-{i}" for i in range(10))
+    assert processor.statistics().exported == 10
+
+
+@pytest.mark.usefixtures("restore_implementation")
+async def test_a_switch_of_the_encoders_after_the_start_is_followed(collector: FakeCollector) -> None:
+    spans = tracer_spans(12)
+    processor = quiet_processor(collector, max_queue_size=64, max_export_batch_size=64)
+    for span in spans[:6]:
+        processor.on_end(span)
+    for choice in implementations():
+        _compat.use(choice)  # type: ignore[arg-type]
+        for span in spans[6:9] if choice == "python" else spans[9:]:
+            processor.on_end(span)
+    queue = processor._processor._queue
+    with queue.lock:
+        queued = [item for chunk in queue._chunks for item in chunk]
+    key = queued[0][0]
+    sampled = [span for span in spans if span.context.trace_flags.sampled]
+    assert queued == [(key, _span_field(span)) for span in sampled]  # the bytes of the pure and the compiled twin
+    assert ledger(processor)[:2] == (len(sampled), len(sampled))
+    await asyncio.to_thread(processor.shutdown)
+    assert processor.statistics().exported == len(sampled)
+
+
+async def test_a_subclass_with_its_own_on_end_keeps_it(collector: FakeCollector) -> None:
+    ended: list[str] = []
+
+    class Counting(BatchSpanProcessor):
+        def on_end(self, span: ReadableSpan) -> None:
+            ended.append(span.name)
+            super().on_end(span)
+
+    processor = Counting(SpanExporter(endpoint=f"{collector.http_endpoint}/v1/traces"), schedule_delay_millis=60_000)
+    spans = tracer_spans(5)
+    for span in spans:
+        processor.on_end(span)
+    assert processor._hot is not None and not installed(processor)
+    assert ended == [span.name for span in spans]
+    await asyncio.to_thread(processor.shutdown)
+    assert processor.statistics().exported == sum(1 for span in spans if span.context.trace_flags.sampled)
+
+
 async def test_after_shutdown_spans_are_counted_as_already_shutdown(collector: FakeCollector) -> None:
     processor, spans = hot_processor(collector)
+    assert installed(processor) == (HotPut is not None)
     await asyncio.to_thread(processor.shutdown)
-    assert processor._hot is None
+    assert processor._hot is None and not installed(processor)
     for span in spans[3:]:
         processor.on_end(span)
     # and a put that raced with the shutdown (the hot path taken just before): the closed queue counts it
@@ -396,11 +465,12 @@ async def test_fork_the_child_starts_clean_and_takes_the_hot_path_again(collecto
     if pid == 0:  # the child: never returns into pytest
         code = 1
         try:
-            if processor._hot is None and processor.statistics().produced == 0:
+            if processor._hot is None and not installed(processor) and processor.statistics().produced == 0:
                 for span in spans[3:]:
                     processor.on_end(span)
                 queue = processor._processor._queue
                 hot = processor._hot is not None and all(type(i) is tuple for c in queue._chunks for i in c)
+                hot = hot and installed(processor) == (HotPut is not None)
                 if hot and processor.force_flush(10_000) and processor.statistics().exported == 3:
                     code = 0
         finally:

@@ -40,6 +40,7 @@ __all__ = [
     "ExporterInstruments",
     "FlushOutcome",
     "FlushStatus",
+    "HotPut",
     "Lane",
     "OverflowPolicy",
     "ProcessorStatistics",
@@ -73,3 +74,12 @@ built and ``AIOTLP_NO_EXTENSIONS`` is unset) does the plain case in place and re
 (ready: wake the worker); for anything else (the queue full or closed, a new chunk needed, another queue type) it
 returns ``-1``, having changed nothing: then call ``queue.put_sized(item, size)``. Without it, this is
 ``BoundedQueue.put_sized`` itself (never ``-1``)."""
+
+HotPut: Final[Callable[..., Callable[[Any], Any]] | None] = None if _putfast_module is None else _putfast_module.HotPut
+"""``HotPut(namespace, name, encode, types, direct, source, ids, queue, ready, slow, full)``, compiled only (else
+``None``): a producer's whole hot path as one callable of one argument, for the SDK span processor's ``on_end``
+(installed on the instance): while ``namespace[name] is encode`` (the encoders' switch has not rebound it), it calls
+``encode(types, direct, source._memo, ids, item)``; a ``(key, field)`` tuple is put in ``queue`` with
+``len(field)`` as its size (as :data:`put_sized`, then ``queue.put_sized``), and ``ready()`` is called when that
+made a batch ready; ``None`` ends there; anything else goes to ``slow(item)``. After a switch, every item goes to
+``full(item)``."""

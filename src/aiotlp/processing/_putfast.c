@@ -5,6 +5,7 @@
  *   queue_slots(queue_type, chunk_type)      register BoundedQueue's and its chunks' __slots__ (done at import
  *                                            by aiotlp.processing)
  *   queue_put_sized(queue, item, size) -> 0 (ADMITTED), 1 (READY) or -1 (call BoundedQueue.put_sized)
+ *   HotPut(namespace, name, encode, ...)     on_end's whole hot path (encode, put, wake) as one callable
  *
  * Imports nothing: the queue is read and written through its __slots__ (offsets registered by queue_slots).
  */
@@ -164,6 +165,47 @@ queue_admit(PyObject *q, PyObject *item, PyObject *size_obj, Py_ssize_t size)
     return 0; /* ADMITTED */
 }
 
+/* The plain put of `item` (`size` bytes; `size_obj` the same as an int) in the queue `q`, under its lock when
+ * another thread holds it: 0 (ADMITTED), 1 (READY), -1 (anything else: nothing changed, call q.put_sized), or -2
+ * (an error is set). */
+static int
+queue_put(PyObject *q, PyObject *item, PyObject *size_obj, Py_ssize_t size)
+{
+    if (q_type == NULL || Py_TYPE(q) != q_type || size < 0)
+        return -1;
+    PyObject *lock = SLOT(q, q_slots.lock);
+    if (lock == NULL)
+        return -1;
+    PyObject *held = PyObject_VectorcallMethod(str_locked, &lock, 1, NULL);
+    if (held == NULL)
+        return -2;
+    int acquire = PyObject_IsTrue(held);
+    Py_DECREF(held);
+    if (acquire < 0)
+        return -2;
+    if (acquire) { /* another thread is in the queue: wait for it, then work under the lock */
+        PyObject *r = PyObject_VectorcallMethod(str_acquire, &lock, 1, NULL);
+        if (r == NULL)
+            return -2;
+        Py_DECREF(r);
+    }
+    int code = queue_admit(q, item, size_obj, size);
+    if (acquire) {
+        PyObject *exc_type, *exc_value, *exc_tb;
+        PyErr_Fetch(&exc_type, &exc_value, &exc_tb);
+        PyObject *r = PyObject_VectorcallMethod(str_release, &lock, 1, NULL);
+        if (r == NULL) {
+            Py_XDECREF(exc_type);
+            Py_XDECREF(exc_value);
+            Py_XDECREF(exc_tb);
+            return -2;
+        }
+        Py_DECREF(r);
+        PyErr_Restore(exc_type, exc_value, exc_tb);
+    }
+    return code;
+}
+
 static PyObject *
 py_queue_put_sized(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -171,44 +213,153 @@ py_queue_put_sized(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_TypeError, "queue_put_sized(queue, item, size) takes 3 arguments");
         return NULL;
     }
-    PyObject *q = args[0], *item = args[1], *size_obj = args[2];
+    PyObject *size_obj = args[2];
     Py_ssize_t size = PyLong_CheckExact(size_obj) ? PyLong_AsSsize_t(size_obj) : -1;
     if (size == -1 && PyErr_Occurred())
         PyErr_Clear();
-    if (q_type == NULL || Py_TYPE(q) != q_type || size < 0)
-        return PyLong_FromLong(-1);
-    PyObject *lock = SLOT(q, q_slots.lock);
-    if (lock == NULL)
-        return PyLong_FromLong(-1);
-    PyObject *held = PyObject_CallMethodNoArgs(lock, str_locked);
-    if (held == NULL)
-        return NULL;
-    int acquire = PyObject_IsTrue(held);
-    Py_DECREF(held);
-    if (acquire < 0)
-        return NULL;
-    if (acquire) { /* another thread is in the queue: wait for it, then work under the lock */
-        PyObject *r = PyObject_CallMethodNoArgs(lock, str_acquire);
-        if (r == NULL)
-            return NULL;
-        Py_DECREF(r);
-    }
-    int code = queue_admit(q, item, size_obj, size);
-    if (acquire) {
-        PyObject *exc_type, *exc_value, *exc_tb;
-        PyErr_Fetch(&exc_type, &exc_value, &exc_tb);
-        PyObject *r = PyObject_CallMethodNoArgs(lock, str_release);
-        if (r == NULL) {
-            Py_XDECREF(exc_type);
-            Py_XDECREF(exc_value);
-            Py_XDECREF(exc_tb);
-            return NULL;
-        }
-        Py_DECREF(r);
-        PyErr_Restore(exc_type, exc_value, exc_tb);
-    }
+    int code = queue_put(args[0], args[1], size_obj, size);
     return code == -2 ? NULL : PyLong_FromLong(code);
 }
+
+/* ---------------------------------------------------------------------------------------------------------- */
+/* HotPut: a producer's whole hot path in one call (the SDK span processor's on_end, installed on the instance)
+
+ * hot(item): if namespace[name] is still `encode` (the encoders' switch, aiotlp.encoding.use, rebinds it), call
+ * encode(types, direct, source._memo, ids, item): a tuple (key, field) is put in `queue` with len(field) as its
+ * size (queue_put, else queue.put_sized), and `ready()` is called when that made a batch ready; None ends there;
+ * anything else is passed to slow(item). When the encoder was switched, everything goes to full(item). Returns
+ * what slow / full return, else None. Errors propagate as from the Python it stands for. */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *namespace, *name, *encode, *types, *direct, *source, *ids, *queue, *ready, *slow, *full;
+    vectorcallfunc vectorcall;
+} HotPut;
+
+static PyObject *str_memo, *str_put_sized;
+
+static PyObject *
+hot_call(PyObject *raw, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    HotPut *self = (HotPut *)raw;
+    if (PyVectorcall_NARGS(nargsf) != 1 || (kwnames != NULL && PyTuple_GET_SIZE(kwnames) != 0)) {
+        PyErr_SetString(PyExc_TypeError, "HotPut takes one positional argument");
+        return NULL;
+    }
+    PyObject *item = args[0];
+    PyObject *bound = PyDict_GetItemWithError(self->namespace, self->name);
+    if (bound != self->encode)
+        return PyErr_Occurred() ? NULL : PyObject_CallOneArg(self->full, item);
+    PyObject *memo = PyObject_GetAttr(self->source, str_memo);
+    if (memo == NULL)
+        return NULL;
+    PyObject *call[5] = {self->types, self->direct, memo, self->ids, item};
+    PyObject *encoded = PyObject_Vectorcall(self->encode, call, 5, NULL);
+    Py_DECREF(memo);
+    if (encoded == NULL)
+        return NULL;
+    if (encoded == Py_None)
+        return encoded;
+    if (!PyTuple_CheckExact(encoded)) {
+        Py_DECREF(encoded);
+        return PyObject_CallOneArg(self->slow, item);
+    }
+    if (PyTuple_GET_SIZE(encoded) < 2) {
+        Py_DECREF(encoded);
+        PyErr_SetString(PyExc_IndexError, "HotPut: the encoder returned a tuple of fewer than 2 items");
+        return NULL;
+    }
+    Py_ssize_t size = PyObject_Length(PyTuple_GET_ITEM(encoded, 1));
+    PyObject *size_obj = size < 0 ? NULL : PyLong_FromSsize_t(size);
+    if (size_obj == NULL) {
+        Py_DECREF(encoded);
+        return NULL;
+    }
+    int code = queue_put(self->queue, encoded, size_obj, size);
+    if (code == -1) { /* full, closed, a new chunk: the queue's own put */
+        PyObject *put[3] = {self->queue, encoded, size_obj};
+        PyObject *r = PyObject_VectorcallMethod(str_put_sized, put, 3, NULL);
+        long c = r == NULL ? -1 : PyLong_AsLong(r);
+        Py_XDECREF(r);
+        code = c == -1 && PyErr_Occurred() ? -2 : (int)c;
+    }
+    Py_DECREF(encoded);
+    Py_DECREF(size_obj);
+    if (code == -2)
+        return NULL;
+    if (code == 1) /* READY */
+        return PyObject_CallNoArgs(self->ready);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+HotPut_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    static char *names[] = {"namespace", "name", "encode", "types", "direct", "source", "ids",
+                            "queue", "ready", "slow", "full", NULL};
+    PyObject *v[11];
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!UOOOOOOOOO:HotPut", names, &PyDict_Type, &v[0], &v[1], &v[2],
+                                     &v[3], &v[4], &v[5], &v[6], &v[7], &v[8], &v[9], &v[10]))
+        return NULL;
+    for (int i = 8; i < 11; i++) {
+        if (!PyCallable_Check(v[i])) {
+            PyErr_Format(PyExc_TypeError, "HotPut: %s must be callable", names[i]);
+            return NULL;
+        }
+    }
+    if ((str_memo == NULL && (str_memo = PyUnicode_InternFromString("_memo")) == NULL)
+        || (str_put_sized == NULL && (str_put_sized = PyUnicode_InternFromString("put_sized")) == NULL))
+        return NULL;
+    HotPut *self = PyObject_GC_New(HotPut, type);
+    if (self == NULL)
+        return NULL;
+    PyObject **slots = &self->namespace;
+    for (int i = 0; i < 11; i++)
+        slots[i] = Py_NewRef(v[i]);
+    self->vectorcall = hot_call;
+    PyObject_GC_Track(self);
+    return (PyObject *)self;
+}
+
+static int
+HotPut_traverse(HotPut *self, visitproc visit, void *arg)
+{
+    PyObject **slots = &self->namespace;
+    for (int i = 0; i < 11; i++)
+        Py_VISIT(slots[i]);
+    return 0;
+}
+
+static int
+HotPut_clear(HotPut *self)
+{
+    PyObject **slots = &self->namespace;
+    for (int i = 0; i < 11; i++)
+        Py_CLEAR(slots[i]);
+    return 0;
+}
+
+static void
+HotPut_dealloc(HotPut *self)
+{
+    PyObject_GC_UnTrack(self);
+    HotPut_clear(self);
+    PyObject_GC_Del(self);
+}
+
+static PyTypeObject HotPut_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "aiotlp.processing._putfast.HotPut",
+    .tp_basicsize = sizeof(HotPut),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_doc = "HotPut(namespace, name, encode, types, direct, source, ids, queue, ready, slow, full): a producer's "
+              "hot path (encode, put, wake) in one call; see aiotlp.processing._putfast's source.",
+    .tp_new = HotPut_new,
+    .tp_traverse = (traverseproc)HotPut_traverse,
+    .tp_clear = (inquiry)HotPut_clear,
+    .tp_dealloc = (destructor)HotPut_dealloc,
+    .tp_call = PyVectorcall_Call,
+    .tp_vectorcall_offset = offsetof(HotPut, vectorcall),
+};
 
 /* ---------------------------------------------------------------------------------------------------------- */
 /* The module (single-phase initialised; its state is the statics above, set once by queue_slots) */
@@ -230,5 +381,10 @@ static struct PyModuleDef module = {
 PyMODINIT_FUNC
 PyInit__putfast(void)
 {
-    return PyModule_Create(&module);
+    if (PyType_Ready(&HotPut_Type) < 0)
+        return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (m != NULL && PyModule_AddObjectRef(m, "HotPut", (PyObject *)&HotPut_Type) < 0)
+        Py_CLEAR(m);
+    return m;
 }

@@ -72,6 +72,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 import os
 import threading
@@ -100,6 +101,7 @@ from aiotlp.processing import (
     BoundedQueue,
     FlushOutcome,
     FlushStatus,
+    HotPut,
     ProcessorStatistics,
     estimate_size,
     put_sized,
@@ -271,6 +273,11 @@ class _Batching:
         self._background: set[asyncio.Future[Any]] = set()
         _live.add(self)
 
+    def _set_hot(self, source: SourceEncoder | None) -> None:
+        """Turn the hot path on (the source encoder, once started) or off (None: before the start, after the
+        shutdown, in a forked child)."""
+        self._hot = source
+
     # subclasses: the adapter for their signal, and whether an exporter takes the fast path
     def _adapter(self) -> Any:
         raise NotImplementedError
@@ -320,7 +327,7 @@ class _Batching:
                     )
                 processor.start(loop)
                 self._started = True
-                self._hot = None if self._is_shut_down else self._source
+                self._set_hot(None if self._is_shut_down else self._source)
                 lane = None
                 if fast and self._source is not None and not self._is_shut_down and not bridge.inline:
                     lane = self._open_lane(processor, loop)
@@ -370,7 +377,7 @@ class _Batching:
         self._start_lock = threading.Lock()
         self._processor = self._new_processor()
         self._started = False
-        self._hot = None
+        self._set_hot(None)
         # shutdown state is kept: a processor shut down in the parent stays shut down in the child
         if self._is_shut_down:
             self._processor.stop_accepting()
@@ -429,7 +436,7 @@ class _Batching:
         if self._is_shut_down:
             return
         self._is_shut_down = True
-        self._hot = None
+        self._set_hot(None)
         processor = self._start()
         timeout = self._config.export_timeout or _DEFAULT_SHUTDOWN_TIMEOUT
         if self._on_own_loop(processor):
@@ -446,7 +453,7 @@ class _Batching:
     async def ashutdown(self) -> FlushOutcome:
         """:meth:`shutdown` for async code on any loop."""
         self._is_shut_down = True
-        self._hot = None
+        self._set_hot(None)
         timeout = self._config.export_timeout or _DEFAULT_SHUTDOWN_TIMEOUT
         return await self._start().shutdown(timeout)
 
@@ -517,6 +524,11 @@ class BatchSpanProcessor(_Batching, SpanProcessor):
                 return
             if item is None:  # not sampled
                 return
+        self._end_other(span)
+
+    def _end_other(self, span: ReadableSpan) -> None:
+        """``on_end`` past its hot path: a span not encoded there (not started, shut down, a (resource, scope) not
+        seen yet, a span of another class, one that cannot be encoded)."""
         try:
             # SpanContext is a tuple whose item 3 is trace_flags: ~0.4 us less than the three properties of
             # span.context.trace_flags.sampled (a third of the budget of this call)
@@ -533,6 +545,29 @@ class BatchSpanProcessor(_Batching, SpanProcessor):
             self._processor.put_nowait(span)
         else:  # its bytes, or the span itself if it cannot be encoded (encoded at export, or dropped as invalid)
             self._processor.put_nowait(source.span_item(span))
+
+    def _set_hot(self, source: SourceEncoder | None) -> None:
+        """As the base's; with the compiled :data:`aiotlp.processing.HotPut`, ``on_end`` (an attribute of this
+        instance, where the SDK looks it up at each span) is also ``on_end``'s hot path as one compiled callable
+        while it is on: the SDK calls it with no Python frame of aiotlp's. A subclass's own ``on_end`` is left
+        alone."""
+        self._hot = source
+        if source is None or HotPut is None or type(self).on_end is not BatchSpanProcessor.on_end:
+            self.__dict__.pop("on_end", None)
+            return
+        self.__dict__["on_end"] = HotPut(
+            globals(),
+            "_span_item",
+            _span_item,
+            _SDK_TYPES,
+            _DIRECT,
+            source,
+            source._ids,
+            self._queue,
+            self._processor.batch_ready,
+            self._end_other,
+            functools.partial(BatchSpanProcessor.on_end, self),  # the encoders were switched (`use`)
+        )
 
     def _on_end_native(self, span: Any) -> None:
         """``aiotlp.sdk.TracerProvider``'s hook at a span's ``end()`` (instead of ``on_end``): a sampled span is
