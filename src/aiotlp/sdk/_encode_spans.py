@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import operator
+import struct
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Final
 
@@ -26,6 +27,7 @@ from aiotlp.encoding import speedups as _speedups
 from aiotlp.encoding import (
     varint,
 )
+from aiotlp.encoding import write_attributes as _write_attributes
 
 from ._encode_common import (
     _BA,
@@ -293,11 +295,124 @@ def encode_spans(spans: Sequence[ReadableSpan]) -> bytes:
     return _write_request(_group(_direct_spans(spans), _span_key), _write_spans)
 
 
+# the last status written by _span_field, and its field followed by the flags field of a local, a remote parent
+_status_memo: tuple[object, bytes, bytes] = (None, b"", b"")
+_pack_kind_times: Final = struct.Struct("<2sBQBQ").pack  # Span 6 kind (its field), 7 and 8 (tag, fixed64)
+_pack_event_time: Final = struct.Struct("<BBBQ").pack  # Span 11 (tag, a one-byte length), Event 1 (tag, fixed64)
+
+
 def _span_field(span: ReadableSpan) -> bytes:
-    """One span's ``ScopeSpans.spans`` field (tag, length, ``Span``): :func:`_write_spans` for a batch of one."""
-    buf = bytearray()
-    _write_spans(buf, (span,))
-    return bytes(buf)
+    """One span's ``ScopeSpans.spans`` field (tag, length, ``Span``): the bytes :func:`_write_spans` writes for a
+    batch of one, written here without its per-batch set-up (``on_end``'s hot path, pure Python). The ``Span``
+    is written first and its tag and length put before it once its size is known; a span's status field is the
+    last one's again when the span holds the same status object (the SDK's unset status is one object)."""
+    global _status_memo
+    context: Any = span._context
+    trace_id = context[0]
+    parent: Any = span._parent
+    trace_state = context[4]
+    # Span 1 trace_id (len 16), 2 span_id (len 8), 3 trace_state, 4 parent_span_id (len 8)
+    if trace_state:
+        buf = bytearray(_pack_ids(b"\x0a\x10", trace_id >> 64, trace_id & _M64, b"\x12\x08", context[1]))
+        text = _trace_state(trace_state)
+        buf += b"\x1a"
+        buf += _LP.get(text) or _lp_str(text)
+        if parent is not None:
+            buf += b"\x22\x08"
+            buf += _pack_id8(parent[1])
+    elif parent is not None:
+        buf = bytearray(
+            _pack_ids_parent(
+                b"\x0a\x10", trace_id >> 64, trace_id & _M64, b"\x12\x08", context[1], b"\x22\x08", parent[1]
+            )
+        )
+    else:
+        buf = bytearray(_pack_ids(b"\x0a\x10", trace_id >> 64, trace_id & _M64, b"\x12\x08", context[1]))
+    text = span._name
+    if text:
+        buf += b"\x2a"  # Span 5 name
+        buf += _LP.get(text) or _lp_str(text)
+    t0 = span._start_time
+    t1 = span._end_time
+    if t0 and t1:
+        # Span 6 kind, 7 start_time_unix_nano, 8 end_time_unix_nano
+        buf += _pack_kind_times(_KIND[span._kind._value_], 0x39, t0, 0x41, t1)
+    else:
+        buf += _KIND[span._kind._value_]  # Span 6 kind
+        if t0:
+            buf += b"\x39"
+            buf += _pack_q(t0)
+        if t1:
+            buf += b"\x41"
+            buf += _pack_q(t1)
+    # Span 9 attributes, 10 dropped_attributes_count (_write_counted_attributes, in line for the SDK's own class)
+    attributes: Any = span._attributes
+    if type(attributes) is _BA:
+        dropped = attributes.dropped
+        if attributes._dict:
+            dropped += _write_attributes(buf, b"\x4a", attributes._dict)
+        if dropped:
+            buf += b"\x50"
+            buf += varint(dropped)
+    else:
+        _write_counted_attributes(buf, b"\x4a", b"\x50", attributes)
+    events: Any = span._events
+    if type(events) is _BL:
+        dropped = events.dropped
+        events = events._dq  # type: ignore[attr-defined]
+    else:
+        dropped = 0
+    for event in events:
+        mark = len(buf)
+        if type(event) is _EVENT:
+            time, text, attributes = event._timestamp, event._name, event._attributes
+        else:
+            time, text, attributes = event.timestamp, event.name, event.attributes
+        if time:
+            buf += _pack_event_time(0x5A, 0, 0x09, time)  # Span 11 events (length later), Event 1 time_unix_nano
+        else:
+            buf += b"\x5a\x00"  # Span 11 events
+        if text:
+            buf += b"\x12"  # Event 2 name
+            buf += _LP.get(text) or _lp_str(text)
+        # Event 3 attributes, 4 dropped_attributes_count
+        if type(attributes) is _BA:
+            count = attributes.dropped
+            if attributes._dict:
+                count += _write_attributes(buf, b"\x1a", attributes._dict)
+            if count:
+                buf += b"\x20"
+                buf += varint(count)
+        else:
+            _write_counted_attributes(buf, b"\x1a", b"\x20", attributes)
+        n = len(buf) - mark - 2
+        if n < 0x80:
+            buf[mark + 1] = n
+        else:
+            buf[mark + 1 : mark + 2] = _V[n] if n < _VN else varint(n)
+    if dropped:
+        buf += b"\x60"  # Span 12 dropped_events_count
+        buf += varint(dropped)
+    links: Any = span._links
+    if type(links) is _BL:
+        dropped = links.dropped
+        links = links._dq  # type: ignore[attr-defined]
+    else:
+        dropped = 0
+    for link in links:
+        _write_link(buf, link)
+    if dropped:
+        buf += b"\x70"  # Span 14 dropped_links_count
+        buf += varint(dropped)
+    status = span._status
+    memo = _status_memo  # (one tuple, replaced whole: a thread sees an old or a new one, never a mix)
+    if memo[0] is not status:
+        field = _status_field(status)
+        memo = _status_memo = (status, field + _SPAN_FLAGS_LOCAL, field + _SPAN_FLAGS_REMOTE)
+    # Span 15 status, 16 flags
+    buf += memo[2] if parent is not None and parent[2] else memo[1]
+    n = len(buf)
+    return b"\x12" + (_V[n] if n < _VN else varint(n)) + buf  # ScopeSpans 2 spans
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -322,4 +437,5 @@ if _speedups is not None:
         globals(),
         _write_spans=_write_spans_compiled,
         _span_field=_span_field_compiled,
+        _write_attributes=_speedups.write_attributes,  # (the pure _span_field's, bound here too)
     )
