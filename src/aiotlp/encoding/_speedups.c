@@ -13,6 +13,7 @@
  *   SpanCore, set_warning_hook(hook)            aiotlp.encoding._spancore (a live span's state; its encode() writes
  *                                               what _span_field writes for the SDK span with the same content)
  *   sdk_log_field(types, record) -> bytes     aiotlp.sdk._encode_logs._log_field (one log record, at the source)
+ *   sdk_log_item(types, direct, memo, ids, record)  aiotlp.sdk._encode_source._log_item (on_emit's hot path)
  *   write_sdk_logs(buf, records, types)       aiotlp.sdk._encode_logs._write_log_records (SDK log records)
  *   frame_source(items, groups) -> bytes|None aiotlp.sdk._encode_source._frame_one (a batch encoded at the source,
  *                                             framed into its request when it is the common one: one key)
@@ -1589,6 +1590,56 @@ py_sdk_span_field(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     return sdk_field(args[0], args[1]);
 }
 
+/* The key of (resource, scope), found by identity: memo's (resource, scope, key) when they are its own, else
+ * ids[(id(resource), id(scope))]'s (same form) when they are its own. 1 with *key (a new reference, an int >= 0),
+ * 0 when neither holds them or the key is not such an int, -1 with an error set. */
+static int
+source_key(PyObject *memo, PyObject *ids, PyObject *resource, PyObject *scope, PyObject **key)
+{
+    if (PyTuple_GET_ITEM(memo, 0) != resource || PyTuple_GET_ITEM(memo, 1) != scope) {
+        PyObject *pair = Py_BuildValue("(NN)", PyLong_FromVoidPtr(resource), PyLong_FromVoidPtr(scope));
+        if (pair == NULL)
+            return -1;
+        memo = PyDict_GetItemWithError(ids, pair);
+        Py_DECREF(pair);
+        if (memo == NULL)
+            return PyErr_Occurred() ? -1 : 0;
+        if (!PyTuple_Check(memo) || PyTuple_GET_SIZE(memo) != 3 || PyTuple_GET_ITEM(memo, 0) != resource
+            || PyTuple_GET_ITEM(memo, 1) != scope)
+            return 0;
+    }
+    PyObject *k = Py_NewRef(PyTuple_GET_ITEM(memo, 2)); /* ids' entry may be replaced meanwhile */
+    int overflow = 0;
+    long value = PyLong_Check(k) ? PyLong_AsLongAndOverflow(k, &overflow) : -1;
+    if (value == -1 && PyErr_Occurred()) {
+        Py_DECREF(k);
+        return -1;
+    }
+    if (value < 0 || overflow < 0) {
+        Py_DECREF(k);
+        return 0;
+    }
+    *key = k;
+    return 1;
+}
+
+/* (key, field) as the hot paths queue it: a tuple of an int and bytes, untracked by the garbage collector at
+ * once (as a young collection would). Steals both; NULL on error. */
+static PyObject *
+source_pair(PyObject *key, PyObject *field)
+{
+    PyObject *item = PyTuple_New(2);
+    if (item == NULL) {
+        Py_DECREF(key);
+        Py_DECREF(field);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(item, 0, key);
+    PyTuple_SET_ITEM(item, 1, field);
+    PyObject_GC_UnTrack(item);
+    return item;
+}
+
 /* on_end's hot path (aiotlp.sdk._encode_source._span_item, encoding at the source), in one call: None when the
  * span is not sampled (span._context[3] & 1 == 0); (key, field) when its class is read directly
  * (direct[type(span)] is True), its (_resource, _instrumentation_scope) are, by identity, those of memo
@@ -1646,45 +1697,17 @@ py_sdk_span_item(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         PyErr_Clear();
         return Py_NewRef(span);
     }
-    if (PyTuple_GET_ITEM(memo, 0) != resource || PyTuple_GET_ITEM(memo, 1) != scope) {
-        PyObject *pair = Py_BuildValue("(NN)", PyLong_FromVoidPtr(resource), PyLong_FromVoidPtr(scope));
-        if (pair == NULL)
-            goto done;
-        memo = PyDict_GetItemWithError(ids, pair);
-        Py_DECREF(pair);
-        if (memo == NULL) {
-            if (!PyErr_Occurred())
-                result = Py_NewRef(span);
-            goto done;
-        }
-        if (!PyTuple_Check(memo) || PyTuple_GET_SIZE(memo) != 3 || PyTuple_GET_ITEM(memo, 0) != resource
-            || PyTuple_GET_ITEM(memo, 1) != scope) {
+    int found = source_key(memo, ids, resource, scope, &key);
+    if (found <= 0) {
+        if (found == 0)
             result = Py_NewRef(span);
-            goto done;
-        }
-    }
-    key = Py_NewRef(PyTuple_GET_ITEM(memo, 2)); /* ids' entry may be replaced while the span is encoded */
-    int overflow = 0;
-    long k = PyLong_Check(key) ? PyLong_AsLongAndOverflow(key, &overflow) : -1;
-    if (k == -1 && PyErr_Occurred())
-        goto done;
-    if (k < 0 || overflow < 0) {
-        result = Py_NewRef(span);
         goto done;
     }
     PyObject *field = sdk_field(args[0], span);
     if (field == NULL)
         goto done; /* the span is queued as the object: dropped as invalid at export, and counted */
-    PyObject *item = PyTuple_New(2);
-    if (item == NULL) {
-        Py_DECREF(field);
-        goto done;
-    }
-    PyTuple_SET_ITEM(item, 0, key);
+    result = source_pair(key, field);
     key = NULL;
-    PyTuple_SET_ITEM(item, 1, field);
-    PyObject_GC_UnTrack(item);
-    result = item;
 done:
     Py_XDECREF(key);
     Py_DECREF(resource);
@@ -3883,21 +3906,82 @@ write_log_record(Buf *b, void *arg)
 
 /* One SDK log record's ScopeLogs.log_records entry (tag, length, LogRecord) as bytes. */
 static PyObject *
-py_sdk_log_field(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+log_field(PyObject *types, PyObject *record)
 {
     Sdk sdk;
-    if (nargs != 2) {
-        PyErr_SetString(PyExc_TypeError, "sdk_log_field(types, record) takes 2 arguments");
+    if (log_sdk_open(types, &sdk) < 0)
         return NULL;
-    }
-    if (log_sdk_open(args[0], &sdk) < 0)
-        return NULL;
-    LogArg arg = {PyObject_GetAttr(args[1], str_log_record), &sdk};
+    LogArg arg = {PyObject_GetAttr(record, str_log_record), &sdk};
     if (arg.record == NULL)
         return NULL;
     /* ScopeLogs 2 log_records */
     PyObject *result = scratch_field(&s_log_scratch, 0x12, write_log_record, &arg, "log record");
     Py_DECREF(arg.record);
+    return result;
+}
+
+static PyObject *
+py_sdk_log_field(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "sdk_log_field(types, record) takes 2 arguments");
+        return NULL;
+    }
+    return log_field(args[0], args[1]);
+}
+
+/* on_emit's hot path (aiotlp.sdk._encode_source._log_item), in one call: (key, field) when the record's
+ * (resource, instrumentation_scope) are, by identity, those of memo (resource, scope, key) or of ids' entry for
+ * them (source_key), and it encodes (field: what sdk_log_field returns); otherwise the record itself, for the
+ * caller's other path (any Exception here is cleared: that path reads the record again). `direct` is unused (the
+ * signature is the span item's, so that one HotPut serves both). */
+static PyObject *
+py_sdk_log_item(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    static PyObject *str_resource, *str_scope;
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "sdk_log_item(types, direct, memo, ids, record) takes 5 arguments");
+        return NULL;
+    }
+    PyObject *memo = args[2], *ids = args[3], *record = args[4];
+    if (!PyDict_Check(ids) || !PyTuple_Check(memo) || PyTuple_GET_SIZE(memo) != 3) {
+        PyErr_SetString(PyExc_TypeError, "sdk_log_item: ids must be a dict, memo a 3-tuple");
+        return NULL;
+    }
+    if ((str_resource == NULL && (str_resource = PyUnicode_InternFromString("resource")) == NULL)
+        || (str_scope == NULL && (str_scope = PyUnicode_InternFromString("instrumentation_scope")) == NULL))
+        return NULL;
+    PyObject *resource = PyObject_GetAttr(record, str_resource), *scope = NULL, *key = NULL, *result = NULL;
+    if (resource != NULL && resource != Py_None)
+        scope = PyObject_GetAttr(record, str_scope);
+    if (scope == NULL) { /* no resource (the other path gives it the default one), or an error */
+        Py_XDECREF(resource);
+        if (PyErr_Occurred()) {
+            if (!PyErr_ExceptionMatches(PyExc_Exception))
+                return NULL;
+            PyErr_Clear();
+        }
+        return Py_NewRef(record);
+    }
+    int found = source_key(memo, ids, resource, scope, &key);
+    if (found <= 0) {
+        if (found == 0)
+            result = Py_NewRef(record);
+        goto done;
+    }
+    PyObject *field = log_field(args[0], record);
+    if (field == NULL)
+        goto done;
+    result = source_pair(key, field);
+    key = NULL;
+done:
+    Py_XDECREF(key);
+    Py_DECREF(resource);
+    Py_DECREF(scope);
+    if (result == NULL && PyErr_ExceptionMatches(PyExc_Exception)) {
+        PyErr_Clear(); /* as the pure twin: the other path decides */
+        result = Py_NewRef(record);
+    }
     return result;
 }
 
@@ -4065,6 +4149,8 @@ static PyMethodDef methods[] = {
      "set_warning_hook(hook) -> previous hook: SpanCore's warnings (the SDK's texts) go to hook(text); None drops them."},
     {"sdk_log_field", (PyCFunction)(void (*)(void))py_sdk_log_field, METH_FASTCALL,
      "sdk_log_field(types, record) -> bytes: one SDK log record's ScopeLogs.log_records entry."},
+    {"sdk_log_item", (PyCFunction)(void (*)(void))py_sdk_log_item, METH_FASTCALL,
+     "sdk_log_item(types, direct, memo, ids, record) -> (key, field) or the record: on_emit's hot path."},
     {"write_sdk_logs", (PyCFunction)(void (*)(void))py_write_sdk_logs, METH_FASTCALL,
      "write_sdk_logs(buf, records, types): ScopeLogs.log_records entries of SDK log records, appended to buf."},
     {"frame_source", (PyCFunction)(void (*)(void))py_frame_source, METH_FASTCALL,

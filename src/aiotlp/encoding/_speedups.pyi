@@ -49,6 +49,18 @@ def sdk_span_item(
     ``(key, field)`` when its class is read directly, its (resource, scope) are ``memo``'s or ``ids``' by identity
     and it encodes (the tuple untracked by the garbage collector); otherwise the span itself."""
 
+def sdk_log_item(
+    types: tuple[Any, ...],
+    direct: object,
+    memo: tuple[object, object, int],
+    ids: dict[tuple[int, int], tuple[object, object, int]],
+    record: Any,
+    /,
+) -> Any:
+    """``aiotlp.sdk._encode_source._log_item`` (``on_emit``'s hot path): ``(key, field)`` when the record's
+    (resource, instrumentation scope) are ``memo``'s or ``ids``' by identity and it encodes (the tuple untracked
+    by the garbage collector); otherwise the record itself."""
+
 def set_warning_hook(hook: Callable[[str], object] | None, /) -> Callable[[str], object] | None:
     """Where :class:`SpanCore` reports its warnings (the SDK's texts, one ``str``); ``None`` drops them. Returns
     the hook it replaces."""

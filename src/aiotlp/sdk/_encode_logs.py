@@ -154,8 +154,8 @@ def encode_log_records(records: Sequence[ReadableLogRecord]) -> bytes:
 # The compiled writers, when the accelerator is chosen: bound in this module too (see aiotlp.encoding._compat).
 # The log writers are given the SDK class _write_log_records compares the attributes' type against (the
 # extension imports nothing from OpenTelemetry); an extension built before they existed: the pure ones.
+_SDK_LOG_TYPES: Final = (_BA,)
 if _speedups is not None:
-    _SDK_LOG_TYPES: Final = (_BA,)
     _log_field_compiled: Final[Callable[[ReadableLogRecord], bytes]] = (
         functools.partial(_speedups.sdk_log_field, _SDK_LOG_TYPES)
         if hasattr(_speedups, "sdk_log_field")

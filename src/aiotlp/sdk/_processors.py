@@ -72,7 +72,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import functools
 import logging
 import os
 import threading
@@ -101,7 +100,6 @@ from aiotlp.processing import (
     BoundedQueue,
     FlushOutcome,
     FlushStatus,
-    HotPut,
     ProcessorStatistics,
     estimate_size,
     put_sized,
@@ -110,9 +108,11 @@ from aiotlp.processing import (
 from ._adapters import FastAdapter, GenericAdapter
 from ._bridge import abandon, exports_in_flight, get_bridge, is_bridge_loop
 from ._encode import SourceEncoder
-from ._encode_source import _NO_MEMO, _span_item
+from ._encode_logs import _SDK_LOG_TYPES
+from ._encode_source import _NO_MEMO, _log_item, _span_item  # noqa: F401 - _log_item: on_emit's HotPut reads it here
 from ._encode_spans import _DIRECT, _SDK_TYPES
 from ._exporters import AiotlpExporter, LogExporter, SpanExporter
+from ._hot import install_hot
 from ._lane import SourceLane
 from ._queued_logs import (
     _API_FIELDS,
@@ -547,27 +547,9 @@ class BatchSpanProcessor(_Batching, SpanProcessor):
             self._processor.put_nowait(source.span_item(span))
 
     def _set_hot(self, source: SourceEncoder | None) -> None:
-        """As the base's; with the compiled :data:`aiotlp.processing.HotPut`, ``on_end`` (an attribute of this
-        instance, where the SDK looks it up at each span) is also ``on_end``'s hot path as one compiled callable
-        while it is on: the SDK calls it with no Python frame of aiotlp's. A subclass's own ``on_end`` is left
-        alone."""
+        """As the base's; while the hot path is on, ``on_end`` is also one compiled call (:func:`._hot.install_hot`)."""
         self._hot = source
-        if source is None or HotPut is None or type(self).on_end is not BatchSpanProcessor.on_end:
-            self.__dict__.pop("on_end", None)
-            return
-        self.__dict__["on_end"] = HotPut(
-            globals(),
-            "_span_item",
-            _span_item,
-            _SDK_TYPES,
-            _DIRECT,
-            source,
-            source._ids,
-            self._queue,
-            self._processor.batch_ready,
-            self._end_other,
-            functools.partial(BatchSpanProcessor.on_end, self),  # the encoders were switched (`use`)
-        )
+        install_hot(self, "on_end", BatchSpanProcessor, (globals(), "_span_item"), _SDK_TYPES, _DIRECT, self._end_other)
 
     def _on_end_native(self, span: Any) -> None:
         """``aiotlp.sdk.TracerProvider``'s hook at a span's ``end()`` (instead of ``on_end``): a sampled span is
@@ -627,6 +609,8 @@ class BatchSpanProcessor(_Batching, SpanProcessor):
 # on_end's hot path reads the compiled one-call twin as a global of this module too
 if _speedups is not None and hasattr(_speedups, "sdk_span_item"):
     _accelerate(globals(), _span_item=_speedups.sdk_span_item)
+if _speedups is not None and hasattr(_speedups, "sdk_log_item"):  # and on_emit's
+    _accelerate(globals(), _log_item=_speedups.sdk_log_item)
 
 _queue_put: Callable[[BoundedQueue[Any], Any, int], int] = BoundedQueue.put_sized
 """``on_end``'s put: ``BoundedQueue.put_sized(queue, item, size)``, or its compiled twin
@@ -697,6 +681,16 @@ class BatchLogRecordProcessor(_Batching, LogRecordProcessor):
                     self._start_quietly()
                 self._processor.put_nowait(encoded)
                 return
+        self._emit_other(log_record)
+
+    def _set_hot(self, source: SourceEncoder | None) -> None:
+        """As the base's; while the hot path is on, ``on_emit`` is also one compiled call (:func:`._hot.install_hot`);
+        a record it does not encode (no resource, a pair not seen yet, ...) goes through ``on_emit`` whole."""
+        self._hot = source
+        install_hot(self, "on_emit", BatchLogRecordProcessor, (globals(), "_log_item"), _SDK_LOG_TYPES, None, None)
+
+    def _emit_other(self, log_record: ReadWriteLogRecord) -> None:
+        """``on_emit`` past encoding at the source: the record queued as an object (see ``on_emit``)."""
         try:
             record = log_record.log_record
             resource = log_record.resource
