@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -95,6 +96,58 @@ def test_both_twins_of_log_item_return_the_same() -> None:
         assert got[0] == (4, _log_field(records[1])) and type(got[0]) is tuple
         assert got[1] == (9, _log_field(other))
         assert all(result is record for result, (_, record) in zip(got[2:], cases[2:], strict=True)), twin
+
+
+def test_the_compiled_log_item_leaks_no_reference() -> None:
+    compiled = getattr(_compat.speedups, "sdk_log_item", None)
+    if compiled is None:
+        pytest.skip("the compiled accelerator is not available")
+    record, other = emitted(1)[0], emitted(1, Resource({"service.name": "other"}))[0]
+    resource, scope = record.resource, record.instrumentation_scope
+    broken = emitted(1)[0]
+    broken.log_record.attributes = {b"bytes key": 1}  # type: ignore[dict-item]
+    no_resource = emitted(1)[0]
+    no_resource.resource = None  # type: ignore[misc]
+    memo = (resource, scope, 3)
+    ids = {(id(other.resource), id(other.instrumentation_scope)): (other.resource, other.instrumentation_scope, 4)}
+    cases = [(memo, record), ((None, None, -1), other), (memo, broken), (memo, no_resource), (memo, object())]
+    watched = [record, other, resource, scope, broken, no_resource, memo, ids, other.resource]
+    for m, item in cases:
+        before = [sys.getrefcount(o) for o in watched]
+        for _ in range(1000):
+            compiled(_SDK_LOG_TYPES, None, m, ids, item)
+        assert [sys.getrefcount(o) for o in watched] == before, item
+
+
+def test_a_hot_put_leaks_no_reference() -> None:
+    if HotPut is None:
+        pytest.skip("aiotlp.processing._putfast is not built")
+    from aiotlp.processing import BoundedQueue
+
+    class Source:
+        _memo = ("r", "s", 1)
+
+    queue: BoundedQueue[Any] = BoundedQueue(
+        max_size=4, max_bytes=1 << 20, batch_size=2, drop_oldest=False, weigh=None, size_of=len
+    )
+    field = b"x" * 40
+    pair = (1, field)
+    outcomes: list[Any] = [pair, None, "other"]
+
+    def encode(*args: Any) -> Any:
+        return outcomes[0]
+
+    namespace = {"encode": encode}
+    hot = HotPut(namespace, "encode", encode, (), None, Source(), {}, queue, lambda: None, len, len)
+    watched = [encode, field, pair, queue, namespace]
+    for outcome in list(outcomes):
+        outcomes[0] = outcome
+        for _ in range(10):  # the queue full first (it keeps what it admitted)
+            hot("item")
+        before = [sys.getrefcount(o) for o in watched]
+        for _ in range(1000):  # past the queue's room: the queue's own put drops them
+            hot("item")
+        assert [sys.getrefcount(o) for o in watched] == before, outcome
 
 
 def installed(processor: BatchLogRecordProcessor) -> bool:
