@@ -366,14 +366,15 @@ async def test_on_end_is_one_compiled_call_while_the_hot_path_is_on(collector: F
         with tracer.start_as_current_span(f"span-{i}", attributes=ATTRIBUTES):
             pass
     assert installed(processor) == (HotPut is not None)
+    processor.on_end(span=tracer_spans(1)[0])  # by keyword, as the method takes it
     queue = processor._processor._queue
     with queue.lock:
         assert all(type(item) is tuple for chunk in queue._chunks for item in chunk)
-    assert ledger(processor)[:2] == (10, 10)
+    assert ledger(processor)[:2] == (11, 11)
     await asyncio.to_thread(provider.shutdown)
     assert not installed(processor)
-    assert sorted(s.name for s in collector.spans()) == sorted(f"span-{i}" for i in range(10))
-    assert processor.statistics().exported == 10
+    assert sorted(s.name for s in collector.spans()) == sorted(["span-0", *(f"span-{i}" for i in range(10))])
+    assert processor.statistics().exported == 11
 
 
 @pytest.mark.usefixtures("restore_implementation")

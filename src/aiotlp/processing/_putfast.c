@@ -227,8 +227,9 @@ py_queue_put_sized(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
  * hot(item): if namespace[name] is still `encode` (the encoders' switch, aiotlp.encoding.use, rebinds it), call
  * encode(types, direct, source._memo, ids, item): a tuple (key, field) is put in `queue` with len(field) as its
  * size (queue_put, else queue.put_sized), and `ready()` is called when that made a batch ready; None ends there;
- * anything else is passed to slow(item). When the encoder was switched, everything goes to full(item). Returns
- * what slow / full return, else None. Errors propagate as from the Python it stands for. */
+ * anything else is passed to slow(item). When the encoder was switched, everything goes to full(item), and so
+ * does a call of another form (a keyword argument, no argument: the method's own call says what is wrong).
+ * Returns what slow / full return, else None. Errors propagate as from the Python it stands for. */
 
 typedef struct {
     PyObject_HEAD
@@ -242,10 +243,8 @@ static PyObject *
 hot_call(PyObject *raw, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
     HotPut *self = (HotPut *)raw;
-    if (PyVectorcall_NARGS(nargsf) != 1 || (kwnames != NULL && PyTuple_GET_SIZE(kwnames) != 0)) {
-        PyErr_SetString(PyExc_TypeError, "HotPut takes one positional argument");
-        return NULL;
-    }
+    if (PyVectorcall_NARGS(nargsf) != 1 || (kwnames != NULL && PyTuple_GET_SIZE(kwnames) != 0))
+        return PyObject_Vectorcall(self->full, args, nargsf, kwnames); /* on_end(span=...): the method's call */
     PyObject *item = args[0];
     PyObject *bound = PyDict_GetItemWithError(self->namespace, self->name);
     if (bound != self->encode)
