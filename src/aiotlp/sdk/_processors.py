@@ -35,10 +35,13 @@ The exporter
   there; a batch is framed from those bytes without encoding again (a batch split by size is framed again from a
   subset), so the export thread only ships bytes, and the queue holds no SDK objects for the garbage collector to walk.
   The queue then has a byte capacity as well (``max_queue_bytes``, default :data:`DEFAULT_MAX_QUEUE_BYTES`, measured as
-  each item's encoded length). Once the processor has started, ``on_end`` is one compiled call (the sampled check, the
-  key of the span's resource and scope, found by identity, the encode: ``_encode_source._span_item``, or its pure
-  twin) and the put of the bytes with their length (``BoundedQueue.put_sized``); the first span of a new (resource,
-  scope), a span that cannot be encoded, and every span before the start or after the shutdown take the general path.
+  each item's encoded length). Once the processor has started, ``on_end`` / ``on_emit`` is one compiled callable set
+  on the instance (``aiotlp.processing.HotPut``, :mod:`._hot`; the SDK calls it with no Python frame of aiotlp's): the
+  sampled check, the key of the item's resource and scope, found by identity, the encode (``_encode_source._span_item``
+  / ``_log_item``, or their pure twins), the put of the bytes with their length (``BoundedQueue.put_sized``) and, for
+  a full batch, the hand-over; without the extension the class's Python method does the same. The first item of a
+  new (resource, scope), one that cannot be encoded, and every item before the start or after the shutdown take the
+  general path.
   Over OTLP/JSON, with ``encode_at_source=False`` or ``AIOTLP_NO_ENCODE_AT_SOURCE=1``
   (:data:`aiotlp.encoding.ENCODE_AT_SOURCE`), the objects are queued and each batch encoded at export, as before; both
   paths send the same bytes. An item that cannot be encoded is queued as the object, and dropped at export as
