@@ -117,6 +117,7 @@ class OTLPExporter(CodecExporter):
             given = ", ".join(name for name, value in overrides.items() if value is not None)
             raise TypeError(f"pass either config= or the settings ({given}), not both")
         self._config = config
+        self._signal_config = {signal: config.for_signal(signal) for signal in Signal}  # (frozen: read once)
         if retry is not None and not isinstance(retry, RetryPolicy):
             raise ConfigurationError(f"retry must be a RetryPolicy or None, got {type(retry).__name__}")
         if not is_int(max_response_bytes) or max_response_bytes < 1:
@@ -290,13 +291,17 @@ class OTLPExporter(CodecExporter):
             return ExportResult(items=total, failed=total, error=error)
         if total == 0:
             return ExportResult()
-        config = self.config.for_signal(signal)
+        config = self._signal_config[signal]
         loop = asyncio.get_running_loop()
         deadline = loop.time() + (config.timeout if timeout is None else min(config.timeout, timeout))
         binding = self._bind(loop)
         stack = binding.stacks[signal]
         binding.active += 1
         try:
+            if body is not None and len(body) <= config.max_request_bytes:
+                # the common batch, encoded by the caller and under the cap: the one request codec.requests makes
+                request = ExportRequest(signal=signal, body=body, items=total, size=len(body))
+                return await self._send(stack, request, deadline)
             result: ExportResult | None = None  # the first part's result as it is (most batches are one request)
             for part in codec.requests(items, config.max_request_bytes, body):
                 if isinstance(part, ExportRequest):
@@ -395,7 +400,7 @@ class OTLPExporter(CodecExporter):
         request = compress_request(request, stack.transport.compression)
         restore = suppress()  # instrumented HTTP and gRPC clients must not trace the exporter's own calls
         try:
-            partial = await stack.top.send(request, deadline)
+            partial = await stack.send(request, deadline)
         except GeneratorExit:  # closed outside its task (its loop never ran again): no context of ours to restore
             restore = None
             raise

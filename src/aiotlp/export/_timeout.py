@@ -10,9 +10,11 @@ from .._backports import timeout_at
 from .._exceptions import AttemptTimeoutError, ConfigurationError
 from .._validate import is_number
 from ..encoding import PartialSuccess
+from ..transport import Transport
+from ._reply import read_reply
 from ._types import ExportRequest, Sender
 
-__all__ = ["Timeout"]
+__all__ = ["Timeout", "TransportSender"]
 
 # One timer handle per attempt that cancels the task, as asyncio.timeout's does (with the same cancel-count
 # bookkeeping), without its context manager object and its two coroutines; Python 3.10 has no Task.uncancel():
@@ -34,6 +36,22 @@ def _expire(task: _Task, fired: list[bool]) -> None:
     fired.append(True)
 
 
+class TransportSender:
+    """The leaf of the stack: one attempt through the transport, and the reading of its reply."""
+
+    def __init__(self, transport: Transport) -> None:
+        self.transport = transport
+
+    async def send(self, request: ExportRequest, deadline: float) -> PartialSuccess:
+        timeout = deadline - asyncio.get_running_loop().time()
+        transport = self.transport
+        reply = await transport.send(request.body, content_encoding=request.content_encoding, timeout=timeout)
+        return read_reply(reply, transport.content_type)
+
+    async def shutdown(self) -> None:
+        await self.transport.close()
+
+
 class Timeout:
     """Wraps a :class:`Sender`; an attempt that runs too long is cancelled and raises :class:`AttemptTimeoutError`.
 
@@ -50,6 +68,8 @@ class Timeout:
             raise ConfigurationError(f"attempt_timeout must be > 0 seconds or None, got {attempt_timeout!r}")
         self.inner = inner
         self.attempt_timeout = attempt_timeout
+        # over a TransportSender (the stack's leaf), its attempt is made here, in this frame (one coroutine less)
+        self._transport = inner.transport if type(inner) is TransportSender else None
 
     async def send(self, request: ExportRequest, deadline: float) -> PartialSuccess:
         loop = asyncio.get_running_loop()
@@ -70,7 +90,14 @@ class Timeout:
         fired: list[bool] = []
         handle = loop.call_at(deadline, _expire, task, fired)
         try:
-            reply = await self.inner.send(request, deadline)
+            transport = self._transport
+            if transport is None:
+                reply = await self.inner.send(request, deadline)
+            else:  # TransportSender.send
+                answer = await transport.send(
+                    request.body, content_encoding=request.content_encoding, timeout=deadline - loop.time()
+                )
+                reply = read_reply(answer, transport.content_type)
         except BaseException as exc:
             handle.cancel()
             # ours when the timer fired and no other cancellation was asked for since the attempt began

@@ -563,12 +563,15 @@ class BatchProcessor(Flushing[T], ThreadHops[T], LoopBinding[T], LaneShipping[T]
             return
         batch.items = []
         if task.cancelled():
-            settled = settle(batch.weight, cancelled=True, cancel_reason=batch.cancel_reason)
+            self._account(batch, settle(batch.weight, cancelled=True, cancel_reason=batch.cancel_reason))
         elif (exc := task.exception()) is not None:
-            settled = settle(batch.weight, exception=exc)
+            self._account(batch, settle(batch.weight, exception=exc))
         else:
-            settled = settle(batch.weight, result=task.result())
-        self._account(batch, settled)
+            result = task.result()
+            if type(result) is ExportResult and result.accepted >= batch.weight:
+                self._accepted(batch)  # what settle and _account make of a full success
+            else:
+                self._account(batch, settle(batch.weight, result=result))
         if self._worker_gone:
             self._check_flushes()
             self._maybe_move()
@@ -582,9 +585,27 @@ class BatchProcessor(Flushing[T], ThreadHops[T], LoopBinding[T], LaneShipping[T]
         if self._loop is loop and self._worker_on is not loop:
             self._wake()
 
+    def _accepted(self, batch: Batch) -> None:
+        """:meth:`_account` of a batch all accepted (``Settlement(weight, accepted=weight)``), without the
+        settlement unless a flush waits for it."""
+        weight = batch.weight
+        self._queue.settle_accepted(weight)
+        if self._metrics is not None:
+            loop = self._loop
+            assert loop is not None
+            self._metrics.record_export(loop.time() - batch.started, None)  # (any thread)
+        if self._flushes:
+            settled = Settlement(weight, accepted=weight)
+            for waiter in self._flushes:
+                if batch.first < waiter.mark:
+                    waiter.count(settled)
+
     def _account(self, batch: Batch, settled: Settlement) -> None:
         """Count a settled batch: the ledger, the self-metrics, the failure's log line, the flushes waiting for
         it. On the loop; or on a producer's thread for a lane's full success while no flush waits."""
+        if settled.accepted == settled.weight and settled.error is None:
+            self._accepted(batch)
+            return
         self._queue.settle(
             settled.weight,
             accepted=settled.accepted,

@@ -379,6 +379,12 @@ class BoundedQueue(Generic[T]):
             for key, count in outcomes.items():
                 self.outcomes[key] = self.outcomes.get(key, 0) + count
 
+    def settle_accepted(self, weight: int) -> None:
+        """:meth:`settle` of a batch of ``weight`` that was all accepted (the common end of an export)."""
+        with self.lock:
+            self.in_flight -= weight
+            self.exported += weight
+
     def drop_all(self) -> tuple[int, list[int]]:
         """Drop everything queued as ``shutdown``; return the first sequence number and each entry's weight."""
         with self.lock:

@@ -40,6 +40,7 @@ class FastAdapter:
         # items encoded at the source are framed into a request; SDK objects are encoded
         encode = exporter._encode if source is None else source.frame
         self._encode: Callable[[Sequence[Any]], bytes] = encode
+        self._codec = exporter._client.codec(encode)  # one for every batch
         exporter._client.load_client()  # now, not at the first export on the application's loop
 
     @property
@@ -53,13 +54,19 @@ class FastAdapter:
         if client.closed:
             return ExportResult(items=total, failed=total)
         client.check_fork()
+        try:
+            body = self._encode(items)
+        except Exception:  # some cannot be encoded: encode_batch leaves them out (counted)
+            pass
+        else:  # the common batch: counted in the exporter's statistics, as its own exports
+            return await client.export_here(items, self._codec, body)
         good, body, dropped = encode_batch(items, self._encode, self._what)
-        if not dropped:  # the common batch: counted in the exporter's statistics, as its own exports
-            return await client.export_here(good, self._encode, body)
+        if not dropped:  # (the encoder failed once, not again)
+            return await client.export_here(good, self._codec, body)
         client.ledger.drop("invalid", dropped)
         result = ExportResult(items=dropped, dropped=dropped, invalid=dropped)  # cannot be encoded
         if good:
-            result = result + await client.export_here(good, self._encode, body)
+            result = result + await client.export_here(good, self._codec, body)
         return result
 
     # The verbs hand :meth:`_export`'s coroutine to the caller (one coroutine less per export): awaited as before.
