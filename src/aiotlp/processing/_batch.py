@@ -539,10 +539,17 @@ class BatchProcessor(Flushing[T], ThreadHops[T], LoopBinding[T], LaneShipping[T]
             self._arm_watchdog(loop, earliest)
 
     async def _call_export(self, items: list[T]) -> ExportResult:
-        if asyncio.current_task() not in self._running:
+        task = asyncio.current_task()
+        if task is None or task not in self._running:
             # the processor moved away from this loop before the export started: it is sent from the new loop
             return ExportResult()
-        return await self._export(items)
+        result = await self._export(items)
+        # Returned: settled here, in the task's last step, rather than by _on_done in a loop iteration of its own
+        # (its callback until now: it settles every other end, a cancellation before this coroutine ran included).
+        # Not while the processor is leaving this loop (_on_done's moves).
+        if not (self._lost or self._worker_gone) and task.remove_done_callback(self._on_done):
+            self._ended(task, None, None, result)
+        return result
 
     def _expire(self, task: asyncio.Task[Any]) -> None:
         batch = self._running.get(task)
@@ -551,27 +558,37 @@ class BatchProcessor(Flushing[T], ThreadHops[T], LoopBinding[T], LaneShipping[T]
             task.cancel()
 
     def _on_done(self, task: asyncio.Task[Any]) -> None:
+        if task.cancelled():
+            self._ended(task, True, None, None)
+        elif (exc := task.exception()) is not None:
+            self._ended(task, False, exc, None)
+        else:
+            self._ended(task, False, None, task.result())
+
+    def _ended(
+        self, task: asyncio.Task[Any], cancelled: bool | None, exc: BaseException | None, result: object
+    ) -> None:
+        """Settle the batch of the export ``task`` (cancelled, raised ``exc`` or returned ``result``), then start
+        the next. ``cancelled=None``: called by the task itself as it returns ``result`` (not done yet)."""
         with self._start_lock:
             batch = self._running.pop(task, None)
         if batch is None:  # taken away by a move (exported again on the new loop), or never launched by _launch
             return
         if self._stopping and not self._running and self._loop is not None:
             self._disarm_watchdog(self._loop)
-        if self._lost and task.cancelled() and not batch.cancel_reason:
+        if self._lost and cancelled and not batch.cancel_reason:
             self._orphans.append(batch)  # cancelled by the loop's shutdown: export it again after the move
             self._maybe_move()
             return
         batch.items = []
-        if task.cancelled():
+        if cancelled:
             self._account(batch, settle(batch.weight, cancelled=True, cancel_reason=batch.cancel_reason))
-        elif (exc := task.exception()) is not None:
+        elif exc is not None:
             self._account(batch, settle(batch.weight, exception=exc))
+        elif type(result) is ExportResult and result.accepted >= batch.weight:
+            self._accepted(batch)  # what settle and _account make of a full success
         else:
-            result = task.result()
-            if type(result) is ExportResult and result.accepted >= batch.weight:
-                self._accepted(batch)  # what settle and _account make of a full success
-            else:
-                self._account(batch, settle(batch.weight, result=result))
+            self._account(batch, settle(batch.weight, result=result))
         if self._worker_gone:
             self._check_flushes()
             self._maybe_move()
