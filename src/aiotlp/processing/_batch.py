@@ -466,16 +466,18 @@ class BatchProcessor(Flushing[T], ThreadHops[T], LoopBinding[T], LaneShipping[T]
         took = False
         queue = self._queue
         loop = self._loop
-        while self._exports_in_flight() < self._max_concurrent:
+        more = not queue.idle(self._drain_to)  # (the common end of an export: nothing is due, no lock taken)
+        while more and self._exports_in_flight() < self._max_concurrent:
             # under the bind lock: a move from a stopped loop (another thread) sees a batch either queued or
             # registered in flight, never between the two
             with self._start_lock:
                 if loop is not self._loop or asyncio._get_running_loop() is not loop:
                     return  # moved away: this loop's worker and callbacks no longer export
-                taken = queue.take(self._drain_to)
+                taken = queue.take_batch(self._drain_to, self._exports_in_flight() + 1 < self._max_concurrent)
                 if taken is None:
                     break
-                self._launch(*taken)
+                items, weight, first, more = taken
+                self._launch(items, weight, first)
             took = True
         lane_full = self._lane is not None and self._exports_in_flight() >= self._max_concurrent
         if lane_full and loop is not None and asyncio._get_running_loop() is loop:
