@@ -157,6 +157,7 @@ class OTLPExporter(CodecExporter):
         self._latest: dict[Signal, SenderStack] = self._spare
         self._lock = threading.Lock()
         self._pid = os.getpid()
+        self._forks = _forks
         self._retired_retries = 0
         self._closed = False
         _open_exporters.add(self)
@@ -342,7 +343,7 @@ class OTLPExporter(CodecExporter):
     def _bind(self, loop: asyncio.AbstractEventLoop) -> _LoopStacks:
         """The running loop's stacks, made on its first export."""
         binding = self._bindings.get(loop)
-        if binding is not None and self._pid == os.getpid():
+        if binding is not None and self._forks == _forks:  # no fork since the last look (no getpid() per export)
             return binding
         with self._lock:
             if self._pid != os.getpid():  # a forked child: the parent's connections are the parent's
@@ -351,6 +352,7 @@ class OTLPExporter(CodecExporter):
                     self._retired_retries += stale.retries()
                     self._drop(stale)
                 self._bindings.clear()
+            self._forks = _forks
             binding = self._bindings.get(loop)
             if binding is not None:
                 return binding
@@ -544,6 +546,19 @@ class _LoopStacks:
 
 
 _open_exporters: weakref.WeakSet[OTLPExporter] = weakref.WeakSet()
+
+_forks = 0
+"""Forks into this process's line so far (a fork hook counts them): an exporter that saw this many need not ask
+the process id again."""
+
+
+def _count_fork() -> None:
+    global _forks
+    _forks += 1
+
+
+if hasattr(os, "register_at_fork"):  # pragma: no branch - POSIX
+    os.register_at_fork(after_in_child=_count_fork)
 
 
 _unfinished: set[_LoopStacks] = set()
