@@ -68,8 +68,6 @@ class Timeout:
             raise ConfigurationError(f"attempt_timeout must be > 0 seconds or None, got {attempt_timeout!r}")
         self.inner = inner
         self.attempt_timeout = attempt_timeout
-        # over a TransportSender (the stack's leaf), its attempt is made here, in this frame (one coroutine less)
-        self._transport = inner.transport if type(inner) is TransportSender else None
 
     async def send(self, request: ExportRequest, deadline: float) -> PartialSuccess:
         loop = asyncio.get_running_loop()
@@ -90,10 +88,11 @@ class Timeout:
         fired: list[bool] = []
         handle = loop.call_at(deadline, _expire, task, fired)
         try:
-            transport = self._transport
-            if transport is None:
-                reply = await self.inner.send(request, deadline)
-            else:  # TransportSender.send
+            inner = self.inner
+            if type(inner) is not TransportSender:
+                reply = await inner.send(request, deadline)
+            else:  # over the stack's leaf, its attempt is made in this frame (TransportSender.send: one coroutine less)
+                transport = inner.transport
                 answer = await transport.send(
                     request.body, content_encoding=request.content_encoding, timeout=deadline - loop.time()
                 )
