@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
@@ -27,6 +28,19 @@ __all__ = ["FastAdapter", "GenericAdapter"]
 
 logger = logging.getLogger("aiotlp.sdk")
 
+_forks = 0
+"""Forks into this process's line so far (a fork hook counts them): the adapter asks its client to look for a fork
+(``check_fork``: a ``getpid()`` system call) only when there was one."""
+
+
+def _count_fork() -> None:
+    global _forks
+    _forks += 1
+
+
+if hasattr(os, "register_at_fork"):  # pragma: no branch - POSIX
+    os.register_at_fork(after_in_child=_count_fork)
+
 
 class FastAdapter:
     """Sends batches through the aiotlp SDK exporter's own OTLPExporter, on the running loop."""
@@ -41,6 +55,7 @@ class FastAdapter:
         encode = exporter._encode if source is None else source.frame
         self._encode: Callable[[Sequence[Any]], bytes] = encode
         self._codec = exporter._client.codec(encode)  # one for every batch
+        self._forks = -1  # (the first export looks: the client may have been used before a fork)
         exporter._client.load_client()  # now, not at the first export on the application's loop
 
     @property
@@ -53,7 +68,9 @@ class FastAdapter:
         total = len(items)
         if client.closed:
             return ExportResult(items=total, failed=total)
-        client.check_fork()
+        if self._forks != _forks:  # a fork since the last export: the client drops what is the parent's
+            client.check_fork()
+            self._forks = _forks
         try:
             body = self._encode(items)
         except Exception:  # some cannot be encoded: encode_batch leaves them out (counted)
