@@ -163,3 +163,61 @@ async def test_an_export_cancelled_from_outside_is_counted_failed_not_timed_out(
     assert isinstance(result.error.last, AttemptTimeoutError)
     assert result.failed == 1 and exporter.in_flight == 0
     await exporter.shutdown()
+
+
+@needs_uncancel
+async def test_attempts_in_flight_together_are_each_cut_at_their_own_deadline() -> None:
+    """One timer watches every attempt in flight on the loop: each is cut exactly at its deadline, in any order of
+    arrival (an earlier deadline than the one the timer is armed for re-arms it), and one that ends before its
+    deadline leaves nothing behind for the others or for its task."""
+    sender = Timeout(Behaviour(60), None)
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    ends: dict[str, str] = {}
+
+    async def attempt(name: str, deadline: float, inner: Behaviour | None = None) -> None:
+        if inner is not None:
+            sender.inner = inner
+        try:
+            await sender.send(request(), start + deadline)
+            ends[name] = f"reply at {loop.time() - start:g}"
+        except AttemptTimeoutError:
+            ends[name] = f"timeout at {loop.time() - start:g}"
+        task = asyncio.current_task()
+        assert task is not None and task.cancelling() == 0
+        await asyncio.sleep(100)  # nothing cancels it afterwards
+
+    tasks = [asyncio.ensure_future(attempt("late", 9)), asyncio.ensure_future(attempt("early", 3))]
+    await asyncio.sleep(1)
+    tasks.append(asyncio.ensure_future(attempt("middle", 6)))
+    await asyncio.sleep(0)
+    tasks.append(asyncio.ensure_future(attempt("quick", 4, Behaviour(1))))  # answers at 2, before its deadline
+    await asyncio.gather(*tasks)
+    assert ends == {"early": "timeout at 3", "middle": "timeout at 6", "late": "timeout at 9", "quick": "reply at 2"}
+
+
+@pytest.mark.slow
+def test_a_timeout_used_on_two_loops_at_once_cuts_each_attempt() -> None:
+    """The timer belongs to one loop: an attempt on another loop while the first one's attempts are in flight gets
+    a timer of its own; both are cut at their deadlines."""
+    import threading
+
+    sender = Timeout(Behaviour(60), None)
+    results: list[tuple[float, float]] = []
+    started = threading.Event()
+
+    async def attempt(deadline: float) -> tuple[float, float]:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        started.set()
+        with pytest.raises(AttemptTimeoutError):
+            await sender.send(request(), start + deadline)
+        return deadline, loop.time() - start
+
+    other = threading.Thread(target=lambda: results.append(asyncio.run(attempt(0.4))))
+    other.start()
+    started.wait(10)
+    results.append(asyncio.run(attempt(0.2)))
+    other.join(10)
+    assert sorted(deadline for deadline, _ in results) == [0.2, 0.4]
+    assert all(deadline <= took < deadline + 10 for deadline, took in results)

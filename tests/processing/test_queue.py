@@ -132,6 +132,50 @@ class QueueMachine(RuleBasedStateMachine):
         assert first == self.queue.removed - len(items)
         self.in_flight.append((items, weight))
 
+    @rule(drain=st.booleans(), room=st.booleans())
+    def take_batch(self, drain: bool, room: bool) -> None:
+        """The processor's take: the batch (as take gives it), and whether another may be due after it."""
+        mark = self.queue.admitted if drain else 0
+        pending = self.queue.wake_pending
+        taken = self.queue.take_batch(mark, room)
+        if taken is None:
+            assert not self.queue.wake_pending
+            if drain:
+                assert not self.model
+            return
+        items, weight, first, more = taken
+        assert items, "never an empty batch"
+        assert items == [self.model.popleft() for _ in items]  # FIFO, whole
+        assert weight == sum(map(self.weight, items))
+        assert first == self.queue.removed - len(items)
+        self.in_flight.append((items, weight))
+        if more:
+            assert self.queue.wake_pending == pending
+            return
+        # nothing else due: a take now finds nothing (and clears the flag, as take_batch did with room)
+        assert self.queue.wake_pending == (pending and not room)
+        assert self.queue.take(mark) is None
+        if drain:
+            assert not self.model
+
+    @rule(drain=st.booleans())
+    def idle(self, drain: bool) -> None:
+        """Idle (read without the lock) means a take would find nothing and clear nothing."""
+        mark = self.queue.admitted if drain else 0
+        if self.queue.idle(mark):
+            assert not self.queue.wake_pending
+            assert self.queue.take(mark) is None
+
+    @precondition(lambda self: bool(self.in_flight))
+    @rule(data=st.data())
+    def settle_accepted(self, data: st.DataObject) -> None:
+        """A full success: the same counts as settle(weight, accepted=weight)."""
+        _items, weight = self.in_flight.pop(data.draw(st.integers(0, len(self.in_flight) - 1)))
+        exported = self.queue.exported
+        self.queue.settle_accepted(weight)
+        assert self.queue.exported == exported + weight
+        self.settled += weight
+
     @precondition(lambda self: bool(self.in_flight))
     @rule(data=st.data())
     def settle(self, data: st.DataObject) -> None:

@@ -168,6 +168,43 @@ def test_a_large_write_arrives_whole(size: int) -> None:
     assert isinstance(loop, _keepgil.KeepGilEventLoop) == _keepgil.AVAILABLE
 
 
+@pytest.mark.parametrize("wakeups", [1, 5000])
+def test_every_callback_from_another_thread_runs(wakeups: int) -> None:
+    """call_soon_threadsafe from other threads wakes the loop through its self-pipe, read keeping the GIL, once
+    per wake-up: a burst larger than one read (4096 bytes) is read to the end, and every callback runs."""
+    ran: list[int] = []
+
+    async def main() -> list[int]:
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+
+        def call(i: int) -> None:
+            ran.append(i)
+            if len(ran) == wakeups:
+                done.set_result(None)
+
+        def burst() -> None:
+            for i in range(wakeups):
+                loop.call_soon_threadsafe(call, i)
+
+        threads = [threading.Thread(target=burst)]
+        for thread in threads:
+            thread.start()
+        await asyncio.wait_for(done, 30)
+        for thread in threads:
+            thread.join()
+        last = loop.create_future()  # the pipe still wakes the (idle) loop after the burst
+        late = threading.Thread(target=loop.call_soon_threadsafe, args=(last.set_result, None))
+        late.start()
+        await asyncio.wait_for(last, 30)
+        late.join()
+        return ran
+
+    result, loop = run_on_keepgil_loop(main)
+    assert result == list(range(wakeups))
+    assert isinstance(loop, _keepgil.KeepGilEventLoop) == _keepgil.AVAILABLE
+
+
 def test_a_write_to_a_peer_that_does_not_read_can_be_cancelled() -> None:
     """The socket buffer fills (the helper's send returns short, then raises BlockingIOError): the write waits on
     the loop without blocking it, its wait can be cancelled, and the loop goes on serving other connections."""

@@ -169,3 +169,10 @@ class CodecExporter(abc.ABC):
         export, on the SDK processors' path).
         """
         return self._export_codec(Codec(signal, encode, count, split_item), items, body, timeout)
+
+    def export_codec(
+        self, codec: Codec, items: Sequence[Any], *, body: bytes | None = None, timeout: float | None = None
+    ) -> Coroutine[Any, Any, ExportResult]:
+        """:meth:`export_encoded` with the batch's :class:`Codec` made once by the caller (a processor's adapter
+        sends every batch with the same one): the same path, without a new Codec per batch."""
+        return self._export_codec(codec, items, body, timeout)

@@ -117,6 +117,7 @@ class OTLPExporter(CodecExporter):
             given = ", ".join(name for name, value in overrides.items() if value is not None)
             raise TypeError(f"pass either config= or the settings ({given}), not both")
         self._config = config
+        self._signal_config = {signal: config.for_signal(signal) for signal in Signal}  # (frozen: read once)
         if retry is not None and not isinstance(retry, RetryPolicy):
             raise ConfigurationError(f"retry must be a RetryPolicy or None, got {type(retry).__name__}")
         if not is_int(max_response_bytes) or max_response_bytes < 1:
@@ -156,6 +157,7 @@ class OTLPExporter(CodecExporter):
         self._latest: dict[Signal, SenderStack] = self._spare
         self._lock = threading.Lock()
         self._pid = os.getpid()
+        self._forks = _forks
         self._retired_retries = 0
         self._closed = False
         _open_exporters.add(self)
@@ -290,13 +292,17 @@ class OTLPExporter(CodecExporter):
             return ExportResult(items=total, failed=total, error=error)
         if total == 0:
             return ExportResult()
-        config = self.config.for_signal(signal)
+        config = self._signal_config[signal]
         loop = asyncio.get_running_loop()
         deadline = loop.time() + (config.timeout if timeout is None else min(config.timeout, timeout))
         binding = self._bind(loop)
         stack = binding.stacks[signal]
         binding.active += 1
         try:
+            if body is not None and len(body) <= config.max_request_bytes:
+                # the common batch, encoded by the caller and under the cap: the one request codec.requests makes
+                request = ExportRequest(signal=signal, body=body, items=total, size=len(body))
+                return await self._send(stack, request, deadline)
             result: ExportResult | None = None  # the first part's result as it is (most batches are one request)
             for part in codec.requests(items, config.max_request_bytes, body):
                 if isinstance(part, ExportRequest):
@@ -337,7 +343,7 @@ class OTLPExporter(CodecExporter):
     def _bind(self, loop: asyncio.AbstractEventLoop) -> _LoopStacks:
         """The running loop's stacks, made on its first export."""
         binding = self._bindings.get(loop)
-        if binding is not None and self._pid == os.getpid():
+        if binding is not None and self._forks == _forks:  # no fork since the last look (no getpid() per export)
             return binding
         with self._lock:
             if self._pid != os.getpid():  # a forked child: the parent's connections are the parent's
@@ -346,6 +352,7 @@ class OTLPExporter(CodecExporter):
                     self._retired_retries += stale.retries()
                     self._drop(stale)
                 self._bindings.clear()
+            self._forks = _forks
             binding = self._bindings.get(loop)
             if binding is not None:
                 return binding
@@ -395,7 +402,7 @@ class OTLPExporter(CodecExporter):
         request = compress_request(request, stack.transport.compression)
         restore = suppress()  # instrumented HTTP and gRPC clients must not trace the exporter's own calls
         try:
-            partial = await stack.top.send(request, deadline)
+            partial = await stack.send(request, deadline)
         except GeneratorExit:  # closed outside its task (its loop never ran again): no context of ours to restore
             restore = None
             raise
@@ -539,6 +546,19 @@ class _LoopStacks:
 
 
 _open_exporters: weakref.WeakSet[OTLPExporter] = weakref.WeakSet()
+
+_forks = 0
+"""Forks into this process's line so far (a fork hook counts them): an exporter that saw this many need not ask
+the process id again."""
+
+
+def _count_fork() -> None:
+    global _forks
+    _forks += 1
+
+
+if hasattr(os, "register_at_fork"):  # pragma: no branch - POSIX
+    os.register_at_fork(after_in_child=_count_fork)
 
 
 _unfinished: set[_LoopStacks] = set()

@@ -103,9 +103,24 @@ def failed_result(
     return ExportResult(items=items, failed=items, requests=1, error=error)
 
 
+_ACCEPTED: dict[int, ExportResult] = {}
+"""The result of a full success of a request of n items, by n: made once (a frozen value), the common result."""
+
+
+def _accepted(items: int) -> ExportResult:
+    result = _ACCEPTED.get(items)
+    if result is None:
+        result = ExportResult(items=items, accepted=items, requests=1)
+        if len(_ACCEPTED) < 4096:  # (a bounded cache: the batch sizes in use)
+            _ACCEPTED[items] = result
+    return result
+
+
 def partial_result(signal: Signal, items: int, partial: PartialSuccess, log: RateLimitedLogger) -> ExportResult:
     """The result of a request of ``items`` that the collector took with ``partial`` success; a rejection (or a
     message) is logged on ``log``."""
+    if partial is _SUCCESS or (not partial.rejected and not partial.error_message):
+        return _accepted(items)  # a full success: the same result as below
     rejected = min(max(partial.rejected, 0), items)
     if rejected or partial.error_message:
         log.log(

@@ -79,18 +79,27 @@ class Retry:
         self.retries = 0
         """Retries made so far (attempts beyond the first), for statistics."""
 
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`interrupt` (or :meth:`shutdown`) was called: no attempt starts any more."""
+        return self._closed.is_set()
+
     async def send(self, request: ExportRequest, deadline: float) -> PartialSuccess:
+        if self._closed.is_set():
+            raise ExporterShutdownError("the exporter was shut down before the request was sent")
+        try:
+            return await self.inner.send(request, deadline)
+        except RetryableError as exc:
+            last = exc
+        return await self.after(request, deadline, last)
+
+    async def after(self, request: ExportRequest, deadline: float, last: RetryableError) -> PartialSuccess:
+        """The rest of :meth:`send` once its first attempt failed with ``last``: wait, try again, until success, the
+        last attempt allowed or the deadline. (The sender stack's one-frame path makes the first attempt itself.)"""
         loop = asyncio.get_running_loop()
         policy = self.policy
-        attempt = 0
+        attempt = 1
         while True:
-            if self._closed.is_set():
-                raise ExporterShutdownError("the exporter was shut down before the request was sent")
-            attempt += 1
-            try:
-                return await self.inner.send(request, deadline)
-            except RetryableError as exc:
-                last = exc
             if policy.max_attempts is not None and attempt >= policy.max_attempts:
                 raise RetriesExhaustedError(
                     f"gave up after {attempt} attempts: {last.message}", last=last, attempts=attempt
@@ -111,6 +120,11 @@ class Retry:
                 raise ExporterShutdownError(
                     f"the exporter was shut down while waiting to retry: {last.message}"
                 ) from last
+            attempt += 1
+            try:
+                return await self.inner.send(request, deadline)
+            except RetryableError as exc:
+                last = exc
 
     def interrupt(self) -> None:
         """End every backoff sleep now; requests waiting to retry fail with ExporterShutdownError."""

@@ -466,16 +466,18 @@ class BatchProcessor(Flushing[T], ThreadHops[T], LoopBinding[T], LaneShipping[T]
         took = False
         queue = self._queue
         loop = self._loop
-        while self._exports_in_flight() < self._max_concurrent:
+        more = not queue.idle(self._drain_to)  # (the common end of an export: nothing is due, no lock taken)
+        while more and self._exports_in_flight() < self._max_concurrent:
             # under the bind lock: a move from a stopped loop (another thread) sees a batch either queued or
             # registered in flight, never between the two
             with self._start_lock:
                 if loop is not self._loop or asyncio._get_running_loop() is not loop:
                     return  # moved away: this loop's worker and callbacks no longer export
-                taken = queue.take(self._drain_to)
+                taken = queue.take_batch(self._drain_to, self._exports_in_flight() + 1 < self._max_concurrent)
                 if taken is None:
                     break
-                self._launch(*taken)
+                items, weight, first, more = taken
+                self._launch(items, weight, first)
             took = True
         lane_full = self._lane is not None and self._exports_in_flight() >= self._max_concurrent
         if lane_full and loop is not None and asyncio._get_running_loop() is loop:
@@ -539,10 +541,17 @@ class BatchProcessor(Flushing[T], ThreadHops[T], LoopBinding[T], LaneShipping[T]
             self._arm_watchdog(loop, earliest)
 
     async def _call_export(self, items: list[T]) -> ExportResult:
-        if asyncio.current_task() not in self._running:
+        task = asyncio.current_task()
+        if task is None or task not in self._running:
             # the processor moved away from this loop before the export started: it is sent from the new loop
             return ExportResult()
-        return await self._export(items)
+        result = await self._export(items)
+        # Returned: settled here, in the task's last step, rather than by _on_done in a loop iteration of its own
+        # (its callback until now: it settles every other end, a cancellation before this coroutine ran included).
+        # Not while the processor is leaving this loop (_on_done's moves).
+        if not (self._lost or self._worker_gone) and task.remove_done_callback(self._on_done):
+            self._ended(task, None, None, result)
+        return result
 
     def _expire(self, task: asyncio.Task[Any]) -> None:
         batch = self._running.get(task)
@@ -551,24 +560,37 @@ class BatchProcessor(Flushing[T], ThreadHops[T], LoopBinding[T], LaneShipping[T]
             task.cancel()
 
     def _on_done(self, task: asyncio.Task[Any]) -> None:
+        if task.cancelled():
+            self._ended(task, True, None, None)
+        elif (exc := task.exception()) is not None:
+            self._ended(task, False, exc, None)
+        else:
+            self._ended(task, False, None, task.result())
+
+    def _ended(
+        self, task: asyncio.Task[Any], cancelled: bool | None, exc: BaseException | None, result: object
+    ) -> None:
+        """Settle the batch of the export ``task`` (cancelled, raised ``exc`` or returned ``result``), then start
+        the next. ``cancelled=None``: called by the task itself as it returns ``result`` (not done yet)."""
         with self._start_lock:
             batch = self._running.pop(task, None)
         if batch is None:  # taken away by a move (exported again on the new loop), or never launched by _launch
             return
         if self._stopping and not self._running and self._loop is not None:
             self._disarm_watchdog(self._loop)
-        if self._lost and task.cancelled() and not batch.cancel_reason:
+        if self._lost and cancelled and not batch.cancel_reason:
             self._orphans.append(batch)  # cancelled by the loop's shutdown: export it again after the move
             self._maybe_move()
             return
         batch.items = []
-        if task.cancelled():
-            settled = settle(batch.weight, cancelled=True, cancel_reason=batch.cancel_reason)
-        elif (exc := task.exception()) is not None:
-            settled = settle(batch.weight, exception=exc)
+        if cancelled:
+            self._account(batch, settle(batch.weight, cancelled=True, cancel_reason=batch.cancel_reason))
+        elif exc is not None:
+            self._account(batch, settle(batch.weight, exception=exc))
+        elif type(result) is ExportResult and result.accepted >= batch.weight:
+            self._accepted(batch)  # what settle and _account make of a full success
         else:
-            settled = settle(batch.weight, result=task.result())
-        self._account(batch, settled)
+            self._account(batch, settle(batch.weight, result=result))
         if self._worker_gone:
             self._check_flushes()
             self._maybe_move()
@@ -582,9 +604,27 @@ class BatchProcessor(Flushing[T], ThreadHops[T], LoopBinding[T], LaneShipping[T]
         if self._loop is loop and self._worker_on is not loop:
             self._wake()
 
+    def _accepted(self, batch: Batch) -> None:
+        """:meth:`_account` of a batch all accepted (``Settlement(weight, accepted=weight)``), without the
+        settlement unless a flush waits for it."""
+        weight = batch.weight
+        self._queue.settle_accepted(weight)
+        if self._metrics is not None:
+            loop = self._loop
+            assert loop is not None
+            self._metrics.record_export(loop.time() - batch.started, None)  # (any thread)
+        if self._flushes:
+            settled = Settlement(weight, accepted=weight)
+            for waiter in self._flushes:
+                if batch.first < waiter.mark:
+                    waiter.count(settled)
+
     def _account(self, batch: Batch, settled: Settlement) -> None:
         """Count a settled batch: the ledger, the self-metrics, the failure's log line, the flushes waiting for
         it. On the loop; or on a producer's thread for a lane's full success while no flush waits."""
+        if settled.accepted == settled.weight and settled.error is None:
+            self._accepted(batch)
+            return
         self._queue.settle(
             settled.weight,
             accepted=settled.accepted,

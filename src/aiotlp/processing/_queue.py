@@ -346,6 +346,58 @@ class BoundedQueue(Generic[T]):
             self.batches += 1
             return head, weight, first
 
+    def take_batch(self, drain_to: int, room: bool) -> tuple[list[T], int, int, bool] | None:
+        """:meth:`take`, and whether another batch may be due after it: one lock where the caller would take twice.
+        When nothing else is due and the caller has ``room`` for another export after this one (so it would
+        :meth:`take` again and find nothing), ``wake_pending`` is cleared as that :meth:`take` would clear it."""
+        with self.lock:
+            chunks = self._chunks
+            if not chunks:
+                self.wake_pending = False
+                return None
+            head = chunks[0]
+            weight = len(head) if self._unit else head.weight
+            if head is self._tail and weight < self._batch_size and self.removed >= drain_to:
+                self.wake_pending = False
+                return None
+            chunks.popleft()
+            if head is self._tail:
+                self._tail = None
+            first = self.removed
+            self.removed += len(head)
+            self.queued -= weight
+            self.queued_bytes -= head.nbytes
+            self.in_flight += weight
+            self.handed += weight
+            self.batches += 1
+            more = bool(chunks)
+            if more:
+                after = chunks[0]
+                more = (
+                    after is not self._tail
+                    or (len(after) if self._unit else after.weight) >= self._batch_size
+                    or self.removed < drain_to
+                )
+            if not more and room:
+                self.wake_pending = False
+            return head, weight, first, more
+
+    def idle(self, drain_to: int) -> bool:
+        """True when a :meth:`take` would find nothing and clear nothing: no batch is due and no wake-up is pending.
+        Read without the lock (the loop thread, before taking it): a put that makes a batch ready after this
+        finds ``wake_pending`` clear and reports ``READY``, which wakes the worker."""
+        if self.wake_pending:
+            return False
+        chunks = self._chunks
+        if not chunks:
+            return True
+        head = chunks[0]
+        return (
+            head is self._tail
+            and (len(head) if self._unit else head.weight) < self._batch_size
+            and self.removed >= drain_to
+        )
+
     def settle(
         self,
         weight: int,
@@ -378,6 +430,12 @@ class BoundedQueue(Generic[T]):
                 self.last_error = error
             for key, count in outcomes.items():
                 self.outcomes[key] = self.outcomes.get(key, 0) + count
+
+    def settle_accepted(self, weight: int) -> None:
+        """:meth:`settle` of a batch of ``weight`` that was all accepted (the common end of an export)."""
+        with self.lock:
+            self.in_flight -= weight
+            self.exported += weight
 
     def drop_all(self) -> tuple[int, list[int]]:
         """Drop everything queued as ``shutdown``; return the first sequence number and each entry's weight."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
@@ -27,6 +28,19 @@ __all__ = ["FastAdapter", "GenericAdapter"]
 
 logger = logging.getLogger("aiotlp.sdk")
 
+_forks = 0
+"""Forks into this process's line so far (a fork hook counts them): the adapter asks its client to look for a fork
+(``check_fork``: a ``getpid()`` system call) only when there was one."""
+
+
+def _count_fork() -> None:
+    global _forks
+    _forks += 1
+
+
+if hasattr(os, "register_at_fork"):  # pragma: no branch - POSIX
+    os.register_at_fork(after_in_child=_count_fork)
+
 
 class FastAdapter:
     """Sends batches through the aiotlp SDK exporter's own OTLPExporter, on the running loop."""
@@ -40,6 +54,8 @@ class FastAdapter:
         # items encoded at the source are framed into a request; SDK objects are encoded
         encode = exporter._encode if source is None else source.frame
         self._encode: Callable[[Sequence[Any]], bytes] = encode
+        self._codec = exporter._client.codec(encode)  # one for every batch
+        self._forks = -1  # (the first export looks: the client may have been used before a fork)
         exporter._client.load_client()  # now, not at the first export on the application's loop
 
     @property
@@ -52,14 +68,22 @@ class FastAdapter:
         total = len(items)
         if client.closed:
             return ExportResult(items=total, failed=total)
-        client.check_fork()
+        if self._forks != _forks:  # a fork since the last export: the client drops what is the parent's
+            client.check_fork()
+            self._forks = _forks
+        try:
+            body = self._encode(items)
+        except Exception:  # some cannot be encoded: encode_batch leaves them out (counted)
+            pass
+        else:  # the common batch: counted in the exporter's statistics, as its own exports
+            return await client.export_here(items, self._codec, body)
         good, body, dropped = encode_batch(items, self._encode, self._what)
-        if not dropped:  # the common batch: counted in the exporter's statistics, as its own exports
-            return await client.export_here(good, self._encode, body)
+        if not dropped:  # (the encoder failed once, not again)
+            return await client.export_here(good, self._codec, body)
         client.ledger.drop("invalid", dropped)
         result = ExportResult(items=dropped, dropped=dropped, invalid=dropped)  # cannot be encoded
         if good:
-            result = result + await client.export_here(good, self._encode, body)
+            result = result + await client.export_here(good, self._codec, body)
         return result
 
     # The verbs hand :meth:`_export`'s coroutine to the caller (one coroutine less per export): awaited as before.

@@ -31,7 +31,7 @@ from opentelemetry.context import (
 
 from aiotlp._exceptions import ConfigurationError, DeadlineExceededError
 from aiotlp.config import ExporterConfig
-from aiotlp.export import ExportResult, OTLPExporter, RetryPolicy, TransportFactory
+from aiotlp.export import Codec, ExportResult, OTLPExporter, RetryPolicy, TransportFactory
 from aiotlp.model import Signal
 from aiotlp.transport import require_client
 
@@ -253,19 +253,23 @@ class ExportClient:
         if self._transport_factory is None:
             require_client(self.config.for_signal(self.signal).protocol, load=True)
 
-    async def export_here(
-        self, items: Sequence[_I], encode: Callable[[Sequence[_I]], bytes], body: bytes
-    ) -> ExportResult:
-        """Send one encoded batch through this client's exporter for the running loop, counted in the ledger
-        (aiotlp's processors, exporting on their loop)."""
-        ticket = self.ledger.started(len(items))
+    def codec(self, encode: Callable[[Sequence[_I]], bytes]) -> Codec:
+        """The :class:`~aiotlp.export.Codec` of batches of this client's signal encoded by ``encode`` (items
+        counted one each), for :meth:`export_here`: made once by a processor's adapter."""
+        return Codec(self.signal, encode, len, None)
+
+    async def export_here(self, items: Sequence[_I], codec: Codec, body: bytes) -> ExportResult:
+        """Send one batch, encoded as ``body`` (by ``codec``), through this client's exporter for the running loop,
+        counted in the ledger (aiotlp's processors, exporting on their loop)."""
+        ledger = self.ledger
+        ticket = ledger.started(len(items))
         try:
             exporter = self.exporter_here()  # it suppresses instrumentation around its own requests
-            result = await exporter.export_encoded(self.signal, items, encode, body=body)
+            result = await exporter.export_codec(codec, items, body=body)
         except BaseException as exc:
-            self.ledger.failed_now(ticket, exc)
+            ledger.failed_now(ticket, exc)
             raise
-        self.ledger.settled(ticket, result, durable=is_durable(exporter))
+        ledger.settled(ticket, result, durable=type(exporter) is not OTLPExporter and is_durable(exporter))
         return result
 
     def _settle(self, ticket: Ticket, future: concurrent.futures.Future[ExportResult]) -> None:

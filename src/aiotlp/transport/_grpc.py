@@ -54,9 +54,22 @@ _used_by = 0
 _told_fork = False
 
 
+_pid = os.getpid()
+"""This process's id, kept by a fork hook: no system call per export."""
+
+
+def _forked() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+if hasattr(os, "register_at_fork"):  # pragma: no branch - POSIX
+    os.register_at_fork(after_in_child=_forked)
+
+
 def _grpc_usable() -> bool:
     """False in a process forked from one where aiotlp had used grpc.aio (see the module docstring)."""
-    return _used_by in (0, os.getpid())
+    return _used_by in (0, _pid)
 
 
 def _read(path: str | None) -> bytes | None:

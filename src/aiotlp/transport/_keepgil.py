@@ -123,6 +123,27 @@ class KeepGilEventLoop(asyncio.SelectorEventLoop):
     def __init__(self) -> None:
         super().__init__(KeepGilSelector())
 
+    def _read_from_self(self) -> None:
+        """Drain the self-pipe (written by ``call_soon_threadsafe`` from another thread) keeping the GIL, with one
+        read per wake-up: a short read has drained it (bytes written after it leave the fd readable, and epoll
+        reports it again), so not asyncio's second ``recv``, which releases the GIL and ends in
+        ``BlockingIOError``."""
+        if _helper is None:  # pragma: no cover - this loop is made only with the helper
+            super()._read_from_self()  # type: ignore[misc]
+            return
+        fd = self._ssock.fileno()  # type: ignore[attr-defined]
+        while True:
+            try:
+                data = _helper.recv(fd, 4096)
+            except InterruptedError:
+                continue
+            except BlockingIOError:
+                return
+            if data:
+                self._process_self_data(data)  # type: ignore[attr-defined]
+            if len(data) < 4096:
+                return
+
     def _make_socket_transport(self, sock: Any, *args: Any, **kwargs: Any) -> Any:
         adopt(sock)
         return super()._make_socket_transport(sock, *args, **kwargs)  # type: ignore[misc]
