@@ -83,3 +83,21 @@ def test_the_thread_producers_bounds_run_and_count_every_span(side: str) -> None
     else:
         assert 0 < delivered <= result["produced"]
         assert result["bridge_cpu_us_per_span"] > 0  # the bridge thread did the work
+
+
+@pytest.mark.integration
+def test_interleaved_prints_every_side_of_every_round() -> None:
+    """benchmarks/interleaved.py runs its children against rotel and prints the table: the no-op at 100%, the
+    processor's share, drops and the native lane's share in numbers."""
+    find_rotel()
+    sides = "grpc:no-op,http/protobuf:aiotlp processor"
+    command = [sys.executable, "benchmarks/interleaved.py", "--rounds", "2", "--seconds", "0.3", "--sides", sides]
+    completed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=180)
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    out = completed.stdout
+    assert len([line for line in out.splitlines() if line.startswith("round ")]) == 4, out
+    rows = [line.split(" | ") for line in out.splitlines() if line.startswith(f"| {ROOT.name} |")]
+    assert [row[1] for row in rows] == ["grpc no-op", "http/protobuf aiotlp processor"], out
+    noop, processor = rows
+    assert noop[3] == "100.0%" and float(processor[3].rstrip("%")) > 0, out
+    assert processor[4] == "0" or processor[4].replace(",", "").isdigit(), out
