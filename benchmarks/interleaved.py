@@ -85,10 +85,12 @@ def main() -> None:
     parser.add_argument("--trees", default=".", help="comma-separated source trees (default: this one)")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=4.0, help="each child's producing time")
-    parser.add_argument("--sides", default=",".join(DEFAULT_SIDES), help="comma-separated protocol:side")
+    parser.add_argument(
+        "--sides", nargs="+", default=list(DEFAULT_SIDES), help="protocol:side ... (side names hold commas)"
+    )
     args = parser.parse_args()
     trees = [Path(tree).resolve() for tree in args.trees.split(",")]
-    sides = [tuple(side.split(":", 1)) for side in args.sides.split(",")]
+    sides = [tuple(side.split(":", 1)) for side in args.sides]
     asyncio.run(run(trees, sides, args.rounds, args.seconds))
 
 

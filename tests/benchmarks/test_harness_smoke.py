@@ -90,8 +90,8 @@ def test_interleaved_prints_every_side_of_every_round() -> None:
     """benchmarks/interleaved.py runs its children against rotel and prints the table: the no-op at 100%, the
     processor's share, drops and the native lane's share in numbers."""
     find_rotel()
-    sides = "grpc:no-op,http/protobuf:aiotlp processor"
-    command = [sys.executable, "benchmarks/interleaved.py", "--rounds", "2", "--seconds", "0.3", "--sides", sides]
+    sides = ["grpc:no-op", "http/protobuf:aiotlp processor"]
+    command = [sys.executable, "benchmarks/interleaved.py", "--rounds", "2", "--seconds", "0.3", "--sides", *sides]
     completed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=180)
     assert completed.returncode == 0, completed.stdout + completed.stderr
     out = completed.stdout
