@@ -1,10 +1,10 @@
-"""Fixtures of the aiotlp.sdk tests: a clean OTEL_* environment (the official exporters read os.environ), and a
-FakeCollector."""
+"""Fixtures of the aiotlp.sdk tests: a clean OTEL_* environment (the official exporters read os.environ), a
+FakeCollector, and the encoders' choice restored after a test that switches it."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
@@ -22,3 +22,15 @@ def _no_otel_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 async def collector() -> AsyncIterator[FakeCollector]:
     async with FakeCollector() as fake:
         yield fake
+
+
+@pytest.fixture
+def restore_implementation() -> Iterator[None]:
+    """The encoders' choice (``aiotlp.encoding._compat.use``) as it was before the test."""
+    from aiotlp.encoding import _compat
+
+    previous = _compat.implementation()
+    try:
+        yield
+    finally:
+        _compat.use(previous)

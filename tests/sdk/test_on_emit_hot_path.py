@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -55,15 +54,6 @@ def emitted(count: int, resource: Resource | None = None, scope: str = "hot") ->
     for i in range(count):
         logger.emit(body=f"record {i}", severity_number=SeverityNumber.INFO, attributes={"i": i, "k": "v"})
     return keep.records
-
-
-@pytest.fixture
-def restore_implementation() -> Iterator[None]:
-    previous = _compat.implementation()
-    try:
-        yield
-    finally:
-        _compat.use(previous)
 
 
 def twins() -> list[Any]:

@@ -17,7 +17,6 @@ import gc
 import os
 import sys
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -42,15 +41,6 @@ def implementations() -> list[str]:
     return (
         ["python", "c"] if _compat.speedups is not None and hasattr(_compat.speedups, "sdk_span_item") else ["python"]
     )
-
-
-@pytest.fixture
-def restore_implementation() -> Iterator[None]:
-    previous = _compat.implementation()
-    try:
-        yield
-    finally:
-        _compat.use(previous)
 
 
 def tracer_spans(count: int, resource: Resource | None = None, scope: str = "hot") -> list[Any]:

@@ -1640,6 +1640,34 @@ source_pair(PyObject *key, PyObject *field)
     return item;
 }
 
+/* The hot paths' common end: (key, field_of(types, item)) when (resource, scope) have a key (source_key), else
+ * `item` itself; an Exception on the way is cleared and gives `item` too (the caller's other path reads it again).
+ * Steals resource and scope. */
+static PyObject *
+source_item(PyObject *types, PyObject *item, PyObject *resource, PyObject *scope, PyObject *memo, PyObject *ids,
+            PyObject *(*field_of)(PyObject *, PyObject *))
+{
+    PyObject *key = NULL, *result = NULL;
+    int found = source_key(memo, ids, resource, scope, &key);
+    if (found == 0) {
+        result = Py_NewRef(item);
+    }
+    else if (found > 0) {
+        PyObject *field = field_of(types, item); /* NULL: the item is queued as the object (counted at export) */
+        if (field != NULL)
+            result = source_pair(key, field);
+        else
+            Py_DECREF(key);
+    }
+    Py_DECREF(resource);
+    Py_DECREF(scope);
+    if (result == NULL && PyErr_ExceptionMatches(PyExc_Exception)) {
+        PyErr_Clear(); /* as the pure twins: the other path decides (an Exception here never reaches the caller) */
+        result = Py_NewRef(item);
+    }
+    return result;
+}
+
 /* on_end's hot path (aiotlp.sdk._encode_source._span_item, encoding at the source), in one call: None when the
  * span is not sampled (span._context[3] & 1 == 0); (key, field) when its class is read directly
  * (direct[type(span)] is True), its (_resource, _instrumentation_scope) are, by identity, those of memo
@@ -1687,7 +1715,7 @@ py_sdk_span_item(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     if (how != Py_True)
         return PyErr_Occurred() ? NULL : Py_NewRef(span);
     /* the span's resource and scope, by identity: memo's, else ids' entry for them */
-    PyObject *resource = PyObject_GetAttr(span, str_resource_), *scope = NULL, *key = NULL, *result = NULL;
+    PyObject *resource = PyObject_GetAttr(span, str_resource_), *scope = NULL;
     if (resource != NULL)
         scope = PyObject_GetAttr(span, str_scope_);
     if (resource == NULL || scope == NULL) {
@@ -1697,26 +1725,7 @@ py_sdk_span_item(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         PyErr_Clear();
         return Py_NewRef(span);
     }
-    int found = source_key(memo, ids, resource, scope, &key);
-    if (found <= 0) {
-        if (found == 0)
-            result = Py_NewRef(span);
-        goto done;
-    }
-    PyObject *field = sdk_field(args[0], span);
-    if (field == NULL)
-        goto done; /* the span is queued as the object: dropped as invalid at export, and counted */
-    result = source_pair(key, field);
-    key = NULL;
-done:
-    Py_XDECREF(key);
-    Py_DECREF(resource);
-    Py_DECREF(scope);
-    if (result == NULL && PyErr_ExceptionMatches(PyExc_Exception)) {
-        PyErr_Clear(); /* as the pure twin: the slow path decides (an Exception here never reaches on_end) */
-        result = Py_NewRef(span);
-    }
-    return result;
+    return source_item(args[0], span, resource, scope, memo, ids, sdk_field);
 }
 
 /* ---------------------------------------------------------------------------------------------------------- */
@@ -3951,7 +3960,7 @@ py_sdk_log_item(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     if ((str_resource == NULL && (str_resource = PyUnicode_InternFromString("resource")) == NULL)
         || (str_scope == NULL && (str_scope = PyUnicode_InternFromString("instrumentation_scope")) == NULL))
         return NULL;
-    PyObject *resource = PyObject_GetAttr(record, str_resource), *scope = NULL, *key = NULL, *result = NULL;
+    PyObject *resource = PyObject_GetAttr(record, str_resource), *scope = NULL;
     if (resource != NULL && resource != Py_None)
         scope = PyObject_GetAttr(record, str_scope);
     if (scope == NULL) { /* no resource (the other path gives it the default one), or an error */
@@ -3963,26 +3972,7 @@ py_sdk_log_item(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         }
         return Py_NewRef(record);
     }
-    int found = source_key(memo, ids, resource, scope, &key);
-    if (found <= 0) {
-        if (found == 0)
-            result = Py_NewRef(record);
-        goto done;
-    }
-    PyObject *field = log_field(args[0], record);
-    if (field == NULL)
-        goto done;
-    result = source_pair(key, field);
-    key = NULL;
-done:
-    Py_XDECREF(key);
-    Py_DECREF(resource);
-    Py_DECREF(scope);
-    if (result == NULL && PyErr_ExceptionMatches(PyExc_Exception)) {
-        PyErr_Clear(); /* as the pure twin: the other path decides */
-        result = Py_NewRef(record);
-    }
-    return result;
+    return source_item(args[0], record, resource, scope, memo, ids, log_field);
 }
 
 /* ScopeLogs.log_records entries of SDK log records, appended to buf: _write_log_records (a batch). */

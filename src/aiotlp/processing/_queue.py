@@ -326,50 +326,17 @@ class BoundedQueue(Generic[T]):
         clears ``wake_pending`` so that the next put that fills a batch wakes the worker.
         """
         with self.lock:
-            if not self._chunks:
-                self.wake_pending = False
-                return None
-            head = self._chunks[0]
-            weight = len(head) if self._unit else head.weight
-            if head is self._tail and weight < self._batch_size and self.removed >= drain_to:
-                self.wake_pending = False
-                return None
-            self._chunks.popleft()
-            if head is self._tail:
-                self._tail = None
-            first = self.removed
-            self.removed += len(head)
-            self.queued -= weight
-            self.queued_bytes -= head.nbytes
-            self.in_flight += weight
-            self.handed += weight
-            self.batches += 1
-            return head, weight, first
+            return self._take(drain_to)
 
     def take_batch(self, drain_to: int, room: bool) -> tuple[list[T], int, int, bool] | None:
         """:meth:`take`, and whether another batch may be due after it: one lock where the caller would take twice.
         When nothing else is due and the caller has ``room`` for another export after this one (so it would
         :meth:`take` again and find nothing), ``wake_pending`` is cleared as that :meth:`take` would clear it."""
         with self.lock:
+            taken = self._take(drain_to)
+            if taken is None:
+                return None
             chunks = self._chunks
-            if not chunks:
-                self.wake_pending = False
-                return None
-            head = chunks[0]
-            weight = len(head) if self._unit else head.weight
-            if head is self._tail and weight < self._batch_size and self.removed >= drain_to:
-                self.wake_pending = False
-                return None
-            chunks.popleft()
-            if head is self._tail:
-                self._tail = None
-            first = self.removed
-            self.removed += len(head)
-            self.queued -= weight
-            self.queued_bytes -= head.nbytes
-            self.in_flight += weight
-            self.handed += weight
-            self.batches += 1
             more = bool(chunks)
             if more:
                 after = chunks[0]
@@ -380,7 +347,30 @@ class BoundedQueue(Generic[T]):
                 )
             if not more and room:
                 self.wake_pending = False
-            return head, weight, first, more
+            return (*taken, more)
+
+    def _take(self, drain_to: int) -> tuple[list[T], int, int] | None:
+        """:meth:`take`'s work, under the lock."""
+        chunks = self._chunks
+        if not chunks:
+            self.wake_pending = False
+            return None
+        head = chunks[0]
+        weight = len(head) if self._unit else head.weight
+        if head is self._tail and weight < self._batch_size and self.removed >= drain_to:
+            self.wake_pending = False
+            return None
+        chunks.popleft()
+        if head is self._tail:
+            self._tail = None
+        first = self.removed
+        self.removed += len(head)
+        self.queued -= weight
+        self.queued_bytes -= head.nbytes
+        self.in_flight += weight
+        self.handed += weight
+        self.batches += 1
+        return head, weight, first
 
     def idle(self, drain_to: int) -> bool:
         """True when a :meth:`take` would find nothing and clear nothing: no batch is due and no wake-up is pending.
