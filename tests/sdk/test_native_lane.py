@@ -369,8 +369,11 @@ for n in range(1024):
         pass
 assert processor.force_flush(10_000)
 lane = processor._processor.lane
-print(json.dumps({"who": who, "lane": None if lane is None else lane.sent,
-                  "exported": processor.statistics().exported}), flush=True)
+# one write of the whole line (print's two writes, unbuffered under PYTHONUNBUFFERED, interleave with the other
+# process's on the shared pipe)
+sys.stdout.write(json.dumps({"who": who, "lane": None if lane is None else lane.sent,
+                             "exported": processor.statistics().exported}) + "\\n")
+sys.stdout.flush()
 if pid == 0:
     provider.shutdown()
     os._exit(0)
