@@ -9,6 +9,9 @@ warning line and goes on, and aiotlp runs on its pure-Python encoder (same bytes
 ``aiotlp.transport._holdgil`` (Linux) is the second optional extension: non-blocking socket calls that keep the
 GIL, used by the SDK bridge's event loop (``aiotlp.transport._keepgil``); without it that loop is asyncio's own.
 
+``aiotlp.transport._lane`` and ``_lane_h2`` (Linux) send requests on native threads; with zlib's header and library
+there (``zlib1g-dev``), they compress bodies too (gzip, deflate).
+
 ``aiotlp.processing._putfast`` is the third: ``BoundedQueue.put_sized``'s plain case in one C call, for the SDK
 batch span processor's ``on_end`` (chosen in ``aiotlp.processing`` as ``put_sized``); without it, the Python method.
 """
@@ -22,6 +25,15 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 _SKIP = os.environ.get("AIOTLP_NO_EXTENSIONS", "") not in ("", "0")
+
+
+def _zlib() -> dict[str, list[object]]:
+    """What a native lane needs to compress bodies in its own threads (zlib's header and library); without them the
+    lanes take uncompressed bodies only (an exporter that compresses then sends through its own stack)."""
+    for include in ("/usr/include", "/usr/local/include"):
+        if os.path.exists(os.path.join(include, "zlib.h")):
+            return {"define_macros": [("AIOTLP_LANE_ZLIB", "1")], "libraries": ["z"]}
+    return {}
 
 
 def _warn(reason: object) -> None:
@@ -59,6 +71,7 @@ _EXTENSIONS = [
                 ["src/aiotlp/transport/_lane.c"],
                 depends=["src/aiotlp/transport/_lane_common.h"],
                 optional=True,
+                **_zlib(),  # type: ignore[arg-type]
             ),
             # the same for OTLP/gRPC over cleartext HTTP/2 (aiotlp.transport._lanes_grpc)
             Extension(
@@ -66,6 +79,7 @@ _EXTENSIONS = [
                 ["src/aiotlp/transport/_lane_h2.c"],
                 depends=["src/aiotlp/transport/_lane_common.h"],
                 optional=True,
+                **_zlib(),  # type: ignore[arg-type]
             ),
         ]
         if sys.platform.startswith("linux")

@@ -329,6 +329,53 @@ async def test_the_sdk_drop_in_exporters_deliver_unchanged_through_the_collector
             assert got(signal) == expected[signal], f"{signal.value} changed on the way through the Collector"
 
 
+@pytest.mark.parametrize(
+    ("protocol", "compression"), [("grpc", "gzip"), ("http/protobuf", "gzip"), ("http/protobuf", "deflate")]
+)
+async def test_compressed_batches_on_the_native_lane_arrive_whole_through_the_collector(
+    otelcol_binary: str, protocol: str, compression: str
+) -> None:
+    """An SDK application on a plain thread with ``compression="gzip"`` (or deflate): its full batches go on the
+    native lane, compressed by the lane's threads, and the Collector (Go) inflates and forwards every span."""
+    sdk = pytest.importorskip("aiotlp.sdk")
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from aiotlp.transport import lane_available
+
+    if not lane_available():
+        pytest.skip("the native lane is not built here (or AIOTLP_NO_EXTENSIONS is set)")
+    count = 2 * 512 + 10
+    async with (
+        FakeCollector() as sink,
+        OtelCollector(forward_to=sink.grpc_endpoint, binary=otelcol_binary) as collector,
+    ):
+        endpoint = collector.grpc_endpoint if protocol == "grpc" else collector.http_endpoint + "/v1/traces"
+
+        def app() -> tuple[int, int]:  # on a thread, as a synchronous application would
+            exporter = sdk.SpanExporter(endpoint, protocol=protocol, compression=compression)
+            processor = sdk.BatchSpanProcessor(exporter, schedule_delay_millis=60_000)
+            provider = TracerProvider()
+            provider.add_span_processor(processor)
+            tracer = provider.get_tracer("lane")
+            for n in range(count):
+                with tracer.start_as_current_span(f"s{n}"):
+                    pass
+            assert processor.force_flush(30_000)
+            sent = processor._processor.lane.sent
+            exported = processor.statistics().exported
+            provider.shutdown()
+            return sent, exported
+
+        sent, exported = await asyncio.to_thread(app)
+        assert sent >= 2 and exported == count
+
+        def names() -> list[str]:
+            return [span.name for span in sink.spans()]
+
+        await sink.wait_for(lambda _: len(names()) >= count, timeout=20)
+        assert sorted(names()) == sorted(f"s{n}" for n in range(count))
+
+
 # -- request size: grpc-go's 4 MiB receive limit, net/http's 20 MiB body limit
 
 

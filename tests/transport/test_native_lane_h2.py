@@ -469,6 +469,7 @@ async def test_the_engine_reads_each_distinct_header_block_once(collector: FakeC
         timeout=5.0,
         keepalive=60.0,
         max_response=1 << 20,
+        compress=_lane_h2.IDENTITY,
         notify=waker,
         decode=decode,
     )
@@ -504,7 +505,14 @@ def test_a_lane_needs_a_header_block_and_callables() -> None:
     def notify() -> None:
         pass
 
-    common: dict[str, Any] = {"workers": 1, "timeout": 1.0, "keepalive": 1.0, "max_response": 100, "notify": notify}
+    common: dict[str, Any] = {
+        "workers": 1,
+        "timeout": 1.0,
+        "keepalive": 1.0,
+        "max_response": 100,
+        "compress": _lane_h2.IDENTITY,
+        "notify": notify,
+    }
     with pytest.raises(ValueError, match="header block"):
         _lane_h2.Lane("127.0.0.1", 1, b"", decode=decode_block, **common)
     with pytest.raises(ValueError, match="decode"):

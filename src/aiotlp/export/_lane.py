@@ -1,7 +1,8 @@
 """The exporter's native lane: its plain OTLP requests sent without the GIL, its results read as its own.
 
 :func:`open_lane` makes an :class:`ExportLane` where the transport allows one (:mod:`aiotlp.transport._lanes`:
-plain TCP, one collector, uncompressed protobuf over OTLP/HTTP, or OTLP/gRPC with aiotlp's own h2 client). A batch
+plain TCP, one collector, protobuf over OTLP/HTTP or OTLP/gRPC with aiotlp's own h2 client, uncompressed or gzip
+or deflate, compressed by the lane's threads). A batch
 processor submits a request body with its item count;
 what the collector answered is read here exactly as the exporter's stack reads it (:func:`reply_error`, the
 partial success, the same logs and the same :class:`~aiotlp.export.ExportResult`), with two differences, both in
@@ -27,6 +28,7 @@ from ..transport import (
     NativeLane,
     Reply,
     lane_available,
+    lane_compresses,
     make_transport,
 )
 from ..transport import open_lane as open_native_lane
@@ -53,12 +55,13 @@ def open_lane(
 ) -> ExportLane | None:
     """An :class:`ExportLane` for ``signal``'s requests as the default transport sends them (``config``), with
     ``workers`` threads, or ``None`` where there can be none: more than one endpoint, another protocol than
-    OTLP/HTTP protobuf or gRPC with the default client when it is aiotlp's own (h2; not grpcio), TLS, compression,
-    the extension not built or turned off (``AIOTLP_NO_EXTENSIONS``). Only for an exporter with the default
-    transports (no ``transport_factory``, no ``fleet``, the default gRPC client): the caller knows."""
+    OTLP/HTTP protobuf or gRPC with the default client when it is aiotlp's own (h2; not grpcio), TLS, a compression
+    the lanes do not do (zstd; gzip and deflate without zlib at build time), the extension not built or turned off
+    (``AIOTLP_NO_EXTENSIONS``). Only for an exporter with the default transports (no ``transport_factory``, no
+    ``fleet``, the default gRPC client): the caller knows."""
     signal = Signal(signal)
     one = config.for_signal(signal)
-    if len(one.endpoints) > 1 or one.compression != "none" or one.use_tls:
+    if len(one.endpoints) > 1 or not lane_compresses(one.compression) or one.use_tls:
         return None
     if one.protocol not in ("http/protobuf", "grpc") or not lane_available():
         return None

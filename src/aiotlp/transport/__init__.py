@@ -47,6 +47,7 @@ from ._lanes import CLOSED as LANE_CLOSED
 from ._lanes import SEND_AGAIN, LaneOutcome, NativeLane, open_lane
 from ._lanes import available as lane_available
 from ._lanes import close_all as close_all_lanes
+from ._lanes import compresses as lane_compresses
 from ._mismatch import (
     CHECK_HINT,
     HTTP2_FRAMES,
@@ -104,6 +105,7 @@ __all__ = [
     "is_endpoint_fault",
     "is_http2_settings",
     "lane_available",
+    "lane_compresses",
     "make_transport",
     "open_lane",
     "port_advice",

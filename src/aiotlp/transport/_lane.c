@@ -6,8 +6,9 @@
  * collects the outcomes; a worker takes the GIL for one short call (``notify``) only when Python must look at an
  * outcome soon: any outcome but a plain success, or when Python asked to be woken (``wake_on_done``).
  *
- *   Lane(host, port, head, *, workers, timeout, keepalive, max_response, notify)
- *       head: the request line and headers, each ending in CRLF, without Content-Length and the blank line.
+ *   Lane(host, port, head, *, workers, timeout, keepalive, max_response, compress, notify)
+ *       head: the request line and headers, each ending in CRLF, without Content-Length and the blank line
+ *       (with the Content-Encoding of ``compress``: IDENTITY, GZIP or DEFLATE, done to each body by its worker).
  *   submit(body, token) -> bool      False when no worker is free (or the lane is closed / from another process)
  *   collect() -> list of (token, kind, status, head, body, errno, elapsed, received)
  *   wake_on_done() -> bool           the next outcome calls notify() whatever it is; True when outcomes
@@ -60,6 +61,9 @@ enum { K_OK = 0, K_RESPONSE, K_CONNECT, K_DISCONNECTED, K_TIMEOUT, K_BAD_RESPONS
 typedef struct job {
     struct job *next;
     PyObject *body;  /* bytes, owned */
+    const char *data; /* what is sent: the body, or packed (job_payload) */
+    size_t data_len;
+    char *packed; /* the compressed body (malloc'd), or NULL */
     PyObject *token; /* owned */
     int kind;
     int status;
@@ -92,6 +96,7 @@ typedef struct {
     PyObject *notify;
     pid_t pid;
     long connections_made;
+    int compress; /* LANE_IDENTITY, LANE_GZIP or LANE_DEFLATE: what job_payload does to each body */
 } Lane;
 
 typedef struct {
@@ -553,9 +558,14 @@ exchange(Lane *lane, int index, double *idle_since, Job *job)
 {
     double started = now();
     double deadline = started + lane->timeout;
+    if (job_payload(lane, job) < 0) { /* not sent: the exporter sends it (and compresses it) itself */
+        job->kind = K_CONNECT;
+        job->sys_errno = ENOMEM;
+        job->elapsed = now() - started;
+        return;
+    }
     char length[64];
-    Py_ssize_t body_len = PyBytes_GET_SIZE(job->body);
-    int n = snprintf(length, sizeof length, "Content-Length: %zd\r\n\r\n", body_len);
+    int n = snprintf(length, sizeof length, "Content-Length: %zu\r\n\r\n", job->data_len);
     for (int attempt = 0; attempt < 2; attempt++) {
         int fd = lane->fds[index];
         int reused = fd >= 0;
@@ -592,7 +602,7 @@ exchange(Lane *lane, int index, double *idle_since, Job *job)
         struct iovec iov[3] = {
             {lane->head, lane->head_len},
             {length, (size_t)n},
-            {PyBytes_AS_STRING(job->body), (size_t)body_len},
+            {(void *)job->data, job->data_len},
         };
         int keep = 0;
         int wrote = write_all(fd, iov, 3, deadline);
@@ -714,18 +724,20 @@ worker(void *raw)
 static int
 Lane_init(Lane *self, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"host", "port", "head", "workers", "timeout", "keepalive", "max_response", "notify", NULL};
+    static char *kwlist[] = {"host",         "port",     "head",   "workers", "timeout", "keepalive",
+                             "max_response", "compress", "notify", NULL};
     const char *host;
-    int port, workers;
+    int port, workers, compress;
     Py_buffer head;
     double timeout, keepalive;
     Py_ssize_t max_response;
     PyObject *notify;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "siy*$iddnO:Lane", kwlist, &host, &port, &head, &workers, &timeout,
-                                     &keepalive, &max_response, &notify)) {
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "siy*$iddniO:Lane", kwlist, &host, &port, &head, &workers, &timeout,
+                                     &keepalive, &max_response, &compress, &notify)) {
         return -1;
     }
-    return lane_init_common(self, host, port, &head, workers, timeout, keepalive, max_response, notify, NULL);
+    return lane_init_common(self, host, port, &head, workers, timeout, keepalive, max_response, compress, notify,
+                            NULL);
 }
 
 static PyMethodDef Lane_methods[] = {

@@ -22,6 +22,18 @@
 
 static void *worker(void *raw);
 
+/* What a lane does to each body before it sends it (Lane's ``compress``): nothing, gzip, or deflate (a zlib stream,
+ * what ``deflate`` means in HTTP and in gRPC), as aiotlp.transport._compression does (level 6). zlib is there when
+ * the extension was built with it (AIOTLP_LANE_ZLIB, setup.py); the module's ZLIB constant says so. */
+enum { LANE_IDENTITY = 0, LANE_GZIP = 1, LANE_DEFLATE = 2 };
+#include <limits.h>
+#ifdef AIOTLP_LANE_ZLIB
+#include <zlib.h>
+#define LANE_HAS_ZLIB 1
+#else
+#define LANE_HAS_ZLIB 0
+#endif
+
 /* --------------------------------------------------------------------------------------------- time, buffers */
 
 static double
@@ -279,9 +291,57 @@ job_outcome(Job *job)
                          job->elapsed, job->received);
 }
 
+/* The bytes a job sends, set once before its first attempt: its body as submitted, or, on a lane that compresses,
+ * the body compressed into job->packed (malloc'd; freed with the job). Runs without the GIL: the body is an
+ * immutable bytes object the job owns. 0, or -1 (out of memory, or a body too large for one zlib call). */
+static int
+job_payload(const Lane *lane, Job *job)
+{
+    job->data = PyBytes_AS_STRING(job->body);
+    job->data_len = (size_t)PyBytes_GET_SIZE(job->body);
+    if (lane->compress == LANE_IDENTITY) {
+        return 0;
+    }
+#if LANE_HAS_ZLIB
+    if (job->data_len > (size_t)UINT_MAX / 2) {
+        return -1;
+    }
+    z_stream zs;
+    memset(&zs, 0, sizeof zs);
+    int bits = lane->compress == LANE_GZIP ? 16 + MAX_WBITS : MAX_WBITS;
+    if (deflateInit2(&zs, 6, Z_DEFLATED, bits, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
+        return -1;
+    }
+    uLong bound = deflateBound(&zs, (uLong)job->data_len);
+    char *out = malloc(bound ? bound : 1);
+    if (out == NULL) {
+        deflateEnd(&zs);
+        return -1;
+    }
+    zs.next_in = (Bytef *)job->data;
+    zs.avail_in = (uInt)job->data_len;
+    zs.next_out = (Bytef *)out;
+    zs.avail_out = (uInt)bound;
+    int rc = deflate(&zs, Z_FINISH);
+    size_t n = (size_t)zs.total_out;
+    deflateEnd(&zs);
+    if (rc != Z_STREAM_END) {
+        free(out);
+        return -1;
+    }
+    job->packed = out;
+    job->data = out;
+    job->data_len = n;
+    return 0;
+#else
+    return -1; /* (not reached: such a lane cannot be made) */
+#endif
+}
+
 static void
 job_free(Job *job)
 {
+    free(job->packed);
     Py_XDECREF(job->body);
     Py_XDECREF(job->token);
     free(job->resp_head);
@@ -604,7 +664,11 @@ lane_module_add(PyObject *module, PyTypeObject *type)
         PyModule_AddIntConstant(module, "DISCONNECTED", K_DISCONNECTED) < 0 ||
         PyModule_AddIntConstant(module, "TIMEOUT", K_TIMEOUT) < 0 ||
         PyModule_AddIntConstant(module, "BAD_RESPONSE", K_BAD_RESPONSE) < 0 ||
-        PyModule_AddIntConstant(module, "CLOSED", K_CLOSED) < 0) {
+        PyModule_AddIntConstant(module, "CLOSED", K_CLOSED) < 0 ||
+        PyModule_AddIntConstant(module, "IDENTITY", LANE_IDENTITY) < 0 ||
+        PyModule_AddIntConstant(module, "GZIP", LANE_GZIP) < 0 ||
+        PyModule_AddIntConstant(module, "DEFLATE", LANE_DEFLATE) < 0 ||
+        PyModule_AddIntConstant(module, "ZLIB", LANE_HAS_ZLIB) < 0) {
         return -1;
     }
     return 0;
@@ -614,7 +678,7 @@ lane_module_add(PyObject *module, PyTypeObject *type)
  * checked after these), keeps them, and releases ``head``; 0, or -1 with an exception that names the argument. */
 static int
 lane_init_common(Lane *self, const char *host, int port, Py_buffer *head, int workers, double timeout,
-                 double keepalive, Py_ssize_t max_response, PyObject *notify, const char *wrong)
+                 double keepalive, Py_ssize_t max_response, int compress, PyObject *notify, const char *wrong)
 {
     if (self->host != NULL) {
         PyBuffer_Release(head);
@@ -627,7 +691,10 @@ lane_init_common(Lane *self, const char *host, int port, Py_buffer *head, int wo
                       : !(keepalive >= 0)                    ? "keepalive must be 0 or more seconds"
                       : max_response < 0                     ? "max_response must be 0 or more bytes"
                       : !PyCallable_Check(notify)            ? "notify must be callable"
-                                                             : wrong;
+                      : compress < LANE_IDENTITY || compress > LANE_DEFLATE
+                          ? "compress must be IDENTITY, GZIP or DEFLATE"
+                      : compress != LANE_IDENTITY && !LANE_HAS_ZLIB ? "compress: this lane was built without zlib"
+                                                                    : wrong;
     if (bad != NULL) {
         PyBuffer_Release(head);
         PyErr_SetString(PyExc_ValueError, bad);
@@ -648,6 +715,7 @@ lane_init_common(Lane *self, const char *host, int port, Py_buffer *head, int wo
     self->timeout = timeout;
     self->keepalive = keepalive;
     self->max_response = (size_t)max_response;
+    self->compress = compress;
     Py_INCREF(notify);
     self->notify = notify;
     return 0;

@@ -4,9 +4,10 @@
  * owns a few worker threads, each with one HTTP/2 connection of its own and one stream at a time on it, that send
  * ready request messages as unary gRPC calls and read the responses, with no Python code and no GIL.
  *
- *   Lane(host, port, head, *, workers, timeout, keepalive, max_response, notify, decode)
+ *   Lane(host, port, head, *, workers, timeout, keepalive, max_response, compress, notify, decode)
  *       head: the request's HPACK header block (no dynamic-table use: static indexes and literals without
- *       indexing), sent as is on every stream.
+ *       indexing), sent as is on every stream (with the grpc-encoding of ``compress``: IDENTITY, or GZIP or
+ *       DEFLATE, done to each message by its worker, sent with the Compressed-Flag set).
  *       decode(block) -> (status, grpc_content_type, grpc_status) or None: one response header block read by
  *       Python (a fresh HPACK decoder: this client announces HEADER_TABLE_SIZE 0, so every block the server sends
  *       is context-free); status -1 when the block has no :status, grpc_status -1 when it has no grpc-status;
@@ -69,6 +70,9 @@ enum { K_OK = 0, K_RESPONSE, K_CONNECT, K_DISCONNECTED, K_TIMEOUT, K_BAD_RESPONS
 typedef struct job {
     struct job *next;
     PyObject *body;  /* bytes, owned */
+    const char *data; /* what is sent: the body, or packed (job_payload) */
+    size_t data_len;
+    char *packed; /* the compressed body (malloc'd), or NULL */
     PyObject *token; /* owned */
     int kind;
     int status;
@@ -110,6 +114,7 @@ typedef struct {
     int memo_next;
     pid_t pid;
     long connections_made;
+    int compress; /* LANE_IDENTITY, LANE_GZIP or LANE_DEFLATE: what job_payload does to each body */
 } Lane;
 
 typedef struct {
@@ -700,9 +705,10 @@ failed(Buf *b)
 static int
 run_stream(Lane *lane, Conn *conn, Stream *st, Job *job, double deadline, int *sent_all)
 {
-    const char *message = PyBytes_AS_STRING(job->body);
-    size_t message_len = (size_t)PyBytes_GET_SIZE(job->body);
-    unsigned char prefix[5] = {0, (unsigned char)(message_len >> 24), (unsigned char)(message_len >> 16),
+    const char *message = job->data;
+    size_t message_len = job->data_len;
+    unsigned char prefix[5] = {lane->compress != LANE_IDENTITY, /* the Compressed-Flag (grpc-encoding: the head's) */
+                               (unsigned char)(message_len >> 24), (unsigned char)(message_len >> 16),
                                (unsigned char)(message_len >> 8), (unsigned char)message_len};
     size_t total = 5 + message_len, sent = 0;
     *sent_all = 0;
@@ -930,6 +936,12 @@ exchange(Lane *lane, int index, Conn *conn, Job *job)
 {
     double started = now();
     double deadline = started + lane->timeout;
+    if (job_payload(lane, job) < 0) { /* not sent: the exporter sends it (and compresses it) itself */
+        job->kind = K_CONNECT;
+        job->sys_errno = ENOMEM;
+        job->elapsed = now() - started;
+        return;
+    }
     for (int attempt = 0; attempt < 2; attempt++) {
         int reused = conn->fd >= 0;
         if (reused && (started - conn->idle_since > lane->keepalive || conn->goaway ||
@@ -1095,22 +1107,23 @@ worker(void *raw)
 static int
 Lane_init(Lane *self, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"host",         "port",   "head",   "workers", "timeout", "keepalive",
-                             "max_response", "notify", "decode", NULL};
+    static char *kwlist[] = {"host",         "port",     "head",   "workers", "timeout", "keepalive",
+                             "max_response", "compress", "notify", "decode",  NULL};
     const char *host;
-    int port, workers;
+    int port, workers, compress;
     Py_buffer head;
     double timeout, keepalive;
     Py_ssize_t max_response;
     PyObject *notify, *decode;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "siy*$iddnOO:Lane", kwlist, &host, &port, &head, &workers, &timeout,
-                                     &keepalive, &max_response, &notify, &decode)) {
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "siy*$iddniOO:Lane", kwlist, &host, &port, &head, &workers,
+                                     &timeout, &keepalive, &max_response, &compress, &notify, &decode)) {
         return -1;
     }
     const char *wrong = head.len == 0                ? "head must be a non-empty header block"
                         : !PyCallable_Check(decode) ? "decode must be callable"
                                                     : NULL;
-    if (lane_init_common(self, host, port, &head, workers, timeout, keepalive, max_response, notify, wrong) < 0) {
+    if (lane_init_common(self, host, port, &head, workers, timeout, keepalive, max_response, compress, notify, wrong) <
+        0) {
         return -1;
     }
     Py_INCREF(decode);

@@ -10,6 +10,10 @@ DISCONNECTED: int
 TIMEOUT: int
 BAD_RESPONSE: int
 CLOSED: int
+IDENTITY: int
+GZIP: int
+DEFLATE: int
+ZLIB: int
 
 class Lane:
     def __init__(
@@ -22,6 +26,7 @@ class Lane:
         timeout: float,
         keepalive: float,
         max_response: int,
+        compress: int,
         notify: Callable[[], object],
         decode: Callable[[bytes], tuple[int, int, int] | None],
     ) -> None: ...

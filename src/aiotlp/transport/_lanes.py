@@ -15,8 +15,11 @@ cleartext HTTP/2, one connection per worker thread, for an :class:`~aiotlp.trans
 success is ``grpc-status`` 0 with an empty message (or an empty partial success), anything else complete is read
 as the h2 client reads it.
 
-Only for plain TCP (no TLS: the lane has no TLS of its own), one collector, uncompressed bodies, and only where the
-extension was built (Linux); :func:`open_lane` says ``None`` otherwise.
+Only for plain TCP (no TLS: the lane has no TLS of its own), one collector, and only where the extension was built
+(Linux); :func:`open_lane` says ``None`` otherwise. Bodies go uncompressed, or, with ``compression`` gzip or deflate,
+compressed by the worker thread that sends them (zlib, level 6, as :mod:`aiotlp.transport._compression`: the GIL
+is not held for it), where the extension was built with zlib (:func:`compresses`); zstd goes through the
+exporter's own stack.
 """
 
 from __future__ import annotations
@@ -52,7 +55,7 @@ must not take the GIL then). A forked child starts with none (its parent's lanes
 if hasattr(os, "register_at_fork"):  # pragma: no branch - POSIX
     os.register_at_fork(after_in_child=_open.clear)
 
-__all__ = ["CLOSED", "SEND_AGAIN", "LaneOutcome", "NativeLane", "available", "close_all", "open_lane"]
+__all__ = ["CLOSED", "SEND_AGAIN", "LaneOutcome", "NativeLane", "available", "close_all", "compresses", "open_lane"]
 
 SEND_AGAIN: Final = "send again"
 """The outcome of a request that got no complete response: the exporter sends it again through its own stack."""
@@ -72,6 +75,20 @@ LaneOutcome: TypeAlias = "Reply | str"
 def available() -> bool:
     """Whether the native lane is built here and not turned off (``AIOTLP_NO_EXTENSIONS``)."""
     return _lane is not None and os.environ.get("AIOTLP_NO_EXTENSIONS", "") in ("", "0")
+
+
+def compresses(compression: str) -> bool:
+    """Whether the native lanes send bodies in ``compression`` (a configuration's: none, gzip, deflate, zstd)."""
+    return _compress_code(compression) is not None
+
+
+def _compress_code(compression: str) -> int | None:
+    """The lanes' ``compress`` for ``compression`` (``None``: they cannot: zstd, or built without zlib)."""
+    if compression in ("none", IDENTITY):
+        return 0 if _lane is None else _lane.IDENTITY
+    if _lane is None or _lane_h2 is None or not _lane.ZLIB or not _lane_h2.ZLIB:
+        return None
+    return {"gzip": _lane.GZIP, "deflate": _lane.DEFLATE}.get(compression)
 
 
 class NativeLane:
@@ -172,9 +189,10 @@ class NativeLane:
 def open_lane(
     transport: HttpTransport | H2GrpcTransport, *, workers: int, timeout: float, notify: Callable[[], object]
 ) -> NativeLane | None:
-    """A :class:`NativeLane` sending ``transport``'s requests (uncompressed, as its head says), or ``None`` where
-    there can be none: not built or turned off, TLS, OTLP/JSON. For an :class:`~aiotlp.transport.H2GrpcTransport`
-    the lane makes the calls it makes (its header fields, ``grpc-timeout`` for ``timeout``) over h2c."""
+    """A :class:`NativeLane` sending ``transport``'s requests (compressed as the transport compresses them, by the
+    worker threads), or ``None`` where there can be none: not built or turned off, TLS, OTLP/JSON, zstd. For an
+    :class:`~aiotlp.transport.H2GrpcTransport` the lane makes the calls it makes (its header fields,
+    ``grpc-timeout`` for ``timeout``) over h2c."""
     from ._h2grpc import H2GrpcTransport
 
     if isinstance(transport, H2GrpcTransport):
@@ -182,15 +200,19 @@ def open_lane(
     config = transport.config
     if not available() or config.use_tls or transport.json or config.protocol != "http/protobuf":
         return None
+    compress = _compress_code(transport.compression)
+    if compress is None:
+        return None
     assert _lane is not None
     native = _lane.Lane(
         transport.host,
         transport.port,
-        transport.head(IDENTITY),
+        transport.head(_encoding(transport.compression)),
         workers=workers,
         timeout=timeout,
         keepalive=transport.keepalive,
         max_response=transport.max_response_bytes,
+        compress=compress,
         notify=notify,
     )
     _open.add(native)
@@ -203,22 +225,31 @@ def _open_grpc(
     config = transport.config
     if not available() or _lane_h2 is None or config.use_tls or config.protocol != "grpc":
         return None
+    compress = _compress_code(transport.compression)
+    if compress is None:
+        return None
     from ._lanes_grpc import decode_block, header_block
 
     host, port = transport._address
     native = _lane_h2.Lane(
         host,
         port,
-        header_block(transport, timeout),
+        header_block(transport, timeout, _encoding(transport.compression)),
         workers=workers,
         timeout=timeout,
         keepalive=GRPC_IDLE,
         max_response=transport.max_response_bytes,
+        compress=compress,
         notify=notify,
         decode=decode_block,
     )
     _open.add(native)
     return NativeLane(native, config.endpoint_for_display, transport.max_response_bytes)
+
+
+def _encoding(compression: str) -> str:
+    """The content-encoding (HTTP) or grpc-encoding of bodies in a configuration's ``compression``."""
+    return IDENTITY if compression == "none" else compression
 
 
 GRPC_IDLE: Final = 600.0

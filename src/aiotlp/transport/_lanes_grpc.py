@@ -31,20 +31,21 @@ _GRPC: Final = b"application/grpc"
 _NO_STATUS: Final = -1
 
 
-def header_block(transport: H2GrpcTransport, timeout: float) -> bytes:
-    """The request header block of every call on the lane: static-table indexes and literals without indexing
-    (the block touches no dynamic table, so it is the same on every stream of every connection)."""
+def header_block(transport: H2GrpcTransport, timeout: float, encoding: str = IDENTITY) -> bytes:
+    """The request header block of every call on the lane, for messages in ``encoding`` (its grpc-encoding):
+    static-table indexes and literals without indexing (the block touches no dynamic table, so it is the same on
+    every stream of every connection)."""
     from ._h2grpc import _grpc_timeout
 
     encoder = StaticEncoder()
     encoder.encode([])  # (its first block announces a table size of 0: not needed by a block that never indexes)
     # grpc-accept-encoding: identity only. A server that compresses its replies when the client accepts it (rotel
     # gzips its empty OK reply) would make every reply one for Python to inflate: the lane's plain success is an
-    # uncompressed message (the lane's requests are uncompressed too).
+    # uncompressed message.
     head = [
         (name, b"identity" if name == b"grpc-accept-encoding" else value) for name, value in transport.request_headers
     ]
-    headers = [*head, (b"grpc-timeout", _grpc_timeout(timeout)), *transport._tails[IDENTITY]]
+    headers = [*head, (b"grpc-timeout", _grpc_timeout(timeout)), *transport._tails[encoding]]
     return encoder.encode(headers, huffman=False)
 
 
