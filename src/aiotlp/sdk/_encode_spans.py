@@ -298,7 +298,50 @@ def encode_spans(spans: Sequence[ReadableSpan]) -> bytes:
 # the last status written by _span_field, and its field followed by the flags field of a local, a remote parent
 _status_memo: tuple[object, bytes, bytes] = (None, b"", b"")
 _pack_kind_times: Final = struct.Struct("<2sBQBQ").pack  # Span 6 kind (its field), 7 and 8 (tag, fixed64)
-_pack_event_time: Final = struct.Struct("<BBBQ").pack  # Span 11 (tag, a one-byte length), Event 1 (tag, fixed64)
+_pack_tag_q: Final = struct.Struct("<BQ").pack  # a one-byte tag and a fixed64
+# Span 1 trace_id (tag, len 16, the id as 16 big-endian bytes), 2 span_id (tag, len 8, big-endian), [4 parent_span_id]
+_pack_ids16: Final = struct.Struct(">2s16s2sQ").pack
+_pack_ids16_parent: Final = struct.Struct(">2s16s2sQ2sQ").pack
+# Span 11 events: the tag and a one-byte length, by length
+_EVENT_HEAD: Final = tuple(b"\x5a" + bytes((n,)) for n in range(0x80))
+
+# _span_field's attribute caches: (key, value) -> that attribute's whole field (tag, length, KeyValue), the bytes
+# the attribute writer writes for it; for a span's attributes (Span 9, tag 0x4a) and an event's (Event 3, 0x1a).
+# One dict per value type, so that equal values of different types (1, True, 1.0) never meet: exact str and int
+# (a str never equals an int), bool, float (not 0.0, as -0.0 == 0.0, nor NaN, which never equals itself). Short
+# values only (str values up to 64 characters, keys up to 256, as the writer's own caches); a dict full is
+# cleared. Any thread: a lost race loses an insert, never gives a wrong field.
+_KV_CACHE_MAX: Final = 4096
+_KV_MAX_KEY_CHARS: Final = 256
+_KV_MAX_VALUE_CHARS: Final = 64
+_SPAN_KV: Final[tuple[dict[Any, bytes], dict[Any, bytes], dict[Any, bytes]]] = ({}, {}, {})
+_EVENT_KV: Final[tuple[dict[Any, bytes], dict[Any, bytes], dict[Any, bytes]]] = ({}, {}, {})
+_KV_SLOT: Final[dict[type, int]] = {str: 0, int: 0, bool: 1, float: 2}
+
+
+def _attribute_field(caches: tuple[dict[Any, bytes], ...], tag: bytes, item: tuple[Any, Any]) -> bytes:
+    """The field of one attribute (``item``: key, value) that ``caches`` do not hold, as the attribute writer
+    writes it (``b""``: left out, see :func:`aiotlp.encoding.write_attributes`), kept in ``caches`` when it may
+    be. Raises as the writer does (a key that is not a str)."""
+    key, value = item
+    buf = bytearray()
+    _write_attributes(buf, tag, {key: value})
+    field = bytes(buf)
+    kind = type(value)
+    slot = _KV_SLOT.get(kind)
+    if (
+        slot is None
+        or not field
+        or len(key) > _KV_MAX_KEY_CHARS
+        or (kind is str and len(value) > _KV_MAX_VALUE_CHARS)
+        or (kind is float and not (value and value == value))
+    ):
+        return field
+    cache = caches[slot]
+    if len(cache) >= _KV_CACHE_MAX:
+        cache.clear()
+    cache[item] = field
+    return field
 
 
 def _span_field(span: ReadableSpan) -> bytes:
@@ -306,6 +349,8 @@ def _span_field(span: ReadableSpan) -> bytes:
     batch of one, written here without its per-batch set-up (``on_end``'s hot path, pure Python). The ``Span``
     is written first and its tag and length put before it once its size is known; a span's status field is the
     last one's again when the span holds the same status object (the SDK's unset status is one object)."""
+    # The Span's fields are gathered in a list and joined once (no bytearray grown a field at a time); an
+    # attribute's field comes from the caches above when they hold it.
     global _status_memo
     context: Any = span._context
     trace_id = context[0]
@@ -313,49 +358,69 @@ def _span_field(span: ReadableSpan) -> bytes:
     trace_state = context[4]
     # Span 1 trace_id (len 16), 2 span_id (len 8), 3 trace_state, 4 parent_span_id (len 8)
     if trace_state:
-        buf = bytearray(_pack_ids(b"\x0a\x10", trace_id >> 64, trace_id & _M64, b"\x12\x08", context[1]))
         text = _trace_state(trace_state)
-        buf += b"\x1a"
-        buf += _LP.get(text) or _lp_str(text)
+        out: list[Any] = [
+            _pack_ids16(b"\x0a\x10", trace_id.to_bytes(16, "big"), b"\x12\x08", context[1]),
+            b"\x1a",
+            _LP.get(text) or _lp_str(text),
+        ]
         if parent is not None:
-            buf += b"\x22\x08"
-            buf += _pack_id8(parent[1])
+            out.append(b"\x22\x08")
+            out.append(_pack_id8(parent[1]))
     elif parent is not None:
-        buf = bytearray(
-            _pack_ids_parent(
-                b"\x0a\x10", trace_id >> 64, trace_id & _M64, b"\x12\x08", context[1], b"\x22\x08", parent[1]
+        out = [
+            _pack_ids16_parent(
+                b"\x0a\x10", trace_id.to_bytes(16, "big"), b"\x12\x08", context[1], b"\x22\x08", parent[1]
             )
-        )
+        ]
     else:
-        buf = bytearray(_pack_ids(b"\x0a\x10", trace_id >> 64, trace_id & _M64, b"\x12\x08", context[1]))
+        out = [_pack_ids16(b"\x0a\x10", trace_id.to_bytes(16, "big"), b"\x12\x08", context[1])]
     text = span._name
     if text:
-        buf += b"\x2a"  # Span 5 name
-        buf += _LP.get(text) or _lp_str(text)
+        out.append(b"\x2a")  # Span 5 name
+        out.append(_LP.get(text) or _lp_str(text))
     t0 = span._start_time
     t1 = span._end_time
     if t0 and t1:
         # Span 6 kind, 7 start_time_unix_nano, 8 end_time_unix_nano
-        buf += _pack_kind_times(_KIND[span._kind._value_], 0x39, t0, 0x41, t1)
+        out.append(_pack_kind_times(_KIND[span._kind._value_], 0x39, t0, 0x41, t1))
     else:
-        buf += _KIND[span._kind._value_]  # Span 6 kind
+        out.append(_KIND[span._kind._value_])  # Span 6 kind
         if t0:
-            buf += b"\x39"
-            buf += _pack_q(t0)
+            out.append(_pack_tag_q(0x39, t0))
         if t1:
-            buf += b"\x41"
-            buf += _pack_q(t1)
+            out.append(_pack_tag_q(0x41, t1))
     # Span 9 attributes, 10 dropped_attributes_count (_write_counted_attributes, in line for the SDK's own class)
     attributes: Any = span._attributes
     if type(attributes) is _BA:
         dropped = attributes.dropped
-        if attributes._dict:
-            dropped += _write_attributes(buf, b"\x4a", attributes._dict)
+        values = attributes._dict
+        if values:
+            caches = _SPAN_KV
+            get = caches[0].get
+            for item in values.items():
+                kind = type(item[1])
+                if kind is str or kind is int:
+                    data = get(item)
+                elif kind is bool:
+                    data = caches[1].get(item)
+                elif kind is float:
+                    data = caches[2].get(item)
+                else:
+                    data = None
+                if data is None:
+                    data = _attribute_field(caches, b"\x4a", item)
+                    if not data:
+                        dropped += 1
+                        continue
+                out.append(data)
         if dropped:
-            buf += b"\x50"
-            buf += varint(dropped)
+            out.append(b"\x50")
+            out.append(varint(dropped))
     else:
+        buf = bytearray()
         _write_counted_attributes(buf, b"\x4a", b"\x50", attributes)
+        out.append(buf)
     events: Any = span._events
     if type(events) is _BL:
         dropped = events.dropped
@@ -363,56 +428,75 @@ def _span_field(span: ReadableSpan) -> bytes:
     else:
         dropped = 0
     for event in events:
-        mark = len(buf)
         if type(event) is _EVENT:
             time, text, attributes = event._timestamp, event._name, event._attributes
         else:
             time, text, attributes = event.timestamp, event.name, event.attributes
-        if time:
-            buf += _pack_event_time(0x5A, 0, 0x09, time)  # Span 11 events (length later), Event 1 time_unix_nano
-        else:
-            buf += b"\x5a\x00"  # Span 11 events
+        part: list[Any] = [_pack_tag_q(0x09, time)] if time else []  # Event 1 time_unix_nano
         if text:
-            buf += b"\x12"  # Event 2 name
-            buf += _LP.get(text) or _lp_str(text)
-        # Event 3 attributes, 4 dropped_attributes_count
+            part.append(b"\x12")  # Event 2 name
+            part.append(_LP.get(text) or _lp_str(text))
+        # Event 3 attributes, 4 dropped_attributes_count (as the span's)
         if type(attributes) is _BA:
             count = attributes.dropped
-            if attributes._dict:
-                count += _write_attributes(buf, b"\x1a", attributes._dict)
+            values = attributes._dict
+            if values:
+                caches = _EVENT_KV
+                get = caches[0].get
+                for item in values.items():
+                    kind = type(item[1])
+                    if kind is str or kind is int:
+                        data = get(item)
+                    elif kind is bool:
+                        data = caches[1].get(item)
+                    elif kind is float:
+                        data = caches[2].get(item)
+                    else:
+                        data = None
+                    if data is None:
+                        data = _attribute_field(caches, b"\x1a", item)
+                        if not data:
+                            count += 1
+                            continue
+                    part.append(data)
             if count:
-                buf += b"\x20"
-                buf += varint(count)
+                part.append(b"\x20")
+                part.append(varint(count))
         else:
+            buf = bytearray()
             _write_counted_attributes(buf, b"\x1a", b"\x20", attributes)
-        n = len(buf) - mark - 2
-        if n < 0x80:
-            buf[mark + 1] = n
-        else:
-            buf[mark + 1 : mark + 2] = _V[n] if n < _VN else varint(n)
+            part.append(buf)
+        data = b"".join(part)
+        n = len(data)
+        out.append(_EVENT_HEAD[n] if n < 0x80 else b"\x5a" + varint(n))  # Span 11 events
+        out.append(data)
     if dropped:
-        buf += b"\x60"  # Span 12 dropped_events_count
-        buf += varint(dropped)
+        out.append(b"\x60")  # Span 12 dropped_events_count
+        out.append(varint(dropped))
     links: Any = span._links
     if type(links) is _BL:
         dropped = links.dropped
         links = links._dq  # type: ignore[attr-defined]
     else:
         dropped = 0
-    for link in links:
-        _write_link(buf, link)
+    if links:
+        buf = bytearray()
+        for link in links:
+            _write_link(buf, link)
+        out.append(buf)
     if dropped:
-        buf += b"\x70"  # Span 14 dropped_links_count
-        buf += varint(dropped)
+        out.append(b"\x70")  # Span 14 dropped_links_count
+        out.append(varint(dropped))
     status = span._status
     memo = _status_memo  # (one tuple, replaced whole: a thread sees an old or a new one, never a mix)
     if memo[0] is not status:
         field = _status_field(status)
         memo = _status_memo = (status, field + _SPAN_FLAGS_LOCAL, field + _SPAN_FLAGS_REMOTE)
     # Span 15 status, 16 flags
-    buf += memo[2] if parent is not None and parent[2] else memo[1]
-    n = len(buf)
-    return b"\x12" + (_V[n] if n < _VN else varint(n)) + buf  # ScopeSpans 2 spans
+    out.append(memo[2] if parent is not None and parent[2] else memo[1])
+    data = b"".join(out)
+    n = len(data)
+    return b"\x12" + (_V[n] if n < _VN else varint(n)) + data  # ScopeSpans 2 spans
 
 
 # ------------------------------------------------------------------------------------------------------------
