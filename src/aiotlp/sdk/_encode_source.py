@@ -92,10 +92,13 @@ def _span_item(
         if direct.get(type(span)) is True:
             resource = span._resource
             scope = span._instrumentation_scope
-            if memo[0] is not resource or memo[1] is not scope:
+            if memo[0] is not resource or memo[1] is not scope:  # not the last pair: the pairs seen
                 memo = ids.get((id(resource), id(scope)), _NO_MEMO)
-            if memo[0] is resource and memo[1] is scope and memo[2] >= 0:
-                return (memo[2], _span_field(span))
+                if memo[0] is not resource or memo[1] is not scope:
+                    return span
+            key = memo[2]
+            if key >= 0:
+                return (key, _span_field(span))
     except Exception:  # the slow path decides (a span that cannot be encoded is queued as the object)
         pass
     return span

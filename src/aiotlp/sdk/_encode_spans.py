@@ -19,6 +19,8 @@ from opentelemetry.sdk.util import BoundedList
 from opentelemetry.trace import TraceState
 from opentelemetry.trace.status import Status
 
+from aiotlp.encoding import INT64_MAX as _INT64_MAX
+from aiotlp.encoding import INT64_MIN as _INT64_MIN
 from aiotlp.encoding import LP_CACHE as _LP
 from aiotlp.encoding import accelerate as _accelerate
 from aiotlp.encoding import lp_str as _lp_str
@@ -43,6 +45,7 @@ from ._encode_common import (
     _V,
     _VN,
     _group,
+    _pack_d,
     _pack_id8,
     _pack_ids,
     _pack_ids_parent,
@@ -317,17 +320,65 @@ _KV_MAX_VALUE_CHARS: Final = 64
 _SPAN_KV: Final[tuple[dict[Any, bytes], dict[Any, bytes], dict[Any, bytes]]] = ({}, {}, {})
 _EVENT_KV: Final[tuple[dict[Any, bytes], dict[Any, bytes], dict[Any, bytes]]] = ({}, {}, {})
 _KV_SLOT: Final[dict[type, int]] = {str: 0, int: 0, bool: 1, float: 2}
+# KeyValue 2 value (tag, the AnyValue's length) and AnyValue 3 int_value's tag, by the length of the int's varint
+_INT_VALUE_HEAD: Final = tuple(b"\x12" + bytes((n + 1,)) + b"\x18" for n in range(11))
+
+
+# name -> its field (tag, length, UTF-8) as a span's (Span 5, 0x2a) / an event's (Event 2, 0x12) name: names up
+# to 256 characters, each dict cleared when full
+_SPAN_NAMES: Final[dict[str, bytes]] = {}
+_EVENT_NAMES: Final[dict[str, bytes]] = {}
+
+
+def _name_field(cache: dict[str, bytes], tag: bytes, text: str) -> bytes:
+    field = tag + (_LP.get(text) or _lp_str(text))
+    if len(text) <= _KV_MAX_KEY_CHARS:
+        if len(cache) >= _KV_CACHE_MAX:
+            cache.clear()
+        cache[text] = field
+    return field
 
 
 def _attribute_field(caches: tuple[dict[Any, bytes], ...], tag: bytes, item: tuple[Any, Any]) -> bytes:
     """The field of one attribute (``item``: key, value) that ``caches`` do not hold, as the attribute writer
-    writes it (``b""``: left out, see :func:`aiotlp.encoding.write_attributes`), kept in ``caches`` when it may
-    be. Raises as the writer does (a key that is not a str)."""
+    writes it (``b""``: left out, an int outside int64, see :func:`aiotlp.encoding.write_attributes`), kept in
+    ``caches`` when it may be. A str, int or float value under a non-empty str key is written here, as the
+    writer writes it (a ``KeyValue``: 1 key, 2 value, an ``AnyValue``: 1 string_value, 3 int_value or 4
+    double_value); anything else by the writer, which raises as it does (a key that is not a str)."""
     key, value = item
-    buf = bytearray()
-    _write_attributes(buf, tag, {key: value})
-    field = bytes(buf)
     kind = type(value)
+    field = b""
+    if type(key) is str and key:
+        if kind is str:
+            try:
+                data = value.encode()
+            except UnicodeEncodeError:  # a surrogate: the writer's UTF-8 (aiotlp.encoding._wire.utf8)
+                pass
+            else:
+                n = len(data)
+                head = _V[n] if n < _VN else varint(n)
+                size = 1 + len(head) + n  # AnyValue 1 string_value
+                name = _LP.get(key) or _lp_str(key)
+                value_head = _V[size] if size < _VN else varint(size)
+                m = 2 + len(name) + len(value_head) + size
+                length = _V[m] if m < _VN else varint(m)
+                field = b"".join((tag, length, b"\x0a", name, b"\x12", value_head, b"\x0a", head, data))
+        elif kind is int:
+            if not _INT64_MIN <= value <= _INT64_MAX:
+                return field  # left out (and counted by the caller), as the writer does
+            data = _V[value] if 0 <= value < _VN else varint(value)
+            name = _LP.get(key) or _lp_str(key)
+            m = 4 + len(name) + len(data)  # AnyValue 3 int_value: its length is 1 + len(data) (< 0x80)
+            length = _V[m] if m < _VN else varint(m)
+            field = b"".join((tag, length, b"\x0a", name, _INT_VALUE_HEAD[len(data)], data))
+        elif kind is float:
+            name = _LP.get(key) or _lp_str(key)
+            m = 12 + len(name)  # KeyValue 1 key, 2 value (len 9: AnyValue 4 double_value, tag and 8 bytes)
+            field = b"".join((tag, _V[m] if m < _VN else varint(m), b"\x0a", name, b"\x12\x09\x21", _pack_d(value)))
+    if not field:
+        buf = bytearray()
+        _write_attributes(buf, tag, {key: value})
+        field = bytes(buf)
     slot = _KV_SLOT.get(kind)
     if (
         slot is None
@@ -377,8 +428,7 @@ def _span_field(span: ReadableSpan) -> bytes:
         out = [_pack_ids16(b"\x0a\x10", trace_id.to_bytes(16, "big"), b"\x12\x08", context[1])]
     text = span._name
     if text:
-        out.append(b"\x2a")  # Span 5 name
-        out.append(_LP.get(text) or _lp_str(text))
+        out.append(_SPAN_NAMES.get(text) or _name_field(_SPAN_NAMES, b"\x2a", text))  # Span 5 name
     t0 = span._start_time
     t1 = span._end_time
     if t0 and t1:
@@ -434,8 +484,7 @@ def _span_field(span: ReadableSpan) -> bytes:
             time, text, attributes = event.timestamp, event.name, event.attributes
         part: list[Any] = [_pack_tag_q(0x09, time)] if time else []  # Event 1 time_unix_nano
         if text:
-            part.append(b"\x12")  # Event 2 name
-            part.append(_LP.get(text) or _lp_str(text))
+            part.append(_EVENT_NAMES.get(text) or _name_field(_EVENT_NAMES, b"\x12", text))  # Event 2 name
         # Event 3 attributes, 4 dropped_attributes_count (as the span's)
         if type(attributes) is _BA:
             count = attributes.dropped
