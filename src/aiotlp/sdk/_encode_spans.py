@@ -383,6 +383,7 @@ def _attribute_field(caches: tuple[dict[Any, bytes], ...], tag: bytes, item: tup
     if (
         slot is None
         or not field
+        or type(key) is not str
         or len(key) > _KV_MAX_KEY_CHARS
         or (kind is str and len(value) > _KV_MAX_VALUE_CHARS)
         or (kind is float and not (value and value == value))
@@ -393,6 +394,22 @@ def _attribute_field(caches: tuple[dict[Any, bytes], ...], tag: bytes, item: tup
         cache.clear()
     cache[item] = field
     return field
+
+
+def _add_links(out: list[Any], links: Any) -> None:
+    """:func:`_span_field`'s Span 13 links and 14 dropped_links_count."""
+    if type(links) is _BL:
+        dropped = links.dropped
+        links = links._dq  # type: ignore[attr-defined]
+    else:
+        dropped = 0
+    buf = bytearray()
+    for link in links:
+        _write_link(buf, link)
+    if dropped:
+        buf += b"\x70"  # Span 14 dropped_links_count
+        buf += varint(dropped)
+    out.append(buf)
 
 
 def _span_field(span: ReadableSpan) -> bytes:
@@ -523,19 +540,8 @@ def _span_field(span: ReadableSpan) -> bytes:
         out.append(b"\x60")  # Span 12 dropped_events_count
         out.append(varint(dropped))
     links: Any = span._links
-    if type(links) is _BL:
-        dropped = links.dropped
-        links = links._dq  # type: ignore[attr-defined]
-    else:
-        dropped = 0
-    if links:
-        buf = bytearray()
-        for link in links:
-            _write_link(buf, link)
-        out.append(buf)
-    if dropped:
-        out.append(b"\x70")  # Span 14 dropped_links_count
-        out.append(varint(dropped))
+    if type(links) is not _BL or links._dq or links.dropped:  # (the SDK's span: an empty BoundedList)
+        _add_links(out, links)
     status = span._status
     memo = _status_memo  # (one tuple, replaced whole: a thread sees an old or a new one, never a mix)
     if memo[0] is not status:
