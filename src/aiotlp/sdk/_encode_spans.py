@@ -540,7 +540,8 @@ def _span_field(span: ReadableSpan) -> bytes:
         out.append(b"\x60")  # Span 12 dropped_events_count
         out.append(varint(dropped))
     links: Any = span._links
-    if type(links) is not _BL or links._dq or links.dropped:  # (the SDK's span: an empty BoundedList)
+    # the SDK's span: an empty BoundedList, one check
+    if type(links) is not _BL or links._dq or links.dropped:  # type: ignore[attr-defined]
         _add_links(out, links)
     status = span._status
     memo = _status_memo  # (one tuple, replaced whole: a thread sees an old or a new one, never a mix)
