@@ -1,5 +1,6 @@
 """Fixtures of the aiotlp.sdk tests: a clean OTEL_* environment (the official exporters read os.environ), a
-FakeCollector, and the encoders' choice restored after a test that switches it."""
+FakeCollector, the encoders' choice restored after a test that switches it, and the pure-Python encoders for a
+test's length."""
 
 from __future__ import annotations
 
@@ -34,3 +35,11 @@ def restore_implementation() -> Iterator[None]:
         yield
     finally:
         _compat.use(previous)
+
+
+@pytest.fixture
+def pure(restore_implementation: None) -> None:
+    """The pure-Python encoders (``aiotlp.encoding._compat.use("python")``) for the test; the choice restored after."""
+    from aiotlp.encoding import _compat
+
+    _compat.use("python")

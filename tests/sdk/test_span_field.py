@@ -8,7 +8,6 @@ more than 127 bytes and one of more than 16 KiB), in any order (the writer remem
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -20,15 +19,7 @@ from tests.sdk import sdk_data
 from aiotlp.encoding import _compat
 from aiotlp.sdk import _encode_spans
 
-
-@pytest.fixture(autouse=True)
-def pure() -> Iterator[None]:
-    previous = _compat.implementation()
-    _compat.use("python")
-    try:
-        yield
-    finally:
-        _compat.use(previous)
+pytestmark = pytest.mark.usefixtures("pure")
 
 
 def batch_of_one(span: Any) -> bytes:

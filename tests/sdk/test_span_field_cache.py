@@ -39,16 +39,6 @@ from aiotlp.testing import FakeCollector
 
 
 @pytest.fixture
-def pure() -> Iterator[None]:
-    previous = _compat.implementation()
-    _compat.use("python")
-    try:
-        yield
-    finally:
-        _compat.use(previous)
-
-
-@pytest.fixture
 def empty_caches() -> Iterator[None]:
     """The writer's caches empty before and after the test (no test sees another's entries)."""
 

@@ -396,6 +396,31 @@ def _attribute_field(caches: tuple[dict[Any, bytes], ...], tag: bytes, item: tup
     return field
 
 
+def _cached_attributes(out: list[Any], caches: tuple[dict[Any, bytes], ...], tag: bytes, values: dict[str, Any]) -> int:
+    """Append the field of each attribute of ``values`` (a BoundedAttributes' dict) to ``out``: from ``caches``
+    when they hold it, else :func:`_attribute_field` (which may keep it there). Returns how many were left out (an
+    int outside int64), for the dropped count."""
+    left_out = 0
+    get = caches[0].get
+    for item in values.items():
+        kind = type(item[1])
+        if kind is str or kind is int:
+            data = get(item)
+        elif kind is bool:
+            data = caches[1].get(item)
+        elif kind is float:
+            data = caches[2].get(item)
+        else:
+            data = None
+        if data is None:
+            data = _attribute_field(caches, tag, item)
+            if not data:
+                left_out += 1
+                continue
+        out.append(data)
+    return left_out
+
+
 def _add_links(out: list[Any], links: Any) -> None:
     """:func:`_span_field`'s Span 13 links and 14 dropped_links_count."""
     if type(links) is _BL:
@@ -463,24 +488,7 @@ def _span_field(span: ReadableSpan) -> bytes:
         dropped = attributes.dropped
         values = attributes._dict
         if values:
-            caches = _SPAN_KV
-            get = caches[0].get
-            for item in values.items():
-                kind = type(item[1])
-                if kind is str or kind is int:
-                    data = get(item)
-                elif kind is bool:
-                    data = caches[1].get(item)
-                elif kind is float:
-                    data = caches[2].get(item)
-                else:
-                    data = None
-                if data is None:
-                    data = _attribute_field(caches, b"\x4a", item)
-                    if not data:
-                        dropped += 1
-                        continue
-                out.append(data)
+            dropped += _cached_attributes(out, _SPAN_KV, b"\x4a", values)
         if dropped:
             out.append(b"\x50")
             out.append(varint(dropped))
@@ -507,24 +515,7 @@ def _span_field(span: ReadableSpan) -> bytes:
             count = attributes.dropped
             values = attributes._dict
             if values:
-                caches = _EVENT_KV
-                get = caches[0].get
-                for item in values.items():
-                    kind = type(item[1])
-                    if kind is str or kind is int:
-                        data = get(item)
-                    elif kind is bool:
-                        data = caches[1].get(item)
-                    elif kind is float:
-                        data = caches[2].get(item)
-                    else:
-                        data = None
-                    if data is None:
-                        data = _attribute_field(caches, b"\x1a", item)
-                        if not data:
-                            count += 1
-                            continue
-                    part.append(data)
+                count += _cached_attributes(part, _EVENT_KV, b"\x1a", values)
             if count:
                 part.append(b"\x20")
                 part.append(varint(count))
