@@ -396,13 +396,21 @@ def _attribute_field(caches: tuple[dict[Any, bytes], ...], tag: bytes, item: tup
     return field
 
 
-def _cached_attributes(out: list[Any], caches: tuple[dict[Any, bytes], ...], tag: bytes, values: dict[str, Any]) -> int:
-    """Append the field of each attribute of ``values`` (a BoundedAttributes' dict) to ``out``: from ``caches``
-    when they hold it, else :func:`_attribute_field` (which may keep it there). Returns how many were left out (an
-    int outside int64), for the dropped count."""
-    left_out = 0
+def _add_attributes(
+    out: list[Any], caches: tuple[dict[Any, bytes], ...], tag: bytes, dropped_tag: bytes, attributes: Any
+) -> None:
+    """Append the attributes' fields (``tag``) and their dropped count (``dropped_tag``) to ``out``, as
+    :func:`_write_counted_attributes` writes them. The SDK's BoundedAttributes is read in line: each attribute's
+    field from ``caches`` when they hold it, else :func:`_attribute_field` (which may keep it there); one left out
+    (an int outside int64) is counted as dropped. Anything else goes through the writer."""
+    if type(attributes) is not _BA:
+        buf = bytearray()
+        _write_counted_attributes(buf, tag, dropped_tag, attributes)
+        out.append(buf)
+        return
+    dropped = attributes.dropped
     get = caches[0].get
-    for item in values.items():
+    for item in attributes._dict.items():
         kind = type(item[1])
         if kind is str or kind is int:
             data = get(item)
@@ -415,10 +423,12 @@ def _cached_attributes(out: list[Any], caches: tuple[dict[Any, bytes], ...], tag
         if data is None:
             data = _attribute_field(caches, tag, item)
             if not data:
-                left_out += 1
+                dropped += 1
                 continue
         out.append(data)
-    return left_out
+    if dropped:
+        out.append(dropped_tag)
+        out.append(varint(dropped))
 
 
 def _add_links(out: list[Any], links: Any) -> None:
@@ -482,20 +492,7 @@ def _span_field(span: ReadableSpan) -> bytes:
             out.append(_pack_tag_q(0x39, t0))
         if t1:
             out.append(_pack_tag_q(0x41, t1))
-    # Span 9 attributes, 10 dropped_attributes_count (_write_counted_attributes, in line for the SDK's own class)
-    attributes: Any = span._attributes
-    if type(attributes) is _BA:
-        dropped = attributes.dropped
-        values = attributes._dict
-        if values:
-            dropped += _cached_attributes(out, _SPAN_KV, b"\x4a", values)
-        if dropped:
-            out.append(b"\x50")
-            out.append(varint(dropped))
-    else:
-        buf = bytearray()
-        _write_counted_attributes(buf, b"\x4a", b"\x50", attributes)
-        out.append(buf)
+    _add_attributes(out, _SPAN_KV, b"\x4a", b"\x50", span._attributes)  # Span 9 attributes, 10 dropped count
     events: Any = span._events
     if type(events) is _BL:
         dropped = events.dropped
@@ -510,19 +507,7 @@ def _span_field(span: ReadableSpan) -> bytes:
         part: list[Any] = [_pack_tag_q(0x09, time)] if time else []  # Event 1 time_unix_nano
         if text:
             part.append(_EVENT_NAMES.get(text) or _name_field(_EVENT_NAMES, b"\x12", text))  # Event 2 name
-        # Event 3 attributes, 4 dropped_attributes_count (as the span's)
-        if type(attributes) is _BA:
-            count = attributes.dropped
-            values = attributes._dict
-            if values:
-                count += _cached_attributes(part, _EVENT_KV, b"\x1a", values)
-            if count:
-                part.append(b"\x20")
-                part.append(varint(count))
-        else:
-            buf = bytearray()
-            _write_counted_attributes(buf, b"\x1a", b"\x20", attributes)
-            part.append(buf)
+        _add_attributes(part, _EVENT_KV, b"\x1a", b"\x20", attributes)  # Event 3 attributes, 4 dropped count
         data = b"".join(part)
         n = len(data)
         out.append(_EVENT_HEAD[n] if n < 0x80 else b"\x5a" + varint(n))  # Span 11 events
